@@ -1,0 +1,37 @@
+"""Builds the GIL-free scanners. The RADOS one is built only where librados-dev is
+installed, so a filed-only install works on a machine without Ceph's libraries."""
+
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+WARN = ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-function", "-Wno-deprecated-declarations"]
+
+extensions = [
+    Extension(
+        "verify._scan",
+        ["verify/_scan.pyx"],
+        include_dirs=["verify"],
+        depends=["verify/_rules.h"],
+        libraries=["crypto"],
+        extra_compile_args=["-O2", "-fopenmp", *WARN],
+        extra_link_args=["-fopenmp"],
+    ),
+]
+
+if os.path.exists("/usr/include/rados/librados.h") and os.environ.get("ARCHVERIFY_NO_RADOS") != "1":
+    extensions.append(
+        Extension(
+            "verify._rados",
+            ["verify/_rados.pyx"],
+            include_dirs=["verify"],
+            depends=["verify/_rules.h"],
+            libraries=["rados", "crypto"],
+            extra_compile_args=["-O2", *WARN],
+        )
+    )
+
+extensions = [e for e in extensions if os.path.exists(e.sources[0])]
+
+setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}))

@@ -1,0 +1,260 @@
+/*
+ * archverify: the classification rules of verify/formats.py, in C, for the
+ * GIL-free hot loops (verify/_scan.pyx for filed, verify/_rados.pyx for RADOS).
+ *
+ * Pure functions over bytes: no I/O, no allocation. tests/test_rules_twin.py
+ * holds every function here against its Python twin on the same inputs.
+ */
+#ifndef ARCHVERIFY_RULES_H
+#define ARCHVERIFY_RULES_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define AV_V2_SIGNATURE 0x414d462eu
+#define AV_V2_HEADER_LEN 32
+#define AV_V1_HEADER_LEN 12
+#define AV_V1_ENTRY_LEN 33
+#define AV_V2_ENTRY_LEN 128
+#define AV_BLOCK_4M (1ull << 22)
+#define AV_HEADER_READ 64 /* bytes read of a header candidate: 32 needed, <= 512 allowed */
+#define AV_MIN_NAME 6
+
+/* what the first bytes of an object in the maps store say (formats.HeaderClass) */
+enum av_header_class {
+    AV_NOT_MAP = 0,
+    AV_V0 = 1,
+    AV_V1 = 2,
+    AV_V2 = 3,
+    AV_CORRUPT_SHORT = 4,
+    AV_CORRUPT_VERSION = 5,
+    AV_CORRUPT_BLOCKSIZE = 6,
+    AV_CORRUPT_V1_SHORT = 7,
+};
+
+/* what an object's name alone says, before any read */
+enum av_name_class {
+    AV_NAME_PLAIN = 0,   /* header candidate in the maps store, plain object in blocks */
+    AV_NAME_LOCK = 1,    /* NAME_lock */
+    AV_NAME_HASH = 2,    /* NAME_hash */
+    AV_NAME_TEMP = 3,    /* NAME_lock<unique>_xx, NAME_hash<unique>_xx: interrupted ops */
+    AV_NAME_MAPDATA = 4, /* NAME_<16 hex>: map-data in the maps store, copy-up in blocks */
+};
+
+typedef struct {
+    int cls;
+    uint64_t size;
+    uint32_t blocksize;
+    uint32_t flags;
+    uint64_t epoch;
+    uint32_t version;
+} av_header_t;
+
+static inline uint32_t av_be32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static inline uint64_t av_be64(const unsigned char *p)
+{
+    return ((uint64_t)av_be32(p) << 32) | av_be32(p + 4);
+}
+
+static inline uint64_t av_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline int av_is_lower_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+static inline int av_is_hex64(const char *name, size_t len)
+{
+    if (len != 64)
+        return 0;
+    for (size_t i = 0; i < 64; i++)
+        if (!av_is_lower_hex((unsigned char)name[i]))
+            return 0;
+    return 1;
+}
+
+static inline int av_ends_with(const char *name, size_t len, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return len >= n && memcmp(name + len - n, suffix, n) == 0;
+}
+
+static inline int av_starts_with(const char *name, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return len >= n && memcmp(name, prefix, n) == 0;
+}
+
+/* "_" followed by 16 lowercase hex digits at the end, with a non-empty NAME before */
+static inline int av_is_mapdata_name(const char *name, size_t len)
+{
+    if (len <= 17 || name[len - 17] != '_')
+        return 0;
+    for (size_t i = len - 16; i < len; i++)
+        if (!av_is_lower_hex((unsigned char)name[i]))
+            return 0;
+    return 1;
+}
+
+static inline const char *av_memmem(const char *hay, size_t hlen, const char *needle, size_t nlen)
+{
+    if (nlen > hlen)
+        return NULL;
+    for (size_t i = 0; i + nlen <= hlen; i++)
+        if (memcmp(hay + i, needle, nlen) == 0)
+            return hay + i;
+    return NULL;
+}
+
+static inline int av_name_class(const char *name, size_t len)
+{
+    if (av_ends_with(name, len, "_lock"))
+        return AV_NAME_LOCK;
+    if (av_ends_with(name, len, "_hash"))
+        return AV_NAME_HASH;
+    if (av_is_mapdata_name(name, len))
+        return AV_NAME_MAPDATA;
+    if (av_memmem(name, len, "_lock", 5) || av_memmem(name, len, "_hash", 5))
+        return AV_NAME_TEMP;
+    return AV_NAME_PLAIN;
+}
+
+/* vlmc.is_valid_name, with ASCII digits (see formats.is_valid_volume_name) */
+static inline int av_valid_volume_name(const char *name, size_t len)
+{
+    if (av_starts_with(name, len, "archip_") || av_ends_with(name, len, "_lock"))
+        return 0;
+    /* re.match(".*_[0-9a-f]{16}"): some '_' at i >= 0 followed by 16 hex digits */
+    for (size_t i = 0; i + 17 <= len; i++) {
+        if (name[i] != '_')
+            continue;
+        size_t k = 1;
+        while (k <= 16 && av_is_lower_hex((unsigned char)name[i + k]))
+            k++;
+        if (k == 17)
+            return 0;
+    }
+    return 1;
+}
+
+static inline int av_valid_blocksize(uint32_t bs)
+{
+    return bs > 128 && (bs & (bs - 1)) == 0;
+}
+
+static inline uint64_t av_div_ceil(uint64_t a, uint64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+/* number of NAME_<16 hex> map-data objects of a v2 map */
+static inline uint64_t av_mapdata_blocks(uint64_t size, uint32_t blocksize)
+{
+    uint64_t nr = av_div_ceil(size, blocksize);
+    return av_div_ceil(nr, blocksize / AV_V2_ENTRY_LEN);
+}
+
+/* formats.classify: head = first n bytes read, file_size = the object's length */
+static inline void av_classify(const unsigned char *head, size_t n, uint64_t file_size,
+                               const char *name, size_t namelen, av_header_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (n >= 4 && av_be32(head) == AV_V2_SIGNATURE) {
+        if (n < AV_V2_HEADER_LEN || file_size < AV_V2_HEADER_LEN) {
+            out->cls = AV_CORRUPT_SHORT;
+            return;
+        }
+        out->version = av_be32(head + 4);
+        if (out->version != 2) {
+            out->cls = AV_CORRUPT_VERSION;
+            return;
+        }
+        out->size = av_be64(head + 8);
+        out->blocksize = av_be32(head + 16);
+        out->flags = av_be32(head + 20);
+        out->epoch = av_be64(head + 24);
+        out->cls = av_valid_blocksize(out->blocksize) ? AV_V2 : AV_CORRUPT_BLOCKSIZE;
+        return;
+    }
+    if (n >= 4 && head[0] == 1 && head[1] == 0 && head[2] == 0 && head[3] == 0) {
+        out->version = 1;
+        if (n < AV_V1_HEADER_LEN || file_size < AV_V1_HEADER_LEN) {
+            out->cls = AV_CORRUPT_V1_SHORT;
+            return;
+        }
+        out->size = av_le64(head + 4);
+        out->blocksize = (uint32_t)AV_BLOCK_4M;
+        uint64_t need = AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * av_div_ceil(out->size, AV_BLOCK_4M);
+        out->cls = file_size < need ? AV_CORRUPT_V1_SHORT : AV_V1;
+        return;
+    }
+    out->cls = av_is_hex64(name, namelen) ? AV_V0 : AV_NOT_MAP;
+}
+
+/* strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), as Python's decoder */
+static inline int av_utf8_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + n >= len) /* needs n continuation bytes after s[i] */
+            return 0;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
+/* readdir() tells end-of-dir from an error only through errno */
+static inline void av_errno_clear(void)
+{
+    errno = 0;
+}
+
+static const char av_hexdigits[] = "0123456789abcdef";
+
+static inline void av_hex(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = av_hexdigits[in[i] >> 4];
+        out[2 * i + 1] = av_hexdigits[in[i] & 15];
+    }
+}
+
+#endif

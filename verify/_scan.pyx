@@ -1,0 +1,619 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The filed hot loop: walk ``ROOT/d1/d2/d3/NAME`` without the GIL, in parallel.
+
+One :class:`FiledShard` covers the top-level dirs whose 2-hex name falls in
+``[lo, hi)`` (anything else at the top level counts as bucket 0). Threads take
+top-level dirs from an OpenMP dynamic schedule; each walks its dir with
+openat/fdopendir/readdir relative to directory fds, never follows a symlink,
+hashes names with libcrypto, reads at most AV_HEADER_READ bytes of a map header
+with pread, and probes the few other paths a rule needs (a v0.4 path, a map-data
+object, NAME for archip_NAME) with fstatat/openat. Per-object outcomes are C
+records; Python objects are made only after the GIL is back, for findings and
+counters. The rules themselves are in _rules.h (the C twin of formats.py).
+"""
+
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free, calloc
+from libc.string cimport memcpy, memset, strlen, memchr
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP
+
+cdef extern from "<fcntl.h>" nogil:
+    int openat(int dirfd, const char *path, int flags, ...)
+    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC
+    int AT_SYMLINK_NOFOLLOW
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t pread(int fd, void *buf, size_t n, long off)
+    int close(int fd)
+
+cdef extern from "<sys/stat.h>" nogil:
+    ctypedef unsigned long dev_t
+    ctypedef unsigned long ino_t
+    cdef struct stat:
+        dev_t st_dev
+        ino_t st_ino
+        unsigned int st_mode
+        long st_size
+    int fstatat(int dirfd, const char *path, stat *buf, int flags)
+    int fstat(int fd, stat *buf)
+    bint S_ISREG(unsigned int m)
+    bint S_ISDIR(unsigned int m)
+    bint S_ISLNK(unsigned int m)
+
+cdef extern from "<dirent.h>" nogil:
+    ctypedef struct DIR
+    cdef struct dirent:
+        unsigned char d_type
+        char d_name[256]
+    DIR *fdopendir(int fd)
+    dirent *readdir(DIR *d)
+    int closedir(DIR *d)
+    unsigned char DT_UNKNOWN, DT_DIR, DT_REG, DT_LNK
+
+cdef extern from "<stdio.h>" nogil:
+    int snprintf(char *buf, size_t n, const char *fmt, ...)
+
+cdef extern from "<openssl/sha.h>" nogil:
+    unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
+
+cdef extern from "_rules.h" nogil:
+    ctypedef struct av_header_t:
+        int cls
+        uint64_t size
+        uint32_t blocksize
+        uint32_t flags
+        uint64_t epoch
+        uint32_t version
+    int AV_NOT_MAP, AV_V0, AV_V1, AV_V2, AV_CORRUPT_SHORT, AV_CORRUPT_VERSION
+    int AV_CORRUPT_BLOCKSIZE, AV_CORRUPT_V1_SHORT
+    int AV_NAME_PLAIN, AV_NAME_LOCK, AV_NAME_HASH, AV_NAME_TEMP, AV_NAME_MAPDATA
+    int AV_HEADER_READ, AV_MIN_NAME, AV_V1_HEADER_LEN, AV_V1_ENTRY_LEN
+    unsigned long long AV_BLOCK_4M
+    uint32_t AV_V2_SIGNATURE
+    uint32_t av_be32(const unsigned char *p)
+    int av_is_hex64(const char *name, size_t n)
+    int av_name_class(const char *name, size_t n)
+    int av_valid_volume_name(const char *name, size_t n)
+    int av_utf8_valid(const unsigned char *s, size_t n)
+    uint64_t av_mapdata_blocks(uint64_t size, uint32_t bs)
+    uint64_t av_div_ceil(uint64_t a, uint64_t b)
+    void av_classify(const unsigned char *head, size_t n, uint64_t fsize, const char *name, size_t nl,
+                     av_header_t *out)
+    void av_hex(const unsigned char *inp, size_t n, char *out)
+    void av_errno_clear()
+
+# ---- outcome codes (kind strings in KIND_NAMES below) ----
+cdef enum:
+    K_LOCK = 0          # not a finding: a lock file, detail = owner string
+    K_STRAY = 1
+    K_UNREADABLE = 2
+    K_UNMIGRATED = 3
+    K_LEFTOVER = 4
+    K_CONFLICT = 5
+    K_MISPLACED = 6
+    K_AT_RISK = 7
+    K_MAP_CORRUPT = 8
+    K_MAP_INCOMPLETE = 9
+    K_MAP_INVALID = 10
+    K_MAP_DATA_MISSING = 11
+    K_MAP_V1 = 12
+    K_MAP_V0 = 13
+
+KIND_NAMES = ("lock", "stray_entry", "unreadable", "object_unmigrated", "object_leftover",
+              "object_conflict", "object_misplaced", "object_at_risk", "map_corrupt",
+              "map_upgrade_incomplete", "map_invalid_name", "map_data_missing", "map_v1", "map_v0")
+
+# ---- counters ----
+cdef enum:
+    C_FILES = 0
+    C_DIRS = 1
+    C_V0 = 2
+    C_V1 = 3
+    C_V2 = 4
+    C_CORRUPT = 5
+    C_MAPDATA = 6
+    C_OTHER = 7
+    C_LOCKS = 8
+    C_HASH = 9
+    C_TEMP = 10
+    C_HEADER_BYTES = 11
+    C_PROBES = 12
+    NCOUNT = 13
+
+COUNTER_NAMES = ("files", "dirs", "v0", "v1", "v2", "corrupt", "mapdata", "other", "locks",
+                 "hash_files", "temp_files", "header_bytes", "probes")
+
+DEF PATHMAX = 1200   # d1/d2/d3/NAME with each part <= 255 bytes
+DEF DETAILMAX = 1300
+
+ctypedef struct rec_t:
+    int kind
+    int err
+    char *name
+    char *path
+    char *detail
+
+ctypedef struct tbuf_t:
+    rec_t *recs
+    size_t n
+    size_t cap
+    int oom
+    uint64_t counts[NCOUNT]
+    char pad[64]          # keep threads' hot counters off each other's cache lines
+
+ctypedef struct ctx_t:
+    int rootfd
+    int is_maps
+    int pm_off
+
+
+cdef char *dupn(const char *s, size_t n) noexcept nogil:
+    cdef char *p = <char *>malloc(n + 1)
+    if p != NULL:
+        memcpy(p, s, n)
+        p[n] = 0
+    return p
+
+
+cdef void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen,
+               const char *path, const char *detail) noexcept nogil:
+    cdef rec_t *r
+    cdef size_t newcap
+    if b.n == b.cap:
+        newcap = b.cap * 2 if b.cap else 64
+        r = <rec_t *>realloc(b.recs, newcap * sizeof(rec_t))
+        if r == NULL:
+            b.oom = 1
+            return
+        b.recs = r
+        b.cap = newcap
+    r = &b.recs[b.n]
+    r.kind = kind
+    r.err = err
+    r.name = dupn(name, namelen)
+    r.path = dupn(path, strlen(path)) if path != NULL else NULL
+    r.detail = dupn(detail, strlen(detail)) if detail != NULL else NULL
+    b.n += 1
+
+
+cdef void unreadable(tbuf_t *b, int err, const char *name, size_t n, const char *path,
+                     const char *op) noexcept nogil:
+    """A path that could not be read: recorded with its errno, the walk goes on."""
+    emit(b, K_UNREADABLE, err, name, n, path, op)
+
+
+cdef int join_path(char *out, const char *a, const char *b, const char *c, const char *name) noexcept nogil:
+    """Builds a path relative to the root from up to three dir names and a name."""
+    if c != NULL:
+        return snprintf(out, PATHMAX, "%s/%s/%s/%s", a, b, c, name)
+    if b != NULL:
+        return snprintf(out, PATHMAX, "%s/%s/%s", a, b, name)
+    if a != NULL:
+        return snprintf(out, PATHMAX, "%s/%s", a, name)
+    return snprintf(out, PATHMAX, "%s", name)
+
+
+cdef void v04_rel(const char *name, size_t n, char *out) noexcept nogil:
+    """``hh/hh/hh/NAME`` from sha256(NAME): where v0.4 filed keeps it."""
+    cdef unsigned char md[32]
+    cdef char hx[6]
+    SHA256(<const unsigned char *>name, n, md)
+    av_hex(md, 3, hx)
+    snprintf(out, PATHMAX, "%c%c/%c%c/%c%c/%.*s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], <int>n, name)
+
+
+cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept nogil:
+    """Is there a v2 map header called NAME where v0.4 filed would look (1/0; -1 unreadable)?"""
+    cdef char rel[PATHMAX]
+    cdef unsigned char head[8]
+    cdef int fd
+    cdef ssize_t got
+    if n < AV_MIN_NAME:
+        return 0
+    fd = -1
+    b.counts[C_PROBES] += 1
+    if av_is_hex64(name, n):
+        snprintf(rel, PATHMAX, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, <int>n, name)
+        fd = openat(ctx.rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    if fd < 0:
+        v04_rel(name, n, rel)
+        fd = openat(ctx.rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    if fd < 0:
+        return 0 if errno == ENOENT or errno == ENOTDIR or errno == ELOOP else -1
+    got = pread(fd, head, 8, 0)
+    close(fd)
+    return 1 if got == 8 and av_be32(head) == AV_V2_SIGNATURE and av_be32(head + 4) == 2 else 0
+
+
+cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
+    """Read a header candidate and decide its one map finding (first applicable wins)."""
+    cdef unsigned char head[64]
+    cdef char detail[DETAILMAX]
+    cdef char rel[PATHMAX]
+    cdef char mdname[300]
+    cdef stat st
+    cdef av_header_t h
+    cdef int fd, incomplete, err
+    cdef ssize_t got
+    cdef uint64_t nb, blk
+    fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    if fd < 0:
+        if errno != ENOENT:
+            unreadable(b, errno, name, n, path, "open")
+        return
+    if fstat(fd, &st) != 0:
+        unreadable(b, errno, name, n, path, "fstat")
+        close(fd)
+        return
+    got = pread(fd, head, AV_HEADER_READ, 0)
+    if got < 0:
+        unreadable(b, errno, name, n, path, "read")
+        close(fd)
+        return
+    close(fd)
+    b.counts[C_HEADER_BYTES] += <uint64_t>got
+    av_classify(head, <size_t>got, <uint64_t>st.st_size, name, n, &h)
+    if h.cls == AV_CORRUPT_SHORT:
+        b.counts[C_CORRUPT] += 1
+        snprintf(detail, DETAILMAX, "signed header of %ld bytes (32 needed)", <long>st.st_size)
+        emit(b, K_MAP_CORRUPT, 0, name, n, path, detail)
+    elif h.cls == AV_CORRUPT_VERSION:
+        b.counts[C_CORRUPT] += 1
+        snprintf(detail, DETAILMAX, "signed header with unknown version %u", h.version)
+        emit(b, K_MAP_CORRUPT, 0, name, n, path, detail)
+    elif h.cls == AV_CORRUPT_BLOCKSIZE:
+        b.counts[C_CORRUPT] += 1
+        snprintf(detail, DETAILMAX, "invalid blocksize %u", h.blocksize)
+        emit(b, K_MAP_CORRUPT, 0, name, n, path, detail)
+    elif h.cls == AV_CORRUPT_V1_SHORT:
+        b.counts[C_CORRUPT] += 1
+        snprintf(detail, DETAILMAX, "v1 map of %ld bytes, header size %llu needs %llu",
+                 <long>st.st_size, <unsigned long long>h.size,
+                 <unsigned long long>(AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * av_div_ceil(h.size, AV_BLOCK_4M)))
+        emit(b, K_MAP_CORRUPT, 0, name, n, path, detail)
+    elif h.cls == AV_V2 or h.cls == AV_V1:
+        b.counts[C_V2 if h.cls == AV_V2 else C_V1] += 1
+        incomplete = 0
+        if n > 7 and name[0] == b'a' and name[1] == b'r' and name[2] == b'c' and name[3] == b'h' \
+                and name[4] == b'i' and name[5] == b'p' and name[6] == b'_':
+            incomplete = probe_v2(ctx, b, name + 7, n - 7)
+            if incomplete < 0:
+                err = errno
+                snprintf(detail, DETAILMAX, "probe of %.*s", <int>(n - 7), name + 7)
+                unreadable(b, err, name, n, path, detail)
+                return
+        if incomplete:
+            snprintf(detail, DETAILMAX, "v%u map; upgraded map %.*s exists", h.version, <int>(n - 7), name + 7)
+            emit(b, K_MAP_INCOMPLETE, 0, name, n, path, detail)
+        elif h.cls == AV_V1:
+            snprintf(detail, DETAILMAX, "size %llu", <unsigned long long>h.size)
+            emit(b, K_MAP_V1, 0, name, n, path, detail)
+        elif not av_valid_volume_name(name, n):
+            snprintf(detail, DETAILMAX, "v2 map, flags %u, epoch %llu", h.flags, <unsigned long long>h.epoch)
+            emit(b, K_MAP_INVALID, 0, name, n, path, detail)
+        else:
+            nb = av_mapdata_blocks(h.size, h.blocksize)
+            blk = 0
+            while blk < nb:
+                snprintf(mdname, sizeof(mdname), "%.*s_%016llx", <int>n, name, <unsigned long long>blk)
+                v04_rel(mdname, strlen(mdname), rel)
+                b.counts[C_PROBES] += 1
+                err = 0
+                if fstatat(ctx.rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0:
+                    err = errno
+                elif S_ISREG(st.st_mode):
+                    blk += 1
+                    continue
+                if err != 0 and err != ENOENT and err != ENOTDIR:
+                    snprintf(detail, DETAILMAX, "stat of map-data %s", mdname)
+                    emit(b, K_UNREADABLE, err, name, n, path, detail)
+                    return
+                snprintf(detail, DETAILMAX, "map-data %s missing (block %llu of %llu)", mdname,
+                         <unsigned long long>blk, <unsigned long long>nb)
+                emit(b, K_MAP_DATA_MISSING, 0, name, n, path, detail)
+                return
+    elif h.cls == AV_V0:
+        b.counts[C_V0] += 1
+        snprintf(detail, DETAILMAX, "%ld bytes", <long>st.st_size)
+        emit(b, K_MAP_V0, 0, name, n, path, detail)
+    else:
+        b.counts[C_OTHER] += 1
+
+
+cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
+    cdef char owner[256]
+    cdef ssize_t got = 0
+    cdef int fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    if fd >= 0:
+        got = pread(fd, owner, 255, 0)
+        close(fd)
+    if got < 0:
+        got = 0
+    owner[got] = 0
+    b.counts[C_LOCKS] += 1
+    emit(b, K_LOCK, 0, name, n, path, owner)
+
+
+cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2, const char *d3,
+                     const char *name) noexcept nogil:
+    """Every rule for one regular file at object depth."""
+    cdef size_t n = strlen(name)
+    cdef char path[PATHMAX]
+    cdef char rel[PATHMAX]
+    cdef char detail[DETAILMAX]
+    cdef unsigned char md[32]
+    cdef char hx[6]
+    cdef int at_v04, at_old, nc, err
+    cdef stat here, there
+    b.counts[C_FILES] += 1
+    join_path(path, d1, d2, d3, name)
+    if n < AV_MIN_NAME:
+        snprintf(detail, DETAILMAX, "name shorter than 6 bytes")
+        emit(b, K_STRAY, 0, name, n, path, detail)
+        return
+    if not av_utf8_valid(<const unsigned char *>name, n):
+        snprintf(detail, DETAILMAX, "name is not valid UTF-8")
+        emit(b, K_STRAY, 0, name, n, path, detail)
+        return
+    SHA256(<const unsigned char *>name, n, md)
+    av_hex(md, 3, hx)
+    at_v04 = (d1[0] == hx[0] and d1[1] == hx[1] and d1[2] == 0 and d2[0] == hx[2] and d2[1] == hx[3]
+              and d2[2] == 0 and d3[0] == hx[4] and d3[1] == hx[5] and d3[2] == 0)
+    if av_is_hex64(name, n):
+        at_old = (d1[0] == name[0] and d1[1] == name[1] and d1[2] == 0 and d2[0] == name[2]
+                  and d2[1] == name[3] and d2[2] == 0 and d3[0] == name[4] and d3[1] == name[5] and d3[2] == 0)
+        if at_old and at_v04:
+            if not ctx.pm_off:
+                snprintf(detail, DETAILMAX, "old and v0.4 paths coincide")
+                emit(b, K_AT_RISK, 0, name, n, path, detail)
+        elif at_old:
+            snprintf(rel, PATHMAX, "%c%c/%c%c/%c%c/%s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], name)
+            b.counts[C_PROBES] += 1
+            if fstatat(ctx.rootfd, rel, &there, AT_SYMLINK_NOFOLLOW) != 0:
+                if errno == ENOENT or errno == ENOTDIR:
+                    snprintf(detail, DETAILMAX, "v0.4 path %s absent", rel)
+                    emit(b, K_UNMIGRATED, 0, name, n, path, detail)
+                else:
+                    err = errno
+                    snprintf(detail, DETAILMAX, "stat of %s", rel)
+                    unreadable(b, err, name, n, path, detail)
+            elif fstatat(fd3, name, &here, AT_SYMLINK_NOFOLLOW) != 0:
+                if errno != ENOENT:
+                    unreadable(b, errno, name, n, path, "stat")
+            elif here.st_dev == there.st_dev and here.st_ino == there.st_ino:
+                snprintf(detail, DETAILMAX, "same inode at %s", rel)
+                emit(b, K_LEFTOVER, 0, name, n, path, detail)
+            else:
+                snprintf(detail, DETAILMAX, "different file at %s (%ld vs %ld bytes)", rel,
+                         <long>here.st_size, <long>there.st_size)
+                emit(b, K_CONFLICT, 0, name, n, path, detail)
+        elif not at_v04:
+            snprintf(detail, DETAILMAX, "v0.4 path is %c%c/%c%c/%c%c/", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5])
+            emit(b, K_MISPLACED, 0, name, n, path, detail)
+    elif not at_v04:
+        snprintf(detail, DETAILMAX, "v0.4 path is %c%c/%c%c/%c%c/", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5])
+        emit(b, K_MISPLACED, 0, name, n, path, detail)
+    nc = av_name_class(name, n)
+    if nc == AV_NAME_LOCK:
+        read_lock(b, fd3, name, n, path)
+    elif nc == AV_NAME_HASH:
+        b.counts[C_HASH] += 1
+    elif nc == AV_NAME_TEMP:
+        b.counts[C_TEMP] += 1
+    elif ctx.is_maps:
+        if nc == AV_NAME_MAPDATA:
+            b.counts[C_MAPDATA] += 1
+        else:
+            check_map(ctx, b, fd3, name, n, path)
+
+
+cdef int entry_type(int dirfd, dirent *e) noexcept nogil:
+    """d_type, or lstat's answer where the filesystem does not fill it in."""
+    cdef stat st
+    if e.d_type != DT_UNKNOWN:
+        return e.d_type
+    if fstatat(dirfd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0:
+        return DT_UNKNOWN
+    if S_ISDIR(st.st_mode):
+        return DT_DIR
+    if S_ISREG(st.st_mode):
+        return DT_REG
+    if S_ISLNK(st.st_mode):
+        return DT_LNK
+    return 0
+
+
+cdef inline bint is_dot(const char *s) noexcept nogil:
+    return s[0] == b'.' and (s[1] == 0 or (s[1] == b'.' and s[2] == 0))
+
+
+cdef void stray(tbuf_t *b, const char *name, const char *path, int t, int depth) noexcept nogil:
+    cdef char detail[DETAILMAX]
+    if t == DT_LNK:
+        snprintf(detail, DETAILMAX, "symlink (never followed)")
+    elif t == DT_DIR:
+        snprintf(detail, DETAILMAX, "directory at object depth")
+    elif t == DT_REG:
+        snprintf(detail, DETAILMAX, "file at depth %d (objects live at depth 4)", depth)
+    else:
+        snprintf(detail, DETAILMAX, "special file")
+    emit(b, K_STRAY, 0, name, strlen(name), path, detail)
+
+
+cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *d2, const char *d3,
+               const char *dname, int depth) noexcept nogil:
+    """Walk one directory at depth 1..3 (``dname`` inside ``parentfd``) and below."""
+    cdef char path[PATHMAX]
+    cdef char detail[DETAILMAX]
+    cdef int fd, t
+    cdef DIR *d
+    cdef dirent *e
+    if depth == 1:
+        join_path(path, NULL, NULL, NULL, dname)
+    elif depth == 2:
+        join_path(path, d1, NULL, NULL, dname)
+    else:
+        join_path(path, d1, d2, NULL, dname)
+    fd = openat(parentfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    if fd < 0:
+        if errno != ENOENT:
+            unreadable(b, errno, dname, strlen(dname), path, "opendir")
+        return
+    d = fdopendir(fd)
+    if d == NULL:
+        close(fd)
+        return
+    b.counts[C_DIRS] += 1
+    while True:
+        av_errno_clear()
+        e = readdir(d)
+        if e == NULL:
+            if errno != 0:
+                unreadable(b, errno, dname, strlen(dname), path, "readdir")
+            break
+        if is_dot(e.d_name):
+            continue
+        t = entry_type(fd, e)
+        if depth == 3:
+            if t == DT_REG:
+                check_file(ctx, b, fd, d1, d2, dname, e.d_name)
+            else:
+                b.counts[C_FILES] += 1
+                join_path(path, d1, d2, dname, e.d_name)
+                stray(b, e.d_name, path, t, 4)
+                join_path(path, d1, d2, NULL, dname)
+        elif t == DT_DIR:
+            if depth == 1:
+                walk(ctx, b, fd, dname, NULL, NULL, e.d_name, 2)
+            else:
+                walk(ctx, b, fd, d1, dname, NULL, e.d_name, 3)
+        else:
+            if t == DT_REG:
+                b.counts[C_FILES] += 1
+            if depth == 1:
+                join_path(path, dname, NULL, NULL, e.d_name)
+            else:
+                join_path(path, d1, dname, NULL, e.d_name)
+            stray(b, e.d_name, path, t, depth + 1)
+    closedir(d)
+
+
+def bucket(name: bytes) -> int:
+    """Shard bucket of a top-level entry: its 2-hex value, else 0."""
+    if len(name) == 2 and all(c in b"0123456789abcdef" for c in name):
+        return int(name, 16)
+    return 0
+
+
+cdef class FiledShard:
+    """Scans the top-level dirs of one filed store whose bucket is in [lo, hi)."""
+
+    cdef ctx_t ctx
+    cdef tbuf_t *bufs
+    cdef int jobs
+    cdef object root
+    cdef list units
+    cdef list root_entries
+    cdef public int lo, hi
+    cdef readonly bint done
+
+    def __cinit__(self, root, int lo=0, int hi=256, int jobs=1, bint maps=False, bint pithos_migrate_off=False):
+        import os
+        if jobs < 1:
+            raise ValueError("jobs must be >= 1")
+        self.root = os.fsencode(root)
+        self.lo, self.hi, self.jobs = lo, hi, jobs
+        self.ctx.is_maps = maps
+        self.ctx.pm_off = pithos_migrate_off
+        self.ctx.rootfd = -1
+        self.bufs = <tbuf_t *>calloc(jobs, sizeof(tbuf_t))
+        if self.bufs == NULL:
+            raise MemoryError()
+        self.done = False
+
+    def __dealloc__(self):
+        cdef int t
+        cdef size_t i
+        if self.bufs != NULL:
+            for t in range(self.jobs):
+                for i in range(self.bufs[t].n):
+                    free(self.bufs[t].recs[i].name)
+                    free(self.bufs[t].recs[i].path)
+                    free(self.bufs[t].recs[i].detail)
+                free(self.bufs[t].recs)
+            free(self.bufs)
+        if self.ctx.rootfd >= 0:
+            close(self.ctx.rootfd)
+
+    def run(self):
+        """Walk the shard; raises OSError only when the store root itself cannot be opened."""
+        import os
+        if self.done:
+            raise RuntimeError("shard already scanned")
+        self.ctx.rootfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        units = []
+        with os.scandir(self.ctx.rootfd) as it:
+            for e in it:
+                nm = os.fsencode(e.name)
+                if not self.lo <= bucket(nm) < self.hi:
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    units.append(nm)
+                else:
+                    t = DT_LNK if e.is_symlink() else (DT_REG if e.is_file(follow_symlinks=False) else 0)
+                    if t == DT_REG:
+                        self.bufs[0].counts[C_FILES] += 1
+                    stray(&self.bufs[0], <const char *>nm, <const char *>nm, t, 1)
+        units.sort()
+        self.units = units
+        cdef int nunits = len(units)
+        cdef char **names = <char **>malloc((nunits + 1) * sizeof(char *))
+        if names == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t i
+        for i in range(nunits):
+            names[i] = <char *>(<bytes>units[i])
+        cdef int tid
+        try:
+            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=self.jobs):
+                tid = threadid()
+                walk(&self.ctx, &self.bufs[tid], self.ctx.rootfd, NULL, NULL, NULL, names[i], 1)
+        finally:
+            free(names)
+        self.done = True
+
+    def progress(self):
+        """(files, dirs) seen so far; safe to call from another thread while run() works."""
+        cdef uint64_t files = 0, dirs = 0
+        cdef int t
+        for t in range(self.jobs):
+            files += self.bufs[t].counts[C_FILES]
+            dirs += self.bufs[t].counts[C_DIRS]
+        return files, dirs
+
+    def counters(self):
+        cdef int t, c
+        out = {}
+        for c in range(NCOUNT):
+            total = 0
+            for t in range(self.jobs):
+                total += self.bufs[t].counts[c]
+            out[COUNTER_NAMES[c]] = total
+        return out
+
+    def records(self):
+        """[(kind, name bytes, path bytes, detail bytes, errno)] in no particular order."""
+        cdef int t
+        cdef size_t i
+        cdef rec_t *r
+        out = []
+        for t in range(self.jobs):
+            if self.bufs[t].oom:
+                raise MemoryError("out of memory while recording findings")
+            for i in range(self.bufs[t].n):
+                r = &self.bufs[t].recs[i]
+                out.append((KIND_NAMES[r.kind], <bytes>r.name if r.name != NULL else b"",
+                            <bytes>r.path if r.path != NULL else None,
+                            <bytes>r.detail if r.detail != NULL else b"", r.err))
+        return out

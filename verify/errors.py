@@ -1,0 +1,33 @@
+"""Errors a user can act on: one line each, an exit code, caught once in main().
+
+The message says what is wrong and with which file or object; a traceback never
+reaches a user.
+"""
+
+from __future__ import annotations
+
+
+class ArchverifyError(Exception):
+    """Base: ``str(err)`` is the one-line message, ``exit_code`` what the process returns."""
+
+    exit_code = 2
+
+
+class ConfigError(ArchverifyError):
+    """archipelago.conf is missing, unreadable or inconsistent."""
+
+
+class StoreError(ArchverifyError):
+    """A store (filed dir, RADOS pool, database) cannot be reached or read at all."""
+
+
+class UsageError(ArchverifyError):
+    """Options that contradict each other or name nothing."""
+
+
+class LockedError(ArchverifyError):
+    """Another archverify run holds the lock file."""
+
+
+class Refused(ArchverifyError):
+    """A write that would be unsafe now (cluster running, volumes mapped, ...)."""
