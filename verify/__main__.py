@@ -1,0 +1,5 @@
+"""``python -m verify`` is ``archverify``."""
+
+from .cli.main import main
+
+main()
