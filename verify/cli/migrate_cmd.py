@@ -41,7 +41,8 @@ def filed_dirs(config_path, maps_dir, blocks_dir) -> dict[str, str]:
 VERB = {"planned": "would", "done": "done", "skipped": "skipped", "conflict": "CONFLICT", "failed": "FAILED"}
 
 
-def render_results(results: list[dict], fmt: str, apply: bool, out=sys.stdout) -> int:
+def render_results(results: list[dict], fmt: str, apply: bool, out=None) -> int:
+    out = out or click.get_text_stream("stdout")
     counts = Counter(r["status"] for r in results)
     if fmt == "json":
         json.dump({"results": results, "counts": dict(counts), "applied": apply}, out, indent=1, sort_keys=True)

@@ -143,8 +143,7 @@ def command(config_path, maps_dir, apply, mode, logdir, backup_dir, journal_dir,
                            vlmc=tuple(shlex.split(vlmc_cmd)), jobs=jobs, pithos_sizes=sizes,
                            journal_dir=journal_dir, direct=direct)
     if fmt == "json":
-        json.dump(summary, sys.stdout, indent=1, sort_keys=True)
-        sys.stdout.write("\n")
+        click.echo(json.dumps(summary, indent=1, sort_keys=True))
     else:
         verbs = {"planned": "would upgrade", "upgraded": "upgraded", "failed": "FAILED", "invalid": "INVALID"}
         for r in summary["results"]:
