@@ -42,7 +42,7 @@ VERB = {"planned": "would", "done": "done", "skipped": "skipped", "conflict": "C
 
 
 def render_results(results: list[dict], fmt: str, apply: bool, out=None) -> int:
-    out = out or click.get_text_stream("stdout")
+    out = out or sys.stdout
     counts = Counter(r["status"] for r in results)
     if fmt == "json":
         json.dump({"results": results, "counts": dict(counts), "applied": apply}, out, indent=1, sort_keys=True)
