@@ -107,9 +107,12 @@ class Journal:
 @contextmanager
 def run_lock(directory: str | os.PathLike, name: str) -> Iterator[None]:
     """One archverify run per journal dir and command: a second one fails at once."""
-    os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"{name}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    except OSError as e:
+        raise StoreError(f"{path}: cannot create the run lock: {e.strerror}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

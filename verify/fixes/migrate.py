@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .. import layout
 from ..backends.filed import FiledBackend
+from ..errors import StoreError
 from ..journal import Journal, run_lock
 from ..scan import run_shards
 from . import fsops
@@ -134,6 +135,8 @@ def _listdir(p: str) -> list[str]:
         return [e for e in os.listdir(p) if os.path.isdir(os.path.join(p, e)) or os.path.isfile(os.path.join(p, e))]
     except (NotADirectoryError, FileNotFoundError):
         return []
+    except OSError as e:
+        raise StoreError(f"{p}: cannot list the legacy dir: {e.strerror}") from None
 
 
 # ---- the fixes ------------------------------------------------------------------

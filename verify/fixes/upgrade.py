@@ -37,6 +37,7 @@ from typing import Callable
 from .. import formats as F
 from .. import layout
 from ..backends.filed import FiledBackend
+from ..errors import StoreError
 from ..journal import Journal, fsync_dir, run_lock
 from ..scan import run_shards
 from . import fsops
@@ -252,6 +253,17 @@ class Backups:
 
     def __init__(self, root: str):
         self.root = os.path.join(root, "maps")
+
+    def check(self) -> None:
+        """Fail before any map is touched when the backups cannot be written."""
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            probe = os.path.join(self.root, f".probe.{os.getpid()}")
+            with open(probe, "wb") as fh:
+                fh.write(b"x")
+            os.unlink(probe)
+        except OSError as e:
+            raise StoreError(f"{self.root}: cannot save map backups there: {e.strerror}") from None
 
     def save(self, obj: str, data: bytes) -> str:
         os.makedirs(self.root, exist_ok=True)
@@ -503,6 +515,7 @@ def upgrade_maps(maps_dir: str, *, apply: bool, backup_dir: str, logdir: str | N
         with run_lock(journal_dir, "upgrade-maps"):
             journal = Journal(os.path.join(journal_dir, JOURNAL_NAME))
             backups = Backups(backup_dir)
+            backups.check()
             fsops.cleanup_temps(maps_dir)
             outcomes += _resume(store, journal, backups)
             outcomes += _run(store, True, journal, backups, mode, tuple(vlmc), jobs, pithos_sizes)
