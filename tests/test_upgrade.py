@@ -278,12 +278,16 @@ def test_online_mode_upgrades_through_vlmc_and_checks_the_result(tmp_path, vlmc_
     assert (tmp_path / "bk" / "maps" / "archip_alpha-vol1").exists()
 
 
-def test_online_success_without_an_upgrade_is_not_logged_upgraded(tmp_path, vlmc_env, monkeypatch):
+def test_online_success_without_an_upgrade_is_not_logged_upgraded(tmp_path, monkeypatch):
+    maps = FiledStoreWriter(tmp_path / "maps")
+    maps.put("archip_quiet-vol", F.write_v1(F.BLOCK_SIZE_4M, [(0, ZERO)]))
+    monkeypatch.setenv("VLMC_FIXES_MAPS", str(maps.root))
     monkeypatch.setenv("VLMC_FIXES_NOOP", "1")
-    s = upgrade_maps(str(vlmc_env), apply=True, backup_dir=str(tmp_path / "bk"), logdir=str(tmp_path / "logs"),
+    s = upgrade_maps(str(maps.root), apply=True, backup_dir=str(tmp_path / "bk"), logdir=str(tmp_path / "logs"),
                      mode="vlmc", vlmc=(str(STANDINS / "vlmc_fixes"),))
-    assert {r["status"] for r in s["results"]} == {"failed"}
+    assert [(r["name"], r["status"]) for r in s["results"]] == [("archip_quiet-vol", "failed")]
     assert (tmp_path / "logs" / "upgraded.log").read_text() == ""
+    assert "quiet-vol" in (tmp_path / "logs" / "failed.log").read_text()
 
 
 # ---- the command -----------------------------------------------------------------------
@@ -301,3 +305,37 @@ def test_cli_preview_then_offline_apply(tmp_path):
     assert len((tmp_path / "logs" / "upgraded.log").read_text().splitlines()) == 5
     r = CliRunner().invoke(cli, base + ["--v0-size", "nothex=12"])
     assert r.exit_code == 2
+
+
+class Boom(Exception):
+    """A crash in the middle of a plan (the journal keeps the intent open)."""
+
+
+def test_interrupted_plan_is_dropped_when_a_mapper_wrote_the_map_since(tmp_path, monkeypatch):
+    maps = FiledStoreWriter(tmp_path / "maps")
+    entries = [(0, ZERO), (1, hashlib.sha256(b"m").hexdigest())]
+    maps.put("archip_moved-vol", F.write_v1(2 * F.BLOCK_SIZE_4M, entries))
+    real_apply, calls = U.MapStore.apply, [0]
+
+    def crash_after_two_steps(self, step, like):
+        if calls[0] == 2:
+            raise Boom
+        calls[0] += 1
+        return real_apply(self, step, like)
+
+    kw = dict(apply=True, backup_dir=str(tmp_path / "bk"), logdir=None, direct=False)
+    monkeypatch.setattr(U.MapStore, "apply", crash_after_two_steps)
+    with pytest.raises(Boom):
+        upgrade_maps(str(maps.root), **kw)
+    monkeypatch.setattr(U.MapStore, "apply", real_apply)
+    assert F.parse_v2_header(maps.path("archip_moved-vol").read_bytes()).epoch == 0  # rewritten in place
+    # then Archipelago ran: opening moved-vol renamed it, a snapshot bumped its epoch, the old map was purged
+    v2_entries = F.parse_v1(F.write_v1(2 * F.BLOCK_SIZE_4M, entries)).entries
+    maps.put_v2("moved-vol", 2 * F.BLOCK_SIZE_4M, v2_entries, epoch=2)
+    for gone in ("archip_moved-vol", "archip_moved-vol_0000000000000000"):
+        maps.path(gone).unlink()
+    after_mapper = files(maps.root)
+    s = upgrade_maps(str(maps.root), **kw)
+    assert s["results"] == [] and files(maps.root) == after_mapper
+    journal = [json.loads(x) for x in (tmp_path / "bk" / U.JOURNAL_NAME).read_text().splitlines()]
+    assert journal[-1]["ev"] == "failed" and journal[-1]["id"] == "map|archip_moved-vol"

@@ -517,7 +517,7 @@ def upgrade_maps(maps_dir: str, *, apply: bool, backup_dir: str, logdir: str | N
             backups = Backups(backup_dir)
             backups.check()
             fsops.cleanup_temps(maps_dir)
-            outcomes += _resume(store, journal, backups)
+            outcomes += _resume(store, journal, backups, mode)
             outcomes += _run(store, True, journal, backups, mode, tuple(vlmc), jobs, pithos_sizes)
     else:
         outcomes += _run(store, False, None, None, mode, tuple(vlmc), jobs, pithos_sizes)
@@ -530,7 +530,15 @@ def upgrade_maps(maps_dir: str, *, apply: bool, backup_dir: str, logdir: str | N
             "logs": log_paths, "exit_code": 1 if bad else 0}
 
 
-def _resume(store: MapStore, journal: Journal, backups: Backups) -> list[Outcome]:
+def _resume(store: MapStore, journal: Journal, backups: Backups, mode: str) -> list[Outcome]:
+    """Finish offline upgrades a crash interrupted, unless the store has moved on since.
+
+    An interrupted plan is only continued offline, and only while the map it writes
+    holds nothing but what this plan itself wrote: if a mapper has written it since
+    (Archipelago was started in between), the plan is dropped and the fresh scan
+    that follows decides again (an ``archip_`` leftover then goes through the
+    purge check).
+    """
     out = []
     steps_done: dict[str, int] = {}
     for rec in journal.records():
@@ -540,19 +548,33 @@ def _resume(store: MapStore, journal: Journal, backups: Backups) -> list[Outcome
         if not rec.get("id", "").startswith("map|"):
             continue
         name = rec["name"]
-        if rec.get("mode") == "vlmc":
-            journal.append({"ev": "failed", "id": rec["id"], "error": "interrupted; redone below if still needed"})
+        if rec.get("mode") == "vlmc" or mode == "vlmc":
+            journal.append({"ev": "failed", "id": rec["id"], "error": "interrupted; the scan below decides again"})
             continue
         try:
             plan = rebuild(rec)
-            resume = {"like": rec.get("like"), "first": steps_done.get(rec["id"], -1) + 1}
-            execute(store, plan, journal, backups, resume=resume)
+            first = steps_done.get(rec["id"], -1) + 1
+            if _moved_on(store, plan):
+                journal.append({"ev": "failed", "id": rec["id"], "error": "store changed since; decided again"})
+                continue
+            execute(store, plan, journal, backups, resume={"like": rec.get("like"), "first": first})
             out.append(Outcome(name, plan.target, "resumed", plan.kind, "upgraded", "resumed after an interruption"))
         except (PlanError, ConflictError, OSError) as e:
             journal.append({"ev": "failed", "id": rec["id"], "error": str(e)})
             out.append(Outcome(name, rec.get("target", name), "resumed", rec.get("plan", ""), "failed",
                                f"resuming an interrupted upgrade: {e}"))
     return out
+
+
+def _moved_on(store: MapStore, plan: Plan) -> bool:
+    """True when the header the plan writes last holds a v2 header other than the plan's own."""
+    final = [s for s in plan.steps if s.op == "write" and s.obj == plan.target]
+    if not final:
+        return False
+    current = store.read(plan.target)
+    if current is None or current[:4] != b"AMF.":
+        return False
+    return current[: F.V2_HEADER_LEN] != final[-1].data[: F.V2_HEADER_LEN]
 
 
 def _scan(maps_dir: str, jobs: int):
