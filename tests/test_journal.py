@@ -2,8 +2,6 @@
 
 import os
 
-import pytest
-
 from verify.errors import LockedError
 from verify.journal import Journal, run_lock
 

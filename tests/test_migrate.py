@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import xxhash
@@ -165,7 +166,7 @@ def test_legacy_dir_on_another_filesystem_is_copied_and_verified(pristine, tmp_p
     for nm in names:
         new = os.path.join(dirs["blocks"], layout.v04_path(nm.encode()).decode())
         old = os.path.join(legacy, layout.v03_path(nm.encode()).decode())
-        assert read(new, "") if False else open(new, "rb").read() == open(old, "rb").read()
+        assert Path(new).read_bytes() == Path(old).read_bytes()
         assert os.stat(new).st_ino != os.stat(old).st_ino
     assert not [e for e in os.listdir(dirs["blocks"]) if e.startswith(".archverify")]
 
@@ -214,7 +215,6 @@ def test_crash_at_every_step_then_rerun_loses_nothing(tmp_path):
             dirs = {"maps": os.path.join(dst, "store", "maps"), "blocks": os.path.join(dst, "store", "blocks")}
             return dst, dirs, os.path.join(dst, "legacy")
 
-        _, _, want, names = None, None, None, None
         ref, ref_dirs, ref_legacy = fresh("ref")
         migrate_objects(ref_dirs, apply=True, journal_dir=os.path.join(scratch, "ref-j"), legacy_dirs=[ref_legacy])
         reference = tree(os.path.join(ref, "store"))

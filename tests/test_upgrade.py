@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import struct
 import subprocess
 import tarfile
 from pathlib import Path

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import layout
@@ -235,6 +236,18 @@ def _resume(dirs: dict[str, str], journal: Journal) -> list[dict]:
     return out
 
 
+def _fix(dirs: dict[str, str], w: Work, apply: bool, resolve_identical: bool, journal: Journal | None) -> dict:
+    if w.action == "none":
+        return w.result("skipped", "old and v0.4 paths are one file: never touched")
+    if w.action == "compare":
+        return _compare(dirs[w.store], w, apply, resolve_identical, journal)
+    if w.kind == "object_misplaced" and _skip_reason(w.name):
+        return w.result("skipped", _skip_reason(w.name))
+    if not apply:
+        return w.result("planned")
+    return _run(dirs[w.store], w, journal)
+
+
 def migrate_objects(dirs: dict[str, str], *, apply: bool, journal_dir: str, resolve_identical: bool = False,
                     legacy_dirs=(), jobs: int | None = None) -> list[dict]:
     """Find and (with ``apply``) fix every misplaced object of the filed stores in ``dirs``.
@@ -242,41 +255,22 @@ def migrate_objects(dirs: dict[str, str], *, apply: bool, journal_dir: str, reso
     ``dirs`` = {"maps": path, "blocks": path}. Returns one dict per object with its
     ``kind``, ``store``, ``name``, ``old``/``new`` paths, ``action`` and ``status``
     (planned, done, conflict, skipped, failed); conflicts carry sizes and xxh3-128.
+    Objects are fixed ``jobs`` at a time: each is independent of the others.
     """
     jobs = jobs or os.cpu_count() or 1
     if not apply:
-        work = find_work(dirs, jobs)
         legacy, notes = find_legacy(dirs, legacy_dirs)
-        out = notes
-        for w in work + legacy:
-            if w.action == "none":
-                out.append(w.result("skipped", "old and v0.4 paths are one file: never touched"))
-            elif w.action == "compare":
-                out.append(_compare(dirs[w.store], w, False, resolve_identical, None))
-            elif w.kind == "object_misplaced" and _skip_reason(w.name):
-                out.append(w.result("skipped", _skip_reason(w.name)))
-            else:
-                out.append(w.result("planned"))
-        return out
+        return notes + [_fix(dirs, w, False, resolve_identical, None) for w in find_work(dirs, jobs) + legacy]
     with run_lock(journal_dir, "migrate-objects"):
         journal = Journal(os.path.join(journal_dir, JOURNAL_NAME))
         for root in dirs.values():
             fsops.cleanup_temps(root)
         out = _resume(dirs, journal)
         journal.append({"ev": "run", "apply": True, "resolve_identical": resolve_identical})
-        for w in find_work(dirs, jobs):
-            root = dirs[w.store]
-            if w.action == "none":
-                out.append(w.result("skipped", "old and v0.4 paths are one file: never touched"))
-            elif w.action == "compare":
-                out.append(_compare(root, w, True, resolve_identical, journal))
-            elif w.kind == "object_misplaced" and _skip_reason(w.name):
-                out.append(w.result("skipped", _skip_reason(w.name)))
-            else:
-                out.append(_run(root, w, journal))
-        legacy, notes = find_legacy(dirs, legacy_dirs)
-        out += notes
-        for w in legacy:
-            out.append(_run(dirs[w.store], w, journal))
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            out += pool.map(lambda w: _fix(dirs, w, True, resolve_identical, journal), find_work(dirs, jobs))
+            legacy, notes = find_legacy(dirs, legacy_dirs)
+            out += notes
+            out += pool.map(lambda w: _fix(dirs, w, True, resolve_identical, journal), legacy)
         journal.append({"ev": "run-end"})
         return out

@@ -637,13 +637,9 @@ def _is_v1(store: MapStore, path: str) -> bool:
 def _online(store, plan, kind, journal, backups, vlmc, pithos_sizes) -> Outcome:
     key = f"map|{plan.name}"
     backup_paths = {}
-    for obj in plan.touched:
-        data = store.read(obj)
-        if data is not None:
-            backup_paths[obj] = backups.save(obj, data)
-    if plan.kind == "v0" and plan.steps and plan.steps[0].op == "move":
-        with open(os.path.join(store.root, plan.steps[0].src), "rb") as fh:
-            backup_paths[plan.name] = backups.save(plan.name, fh.read())
+    for obj, path in _originals(store, plan).items():
+        with open(path, "rb") as fh:
+            backup_paths[obj] = backups.save(obj, fh.read())
     journal.append({"ev": "intent", "id": key, "mode": "vlmc", "plan": plan.kind, "name": plan.name,
                     "target": plan.target, "backups": backup_paths})
     size = (pithos_sizes or {}).get(plan.name) if plan.kind == "v0" else None
