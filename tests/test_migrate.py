@@ -13,7 +13,7 @@ import pytest
 import xxhash
 from click.testing import CliRunner
 
-from fixes_helpers import fast_dir, run_crashing, tree
+from crashpoints import fast_dir, run_crashing, tree
 from verify import layout
 from verify.backends.filed import FiledBackend
 from verify.cli.main import cli

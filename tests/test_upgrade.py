@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fixes_helpers import fast_dir, run_crashing, tree
+from crashpoints import fast_dir, run_crashing, tree
 from verify import formats as F
 from verify import layout
 from verify.cli.main import cli
