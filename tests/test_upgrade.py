@@ -337,3 +337,19 @@ def test_interrupted_plan_is_dropped_when_a_mapper_wrote_the_map_since(tmp_path,
     assert s["results"] == [] and files(maps.root) == after_mapper
     journal = [json.loads(x) for x in (tmp_path / "bk" / U.JOURNAL_NAME).read_text().splitlines()]
     assert journal[-1]["ev"] == "failed" and journal[-1]["id"] == "map|archip_moved-vol"
+
+
+def test_a_map_past_32768_entries_gets_a_second_map_data_object(tmp_path):
+    maps = FiledStoreWriter(tmp_path / "maps")
+    n = 4194304 // 128 + 1  # one entry more than a 4 MiB map-data object holds
+    last = hashlib.sha256(b"last").hexdigest()
+    v1 = (1).to_bytes(4, "little") + (n * 4194304).to_bytes(8, "little") \
+        + (b"\x00" + bytes.fromhex(ZERO)) * (n - 1) + b"\x01" + bytes.fromhex(last)
+    maps.put("archip_big-vol", v1)
+    s = upgrade_maps(str(maps.root), apply=True, backup_dir=str(tmp_path / "bk"), logdir=None, direct=True)
+    assert s["counts"] == {"upgraded": 1}
+    got = files(maps.root)
+    assert got[v04("big-vol")] == hand_header(n * 4194304, 0, 1) + bytes(480)
+    assert got[v04("big-vol_0000000000000000")] == hand_entry(4, ZERO) * (n - 1)
+    assert got[v04("big-vol_0000000000000001")] == hand_entry(3, "archip_" + last) + bytes(384)
+    assert set(got) == {v04("big-vol"), v04("big-vol_0000000000000000"), v04("big-vol_0000000000000001")}
