@@ -24,6 +24,7 @@ def test_torn_last_line_is_ignored_and_not_glued_to_the_next(tmp_path):
     j.append({"ev": "intent", "id": "a"})
     with open(path, "ab") as fh:
         fh.write(b'{"ev": "done", "id": "a"')  # a crash mid-append
+    j = Journal(path)  # the next run
     assert [r["id"] for r in j.pending()] == ["a"]
     j.append({"ev": "done", "id": "a"})
     assert j.pending() == []

@@ -37,6 +37,7 @@ class Journal:
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         self._lock = threading.Lock()  # workers of one run share the journal
+        self._fd: int | None = None
         d = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(d, exist_ok=True)
@@ -44,29 +45,34 @@ class Journal:
             raise StoreError(f"{d}: cannot create the journal dir: {e.strerror}") from None
 
     def append(self, record: dict) -> None:
+        """Write one line and fsync. The write is serialized; the fsync is not, so that
+        workers appending at once share the disk flushes instead of queueing for them."""
         rec = {"t": round(time.time(), 3), **record}
         line = (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            self._append(line)
+            fd = self._fd if self._fd is not None else self._open()
+            os.write(fd, line)
+        os.fsync(fd)
 
-    def _append(self, line: bytes) -> None:
+    def _open(self) -> int:
         created = not os.path.exists(self.path)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        try:
-            # a torn line from an earlier crash must not glue itself to this one
-            if os.fstat(fd).st_size and not self._ends_with_newline():
-                os.write(fd, b"\n")
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # a torn line from an earlier crash must not glue itself to the next one
+        if os.fstat(fd).st_size:
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    os.write(fd, b"\n")
         if created:
             fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        self._fd = fd
+        return fd
 
-    def _ends_with_newline(self) -> bool:
-        with open(self.path, "rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            return fh.read(1) == b"\n"
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def records(self) -> list[dict]:
         """Every complete record, in order; a torn or garbled line is skipped."""

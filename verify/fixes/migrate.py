@@ -263,14 +263,17 @@ def migrate_objects(dirs: dict[str, str], *, apply: bool, journal_dir: str, reso
         return notes + [_fix(dirs, w, False, resolve_identical, None) for w in find_work(dirs, jobs) + legacy]
     with run_lock(journal_dir, "migrate-objects"):
         journal = Journal(os.path.join(journal_dir, JOURNAL_NAME))
-        for root in dirs.values():
-            fsops.cleanup_temps(root)
-        out = _resume(dirs, journal)
-        journal.append({"ev": "run", "apply": True, "resolve_identical": resolve_identical})
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            out += pool.map(lambda w: _fix(dirs, w, True, resolve_identical, journal), find_work(dirs, jobs))
-            legacy, notes = find_legacy(dirs, legacy_dirs)
-            out += notes
-            out += pool.map(lambda w: _fix(dirs, w, True, resolve_identical, journal), legacy)
-        journal.append({"ev": "run-end"})
-        return out
+        try:
+            for root in dirs.values():
+                fsops.cleanup_temps(root)
+            out = _resume(dirs, journal)
+            journal.append({"ev": "run", "apply": True, "resolve_identical": resolve_identical})
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                out += pool.map(lambda w: _fix(dirs, w, True, resolve_identical, journal), find_work(dirs, jobs))
+                legacy, notes = find_legacy(dirs, legacy_dirs)
+                out += notes
+                out += pool.map(lambda w: _fix(dirs, w, True, resolve_identical, journal), legacy)
+            journal.append({"ev": "run-end"})
+            return out
+        finally:
+            journal.close()

@@ -514,11 +514,14 @@ def upgrade_maps(maps_dir: str, *, apply: bool, backup_dir: str, logdir: str | N
     if apply:
         with run_lock(journal_dir, "upgrade-maps"):
             journal = Journal(os.path.join(journal_dir, JOURNAL_NAME))
-            backups = Backups(backup_dir)
-            backups.check()
-            fsops.cleanup_temps(maps_dir)
-            outcomes += _resume(store, journal, backups, mode)
-            outcomes += _run(store, True, journal, backups, mode, tuple(vlmc), jobs, pithos_sizes)
+            try:
+                backups = Backups(backup_dir)
+                backups.check()
+                fsops.cleanup_temps(maps_dir)
+                outcomes += _resume(store, journal, backups, mode)
+                outcomes += _run(store, True, journal, backups, mode, tuple(vlmc), jobs, pithos_sizes)
+            finally:
+                journal.close()
     else:
         outcomes += _run(store, False, None, None, mode, tuple(vlmc), jobs, pithos_sizes)
     log_paths = write_logs(logdir, outcomes) if (logdir and apply) else {}
