@@ -69,12 +69,20 @@ def load_sizes(specs, sizes_file, pithos_db) -> dict[str, int]:
 
 
 def sizes_from_pithos_db(url: str) -> dict[str, int]:
-    """v0 map sizes from Pithos's ``versions`` (mapfile, size); a mapfile with two sizes is left out."""
+    """v0 map sizes from Pithos's ``versions`` (mapfile, size); a mapfile with two sizes is left out.
+
+    Uses verify.pithosdb (URL checks, read-only streaming) when this installation has
+    it; otherwise one plain query.
+    """
     try:
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.exc import SQLAlchemyError
-    except ImportError:  # pragma: no cover
-        raise UsageError("--pithos-db needs SQLAlchemy") from None
+        from .. import pithosdb
+    except ImportError:
+        pithosdb = None
+    if pithosdb is not None:
+        return pithosdb.v0_sizes(pithosdb.resolve_url(url))
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         engine = create_engine(url)
         with engine.connect() as conn:
