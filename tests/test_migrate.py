@@ -273,3 +273,14 @@ def test_cli_preview_then_apply(pristine, tmp_path):
     assert doc["counts"] == {"done": doc["counts"]["done"], "conflict": 1, "skipped": 1}
     r = CliRunner().invoke(cli, ["migrate-objects", "--maps-dir", str(tmp_path / "nope"), "--journal-dir", str(tmp_path)])
     assert r.exit_code == 2
+
+
+def test_misplaced_lock_files_are_never_moved(tmp_path):
+    maps = FiledStoreWriter(tmp_path / "maps")
+    FiledStoreWriter(tmp_path / "blocks")
+    lock = maps.put("archip_old-volume_lock", b"node3_7", "v03")
+    dirs = {"maps": str(tmp_path / "maps"), "blocks": str(tmp_path / "blocks")}
+    res = migrate_objects(dirs, apply=True, journal_dir=str(tmp_path / "j"))
+    assert [(r["kind"], r["status"]) for r in res] == [("object_misplaced", "skipped")]
+    assert lock.read_bytes() == b"node3_7"
+    assert not maps.path("archip_old-volume_lock").exists()
