@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -353,3 +354,24 @@ def test_a_map_past_32768_entries_gets_a_second_map_data_object(tmp_path):
     assert got[v04("big-vol_0000000000000000")] == hand_entry(4, ZERO) * (n - 1)
     assert got[v04("big-vol_0000000000000001")] == hand_entry(3, "archip_" + last) + bytes(384)
     assert set(got) == {v04("big-vol"), v04("big-vol_0000000000000000"), v04("big-vol_0000000000000001")}
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_cli_without_a_mode_asks_archipelago_status(tmp_path, monkeypatch, running):
+    maps = FiledStoreWriter(tmp_path / "maps")
+    maps.put("archip_auto-vol", F.write_v1(F.BLOCK_SIZE_4M, [(0, ZERO)]))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    status = bindir / "archipelago"  # 'archipelago status' exits with the number of peers running
+    status.write_text(f"#!/bin/sh\n[ \"$1\" = status ] && exit {1 if running else 0}\nexit 2\n")
+    status.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("VLMC_FIXES_MAPS", str(maps.root))
+    r = CliRunner().invoke(cli, ["upgrade-maps", "--maps-dir", str(maps.root), "--yes", "--format", "json",
+                                 "--backup-dir", str(tmp_path / "bk"), "--journal-dir", str(tmp_path / "j"),
+                                 "--vlmc", str(STANDINS / "vlmc_fixes")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["mode"] == ("vlmc" if running else "offline")
+    assert [(x["target"], x["status"]) for x in doc["results"]] == [("auto-vol", "upgraded")]
+    assert F.parse_v2_header(maps.path("auto-vol").read_bytes()).epoch == 1
