@@ -73,6 +73,7 @@ cdef extern from "_rules.h" nogil:
     uint32_t AV_V2_SIGNATURE
     uint32_t av_be32(const unsigned char *p)
     int av_is_hex64(const char *name, size_t n)
+    int av_is_mapdata_name(const char *name, size_t n)
     int av_name_class(const char *name, size_t n)
     int av_valid_volume_name(const char *name, size_t n)
     int av_utf8_valid(const unsigned char *s, size_t n)
@@ -617,3 +618,43 @@ cdef class FiledShard:
                             <bytes>r.path if r.path != NULL else None,
                             <bytes>r.detail if r.detail != NULL else b"", r.err))
         return out
+
+
+# ---- test hooks: the C rules of _rules.h, callable from Python ----------------------
+# tests/test_rules_twin.py holds each of these against its twin in verify/formats.py on
+# the same inputs; nothing else calls them.
+
+_CLASS_NAMES = ("not_map", "v0", "v1", "v2", "corrupt_short", "corrupt_version", "corrupt_blocksize",
+                "corrupt_v1_short")
+_NAME_CLASS_NAMES = ("plain", "lock", "hash", "temp", "mapdata")
+
+
+def _classify_for_tests(bytes head, unsigned long long file_size, bytes name):
+    """av_classify: (class name, size, blocksize, flags, epoch, version) for ``head``."""
+    cdef av_header_t h
+    av_classify(<const unsigned char *>head, len(head), file_size, name, len(name), &h)
+    return _CLASS_NAMES[h.cls], h.size, h.blocksize, h.flags, h.epoch, h.version
+
+
+def _valid_volume_name_for_tests(bytes name):
+    """av_valid_volume_name on raw bytes."""
+    return bool(av_valid_volume_name(name, len(name)))
+
+
+def _is_mapdata_name_for_tests(bytes name):
+    """av_name_class(name) == AV_NAME_MAPDATA is decided by av_is_mapdata_name."""
+    return bool(av_is_mapdata_name(name, len(name)))
+
+
+def _name_class_for_tests(bytes name):
+    """av_name_class as a name: plain, lock, hash, temp or mapdata."""
+    return _NAME_CLASS_NAMES[av_name_class(name, len(name))]
+
+
+def _utf8_valid_for_tests(bytes s):
+    """av_utf8_valid: must equal Python's strict UTF-8 decoder."""
+    return bool(av_utf8_valid(<const unsigned char *>s, len(s)))
+
+
+def _is_hex64_for_tests(bytes name):
+    return bool(av_is_hex64(name, len(name)))
