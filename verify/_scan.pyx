@@ -227,8 +227,12 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
     return 1 if got == 8 and av_be32(head) == AV_V2_SIGNATURE and av_be32(head + 4) == 2 else 0
 
 
-cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
-    """Read a header candidate and decide its one map finding (first applicable wins)."""
+cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, const char *path,
+                    int not_map_counter) noexcept nogil:
+    """Read a header candidate and decide its one map finding (first applicable wins).
+
+    ``not_map_counter`` is the counter to bump when the object turns out not to be a map.
+    """
     cdef unsigned char head[64]
     cdef char detail[DETAILMAX]
     cdef char rel[PATHMAX]
@@ -319,7 +323,7 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
         snprintf(detail, DETAILMAX, "%ld bytes", <long>st.st_size)
         emit(b, K_MAP_V0, 0, name, n, path, detail)
     else:
-        b.counts[C_OTHER] += 1
+        b.counts[not_map_counter] += 1
 
 
 cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
@@ -398,15 +402,18 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
     nc = av_name_class(name, n)
     if nc == AV_NAME_LOCK:
         read_lock(b, fd3, name, n, path)
+    elif ctx.is_maps and nc == AV_NAME_MAPDATA:
+        b.counts[C_MAPDATA] += 1
+    elif ctx.is_maps:
+        # NAME_hash and temp names are still header candidates: a volume may be called
+        # "db_hash_store" (a valid name), and its v1 map "archip_db_hash_store". A real
+        # hash or temp file holds hex digits or an owner string, never a map header.
+        check_map(ctx, b, fd3, name, n, path,
+                  C_HASH if nc == AV_NAME_HASH else (C_TEMP if nc == AV_NAME_TEMP else C_OTHER))
     elif nc == AV_NAME_HASH:
         b.counts[C_HASH] += 1
     elif nc == AV_NAME_TEMP:
         b.counts[C_TEMP] += 1
-    elif ctx.is_maps:
-        if nc == AV_NAME_MAPDATA:
-            b.counts[C_MAPDATA] += 1
-        else:
-            check_map(ctx, b, fd3, name, n, path)
 
 
 cdef int entry_type(int dirfd, dirent *e) noexcept nogil:
