@@ -327,11 +327,18 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
 
 
 cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
+    """A lock file's owner string; a lock released since the listing is no lock at all."""
     cdef char owner[256]
     cdef ssize_t got = 0
     cdef int fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-    if fd >= 0:
+    if fd < 0:
+        if errno == ENOENT:
+            return
+        unreadable(b, errno, name, n, path, "open")
+    else:
         got = pread(fd, owner, 255, 0)
+        if got < 0:
+            unreadable(b, errno, name, n, path, "read")
         close(fd)
     if got < 0:
         got = 0
