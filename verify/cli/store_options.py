@@ -21,8 +21,8 @@ def store_options(f):
                           "when no store flags are given]"),
         click.option("--backend", type=click.Choice(["filed", "rados"]),
                      help="Store type; taken from the config when not given."),
-        click.option("--maps-dir", type=click.Path(file_okay=False, readable=False), help="filed: the maps store dir ([blockerm] archip_dir)."),
-        click.option("--blocks-dir", type=click.Path(file_okay=False, readable=False), help="filed: the blocks store dir ([blockerb] archip_dir)."),
+        click.option("--maps-dir", type=click.Path(readable=False), help="filed: the maps store dir ([blockerm] archip_dir)."),
+        click.option("--blocks-dir", type=click.Path(readable=False), help="filed: the blocks store dir ([blockerb] archip_dir)."),
         click.option("--pithos-migrate", "pithos_migrate", type=click.Choice(PM_CHOICES), default="auto", show_default=True,
                      help="filed: the effective pithos_migrate; 'off' silences object_at_risk. 'auto' reads it "
                           "from --config, else assumes it may be on."),
