@@ -424,12 +424,12 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
 
 
 cdef int entry_type(int dirfd, dirent *e) noexcept nogil:
-    """d_type, or lstat's answer where the filesystem does not fill it in."""
+    """d_type, or lstat's answer where the filesystem does not fill it in (-1: lstat failed)."""
     cdef stat st
     if e.d_type != DT_UNKNOWN:
         return e.d_type
     if fstatat(dirfd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0:
-        return DT_UNKNOWN
+        return -1
     if S_ISDIR(st.st_mode):
         return DT_DIR
     if S_ISREG(st.st_mode):
@@ -460,6 +460,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
                const char *dname, int depth) noexcept nogil:
     """Walk one directory at depth 1..3 (``dname`` inside ``parentfd``) and below."""
     cdef char path[PATHMAX]
+    cdef char epath[PATHMAX]
     cdef char detail[DETAILMAX]
     cdef int fd, t
     cdef DIR *d
@@ -477,6 +478,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
         return
     d = fdopendir(fd)
     if d == NULL:
+        unreadable(b, errno, dname, strlen(dname), path, "opendir")
         close(fd)
         return
     b.counts[C_DIRS] += 1
@@ -490,6 +492,18 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
         if is_dot(e.d_name):
             continue
         t = entry_type(fd, e)
+        if t < 0:
+            # no d_type and the entry is gone by now: vanished, not an error
+            if errno != ENOENT:
+                t = errno
+                if depth == 1:
+                    join_path(epath, dname, NULL, NULL, e.d_name)
+                elif depth == 2:
+                    join_path(epath, d1, dname, NULL, e.d_name)
+                else:
+                    join_path(epath, d1, d2, dname, e.d_name)
+                unreadable(b, t, e.d_name, strlen(e.d_name), epath, "lstat")
+            continue
         if depth == 3:
             if t == DT_REG:
                 check_file(ctx, b, fd, d1, d2, dname, e.d_name)
