@@ -11,6 +11,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -133,10 +134,21 @@ def test_output_file_is_replaced_atomically(sample_dir, tmp_path):
     assert "summary" in json.loads(new.read_text().splitlines()[-1])
 
 
-def test_output_to_a_device_is_written_not_replaced(sample_dir):
-    r = invoke("scan", "--config", sample_dir / "archipelago.conf", "--format", "json", "-o", "/dev/null")
+def test_output_to_a_fifo_is_written_not_replaced(sample_dir, tmp_path):
+    """Only regular files are replaced atomically: a FIFO or a device is written in place."""
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    try:
+        r = invoke("scan", "--config", sample_dir / "archipelago.conf", "--format", "json", "-o", fifo)
+    finally:
+        reader.join(timeout=60)
     assert r.exit_code == 1
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert json.loads(got[0])["tool"] == "archverify"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.fifo"]
 
 
 def test_output_errors_fail_before_the_scan(sample_dir, tmp_path):
@@ -145,7 +157,7 @@ def test_output_errors_fail_before_the_scan(sample_dir, tmp_path):
     (tmp_path / "a-file").write_text("")
     r = invoke("scan", "--config", sample_dir / "archipelago.conf", "--logdir", tmp_path / "a-file" / "logs")
     assert_one_line_error(r)
-    if Path("/dev/full").exists():
+    if Path("/dev/full").exists() and stat.S_ISCHR(os.stat("/dev/full").st_mode):
         r = invoke("scan", "--config", sample_dir / "archipelago.conf", "-o", "/dev/full")
         assert_one_line_error(r)
         assert stat.S_ISCHR(os.stat("/dev/full").st_mode)

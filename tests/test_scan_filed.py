@@ -410,7 +410,7 @@ def test_files_vanishing_during_the_scan_are_not_errors(tmp_path):
 
     def populate():
         made = []
-        for i in range(150):
+        for i in range(100):
             made.append(maps.put(f"archip_churn-{i:04d}", v1))
             made.append(maps.put(f"vol-churn-{i:04d}", F.pack_v2_header(M4)))
             h = hashlib.sha256(b"%d" % i).hexdigest()
