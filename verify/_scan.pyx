@@ -604,8 +604,10 @@ cdef class FiledShard:
         for i in range(nunits):
             names[i] = <char *>(<bytes>units[i])
         cdef int tid
+        # a top-level dir is the unit of work: more threads than dirs would only idle
+        cdef int nthreads = max(1, min(self.jobs, nunits))
         try:
-            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=self.jobs):
+            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=nthreads):
                 tid = threadid()
                 walk(&self.ctx, &self.bufs[tid], self.ctx.rootfd, NULL, NULL, NULL, names[i], 1)
         finally:
