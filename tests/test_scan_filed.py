@@ -79,7 +79,7 @@ def test_sample_locks_and_counters(sample, sample_summary):
     assert c["maps.locks"] == 1 and c["blocks.hash_files"] == 1
 
 
-@pytest.mark.parametrize("jobs", [1, 8, 64])
+@pytest.mark.parametrize("jobs", [1, 8, 64, 4096])
 def test_jobs_give_identical_results(sample, sample_summary, jobs):
     s = run_scan(sample.maps_dir, sample.blocks_dir, jobs=jobs)
     assert s.findings == sample_summary.findings  # kinds, names, paths and details, in order
@@ -399,6 +399,50 @@ def test_unreadable_store_root_is_one_line_error(nobody_sample):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("archverify: error:") and str(nobody_sample.blocks_dir) in lines[0]
     assert p.stdout == ""
+
+
+def test_probes_that_hit_unreadable_dirs(nobody_sample):
+    """A probe (map-data, NAME of archip_NAME, the v0.4 path of an old-path object) that
+    cannot look is an unreadable finding for the object, never a wrong verdict."""
+    root = nobody_sample.maps_dir.parent / "probes"
+    maps, blocks = FiledStoreWriter(root / "maps"), FiledStoreWriter(root / "blocks")
+    names = {}
+    # find names whose header and probed path live in different level-1 dirs
+    for i in range(1000):
+        a, b = f"volume-{i:04d}", F.mapdata_name(f"volume-{i:04d}", 0)
+        if layout.v04_path(a.encode())[:2] != layout.v04_path(b.encode())[:2]:
+            names.setdefault("md", (a, b))
+        a2 = f"archip_other-{i:04d}"
+        if layout.v04_path(a2.encode())[:2] != layout.v04_path(a2[7:].encode())[:2]:
+            names.setdefault("v1", (a2, a2[7:]))
+        h = hashlib.sha256(b"%d" % i).hexdigest()
+        if h[:2] != layout.v04_path(h.encode())[:2].decode():
+            names.setdefault("obj", (h, h))
+    md_map, md = names["md"]
+    maps.put_v2(md_map, M4, ZERO1)
+    v1_map, v2_name = names["v1"]
+    maps.put(v1_map, F.write_v1(M4, [(0, F.ZERO_HASH)]))
+    maps.put_v2(v2_name, M4, ZERO1)
+    obj, _ = names["obj"]
+    blocks.put(obj, b"x", "pithos")
+    blocks.put(obj, b"x", "v04")
+    closed = [maps.path(md).parent, maps.path(v2_name).parent, blocks.path(obj, "v04").parent]
+    headers = [maps.path(md_map), maps.path(v1_map), blocks.path(obj, "pithos")]
+    assert not {h.parent.parent.parent for h in headers} & {d.parent.parent for d in closed}
+    for d in closed:
+        os.chmod(d, 0)
+    p = _scan_as_nobody("--maps-dir", str(root / "maps"), "--blocks-dir", str(root / "blocks"))
+    assert p.returncode == 2, p.stderr
+    doc = json.loads(p.stdout)
+    found = {(f["kind"], f["store"], f["name"]) for f in doc["findings"]}
+    assert found == {
+        ("unreadable", "maps", md_map),  # its map-data could not be looked for
+        ("unreadable", "maps", v1_map),  # whether NAME exists could not be told
+        ("unreadable", "blocks", obj),  # its v0.4 path could not be looked at
+        *{("unreadable", st, d.name) for st, d in zip(("maps", "maps", "blocks"), closed)},  # the dirs
+    }
+    for f in doc["findings"]:
+        assert errno.errorcode[errno.EACCES] in f["detail"]
 
 
 # ---- files that vanish during the scan are not errors ----------------------------------
