@@ -284,6 +284,7 @@ def test_strays(tmp_path):
     (blocks / "ab" / "cd" / "ef" / "dir-at-depth-4").mkdir()
     (blocks / "ab" / "cd" / "ef" / "dir-at-depth-4" / "deeper-object").write_bytes(b"x")
     (blocks / "ab" / "cd" / "ef" / "short").write_bytes(b"x")
+    (blocks / "ab" / "cd" / "ef" / "sixsix").write_bytes(b"x")  # 6 bytes: long enough (misplaced)
     os.mkfifo(blocks / "ab" / "cd" / "ef" / "a-fifo-here")
     raw = os.path.join(os.fsencode(blocks), b"ab", b"cd", b"ef", b"caf\xe9-latin1-name")
     with open(raw, "wb") as fh:
@@ -291,7 +292,7 @@ def test_strays(tmp_path):
     s = run_scan(tmp_path / "blocks")  # the blocks dir scanned as a maps store: same strays
     assert keys(s) == {("stray_entry", "maps", n) for n in (
         "top-level-file", "depth-2-file", "depth-3-file", "dir-at-depth-4", "short", "a-fifo-here",
-        "caf\\xe9-latin1-name")}
+        "caf\\xe9-latin1-name")} | {("object_misplaced", "maps", "sixsix")}
     paths = {f.name: f.path for f in s.findings}
     assert paths["caf\\xe9-latin1-name"] == "ab/cd/ef/caf\\xe9-latin1-name"
     assert paths["dir-at-depth-4"] == "ab/cd/ef/dir-at-depth-4"
