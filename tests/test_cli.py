@@ -288,6 +288,11 @@ def test_sample_refuses_a_non_empty_dir(sample_dir):
     assert_one_line_error(invoke("sample", sample_dir))
 
 
+def test_sample_where_it_cannot_write(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    assert_one_line_error(invoke("sample", tmp_path / "a-file" / "store"))
+
+
 def test_corrupt_truncated_and_empty_map_objects(tmp_path):
     maps = FiledStoreWriter(tmp_path / "maps")
     v1 = F.write_v1(3 * M4, [(0, F.ZERO_HASH)] * 3)
