@@ -97,6 +97,27 @@ def test_shards_merge_to_the_same_result(sample, sample_summary, shards):
     assert s.locks == sample_summary.locks
 
 
+def test_shards_with_odd_top_level_entries(tmp_path):
+    """Entries that are not 2-hex dirs all belong to one shard: none lost, none twice."""
+    blocks = FiledStoreWriter(tmp_path / "blocks")
+    for i in range(40):
+        blocks.put(f"object-{i:03d}", b"x")
+    (tmp_path / "blocks" / "README").write_text("x")
+    (tmp_path / "blocks" / "ab").mkdir(exist_ok=True)
+    for odd in ("lost+found/aa/bb", "AB/cd/ef", "abc/de/f0"):
+        d = tmp_path / "blocks" / odd
+        d.mkdir(parents=True)
+        (d / "object-in-odd-dir").write_bytes(b"x")
+    (tmp_path / "blocks" / "zz-link").symlink_to(tmp_path / "blocks" / "AB")
+    (tmp_path / "maps").mkdir()
+    results = [run_scan(tmp_path / "maps", tmp_path / "blocks", shards=n) for n in (1, 5, 256)]
+    assert keys(results[0]) == {("stray_entry", "blocks", "README"), ("stray_entry", "blocks", "zz-link")} | {
+        ("object_misplaced", "blocks", "object-in-odd-dir")}
+    assert results[0].counters["blocks.files"] == 40 + 1 + 3  # the objects, README, the three odd ones
+    for r in results[1:]:
+        assert r.findings == results[0].findings and r.counters == results[0].counters
+
+
 def test_pithos_migrate_off_silences_only_at_risk(sample, sample_summary):
     s = run_scan(sample.maps_dir, sample.blocks_dir, off={"maps": True, "blocks": True})
     assert keys(s) == keys(sample_summary) - {("object_at_risk", "blocks", AT_RISK_NAMES[0])}
