@@ -10,8 +10,10 @@ import errno
 import hashlib
 import json
 import os
+import random
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -223,6 +225,42 @@ def test_map_finding_precedence(tmp_path):
     assert keys(s) == expect
     names = [f.name for f in s.findings if f.kind.startswith("map_")]
     assert len(names) == len(set(names)), "at most one map finding per map object"
+
+
+def test_header_verdicts_on_random_map_objects(tmp_path):
+    """Through real files (pread of the head, fstat for the length), each object's map
+    finding is the one formats.classify implies for its bytes."""
+    rng = random.Random(99)
+    maps = FiledStoreWriter(tmp_path / "maps")
+    expect = set()
+    for i in range(300):
+        r = rng.random()
+        if r < 0.3:
+            bs = rng.choice([0, 128, 256, 1000, M4, rng.getrandbits(32)])
+            data = struct.pack(">IIQIIQ", F.V2_SIGNATURE, rng.choice([2, 2, 1, 3]), rng.getrandbits(rng.choice([8, 40])),
+                               bs, rng.getrandbits(32), rng.getrandbits(64))
+        elif r < 0.6:
+            data = struct.pack("<IQ", 1, rng.choice([0, M4, 3 * M4 - 1, rng.getrandbits(30)]))
+            data += rng.randbytes(rng.choice([0, 33, 66, 99, rng.randrange(200)]))
+        elif r < 0.7:
+            data = rng.choice([b"AMF.", b"\x01\x00\x00\x00"]) + rng.randbytes(rng.randrange(30))
+        else:
+            data = rng.randbytes(rng.randrange(0, 600))
+        data = data[: rng.choice([len(data), len(data), rng.randrange(len(data) + 1)])]
+        name = hashlib.sha256(b"%d" % i).hexdigest() if rng.random() < 0.1 else f"fuzz-{i:04d}"
+        maps.put(name, data)
+        info = F.classify(data[: F.HEADER_READ], len(data), name.encode())
+        kind = {
+            F.HeaderClass.V1: "map_v1",
+            F.HeaderClass.V0: "map_v0",
+            F.HeaderClass.V2: "map_data_missing" if info.size else None,
+            F.HeaderClass.NOT_MAP: None,
+        }.get(info.cls, "map_corrupt")
+        if kind:
+            expect.add((kind, "maps", name))
+    s = run_scan(tmp_path / "maps", jobs=3)
+    assert keys(s) == expect
+    assert len(expect) > 150
 
 
 def test_a_map_at_a_wrong_path_gets_both_findings(tmp_path):
