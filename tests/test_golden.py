@@ -51,12 +51,20 @@ EXPECTED = {
     },
 }
 EXPECTED["after-directio"] = EXPECTED["after"]
+# while alpha-vol1 is open (request 02): its v1 map upgraded and purged, the rest untouched
+EXPECTED["step02-open-alpha-vol1"] = EXPECTED["before"] - {("map_v1", "maps", "archip_alpha-vol1")}
+# while P is open (request 07): P moved to its sha256 path and upgraded; Q not yet
+EXPECTED["step07-open-P"] = {
+    ("map_v1", "maps", "archip_bravo-legacy"),
+    ("map_v0", "maps", Q),
+    *{("object_unmigrated", "blocks", h) for h in OLD_PATH_BLOCKS},
+}
 
 
 @pytest.fixture(scope="session")
 def stores(tmp_path_factory) -> dict[str, Path]:
     out = {}
-    for name in ("before", "after", "after-directio"):
+    for name in ("before", "after", "after-directio", "step02-open-alpha-vol1", "step07-open-P"):
         d = tmp_path_factory.mktemp(name)
         with tarfile.open(GOLDEN / f"{name}.tar.gz") as tf:
             # trusted fixtures; the "data" filter where this Python has it
@@ -80,6 +88,18 @@ def test_scan_finds_exactly_what_the_facts_imply(stores, name):
     assert found == EXPECTED[name]
     assert s.exit_code == 1
     assert not s.locks  # every map was closed
+
+
+@pytest.mark.parametrize(("name", "locked"), [("step02-open-alpha-vol1", "alpha-vol1"), ("step07-open-P", P)])
+def test_open_maps_hold_locks(stores, name, locked):
+    """filed writes NAME_lock, holding its unique string, while a map is open."""
+    s, found = _found(stores[name])
+    assert found == EXPECTED[name]
+    lock = stores[name] / "maps" / layout.v04_path(f"{locked}_lock".encode()).decode()
+    owner = lock.read_text()
+    assert owner
+    assert [(lk.store, lk.name, lk.owner) for lk in s.locks] == [("maps", f"{locked}_lock", owner)]
+    assert s.held_locks == s.locks
 
 
 @pytest.mark.parametrize("name", ["before", "after", "after-directio"])
