@@ -391,6 +391,21 @@ def test_symlinks_are_strays_and_never_followed(tmp_path):
     assert s.counters["maps.v1"] == 0
 
 
+def test_a_fifo_where_a_map_is_probed_does_not_hang_the_scan(tmp_path):
+    """archip_NAME makes the scanner look at NAME; a FIFO there must not block it."""
+    maps = FiledStoreWriter(tmp_path / "maps")
+    maps.put("archip_volume-x", F.write_v1(M4, [(0, F.ZERO_HASH)]))
+    fifo = maps.path("volume-x")
+    fifo.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(fifo)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.run([sys.executable, "-m", "verify", "scan", "--maps-dir", str(tmp_path / "maps"), "--format",
+                        "json", "--no-progress"], capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert {(f["kind"], f["name"]) for f in json.loads(p.stdout)["findings"]} == {
+        ("map_v1", "archip_volume-x"), ("stray_entry", "volume-x")}
+
+
 # ---- unreadable parts: reported with errno, exit 2, the rest completes ------------------
 
 
