@@ -468,7 +468,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
     cdef char path[PATHMAX]
     cdef char epath[PATHMAX]
     cdef char detail[DETAILMAX]
-    cdef int fd, t
+    cdef int fd, t, err
     cdef DIR *d
     cdef dirent *e
     if depth == 1:
@@ -498,26 +498,24 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
         if is_dot(e.d_name):
             continue
         t = entry_type(fd, e)
+        err = errno
+        if depth == 1:
+            join_path(epath, dname, NULL, NULL, e.d_name)
+        elif depth == 2:
+            join_path(epath, d1, dname, NULL, e.d_name)
+        else:
+            join_path(epath, d1, d2, dname, e.d_name)
         if t < 0:
             # no d_type and the entry is gone by now: vanished, not an error
-            if errno != ENOENT:
-                t = errno
-                if depth == 1:
-                    join_path(epath, dname, NULL, NULL, e.d_name)
-                elif depth == 2:
-                    join_path(epath, d1, dname, NULL, e.d_name)
-                else:
-                    join_path(epath, d1, d2, dname, e.d_name)
-                unreadable(b, t, e.d_name, strlen(e.d_name), epath, "lstat")
+            if err != ENOENT:
+                unreadable(b, err, e.d_name, strlen(e.d_name), epath, "lstat")
             continue
         if depth == 3:
             if t == DT_REG:
                 check_file(ctx, b, fd, d1, d2, dname, e.d_name)
             else:
                 b.counts[C_FILES] += 1
-                join_path(path, d1, d2, dname, e.d_name)
-                stray(b, e.d_name, path, t, 4)
-                join_path(path, d1, d2, NULL, dname)
+                stray(b, e.d_name, epath, t, 4)
         elif t == DT_DIR:
             if depth == 1:
                 walk(ctx, b, fd, dname, NULL, NULL, e.d_name, 2)
@@ -526,11 +524,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
         else:
             if t == DT_REG:
                 b.counts[C_FILES] += 1
-            if depth == 1:
-                join_path(path, dname, NULL, NULL, e.d_name)
-            else:
-                join_path(path, d1, dname, NULL, e.d_name)
-            stray(b, e.d_name, path, t, depth + 1)
+            stray(b, e.d_name, epath, t, depth + 1)
     closedir(d)
 
 
