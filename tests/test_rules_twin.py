@@ -188,3 +188,15 @@ def test_utf8_validity_equals_python_strict_decoder():
         assert _scan._utf8_valid_for_tests(s) == want, s
         verdicts.add(want)
     assert verdicts == {True, False}
+
+
+def test_mapdata_blocks_twin():
+    rng = random.Random(SEED + 5)
+    cases = [(0, 256), (1, 256), (256, 256), (257, 256), (2 * 256, 256), (3 * 256, 256), ((1 << 64) - 1, 256),
+             ((1 << 64) - 1, 1 << 31), (32768 * F.BLOCK_SIZE_4M, F.BLOCK_SIZE_4M),
+             (32768 * F.BLOCK_SIZE_4M + 1, F.BLOCK_SIZE_4M)]
+    for _ in range(5000):
+        bs = 1 << rng.randrange(8, 32)
+        cases.append((rng.getrandbits(rng.choice([8, 20, 40, 64])), bs))
+    for size, bs in cases:
+        assert _scan._mapdata_blocks_for_tests(size, bs) == F.mapdata_blocks(size, bs), (size, bs)

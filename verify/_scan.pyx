@@ -688,3 +688,8 @@ def _utf8_valid_for_tests(bytes s):
 
 def _is_hex64_for_tests(bytes name):
     return bool(av_is_hex64(name, len(name)))
+
+
+def _mapdata_blocks_for_tests(unsigned long long size, unsigned int blocksize):
+    """av_mapdata_blocks: how many map-data objects the scanner probes for."""
+    return av_mapdata_blocks(size, blocksize)
