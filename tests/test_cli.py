@@ -363,3 +363,15 @@ def test_real_process(sample_dir, planted, tmp_path):
     assert p.returncode == 0 and p.stderr == ""
     p = _run("--version")
     assert p.returncode == 0 and "archverify" in p.stdout
+
+
+def test_help_of_every_command():
+    for args in ([], ["scan"], ["sample"]):
+        r = invoke(*args, "--help")
+        assert r.exit_code == 0 and "Usage:" in r.stdout
+
+
+def test_progress_bar_goes_to_stderr_only(sample_dir, planted):
+    r = invoke("scan", "--config", sample_dir / "archipelago.conf", "--format", "json", "--progress")
+    assert r.exit_code == 1
+    assert {(f["kind"], f["store"], f["name"]) for f in json.loads(r.stdout)["findings"]} == planted
