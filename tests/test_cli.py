@@ -375,3 +375,32 @@ def test_progress_bar_goes_to_stderr_only(sample_dir, planted):
     r = invoke("scan", "--config", sample_dir / "archipelago.conf", "--format", "json", "--progress")
     assert r.exit_code == 1
     assert {(f["kind"], f["store"], f["name"]) for f in json.loads(r.stdout)["findings"]} == planted
+
+
+def test_from_a_terminal(sample_dir, planted):
+    """stderr on a terminal turns the progress bar on by default."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        p = subprocess.run([sys.executable, "-m", "verify", "scan", "--config", str(sample_dir / "archipelago.conf"),
+                            "--format", "json"], stdout=subprocess.PIPE, stderr=slave, env=env, timeout=120)
+        os.close(slave)
+        slave = None
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert b"Traceback" not in err
+    assert p.returncode == 1
+    assert {(f["kind"], f["store"], f["name"]) for f in json.loads(p.stdout)["findings"]} == planted
