@@ -18,9 +18,9 @@ def output_options(f):
     opts = [
         click.option("--format", "fmt", type=click.Choice(["human", "json", "jsonl"]), default="human", show_default=True,
                      help="human: summary and first findings; json: one document; jsonl: a finding per line, then the summary."),
-        click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+        click.option("-o", "--output", type=click.Path(),
                      help="Write the report to FILE (atomically) instead of stdout."),
-        click.option("--logdir", type=click.Path(file_okay=False),
+        click.option("--logdir", type=click.Path(),
                      help="Also write KIND.log per finding kind into DIR (one finding per line), like the old tool's logs."),
         click.option("--max-shown", type=click.IntRange(0), default=20, show_default=True,
                      help="human: how many findings to list."),
@@ -71,9 +71,15 @@ def opened_output(path):
 
 
 def check_outputs(output, logdir):
-    """Fail before a long scan, not after it, when the report could not be written."""
+    """Fail before a long scan, not after it, when the report could not be written.
+
+    (These checks are ours rather than click.Path's so that each is one line.)"""
     if output is not None:
         d = os.path.dirname(os.path.abspath(output))
+        if os.path.isdir(output):
+            raise OutputError(f"{output}: cannot write the report: it is a directory")
+        if os.path.exists(output) and not os.access(output, os.W_OK):
+            raise OutputError(f"{output}: cannot write the report: permission denied")
         if not os.path.isdir(d):
             raise OutputError(f"{output}: cannot write the report: {d} is not a directory")
         if not os.access(d, os.W_OK | os.X_OK):
