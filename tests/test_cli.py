@@ -157,6 +157,8 @@ def test_output_errors_fail_before_the_scan(sample_dir, tmp_path):
     (tmp_path / "a-file").write_text("")
     r = invoke("scan", "--config", sample_dir / "archipelago.conf", "--logdir", tmp_path / "a-file" / "logs")
     assert_one_line_error(r)
+    assert_one_line_error(invoke("scan", "--config", sample_dir / "archipelago.conf", "--logdir", tmp_path / "a-file"))
+    assert_one_line_error(invoke("scan", "--config", sample_dir / "archipelago.conf", "-o", tmp_path))
     if Path("/dev/full").exists() and stat.S_ISCHR(os.stat("/dev/full").st_mode):
         r = invoke("scan", "--config", sample_dir / "archipelago.conf", "-o", "/dev/full")
         assert_one_line_error(r)
