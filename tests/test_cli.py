@@ -268,6 +268,7 @@ def test_bad_configs(tmp_path, text):
 
 def test_config_that_cannot_be_read(tmp_path):
     assert_one_line_error(invoke("scan", "--config", tmp_path / "missing.conf"))
+    assert_one_line_error(invoke("scan", "--config", tmp_path))  # a directory
     p = tmp_path / "latin1.conf"
     p.write_bytes(b"[blockerb]\ntype = file_blocker\narchip_dir = /caf\xe9\n")
     assert_one_line_error(invoke("scan", "--config", p))

@@ -16,7 +16,7 @@ PM_CHOICES = ("auto", "on", "off")
 def store_options(f):
     """--config, --backend and the per-backend flags; explicit flags override the config."""
     opts = [
-        click.option("--config", "config_path", type=click.Path(dir_okay=False, readable=False),
+        click.option("--config", "config_path", type=click.Path(readable=False),
                      help="archipelago.conf to read the stores from [default: /etc/archipelago/archipelago.conf "
                           "when no store flags are given]"),
         click.option("--backend", type=click.Choice(["filed", "rados"]),
