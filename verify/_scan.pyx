@@ -16,7 +16,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
@@ -316,7 +316,7 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
                 elif S_ISREG(st.st_mode):
                     blk += 1
                     continue
-                if err != 0 and err != ENOENT and err != ENOTDIR:
+                if err != 0 and err != ENOENT and err != ENOTDIR and err != ENAMETOOLONG:  # too long: cannot exist
                     snprintf(detail, DETAILMAX, "stat of map-data %s", mdname)
                     emit(b, K_UNREADABLE, err, name, n, path, detail)
                     return
