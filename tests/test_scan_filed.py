@@ -195,6 +195,11 @@ def test_map_finding_precedence(tmp_path):
     maps.put("vol-md", header)
     maps.put(F.mapdata_name("vol-md", 0), data[F.mapdata_name("vol-md", 0)])
     want("map_data_missing", "vol-md")
+    # a name so long that NAME_<16 hex> exceeds the filesystem's 255 bytes: its map-data cannot exist
+    maps.put("v" * 250, F.pack_v2_header(M4))
+    too_long = F.mapdata_name("v" * 250, 0).encode()
+    os.makedirs(os.path.join(os.fsencode(tmp_path / "maps"), layout.v04_dirs(too_long)), exist_ok=True)
+    want("map_data_missing", "v" * 250)
     # a zero-size v2 map has no map-data to miss
     maps.put("vol-empty", F.pack_v2_header(0))
     # the v1 map's NAME is a 64-hex Pithos name, upgraded v2 at its OLD Pithos path
