@@ -7,7 +7,7 @@ import sys
 import click
 
 from .. import scan as scan_op
-from .output_options import output_options, render, warn
+from .output_options import check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
 
 
@@ -27,6 +27,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
       archverify scan --maps-dir /srv/archip/maps --blocks-dir /srv/archip/blocks -j 64
       archverify scan --backend rados --pool maps --blocks-pool blocks -c /etc/ceph/ceph.conf
     """
+    check_outputs(output, logdir)
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
     warn(warnings)
     summary = scan_op.scan(be, jobs, progress)
