@@ -200,7 +200,8 @@ def _kinds(r):
         ("pithos_migrate = True\n", [], True, False),
         ("pithos_migrate = False\n", [], False, False),
         ("", [], False, False),  # Archipelago's default is off
-        ("pithos-migrate = True\n", [], False, True),  # ignored by Archipelago: off, and we warn
+        ("pithos-migrate = True\n", [], True, True),  # off, but meant on: warn, and still at risk
+        ("pithos-migrate = False\n", [], False, True),  # off, and meant off
         ("pithos_migrate = False\n", ["--pithos-migrate", "on"], True, False),
         ("pithos_migrate = True\n", ["--pithos-migrate", "off"], False, False),
     ],

@@ -362,6 +362,19 @@ def test_strays(tmp_path):
     assert paths["dir-at-depth-4"] == "ab/cd/ef/dir-at-depth-4"
 
 
+def test_top_level_lost_and_found_is_the_filesystems_own(tmp_path):
+    maps = FiledStoreWriter(tmp_path / "maps")
+    maps.put_v2("a-volume", M4, [F.Entry(F.ZERO_HASH, F.OF_ZERO)])
+    lf = tmp_path / "maps" / "lost+found"
+    lf.mkdir()
+    (lf / "#1234").write_bytes(b"recovered by fsck")
+    nested = tmp_path / "maps" / "ab" / "lost+found"
+    nested.mkdir(parents=True)
+    (nested / "inside").write_bytes(b"x")
+    s = run_scan(tmp_path / "maps")
+    assert keys(s) == {("stray_entry", "maps", "inside")}  # only the top-level one is skipped
+
+
 def test_non_utf8_directory_names_are_escaped(tmp_path):
     root = os.fsencode(tmp_path / "blocks")
     d = os.path.join(root, b"a\xff", b"cd", b"ef")

@@ -587,6 +587,8 @@ cdef class FiledShard:
                 nm = os.fsencode(e.name)
                 if not self.lo <= bucket(nm) < self.hi:
                     continue
+                if nm == b"lost+found" and e.is_dir(follow_symlinks=False):
+                    continue  # the filesystem's own, when archip_dir is a mount point
                 if e.is_dir(follow_symlinks=False):
                     units.append(nm)
                 else:

@@ -75,7 +75,7 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_
             if pithos_migrate == "off":
                 off[role] = True
             elif pithos_migrate == "auto" and cfg is not None:
-                off[role] = not cfg.stores[role].pithos_migrate
+                off[role] = cfg.stores[role].known_off
         be = FiledBackend(os.fspath(mdir), os.fspath(bdir) if bdir else None, off)
         be.validate()
         return be, warnings
