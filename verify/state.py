@@ -82,7 +82,8 @@ def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], 
     known = cur | {k for k in prev if k[0] not in covered}
     doc = {"time": time.time(), "exit_code": summary.exit_code, "stages": stages, "covered": sorted(covered),
            "findings": sorted(known)}
-    name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}.json.gz"
+    ns = time.time_ns()
+    name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z-{os.getpid()}.json.gz"
     fd, tmp = tempfile.mkstemp(prefix=".run-", dir=d / "runs")
     try:
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
