@@ -574,3 +574,80 @@ def test_unreadable_part_stops_the_later_stages(tmp_path_factory):
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
+
+
+def feed_index(idx, maps_dir: Path):
+    """Every map of a filed maps dir, handed to the backend-neutral index as a RADOS backend would."""
+    problems = {}
+    out = []
+    for dirpath, _dirs, files in os.walk(maps_dir):
+        for name in sorted(files):
+            raw = os.fsencode(name)
+            if len(raw) < 6 or F.is_mapdata_name(raw) or b"_lock" in raw or b"_hash" in raw:
+                continue
+            data = (Path(dirpath) / name).read_bytes()
+            h = F.classify(data[:64], len(data), raw)
+            if h.cls == F.HeaderClass.V0:
+                r = idx.add_v0(raw, data)
+            elif h.cls == F.HeaderClass.V1:
+                r = idx.add_v1(raw, data, F.nr_objs(h.size))
+            elif h.cls == F.HeaderClass.V2:
+                nr, per = F.nr_objs(h.size, h.blocksize), h.blocksize // 128
+                for blk in range(F.mapdata_blocks(h.size, h.blocksize)):
+                    md = maps_dir / layout.v04_path(F.mapdata_name(name, blk).encode()).decode()
+                    cnt = min(per, nr - blk * per)
+                    r = idx.add_v2(raw, md.read_bytes()[: cnt * 128], blk * per, cnt, bool(h.flags & F.MF_DELETED))
+                    if isinstance(r, list):
+                        out += [(n, raw, i) for n, i in r]
+                    elif r[0]:
+                        problems[name] = r[1]
+                continue
+            else:
+                continue
+            if isinstance(r, list):
+                out += [(n, raw, i) for n, i in r]
+            elif r[0]:
+                problems[name] = r[1]
+    return problems, out
+
+
+def stored_names(blocks_dir: Path):
+    for dirpath, _dirs, files in os.walk(blocks_dir):
+        rel = os.fsencode(os.path.relpath(dirpath, blocks_dir))
+        for name in files:
+            raw = os.fsencode(name)
+            if raw.endswith((b"_lock", b"_hash")):
+                continue
+            if rel in (layout.v04_dirs(raw), layout.pithos_dirs(raw)):
+                yield raw
+
+
+@pytest.mark.parametrize("store,orphans", [("after", {ORPHAN}), ("after-directio", DIRECTIO_ORPHANS)])
+def test_backend_neutral_index_agrees_on_golden(golden, store, orphans):
+    from verify import _check
+    from verify.references import missing_findings
+
+    d = golden[store]
+    idx = _check.ReferenceIndex()
+    problems, _ = feed_index(idx, d / "maps")
+    assert problems == {}
+    idx.freeze()
+    assert {o.decode() for o in idx.mark_stored(list(stored_names(d / "blocks")))} == orphans
+    assert idx.missing_total() == 1
+    idx.start_explain()
+    _, refs = feed_index(idx, d / "maps")
+    (f,) = missing_findings(refs, idx.missing_counts)
+    assert (f.kind, f.name) == ("object_missing", DANGLING)
+    assert f"{P_MAP}[10]" in f.detail
+
+
+def test_backend_neutral_index_agrees_on_planted(planted):
+    from verify import _check
+
+    idx = _check.ReferenceIndex()
+    problems, _ = feed_index(idx, planted.maps)
+    assert set(problems) == planted.corrupt
+    idx.freeze()
+    orphans = {o.decode() for o in idx.mark_stored(list(stored_names(planted.blocks)))}
+    assert orphans == {n for k, _s, n in planted.expect if k == "object_orphan" and not n.endswith("_hash")}
+    assert idx.missing_total() == len(planted.missing_refs)

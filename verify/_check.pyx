@@ -408,15 +408,12 @@ cdef void entries_v2(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, av_header_t *h) noex
     cdef uint64_t nr = av_div_ceil(h.size, h.blocksize)
     cdef uint64_t per = h.blocksize // AV_V2_ENTRY_LEN
     cdef uint64_t nb = av_div_ceil(nr, per)
-    cdef uint64_t blk, i, cnt, have, idx
+    cdef uint64_t blk, cnt, have
     cdef char mdname[300]
     cdef char rel[PATHMAX]
     cdef char text[600]
-    cdef int fd, flags
+    cdef int fd
     cdef long got
-    cdef uint32_t objlen
-    cdef const unsigned char *e
-    cdef const char *nm
     for blk in range(nb):
         snprintf(mdname, sizeof(mdname), "%.*s_%016llx", <int>ms.n, ms.name, <unsigned long long>blk)
         v04_rel(mdname, strlen(mdname), rel)
@@ -449,33 +446,44 @@ cdef void entries_v2(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, av_header_t *h) noex
                      <unsigned long long>cnt, <unsigned long long>(cnt * AV_V2_ENTRY_LEN))
             problem(ms, text)
             cnt = have
-        for i in range(cnt):
-            e = b.buf + i * AV_V2_ENTRY_LEN
-            idx = blk * per + i
-            b.counts[C_ENTRIES] += 1
-            flags = e[0]
-            objlen = <uint32_t>e[1] | (<uint32_t>e[2] << 8) | (<uint32_t>e[3] << 16) | (<uint32_t>e[4] << 24)
-            nm = <const char *>(e + 5)
-            if objlen == 0 or objlen > V2_NAME_MAX:
-                snprintf(text, sizeof(text), "entry %llu: objectlen %u (1..123 allowed)",
-                         <unsigned long long>idx, objlen)
-            elif flags & ~OF_KNOWN:
-                snprintf(text, sizeof(text), "entry %llu: unknown flag bits 0x%02x", <unsigned long long>idx, flags)
-            elif memchr(nm, b'/', objlen) != NULL or memchr(nm, 0, objlen) != NULL:
-                snprintf(text, sizeof(text), "entry %llu: name contains '/' or NUL", <unsigned long long>idx)
-            else:
-                text[0] = 0
-            if text[0]:
-                b.counts[C_BAD_ENTRIES] += 1
-                problem(ms, text)
-                continue
-            if flags & OF_DELETED:
-                b.counts[C_DELETED_ENTRIES] += 1
-                reference(ctx, b, ms, nm, objlen, idx, 0)
-            elif flags & OF_ZERO or (objlen == 64 and memcmp(nm, ZERO_HEX, 64) == 0):
-                b.counts[C_ZERO] += 1
-            else:
-                reference(ctx, b, ms, nm, objlen, idx, 1)
+        entries_v2_chunk(ctx, b, ms, cnt, blk * per)
+
+
+cdef void entries_v2_chunk(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, uint64_t cnt, uint64_t first) noexcept nogil:
+    """``cnt`` 128-byte entries at b.buf, the first one being entry ``first`` of the map."""
+    cdef uint64_t i, idx
+    cdef char text[600]
+    cdef int flags
+    cdef uint32_t objlen
+    cdef const unsigned char *e
+    cdef const char *nm
+    for i in range(cnt):
+        e = b.buf + i * AV_V2_ENTRY_LEN
+        idx = first + i
+        b.counts[C_ENTRIES] += 1
+        flags = e[0]
+        objlen = <uint32_t>e[1] | (<uint32_t>e[2] << 8) | (<uint32_t>e[3] << 16) | (<uint32_t>e[4] << 24)
+        nm = <const char *>(e + 5)
+        if objlen == 0 or objlen > V2_NAME_MAX:
+            snprintf(text, sizeof(text), "entry %llu: objectlen %u (1..123 allowed)",
+                     <unsigned long long>idx, objlen)
+        elif flags & ~OF_KNOWN:
+            snprintf(text, sizeof(text), "entry %llu: unknown flag bits 0x%02x", <unsigned long long>idx, flags)
+        elif memchr(nm, b'/', objlen) != NULL or memchr(nm, 0, objlen) != NULL:
+            snprintf(text, sizeof(text), "entry %llu: name contains '/' or NUL", <unsigned long long>idx)
+        else:
+            text[0] = 0
+        if text[0]:
+            b.counts[C_BAD_ENTRIES] += 1
+            problem(ms, text)
+            continue
+        if flags & OF_DELETED:
+            b.counts[C_DELETED_ENTRIES] += 1
+            reference(ctx, b, ms, nm, objlen, idx, 0)
+        elif flags & OF_ZERO or (objlen == 64 and memcmp(nm, ZERO_HEX, 64) == 0):
+            b.counts[C_ZERO] += 1
+        else:
+            reference(ctx, b, ms, nm, objlen, idx, 1)
 
 
 cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
@@ -996,3 +1004,204 @@ cdef class FiledRefCheck:
                             <bytes>r.detail if r.detail != NULL else b"", r.err, r.aux))
         self._free_records()
         return out
+
+
+cdef class ReferenceIndex:
+    """The reference stage for a backend that lists and reads its objects itself (RADOS).
+
+    Same fingerprints, set and entry rules as the filed passes; the backend hands in
+    bytes: each map's entries (``add_v0``/``add_v1``/``add_v2``), then ``freeze()``, then
+    the names it lists in the blocks store (``mark_stored``, which returns orphans),
+    and, if ``missing_total()`` is not 0, the maps again after ``start_explain()``
+    (the same ``add_*`` calls then return the entries that name missing objects).
+    Not thread-safe: one index per listing thread is not supported; feed it from one.
+    """
+
+    cdef ctx_t ctx
+    cdef tbuf_t b
+    cdef av_fpset_t refs
+    cdef av_fpset_t missing
+    cdef uint8_t *present
+    cdef uint32_t *mrefs
+    cdef uint32_t *mmaps
+    cdef bytes last_map
+    cdef readonly bint frozen
+
+    def __cinit__(self):
+        self.last_map = None
+        memset(&self.ctx, 0, sizeof(ctx_t))
+        memset(&self.b, 0, sizeof(tbuf_t))
+        memset(&self.refs, 0, sizeof(av_fpset_t))
+        memset(&self.missing, 0, sizeof(av_fpset_t))
+        self.ctx.mode = MODE_REFS
+        self.present = NULL
+        self.mrefs = NULL
+        self.mmaps = NULL
+
+    def __dealloc__(self):
+        self._clear()
+        free(self.b.recs)
+        free(self.b.refs.a)
+        free(self.b.buf)
+        free(self.b.seen)
+        free(self.refs.a)
+        free(self.refs.idx)
+        free(self.missing.a)
+        free(self.missing.idx)
+        free(self.present)
+        free(self.mrefs)
+        free(self.mmaps)
+
+    cdef void _clear(self):
+        cdef size_t i
+        for i in range(self.b.n):
+            free(self.b.recs[i].name)
+            free(self.b.recs[i].path)
+            free(self.b.recs[i].detail)
+        self.b.n = 0
+
+    cdef object _entries(self, int version, bytes map_name, const unsigned char[:] data, uint64_t count,
+                         uint64_t first, bint deleted):
+        cdef mapstate_t ms
+        cdef size_t n = data.shape[0]
+        if self.ctx.mode == MODE_STORED:
+            raise RuntimeError("frozen: call start_explain() before reading maps again")
+        if grow(&self.b, n + 1) != 0:
+            raise MemoryError()
+        if n:
+            memcpy(self.b.buf, &data[0], n)
+        ms.name = map_name
+        ms.n = len(map_name)
+        ms.path = NULL
+        ms.nbad = 0
+        ms.deleted = deleted
+        if map_name != self.last_map:  # a map's chunks come one after another: count each map once
+            self.b.nseen = 0
+            self.last_map = map_name
+        if version == 0:
+            entries_v0(&self.ctx, &self.b, &ms, n)
+        elif version == 1:
+            entries_v1(&self.ctx, &self.b, &ms, count, n)
+        else:
+            if n < count * AV_V2_ENTRY_LEN:
+                problem(&ms, b"map-data shorter than its entries")
+                count = n // AV_V2_ENTRY_LEN
+            entries_v2_chunk(&self.ctx, &self.b, &ms, count, first)
+        if self.b.oom or self.b.refs.oom:
+            raise MemoryError()
+        if self.ctx.mode == MODE_MISSING:
+            out = [(<bytes>self.b.recs[i].name, <uint64_t>self.b.recs[i].aux) for i in range(self.b.n)]
+            self._clear()
+            return out
+        return (ms.nbad, (<bytes>ms.first).decode("utf-8", "replace") if ms.nbad and not ms.deleted else "")
+
+    def add_v0(self, bytes map_name, data):
+        """A v0 map object's bytes. Returns (problems, first problem) or, explaining, [(name, index)]."""
+        return self._entries(0, map_name, data, 0, 0, False)
+
+    def add_v1(self, bytes map_name, data, uint64_t nr_objs):
+        """A v1 map object's bytes (header included) and its entry count from the header."""
+        return self._entries(1, map_name, data, nr_objs, 0, False)
+
+    def add_v2(self, bytes map_name, data, uint64_t first_index, uint64_t count, bint deleted_map=False):
+        """One map-data object's bytes: ``count`` entries, the first being entry ``first_index``."""
+        return self._entries(2, map_name, data, count, first_index, deleted_map)
+
+    def add_names(self, names, bint needed=True):
+        """Referenced names given directly (already parsed elsewhere)."""
+        cdef unsigned char md[32]
+        cdef av_fp_t fp
+        cdef bytes nm
+        for nm in names:
+            SHA256(<const unsigned char *>nm, len(nm), md)
+            av_fp_from_digest(md, &fp)
+            if needed:
+                fp.lo |= AV_FP_NEEDED
+            av_fpbuf_push(&self.b.refs, &fp)
+        if self.b.refs.oom:
+            raise MemoryError()
+
+    def freeze(self):
+        """No more references: the sorted set. Returns how many distinct objects are referenced."""
+        self.b.refs.n = av_fp_sort_unique(self.b.refs.a, self.b.refs.n)
+        self.refs.a = self.b.refs.a
+        self.refs.n = self.b.refs.n
+        self.b.refs.a = NULL
+        self.b.refs.n = self.b.refs.cap = 0
+        if av_fpset_index(&self.refs) != 0:
+            raise MemoryError()
+        self.present = <uint8_t *>calloc(self.refs.n + 1, 1)
+        if self.present == NULL:
+            raise MemoryError()
+        self.ctx.refs = &self.refs
+        self.ctx.present = self.present
+        self.ctx.mode = MODE_STORED
+        self.frozen = True
+        return self.refs.n
+
+    def mark_stored(self, names):
+        """Names listed in the blocks store (objects only: no _lock, _hash); returns those no map names."""
+        cdef unsigned char md[32]
+        cdef av_fp_t fp
+        cdef long k
+        cdef bytes nm
+        if not self.frozen:
+            raise RuntimeError("freeze() first")
+        orphans = []
+        for nm in names:
+            SHA256(<const unsigned char *>nm, len(nm), md)
+            av_fp_from_digest(md, &fp)
+            k = av_fpset_find(&self.refs, &fp)
+            if k >= 0:
+                av_mark(self.present, <size_t>k)
+            else:
+                orphans.append(nm)
+        return orphans
+
+    def missing_total(self):
+        cdef size_t i, m = 0
+        for i in range(self.refs.n):
+            if not self.present[i] and self.refs.a[i].lo & AV_FP_NEEDED:
+                m += 1
+        return m
+
+    def start_explain(self):
+        """After mark_stored: the add_* calls now return the entries naming missing objects."""
+        cdef size_t i, m = self.missing_total()
+        self.missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
+        self.mrefs = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
+        self.mmaps = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
+        if self.missing.a == NULL or self.mrefs == NULL or self.mmaps == NULL:
+            raise MemoryError()
+        m = 0
+        for i in range(self.refs.n):
+            if not self.present[i] and self.refs.a[i].lo & AV_FP_NEEDED:
+                self.missing.a[m] = self.refs.a[i]
+                m += 1
+        self.missing.n = m
+        if av_fpset_index(&self.missing) != 0:
+            raise MemoryError()
+        self.ctx.missing = &self.missing
+        self.ctx.mrefs = self.mrefs
+        self.ctx.mmaps = self.mmaps
+        self.ctx.mode = MODE_MISSING
+
+    def missing_counts(self, bytes name):
+        """(maps, entries) naming this missing object, counted while explaining."""
+        cdef unsigned char md[32]
+        cdef av_fp_t fp
+        if self.missing.a == NULL:
+            return 0, 0
+        SHA256(<const unsigned char *>name, len(name), md)
+        av_fp_from_digest(md, &fp)
+        cdef long k = av_fpset_find(&self.missing, &fp)
+        if k < 0:
+            return 0, 0
+        return self.mmaps[k], self.mrefs[k]
+
+    def counters(self):
+        return {COUNTER_NAMES[c]: self.b.counts[c] for c in range(NCOUNT)}
+
+    def memory(self):
+        cdef size_t nb = (<size_t>1 << self.refs.bits) + 1 if self.refs.idx != NULL else 0
+        return self.refs.n * sizeof(av_fp_t) + nb * sizeof(uint32_t) + (self.refs.n + 1 if self.present else 0)
