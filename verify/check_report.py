@@ -6,6 +6,7 @@ Machine formats carry the same facts under a ``check`` key; the human wording ma
 
 from __future__ import annotations
 
+import io
 import json
 from typing import TextIO
 
@@ -54,7 +55,17 @@ def write_jsonl(out: TextIO, summary: Summary, backend: str, stores: dict, facts
 
 
 def write_human(out: TextIO, summary: Summary, backend: str, stores: dict, facts: dict, max_shown: int) -> None:
-    report.write_human(out, summary, backend, stores, max_shown, command="check")
+    """The scan's report with the check's lines after its header (before the findings table)."""
+    buf = io.StringIO()
+    report.write_human(buf, summary, backend, stores, max_shown, command="check")
+    text = buf.getvalue()
+    cut = text.find("\n\n") + 1 if "\n\n" in text else len(text)
+    out.write(text[:cut])
+    _check_lines(out, facts, max_shown)
+    out.write(text[cut:])
+
+
+def _check_lines(out: TextIO, facts: dict, max_shown: int) -> None:
     w = out.write
     w(f"check stages: {', '.join(facts['stages_run'])}")
     if facts["stages_skipped"]:

@@ -65,6 +65,18 @@ def load_previous(d: Path) -> tuple[str | None, set[Key]]:
         raise StoreError(f"{runs[-1]}: unreadable state file ({e}); move it away to start afresh") from None
 
 
+def prepare(d: str | os.PathLike) -> None:
+    """Fail before the run, not after it, when the state dir cannot be written."""
+    d = Path(d) / "runs"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".probe-", dir=d)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise StoreError(f"{d}: cannot write the state dir: {e.strerror}") from None
+
+
 def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], data_complete: bool) -> Delta:
     """Compare with the previous run, then store this one (atomically); old runs beyond KEEP_RUNS go."""
     d = Path(d)

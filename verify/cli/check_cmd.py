@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 
 import click
@@ -50,7 +51,12 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
         raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
     verify_data = verify_data or sample is not None
     window = check_op.SampleWindow.of(sample)
+    for path, what in ((prom_path, "--prometheus-textfile"), (output, "--output")):
+        if path and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+            raise UsageError(f"{what} {path}: its directory is missing or not writable")
     with runlock.held(lock_path) if lock_path else contextlib.nullcontext():
+        if state_dir:
+            state.prepare(state_dir)
         be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
         warn(warnings)
         if not hasattr(be, "check_references"):
