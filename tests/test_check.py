@@ -111,6 +111,14 @@ def build_store(root: Path, seed: int = 7) -> Planted:
     missing(lost3, v0name, 2)
     v0old = [pithos("pithos")]
     maps.put(hashlib.sha256(b"old" + F.write_v0(v0old)).hexdigest(), F.write_v0(v0old), "pithos")
+    # a v0 map longer than one read chunk (1 MiB): the missing block is entry 33000
+    lost4 = hashlib.sha256(b"lost far away").hexdigest()
+    big = F.write_v0([shared[0]] * 33000 + [lost4])
+    big_name = hashlib.sha256(big).hexdigest()
+    maps.put(big_name, big)
+    missing(lost4, big_name, 33000)
+    # an archip_ v2 map (the scan does not follow its map-data) with an absurd size and no map-data
+    maps.put("archip_huge-volume", F.pack_v2_header(1 << 50, epoch=0))
     # a v1 map never upgraded: archip objects, Pithos blocks, zero, one archip object missing
     gone = rng.randbytes(32).hex()
     obj_hex = rng.randbytes(32).hex()
@@ -197,7 +205,7 @@ def test_check_includes_every_scan_finding(planted):
     scanned = keys(scan_op.scan(be, 2, progress=False))
     checked = keys(check_op.check(be, 2, progress=False))
     assert scanned <= checked
-    assert checked - scanned == planted.expect - scanned
+    assert checked - scanned == (planted.expect - scanned) | {("map_data_missing", "maps", "archip_huge-volume")}
 
 
 def test_missing_detail_names_referencing_maps_and_indexes(planted):
@@ -208,6 +216,11 @@ def test_missing_detail_names_referencing_maps_and_indexes(planted):
         for map_name, idx in planted.missing_refs[f.name].items():
             assert f"{map_name}[{','.join(map(str, idx))}]" in f.detail
         assert f.path == layout.v04_path(f.name.encode()).decode()
+
+
+def test_absurd_map_gives_one_map_data_missing(planted):
+    s = check_op.check(backend(planted), jobs=2, progress=False)
+    assert [f.name for f in s.findings if f.kind == "map_data_missing"] == ["archip_huge-volume"]
 
 
 def test_jobs_do_not_change_results(planted):
@@ -296,21 +309,21 @@ def naive_references(maps_dir: Path, blocks_dir: Path):
             elif h.cls == F.HeaderClass.V1:
                 ents = F.parse_v1(data).entries
             elif h.cls == F.HeaderClass.V2:
-                ents, nr, per = [], F.nr_objs(h.size, h.blocksize), h.blocksize // 128
+                ents, nr = [], F.nr_objs(h.size, h.blocksize)
                 for i in range(nr):
                     blk, off = F.entry_location(i, h.blocksize)
                     md = read(layout.v04_path(F.mapdata_name(name, blk).encode()).decode())
                     if md is None:
+                        break  # the map cannot load: nothing past here is read
+                    if len(md) < off + 128:
+                        corrupt.add(name)
                         ents.append(None)
                         continue
                     try:
-                        ents.append(F.parse_v2_entry(md, off) if len(md) >= off + 128 else None)
-                        if len(md) < off + 128:
-                            corrupt.add(name)
+                        ents.append(F.parse_v2_entry(md, off))
                     except F.MapFormatError:
                         corrupt.add(name)
                         ents.append(None)
-                del per
                 if h.flags & F.MF_DELETED:
                     corrupt.discard(name)
                     kept.update(e.name for e in ents if e is not None and not e.zero or (e and e.deleted))
@@ -595,6 +608,8 @@ def feed_index(idx, maps_dir: Path):
                 nr, per = F.nr_objs(h.size, h.blocksize), h.blocksize // 128
                 for blk in range(F.mapdata_blocks(h.size, h.blocksize)):
                     md = maps_dir / layout.v04_path(F.mapdata_name(name, blk).encode()).decode()
+                    if not md.exists():
+                        break
                     cnt = min(per, nr - blk * per)
                     r = idx.add_v2(raw, md.read_bytes()[: cnt * 128], blk * per, cnt, bool(h.flags & F.MF_DELETED))
                     if isinstance(r, list):

@@ -164,6 +164,7 @@ DEF PATHMAX = 1200
 DEF DETAILMAX = 1300
 DEF MAX_REFS_SHOWN = 8      # entries recorded per missing object (the detail names these)
 DEF DATA_CHUNK = 1 << 20
+DEF V0_CHUNK = 1 << 20
 DEF V2_NAME_MAX = 123
 DEF OF_DELETED = 8
 DEF OF_ZERO = 4
@@ -274,14 +275,14 @@ cdef int grow(tbuf_t *b, size_t want) noexcept nogil:
     return 0
 
 
-cdef long read_upto(tbuf_t *b, int fd, size_t want) noexcept nogil:
-    """Reads up to ``want`` bytes from offset 0 into b.buf; bytes read, or -1 (errno set)."""
+cdef long read_upto(tbuf_t *b, int fd, size_t want, uint64_t off=0) noexcept nogil:
+    """Reads up to ``want`` bytes from ``off`` into b.buf; bytes read, or -1 (errno set)."""
     cdef size_t got = 0
     cdef ssize_t r
     if grow(b, want if want > 0 else 1) != 0:
         return -1
     while got < want:
-        r = pread(fd, b.buf + got, want - got, <long>got)
+        r = pread(fd, b.buf + got, want - got, <long>(off + got))
         if r < 0:
             return -1
         if r == 0:
@@ -354,15 +355,19 @@ cdef void reference(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, const char *ename, si
         emit(b, K_REF, 0, ename, en, ms.name, ms.n, NULL, index)
 
 
-cdef void entries_v0(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, size_t got) noexcept nogil:
-    cdef char hexname[64]
+cdef void ragged_v0(mapstate_t *ms, uint64_t length) noexcept nogil:
     cdef char text[200]
+    if length % 32:
+        snprintf(text, sizeof(text), "v0 map length %llu is not a multiple of 32", <unsigned long long>length)
+        problem(ms, text)
+
+
+cdef int entries_v0(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, size_t got, uint64_t first) noexcept nogil:
+    """The whole 32-byte digests in b.buf[0:got], entry ``first`` first; 1 once the list has ended."""
+    cdef char hexname[64]
     cdef size_t i, count = got // 32
     cdef const unsigned char *d
     cdef int j, allzero
-    if got % 32:
-        snprintf(text, sizeof(text), "v0 map length %zu is not a multiple of 32", got)
-        problem(ms, text)
     for i in range(count):
         d = b.buf + i * 32
         allzero = 1
@@ -371,13 +376,14 @@ cdef void entries_v0(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, size_t got) noexcept
                 allzero = 0
                 break
         if allzero:
-            break
+            return 1
         b.counts[C_ENTRIES] += 1
         av_hex(d, 32, hexname)
         if memcmp(hexname, ZERO_HEX, 64) == 0:
             b.counts[C_ZERO] += 1
             continue
-        reference(ctx, b, ms, hexname, 64, i, 1)
+        reference(ctx, b, ms, hexname, 64, first + i, 1)
+    return 0
 
 
 cdef void entries_v1(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, uint64_t nr, size_t got) noexcept nogil:
@@ -425,6 +431,7 @@ cdef void entries_v2(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, av_header_t *h) noex
                     snprintf(text, sizeof(text), "map-data %s missing (block %llu of %llu)", mdname,
                              <unsigned long long>blk, <unsigned long long>nb)
                     emit_s(b, K_MAP_DATA_MISSING, 0, ms.name, ms.n, ms.path, text)
+                return  # the map cannot load; a bogus size must not make us probe millions of names
             elif ctx.mode == MODE_REFS and not ms.deleted:
                 snprintf(text, sizeof(text), "open of map-data %s", mdname)
                 emit_s(b, K_UNREADABLE, errno, ms.name, ms.n, ms.path, text)
@@ -494,7 +501,7 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
     cdef int fd
     cdef ssize_t got
     cdef long whole
-    cdef uint64_t nr
+    cdef uint64_t nr, off, want
     fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     if fd < 0:
         if errno != ENOENT and ctx.mode == MODE_REFS:
@@ -520,12 +527,21 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
     b.nseen = 0
     if h.cls == AV_V0:
         b.counts[C_MAPS_V0] += 1
-        whole = read_upto(b, fd, <size_t>st.st_size)
-        if whole < 0:
-            if ctx.mode == MODE_REFS:
-                emit_s(b, K_UNREADABLE, errno, name, n, path, "read")
-        else:
-            entries_v0(ctx, b, &ms, <size_t>whole)
+        ragged_v0(&ms, <uint64_t>st.st_size)
+        off = 0
+        while off + 32 <= <uint64_t>st.st_size:  # in chunks: a stray huge file must not become one malloc
+            want = <uint64_t>st.st_size - off
+            if want > V0_CHUNK:
+                want = V0_CHUNK
+            want -= want % 32
+            whole = read_upto(b, fd, want, off)
+            if whole < 0:
+                if ctx.mode == MODE_REFS:
+                    emit_s(b, K_UNREADABLE, errno, name, n, path, "read")
+                break
+            if entries_v0(ctx, b, &ms, <size_t>whole, off // 32) or <uint64_t>whole < want:
+                break
+            off += <uint64_t>whole
         close(fd)
     elif h.cls == AV_V1:
         b.counts[C_MAPS_V1] += 1
@@ -1079,7 +1095,8 @@ cdef class ReferenceIndex:
             self.b.nseen = 0
             self.last_map = map_name
         if version == 0:
-            entries_v0(&self.ctx, &self.b, &ms, n)
+            ragged_v0(&ms, n)
+            entries_v0(&self.ctx, &self.b, &ms, n, 0)
         elif version == 1:
             entries_v1(&self.ctx, &self.b, &ms, count, n)
         else:
