@@ -43,7 +43,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
     stages after it. Never writes to a store. Nightly:
 
     \b
-      archverify check --config /etc/archipelago/archipelago.conf --lock /run/archverify.lock \\
+      archverify check --config /etc/archipelago/archipelago.conf --lock /run/lock/archverify.lock \\
           --state /var/lib/archverify --verify-data-sample 0.143 \\
           --prometheus-textfile /var/lib/node_exporter/archverify.prom --quiet
     """
