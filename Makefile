@@ -14,4 +14,4 @@ bench: build
 	.venv/bin/python benchmarks/run.py
 
 clean:
-	rm -rf build verify/*.so verify/_scan.c verify/_rados.c
+	rm -rf build verify/*.so verify/_*.c
