@@ -166,6 +166,11 @@ ctypedef struct rec_t:
     size_t namelen
     char *detail
 
+ctypedef struct pend_t:
+    char *name
+    size_t n
+    uint64_t nb
+
 ctypedef struct slot_t:
     void *loop
     int idx
@@ -199,6 +204,12 @@ ctypedef struct loop_t:
     size_t nrec, caprec
     int oom
     uint64_t counts[NCOUNT]
+    int listing         # 1 while listing: map-data checks wait for the end of the listing
+    uint64_t *mdh       # hashes of the map-data names this shard listed (sorted once listed)
+    size_t nmdh, capmdh
+    int mdh_sorted
+    pend_t *pend        # v2 maps whose map-data is checked once the listing is complete
+    size_t npend, cappend
 
 
 cdef char *dupn(const char *s, size_t n) noexcept nogil:
@@ -227,6 +238,59 @@ cdef void emit(loop_t *L, int kind, int err, const char *name, size_t n, const c
     r.namelen = n
     r.detail = dupn(detail, strlen(detail)) if detail != NULL else NULL
     L.nrec += 1
+
+
+cdef extern from "<stdlib.h>" nogil:
+    void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+
+
+cdef inline uint64_t name_hash(const char *p, size_t n) noexcept nogil:
+    """FNV-1a, then a 64-bit finalizer: a map-data name listed by this shard."""
+    cdef uint64_t h = 14695981039346656037ULL
+    cdef size_t i
+    for i in range(n):
+        h = (h ^ <unsigned char>p[i]) * 1099511628211ULL
+    h ^= h >> 33
+    h *= 0xff51afd7ed558ccdULL
+    h ^= h >> 33
+    h *= 0xc4ceb9fe1a85ec53ULL
+    h ^= h >> 33
+    return h
+
+
+cdef int cmp_u64(const void *a, const void *b) noexcept nogil:
+    cdef uint64_t x = (<const uint64_t *>a)[0], y = (<const uint64_t *>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef void remember_mapdata(loop_t *L, const char *name, size_t n) noexcept nogil:
+    cdef uint64_t *p
+    cdef size_t cap
+    if L.nmdh == L.capmdh:
+        cap = L.capmdh * 2 if L.capmdh else 1024
+        p = <uint64_t *>realloc(L.mdh, cap * sizeof(uint64_t))
+        if p == NULL:
+            L.oom = 1
+            return
+        L.mdh, L.capmdh = p, cap
+    L.mdh[L.nmdh] = name_hash(name, n)
+    L.nmdh += 1
+
+
+cdef bint listed_mapdata(loop_t *L, const char *name, size_t n) noexcept nogil:
+    """Did this shard's listing contain NAME? (sorted hashes; a miss is confirmed by a stat)."""
+    cdef uint64_t h
+    cdef size_t lo = 0, hi = L.nmdh, mid
+    if not L.mdh_sorted or L.nmdh == 0:
+        return False
+    h = name_hash(name, n)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if L.mdh[mid] < h:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < L.nmdh and L.mdh[lo] == h
 
 
 cdef void on_complete(rados_completion_t c, void *arg) noexcept nogil:
@@ -321,6 +385,8 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
         return
     if nc == AV_NAME_MAPDATA:
         L.counts[C_MAPDATA] += 1
+        if L.listing:
+            remember_mapdata(L, name, n)
         return
     L.nfree -= 1
     s = &L.slots[L.free_idx[L.nfree]]
@@ -386,12 +452,21 @@ cdef void map_verdict(loop_t *L, slot_t *s) noexcept nogil:
 
 
 cdef void next_mapdata(loop_t *L, slot_t *s) noexcept nogil:
+    """Stat the first map-data block from s.blk on that the listing did not show; done if none."""
     cdef char *t = <char *>malloc(s.n + 18)
     if t == NULL:
         L.oom = 1
         release_slot(L, s)
         return
-    snprintf(t, s.n + 18, "%.*s_%016llx", <int>s.n, s.name, <unsigned long long>s.blk)
+    while True:
+        snprintf(t, s.n + 18, "%.*s_%016llx", <int>s.n, s.name, <unsigned long long>s.blk)
+        if not listed_mapdata(L, t, s.n + 17):
+            break
+        s.blk += 1
+        if s.blk == s.nb:
+            free(t)
+            release_slot(L, s)
+            return
     set_target(s, t)
     s.state = S_MAPDATA
     s.tries = 0
@@ -411,10 +486,59 @@ cdef void not_incomplete(loop_t *L, slot_t *s) noexcept nogil:
     else:
         s.nb = av_mapdata_blocks(h.size, h.blocksize)
         s.blk = 0
-        if s.nb > 0:
+        if s.nb > 0 and L.listing:
+            defer(L, s)
+        elif s.nb > 0:
             next_mapdata(L, s)
             return
     release_slot(L, s)
+
+
+cdef void defer(loop_t *L, slot_t *s) noexcept nogil:
+    """Check this map's map-data after the listing: most of it is then known without a stat."""
+    cdef pend_t *p
+    cdef size_t cap
+    if L.npend == L.cappend:
+        cap = L.cappend * 2 if L.cappend else 256
+        p = <pend_t *>realloc(L.pend, cap * sizeof(pend_t))
+        if p == NULL:
+            L.oom = 1
+            return
+        L.pend, L.cappend = p, cap
+    p = &L.pend[L.npend]
+    p.name = dupn(s.name, s.n)
+    if p.name == NULL:
+        L.oom = 1
+        return
+    p.n = s.n
+    p.nb = s.nb
+    L.npend += 1
+
+
+cdef void check_deferred(loop_t *L) noexcept nogil:
+    """The listing is complete: map-data it showed is present; stat only the rest."""
+    cdef size_t i
+    cdef slot_t *s
+    qsort(L.mdh, L.nmdh, sizeof(uint64_t), cmp_u64)
+    L.mdh_sorted = 1
+    L.listing = 0
+    for i in range(L.npend):
+        take_slot(L)
+        L.nfree -= 1
+        s = &L.slots[L.free_idx[L.nfree]]
+        s.name = L.pend[i].name
+        L.pend[i].name = NULL
+        s.n = L.pend[i].n
+        s.nb = L.pend[i].nb
+        s.blk = 0
+        s.target = s.name
+        s.tries = 0
+        s.h.cls = AV_V2
+        next_mapdata(L, s)
+    free(L.pend)
+    L.pend = NULL
+    L.npend = L.cappend = 0
+    drain(L)
 
 
 cdef void handle(loop_t *L, int code) noexcept nogil:
@@ -533,6 +657,7 @@ cdef int list_range(loop_t *L, rados_object_list_cursor cur, rados_object_list_c
     cdef rados_object_list_cursor tmp
     if items == NULL:
         return -ENOMEM
+    L.listing = L.is_maps
     tries = 0
     while True:
         if rados_object_list_is_end(L.io, cur) or rados_object_list_cursor_cmp(L.io, cur, finish) >= 0:
@@ -559,6 +684,7 @@ cdef int list_range(loop_t *L, rados_object_list_cursor cur, rados_object_list_c
         nxt = tmp
     free(items)
     drain(L)
+    check_deferred(L)
     return r
 
 
@@ -731,6 +857,10 @@ cdef class RadosShard:
                 free(self.L.recs[i].name)
                 free(self.L.recs[i].detail)
             free(self.L.recs)
+        free(self.L.mdh)
+        for i in range(self.L.npend):
+            free(self.L.pend[i].name)
+        free(self.L.pend)
         free(self.L.slots)
         free(self.L.free_idx)
         free(self.L.ready)
