@@ -145,8 +145,8 @@ def round_(label: str, conf: str, n: int, ceiling_bin: str, inflight: int, base_
     out["ceiling"] = n / took
     out["ceiling_inner"] = n / float(inner)
     took, text = timed([sys.executable, "-m", "verify", "scan", "--backend", "rados", "--pool", POOL, "-c", conf,
-                        "--inflight", str(inflight), "--format", "json", "--no-progress"], env)
-    doc = json.loads(text)
+                        "--inflight", str(inflight), "--format", "jsonl", "--no-progress"], env)
+    doc = json.loads(text.splitlines()[-1])  # jsonl: the findings, then the summary
     assert doc["summary"]["per_store"]["maps"] == n, doc["summary"]["per_store"]
     out["scan"] = n / took
     out["scan_inner"] = n / doc["summary"]["elapsed_s"]

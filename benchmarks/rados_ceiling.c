@@ -13,6 +13,8 @@
 
 #define PAGE 1024
 
+static long long errors;
+
 struct slot {
     rados_completion_t c;
     char buf[32];
@@ -32,6 +34,8 @@ static long long reap(struct slot *s)
     r = rados_aio_get_return_value(s->c);
     rados_aio_release(s->c);
     s->c = NULL;
+    if (r < 0)
+        errors++;
     return r > 0 ? r : 0;
 }
 
@@ -66,8 +70,12 @@ int main(int argc, char **argv)
             struct slot *s = &slots[n % inflight];
             if (s->c)
                 bytes += reap(s);
+            char oid[4096]; /* listed names are not NUL-terminated */
+            size_t len = items[i].oid_length < sizeof(oid) - 1 ? items[i].oid_length : sizeof(oid) - 1;
+            memcpy(oid, items[i].oid, len);
+            oid[len] = 0;
             rados_aio_create_completion2(NULL, NULL, &s->c);
-            rados_aio_read(io, items[i].oid, s->c, s->buf, sizeof(s->buf), 0);
+            rados_aio_read(io, oid, s->c, s->buf, sizeof(s->buf), 0);
         }
         rados_object_list_free(r, items);
         tmp = cur, cur = next, next = tmp;
@@ -76,6 +84,8 @@ int main(int argc, char **argv)
         if (slots[i].c)
             bytes += reap(&slots[i]);
     printf("%lld %lld %.6f\n", n, bytes, now() - t0);
+    if (errors)
+        fprintf(stderr, "rados_ceiling: %lld reads failed\n", errors);
     rados_object_list_cursor_free(io, cur);
     rados_object_list_cursor_free(io, next);
     rados_object_list_cursor_free(io, end);

@@ -21,11 +21,25 @@ cdef extern from "<errno.h>" nogil:
 
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
+    cdef struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec *ts)
+    int CLOCK_MONOTONIC
+
+
+cdef inline uint64_t now_us() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <uint64_t>ts.tv_sec * 1000000 + <uint64_t>(ts.tv_nsec // 1000)
 
 cdef extern from "<stdio.h>" nogil:
     int snprintf(char *buf, size_t n, const char *fmt, ...)
 
 cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    int pthread_create(pthread_t *t, void *attr, void *(*fn)(void *) noexcept nogil, void *arg)
+    int pthread_join(pthread_t t, void **ret)
     ctypedef struct pthread_mutex_t:
         pass
     ctypedef struct pthread_cond_t:
@@ -140,10 +154,12 @@ cdef enum:
     C_RETRIES = 13
     C_VANISHED = 14
     C_LIST_CALLS = 15
-    NCOUNT = 16
+    C_LIST_US = 16      # time spent waiting for listing pages
+    NCOUNT = 17
 
 COUNTER_NAMES = ("files", "v0", "v1", "v2", "corrupt", "mapdata", "other", "locks", "hash_files",
-                 "temp_files", "header_bytes", "probes", "reads", "retries", "vanished", "list_calls")
+                 "temp_files", "header_bytes", "probes", "reads", "retries", "vanished", "list_calls",
+                 "list_wait_us")
 
 # ---- slot states: which aio op a slot is waiting for ----
 cdef enum:
@@ -157,7 +173,8 @@ cdef enum:
 DEF HEADBUF = 256       # >= AV_HEADER_READ, and the most of a lock owner we keep
 DEF DETAILMAX = 600
 DEF PAGE = 1024         # objects per rados_object_list call
-DEF MAX_TRIES = 4       # a transient error is retried this many times less one
+DEF MAX_TRIES = 4
+DEF QPAGES = 4          # listed pages the listing thread may run ahead       # a transient error is retried this many times less one
 
 ctypedef struct rec_t:
     int kind
@@ -165,6 +182,10 @@ ctypedef struct rec_t:
     char *name
     size_t namelen
     char *detail
+
+ctypedef struct page_t:
+    rados_object_list_item *items
+    int n
 
 ctypedef struct pend_t:
     char *name
@@ -210,6 +231,10 @@ ctypedef struct loop_t:
     int mdh_sorted
     pend_t *pend        # v2 maps whose map-data is checked once the listing is complete
     size_t npend, cappend
+    page_t q[QPAGES]    # listed pages from the listing thread, under mu
+    int qhead, qcount
+    int ldone           # the listing thread has finished
+    pthread_cond_t qspace
 
 
 cdef char *dupn(const char *s, size_t n) noexcept nogil:
@@ -649,43 +674,114 @@ cdef void drain(loop_t *L) noexcept nogil:
         wait_some(L)
 
 
-cdef int list_range(loop_t *L, rados_object_list_cursor cur, rados_object_list_cursor finish,
-                    rados_object_list_cursor nxt) noexcept nogil:
-    """List [cur, finish) page by page, starting each object's checks; 0 or -errno of the listing."""
-    cdef rados_object_list_item *items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
-    cdef int r, i, tries
+ctypedef struct lister_t:
+    loop_t *L
+    rados_object_list_cursor cur
+    rados_object_list_cursor finish
+    rados_object_list_cursor nxt
+    int err             # -errno when the listing stopped on an error
+
+
+cdef void *lister_main(void *arg) noexcept nogil:
+    """The listing thread: pages of the range into L's page queue, so that the
+    round trip of each ``rados_object_list`` overlaps the reads in flight."""
+    cdef lister_t *T = <lister_t *>arg
+    cdef loop_t *L = T.L
+    cdef rados_object_list_item *items
     cdef rados_object_list_cursor tmp
-    if items == NULL:
-        return -ENOMEM
-    L.listing = L.is_maps
-    tries = 0
+    cdef int r = 0, tries = 0
+    cdef uint64_t t0
     while True:
-        if rados_object_list_is_end(L.io, cur) or rados_object_list_cursor_cmp(L.io, cur, finish) >= 0:
+        if rados_object_list_is_end(L.io, T.cur) or rados_object_list_cursor_cmp(L.io, T.cur, T.finish) >= 0:
             r = 0
             break
+        items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
+        if items == NULL:
+            r = -ENOMEM
+            break
+        t0 = now_us()
+        r = rados_object_list(L.io, T.cur, T.finish, PAGE, NULL, 0, items, &T.nxt)
+        pthread_mutex_lock(&L.mu)
         L.counts[C_LIST_CALLS] += 1
-        r = rados_object_list(L.io, cur, finish, PAGE, NULL, 0, items, &nxt)
+        L.counts[C_LIST_US] += now_us() - t0
         if r < 0:
+            pthread_mutex_unlock(&L.mu)
+            free(items)
             if transient(-r) and tries + 1 < MAX_TRIES:
                 tries += 1
-                L.counts[C_RETRIES] += 1
                 continue
             break
+        while L.qcount == QPAGES:
+            pthread_cond_wait(&L.qspace, &L.mu)
+        L.q[(L.qhead + L.qcount) % QPAGES].items = items
+        L.q[(L.qhead + L.qcount) % QPAGES].n = r
+        L.qcount += 1
+        pthread_cond_signal(&L.cv)
+        pthread_mutex_unlock(&L.mu)
         tries = 0
-        for i in range(r):
-            if L.is_maps:
-                take_slot(L)
-            start(L, items[i].oid, items[i].oid_length)
-        rados_object_list_free(r, items)
-        if r == 0 and rados_object_list_cursor_cmp(L.io, nxt, cur) <= 0:
+        if r == 0 and rados_object_list_cursor_cmp(L.io, T.nxt, T.cur) <= 0:
             break  # no progress: the end
-        tmp = cur
-        cur = nxt
-        nxt = tmp
-    free(items)
+        tmp = T.cur
+        T.cur = T.nxt
+        T.nxt = tmp
+    T.err = r if r < 0 else 0
+    pthread_mutex_lock(&L.mu)
+    L.ldone = 1
+    pthread_cond_signal(&L.cv)
+    pthread_mutex_unlock(&L.mu)
+    return NULL
+
+
+cdef int list_range(loop_t *L, rados_object_list_cursor cur, rados_object_list_cursor finish,
+                    rados_object_list_cursor nxt) noexcept nogil:
+    """List [cur, finish) in a second thread while this one starts and finishes the
+    objects' checks; 0 or -errno of the listing."""
+    cdef lister_t T
+    cdef pthread_t th
+    cdef int batch[64]
+    cdef int k, nb, i, n, done
+    cdef rados_object_list_item *items
+    T.L = L
+    T.cur, T.finish, T.nxt = cur, finish, nxt
+    T.err = 0
+    L.listing = L.is_maps
+    L.ldone = 0
+    if pthread_create(&th, NULL, lister_main, &T) != 0:
+        return -ENOMEM
+    while True:
+        pthread_mutex_lock(&L.mu)
+        while L.rhead == L.rtail and L.qcount == 0 and not L.ldone:
+            pthread_cond_wait(&L.cv, &L.mu)
+        nb = 0
+        while L.rhead != L.rtail and nb < 64:
+            batch[nb] = L.ready[L.rhead]
+            L.rhead = (L.rhead + 1) % L.rcap
+            nb += 1
+        items = NULL
+        n = 0
+        if L.qcount > 0:
+            items = L.q[L.qhead].items
+            n = L.q[L.qhead].n
+            L.qhead = (L.qhead + 1) % QPAGES
+            L.qcount -= 1
+            pthread_cond_signal(&L.qspace)
+        done = items == NULL and nb == 0 and L.ldone
+        pthread_mutex_unlock(&L.mu)
+        for k in range(nb):
+            handle(L, batch[k])
+        if items != NULL:
+            for i in range(n):
+                if L.is_maps:
+                    take_slot(L)
+                start(L, items[i].oid, items[i].oid_length)
+            rados_object_list_free(n, items)
+            free(items)
+        if done:
+            break
+    pthread_join(th, NULL)
     drain(L)
     check_deferred(L)
-    return r
+    return T.err
 
 
 cdef class Cluster:
@@ -847,6 +943,7 @@ cdef class RadosShard:
         self.L.nfree = inflight
         pthread_mutex_init(&self.L.mu, NULL)
         pthread_cond_init(&self.L.cv, NULL)
+        pthread_cond_init(&self.L.qspace, NULL)
         self.done = False
         self.list_err = 0
 
@@ -866,6 +963,7 @@ cdef class RadosShard:
         free(self.L.ready)
         pthread_mutex_destroy(&self.L.mu)
         pthread_cond_destroy(&self.L.cv)
+        pthread_cond_destroy(&self.L.qspace)
 
     def run(self):
         """List the shard and check every object; returns 0 or the listing's errno."""
