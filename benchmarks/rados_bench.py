@@ -93,6 +93,11 @@ def load(conf: str, n: int) -> None:
     print(f"loaded {n:,} objects into pool {POOL} in {time.monotonic() - t0:.1f}s", flush=True)
 
 
+def pool_size(conf: str) -> int:
+    p = subprocess.run(["rados", "-c", conf, "-p", POOL, "ls"], capture_output=True, text=True)
+    return len(p.stdout.splitlines()) if p.returncode == 0 else -1
+
+
 def baseline(conf: str, seconds: float) -> tuple[int, float]:
     """The provided script's loop: ObjectIterator + a synchronous 32-byte read each."""
     import rados
@@ -176,6 +181,8 @@ def main() -> None:
                     help="ms_inject_delay_max in seconds (uniform 0..max per message from an OSD) [0.008]")
     ap.add_argument("--baseline-seconds", type=float, default=15.0)
     ap.add_argument("--keep", action="store_true", help="keep the cluster this script started")
+    ap.add_argument("--reuse", action="store_true",
+                    help=f"with --conf: keep pool {POOL} when it already holds --objects objects")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
 
@@ -192,7 +199,8 @@ def main() -> None:
         ceiling = tmp / "rados_ceiling"
         subprocess.run(["gcc", "-O2", "-o", str(ceiling), str(ROOT / "benchmarks" / "rados_ceiling.c"), "-lrados"],
                        check=True)
-        load(conf, a.objects)
+        if not (a.reuse and a.conf and pool_size(conf) == a.objects):
+            load(conf, a.objects)
         delayed = tmp / "delayed.conf"
         inject = (f"ms inject delay type = osd\nms inject delay max = {a.delay_max}\n"
                   "ms inject delay probability = 1\n")
