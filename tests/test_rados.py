@@ -116,6 +116,26 @@ def test_unreadable_object_is_named_and_exit_2(backend):
     assert Summary.from_result(res).exit_code == 2
 
 
+def test_transient_errors_are_retried_then_reported(ceph_cluster, rados_store):
+    """A stalled OSD: each read times out, is retried a bounded number of times, then named as unreadable."""
+    import signal
+
+    be = rb.RadosBackend("maps", None, str(ceph_cluster.conf), None, str(ceph_cluster.keyring), op_timeout=1)
+    be.validate()
+    pid = int((ceph_cluster.dir / "run" / "osd.0.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        res = be.check_names("maps", ["vol-000", "vol-001"])
+        took = time.monotonic() - t0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert sorted((f.kind, f.name) for f in res.findings) == [("unreadable", "vol-000"), ("unreadable", "vol-001")]
+    assert res.counters["maps.retries"] == 2 * (rb.MAX_TRIES - 1)
+    assert took < 4 * rb.MAX_TRIES
+    assert Summary.from_result(res).exit_code == 2
+
+
 def test_namespace(ceph_cluster, rados_store):
     c = ceph_cluster.rados()
     try:

@@ -99,6 +99,7 @@ class RadosBackend:
     inflight: int = 256
     connect_timeout: float = 10.0
     engine: str | None = None  # "c" or "python"; chosen at first use
+    op_timeout: float | None = None  # OSD op timeout; default max(30 s, connect_timeout)
     name: str = "rados"
     _conn: object = field(default=None, repr=False, compare=False)
     _io: dict = field(default_factory=dict, repr=False, compare=False)
@@ -143,7 +144,7 @@ class RadosBackend:
         if self._conn is not None:
             return self._conn
         self.engine = self.engine or _engine()
-        op_timeout = max(30.0, self.connect_timeout)
+        op_timeout = self.op_timeout or max(30.0, self.connect_timeout)
         if self.engine == "c":
             from .. import _rados
 
