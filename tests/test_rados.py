@@ -225,3 +225,14 @@ def test_python_rules_agree_with_the_extension_on_counters(backend, ceph_cluster
     assert pick(c_res) == pick(py_res)
     assert sorted((f.kind, f.name) for f in c_res.findings) == sorted((f.kind, f.name) for f in py_res.findings)
     assert sorted(c_res.locks) == sorted(py_res.locks)
+
+
+def test_without_ceph_libraries_one_clear_line(tmp_path):
+    """A filed-only install (neither the extension nor python-rados): exit 2 with one line, no traceback."""
+    code = ("import sys; sys.modules['verify._rados'] = None; sys.modules['rados'] = None\n"
+            "from verify.cli.main import main\n"
+            "sys.argv = ['archverify', 'scan', '--backend', 'rados', '--pool', 'maps']\n"
+            "main()\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    assert_one_line_exit_2(p)
