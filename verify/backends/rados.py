@@ -104,6 +104,12 @@ class RadosBackend:
     _conn: object = field(default=None, repr=False, compare=False)
     _io: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __getstate__(self) -> dict:
+        """Picklable for other machines (``--dask``): each process makes its own connection."""
+        state = dict(self.__dict__)
+        state["_conn"], state["_io"] = None, {}
+        return state
+
     @property
     def user(self) -> str:
         return f"client.{self.client_id or 'admin'}"
