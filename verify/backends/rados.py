@@ -181,6 +181,10 @@ class RadosBackend:
                     conn.conf_read_file()
                 except rados.Error as e:
                     raise self._connect_error(getattr(e, "errno", None) or E.ENOENT, "conf_search") from None
+            try:
+                conn.conf_parse_env()  # CEPH_ARGS, as the extension and the ceph tools do
+            except rados.Error as e:
+                raise self._connect_error(_errno(e), "CEPH_ARGS") from None
             self._conn = conn
             try:
                 conn.connect(timeout=max(1, round(self.connect_timeout)))
