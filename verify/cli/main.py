@@ -40,9 +40,9 @@ def cli():
 
 
 def _register():
-    from . import sample_cmd, scan_cmd
+    from . import config_cmd, finalize_cmd, pithos_migrate_cmd, restart_cmd, sample_cmd, scan_cmd
 
-    for mod in (scan_cmd, sample_cmd):
+    for mod in (scan_cmd, sample_cmd, config_cmd, pithos_migrate_cmd, restart_cmd, finalize_cmd):
         cli.add_command(mod.command)
 
 
