@@ -35,8 +35,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from verify import formats as F  # noqa: E402
 from verify import layout  # noqa: E402
+
+F = None  # verify.formats, imported by the map commands only (start-up time of every command)
+
+
+def _formats():
+    global F
+    if F is None:
+        from verify import formats
+
+        F = formats
+    return F
 
 DEFAULT_ROLES = ["blockerb", "blockerm", "mapperd", "vlmcd", "poold"]
 
@@ -231,7 +241,7 @@ def access(argv: list[str]) -> int:
             except FileNotFoundError:
                 print(f"{name}: ENOENT", file=sys.stderr)
                 rc = rc or errno.ENOENT
-            st["events"].append({"node": node, "cmd": "access", "name": name, "rc": rc, "t": time.time()})
+        st["events"].append({"node": node, "cmd": "access", "names": len(argv), "rc": rc, "t": time.time()})
     return rc
 
 
@@ -276,6 +286,7 @@ def _rm(ns: dict, section: str, name: str) -> None:
 
 def upgrade_v1(ns: dict, name: str) -> None:
     """The mapper's v1 upgrade: archip_NAME rewritten as v2 in place, written as NAME, then purged."""
+    _formats()
     old = F.ARCHIP_PREFIX + name
     data = _get(ns, "blockerm", old)
     if data is None:
@@ -306,6 +317,7 @@ def vlmc(argv: list[str]) -> int:
         raise Error("usage: vlmc showmapped|map|unmap|open|close NAME")
     cmd, rest = argv[0], argv[1:]
     node = node_name()
+    _formats()
     with state() as st:
         check_fail(st, node, cmd)
         ns = node_state(st, node)
