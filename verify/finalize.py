@@ -24,8 +24,8 @@ state, config edits are idempotent, pins are hard links that are kept or restore
 
 from __future__ import annotations
 
+import configparser
 import fcntl
-import inspect
 import json
 import os
 import shlex
@@ -76,24 +76,26 @@ class FixContext:
     backup_dir: Path
     runner: Runner
     nodes: list[str | None]
+    jobs: int = 1
+    direct: bool = False  # filed's direct I/O setting of the maps store (padding of what it writes)
 
 
 def default_fixer(ctx: FixContext) -> list[dict]:
-    """migrate-objects then upgrade-maps, both applied, both journaled in the state dir."""
+    """migrate-objects then upgrade-maps (through vlmc: Archipelago runs), journaled in the state dir.
+
+    vlmc runs on this machine, which is one of the nodes: finalize is run from one.
+    """
     try:
         from .fixes.migrate import migrate_objects
         from .fixes.upgrade import upgrade_maps
     except ImportError as e:
         raise UsageError(f"--fix needs migrate-objects and upgrade-maps, missing from this installation ({e})") from None
-    ops = list(migrate_objects(dict(ctx.dirs), apply=True, journal_dir=str(ctx.journal_dir)))
-    offered = {
-        "dirs": dict(ctx.dirs), "maps_dir": ctx.dirs["maps"], "blocks_dir": ctx.dirs.get("blocks"),
-        "apply": True, "yes": True, "journal_dir": str(ctx.journal_dir), "logdir": str(ctx.logdir),
-        "backup_dir": str(ctx.backup_dir), "runner": ctx.runner, "nodes": ctx.nodes,
-    }
-    params = inspect.signature(upgrade_maps).parameters
-    kwargs = {k: v for k, v in offered.items() if k in params}
-    ops += list(upgrade_maps(**kwargs) or [])
+    ops = list(migrate_objects(dict(ctx.dirs), apply=True, journal_dir=str(ctx.journal_dir / "migrate"),
+                               jobs=ctx.jobs))
+    res = upgrade_maps(ctx.dirs["maps"], apply=True, backup_dir=str(ctx.backup_dir), logdir=str(ctx.logdir),
+                       mode="vlmc", jobs=min(4, ctx.jobs), journal_dir=str(ctx.journal_dir / "upgrade"),
+                       direct=ctx.direct)
+    ops += list(res.get("results", []))
     return ops
 
 
@@ -199,6 +201,7 @@ class Journal:
 @dataclass
 class Cluster:
     dirs: dict[str, str]
+    direct: bool = False
     configs: dict = field(default_factory=dict)  # node -> ArchipConfig
     warnings: list[str] = field(default_factory=list)
 
@@ -207,6 +210,7 @@ def read_cluster(opts: Options) -> Cluster:
     """Every node's archipelago.conf, checked; all must be filed and name the same dirs."""
     errors: list[str] = []
     warnings: list[str] = []
+    texts: list[str] = []
     configs = {}
     for node in opts.node_list:
         where = f"{node}:{opts.config_path}" if node is not None else opts.config_path
@@ -215,6 +219,7 @@ def read_cluster(opts: Options) -> Cluster:
         except UnicodeDecodeError:
             errors.append(f"{where}: not UTF-8 text")
             continue
+        texts.append(text)
         cfg, problems = config_mod.check(text, where)
         errors += [p.message for p in problems if p.level == "error"]
         warnings += [p.message for p in problems if p.level == "warning"]
@@ -235,7 +240,16 @@ def read_cluster(opts: Options) -> Cluster:
             if dirs.setdefault(role, d) != d:
                 raise Refused(f"{label(node)}: [{sc.section}] archip_dir {d} differs from {dirs[role]} on "
                               f"{label(opts.node_list[0])}; every node must share the same stores")
-    return Cluster(dirs, configs, warnings)
+    return Cluster(dirs, direct=any(_direct(t) for t in texts), configs=configs, warnings=warnings)
+
+
+def _direct(text: str) -> bool:
+    cp = configparser.ConfigParser(interpolation=None, strict=False, inline_comment_prefixes=("#",))
+    try:
+        cp.read_string(text)
+        return cp.getboolean("blockerm", "direct", fallback=False)
+    except (configparser.Error, ValueError):
+        return False
 
 
 # ---- the flow ----------------------------------------------------------------------------
@@ -368,7 +382,9 @@ class Finalizer:
 
     # -- run
     def run(self, yes: bool) -> Outcome:
-        self.journal.lock()
+        """The plan (``yes`` False: reads only, writes nothing) or the flow from where it stopped."""
+        if yes:
+            self.journal.lock()
         try:
             return self._run(yes)
         finally:
@@ -379,8 +395,12 @@ class Finalizer:
         j.load()
         params = {"nodes": [label(n) for n in self.o.node_list], "config": self.o.config_path}
         if j.finished:
-            old = j.archive()
-            self.log(f"the previous finalize finished ({old.name} kept); starting a new one")
+            if not yes:
+                self.log(f"the previous finalize finished {j.get('finished').get('t')}; --yes starts a new one")
+                j.records = []
+            else:
+                old = j.archive()
+                self.log(f"the previous finalize finished ({old.name} kept); starting a new one")
         if j.records:
             first = j.records[0]
             if first.get("params") != params:
@@ -389,6 +409,12 @@ class Finalizer:
         self.cluster = read_cluster(self.o)
         for w in self.cluster.warnings:
             self.log(f"  config warning: {w}")
+        if j.records:
+            done = [r["step"] for r in j.records if r.get("step") in STEPS]
+            nxt = next((s for s in STEPS if s not in done and (s != "fix" or self.o.fix)), "final")
+            how = "resuming" if yes else "--yes resumes"
+            self.log(f"{how} the finalize started {j.records[0]['t']}: done {', '.join(done) or 'nothing'}; "
+                     f"continuing with {nxt}")
         if not yes:
             pre = self.preflight()
             self.print_plan(pre)
@@ -399,12 +425,7 @@ class Finalizer:
             self.log(DRAIN)
             self.log("nothing done; run again with --yes to proceed")
             return Outcome("plan", None, 0, self.cluster.dirs)
-        if j.records:
-            done = [r["step"] for r in j.records if r.get("step") in STEPS]
-            nxt = next((s for s in STEPS if s not in done and (s != "fix" or self.o.fix)), "final")
-            self.log(f"resuming the finalize started {j.records[0]['t']}: done {', '.join(done) or 'nothing'}; "
-                     f"continuing with {nxt}")
-        else:
+        if not j.records:
             j.append("begin", params=params, host=socket.gethostname())
 
         if not j.done("preflight"):
@@ -435,11 +456,16 @@ class Finalizer:
         if self.o.fix and not j.done("fix"):
             self.log("fixing: migrate-objects, upgrade-maps")
             ctx = FixContext(dict(self.cluster.dirs), j.dir / "fixes", j.dir / "upgrade-logs", j.dir / "map-backups",
-                             self.o.runner, self.o.node_list)
-            ctx.journal_dir.mkdir(parents=True, exist_ok=True)
+                             self.o.runner, self.o.node_list, self.o.jobs, self.cluster.direct)
+            for d in (ctx.journal_dir / "migrate", ctx.journal_dir / "upgrade", ctx.logdir, ctx.backup_dir):
+                d.mkdir(parents=True, exist_ok=True)
             ops = self.o.fixer(ctx)
-            self.log(f"  {len(ops)} fix operation(s)")
-            self.step("fix", operations=len(ops))
+            counts: dict[str, int] = {}
+            for op in ops:
+                counts[str(op.get("status", "done"))] = counts.get(str(op.get("status", "done")), 0) + 1
+            self.log(f"  {len(ops)} fix operation(s): " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                                                            or "nothing to do"))
+            self.step("fix", operations=counts)
         if not j.done("settle"):
             self.restore_all()
             s = self.scan(pithos_migrate_on=True)
@@ -486,6 +512,8 @@ class Finalizer:
         s = self.scan(pithos_migrate_on=False)
         self.step("final", findings=dict(s.per_kind), exit_code=s.exit_code)
         j.append("finished")
+        self.log("pithos_migrate is off again on every node and the pins are released; undrain the nodes:")
+        self.log("    gnt-node modify --drained=False NODE   (or snf-manage backend-modify --drained=False BACKEND_ID)")
         return Outcome("finished", s, s.exit_code, self.cluster.dirs)
 
 

@@ -345,6 +345,8 @@ def vlmc(argv: list[str]) -> int:
                 mapped.remove(name)
             return 0
         if cmd == "open":
+            if "--assume_v0" in rest:
+                raise Error("vlmc open failed: this stand-in does not open v0 maps")
             if opened.get(name) not in (None, node):
                 raise Error("vlmc open failed")
             head = _get(ns, "blockerm", name)
