@@ -119,3 +119,22 @@ def test_local_execution_without_nodes(tmp_path, monkeypatch):
     assert r.start(None).ok  # ARCHIP_NODE=n1 in our environment: runs here, no template
     assert c.state()["nodes"]["n1"]["running"]
     assert subprocess.run(["archipelago", "status"], capture_output=True, text=True).stdout.count("running") == 5
+
+
+def test_restart_cli_failure_table_and_dry_run(tmp_path, monkeypatch):
+    c = make_cluster(tmp_path, tmp_path / "b", tmp_path / "m", monkeypatch=monkeypatch)
+    for n in c.nodes:
+        c.standin(n, "archipelago", "start")
+    r = c.archverify("restart", *c.nodes_arg(), "--dry-run")
+    assert r.returncode == 0 and r.stdout.count("would run") == 4
+    assert c.events("stop") == []
+    c.standin("n1", "vlmc", "map", "vol-000")
+    r = c.archverify("restart", *c.nodes_arg())
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    rows = {ln.split()[0]: ln.split()[1] for ln in r.stderr.splitlines() if ln[:2] in ("n1", "n2")}
+    assert rows == {"n1": "running", "n2": "running"}  # n1 refused to stop: nothing else was touched
+    r = c.archverify("restart", *c.nodes_arg(), "--force")
+    assert r.returncode == 0, r.stderr
+    st = c.state()
+    assert all(st["nodes"][n]["running"] and st["nodes"][n]["starts"] == 2 for n in c.nodes)
+    assert [(e["node"], e["force"]) for e in c.events("stop") if not e.get("refused")] == [("n1", True), ("n2", True)]

@@ -28,7 +28,6 @@ import configparser
 import fcntl
 import json
 import os
-import shlex
 import socket
 import time
 from dataclasses import dataclass, field
@@ -60,10 +59,6 @@ After finalize: undrain:
     snf-manage backend-modify --drained=False BACKEND_ID"""
 
 Log = Callable[[str], None]
-
-
-class Interrupted(Exception):
-    """A step stopped the flow on purpose (old paths left, a node failed): rerun to continue."""
 
 
 @dataclass

@@ -47,19 +47,19 @@ def _fail(runner: Runner, nodes, done: dict, message: str, resume: str) -> Resta
 
 
 def phase(runner: Runner, nodes: list[str | None], want: str, force: bool = False, dry_run: bool = False,
-          log: Log = print, resume: str = "archverify restart", on_node: Callable[[str | None], None] | None = None,
-          ) -> list[NodeStatus]:
+          log: Log = print, resume: str = "archverify restart") -> list[NodeStatus]:
     """Bring every node to ``want`` ("stopped" or "running"), in order, skipping those already there."""
     done: dict = {}
     out = []
     for node in nodes:
+        if dry_run and want == "running":  # the stop phase before it only pretended
+            log(f"  {label(node)}: would run: {shlex.join(runner.argv(node, ['archipelago', 'start']))}")
+            continue
         st = runner.status(node)
         if st.state == want:
             done[node] = f"already {want}"
             log(f"  {label(node)}: already {want}")
             out.append(st)
-            if on_node:
-                on_node(node)
             continue
         if want == "stopped":
             cmd = ["archipelago", "stop", "-f"] if force else ["archipelago", "stop"]
@@ -87,8 +87,6 @@ def phase(runner: Runner, nodes: list[str | None], want: str, force: bool = Fals
         done[node] = " ".join(cmd[1:])
         log(f"  {label(node)}: {' '.join(cmd[1:])}: {want}")
         out.append(st)
-        if on_node:
-            on_node(node)
     return out
 
 
