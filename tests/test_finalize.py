@@ -15,7 +15,7 @@ import pytest
 from standins.harness import make_cluster, tree_hashes
 from verify import formats as F
 from verify import layout
-from verify.finalize import STEPS, FixContext, Finalizer, Options
+from verify.finalize import STEPS, FixContext, Finalizer, Options, default_fixer
 from verify.nodes import Runner
 from verify.pins import Quarantine
 from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
@@ -233,22 +233,31 @@ def vlmc_upgrade_fixer(ctx: FixContext) -> list[dict]:
     return ops
 
 
-def test_crash_after_every_step_then_resume(tmp_path, running):
-    store, info, c = running(lambda s: clean_store(s, misplaced=False))
+@pytest.mark.parametrize("fixes", ["vlmc", "real"])
+def test_crash_after_every_step_then_resume(tmp_path, running, fixes):
+    """Killed after every step in turn (the journal is all that survives), then run to the end."""
+    if fixes == "real":  # migrate-objects and upgrade-maps: also the misplaced object gets fixed
+        pytest.importorskip("verify.fixes.migrate")
+        fixer = default_fixer
+    else:
+        fixer = vlmc_upgrade_fixer
+    store, info, c = running(lambda s: clean_store(s, misplaced=fixes == "real"))
     before = blocks_content(store)
     crashed: list[str] = []
 
     def hook_for(crash_at):
         def hook(step):
-            if step == "start":
+            if step == "start" and fixes == "vlmc":
                 access_everything(c, store)
+            elif step == "start":  # filed unlinks the objects at risk; the fixes do the rest
+                c.standin("n1", "archipelago-standin", "access", *info["at_risk"], check=False)
             if step == crash_at:
                 raise Crash(step)
         return hook
 
     for step in STEPS:
         log: list[str] = []
-        opts = options(c, tmp_path, log, fix=True, fixer=vlmc_upgrade_fixer, after_step=hook_for(step))
+        opts = options(c, tmp_path, log, fix=True, fixer=fixer, after_step=hook_for(step))
         with pytest.raises(Crash):
             Finalizer(opts).run(yes=True)
         crashed.append(step)
@@ -257,7 +266,7 @@ def test_crash_after_every_step_then_resume(tmp_path, running):
         now = blocks_content(store)
         assert {n: now.get(n) for n in before} == before, f"lost data after a crash at {step}"
     log = []
-    out = Finalizer(options(c, tmp_path, log, fix=True, fixer=vlmc_upgrade_fixer)).run(yes=True)
+    out = Finalizer(options(c, tmp_path, log, fix=True, fixer=fixer)).run(yes=True)
     assert out.state == "finished"
     assert out.summary.findings == [] and out.exit_code == 0
     assert crashed == list(STEPS)
