@@ -34,6 +34,7 @@ TIMEOUT = 600.0  # archipelago stop waits up to 15 s per peer; leave room for sl
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?\Z")
 _USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # archipelago colours its output, terminal or not
 
 
 class NodeError(ArchverifyError):
@@ -139,8 +140,8 @@ class Runner:
             return Result(node, argv, 127, "", f"{argv[0]}: command not found")
         except subprocess.TimeoutExpired:
             return Result(node, argv, 124, "", f"timed out after {self.timeout:.0f}s")
-        return Result(node, argv, p.returncode, p.stdout.decode("utf-8", "replace"),
-                      p.stderr.decode("utf-8", "replace"), p.stdout)
+        return Result(node, argv, p.returncode, _ANSI.sub("", p.stdout.decode("utf-8", "replace")),
+                      _ANSI.sub("", p.stderr.decode("utf-8", "replace")), p.stdout)
 
     def check(self, node: str | None, cmd: list[str], input: bytes | None = None) -> Result:
         r = self.run(node, cmd, input)

@@ -55,6 +55,14 @@ class Error(Exception):
     pass
 
 
+def green(s: str) -> str:  # the real CLI colours its output whether or not it is a terminal
+    return f"\x1b[32m{s}\x1b[0m"
+
+
+def red(s: str) -> str:
+    return f"\x1b[31m{s}\x1b[0m"
+
+
 def node_name() -> str:
     return os.environ.get("ARCHIP_NODE", "localhost")
 
@@ -151,8 +159,8 @@ def archipelago(argv: list[str]) -> int:
         mapped = st["mapped"].get(node, [])
         if cmd == "status":
             for r in reversed(roles(cfg)):
-                print(f"{r:<30}{'running' if ns['running'] else 'not running'}")
-            print(f"{'blktap':<30}Loaded")
+                print(f"{r:<30}{green('running') if ns['running'] else red('not running'):<20}")
+            print(f"{'blktap':<30}{green('Loaded'):<20}")
             return 0
         if cmd in ("stop", "restart"):
             force = cmd == "restart" or "-f" in rest or "--force" in rest
@@ -393,6 +401,6 @@ def main(prog: str) -> None:
     try:
         rc = {"archipelago": archipelago, "vlmc": vlmc, "archipelago-standin": control}[prog](sys.argv[1:])
     except Error as e:
-        print(e)
+        print(red(str(e)))
         rc = 255  # the real CLI returns -1 on every error
     sys.exit(rc)
