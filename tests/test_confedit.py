@@ -133,6 +133,14 @@ def test_pithos_migrate_cli(tmp_path, monkeypatch):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     r = cli("pithos-migrate", "enable", "--nodes", "n1;reboot", "--node-cmd", c.template)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+    # 'config' through the nodes: store dirs missing here, then present
+    r = cli("config", *c.nodes_arg())
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    (tmp_path / "b").mkdir()
+    (tmp_path / "m").mkdir()
+    r = cli("config", *c.nodes_arg())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("pithos_migrate=on") == 4
 
 
 def test_config_check_kinds(tmp_path):

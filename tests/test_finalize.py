@@ -404,3 +404,33 @@ def test_quarantine_must_be_outside_tree_and_same_fs(tmp_path):
                 Quarantine("blocks", str(tmp_path / "blocks"), d).validate()
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- the journal ------------------------------------------------------------------------------
+
+
+def test_journal_torn_line_lock_and_mismatch(tmp_path, running):
+    from verify.errors import ConfigError, LockedError, UsageError
+    from verify.finalize import Journal
+
+    j = Journal(tmp_path / "state")
+    j.lock()
+    j.append("begin", params={"nodes": ["n1"], "config": "x"})
+    j.append("preflight")
+    with open(j.path, "a") as fh:
+        fh.write('{"step": "pi')  # a crash in the middle of a write
+    other = Journal(tmp_path / "state")
+    with pytest.raises(LockedError):
+        other.lock()
+    j.unlock()
+    assert [r["step"] for r in other.load()] == ["begin", "preflight"] and not other.done("pin")
+    lines = j.path.read_text().splitlines()
+    j.path.write_text("\n".join([lines[0], "garbage", lines[1]]) + "\n")
+    with pytest.raises(ConfigError):
+        other.load()
+    # a journal of another cluster is not continued with different nodes
+    store, info, c = running(lambda s: clean_store(s, misplaced=False))
+    j.path.write_text(lines[0] + "\n")
+    with pytest.raises(UsageError):
+        Finalizer(options(c, tmp_path, [])).run(yes=True)
+    assert c.events("stop") == []
