@@ -35,17 +35,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from verify import layout  # noqa: E402
-
+layout = None  # verify.layout and verify.formats: imported only by the commands that touch the stores,
 F = None  # verify.formats, imported by the map commands only (start-up time of every command)
 
 
 def _formats():
-    global F
+    global F, layout
     if F is None:
         from verify import formats
+        from verify import layout as lay
 
-        F = formats
+        F, layout = formats, lay
     return F
 
 DEFAULT_ROLES = ["blockerb", "blockerm", "mapperd", "vlmcd", "poold"]
@@ -203,6 +203,7 @@ def _store(ns: dict, section: str) -> tuple[str, dict]:
 
 def filed_path(ns: dict, section: str, name: str) -> str:
     """filed's get_dirs: the old Pithos path first for 64-hex names, migrating it when told to."""
+    _formats()
     root, peer = _store(ns, section)
     raw = name.encode()
     new = os.path.join(root, os.fsdecode(layout.v04_path(raw)))
@@ -267,6 +268,7 @@ def print_mapped(mapped: list[str]) -> None:
 
 
 def _put(ns: dict, section: str, name: str, data: bytes) -> None:
+    _formats()
     root, peer = _store(ns, section)
     if peer.get("direct") and len(data) % 512:
         data += b"\0" * (512 - len(data) % 512)  # direct I/O pads every write
@@ -285,6 +287,7 @@ def _get(ns: dict, section: str, name: str) -> bytes | None:
 
 
 def _rm(ns: dict, section: str, name: str) -> None:
+    _formats()
     root, _ = _store(ns, section)
     try:
         os.unlink(os.path.join(root, os.fsdecode(layout.v04_path(name.encode()))))
