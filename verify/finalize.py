@@ -266,7 +266,7 @@ class Finalizer:
         self.cluster: Cluster | None = None
         self.quarantines: dict[str, Quarantine] = {}
 
-    # -- helpers
+    # -- building blocks of the steps
     def scan(self, pithos_migrate_on: bool) -> Summary:
         dirs = self.cluster.dirs
         be = FiledBackend(dirs["maps"], dirs.get("blocks"), {r: not pithos_migrate_on for r in dirs})
