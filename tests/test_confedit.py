@@ -83,6 +83,7 @@ def test_atomic_write_keeps_mode_and_backs_up(tmp_path):
     link = tmp_path / "link.conf"
     link.symlink_to(p)
     bak = confedit.backup_path(str(p))
+    (tmp_path / ".archipelago.conf.x1y2.archverify-tmp").write_text("left by a killed run")
     confedit.atomic_write(str(link), b"new\n", expect=b"old\n", backup=bak)
     assert link.is_symlink() and p.read_bytes() == b"new\n"  # the link still points at the real file
     assert stat.S_IMODE(p.stat().st_mode) == 0o604

@@ -153,6 +153,10 @@ def atomic_write(path: str, data: bytes, expect: bytes | None = None, backup: st
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        for stale in os.listdir(d):  # left by a run killed between mkstemp and rename
+            if stale.startswith(f".{os.path.basename(real)}.") and stale.endswith(".archverify-tmp"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(d, stale))
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".archverify-tmp", dir=d)
     except OSError as e:
         raise ConfigError(f"{path}: cannot write: {e.strerror}") from None
