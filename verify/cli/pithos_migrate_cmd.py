@@ -53,7 +53,7 @@ def _set(value, config_path, nodes_spec, node_cmd, dry_run):
         if c.backup:
             click.echo(f"{label(c.node)}: backup {c.backup}")
     if any(c.changes for c in changes) and not dry_run:
-        click.echo(f"takes effect when Archipelago starts again: archverify restart"
+        click.echo("takes effect when Archipelago starts again: archverify restart"
                    + (f" --nodes {nodes_spec}" if nodes_spec else ""))
 
 
