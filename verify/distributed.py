@@ -30,6 +30,9 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 2
 SHARDS_PER_WORKER = 4  # default shards per store per worker: keeps every worker busy to the end
 MAX_LOCAL_WORKERS = 256
+# the scheduler serves health checks over HTTP even without a dashboard; on 8787 by default,
+# which another cluster may hold: take any free port on loopback instead
+NO_HTTP_PORT = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
 
 ShardTask = Callable[[Backend, Shard, int], object]
 
@@ -88,7 +91,7 @@ def connect(address: str, timeout: float = DEFAULT_TIMEOUT) -> Iterator:
             try:
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=n_local, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, silence_logs=logging.ERROR,
+                    dashboard_address=None, silence_logs=logging.ERROR, scheduler_kwargs=NO_HTTP_PORT,
                 ))
             except Exception as e:
                 raise ClusterError(f"cannot start a local Dask cluster of {n_local} workers: {_one_line(e)}") from None

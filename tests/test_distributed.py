@@ -1,0 +1,221 @@
+"""scan --dask on a real LocalCluster (worker processes) against local runs of the same stores."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cloudpickle
+import psutil
+import pytest
+from click.testing import CliRunner
+
+import test_refjoin
+from test_refjoin import expected, shard_sides
+from verify import distributed, refjoin
+from verify.backends.filed import FiledBackend
+from verify.cli.main import cli
+from verify.errors import ArchverifyError
+from verify.sample import write_sample
+
+pytest.importorskip("distributed")
+# the killing backend below is defined here, so workers get it by value, not by import
+for _mod in (sys.modules[__name__], test_refjoin):
+    cloudpickle.register_pickle_by_value(_mod)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two single-threaded worker processes, shared by every test of this module."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR,
+                      scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
+        with Client(lc, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+            yield lc.scheduler_address, client
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return write_sample(tmp_path_factory.mktemp("sample"))
+
+
+@pytest.fixture(scope="module")
+def larger(tmp_path_factory):
+    """Many more volumes and blocks, so every one of 256 top-level dirs holds something."""
+    return write_sample(tmp_path_factory.mktemp("larger"), seed=11, volumes=250, blocks_per_volume=12)
+
+
+def run_cli(*args):
+    res = CliRunner().invoke(cli, ["scan", *map(str, args)])
+    return res.exit_code, res.stdout
+
+
+def comparable(doc_text: str) -> dict:
+    """The JSON report minus the two figures that depend on wall time."""
+    doc = json.loads(doc_text)
+    for k in ("elapsed_s", "files_per_s"):
+        doc["summary"].pop(k)
+    return doc
+
+
+def store_args(s):
+    return ["--maps-dir", s.maps_dir, "--blocks-dir", s.blocks_dir, "--format", "json"]
+
+
+@functools.cache
+def _local_run(maps_dir, blocks_dir):
+    code, out = run_cli("--maps-dir", maps_dir, "--blocks-dir", blocks_dir, "--format", "json")
+    assert code in (0, 1)
+    return code, out
+
+
+def local_run(s):
+    """The single-machine report of a store (computed once per store)."""
+    code, out = _local_run(str(s.maps_dir), str(s.blocks_dir))
+    return code, comparable(out)
+
+
+@pytest.mark.parametrize("store,shards", [("sample", None), ("sample", 256), ("larger", None), ("larger", 7)])
+def test_external_cluster_matches_local(cluster, store, shards, request):
+    s = request.getfixturevalue(store)
+    address, _ = cluster
+    code, doc = local_run(s)
+    extra = ["--shards", shards] if shards else []
+    dcode, dout = run_cli(*store_args(s), "--dask", address, "-j", 2, *extra)
+    ddoc = comparable(dout)
+    assert dcode == code
+    assert json.dumps(ddoc["findings"], sort_keys=True) == json.dumps(doc["findings"], sort_keys=True)
+    assert ddoc == doc
+    assert doc["summary"]["findings_total"] > 0  # the stores do have planted findings
+
+
+def test_local_n_matches_local(sample):
+    code, doc = local_run(sample)
+    dcode, dout = run_cli(*store_args(sample), "--dask", "local:2")
+    assert dcode == code
+    assert comparable(dout) == doc
+
+
+@dataclass
+class KillFirstAttempt(FiledBackend):
+    """The first attempt at one chosen shard kills its whole worker process, as an OOM kill would."""
+
+    marker: str = ""
+    victim: tuple = ("blocks", 0)
+
+    def scan_shard(self, shard, jobs, progress=None):
+        if (shard.store, shard.lo) == self.victim:
+            try:
+                fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                pass  # the retry, on a live worker
+            else:
+                os.write(fd, str(os.getpid()).encode())
+                os.close(fd)
+                os._exit(9)
+        return super().scan_shard(shard, jobs, progress)
+
+
+def test_killed_worker_shard_is_rerun_and_result_exact(cluster, larger, tmp_path):
+    _, client = cluster
+    code, doc = local_run(larger)
+    marker = tmp_path / "killed.pid"
+    be = KillFirstAttempt(str(larger.maps_dir), str(larger.blocks_dir), marker=str(marker))
+    shards = be.shards(8)
+    result = distributed.run_shards(client, be, shards, jobs=1)
+    from verify.summary import Summary
+
+    summary = Summary.from_result(result)
+    killed_pid = int(marker.read_text())
+    assert not psutil.pid_exists(killed_pid) or psutil.Process(killed_pid).status() == psutil.STATUS_ZOMBIE
+    assert [f.as_dict() for f in summary.findings] == doc["findings"]
+    assert {k: v for k, v in summary.counters.items() if v} == doc["summary"]["counters"]
+    assert summary.exit_code == code
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted it for the next tests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_process(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "verify", "scan", *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_unreachable_scheduler_one_line_exit_2(sample):
+    p = run_process(*store_args(sample), "--dask", f"tcp://127.0.0.1:{free_port()}", "--dask-timeout", 1)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in p.stderr
+
+
+def test_worker_without_the_store_one_line_exit_2(cluster, tmp_path):
+    address, _ = cluster
+    missing = tmp_path / "not-mounted" / "maps"  # absent on the workers (and here)
+    p = run_process("--maps-dir", missing, "--format", "json", "--dask", address)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in p.stderr
+
+
+def test_shard_store_error_on_worker_reaches_client(cluster, tmp_path):
+    """Without the up-front check, the shard itself fails on the worker and the client gets its error."""
+    _, client = cluster
+    be = FiledBackend(str(tmp_path / "gone"))
+    with pytest.raises(ArchverifyError) as err:
+        distributed.run_shards(client, be, be.shards(2), jobs=1, retries=0)
+    assert err.value.exit_code == 2
+
+
+def test_relative_store_path_refused_before_connecting(sample, tmp_path):
+    rel = os.path.relpath(sample.maps_dir)
+    code, out = run_cli("--maps-dir", rel, "--dask", f"tcp://127.0.0.1:{free_port()}")
+    assert code == 2 and out == ""
+
+
+@pytest.mark.parametrize("address", ["local:0", "local:x", "no port here"])
+def test_bad_address_exit_2(sample, address):
+    code, out = run_cli(*store_args(sample), "--dask", address, "--dask-timeout", 1)
+    assert code == 2 and out == ""
+
+
+def synthetic_shard(seed: int) -> refjoin.Sides:
+    """Built on the worker, as a check shard's fingerprints would be."""
+    return shard_sides(seed, 4000, 3500, 9000)
+
+
+@pytest.mark.parametrize("parts", [1, 3, 16])
+def test_distributed_reference_join_matches_local(cluster, parts):
+    _, client = cluster
+    seeds = list(range(6))
+    futures = client.map(synthetic_shard, seeds, pure=False)
+    result = refjoin.join_distributed(client, futures, parts)
+    local = [shard_sides(s, 4000, 3500, 9000) for s in seeds]
+    missing, orphans, n_refs, n_stored = expected(local)
+    assert missing and orphans
+    assert list(result.iter_missing()) == missing
+    assert list(result.iter_orphans()) == orphans
+    assert (result.referenced, result.stored) == (n_refs, n_stored)
+    assert len(result.partition_bytes) == parts
+    total = sum(len(s.refs) + len(s.stored) for s in local)
+    assert sum(result.partition_bytes) == total
+    if parts > 1:  # each partition task held a share of the records, not all of them
+        assert max(result.partition_bytes) < total * 2 / parts
