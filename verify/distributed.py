@@ -179,20 +179,27 @@ def _bar(progress: bool | None, total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="shard", file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-def map_shards(client, backend: Backend, shards: list[Shard], jobs: int, task: ShardTask = scan_task,
-               retries: int = DEFAULT_RETRIES, progress: bool | None = None,
-               desc: str = "shards") -> Iterator[tuple[Shard, object]]:
-    """Yields ``(shard, task result)`` as shards finish anywhere in the cluster.
+def submit_shards(client, backend: Backend, shards: list[Shard], jobs: int, task: ShardTask = scan_task,
+                  retries: int = DEFAULT_RETRIES) -> list:
+    """One Dask task per shard; the futures' results stay on the workers until asked for.
 
     ``task(backend, shard, jobs)`` must be a module-level function (it is pickled by
-    reference). A shard that fails for good raises its ArchverifyError, or a
-    ClusterError; the remaining shards are cancelled.
+    reference). ``pure=False``: a shard is re-read on every run, never cached.
+    """
+    return client.map(task, [backend] * len(shards), shards, jobs=jobs, pure=False, retries=retries)
+
+
+def as_finished(client, futures: list, shards: list[Shard], progress: bool | None = None,
+                desc: str = "shards") -> Iterator[tuple[Shard, object]]:
+    """Yields ``(shard, result)`` as shards finish anywhere in the cluster, with a shards done/total bar.
+
+    A shard that fails for good raises its ArchverifyError, or a ClusterError; the
+    remaining shards are cancelled.
     """
     from distributed import as_completed
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
-    futures = client.map(task, [backend] * len(shards), shards, jobs=jobs, pure=False, retries=retries)
     shard_of = {f.key: s for f, s in zip(futures, shards)}
     bar = _bar(progress, len(futures), desc)
     try:
@@ -221,8 +228,8 @@ def run_shards(client, backend: Backend, shards: list[Shard], jobs: int, retries
                progress: bool | None = None) -> ShardResult:
     """Every shard scanned on the cluster, merged here."""
     desc = f"scanning ({backend.name}) on {worker_count(client)} Dask workers"
-    return ShardResult.merge_all(r for _, r in map_shards(client, backend, shards, jobs, scan_task, retries,
-                                                          progress, desc))
+    futures = submit_shards(client, backend, shards, jobs, scan_task, retries)
+    return ShardResult.merge_all(r for _, r in as_finished(client, futures, shards, progress, desc))
 
 
 def scan(backend: Backend, address: str, jobs: int, progress: bool | None = None,
