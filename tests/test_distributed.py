@@ -87,13 +87,14 @@ def local_run(s):
     return code, comparable(out)
 
 
-@pytest.mark.parametrize("store,shards", [("sample", None), ("sample", 256), ("larger", None), ("larger", 7)])
-def test_external_cluster_matches_local(cluster, store, shards, request):
+@pytest.mark.parametrize("store,shards,jobs", [("sample", None, 2), ("sample", 64, 1), ("larger", None, 2),
+                                               ("larger", 7, 1)])
+def test_external_cluster_matches_local(cluster, store, shards, jobs, request):
     s = request.getfixturevalue(store)
     address, _ = cluster
     code, doc = local_run(s)
     extra = ["--shards", shards] if shards else []
-    dcode, dout = run_cli(*store_args(s), "--dask", address, "-j", 2, *extra)
+    dcode, dout = run_cli(*store_args(s), "--dask", address, "-j", jobs, *extra)
     ddoc = comparable(dout)
     assert dcode == code
     assert json.dumps(ddoc["findings"], sort_keys=True) == json.dumps(doc["findings"], sort_keys=True)
@@ -219,3 +220,23 @@ def test_distributed_reference_join_matches_local(cluster, parts):
     assert sum(result.partition_bytes) == total
     if parts > 1:  # each partition task held a share of the records, not all of them
         assert max(result.partition_bytes) < total * 2 / parts
+
+
+def test_join_survives_a_worker_killed_while_holding_shards(cluster):
+    """The shards' records live on the workers; kill one holding some, the scheduler recomputes them."""
+    _, client = cluster
+    client.wait_for_workers(2, timeout=60)
+    seeds = list(range(6))
+    futures = client.map(synthetic_shard, seeds, pure=False)
+    client.gather(futures)  # all computed and held on the workers
+    holders = client.who_has(futures)
+    victim = sorted({w for ws in holders.values() for w in ws})[0]
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    psutil.Process(pid).kill()
+    result = refjoin.join_distributed(client, futures, 4)
+    missing, orphans, n_refs, n_stored = expected([shard_sides(s, 4000, 3500, 9000) for s in seeds])
+    assert list(result.iter_missing()) == missing
+    assert list(result.iter_orphans()) == orphans
+    assert (result.referenced, result.stored) == (n_refs, n_stored)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    client.wait_for_workers(2, timeout=60)

@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Callable, Iterator
 
+from . import __version__
 from .backends import Backend, Shard
 from .errors import ArchverifyError, ClusterError, UsageError
 from .summary import ShardResult, Summary
@@ -116,8 +117,12 @@ def worker_count(client) -> int:
     return max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
 
 
-def _check_store(backend: Backend) -> str | None:
+def _check_store(backend: Backend, version: str) -> str | None:
     """Runs on each worker: None when it can read the stores, else the one-line reason."""
+    from . import __version__
+
+    if __version__ != version:  # other rules would give other findings than a local run
+        return f"runs archverify {__version__}, this machine {version}; install the same version everywhere"
     validate = getattr(backend, "validate", None)
     try:
         if validate is not None:
@@ -132,7 +137,7 @@ def _check_store(backend: Backend) -> str | None:
 def check_workers(client, backend: Backend) -> None:
     """Every worker must import archverify and reach the stores, before any shard starts."""
     try:
-        answers = client.run(_check_store, backend)
+        answers = client.run(_check_store, backend, __version__)
     except Exception as e:  # noqa: BLE001 - e.g. archverify missing on a worker
         raise ClusterError(f"a Dask worker cannot run archverify ({_one_line(e)}); install it on every worker") from None
     bad = sorted((addr, msg) for addr, msg in answers.items() if msg)
