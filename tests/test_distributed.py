@@ -240,3 +240,66 @@ def test_join_survives_a_worker_killed_while_holding_shards(cluster):
     assert (result.referenced, result.stored) == (n_refs, n_stored)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     client.wait_for_workers(2, timeout=60)
+
+
+@dataclass
+class NamesOnly:
+    """A store of names only, for the check driver: maps shards reference ``obj-K``, blocks shards hold them."""
+
+    seed: int = 3
+    universe: int = 6000
+    name: str = "names-only"
+
+    def shards(self, per_store):
+        from verify.backends import Shard
+        from verify.backends.filed import split
+
+        return [Shard(role, lo, hi, 256) for role in ("maps", "blocks") for lo, hi in split(256, per_store)]
+
+    def names(self, shard):
+        import random
+
+        rng = random.Random(f"{self.seed}-{shard.store}-{shard.lo}")
+        if shard.store == "maps":  # repeats, and some names beyond the universe: never stored
+            return [f"obj-{rng.randrange(self.universe * 11 // 10)}" for _ in range(2 * (shard.hi - shard.lo) * 8)]
+        return [f"obj-{k}" for k in range(self.universe) if shard.lo <= k % 256 < shard.hi and rng.random() < 0.8]
+
+
+def names_check_task(backend, shard, jobs):
+    from verify.summary import ShardResult
+
+    names = backend.names(shard)
+    recs = refjoin.records((n.encode() for n in names), (distributed.locator(shard, i) for i in range(len(names))))
+    width = refjoin.KEY + distributed.LOCATOR
+    sides = refjoin.Sides(recs, b"", width) if shard.store == "maps" else refjoin.Sides(b"", recs, width)
+    from collections import Counter
+
+    return distributed.CheckShardOutput(ShardResult(Counter({f"{shard.store}.files": len(names)})), sides)
+
+
+def names_resolve_task(backend, shard, records):
+    from verify.findings import Finding
+    from verify.summary import ShardResult
+
+    names = backend.names(shard)
+    width = refjoin.KEY + distributed.LOCATOR
+    rows = {int.from_bytes(records[i + refjoin.KEY + 2:i + width], "big") for i in range(0, len(records), width)}
+    kind = "object_missing" if shard.store == "maps" else "object_orphan"
+    found = sorted({names[r] for r in rows})
+    return ShardResult(findings=[Finding(kind, "blocks", n, None, "") for n in found])
+
+
+def test_check_driver_joins_on_the_cluster(cluster):
+    from verify.summary import Summary
+
+    _, client = cluster
+    be = NamesOnly()
+    shards = be.shards(5)
+    result = distributed.run_check(client, be, shards, 1, names_check_task, names_resolve_task, parts=4)
+    summary = Summary.from_result(result)
+    refs = {n for s in shards if s.store == "maps" for n in be.names(s)}
+    stored = {n for s in shards if s.store == "blocks" for n in be.names(s)}
+    got = {(f.kind, f.name) for f in summary.findings}
+    assert got == {("object_missing", n) for n in refs - stored} | {("object_orphan", n) for n in stored - refs}
+    assert refs - stored and stored - refs
+    assert result.counters["refs.distinct"] == len(refs) and result.counters["stored.distinct"] == len(stored)

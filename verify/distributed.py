@@ -19,9 +19,10 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from . import __version__
+from . import __version__, refjoin
 from .backends import Backend, Shard
 from .errors import ArchverifyError, ClusterError, UsageError
 from .summary import ShardResult, Summary
@@ -248,3 +249,76 @@ def scan(backend: Backend, address: str, jobs: int, progress: bool | None = None
         per_store = shards_per_store or SHARDS_PER_WORKER * worker_count(client)
         result = run_shards(client, backend, backend.shards(per_store), jobs, retries, progress)
     return Summary.from_result(result, time.monotonic() - t0)
+
+
+# --- check: shard tasks whose reference records are joined on the cluster ---------------
+
+
+@dataclass
+class CheckShardOutput:
+    """What a check shard task returns: its own findings and counters, and its join records.
+
+    ``sides`` records are ``refjoin.KEY + 8`` bytes: the name's fingerprint, then
+    the locator ``>HQ``-style: 2 bytes ``shard.lo`` and 6 bytes of row within the
+    shard (big-endian), so a difference can be sent back to the shard that knows
+    its name. Maps shards fill ``refs``; blocks shards fill ``stored``.
+    """
+
+    result: ShardResult
+    sides: refjoin.Sides
+
+
+LOCATOR = 8
+ResolveTask = Callable[[Backend, Shard, bytes], ShardResult]
+
+
+def locator(shard: Shard, row: int) -> bytes:
+    return shard.lo.to_bytes(2, "big") + row.to_bytes(LOCATOR - 2, "big")
+
+
+def _result_of(out: CheckShardOutput) -> ShardResult:
+    return out.result
+
+
+def _sides_of(out: CheckShardOutput) -> refjoin.Sides:
+    return out.sides
+
+
+def _by_shard(records: bytes, width: int, store: str, shards: list[Shard]) -> dict[Shard, bytes]:
+    """The join's differences, grouped by the shard (of ``store``) that produced each record."""
+    by_lo = {s.lo: s for s in shards if s.store == store}
+    groups: dict[Shard, bytearray] = {}
+    for i in range(0, len(records), width):
+        lo = int.from_bytes(records[i + refjoin.KEY:i + refjoin.KEY + 2], "big")
+        groups.setdefault(by_lo[lo], bytearray()).extend(records[i:i + width])
+    return {s: bytes(b) for s, b in groups.items()}
+
+
+def run_check(client, backend: Backend, shards: list[Shard], jobs: int, shard_task: ShardTask,
+              resolve_task: ResolveTask, parts: int, retries: int = DEFAULT_RETRIES,
+              progress: bool | None = None) -> ShardResult:
+    """Check shards on the cluster, the reference join partitioned over ``parts`` tasks.
+
+    1. ``shard_task(backend, shard, jobs) -> CheckShardOutput`` on every shard; the
+       ShardResults come here, the join records stay on the workers;
+    2. :func:`refjoin.join_distributed` finds missing and orphan records;
+    3. ``resolve_task(backend, shard, records) -> ShardResult`` turns the records of
+       one shard back into findings (``object_missing`` for a maps shard,
+       ``object_orphan`` for a blocks shard), only for shards with differences.
+    """
+    outputs = submit_shards(client, backend, shards, jobs, shard_task, retries)
+    results = client.map(_result_of, outputs, pure=False, retries=retries)
+    sides = client.map(_sides_of, outputs, pure=False, retries=retries)
+    desc = f"checking ({backend.name}) on {worker_count(client)} Dask workers"
+    try:
+        merged = [r for _, r in as_finished(client, results, shards, progress, desc)]
+        join = refjoin.join_distributed(client, sides, parts, retries)
+    finally:
+        client.cancel(outputs + sides)
+    todo = [*_by_shard(join.missing, join.width, "maps", shards).items(),
+            *_by_shard(join.orphans, join.width, "blocks", shards).items()]
+    futures = [client.submit(resolve_task, backend, s, recs, pure=False, retries=retries) for s, recs in todo]
+    merged += [r for _, r in as_finished(client, futures, [s for s, _ in todo], False)]
+    out = ShardResult.merge_all(merged)
+    out.counters.update({"refs.distinct": join.referenced, "stored.distinct": join.stored})
+    return out
