@@ -224,10 +224,12 @@ def as_finished(client, futures: list, shards: list[Shard], progress: bool | Non
             if bar is not None:
                 bar.update(1)
             yield shard, result
+    except BaseException:
+        client.cancel(futures)  # stop the other shards now; on success the futures are simply released
+        raise
     finally:
         if bar is not None:
             bar.close()
-        client.cancel(futures)
 
 
 def run_shards(client, backend: Backend, shards: list[Shard], jobs: int, retries: int = DEFAULT_RETRIES,
@@ -310,11 +312,9 @@ def run_check(client, backend: Backend, shards: list[Shard], jobs: int, shard_ta
     results = client.map(_result_of, outputs, pure=False, retries=retries)
     sides = client.map(_sides_of, outputs, pure=False, retries=retries)
     desc = f"checking ({backend.name}) on {worker_count(client)} Dask workers"
-    try:
-        merged = [r for _, r in as_finished(client, results, shards, progress, desc)]
-        join = refjoin.join_distributed(client, sides, parts, retries)
-    finally:
-        client.cancel(outputs + sides)
+    merged = [r for _, r in as_finished(client, results, shards, progress, desc)]
+    join = refjoin.join_distributed(client, sides, parts, retries)
+    del outputs, results, sides  # released: the workers drop the records
     todo = [*_by_shard(join.missing, join.width, "maps", shards).items(),
             *_by_shard(join.orphans, join.width, "blocks", shards).items()]
     futures = [client.submit(resolve_task, backend, s, recs, pure=False, retries=retries) for s, recs in todo]

@@ -129,7 +129,4 @@ def join_distributed(client, shard_futures: list, parts: int, retries: int = 2) 
     for i in range(parts):
         pieces = [client.submit(operator.getitem, s, i, pure=False, retries=retries) for s in splits]
         joins.append(client.submit(join_partition, pieces, pure=False, retries=retries))
-    try:
-        return JoinResult.concat(client.gather(joins))
-    finally:
-        client.cancel(joins + splits)
+    return JoinResult.concat(client.gather(joins))
