@@ -94,16 +94,44 @@ def bench_scan(be: FiledBackend, workers_list: list[int], repeat: int) -> dict:
     return rows
 
 
-def bench_join(records: int) -> tuple[float, float]:
-    """(records per CPU-second of one partition task, record bytes held per object) on random 24-byte records."""
+def join_inputs(records: int) -> refjoin.Sides:
+    """Half references, half stored, a quarter of each matching the other: 24-byte records."""
     width = refjoin.KEY + 8
     half = records // 2
     refs = bytearray(os.urandom(half * width))
     stored = bytearray(refs[: (half // 2) * width]) + bytearray(os.urandom((half - half // 2) * width))
-    sides = refjoin.Sides(refs, stored, width)
-    c0 = time.process_time()
-    res = refjoin.join_partition([sides])
-    return records / (time.process_time() - c0), res.partition_bytes[0] / records
+    return refjoin.Sides(refs, stored, width)
+
+
+def naive_join(sides: refjoin.Sides) -> tuple[list[bytes], list[bytes]]:
+    """The obvious Python: sets of keys, lists of records. The baseline of the ratio."""
+    w = sides.width
+    refs = [bytes(sides.refs[i:i + w]) for i in range(0, len(sides.refs), w)]
+    stored = [bytes(sides.stored[i:i + w]) for i in range(0, len(sides.stored), w)]
+    rk, sk = {r[:refjoin.KEY] for r in refs}, {r[:refjoin.KEY] for r in stored}
+    return sorted(r for r in refs if r[:refjoin.KEY] not in sk), sorted(r for r in stored if r[:refjoin.KEY] not in rk)
+
+
+def bench_join(records: int) -> dict:
+    """Records per CPU-second and bytes held per record: one partition task against the naive join."""
+    import tracemalloc
+
+    out = {}
+    sides = join_inputs(records)
+    fast = lambda: refjoin.join_partition([sides])  # noqa: E731
+    naive = lambda: naive_join(sides)  # noqa: E731
+    for label, fn in (("partition task (C sort + diff)", fast), ("naive Python sets", naive)):
+        c0 = time.process_time()
+        fn()
+        cpu = time.process_time() - c0
+        tracemalloc.start()  # a second run: tracing slows Python allocations, so it is not timed
+        res = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        out[label] = (records / cpu, peak / records, res)
+    f, n = out["partition task (C sort + diff)"][2], out["naive Python sets"][2]
+    assert (list(f.iter_missing()), list(f.iter_orphans())) == n, "the join disagrees with the naive one"
+    return {k: v[:2] for k, v in out.items()}
 
 
 def main(argv=None) -> None:
@@ -132,9 +160,13 @@ def main(argv=None) -> None:
         base = base or rate
         print(f"{label:26} {files:7d} {wall:7.2f} {rate:8.0f} {rate / n:8.0f} {rate / base:7.2f}x "
               f"{cpu:6.2f} {files / cpu:11.0f}")
-    join_rate, bytes_per = bench_join(a.join_records)
-    print(f"\nreference join, one partition task: {a.join_records} records of 24 bytes, "
-          f"{join_rate:,.0f} records per CPU-second, {bytes_per:.1f} bytes of records held per object")
+    joins = bench_join(a.join_records)
+    print(f"\nreference join of {a.join_records:,} records of 24 bytes (one partition):")
+    base_rate = joins["naive Python sets"][0]
+    for label, (rate, peak) in joins.items():
+        print(f"  {label:32} {rate:12,.0f} records per CPU-second ({rate / base_rate:5.1f}x), "
+              f"peak {peak:6.1f} bytes allocated per record")
+    join_rate = joins["partition task (C sort + diff)"][0]
     _, files, wall, cpu = rows["--dask local:1, -j 1"]
     per_wall, per_cpu = files / wall, files / cpu
     need = TARGET_OBJECTS / NIGHT_S
