@@ -303,3 +303,15 @@ def test_check_driver_joins_on_the_cluster(cluster):
     assert got == {("object_missing", n) for n in refs - stored} | {("object_orphan", n) for n in stored - refs}
     assert refs - stored and stored - refs
     assert result.counters["refs.distinct"] == len(refs) and result.counters["stored.distinct"] == len(stored)
+
+
+def test_scheduler_without_workers_one_line_exit_2(sample):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR, scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
+        p = run_process(*store_args(sample), "--dask", lc.scheduler_address, "--dask-timeout", 1)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in p.stderr

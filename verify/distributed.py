@@ -110,7 +110,7 @@ def connect(address: str, timeout: float = DEFAULT_TIMEOUT) -> Iterator:
             client.wait_for_workers(1, timeout=timeout)
         except (OSError, TimeoutError):
             raise ClusterError(f"the Dask scheduler at {address} has no workers (waited {timeout:g} s); "
-                               "start some with 'dask worker {address}'") from None
+                               f"start some with 'dask worker {address}'") from None
         yield client
 
 
