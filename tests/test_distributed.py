@@ -109,6 +109,14 @@ def test_local_n_matches_local(sample):
     assert comparable(dout) == doc
 
 
+def gone(pid: int) -> bool:
+    """The process is dead (reaped, or a zombie its nanny has not reaped yet)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 @dataclass
 class KillFirstAttempt(FiledBackend):
     """The first attempt at one chosen shard kills its whole worker process, as an OOM kill would."""
@@ -140,7 +148,7 @@ def test_killed_worker_shard_is_rerun_and_result_exact(cluster, larger, tmp_path
 
     summary = Summary.from_result(result)
     killed_pid = int(marker.read_text())
-    assert not psutil.pid_exists(killed_pid) or psutil.Process(killed_pid).status() == psutil.STATUS_ZOMBIE
+    assert gone(killed_pid)
     assert [f.as_dict() for f in summary.findings] == doc["findings"]
     assert {k: v for k, v in summary.counters.items() if v} == doc["summary"]["counters"]
     assert summary.exit_code == code
@@ -238,7 +246,7 @@ def test_join_survives_a_worker_killed_while_holding_shards(cluster):
     assert list(result.iter_missing()) == missing
     assert list(result.iter_orphans()) == orphans
     assert (result.referenced, result.stored) == (n_refs, n_stored)
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert gone(pid)
     client.wait_for_workers(2, timeout=60)
 
 
@@ -315,3 +323,21 @@ def test_scheduler_without_workers_one_line_exit_2(sample):
     assert p.stdout == ""
     assert len(p.stderr.strip().splitlines()) == 1
     assert "Traceback" not in p.stderr
+
+
+def test_backends_travel_without_open_handles():
+    import threading
+    from dataclasses import field
+
+    @dataclass
+    class WithHandle:
+        pool: str
+        name: str = "x"
+        _conn: object = field(default=None, repr=False, compare=False)
+        _io: dict = field(default_factory=dict, repr=False, compare=False)
+
+    be = WithHandle("maps", _conn=threading.Lock(), _io={"maps": threading.Lock()})
+    travelled = cloudpickle.loads(cloudpickle.dumps(distributed.portable(be)))
+    assert (travelled.pool, travelled._conn, travelled._io) == ("maps", None, {})
+    assert be._conn is not None  # the caller's own copy keeps its handles
+    assert distributed.resident(travelled) is distributed.resident(WithHandle("maps"))

@@ -15,6 +15,7 @@ before any shard starts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -124,7 +125,7 @@ def _check_store(backend: Backend, version: str) -> str | None:
 
     if __version__ != version:  # other rules would give other findings than a local run
         return f"runs archverify {__version__}, this machine {version}; install the same version everywhere"
-    validate = getattr(backend, "validate", None)
+    validate = getattr(resident(backend), "validate", None)
     try:
         if validate is not None:
             validate()
@@ -138,7 +139,7 @@ def _check_store(backend: Backend, version: str) -> str | None:
 def check_workers(client, backend: Backend) -> None:
     """Every worker must import archverify and reach the stores, before any shard starts."""
     try:
-        answers = client.run(_check_store, backend, __version__)
+        answers = client.run(_check_store, portable(backend), __version__)
     except Exception as e:  # noqa: BLE001 - e.g. archverify missing on a worker
         raise ClusterError(f"a Dask worker cannot run archverify ({_one_line(e)}); install it on every worker") from None
     bad = sorted((addr, msg) for addr, msg in answers.items() if msg)
@@ -157,10 +158,33 @@ def require_absolute(backend: Backend) -> None:
                              "as the workers see it")
 
 
+def portable(backend: Backend) -> Backend:
+    """The backend as it travels: without this process's open handles (fields named ``_*``)."""
+    if not dataclasses.is_dataclass(backend):
+        return backend
+    reset = {}
+    for f in dataclasses.fields(backend):
+        if f.name.startswith("_") and f.init:
+            if f.default_factory is not dataclasses.MISSING:
+                reset[f.name] = f.default_factory()
+            elif f.default is not dataclasses.MISSING:
+                reset[f.name] = f.default
+    return dataclasses.replace(backend, **reset) if reset else backend
+
+
+_resident: dict[str, Backend] = {}  # per worker process: one backend (and its connections) per store config
+
+
+def resident(backend: Backend) -> Backend:
+    """This worker's long-lived copy of ``backend``, so a Ceph connection serves every shard it runs."""
+    key = f"{type(backend).__module__}.{type(backend).__qualname__}:{backend!r}"
+    return _resident.setdefault(key, backend)
+
+
 def scan_task(backend: Backend, shard: Shard, jobs: int) -> ShardResult:
     """One shard on a worker; store errors name the worker so the operator knows where to look."""
     try:
-        return backend.scan_shard(shard, jobs)
+        return resident(backend).scan_shard(shard, jobs)
     except ArchverifyError as e:
         from distributed import get_worker
 
@@ -192,7 +216,7 @@ def submit_shards(client, backend: Backend, shards: list[Shard], jobs: int, task
     ``task(backend, shard, jobs)`` must be a module-level function (it is pickled by
     reference). ``pure=False``: a shard is re-read on every run, never cached.
     """
-    return client.map(task, [backend] * len(shards), shards, jobs=jobs, pure=False, retries=retries)
+    return client.map(task, [portable(backend)] * len(shards), shards, jobs=jobs, pure=False, retries=retries)
 
 
 def as_finished(client, futures: list, shards: list[Shard], progress: bool | None = None,
@@ -317,7 +341,7 @@ def run_check(client, backend: Backend, shards: list[Shard], jobs: int, shard_ta
     del outputs, results, sides  # released: the workers drop the records
     todo = [*_by_shard(join.missing, join.width, "maps", shards).items(),
             *_by_shard(join.orphans, join.width, "blocks", shards).items()]
-    futures = [client.submit(resolve_task, backend, s, recs, pure=False, retries=retries) for s, recs in todo]
+    futures = [client.submit(resolve_task, portable(backend), s, recs, pure=False, retries=retries) for s, recs in todo]
     merged += [r for _, r in as_finished(client, futures, [s for s, _ in todo], False)]
     out = ShardResult.merge_all(merged)
     out.counters.update({"refs.distinct": join.referenced, "stored.distinct": join.stored})
