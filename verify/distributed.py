@@ -9,7 +9,12 @@ report, JSON and exit code are those of a local run.
 
 Workers need archverify installed and the store reachable (the filed dirs at the
 same paths, or a Ceph client); :func:`check_workers` proves that on every worker
-before any shard starts.
+before any shard starts. A backend travels without its open handles
+(:func:`portable`) and each worker keeps one copy of it (:func:`resident`), so a
+Ceph connection serves all the shards a worker runs.
+
+For ``check``, :func:`run_check` runs check shard tasks and the reference join of
+:mod:`verify.refjoin` partitioned by fingerprint range over the workers.
 """
 
 from __future__ import annotations
@@ -285,9 +290,9 @@ class CheckShardOutput:
     """What a check shard task returns: its own findings and counters, and its join records.
 
     ``sides`` records are ``refjoin.KEY + 8`` bytes: the name's fingerprint, then
-    the locator ``>HQ``-style: 2 bytes ``shard.lo`` and 6 bytes of row within the
-    shard (big-endian), so a difference can be sent back to the shard that knows
-    its name. Maps shards fill ``refs``; blocks shards fill ``stored``.
+    its :func:`locator` (2 bytes ``shard.lo``, 6 bytes of row within the shard,
+    big-endian), so a difference can be sent back to the shard that knows its
+    name. Maps shards fill ``refs``; blocks shards fill ``stored``.
     """
 
     result: ShardResult
