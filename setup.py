@@ -18,6 +18,15 @@ extensions = [
         extra_compile_args=["-O2", "-fopenmp", *WARN],
         extra_link_args=["-fopenmp"],
     ),
+    Extension(
+        "verify._check",
+        ["verify/_check.pyx"],
+        include_dirs=["verify"],
+        depends=["verify/_rules.h", "verify/_check.h"],
+        libraries=["crypto"],
+        extra_compile_args=["-O2", "-fopenmp", *WARN],
+        extra_link_args=["-fopenmp"],
+    ),
     Extension("verify._refjoin", ["verify/_refjoin.pyx"], extra_compile_args=["-O2", *WARN]),
 ]
 

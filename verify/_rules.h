@@ -136,8 +136,11 @@ static inline int av_valid_volume_name(const char *name, size_t len)
 {
     if (av_starts_with(name, len, "archip_") || av_ends_with(name, len, "_lock"))
         return 0;
-    /* re.match(".*_[0-9a-f]{16}"): some '_' at i >= 0 followed by 16 hex digits */
+    /* re.match(".*_[0-9a-f]{16}"): some '_' at i >= 0 followed by 16 hex digits,
+       with no newline before it ('.' does not match '\n') */
     for (size_t i = 0; i + 17 <= len; i++) {
+        if (name[i] == '\n')
+            break;
         if (name[i] != '_')
             continue;
         size_t k = 1;

@@ -16,11 +16,11 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
-    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC
+    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK
     int AT_SYMLINK_NOFOLLOW
 
 cdef extern from "<unistd.h>" nogil:
@@ -73,6 +73,7 @@ cdef extern from "_rules.h" nogil:
     uint32_t AV_V2_SIGNATURE
     uint32_t av_be32(const unsigned char *p)
     int av_is_hex64(const char *name, size_t n)
+    int av_is_mapdata_name(const char *name, size_t n)
     int av_name_class(const char *name, size_t n)
     int av_valid_volume_name(const char *name, size_t n)
     int av_utf8_valid(const unsigned char *s, size_t n)
@@ -123,6 +124,10 @@ cdef enum:
 
 COUNTER_NAMES = ("files", "dirs", "v0", "v1", "v2", "corrupt", "mapdata", "other", "locks",
                  "hash_files", "temp_files", "header_bytes", "probes")
+
+# How every file is opened: read-only, never through a symlink, and non-blocking so
+# that a FIFO where a file was expected cannot hang the scan (no effect on files).
+cdef int FILE_OPEN = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
 
 DEF PATHMAX = 1200   # d1/d2/d3/NAME with each part <= 255 bytes
 DEF DETAILMAX = 1300
@@ -215,10 +220,12 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
     b.counts[C_PROBES] += 1
     if av_is_hex64(name, n):
         snprintf(rel, PATHMAX, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, <int>n, name)
-        fd = openat(ctx.rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        fd = openat(ctx.rootfd, rel, FILE_OPEN)
+        if fd < 0 and errno != ENOENT and errno != ENOTDIR and errno != ELOOP:
+            return -1
     if fd < 0:
         v04_rel(name, n, rel)
-        fd = openat(ctx.rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        fd = openat(ctx.rootfd, rel, FILE_OPEN)
     if fd < 0:
         return 0 if errno == ENOENT or errno == ENOTDIR or errno == ELOOP else -1
     got = pread(fd, head, 8, 0)
@@ -226,8 +233,12 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
     return 1 if got == 8 and av_be32(head) == AV_V2_SIGNATURE and av_be32(head + 4) == 2 else 0
 
 
-cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
-    """Read a header candidate and decide its one map finding (first applicable wins)."""
+cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, const char *path,
+                    int not_map_counter) noexcept nogil:
+    """Read a header candidate and decide its one map finding (first applicable wins).
+
+    ``not_map_counter`` is the counter to bump when the object turns out not to be a map.
+    """
     cdef unsigned char head[64]
     cdef char detail[DETAILMAX]
     cdef char rel[PATHMAX]
@@ -237,7 +248,7 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
     cdef int fd, incomplete, err
     cdef ssize_t got
     cdef uint64_t nb, blk
-    fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    fd = openat(fd3, name, FILE_OPEN)
     if fd < 0:
         if errno != ENOENT:
             unreadable(b, errno, name, n, path, "open")
@@ -305,7 +316,7 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
                 elif S_ISREG(st.st_mode):
                     blk += 1
                     continue
-                if err != 0 and err != ENOENT and err != ENOTDIR:
+                if err != 0 and err != ENOENT and err != ENOTDIR and err != ENAMETOOLONG:  # too long: cannot exist
                     snprintf(detail, DETAILMAX, "stat of map-data %s", mdname)
                     emit(b, K_UNREADABLE, err, name, n, path, detail)
                     return
@@ -318,15 +329,22 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
         snprintf(detail, DETAILMAX, "%ld bytes", <long>st.st_size)
         emit(b, K_MAP_V0, 0, name, n, path, detail)
     else:
-        b.counts[C_OTHER] += 1
+        b.counts[not_map_counter] += 1
 
 
 cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
+    """A lock file's owner string; a lock released since the listing is no lock at all."""
     cdef char owner[256]
     cdef ssize_t got = 0
-    cdef int fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-    if fd >= 0:
+    cdef int fd = openat(fd3, name, FILE_OPEN)
+    if fd < 0:
+        if errno == ENOENT:
+            return
+        unreadable(b, errno, name, n, path, "open")
+    else:
         got = pread(fd, owner, 255, 0)
+        if got < 0:
+            unreadable(b, errno, name, n, path, "read")
         close(fd)
     if got < 0:
         got = 0
@@ -397,24 +415,27 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
     nc = av_name_class(name, n)
     if nc == AV_NAME_LOCK:
         read_lock(b, fd3, name, n, path)
+    elif ctx.is_maps and nc == AV_NAME_MAPDATA:
+        b.counts[C_MAPDATA] += 1
+    elif ctx.is_maps:
+        # NAME_hash and temp names are still header candidates: a volume may be called
+        # "db_hash_store" (a valid name), and its v1 map "archip_db_hash_store". A real
+        # hash or temp file holds hex digits or an owner string, never a map header.
+        check_map(ctx, b, fd3, name, n, path,
+                  C_HASH if nc == AV_NAME_HASH else (C_TEMP if nc == AV_NAME_TEMP else C_OTHER))
     elif nc == AV_NAME_HASH:
         b.counts[C_HASH] += 1
     elif nc == AV_NAME_TEMP:
         b.counts[C_TEMP] += 1
-    elif ctx.is_maps:
-        if nc == AV_NAME_MAPDATA:
-            b.counts[C_MAPDATA] += 1
-        else:
-            check_map(ctx, b, fd3, name, n, path)
 
 
 cdef int entry_type(int dirfd, dirent *e) noexcept nogil:
-    """d_type, or lstat's answer where the filesystem does not fill it in."""
+    """d_type, or lstat's answer where the filesystem does not fill it in (-1: lstat failed)."""
     cdef stat st
     if e.d_type != DT_UNKNOWN:
         return e.d_type
     if fstatat(dirfd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0:
-        return DT_UNKNOWN
+        return -1
     if S_ISDIR(st.st_mode):
         return DT_DIR
     if S_ISREG(st.st_mode):
@@ -445,8 +466,9 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
                const char *dname, int depth) noexcept nogil:
     """Walk one directory at depth 1..3 (``dname`` inside ``parentfd``) and below."""
     cdef char path[PATHMAX]
+    cdef char epath[PATHMAX]
     cdef char detail[DETAILMAX]
-    cdef int fd, t
+    cdef int fd, t, err
     cdef DIR *d
     cdef dirent *e
     if depth == 1:
@@ -462,6 +484,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
         return
     d = fdopendir(fd)
     if d == NULL:
+        unreadable(b, errno, dname, strlen(dname), path, "opendir")
         close(fd)
         return
     b.counts[C_DIRS] += 1
@@ -475,14 +498,24 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
         if is_dot(e.d_name):
             continue
         t = entry_type(fd, e)
+        err = errno
+        if depth == 1:
+            join_path(epath, dname, NULL, NULL, e.d_name)
+        elif depth == 2:
+            join_path(epath, d1, dname, NULL, e.d_name)
+        else:
+            join_path(epath, d1, d2, dname, e.d_name)
+        if t < 0:
+            # no d_type and the entry is gone by now: vanished, not an error
+            if err != ENOENT:
+                unreadable(b, err, e.d_name, strlen(e.d_name), epath, "lstat")
+            continue
         if depth == 3:
             if t == DT_REG:
                 check_file(ctx, b, fd, d1, d2, dname, e.d_name)
             else:
                 b.counts[C_FILES] += 1
-                join_path(path, d1, d2, dname, e.d_name)
-                stray(b, e.d_name, path, t, 4)
-                join_path(path, d1, d2, NULL, dname)
+                stray(b, e.d_name, epath, t, 4)
         elif t == DT_DIR:
             if depth == 1:
                 walk(ctx, b, fd, dname, NULL, NULL, e.d_name, 2)
@@ -491,11 +524,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
         else:
             if t == DT_REG:
                 b.counts[C_FILES] += 1
-            if depth == 1:
-                join_path(path, dname, NULL, NULL, e.d_name)
-            else:
-                join_path(path, d1, dname, NULL, e.d_name)
-            stray(b, e.d_name, path, t, depth + 1)
+            stray(b, e.d_name, epath, t, depth + 1)
     closedir(d)
 
 
@@ -558,6 +587,8 @@ cdef class FiledShard:
                 nm = os.fsencode(e.name)
                 if not self.lo <= bucket(nm) < self.hi:
                     continue
+                if nm == b"lost+found" and e.is_dir(follow_symlinks=False):
+                    continue  # the filesystem's own, when archip_dir is a mount point
                 if e.is_dir(follow_symlinks=False):
                     units.append(nm)
                 else:
@@ -575,8 +606,10 @@ cdef class FiledShard:
         for i in range(nunits):
             names[i] = <char *>(<bytes>units[i])
         cdef int tid
+        # a top-level dir is the unit of work: more threads than dirs would only idle
+        cdef int nthreads = max(1, min(self.jobs, nunits))
         try:
-            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=self.jobs):
+            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=nthreads):
                 tid = threadid()
                 walk(&self.ctx, &self.bufs[tid], self.ctx.rootfd, NULL, NULL, NULL, names[i], 1)
         finally:
@@ -617,3 +650,48 @@ cdef class FiledShard:
                             <bytes>r.path if r.path != NULL else None,
                             <bytes>r.detail if r.detail != NULL else b"", r.err))
         return out
+
+
+# ---- test hooks: the C rules of _rules.h, callable from Python ----------------------
+# tests/test_rules_twin.py holds each of these against its twin in verify/formats.py on
+# the same inputs; nothing else calls them.
+
+_CLASS_NAMES = ("not_map", "v0", "v1", "v2", "corrupt_short", "corrupt_version", "corrupt_blocksize",
+                "corrupt_v1_short")
+_NAME_CLASS_NAMES = ("plain", "lock", "hash", "temp", "mapdata")
+
+
+def _classify_for_tests(bytes head, unsigned long long file_size, bytes name):
+    """av_classify: (class name, size, blocksize, flags, epoch, version) for ``head``."""
+    cdef av_header_t h
+    av_classify(<const unsigned char *>head, len(head), file_size, name, len(name), &h)
+    return _CLASS_NAMES[h.cls], h.size, h.blocksize, h.flags, h.epoch, h.version
+
+
+def _valid_volume_name_for_tests(bytes name):
+    """av_valid_volume_name on raw bytes."""
+    return bool(av_valid_volume_name(name, len(name)))
+
+
+def _is_mapdata_name_for_tests(bytes name):
+    """av_name_class(name) == AV_NAME_MAPDATA is decided by av_is_mapdata_name."""
+    return bool(av_is_mapdata_name(name, len(name)))
+
+
+def _name_class_for_tests(bytes name):
+    """av_name_class as a name: plain, lock, hash, temp or mapdata."""
+    return _NAME_CLASS_NAMES[av_name_class(name, len(name))]
+
+
+def _utf8_valid_for_tests(bytes s):
+    """av_utf8_valid: must equal Python's strict UTF-8 decoder."""
+    return bool(av_utf8_valid(<const unsigned char *>s, len(s)))
+
+
+def _is_hex64_for_tests(bytes name):
+    return bool(av_is_hex64(name, len(name)))
+
+
+def _mapdata_blocks_for_tests(unsigned long long size, unsigned int blocksize):
+    """av_mapdata_blocks: how many map-data objects the scanner probes for."""
+    return av_mapdata_blocks(size, blocksize)

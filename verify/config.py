@@ -31,6 +31,16 @@ class StoreConfig:
     cephx_id: str | None = None
     pithos_migrate: bool = False  # effective value, as Archipelago reads it
     hyphen_key: bool = False  # "pithos-migrate" present: ignored by Archipelago
+    hyphen_value: bool | None = None  # what the misspelt key says the operator meant
+
+    @property
+    def known_off(self) -> bool:
+        """pithos_migrate is off and nobody meant it on: coinciding paths are safe here.
+
+        A misspelt ``pithos-migrate = True`` is off today, but the operator meant it on and
+        will fix the spelling: its objects at risk are reported all the same.
+        """
+        return not self.pithos_migrate and self.hyphen_value is not True
 
 
 @dataclass
@@ -90,6 +100,7 @@ def from_parser(parser: configparser.ConfigParser, path: Path) -> ArchipConfig:
             sc.pithos_migrate = parse_bool(sec["pithos_migrate"], f"{where} pithos_migrate")
         if "pithos-migrate" in sec:
             sc.hyphen_key = True
+            sc.hyphen_value = sec["pithos-migrate"].strip().lower() not in FALSE
             warnings.append(
                 f"{where}: 'pithos-migrate' (hyphen) is ignored by Archipelago; the key is 'pithos_migrate'"
                 + ("" if "pithos_migrate" in sec else ": migration is OFF here")

@@ -25,6 +25,10 @@ class UsageError(ArchverifyError):
     """Options that contradict each other or name nothing."""
 
 
+class OutputError(ArchverifyError):
+    """The report (--output) or the log files (--logdir) cannot be written."""
+
+
 class LockedError(ArchverifyError):
     """Another archverify run holds the lock file."""
 

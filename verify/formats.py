@@ -150,6 +150,28 @@ def is_mapdata_name(name: bytes) -> bool:
     return len(name) > 17 and _MAPDATA_SUFFIX.search(name) is not None
 
 
+class NameClass(Enum):
+    """What an object's name alone says, before any read (``av_name_class`` in _rules.h)."""
+
+    PLAIN = "plain"  # a header candidate in the maps store, a plain object in blocks
+    LOCK = "lock"  # NAME_lock
+    HASH = "hash"  # NAME_hash
+    TEMP = "temp"  # NAME_lock<unique>_xx, NAME_hash<unique>_xx: interrupted operations
+    MAPDATA = "mapdata"  # NAME_<16 hex>: map-data in the maps store, copy-up in blocks
+
+
+def name_class(name: bytes) -> NameClass:
+    if name.endswith(b"_lock"):
+        return NameClass.LOCK
+    if name.endswith(b"_hash"):
+        return NameClass.HASH
+    if is_mapdata_name(name):
+        return NameClass.MAPDATA
+    if b"_lock" in name or b"_hash" in name:
+        return NameClass.TEMP
+    return NameClass.PLAIN
+
+
 def mapdata_name(map_name: str, block: int) -> str:
     return f"{map_name}_{block:016x}"
 

@@ -23,7 +23,7 @@ def progress_bar(enabled: bool | None, desc: str, unit: str = "file"):
 def run_shards(backend: Backend, shards: list[Shard], jobs: int, progress: bool | None = None) -> ShardResult:
     bar = progress_bar(progress, f"scanning ({backend.name})")
     try:
-        results = [backend.scan_shard(s, jobs, bar.update if bar else None) for s in shards]
+        results = [backend.scan_shard(s, jobs, bar.update if bar is not None else None) for s in shards]
     finally:
         if bar is not None:
             bar.close()

@@ -126,3 +126,22 @@ class FiledBackend:
             if files > seen:
                 progress(files - seen)
         return records_to_result(shard.store, fs.records(), fs.counters())
+
+    # -- the reference and data stages of 'check' (verify/check.py) --
+
+    def check_references(self, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
+        """Every map's entries against every stored object of the blocks store."""
+        from .filed_check import check_references
+
+        return check_references(self.maps_dir, self._blocks(), jobs, progress)
+
+    def verify_data(self, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None) -> ShardResult:
+        """Content hashes of the 64-hex objects whose fingerprint is in ``window`` (start, width, all)."""
+        from .filed_check import verify_data
+
+        return verify_data(self._blocks(), jobs, window, progress)
+
+    def _blocks(self) -> str:
+        if not self.blocks_dir:
+            raise StoreError("the check needs the blocks store too: give --blocks-dir (or a --config with [blockerb])")
+        return self.blocks_dir

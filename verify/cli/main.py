@@ -40,9 +40,9 @@ def cli():
 
 
 def _register():
-    from . import sample_cmd, scan_cmd
+    from . import check_cmd, migrate_cmd, sample_cmd, scan_cmd, upgrade_cmd
 
-    for mod in (scan_cmd, sample_cmd):
+    for mod in (scan_cmd, check_cmd, sample_cmd, migrate_cmd, upgrade_cmd):
         cli.add_command(mod.command)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from ..sample import write_sample
 
 CONF = """\
@@ -48,9 +48,12 @@ def command(directory, seed, volumes):
     d = Path(directory)
     if d.exists() and any(d.iterdir()):
         raise UsageError(f"{d}: exists and is not empty; give a new directory")
-    s = write_sample(d, seed=seed, volumes=volumes)
     conf = d / "archipelago.conf"
-    conf.write_text(CONF.format(blocks=os.path.abspath(s.blocks_dir), maps=os.path.abspath(s.maps_dir)))
+    try:
+        s = write_sample(d, seed=seed, volumes=volumes)
+        conf.write_text(CONF.format(blocks=os.path.abspath(s.blocks_dir), maps=os.path.abspath(s.maps_dir)))
+    except OSError as e:
+        raise OutputError(f"{e.filename or d}: cannot write the sample store: {e.strerror or e}") from None
     n = sum(len(v) for v in s.planted.values())
     click.echo(f"wrote a sample store with {n} planted findings of {len(s.planted)} kinds into {d}")
     click.echo(f"next: archverify scan --config {conf}")

@@ -16,13 +16,13 @@ PM_CHOICES = ("auto", "on", "off")
 def store_options(f):
     """--config, --backend and the per-backend flags; explicit flags override the config."""
     opts = [
-        click.option("--config", "config_path", type=click.Path(dir_okay=False),
+        click.option("--config", "config_path", type=click.Path(readable=False),
                      help="archipelago.conf to read the stores from [default: /etc/archipelago/archipelago.conf "
                           "when no store flags are given]"),
         click.option("--backend", type=click.Choice(["filed", "rados"]),
                      help="Store type; taken from the config when not given."),
-        click.option("--maps-dir", type=click.Path(file_okay=False), help="filed: the maps store dir ([blockerm] archip_dir)."),
-        click.option("--blocks-dir", type=click.Path(file_okay=False), help="filed: the blocks store dir ([blockerb] archip_dir)."),
+        click.option("--maps-dir", type=click.Path(readable=False), help="filed: the maps store dir ([blockerm] archip_dir)."),
+        click.option("--blocks-dir", type=click.Path(readable=False), help="filed: the blocks store dir ([blockerb] archip_dir)."),
         click.option("--pithos-migrate", "pithos_migrate", type=click.Choice(PM_CHOICES), default="auto", show_default=True,
                      help="filed: the effective pithos_migrate; 'off' silences object_at_risk. 'auto' reads it "
                           "from --config, else assumes it may be on."),
@@ -75,7 +75,7 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate
             if pithos_migrate == "off":
                 off[role] = True
             elif pithos_migrate == "auto" and cfg is not None:
-                off[role] = not cfg.stores[role].pithos_migrate
+                off[role] = cfg.stores[role].known_off
         be = FiledBackend(os.fspath(mdir), os.fspath(bdir) if bdir else None, off)
         if validate:
             be.validate()

@@ -1,0 +1,668 @@
+"""``archverify check``: references, entry-level corruption, data, and the cron options.
+
+Generated stores plant every check finding (and things that must NOT be findings:
+deleted maps, deleted entries, zero blocks, snapshots and clones sharing objects,
+blocks with trailing zeros, blocks still at their old Pithos path); the stores the
+real Archipelago v0.4 wrote (tests/fixtures/golden/, from Archipelago's own C peers,
+grnet/archipelago develop 81bf5b5, decoded in the facts files kept with them)
+pin the reference stage to what the real code leaves behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from verify import check as check_op
+from verify import formats as F
+from verify import layout
+from verify import scan as scan_op
+from verify.backends.filed import FiledBackend
+from verify.cli.main import cli
+from verify.sample import FiledStoreWriter, pithos_hash
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden"
+REPO = Path(__file__).resolve().parent.parent
+CHECK_KINDS = {"object_missing", "object_orphan", "object_content_mismatch"}
+
+
+# ---------------------------------------------------------------- generated stores
+
+
+def raw_entry(name: bytes, flags: int, objlen: int | None = None) -> bytes:
+    """A v2 entry from bytes, without the writer's validation: for corrupt entries."""
+    n = len(name) if objlen is None else objlen
+    return bytes([flags]) + struct.pack("<I", n) + name[:123].ljust(123, b"\0")
+
+
+@dataclass
+class Planted:
+    maps: Path
+    blocks: Path
+    expect: set = field(default_factory=set)  # {(kind, store, name)} of check-only kinds and map_corrupt
+    corrupt: set = field(default_factory=set)  # names of maps with entry-level corruption
+    flipped: set = field(default_factory=set)  # Pithos blocks whose bytes no longer match their name
+    missing_refs: dict = field(default_factory=dict)  # missing object -> {map: [indexes]}
+    pithos: list = field(default_factory=list)  # every healthy Pithos block name
+
+
+def build_store(root: Path, seed: int = 7) -> Planted:
+    import random
+
+    rng = random.Random(seed)
+    p = Planted(root / "maps", root / "blocks")
+    maps, blocks = FiledStoreWriter(p.maps), FiledStoreWriter(p.blocks)
+    B = F.BLOCK_SIZE_4M
+
+    def pithos(where: str = "v04", tail_zeros: int = 0) -> str:
+        data = rng.randbytes(rng.randint(100, 3000)) + bytes(tail_zeros)
+        name = pithos_hash(data)
+        blocks.put(name, data, where)
+        p.pithos.append(name)
+        return name
+
+    def obj(name: str) -> str:
+        blocks.put(name, rng.randbytes(512))
+        return name
+
+    def missing(name: str, map_name: str, index: int) -> None:
+        p.expect.add(("object_missing", "blocks", name))
+        p.missing_refs.setdefault(name, {}).setdefault(map_name, []).append(index)
+
+    # a volume, its snapshot and a clone: one set of objects, three maps naming them
+    shared = [pithos(), obj("archip_" + rng.randbytes(32).hex()), pithos(tail_zeros=700),
+              pithos("pithos"), obj(F.copyup_name("volume-a", 1, 4))]
+    ents = [F.Entry(shared[0], 0), F.Entry(shared[1], F.OF_ARCHIP), F.Entry(F.ZERO_HASH, F.OF_ZERO),
+            F.Entry(shared[2], 0), F.Entry(shared[3], 0), F.Entry(shared[4], F.OF_WRITABLE | F.OF_ARCHIP)]
+    maps.put_v2("volume-a", 6 * B, ents, epoch=2)
+    maps.put_v2("snap-a", 6 * B, [F.Entry(e.name, e.flags & ~F.OF_WRITABLE) for e in ents], flags=F.MF_READONLY, epoch=0)
+    maps.put_v2("clone-a", 8 * B, [F.Entry(e.name, e.flags & (F.OF_ARCHIP | F.OF_ZERO)) for e in ents]
+                + [F.Entry(F.ZERO_HASH, F.OF_ZERO)] * 2)
+    # a dangling copy-up named by a volume and its snapshot: one finding, two maps
+    lost = F.copyup_name("volume-b", 1, 2)
+    ents_b = [F.Entry(pithos(), 0), F.Entry(F.ZERO_HASH, 0), F.Entry(lost, F.OF_WRITABLE | F.OF_ARCHIP)]
+    maps.put_v2("volume-b", 3 * B, ents_b, epoch=2)
+    maps.put_v2("snap-b", 3 * B, [F.Entry(e.name, e.flags & ~F.OF_WRITABLE) for e in ents_b], flags=1, epoch=0)
+    missing(lost, "volume-b", 2)
+    missing(lost, "snap-b", 2)
+    # map-data split over blocks: a small blocksize puts entries 0..3 and 4..7 in two objects
+    lost2 = "a" * 64
+    ents_c = [F.Entry(pithos(), 0) for _ in range(5)] + [F.Entry(lost2, 0)] + [F.Entry(pithos(), 0) for _ in range(2)]
+    maps.put_v2("volume-c", 8 * 512, ents_c, blocksize=512)
+    missing(lost2, "volume-c", 5)
+    # a v0 map never upgraded (and one at its old path), naming a missing block
+    lost3 = hashlib.sha256(b"lost v0 block").hexdigest()
+    v0_hashes = [pithos(), F.ZERO_HASH, lost3, pithos()]
+    v0name = hashlib.sha256(F.write_v0(v0_hashes)).hexdigest()
+    maps.put(v0name, F.write_v0(v0_hashes) + bytes(64))  # ends at the first all-zero entry
+    missing(lost3, v0name, 2)
+    v0old = [pithos("pithos")]
+    maps.put(hashlib.sha256(b"old" + F.write_v0(v0old)).hexdigest(), F.write_v0(v0old), "pithos")
+    # a v0 map longer than one read chunk (1 MiB): the missing block is entry 33000
+    lost4 = hashlib.sha256(b"lost far away").hexdigest()
+    big = F.write_v0([shared[0]] * 33000 + [lost4])
+    big_name = hashlib.sha256(big).hexdigest()
+    maps.put(big_name, big)
+    missing(lost4, big_name, 33000)
+    # an archip_ v2 map (the scan does not follow its map-data) with an absurd size and no map-data
+    maps.put("archip_huge-volume", F.pack_v2_header(1 << 50, epoch=0))
+    # a v1 map never upgraded: archip objects, Pithos blocks, zero, one archip object missing
+    gone = rng.randbytes(32).hex()
+    obj_hex = rng.randbytes(32).hex()
+    obj("archip_" + obj_hex)
+    maps.put("archip_legacy", F.write_v1(4 * B, [(0, pithos()), (1, obj_hex), (0, F.ZERO_HASH), (1, gone)]))
+    missing("archip_" + gone, "archip_legacy", 3)
+    # a deleted volume: its entries name objects gone on purpose, and keep a shared one from being an orphan
+    kept = pithos()
+    maps.put_v2("gone-vol", 3 * B, [F.Entry("archip_" + "b" * 64, 0x0F), F.Entry(kept, 0),
+                                    F.Entry(F.copyup_name("gone-vol", 1, 2), F.OF_WRITABLE | F.OF_ARCHIP)],
+                flags=F.MF_DELETED)
+    # a live volume with a deleted entry (object gone on purpose)
+    maps.put_v2("volume-d", 2 * B, [F.Entry("archip_" + "c" * 64, 0x0F), F.Entry(pithos(), 0)])
+    # orphans: an unreferenced block, an unreferenced copy-up, a _hash file whose object is gone
+    p.expect.add(("object_orphan", "blocks", pithos()))
+    p.pithos.pop()
+    p.expect.add(("object_orphan", "blocks", obj("stale-vol_0000000000000001_0000000000000000")))
+    blocks.put("vanished-object_hash", b"0" * 64)
+    p.expect.add(("object_orphan", "blocks", "vanished-object_hash"))
+    blocks.put(shared[1] + "_hash", b"0" * 64)  # its object is there: not an orphan
+    blocks.put("vol-a_lock", b"node1_1")  # locks are not objects
+    # entry-level corruption, each in its own map (entry 1 is the bad one)
+    good = F.pack_v2_entry(pithos(), 0)
+    bad = {
+        "bad-objlen": raw_entry(b"x" * 123, 0, objlen=200),
+        "bad-zero-len": raw_entry(b"", 0, objlen=0),
+        "bad-flags": raw_entry(pithos().encode(), 0x30),  # its block is named by no valid entry: an orphan
+        "bad-slash": raw_entry(b"../../../etc/passwd", 0),
+        "bad-nul": raw_entry(b"abc\0def", 0),
+    }
+    p.expect.add(("object_orphan", "blocks", p.pithos.pop()))
+    for name, entry in bad.items():
+        maps.put(name, F.pack_v2_header(3 * B))
+        maps.put(F.mapdata_name(name, 0), good + entry + good)
+        p.corrupt.add(name)
+    maps.put("short-mapdata", F.pack_v2_header(3 * B))
+    maps.put(F.mapdata_name("short-mapdata", 0), good + good[:60])
+    p.corrupt.add("short-mapdata")
+    ragged = [pithos()]
+    ragged_name = hashlib.sha256(b"ragged").hexdigest()
+    maps.put(ragged_name, F.write_v0(ragged) + b"\x01" * 7)
+    p.corrupt.add(ragged_name)
+    for name in p.corrupt:
+        p.expect.add(("map_corrupt", "maps", name))
+    # flipped bytes and a truncation in referenced Pithos blocks (found only with --verify-data)
+    flip_names = [pithos(), pithos(), pithos("pithos")]
+    maps.put_v2("volume-e", 3 * B, [F.Entry(n, 0) for n in flip_names])
+    for i, n in enumerate(flip_names):
+        where = "pithos" if i == 2 else "v04"
+        path = blocks.path(n, where)
+        data = bytearray(path.read_bytes())
+        if i == 1:
+            data = data[: len(data) // 2]
+        else:
+            data[len(data) // 3] ^= 0x40
+        path.write_bytes(bytes(data))
+        p.flipped.add(n)
+        p.pithos.remove(n)
+    return p
+
+
+def backend(p: Planted) -> FiledBackend:
+    return FiledBackend(str(p.maps), str(p.blocks))
+
+
+def keys(summary, kinds=None) -> set:
+    return {(f.kind, f.store, f.name) for f in summary.findings if kinds is None or f.kind in kinds}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> Planted:
+    return build_store(tmp_path_factory.mktemp("planted"))
+
+
+def test_reports_exactly_what_was_planted(planted):
+    s = check_op.check(backend(planted), jobs=2, progress=False)
+    got = keys(s, CHECK_KINDS | {"map_corrupt"})
+    assert got == planted.expect
+    assert s.exit_code == 1
+
+
+def test_check_includes_every_scan_finding(planted):
+    be = backend(planted)
+    scanned = keys(scan_op.scan(be, 2, progress=False))
+    checked = keys(check_op.check(be, 2, progress=False))
+    assert scanned <= checked
+    assert checked - scanned == (planted.expect - scanned) | {("map_data_missing", "maps", "archip_huge-volume")}
+
+
+def test_missing_detail_names_referencing_maps_and_indexes(planted):
+    s = check_op.check(backend(planted), jobs=1, progress=False)
+    for f in s.findings:
+        if f.kind != "object_missing":
+            continue
+        for map_name, idx in planted.missing_refs[f.name].items():
+            assert f"{map_name}[{','.join(map(str, idx))}]" in f.detail
+        assert f.path == layout.v04_path(f.name.encode()).decode()
+
+
+def test_absurd_map_gives_one_map_data_missing(planted):
+    s = check_op.check(backend(planted), jobs=2, progress=False)
+    assert [f.name for f in s.findings if f.kind == "map_data_missing"] == ["archip_huge-volume"]
+
+
+def test_jobs_do_not_change_results(planted):
+    one = check_op.check(backend(planted), jobs=1, progress=False, verify_data=True)
+    four = check_op.check(backend(planted), jobs=4, progress=False, verify_data=True)
+    assert keys(one) == keys(four)
+    c1, c4 = one.counters, four.counters
+    for k in ("refs.references", "refs.referenced_objects", "refs.stored_objects", "data.objects", "data.bytes"):
+        assert c1[k] == c4[k]
+
+
+def test_verify_data_finds_flipped_and_truncated_blocks(planted):
+    s = check_op.check(backend(planted), jobs=2, progress=False, verify_data=True)
+    assert keys(s, {"object_content_mismatch"}) == {("object_content_mismatch", "blocks", n) for n in planted.flipped}
+    # every other Pithos block (trailing zeros, old path, orphan) hashed and matched
+    assert s.counters["data.objects"] >= len(planted.pithos) + len(planted.flipped)
+    without = check_op.check(backend(planted), jobs=2, progress=False)
+    assert not keys(without, {"object_content_mismatch"})
+
+
+def test_sample_windows_cover_the_store_once_a_week(planted):
+    be = backend(planted)
+    total = be.verify_data(2, check_op.SampleWindow.of(None).as_tuple()).counters["data.objects"]
+    assert total >= len(planted.pithos) + len(planted.flipped)
+    seen = []
+    for day in range(20000, 20007):
+        w = check_op.SampleWindow.of(1 / 7, day)
+        res = be.verify_data(2, w.as_tuple())
+        seen.append({f.name for f in res.findings})
+        assert res.counters["data.objects"] + res.counters["data.unsampled"] == total
+    union = set().union(*seen)
+    assert union == planted.flipped
+    assert sum(len(x) for x in seen) == len(union)  # each block in exactly one day's slice
+    # the same day gives the same slice
+    w = check_op.SampleWindow.of(1 / 7, 20003)
+    assert {f.name for f in be.verify_data(1, w.as_tuple()).findings} == seen[3]
+
+
+def test_sample_window_rule():
+    w = check_op.SampleWindow.of(0.25, 5)
+    fp = lambda name: int.from_bytes(hashlib.sha256(name).digest()[:8], "big")  # noqa: E731
+    names = [os.urandom(8).hex().encode() for _ in range(2000)]
+    days = [check_op.SampleWindow.of(0.25, d) for d in range(4)]
+    for n in names:
+        assert sum(d.contains(fp(n)) for d in days) == 1
+    assert w.start == (5 * w.width) % (1 << 64)
+
+
+# ---------------------------------------------------------------- a slow pure-Python oracle
+
+
+def _plain_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return len(raw) >= 6
+
+
+def naive_references(maps_dir: Path, blocks_dir: Path):
+    """The reference rules, read straight off FORMATS with os.walk and verify.formats."""
+    needed, kept, corrupt = {}, set(), set()
+
+    def read(rel):
+        try:
+            return (maps_dir / rel).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    for dirpath, _dirs, files in os.walk(maps_dir):
+        if Path(dirpath).relative_to(maps_dir).parts.__len__() != 3:
+            continue
+        for name in files:
+            raw = os.fsencode(name)
+            if not _plain_utf8(raw):
+                continue
+            if len(raw) < 6 or F.is_mapdata_name(raw) or name.endswith(("_lock", "_hash")) or "_lock" in name or "_hash" in name:
+                continue
+            data = (Path(dirpath) / name).read_bytes()
+            h = F.classify(data[:64], len(data), raw)
+            if h.cls == F.HeaderClass.V0:
+                if len(data) % 32:
+                    corrupt.add(name)
+                m = F.parse_v0(data[: len(data) // 32 * 32])
+                ents = m.entries
+            elif h.cls == F.HeaderClass.V1:
+                ents = F.parse_v1(data).entries
+            elif h.cls == F.HeaderClass.V2:
+                ents, nr = [], F.nr_objs(h.size, h.blocksize)
+                for i in range(nr):
+                    blk, off = F.entry_location(i, h.blocksize)
+                    md = read(layout.v04_path(F.mapdata_name(name, blk).encode()).decode())
+                    if md is None:
+                        break  # the map cannot load: nothing past here is read
+                    if len(md) < off + 128:
+                        corrupt.add(name)
+                        ents.append(None)
+                        continue
+                    try:
+                        ents.append(F.parse_v2_entry(md, off))
+                    except F.MapFormatError:
+                        corrupt.add(name)
+                        ents.append(None)
+                if h.flags & F.MF_DELETED:
+                    corrupt.discard(name)
+                    kept.update(e.name for e in ents if e is not None and not e.zero or (e and e.deleted))
+                    continue
+            else:
+                continue
+            for i, e in enumerate(ents):
+                if e is None:
+                    continue
+                if e.deleted:
+                    kept.add(e.name)
+                elif not e.zero:
+                    needed.setdefault(e.name, set()).add((name, i))
+    stored = set()
+    hash_files = []
+    for dirpath, _dirs, files in os.walk(blocks_dir):
+        rel = Path(dirpath).relative_to(blocks_dir)
+        if len(rel.parts) != 3:
+            continue
+        for name in files:
+            raw = os.fsencode(name)
+            if not _plain_utf8(raw):
+                continue
+            if name.endswith("_hash"):
+                hash_files.append(name)
+                continue
+            if name.endswith("_lock") or "_lock" in name or "_hash" in name:
+                continue
+            dirs = str(rel).encode()
+            if dirs == layout.v04_dirs(raw) or dirs == layout.pithos_dirs(raw):
+                stored.add(name)
+    missing = set(needed) - stored
+    orphans = stored - set(needed) - kept
+    for hf in hash_files:
+        base = hf[:-5].encode()
+        if not any((blocks_dir / p.decode()).is_file() for p in (layout.pithos_path(base), layout.v04_path(base)) if p):
+            orphans.add(hf)
+    return missing, orphans, corrupt
+
+
+def test_fast_path_agrees_with_the_naive_oracle(planted, tmp_path):
+    from verify.sample import write_sample
+
+    for p_maps, p_blocks in ((planted.maps, planted.blocks),
+                             (lambda s: (s.maps_dir, s.blocks_dir))(write_sample(tmp_path / "sample"))):
+        missing, orphans, corrupt = naive_references(Path(p_maps), Path(p_blocks))
+        s = check_op.check(FiledBackend(str(p_maps), str(p_blocks)), 2, progress=False)
+        assert {f.name for f in s.findings if f.kind == "object_missing"} == missing
+        assert {f.name for f in s.findings if f.kind == "object_orphan"} == orphans
+        entry_corrupt = {f.name for f in s.findings if f.kind == "map_corrupt"}
+        assert corrupt <= entry_corrupt
+
+
+# ---------------------------------------------------------------- the real Archipelago stores
+
+DANGLING = "292fddfe96c5db60c18eb7cc13ea1a6288378d6eee45857f7422fdd161d9f52d"  # facts: NOT IN BLOCKS
+P_MAP = "cf3c2dba1fb61d4c13efe4e7c43165a39ff15f7350ef40593240e58887871ed5"  # the upgraded v0 map naming it
+ORPHAN = "3588f081cdde6dde6eb1925e161fc12e4c604883c2cbda24aa53f87023bddaad"  # facts: refs=(unreferenced)
+# direct I/O: copy-ups whose sendfile failed left unreferenced 0-byte objects (facts-directio.txt)
+DIRECTIO_ORPHANS = {
+    ORPHAN,
+    "bravo-clone1_0000000000000001_0000000000000000",
+    "bravo-clone1_0000000000000001_0000000000000002",
+    "alpha-vol1_0000000000000002_0000000000000000",
+    "bravo-vm1_0000000000000001_0000000000000001",
+}
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory) -> dict[str, Path]:
+    out = {}
+    for name in ("after", "after-directio"):
+        d = tmp_path_factory.mktemp(name)
+        with tarfile.open(GOLDEN / f"{name}.tar.gz") as tf:
+            tf.extractall(d)
+        out[name] = d
+    return out
+
+
+@pytest.mark.parametrize("store,orphans", [("after", {ORPHAN}), ("after-directio", DIRECTIO_ORPHANS)])
+def test_golden_references(golden, store, orphans):
+    d = golden[store]
+    s = check_op.check(FiledBackend(str(d / "maps"), str(d / "blocks")), 2, progress=False, verify_data=True)
+    assert keys(s, CHECK_KINDS | {"map_corrupt", "map_data_missing"}) == (
+        {("object_missing", "blocks", DANGLING)} | {("object_orphan", "blocks", o) for o in orphans})
+    (miss,) = [f for f in s.findings if f.kind == "object_missing"]
+    assert f"{P_MAP}[10]" in miss.detail
+    # alpha-vol2 is deleted: its 0x0f entries name removed objects, its Pithos entries keep theirs
+    assert s.counters["refs.maps_deleted"] == 1
+    assert s.counters["refs.deleted_entries"] == 4
+    # every Pithos block the real code wrote hashes to its name (27 of them, 6 at old paths)
+    assert s.counters["data.objects"] == 27
+
+
+# ---------------------------------------------------------------- the command and cron
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, ["check", *map(str, args)], catch_exceptions=False)
+
+
+def store_args(p: Planted):
+    return ["--maps-dir", p.maps, "--blocks-dir", p.blocks, "--no-progress"]
+
+
+def test_cli_json_and_exit_code(planted):
+    r = run_cli(*store_args(planted), "--format", "json", "--verify-data")
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["command"] == "check"
+    got = {(f["kind"], f["store"], f["name"]) for f in doc["findings"] if f["kind"] in CHECK_KINDS | {"map_corrupt"}}
+    assert got == planted.expect | {("object_content_mismatch", "blocks", n) for n in planted.flipped}
+    assert doc["check"]["stages_run"] == ["scan", "references", "data"]
+
+
+def test_clean_store_exits_zero(tmp_path):
+    w = FiledStoreWriter(tmp_path / "blocks")
+    names = []
+    for i in range(5):
+        data = os.urandom(300)
+        names.append(pithos_hash(data))
+        w.put(names[-1], data)
+    FiledStoreWriter(tmp_path / "maps").put_v2("volume", 5 * F.BLOCK_SIZE_4M, [F.Entry(n, 0) for n in names])
+    r = run_cli("--maps-dir", tmp_path / "maps", "--blocks-dir", tmp_path / "blocks", "--verify-data", "-q")
+    assert r.exit_code == 0
+    assert len(r.stdout.strip().splitlines()) == 1
+
+
+def test_check_needs_the_blocks_store(planted):
+    r = run_cli("--maps-dir", planted.maps)
+    assert r.exit_code == 2
+
+
+def test_second_concurrent_run_is_refused(planted, tmp_path):
+    lock = tmp_path / "check.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from verify.runlock import held\n"
+         "with held(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(lock)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "verify", "check", *map(str, store_args(planted)),
+                            "--lock", str(lock)], capture_output=True, text=True, cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert r.returncode == 2
+        assert r.stdout == ""  # refused before any work: no report
+        assert "Traceback" not in r.stderr
+        assert time.monotonic() - t0 < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    # the lock is free again once its holder is gone, whatever way it ended
+    r = run_cli(*store_args(planted), "--lock", lock, "-q")
+    assert r.exit_code == 1
+
+
+def test_since_last_new_and_resolved(tmp_path):
+    p = build_store(tmp_path / "store", seed=11)
+    state = tmp_path / "state"
+    r1 = run_cli(*store_args(p), "--state", state, "--since-last", "--format", "json")
+    first = json.loads(r1.stdout)["check"]["since_last"]
+    assert (first["previous"], first["new"], first["resolved"]) == (None, 0, 0)
+    # restore one missing object, lose a referenced one
+    fixed = F.copyup_name("volume-b", 1, 2)
+    FiledStoreWriter(p.blocks).put(fixed, b"restored")
+    lost = p.pithos[0]
+    for where in ("v04", "pithos"):
+        path = FiledStoreWriter(p.blocks).path(lost, where) if where == "v04" or layout.is_hex64(lost.encode()) else None
+        if path is not None and path.exists():
+            path.unlink()
+    r2 = run_cli(*store_args(p), "--state", state, "--since-last", "--format", "json")
+    sl = json.loads(r2.stdout)["check"]["since_last"]
+    assert sl["new_findings"] == [["object_missing", "blocks", lost]]
+    assert sl["resolved_findings"] == [["object_missing", "blocks", fixed]]
+    assert (sl["new"], sl["resolved"]) == (1, 1)
+    runs = sorted((state / "runs").glob("*.json.gz"))
+    assert len(runs) == 2
+    with gzip.open(runs[-1], "rt") as fh:
+        assert ["object_missing", "blocks", lost] in json.load(fh)["findings"]
+    # a run without --verify-data does not resolve yesterday's content mismatches
+    run_cli(*store_args(p), "--state", state, "--verify-data", "-q")
+    r4 = run_cli(*store_args(p), "--state", state, "--since-last", "--format", "json")
+    assert not any(k[0] == "object_content_mismatch" for k in json.loads(r4.stdout)["check"]["since_last"]["resolved_findings"])
+
+
+def test_prometheus_textfile_parses(planted, tmp_path):
+    prom = tmp_path / "archverify.prom"
+    r = run_cli(*store_args(planted), "--verify-data", "--prometheus-textfile", prom, "-q")
+    assert r.exit_code == 1
+    samples = {}
+    for fam in text_string_to_metric_families(prom.read_text()):
+        for s in fam.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    per_kind = {}
+    for e in planted.expect:
+        per_kind[e[0]] = per_kind.get(e[0], 0) + 1
+    for kind, n in per_kind.items():
+        assert samples[("archverify_check_findings", (("kind", kind), ("severity", _sev(kind))))] == n
+    assert samples[("archverify_check_findings", (("kind", "object_content_mismatch"), ("severity", "error")))] == 3
+    assert samples[("archverify_check_bytes_verified", ())] > 0
+    assert samples[("archverify_check_maps_checked", ())] > 0
+    assert samples[("archverify_check_objects_checked", ())] > 0
+    assert samples[("archverify_check_exit_code", ())] == 1
+    assert abs(samples[("archverify_check_last_success_timestamp_seconds", ())] - time.time()) < 120
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically, nothing left behind
+
+
+def _sev(kind):
+    from verify.findings import KINDS
+
+    return KINDS[kind].severity.name.lower()
+
+
+def test_options_are_validated_before_work(planted):
+    assert run_cli(*store_args(planted), "--since-last").exit_code == 2
+    assert run_cli(*store_args(planted), "--verify-data-sample", "0").exit_code == 2
+    assert run_cli(*store_args(planted), "--verify-data-sample", "1.5").exit_code == 2
+
+
+def test_unreadable_part_stops_the_later_stages(tmp_path_factory):
+    """A blocks dir the check cannot list: references would be phantoms, so they are not counted."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="check-unsafe-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        p = build_store(root / "store", seed=3)
+        locked = sorted(d for d in p.blocks.iterdir() if d.is_dir())[0]
+        for dirpath, dirs, files in os.walk(root):
+            os.chmod(dirpath, 0o755)
+            for f in files:
+                os.chmod(os.path.join(dirpath, f), 0o644)
+        os.chmod(locked, 0)
+        args = [sys.executable, "-m", "verify", "check", *map(str, store_args(p)), "--verify-data", "--format", "json"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        drop = None
+        if os.geteuid() == 0:
+            # root reads everything: drop to nobody so that mode 000 means what it says, with a
+            # copy of the package nobody can import wherever this checkout lives
+            import shutil
+
+            shutil.copytree(REPO / "verify", root / "pkg" / "verify", ignore=shutil.ignore_patterns("__pycache__"))
+            for dirpath, _dirs, files in os.walk(root / "pkg"):
+                os.chmod(dirpath, 0o755)
+                for f in files:
+                    os.chmod(os.path.join(dirpath, f), 0o644)
+            env["PYTHONPATH"] = str(root / "pkg")
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+            drop = lambda: (os.setgid(65534), os.setuid(65534))  # noqa: E731
+        r = subprocess.run(args, capture_output=True, text=True, cwd="/", env=env, preexec_fn=drop)
+        assert r.returncode == 2, r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["check"]["stages_skipped"] == ["references", "data"]
+        kinds = {f["kind"] for f in doc["findings"]}
+        assert "unreadable" in kinds
+        assert not kinds & CHECK_KINDS
+    finally:
+        os.chmod(locked, 0o755)
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def feed_index(idx, maps_dir: Path):
+    """Every map of a filed maps dir, handed to the backend-neutral index as a RADOS backend would."""
+    problems = {}
+    out = []
+    for dirpath, _dirs, files in os.walk(maps_dir):
+        for name in sorted(files):
+            raw = os.fsencode(name)
+            if len(raw) < 6 or F.is_mapdata_name(raw) or b"_lock" in raw or b"_hash" in raw:
+                continue
+            data = (Path(dirpath) / name).read_bytes()
+            h = F.classify(data[:64], len(data), raw)
+            if h.cls == F.HeaderClass.V0:
+                r = idx.add_v0(raw, data)
+            elif h.cls == F.HeaderClass.V1:
+                r = idx.add_v1(raw, data, F.nr_objs(h.size))
+            elif h.cls == F.HeaderClass.V2:
+                nr, per = F.nr_objs(h.size, h.blocksize), h.blocksize // 128
+                for blk in range(F.mapdata_blocks(h.size, h.blocksize)):
+                    md = maps_dir / layout.v04_path(F.mapdata_name(name, blk).encode()).decode()
+                    if not md.exists():
+                        break
+                    cnt = min(per, nr - blk * per)
+                    r = idx.add_v2(raw, md.read_bytes()[: cnt * 128], blk * per, cnt, bool(h.flags & F.MF_DELETED))
+                    if isinstance(r, list):
+                        out += [(n, raw, i) for n, i in r]
+                    elif r[0]:
+                        problems[name] = r[1]
+                continue
+            else:
+                continue
+            if isinstance(r, list):
+                out += [(n, raw, i) for n, i in r]
+            elif r[0]:
+                problems[name] = r[1]
+    return problems, out
+
+
+def stored_names(blocks_dir: Path):
+    for dirpath, _dirs, files in os.walk(blocks_dir):
+        rel = os.fsencode(os.path.relpath(dirpath, blocks_dir))
+        for name in files:
+            raw = os.fsencode(name)
+            if raw.endswith((b"_lock", b"_hash")):
+                continue
+            if rel in (layout.v04_dirs(raw), layout.pithos_dirs(raw)):
+                yield raw
+
+
+@pytest.mark.parametrize("store,orphans", [("after", {ORPHAN}), ("after-directio", DIRECTIO_ORPHANS)])
+def test_backend_neutral_index_agrees_on_golden(golden, store, orphans):
+    from verify import _check
+    from verify.references import missing_findings
+
+    d = golden[store]
+    idx = _check.ReferenceIndex()
+    problems, _ = feed_index(idx, d / "maps")
+    assert problems == {}
+    idx.freeze()
+    assert {o.decode() for o in idx.mark_stored(list(stored_names(d / "blocks")))} == orphans
+    assert idx.missing_total() == 1
+    idx.start_explain()
+    _, refs = feed_index(idx, d / "maps")
+    (f,) = missing_findings(refs, idx.missing_counts)
+    assert (f.kind, f.name) == ("object_missing", DANGLING)
+    assert f"{P_MAP}[10]" in f.detail
+
+
+def test_backend_neutral_index_agrees_on_planted(planted):
+    from verify import _check
+
+    idx = _check.ReferenceIndex()
+    problems, _ = feed_index(idx, planted.maps)
+    assert set(problems) == planted.corrupt
+    idx.freeze()
+    orphans = {o.decode() for o in idx.mark_stored(list(stored_names(planted.blocks)))}
+    assert orphans == {n for k, _s, n in planted.expect if k == "object_orphan" and not n.endswith("_hash")}
+    assert idx.missing_total() == len(planted.missing_refs)

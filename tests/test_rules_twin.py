@@ -1,0 +1,202 @@
+"""The C rules of verify/_rules.h against their twins in verify/formats.py.
+
+The scanner decides every finding with the C functions; the parsers, writers and
+fixes use the Python ones. Both must give the same verdict on the same bytes, so
+each test feeds both a seeded stream of random and edge-case inputs.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from verify import formats as F
+
+_scan = pytest.importorskip("verify._scan")
+
+SEED = 20260425
+HEX = b"0123456789abcdef"
+
+
+def py_classify(head: bytes, file_size: int, name: bytes):
+    h = F.classify(head, file_size, name)
+    return h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version
+
+
+def c_classify(head: bytes, file_size: int, name: bytes):
+    return _scan._classify_for_tests(head, file_size, name)
+
+
+def _v2(version=2, size=0, bs=F.BLOCK_SIZE_4M, flags=0, epoch=1):
+    return struct.pack(">IIQIIQ", F.V2_SIGNATURE, version, size, bs, flags, epoch)
+
+
+def _heads(rng: random.Random):
+    """Header candidates: every class, plus random bytes and random cuts."""
+    fixed = [
+        b"", b"A", b"AMF", b"AMF.", _v2()[:31], _v2(), _v2() + bytes(480), _v2(version=1), _v2(version=3),
+        _v2(version=0xFFFFFFFF), _v2(bs=0), _v2(bs=128), _v2(bs=256), _v2(bs=1000), _v2(bs=1 << 31),
+        _v2(bs=0xFFFFFFFF), _v2(size=(1 << 64) - 1, bs=512, flags=0xFFFFFFFF, epoch=(1 << 64) - 1),
+        b"\x01\x00\x00", b"\x01\x00\x00\x00", struct.pack("<IQ", 1, 0), struct.pack("<IQ", 1, 1),
+        struct.pack("<IQ", 1, (1 << 64) - 1), b"\x01\x00\x00\x01" + bytes(8), b"\x00\x00\x00\x01" + bytes(8),
+        b"\x2e\x46\x4d\x41" + bytes(28),  # the signature little-endian: not a v2 header
+        bytes(64), b"\xff" * 64,
+    ]
+    yield from fixed
+    for _ in range(3000):
+        kind = rng.randrange(4)
+        if kind == 0:
+            head = rng.randbytes(rng.randrange(0, 70))
+        elif kind == 1:
+            bs = rng.choice([0, 1, 127, 128, 129, 256, 512, 4096, 1 << 22, 1 << 31, rng.getrandbits(32)])
+            head = _v2(rng.choice([2, 2, 2, 1, 3, rng.getrandbits(32)]), rng.getrandbits(64), bs,
+                       rng.getrandbits(32), rng.getrandbits(64))
+            head = head[: rng.choice([len(head), len(head), rng.randrange(0, 33)])]
+        elif kind == 2:
+            head = struct.pack("<IQ", 1, rng.choice([0, 1, 1 << 22, (1 << 22) + 1, rng.getrandbits(40),
+                                                    rng.getrandbits(64)]))
+            head = head[: rng.choice([12, 12, rng.randrange(0, 13)])] + rng.randbytes(rng.randrange(0, 40))
+        else:
+            head = rng.choice([b"AMF.", b"\x01\x00\x00\x00"]) + rng.randbytes(rng.randrange(0, 40))
+        yield head
+
+
+def _names(rng: random.Random):
+    hex64 = bytes(rng.choice(HEX) for _ in range(64))
+    yield from [b"", b"x", hex64, hex64.upper(), hex64[:63], hex64 + b"0", b"g" + hex64[1:], b"archip_" + hex64]
+    for _ in range(200):
+        yield bytes(rng.choice(HEX + b"gA_") for _ in range(rng.choice([63, 64, 64, 65])))
+
+
+def _file_sizes(rng, head):
+    n = len(head)
+    out = {n, max(0, n - 1), n + 1, 0, 11, 12, 31, 32, 45, 512, 4096, rng.getrandbits(64), (1 << 64) - 1}
+    if head[:4] == b"\x01\x00\x00\x00" and len(head) >= 12:
+        (size,) = struct.unpack_from("<Q", head, 4)
+        need = 12 + 33 * F.nr_objs(size)
+        out |= {need - 1, need, need + 1}
+    return [s for s in out if 0 <= s < 1 << 64 and s >= n]
+
+
+def test_classify_twin_on_generated_headers():
+    rng = random.Random(SEED)
+    names = list(_names(rng))
+    checked = 0
+    seen = set()
+    for head in _heads(rng):
+        for size in _file_sizes(rng, head):
+            for name in (rng.choice(names), b"vol-1"):
+                want = py_classify(head, size, name)
+                got = c_classify(head, size, name)
+                assert got == want, (head.hex(), size, name)
+                seen.add(want[0])
+                checked += 1
+    assert checked > 10000
+    assert seen == {c.value for c in F.HeaderClass}
+
+
+def test_classify_twin_v0_needs_exactly_64_lowercase_hex():
+    rng = random.Random(SEED + 1)
+    for name in _names(rng):
+        assert c_classify(b"\x12" * 32, 32, name)[0] == py_classify(b"\x12" * 32, 32, name)[0]
+        assert _scan._is_hex64_for_tests(name) == F.is_hex64(name)
+
+
+def _volume_names(rng: random.Random):
+    fixed = [
+        b"", b"vol", b"archip_", b"archip_x", b"Archip_x", b"x_lock", b"_lock", b"x_lockx", b"x_hash",
+        b"vol_0123456789abcdef", b"vol_0123456789abcde", b"vol_0123456789abcdeF", b"_0123456789abcdef",
+        b"a_0123456789abcdefg", b"a__0123456789abcdef", b"a_0123456789abcdef_x", b"x\n_0123456789abcdef",
+        b"\n_0123456789abcdef", b"_0123456789abcdef\n", b"a\r_0123456789abcdef", b"vol_lock_x",
+        "vol_\u0663123456789abcdef".encode(), "v\u00e9l".encode(), b"archip_vol-1", b"alpha-vol1",
+    ]
+    yield from fixed
+    alphabet = HEX + b"_-.\nxAlockhasrcip"
+    for _ in range(5000):
+        n = rng.randrange(0, 40)
+        s = bytes(rng.choice(alphabet) for _ in range(n))
+        r = rng.random()
+        if r < 0.2:
+            s = b"archip_" + s
+        elif r < 0.3:
+            s += b"_lock"
+        elif r < 0.5:
+            i = rng.randrange(len(s) + 1)
+            s = s[:i] + b"_" + bytes(rng.choice(HEX) for _ in range(rng.choice([15, 16, 17]))) + s[i:]
+        yield s
+
+
+def test_valid_volume_name_twin():
+    rng = random.Random(SEED + 2)
+    verdicts = set()
+    for raw in _volume_names(rng):
+        want = F.is_valid_volume_name(raw.decode())
+        assert _scan._valid_volume_name_for_tests(raw) == want, raw
+        verdicts.add(want)
+    assert verdicts == {True, False}
+
+
+def test_mapdata_and_name_class_twin():
+    rng = random.Random(SEED + 3)
+    classes = set()
+    extra = [b"vol_0000000000000000", b"_0000000000000000", b"x_0000000000000000", b"vol_lock",
+             b"vol_lockhost_1234_ab", b"vol_hash", b"vol_hashnode1_7000_xy", b"vol_lock_0000000000000000",
+             b"vol-0000000000000000", b"vol_000000000000000g"]
+    for raw in [*extra, *_volume_names(rng)]:
+        assert _scan._is_mapdata_name_for_tests(raw) == F.is_mapdata_name(raw), raw
+        want = F.name_class(raw).value
+        assert _scan._name_class_for_tests(raw) == want, raw
+        classes.add(want)
+    assert classes == {c.value for c in F.NameClass}
+
+
+def _utf8_samples(rng: random.Random):
+    fixed = [
+        b"", b"a", b"\x7f", b"\x80", b"\xc0\x80", b"\xc1\xbf", b"\xc2\x80", b"\xdf\xbf", b"\xe0\x80\x80",
+        b"\xe0\x9f\xbf", b"\xe0\xa0\x80", b"\xed\x9f\xbf", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xee\x80\x80",
+        b"\xef\xbf\xbf", b"\xf0\x8f\xbf\xbf", b"\xf0\x90\x80\x80", b"\xf4\x8f\xbf\xbf", b"\xf4\x90\x80\x80",
+        b"\xf5\x80\x80\x80", b"\xf8\x88\x80\x80\x80", b"\xff", b"\xfe", b"\xc2", b"\xe2\x82", b"\xf0\x9f\x98",
+        "\u20ac".encode(), "\U0001f600".encode(), b"bad-\xff-name", b"\xc2\x80\x80", b"a\x00b",
+    ]
+    yield from fixed
+    pieces = [b"a", b"\x80", b"\xbf", b"\xc2", b"\xdf", b"\xe0", b"\xed", b"\xef", b"\xf0", b"\xf4", b"\xf5",
+              b"\xa0", b"\x9f", b"\x90", b"\x8f"]
+    for _ in range(20000):
+        if rng.random() < 0.5:
+            yield rng.randbytes(rng.randrange(0, 8))
+        else:
+            yield b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 7)))
+    for cp in range(0, 0x110000, 97):
+        yield chr(cp).encode("utf-8", "surrogatepass")
+
+
+def _strict(b: bytes) -> bool:
+    try:
+        b.decode("utf-8", "strict")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_utf8_validity_equals_python_strict_decoder():
+    rng = random.Random(SEED + 4)
+    verdicts = set()
+    for s in _utf8_samples(rng):
+        want = _strict(s)
+        assert _scan._utf8_valid_for_tests(s) == want, s
+        verdicts.add(want)
+    assert verdicts == {True, False}
+
+
+def test_mapdata_blocks_twin():
+    rng = random.Random(SEED + 5)
+    cases = [(0, 256), (1, 256), (256, 256), (257, 256), (2 * 256, 256), (3 * 256, 256), ((1 << 64) - 1, 256),
+             ((1 << 64) - 1, 1 << 31), (32768 * F.BLOCK_SIZE_4M, F.BLOCK_SIZE_4M),
+             (32768 * F.BLOCK_SIZE_4M + 1, F.BLOCK_SIZE_4M)]
+    for _ in range(5000):
+        bs = 1 << rng.randrange(8, 32)
+        cases.append((rng.getrandbits(rng.choice([8, 20, 40, 64])), bs))
+    for size, bs in cases:
+        assert _scan._mapdata_blocks_for_tests(size, bs) == F.mapdata_blocks(size, bs), (size, bs)

@@ -1,0 +1,75 @@
+"""verify/summary.py: shard results merge in any order; exit codes come from severities."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter
+
+import pytest
+
+from verify.findings import KINDS, Finding, Severity
+from verify.summary import Lock, ShardResult, Summary
+
+
+def _result(rng: random.Random, n: int) -> ShardResult:
+    kinds = ["map_v1", "object_unmigrated", "stray_entry", "unreadable", "object_orphan"]
+    r = ShardResult()
+    for _ in range(n):
+        k = rng.choice(kinds)
+        name = f"obj-{rng.randrange(20)}"
+        r.findings.append(Finding(k, rng.choice(["maps", "blocks"]), name, f"aa/bb/cc/{name}-{rng.randrange(3)}"))
+        r.counters[f"maps.{rng.choice(['files', 'v1'])}"] += 1
+    r.locks.append(Lock("maps", f"vol-{rng.randrange(5)}_lock", rng.choice(["", "node1_7000"])))
+    return r
+
+
+def test_merge_is_associative_and_order_free():
+    rng = random.Random(7)
+    parts = [_result(rng, rng.randrange(0, 15)) for _ in range(5)]
+    want = Summary.from_result(ShardResult.merge_all(parts))
+    for perm in itertools.islice(itertools.permutations(parts), 30):
+        s = Summary.from_result(ShardResult.merge_all(perm))
+        assert (s.findings, s.counters, s.locks) == (want.findings, want.counters, want.locks)
+    a, b, c = parts[:3]
+    left = Summary.from_result(a.merge(b).merge(c))
+    right = Summary.from_result(a.merge(b.merge(c)))
+    assert (left.findings, left.counters, left.locks) == (right.findings, right.counters, right.locks)
+
+
+def test_one_finding_per_kind_store_and_name():
+    fs = [Finding("object_unmigrated", "blocks", "x" * 64, f"p{i}") for i in range(6)]
+    fs.append(Finding("object_unmigrated", "maps", "x" * 64, "q"))
+    s = Summary.from_result(ShardResult(findings=fs))
+    assert [(f.store, f.path) for f in s.findings] == [("blocks", "p0"), ("maps", "q")]
+    assert s.per_kind == Counter({"object_unmigrated": 2})
+
+
+@pytest.mark.parametrize(
+    ("kinds", "code"),
+    [
+        ([], 0),
+        (["object_orphan"], 0),  # info only
+        (["map_v1"], 1),
+        (["object_conflict", "object_orphan"], 1),
+        (["unreadable"], 2),
+        (["map_v1", "unreadable", "object_at_risk"], 2),
+    ],
+)
+def test_exit_code_from_the_worst_severity(kinds, code):
+    s = Summary.from_result(ShardResult(findings=[Finding(k, "maps", f"n{i}") for i, k in enumerate(kinds)]))
+    assert s.exit_code == code
+    assert s.as_dict()["exit_code"] == code
+
+
+def test_every_kind_has_a_severity_and_unknown_kinds_are_refused():
+    assert {k.severity for k in KINDS.values()} == set(Severity)
+    with pytest.raises(ValueError):
+        Finding("map_v3", "maps", "x")
+
+
+def test_held_locks_are_those_with_an_owner():
+    r = ShardResult(locks=[Lock("maps", "a_lock", "node1_7000"), Lock("blocks", "b_lock", "")])
+    s = Summary.from_result(r)
+    assert [lk.name for lk in s.held_locks] == ["a_lock"]
+    assert s.as_dict()["locks"] == 2 and s.as_dict()["locks_held"] == 1

@@ -1,0 +1,1224 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The reference check's hot loops for filed stores, without the GIL, in parallel.
+
+One :class:`FiledRefCheck` runs the passes of ``archverify check`` over a maps dir and
+a blocks dir, each pass a walk of ``ROOT/d1/d2/d3/NAME`` with top-level dirs handed
+to OpenMP threads (as verify/_scan.pyx does):
+
+1. ``read_maps``: every map's entries (v0, v1, v2 from its map-data objects at
+   their v0.4 paths); entry-level corruption; each referenced name's fingerprint
+   (first 128 bits of sha256(name), see _check.h) into per-thread arrays.
+2. ``freeze``: one sorted, de-duplicated array of referenced fingerprints.
+3. ``mark_stored``: every object file at a path v0.4 reads marks its fingerprint
+   present; one that no map references is an orphan (so is a ``NAME_hash`` whose
+   object is gone). Referenced fingerprints left unmarked are missing.
+4. ``explain_missing`` (only when something is missing): the maps again, recording
+   the first few entries that name each missing fingerprint.
+5. ``verify_data``: sha256 of every (sampled) 64-hex object's content with trailing
+   zeros stripped, against its name.
+
+Per-object outcomes are C records turned into Python tuples after the GIL is back.
+Map layouts and name rules come from _rules.h, shared with the scanner.
+"""
+
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free, calloc
+from libc.string cimport memcpy, memset, strlen, memchr, memcmp
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP
+
+cdef extern from "<fcntl.h>" nogil:
+    int openat(int dirfd, const char *path, int flags, ...)
+    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC
+    int AT_SYMLINK_NOFOLLOW
+    int posix_fadvise(int fd, long off, long n, int advice)
+    int POSIX_FADV_SEQUENTIAL
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t pread(int fd, void *buf, size_t n, long off)
+    ssize_t read(int fd, void *buf, size_t n)
+    int close(int fd)
+
+cdef extern from "<sys/stat.h>" nogil:
+    cdef struct stat:
+        unsigned long st_dev
+        unsigned long st_ino
+        unsigned int st_mode
+        long st_size
+    int fstatat(int dirfd, const char *path, stat *buf, int flags)
+    int fstat(int fd, stat *buf)
+    bint S_ISREG(unsigned int m)
+    bint S_ISDIR(unsigned int m)
+
+cdef extern from "<dirent.h>" nogil:
+    ctypedef struct DIR
+    cdef struct dirent:
+        unsigned char d_type
+        char d_name[256]
+    DIR *fdopendir(int fd)
+    dirent *readdir(DIR *d)
+    int closedir(DIR *d)
+    unsigned char DT_UNKNOWN, DT_DIR, DT_REG
+
+cdef extern from "<stdio.h>" nogil:
+    int snprintf(char *buf, size_t n, const char *fmt, ...)
+
+cdef extern from "<openssl/sha.h>" nogil:
+    ctypedef struct SHA256_CTX:
+        pass
+    unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
+    int SHA256_Init(SHA256_CTX *c)
+    int SHA256_Update(SHA256_CTX *c, const void *data, size_t n)
+    int SHA256_Final(unsigned char *md, SHA256_CTX *c)
+
+cdef extern from "_rules.h" nogil:
+    ctypedef struct av_header_t:
+        int cls
+        uint64_t size
+        uint32_t blocksize
+        uint32_t flags
+        uint64_t epoch
+        uint32_t version
+    int AV_V0, AV_V1, AV_V2
+    int AV_NAME_PLAIN, AV_NAME_LOCK, AV_NAME_HASH, AV_NAME_TEMP, AV_NAME_MAPDATA
+    int AV_HEADER_READ, AV_MIN_NAME, AV_V1_HEADER_LEN, AV_V1_ENTRY_LEN, AV_V2_ENTRY_LEN
+    unsigned long long AV_BLOCK_4M
+    int av_is_hex64(const char *name, size_t n)
+    int av_name_class(const char *name, size_t n)
+    int av_valid_volume_name(const char *name, size_t n)
+    int av_utf8_valid(const unsigned char *s, size_t n)
+    uint64_t av_div_ceil(uint64_t a, uint64_t b)
+    void av_classify(const unsigned char *head, size_t n, uint64_t fsize, const char *name, size_t nl,
+                     av_header_t *out)
+    void av_hex(const unsigned char *inp, size_t n, char *out)
+    void av_errno_clear()
+
+cdef extern from "_check.h" nogil:
+    ctypedef struct av_fp_t:
+        uint64_t hi
+        uint64_t lo
+    ctypedef struct av_fpbuf_t:
+        av_fp_t *a
+        size_t n
+        size_t cap
+        int oom
+    ctypedef struct av_fpset_t:
+        av_fp_t *a
+        size_t n
+        uint32_t *idx
+        int bits
+    void av_fp_from_digest(const unsigned char *md, av_fp_t *out)
+    size_t av_fp_sort_unique(av_fp_t *a, size_t n)
+    void av_fpbuf_push(av_fpbuf_t *b, const av_fp_t *fp)
+    int av_fpset_index(av_fpset_t *s)
+    long av_fpset_find(const av_fpset_t *s, const av_fp_t *fp)
+    void av_mark(uint8_t *flags, size_t i)
+    uint32_t av_fetch_add(uint32_t *p)
+    size_t av_nonzero_len(const unsigned char *p, size_t n)
+    uint64_t AV_FP_NEEDED
+
+# ---- record kinds (strings in KIND_NAMES) ----
+cdef enum:
+    K_UNREADABLE = 0
+    K_MAP_CORRUPT = 1
+    K_MAP_DATA_MISSING = 2
+    K_ORPHAN = 3
+    K_REF = 4            # not a finding: one entry naming a missing object (name, map in path, index in aux)
+    K_MISMATCH = 5
+
+KIND_NAMES = ("unreadable", "map_corrupt", "map_data_missing", "object_orphan", "ref", "object_content_mismatch")
+
+cdef enum:
+    MODE_REFS = 0
+    MODE_MISSING = 1
+    MODE_STORED = 2
+    MODE_DATA = 3
+
+# ---- counters ----
+cdef enum:
+    C_MAPS_V0 = 0
+    C_MAPS_V1 = 1
+    C_MAPS_V2 = 2
+    C_MAPS_DELETED = 3
+    C_ENTRIES = 4
+    C_ZERO = 5
+    C_DELETED_ENTRIES = 6
+    C_REFERENCES = 7
+    C_BAD_ENTRIES = 8
+    C_MAP_BYTES = 9
+    C_STORED = 10
+    C_HASH_FILES = 11
+    C_ORPHANS = 12
+    C_DATA_OBJECTS = 13
+    C_DATA_BYTES = 14
+    C_DATA_UNSAMPLED = 15
+    C_FILES = 16
+    C_KEEPS = 17
+    NCOUNT = 18
+
+COUNTER_NAMES = ("maps_v0", "maps_v1", "maps_v2", "maps_deleted", "entries", "zero_entries", "deleted_entries",
+                 "references", "bad_entries", "map_bytes", "stored_objects", "hash_files", "orphans",
+                 "data_objects", "data_bytes", "data_unsampled", "walked_files", "keeping_references")
+
+DEF PATHMAX = 1200
+DEF DETAILMAX = 1300
+DEF MAX_REFS_SHOWN = 8      # entries recorded per missing object (the detail names these)
+DEF DATA_CHUNK = 1 << 20
+DEF V0_CHUNK = 1 << 20
+DEF V2_NAME_MAX = 123
+DEF OF_DELETED = 8
+DEF OF_ZERO = 4
+DEF OF_KNOWN = 15
+DEF MF_DELETED = 2
+
+cdef const char *ZERO_HEX = b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+cdef const char *ARCHIP = b"archip_"
+cdef unsigned char ZEROS[4096]   # fed for runs of zeros inside a block
+
+ctypedef struct rec_t:
+    int kind
+    int err
+    uint64_t aux
+    char *name
+    char *path
+    char *detail
+
+ctypedef struct tbuf_t:
+    rec_t *recs
+    size_t n
+    size_t cap
+    int oom
+    av_fpbuf_t refs
+    unsigned char *buf
+    size_t bufcap
+    long *seen           # missing positions already counted for the current map
+    size_t nseen
+    size_t capseen
+    uint64_t counts[NCOUNT]
+    char pad[64]
+
+ctypedef struct ctx_t:
+    int rootfd
+    int mode
+    av_fpset_t *refs
+    uint8_t *present
+    av_fpset_t *missing
+    uint32_t *mrefs      # references per missing fingerprint
+    uint32_t *mmaps      # maps per missing fingerprint
+    uint64_t win_start
+    uint64_t win_width
+    int sample_all
+
+# one map's problems, folded into a single map_corrupt record
+ctypedef struct mapstate_t:
+    const char *name
+    size_t n
+    const char *path
+    uint64_t nbad
+    int deleted          # a deleted map: its entries keep objects but need none
+    char first[600]
+
+
+cdef char *dupn(const char *s, size_t n) noexcept nogil:
+    cdef char *p = <char *>malloc(n + 1)
+    if p != NULL:
+        memcpy(p, s, n)
+        p[n] = 0
+    return p
+
+
+cdef void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen, const char *path,
+               size_t pathlen, const char *detail, uint64_t aux) noexcept nogil:
+    cdef rec_t *r
+    cdef size_t newcap
+    if b.n == b.cap:
+        newcap = b.cap * 2 if b.cap else 64
+        r = <rec_t *>realloc(b.recs, newcap * sizeof(rec_t))
+        if r == NULL:
+            b.oom = 1
+            return
+        b.recs = r
+        b.cap = newcap
+    r = &b.recs[b.n]
+    r.kind = kind
+    r.err = err
+    r.aux = aux
+    r.name = dupn(name, namelen)
+    r.path = dupn(path, pathlen) if path != NULL else NULL
+    r.detail = dupn(detail, strlen(detail)) if detail != NULL else NULL
+    b.n += 1
+
+
+cdef inline void emit_s(tbuf_t *b, int kind, int err, const char *name, size_t n, const char *path,
+                        const char *detail) noexcept nogil:
+    emit(b, kind, err, name, n, path, strlen(path) if path != NULL else 0, detail, 0)
+
+
+cdef void v04_rel(const char *name, size_t n, char *out) noexcept nogil:
+    cdef unsigned char md[32]
+    cdef char hx[6]
+    SHA256(<const unsigned char *>name, n, md)
+    av_hex(md, 3, hx)
+    snprintf(out, PATHMAX, "%c%c/%c%c/%c%c/%.*s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], <int>n, name)
+
+
+cdef int grow(tbuf_t *b, size_t want) noexcept nogil:
+    cdef unsigned char *p
+    if want <= b.bufcap:
+        return 0
+    p = <unsigned char *>realloc(b.buf, want)
+    if p == NULL:
+        b.oom = 1
+        return -1
+    b.buf = p
+    b.bufcap = want
+    return 0
+
+
+cdef long read_upto(tbuf_t *b, int fd, size_t want, uint64_t off=0) noexcept nogil:
+    """Reads up to ``want`` bytes from ``off`` into b.buf; bytes read, or -1 (errno set)."""
+    cdef size_t got = 0
+    cdef ssize_t r
+    if grow(b, want if want > 0 else 1) != 0:
+        return -1
+    while got < want:
+        r = pread(fd, b.buf + got, want - got, <long>(off + got))
+        if r < 0:
+            return -1
+        if r == 0:
+            break
+        got += <size_t>r
+    b.counts[C_MAP_BYTES] += got
+    return <long>got
+
+
+cdef void problem(mapstate_t *ms, const char *text) noexcept nogil:
+    if ms.nbad == 0:
+        snprintf(ms.first, sizeof(ms.first), "%s", text)
+    ms.nbad += 1
+
+
+cdef void finish_map(tbuf_t *b, ctx_t *ctx, mapstate_t *ms) noexcept nogil:
+    cdef char detail[DETAILMAX]
+    if ms.nbad == 0 or ctx.mode != MODE_REFS or ms.deleted:
+        return
+    if ms.nbad == 1:
+        snprintf(detail, DETAILMAX, "%s", ms.first)
+    else:
+        snprintf(detail, DETAILMAX, "%s; %llu problems in all", ms.first, <unsigned long long>ms.nbad)
+    emit_s(b, K_MAP_CORRUPT, 0, ms.name, ms.n, ms.path, detail)
+
+
+cdef void reference(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, const char *ename, size_t en,
+                    uint64_t index, int needed) noexcept nogil:
+    """One entry naming an object: a fingerprint (pass 1) or, if missing, a record (pass 4).
+
+    ``needed``: a live entry of a live map, whose object must exist; otherwise the
+    entry only keeps its object from counting as an orphan."""
+    cdef unsigned char md[32]
+    cdef av_fp_t fp
+    cdef long k
+    cdef size_t i
+    cdef long *p
+    needed = needed and not ms.deleted
+    if needed:
+        b.counts[C_REFERENCES] += 1
+    else:
+        b.counts[C_KEEPS] += 1
+    if ctx.mode == MODE_MISSING and not needed:
+        return
+    SHA256(<const unsigned char *>ename, en, md)
+    av_fp_from_digest(md, &fp)
+    if ctx.mode == MODE_REFS:
+        if needed:
+            fp.lo |= AV_FP_NEEDED
+        av_fpbuf_push(&b.refs, &fp)
+        return
+    k = av_fpset_find(ctx.missing, &fp)
+    if k < 0:
+        return
+    for i in range(b.nseen):
+        if b.seen[i] == k:
+            break
+    else:
+        if b.nseen == b.capseen:
+            p = <long *>realloc(b.seen, (b.capseen * 2 + 16) * sizeof(long))
+            if p == NULL:
+                b.oom = 1
+                return
+            b.seen = p
+            b.capseen = b.capseen * 2 + 16
+        b.seen[b.nseen] = k
+        b.nseen += 1
+        av_fetch_add(&ctx.mmaps[k])
+    if av_fetch_add(&ctx.mrefs[k]) < MAX_REFS_SHOWN:
+        emit(b, K_REF, 0, ename, en, ms.name, ms.n, NULL, index)
+
+
+cdef void ragged_v0(mapstate_t *ms, uint64_t length) noexcept nogil:
+    cdef char text[200]
+    if length % 32:
+        snprintf(text, sizeof(text), "v0 map length %llu is not a multiple of 32", <unsigned long long>length)
+        problem(ms, text)
+
+
+cdef int entries_v0(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, size_t got, uint64_t first) noexcept nogil:
+    """The whole 32-byte digests in b.buf[0:got], entry ``first`` first; 1 once the list has ended."""
+    cdef char hexname[64]
+    cdef size_t i, count = got // 32
+    cdef const unsigned char *d
+    cdef int j, allzero
+    for i in range(count):
+        d = b.buf + i * 32
+        allzero = 1
+        for j in range(32):
+            if d[j]:
+                allzero = 0
+                break
+        if allzero:
+            return 1
+        b.counts[C_ENTRIES] += 1
+        av_hex(d, 32, hexname)
+        if memcmp(hexname, ZERO_HEX, 64) == 0:
+            b.counts[C_ZERO] += 1
+            continue
+        reference(ctx, b, ms, hexname, 64, first + i, 1)
+    return 0
+
+
+cdef void entries_v1(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, uint64_t nr, size_t got) noexcept nogil:
+    cdef char nm[80]
+    cdef char text[200]
+    cdef uint64_t i, have
+    cdef const unsigned char *e
+    have = (got - AV_V1_HEADER_LEN) // AV_V1_ENTRY_LEN if got >= <size_t>AV_V1_HEADER_LEN else 0
+    if have < nr:
+        snprintf(text, sizeof(text), "v1 map read %zu bytes, %llu entries need %llu", got,
+                 <unsigned long long>nr, <unsigned long long>(AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * nr))
+        problem(ms, text)
+        nr = have
+    memcpy(nm, ARCHIP, 7)
+    for i in range(nr):
+        e = b.buf + AV_V1_HEADER_LEN + i * AV_V1_ENTRY_LEN
+        b.counts[C_ENTRIES] += 1
+        av_hex(e + 1, 32, nm + 7)
+        if e[0]:
+            reference(ctx, b, ms, nm, 71, i, 1)
+        elif memcmp(nm + 7, ZERO_HEX, 64) == 0:
+            b.counts[C_ZERO] += 1
+        else:
+            reference(ctx, b, ms, nm + 7, 64, i, 1)
+
+
+cdef void entries_v2(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, av_header_t *h) noexcept nogil:
+    cdef uint64_t nr = av_div_ceil(h.size, h.blocksize)
+    cdef uint64_t per = h.blocksize // AV_V2_ENTRY_LEN
+    cdef uint64_t nb = av_div_ceil(nr, per)
+    cdef uint64_t blk, cnt, have
+    cdef char mdname[300]
+    cdef char rel[PATHMAX]
+    cdef char text[600]
+    cdef int fd
+    cdef long got
+    for blk in range(nb):
+        snprintf(mdname, sizeof(mdname), "%.*s_%016llx", <int>ms.n, ms.name, <unsigned long long>blk)
+        v04_rel(mdname, strlen(mdname), rel)
+        fd = openat(ctx.rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0:
+            if errno == ENOENT or errno == ENOTDIR or errno == ELOOP:
+                # the scan reports it for maps under valid names; the others are ours to report
+                if ctx.mode == MODE_REFS and not ms.deleted and not av_valid_volume_name(ms.name, ms.n):
+                    snprintf(text, sizeof(text), "map-data %s missing (block %llu of %llu)", mdname,
+                             <unsigned long long>blk, <unsigned long long>nb)
+                    emit_s(b, K_MAP_DATA_MISSING, 0, ms.name, ms.n, ms.path, text)
+                return  # the map cannot load; a bogus size must not make us probe millions of names
+            elif ctx.mode == MODE_REFS and not ms.deleted:
+                snprintf(text, sizeof(text), "open of map-data %s", mdname)
+                emit_s(b, K_UNREADABLE, errno, ms.name, ms.n, ms.path, text)
+            continue
+        cnt = nr - blk * per
+        if cnt > per:
+            cnt = per
+        got = read_upto(b, fd, cnt * AV_V2_ENTRY_LEN)
+        if got < 0:
+            if ctx.mode == MODE_REFS:
+                snprintf(text, sizeof(text), "read of map-data %s", mdname)
+                emit_s(b, K_UNREADABLE, errno, ms.name, ms.n, ms.path, text)
+            close(fd)
+            continue
+        close(fd)
+        have = <uint64_t>got // AV_V2_ENTRY_LEN
+        if have < cnt:
+            snprintf(text, sizeof(text), "map-data %s is %ld bytes, its %llu entries need %llu", mdname, got,
+                     <unsigned long long>cnt, <unsigned long long>(cnt * AV_V2_ENTRY_LEN))
+            problem(ms, text)
+            cnt = have
+        entries_v2_chunk(ctx, b, ms, cnt, blk * per)
+
+
+cdef void entries_v2_chunk(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, uint64_t cnt, uint64_t first) noexcept nogil:
+    """``cnt`` 128-byte entries at b.buf, the first one being entry ``first`` of the map."""
+    cdef uint64_t i, idx
+    cdef char text[600]
+    cdef int flags
+    cdef uint32_t objlen
+    cdef const unsigned char *e
+    cdef const char *nm
+    for i in range(cnt):
+        e = b.buf + i * AV_V2_ENTRY_LEN
+        idx = first + i
+        b.counts[C_ENTRIES] += 1
+        flags = e[0]
+        objlen = <uint32_t>e[1] | (<uint32_t>e[2] << 8) | (<uint32_t>e[3] << 16) | (<uint32_t>e[4] << 24)
+        nm = <const char *>(e + 5)
+        if objlen == 0 or objlen > V2_NAME_MAX:
+            snprintf(text, sizeof(text), "entry %llu: objectlen %u (1..123 allowed)",
+                     <unsigned long long>idx, objlen)
+        elif flags & ~OF_KNOWN:
+            snprintf(text, sizeof(text), "entry %llu: unknown flag bits 0x%02x", <unsigned long long>idx, flags)
+        elif memchr(nm, b'/', objlen) != NULL or memchr(nm, 0, objlen) != NULL:
+            snprintf(text, sizeof(text), "entry %llu: name contains '/' or NUL", <unsigned long long>idx)
+        else:
+            text[0] = 0
+        if text[0]:
+            b.counts[C_BAD_ENTRIES] += 1
+            problem(ms, text)
+            continue
+        if flags & OF_DELETED:
+            b.counts[C_DELETED_ENTRIES] += 1
+            reference(ctx, b, ms, nm, objlen, idx, 0)
+        elif flags & OF_ZERO or (objlen == 64 and memcmp(nm, ZERO_HEX, 64) == 0):
+            b.counts[C_ZERO] += 1
+        else:
+            reference(ctx, b, ms, nm, objlen, idx, 1)
+
+
+cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
+    cdef unsigned char head[64]
+    cdef stat st
+    cdef av_header_t h
+    cdef mapstate_t ms
+    cdef int fd
+    cdef ssize_t got
+    cdef long whole
+    cdef uint64_t nr, off, want
+    fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    if fd < 0:
+        if errno != ENOENT and ctx.mode == MODE_REFS:
+            emit_s(b, K_UNREADABLE, errno, name, n, path, "open")
+        return
+    if fstat(fd, &st) != 0:
+        if ctx.mode == MODE_REFS:
+            emit_s(b, K_UNREADABLE, errno, name, n, path, "fstat")
+        close(fd)
+        return
+    got = pread(fd, head, AV_HEADER_READ, 0)
+    if got < 0:
+        if ctx.mode == MODE_REFS:
+            emit_s(b, K_UNREADABLE, errno, name, n, path, "read")
+        close(fd)
+        return
+    av_classify(head, <size_t>got, <uint64_t>st.st_size, name, n, &h)
+    ms.name = name
+    ms.n = n
+    ms.path = path
+    ms.nbad = 0
+    ms.deleted = 0
+    b.nseen = 0
+    if h.cls == AV_V0:
+        b.counts[C_MAPS_V0] += 1
+        ragged_v0(&ms, <uint64_t>st.st_size)
+        off = 0
+        while off + 32 <= <uint64_t>st.st_size:  # in chunks: a stray huge file must not become one malloc
+            want = <uint64_t>st.st_size - off
+            if want > V0_CHUNK:
+                want = V0_CHUNK
+            want -= want % 32
+            whole = read_upto(b, fd, want, off)
+            if whole < 0:
+                if ctx.mode == MODE_REFS:
+                    emit_s(b, K_UNREADABLE, errno, name, n, path, "read")
+                break
+            if entries_v0(ctx, b, &ms, <size_t>whole, off // 32) or <uint64_t>whole < want:
+                break
+            off += <uint64_t>whole
+        close(fd)
+    elif h.cls == AV_V1:
+        b.counts[C_MAPS_V1] += 1
+        nr = av_div_ceil(h.size, AV_BLOCK_4M)
+        whole = read_upto(b, fd, AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * nr)
+        if whole < 0:
+            if ctx.mode == MODE_REFS:
+                emit_s(b, K_UNREADABLE, errno, name, n, path, "read")
+        else:
+            entries_v1(ctx, b, &ms, nr, <size_t>whole)
+        close(fd)
+    elif h.cls == AV_V2:
+        close(fd)
+        b.counts[C_MAPS_V2] += 1
+        if h.flags & MF_DELETED:
+            # a deleted map's entries may name objects that are gone on purpose
+            b.counts[C_MAPS_DELETED] += 1
+            ms.deleted = 1
+        entries_v2(ctx, b, &ms, &h)
+    else:
+        close(fd)
+        return
+    finish_map(b, ctx, &ms)
+
+
+cdef int probe_object(int rootfd, const char *name, size_t n) noexcept nogil:
+    """Is there a regular file for NAME where v0.4 filed looks (old Pithos path, then sha256 path)?"""
+    cdef char rel[PATHMAX]
+    cdef stat st
+    if av_is_hex64(name, n):
+        snprintf(rel, PATHMAX, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, <int>n, name)
+        if fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 and S_ISREG(st.st_mode):
+            return 1
+    v04_rel(name, n, rel)
+    return fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 and S_ISREG(st.st_mode)
+
+
+cdef inline bint dirs_are(const char *d1, const char *d2, const char *d3, const char *hx) noexcept nogil:
+    return (d1[0] == hx[0] and d1[1] == hx[1] and d1[2] == 0 and d2[0] == hx[2] and d2[1] == hx[3]
+            and d2[2] == 0 and d3[0] == hx[4] and d3[1] == hx[5] and d3[2] == 0)
+
+
+cdef int placed(const char *d1, const char *d2, const char *d3, const char *name, size_t n,
+                unsigned char *md) noexcept nogil:
+    """sha256(name) into md; 1 if the file is at a path v0.4 filed reads (sha256 or old Pithos path)."""
+    cdef char hx[6]
+    SHA256(<const unsigned char *>name, n, md)
+    av_hex(md, 3, hx)
+    if dirs_are(d1, d2, d3, hx):
+        return 1
+    return av_is_hex64(name, n) and dirs_are(d1, d2, d3, name)
+
+
+cdef void stored_file(ctx_t *ctx, tbuf_t *b, const char *d1, const char *d2, const char *d3,
+                      const char *name, size_t n, const char *path) noexcept nogil:
+    cdef unsigned char md[32]
+    cdef av_fp_t fp
+    cdef long k
+    cdef char detail[DETAILMAX]
+    cdef int nc = av_name_class(name, n)
+    if nc == AV_NAME_LOCK or nc == AV_NAME_TEMP:
+        return
+    if nc == AV_NAME_HASH:
+        b.counts[C_HASH_FILES] += 1
+        if not probe_object(ctx.rootfd, name, n - 5):
+            b.counts[C_ORPHANS] += 1
+            snprintf(detail, DETAILMAX, "hash file of %.*s, which is not in the store", <int>(n - 5), name)
+            emit_s(b, K_ORPHAN, 0, name, n, path, detail)
+        return
+    if not placed(d1, d2, d3, name, n, md):
+        return  # unreachable for v0.4: the scan reports it (object_misplaced)
+    b.counts[C_STORED] += 1
+    av_fp_from_digest(md, &fp)
+    k = av_fpset_find(ctx.refs, &fp)
+    if k >= 0:
+        av_mark(ctx.present, <size_t>k)
+    else:
+        b.counts[C_ORPHANS] += 1
+        emit_s(b, K_ORPHAN, 0, name, n, path, "referenced by no map")
+
+
+cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2, const char *d3,
+                    const char *name, size_t n, const char *path) noexcept nogil:
+    """sha256 of the content with trailing zeros stripped, streamed, against the 64-hex name."""
+    cdef unsigned char md[32]
+    cdef char hexmd[65]
+    cdef char detail[DETAILMAX]
+    cdef av_fp_t fp
+    cdef SHA256_CTX sha
+    cdef int fd
+    cdef ssize_t r
+    cdef size_t nz, zeros = 0, chunk
+    cdef uint64_t total = 0
+    if not av_is_hex64(name, n) or not placed(d1, d2, d3, name, n, md):
+        return
+    av_fp_from_digest(md, &fp)
+    if not ctx.sample_all and fp.hi - ctx.win_start >= ctx.win_width:
+        b.counts[C_DATA_UNSAMPLED] += 1
+        return
+    fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    if fd < 0:
+        if errno != ENOENT:
+            emit_s(b, K_UNREADABLE, errno, name, n, path, "open")
+        return
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+    if grow(b, DATA_CHUNK) != 0:
+        close(fd)
+        return
+    SHA256_Init(&sha)
+    while True:
+        r = read(fd, b.buf, DATA_CHUNK)
+        if r < 0:
+            emit_s(b, K_UNREADABLE, errno, name, n, path, "read")
+            close(fd)
+            return
+        if r == 0:
+            break
+        total += <uint64_t>r
+        nz = av_nonzero_len(b.buf, <size_t>r)
+        if nz == 0:
+            zeros += <size_t>r
+            continue
+        # zeros between non-zero data are content; only the trailing run is stripped
+        while zeros > 0:
+            chunk = zeros if zeros < 4096 else 4096
+            SHA256_Update(&sha, ZEROS, chunk)
+            zeros -= chunk
+        SHA256_Update(&sha, b.buf, nz)
+        zeros = <size_t>r - nz
+    close(fd)
+    SHA256_Final(md, &sha)
+    b.counts[C_DATA_OBJECTS] += 1
+    b.counts[C_DATA_BYTES] += total
+    av_hex(md, 32, hexmd)
+    if memcmp(hexmd, name, 64) != 0:
+        hexmd[64] = 0
+        snprintf(detail, DETAILMAX, "content (%llu bytes) hashes to %s", <unsigned long long>total, hexmd)
+        emit_s(b, K_MISMATCH, 0, name, n, path, detail)
+
+
+
+cdef void on_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2, const char *d3,
+                  const char *name) noexcept nogil:
+    cdef size_t n = strlen(name)
+    cdef char path[PATHMAX]
+    cdef int nc
+    b.counts[C_FILES] += 1
+    if n < AV_MIN_NAME or not av_utf8_valid(<const unsigned char *>name, n):
+        return  # a stray entry: the scan reports it
+    snprintf(path, PATHMAX, "%s/%s/%s/%s", d1, d2, d3, name)
+    if ctx.mode == MODE_REFS or ctx.mode == MODE_MISSING:
+        nc = av_name_class(name, n)
+        if nc == AV_NAME_PLAIN:
+            read_map(ctx, b, fd3, name, n, path)
+    elif ctx.mode == MODE_STORED:
+        stored_file(ctx, b, d1, d2, d3, name, n, path)
+    else:
+        data_file(ctx, b, fd3, d1, d2, d3, name, n, path)
+
+
+cdef int entry_type(int dirfd, dirent *e) noexcept nogil:
+    cdef stat st
+    if e.d_type != DT_UNKNOWN:
+        return e.d_type
+    if fstatat(dirfd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0:
+        return DT_UNKNOWN
+    if S_ISDIR(st.st_mode):
+        return DT_DIR
+    if S_ISREG(st.st_mode):
+        return DT_REG
+    return 0
+
+
+cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *d2, const char *dname,
+               int depth) noexcept nogil:
+    """Directory ``dname`` at depth 1..3 and below; only regular files at depth 4 are objects."""
+    cdef char path[PATHMAX]
+    cdef int fd, t
+    cdef DIR *d
+    cdef dirent *e
+    fd = openat(parentfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    if fd < 0:
+        if errno != ENOENT and errno != ENOTDIR and errno != ELOOP:
+            if depth == 1:
+                snprintf(path, PATHMAX, "%s", dname)
+            elif depth == 2:
+                snprintf(path, PATHMAX, "%s/%s", d1, dname)
+            else:
+                snprintf(path, PATHMAX, "%s/%s/%s", d1, d2, dname)
+            emit_s(b, K_UNREADABLE, errno, dname, strlen(dname), path, "opendir")
+        return
+    d = fdopendir(fd)
+    if d == NULL:
+        close(fd)
+        return
+    while True:
+        av_errno_clear()
+        e = readdir(d)
+        if e == NULL:
+            if errno != 0:
+                emit_s(b, K_UNREADABLE, errno, dname, strlen(dname), dname, "readdir")
+            break
+        if e.d_name[0] == b'.' and (e.d_name[1] == 0 or (e.d_name[1] == b'.' and e.d_name[2] == 0)):
+            continue
+        t = entry_type(fd, e)
+        if depth == 3:
+            if t == DT_REG:
+                on_file(ctx, b, fd, d1, d2, dname, e.d_name)
+        elif t == DT_DIR:
+            if depth == 1:
+                walk(ctx, b, fd, dname, NULL, e.d_name, 2)
+            else:
+                walk(ctx, b, fd, d1, dname, e.d_name, 3)
+    closedir(d)
+
+
+cdef class FiledRefCheck:
+    """The passes of the reference and data check over one filed maps dir and blocks dir."""
+
+    cdef ctx_t ctx
+    cdef tbuf_t *bufs
+    cdef int jobs
+    cdef int mapsfd, blocksfd
+    cdef av_fpset_t refs
+    cdef av_fpset_t missing
+    cdef uint8_t *present
+    cdef uint32_t *mrefs
+    cdef uint32_t *mmaps
+    cdef object maps_root, blocks_root
+    cdef readonly bint frozen
+
+    def __cinit__(self, maps_root, blocks_root, int jobs=1):
+        import os
+        if jobs < 1:
+            raise ValueError("jobs must be >= 1")
+        self.maps_root = os.fsencode(maps_root)
+        self.blocks_root = os.fsencode(blocks_root)
+        self.jobs = jobs
+        self.mapsfd = -1
+        self.blocksfd = -1
+        self.bufs = <tbuf_t *>calloc(jobs, sizeof(tbuf_t))
+        if self.bufs == NULL:
+            raise MemoryError()
+        memset(&self.refs, 0, sizeof(av_fpset_t))
+        memset(&self.missing, 0, sizeof(av_fpset_t))
+        self.present = NULL
+        self.mrefs = NULL
+        self.mmaps = NULL
+        self.frozen = False
+
+    def __dealloc__(self):
+        self._free_records()
+        cdef int t
+        if self.bufs != NULL:
+            for t in range(self.jobs):
+                free(self.bufs[t].recs)
+                free(self.bufs[t].refs.a)
+                free(self.bufs[t].buf)
+                free(self.bufs[t].seen)
+            free(self.bufs)
+        free(self.refs.a)
+        free(self.refs.idx)
+        free(self.missing.a)
+        free(self.missing.idx)
+        free(self.present)
+        free(self.mrefs)
+        free(self.mmaps)
+        if self.mapsfd >= 0:
+            close(self.mapsfd)
+        if self.blocksfd >= 0:
+            close(self.blocksfd)
+
+    cdef void _free_records(self):
+        cdef int t
+        cdef size_t i
+        if self.bufs == NULL:
+            return
+        for t in range(self.jobs):
+            for i in range(self.bufs[t].n):
+                free(self.bufs[t].recs[i].name)
+                free(self.bufs[t].recs[i].path)
+                free(self.bufs[t].recs[i].detail)
+            self.bufs[t].n = 0
+
+    cdef int _open(self, root) except -1:
+        import os
+        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    cdef void _walk(self, int rootfd, int mode) except *:
+        import os
+        units = []
+        with os.scandir(rootfd) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    units.append(os.fsencode(e.name))
+        units.sort()
+        cdef int nunits = len(units)
+        cdef char **names = <char **>malloc((nunits + 1) * sizeof(char *))
+        if names == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t i
+        for i in range(nunits):
+            names[i] = <char *>(<bytes>units[i])
+        self.ctx.rootfd = rootfd
+        self.ctx.mode = mode
+        cdef int tid, t
+        try:
+            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=self.jobs):
+                tid = threadid()
+                walk(&self.ctx, &self.bufs[tid], rootfd, NULL, NULL, names[i], 1)
+        finally:
+            free(names)
+        for t in range(self.jobs):
+            if self.bufs[t].oom or self.bufs[t].refs.oom:
+                raise MemoryError("out of memory during the reference check")
+
+    def read_maps(self):
+        """Pass 1: every map's entries into per-thread fingerprint arrays; corrupt maps as records."""
+        if self.mapsfd < 0:
+            self.mapsfd = self._open(self.maps_root)
+        self._walk(self.mapsfd, MODE_REFS)
+
+    def freeze(self):
+        """Pass 2: one sorted unique array of referenced fingerprints, indexed. Returns its length."""
+        cdef int t
+        cdef size_t total = 0, off, take
+        cdef av_fp_t *a
+        cdef av_fpbuf_t *src
+        with nogil:
+            for t in prange(self.jobs, num_threads=self.jobs, schedule="static", chunksize=1):
+                self.bufs[t].refs.n = av_fp_sort_unique(self.bufs[t].refs.a, self.bufs[t].refs.n)
+        for t in range(self.jobs):
+            total += self.bufs[t].refs.n
+        a = self.bufs[0].refs.a
+        self.bufs[0].refs.a = NULL
+        off = self.bufs[0].refs.n
+        if total > 0:
+            a = <av_fp_t *>realloc(a, total * sizeof(av_fp_t))
+            if a == NULL:
+                raise MemoryError()
+        # move each other thread's array over from its tail, shrinking it as we go: peak ~ total + 1 MiB
+        for t in range(1, self.jobs):
+            src = &self.bufs[t].refs
+            while src.n > 0:
+                take = src.n if src.n < 65536 else 65536
+                memcpy(a + off, src.a + src.n - take, take * sizeof(av_fp_t))
+                off += take
+                src.n -= take
+                if src.n > 0:
+                    src.a = <av_fp_t *>realloc(src.a, src.n * sizeof(av_fp_t))
+            free(src.a)
+            src.a = NULL
+            src.cap = 0
+        with nogil:
+            total = av_fp_sort_unique(a, off)
+        if total > 0:
+            a = <av_fp_t *>realloc(a, total * sizeof(av_fp_t))
+        self.refs.a = a
+        self.refs.n = total
+        if av_fpset_index(&self.refs) != 0:
+            raise MemoryError()
+        self.present = <uint8_t *>calloc(total + 1, 1)
+        if self.present == NULL:
+            raise MemoryError()
+        self.ctx.refs = &self.refs
+        self.ctx.present = self.present
+        self.frozen = True
+        return total
+
+    def mark_stored(self):
+        """Pass 3: walk the blocks store; present objects marked, orphans recorded. Returns #missing."""
+        if not self.frozen:
+            raise RuntimeError("freeze() first")
+        if self.blocksfd < 0:
+            self.blocksfd = self._open(self.blocks_root)
+        self._walk(self.blocksfd, MODE_STORED)
+        return self._count_missing()
+
+    cdef size_t _count_missing(self):
+        cdef size_t i, m = 0
+        for i in range(self.refs.n):
+            if not self.present[i] and self.refs.a[i].lo & AV_FP_NEEDED:
+                m += 1
+        return m
+
+    def missing_total(self):
+        """Referenced objects that must exist and were not found by mark_stored()."""
+        return self._count_missing()
+
+    def explain_missing(self):
+        """Pass 4: the maps again, recording the first entries that name each missing object."""
+        cdef size_t i, m = self._count_missing()
+        free(self.missing.a)
+        free(self.missing.idx)
+        self.missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
+        self.mrefs = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
+        self.mmaps = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
+        if self.missing.a == NULL or self.mrefs == NULL or self.mmaps == NULL:
+            raise MemoryError()
+        m = 0
+        for i in range(self.refs.n):
+            if not self.present[i] and self.refs.a[i].lo & AV_FP_NEEDED:
+                self.missing.a[m] = self.refs.a[i]
+                m += 1
+        self.missing.n = m
+        if av_fpset_index(&self.missing) != 0:
+            raise MemoryError()
+        self.ctx.missing = &self.missing
+        self.ctx.mrefs = self.mrefs
+        self.ctx.mmaps = self.mmaps
+        saved = self.counters()
+        self._walk(self.mapsfd, MODE_MISSING)
+        # the second pass must not count maps and entries twice
+        cdef int t, c
+        for t in range(self.jobs):
+            for c in range(NCOUNT):
+                self.bufs[t].counts[c] = 0
+        for c in range(NCOUNT):
+            self.bufs[0].counts[c] = saved[COUNTER_NAMES[c]]
+        return m
+
+    def missing_counts(self, bytes name):
+        """(maps, references) that name this missing object, counted in explain_missing()."""
+        cdef unsigned char md[32]
+        cdef av_fp_t fp
+        SHA256(<const unsigned char *>name, len(name), md)
+        av_fp_from_digest(md, &fp)
+        cdef long k = av_fpset_find(&self.missing, &fp) if self.missing.a != NULL else -1
+        if k < 0:
+            return 0, 0
+        return self.mmaps[k], self.mrefs[k]
+
+    def verify_data(self, uint64_t win_start=0, uint64_t win_width=0, bint sample_all=True):
+        """Pass 5: content hashes of the 64-hex objects whose fingerprint falls in the window."""
+        if self.blocksfd < 0:
+            self.blocksfd = self._open(self.blocks_root)
+        self.ctx.win_start = win_start
+        self.ctx.win_width = win_width
+        self.ctx.sample_all = sample_all
+        self._walk(self.blocksfd, MODE_DATA)
+
+    def progress(self):
+        """Files seen so far by all threads; safe to call while a pass runs in another thread."""
+        cdef uint64_t files = 0
+        cdef int t
+        for t in range(self.jobs):
+            files += self.bufs[t].counts[C_FILES]
+        return files
+
+    def counters(self):
+        cdef int t, c
+        out = {}
+        for c in range(NCOUNT):
+            total = 0
+            for t in range(self.jobs):
+                total += self.bufs[t].counts[c]
+            out[COUNTER_NAMES[c]] = total
+        return out
+
+    def memory(self):
+        """Bytes held by the referenced-fingerprint set (array + index + presence flags)."""
+        cdef size_t nb = (<size_t>1 << self.refs.bits) + 1 if self.refs.idx != NULL else 0
+        return self.refs.n * sizeof(av_fp_t) + nb * sizeof(uint32_t) + (self.refs.n + 1 if self.present else 0)
+
+    def take_records(self):
+        """[(kind, name, path, detail, errno, aux)] recorded since the last call, then forgotten."""
+        cdef int t
+        cdef size_t i
+        cdef rec_t *r
+        out = []
+        for t in range(self.jobs):
+            for i in range(self.bufs[t].n):
+                r = &self.bufs[t].recs[i]
+                out.append((KIND_NAMES[r.kind], <bytes>r.name if r.name != NULL else b"",
+                            <bytes>r.path if r.path != NULL else None,
+                            <bytes>r.detail if r.detail != NULL else b"", r.err, r.aux))
+        self._free_records()
+        return out
+
+
+cdef class ReferenceIndex:
+    """The reference stage for a backend that lists and reads its objects itself (RADOS).
+
+    Same fingerprints, set and entry rules as the filed passes; the backend hands in
+    bytes: each map's entries (``add_v0``/``add_v1``/``add_v2``), then ``freeze()``, then
+    the names it lists in the blocks store (``mark_stored``, which returns orphans),
+    and, if ``missing_total()`` is not 0, the maps again after ``start_explain()``
+    (the same ``add_*`` calls then return the entries that name missing objects).
+    Not thread-safe: one index per listing thread is not supported; feed it from one.
+    """
+
+    cdef ctx_t ctx
+    cdef tbuf_t b
+    cdef av_fpset_t refs
+    cdef av_fpset_t missing
+    cdef uint8_t *present
+    cdef uint32_t *mrefs
+    cdef uint32_t *mmaps
+    cdef bytes last_map
+    cdef readonly bint frozen
+
+    def __cinit__(self):
+        self.last_map = None
+        memset(&self.ctx, 0, sizeof(ctx_t))
+        memset(&self.b, 0, sizeof(tbuf_t))
+        memset(&self.refs, 0, sizeof(av_fpset_t))
+        memset(&self.missing, 0, sizeof(av_fpset_t))
+        self.ctx.mode = MODE_REFS
+        self.present = NULL
+        self.mrefs = NULL
+        self.mmaps = NULL
+
+    def __dealloc__(self):
+        self._clear()
+        free(self.b.recs)
+        free(self.b.refs.a)
+        free(self.b.buf)
+        free(self.b.seen)
+        free(self.refs.a)
+        free(self.refs.idx)
+        free(self.missing.a)
+        free(self.missing.idx)
+        free(self.present)
+        free(self.mrefs)
+        free(self.mmaps)
+
+    cdef void _clear(self):
+        cdef size_t i
+        for i in range(self.b.n):
+            free(self.b.recs[i].name)
+            free(self.b.recs[i].path)
+            free(self.b.recs[i].detail)
+        self.b.n = 0
+
+    cdef object _entries(self, int version, bytes map_name, const unsigned char[:] data, uint64_t count,
+                         uint64_t first, bint deleted):
+        cdef mapstate_t ms
+        cdef size_t n = data.shape[0]
+        if self.ctx.mode == MODE_STORED:
+            raise RuntimeError("frozen: call start_explain() before reading maps again")
+        if grow(&self.b, n + 1) != 0:
+            raise MemoryError()
+        if n:
+            memcpy(self.b.buf, &data[0], n)
+        ms.name = map_name
+        ms.n = len(map_name)
+        ms.path = NULL
+        ms.nbad = 0
+        ms.deleted = deleted
+        if map_name != self.last_map:  # a map's chunks come one after another: count each map once
+            self.b.nseen = 0
+            self.last_map = map_name
+        if version == 0:
+            ragged_v0(&ms, n)
+            entries_v0(&self.ctx, &self.b, &ms, n, 0)
+        elif version == 1:
+            entries_v1(&self.ctx, &self.b, &ms, count, n)
+        else:
+            if n < count * AV_V2_ENTRY_LEN:
+                problem(&ms, b"map-data shorter than its entries")
+                count = n // AV_V2_ENTRY_LEN
+            entries_v2_chunk(&self.ctx, &self.b, &ms, count, first)
+        if self.b.oom or self.b.refs.oom:
+            raise MemoryError()
+        if self.ctx.mode == MODE_MISSING:
+            out = [(<bytes>self.b.recs[i].name, <uint64_t>self.b.recs[i].aux) for i in range(self.b.n)]
+            self._clear()
+            return out
+        return (ms.nbad, (<bytes>ms.first).decode("utf-8", "replace") if ms.nbad and not ms.deleted else "")
+
+    def add_v0(self, bytes map_name, data):
+        """A v0 map object's bytes. Returns (problems, first problem) or, explaining, [(name, index)]."""
+        return self._entries(0, map_name, data, 0, 0, False)
+
+    def add_v1(self, bytes map_name, data, uint64_t nr_objs):
+        """A v1 map object's bytes (header included) and its entry count from the header."""
+        return self._entries(1, map_name, data, nr_objs, 0, False)
+
+    def add_v2(self, bytes map_name, data, uint64_t first_index, uint64_t count, bint deleted_map=False):
+        """One map-data object's bytes: ``count`` entries, the first being entry ``first_index``."""
+        return self._entries(2, map_name, data, count, first_index, deleted_map)
+
+    def add_names(self, names, bint needed=True):
+        """Referenced names given directly (already parsed elsewhere)."""
+        cdef unsigned char md[32]
+        cdef av_fp_t fp
+        cdef bytes nm
+        for nm in names:
+            SHA256(<const unsigned char *>nm, len(nm), md)
+            av_fp_from_digest(md, &fp)
+            if needed:
+                fp.lo |= AV_FP_NEEDED
+            av_fpbuf_push(&self.b.refs, &fp)
+        if self.b.refs.oom:
+            raise MemoryError()
+
+    def freeze(self):
+        """No more references: the sorted set. Returns how many distinct objects are referenced."""
+        self.b.refs.n = av_fp_sort_unique(self.b.refs.a, self.b.refs.n)
+        self.refs.a = self.b.refs.a
+        self.refs.n = self.b.refs.n
+        self.b.refs.a = NULL
+        self.b.refs.n = self.b.refs.cap = 0
+        if av_fpset_index(&self.refs) != 0:
+            raise MemoryError()
+        self.present = <uint8_t *>calloc(self.refs.n + 1, 1)
+        if self.present == NULL:
+            raise MemoryError()
+        self.ctx.refs = &self.refs
+        self.ctx.present = self.present
+        self.ctx.mode = MODE_STORED
+        self.frozen = True
+        return self.refs.n
+
+    def mark_stored(self, names):
+        """Names listed in the blocks store (objects only: no _lock, _hash); returns those no map names."""
+        cdef unsigned char md[32]
+        cdef av_fp_t fp
+        cdef long k
+        cdef bytes nm
+        if not self.frozen:
+            raise RuntimeError("freeze() first")
+        orphans = []
+        for nm in names:
+            SHA256(<const unsigned char *>nm, len(nm), md)
+            av_fp_from_digest(md, &fp)
+            k = av_fpset_find(&self.refs, &fp)
+            if k >= 0:
+                av_mark(self.present, <size_t>k)
+            else:
+                orphans.append(nm)
+        return orphans
+
+    def missing_total(self):
+        cdef size_t i, m = 0
+        for i in range(self.refs.n):
+            if not self.present[i] and self.refs.a[i].lo & AV_FP_NEEDED:
+                m += 1
+        return m
+
+    def start_explain(self):
+        """After mark_stored: the add_* calls now return the entries naming missing objects."""
+        cdef size_t i, m = self.missing_total()
+        self.missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
+        self.mrefs = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
+        self.mmaps = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
+        if self.missing.a == NULL or self.mrefs == NULL or self.mmaps == NULL:
+            raise MemoryError()
+        m = 0
+        for i in range(self.refs.n):
+            if not self.present[i] and self.refs.a[i].lo & AV_FP_NEEDED:
+                self.missing.a[m] = self.refs.a[i]
+                m += 1
+        self.missing.n = m
+        if av_fpset_index(&self.missing) != 0:
+            raise MemoryError()
+        self.ctx.missing = &self.missing
+        self.ctx.mrefs = self.mrefs
+        self.ctx.mmaps = self.mmaps
+        self.ctx.mode = MODE_MISSING
+
+    def missing_counts(self, bytes name):
+        """(maps, entries) naming this missing object, counted while explaining."""
+        cdef unsigned char md[32]
+        cdef av_fp_t fp
+        if self.missing.a == NULL:
+            return 0, 0
+        SHA256(<const unsigned char *>name, len(name), md)
+        av_fp_from_digest(md, &fp)
+        cdef long k = av_fpset_find(&self.missing, &fp)
+        if k < 0:
+            return 0, 0
+        return self.mmaps[k], self.mrefs[k]
+
+    def counters(self):
+        return {COUNTER_NAMES[c]: self.b.counts[c] for c in range(NCOUNT)}
+
+    def memory(self):
+        cdef size_t nb = (<size_t>1 << self.refs.bits) + 1 if self.refs.idx != NULL else 0
+        return self.refs.n * sizeof(av_fp_t) + nb * sizeof(uint32_t) + (self.refs.n + 1 if self.present else 0)

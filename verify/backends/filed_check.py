@@ -1,0 +1,86 @@
+"""The reference and data stages of ``archverify check`` on filed stores.
+
+The passes themselves are ``verify._check.FiledRefCheck`` (GIL-free, parallel);
+this module runs them in order, feeds a progress bar, and turns their records into
+a :class:`~verify.summary.ShardResult`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from ..errors import StoreError
+from ..references import missing_findings, record_findings
+from ..summary import ShardResult
+from . import ProgressFn
+
+
+def _load():
+    try:
+        from .. import _check
+    except ImportError as e:  # pragma: no cover - a broken install, not a user error
+        raise StoreError(f"the compiled checker is missing ({e}); reinstall archverify (make build)") from None
+    return _check
+
+
+def _run(fn, rc, progress: ProgressFn | None, root: str) -> list[tuple]:
+    """Runs one pass in a thread (it releases the GIL) while feeding the progress bar; its records."""
+    error: list[BaseException] = []
+
+    def work():
+        try:
+            fn()
+        except BaseException as e:  # re-raised in the caller's thread
+            error.append(e)
+
+    seen = rc.progress()
+    t = threading.Thread(target=work, name="check-pass", daemon=True)
+    t.start()
+    while t.is_alive():
+        t.join(0.1)
+        if progress is not None and rc.progress() > seen:
+            now = rc.progress()
+            progress(now - seen)
+            seen = now
+    if progress is not None and rc.progress() > seen:
+        progress(rc.progress() - seen)
+    if error:
+        e = error[0]
+        if isinstance(e, OSError):
+            raise StoreError(f"{root}: cannot open store dir: {e.strerror}") from None
+        raise e
+    return rc.take_records()
+
+
+def _findings(store: str, records) -> list:
+    return record_findings(store, [(k, n, p, d, e) for k, n, p, d, e, _aux in records if k != "ref"])
+
+
+def check_references(maps_dir: str, blocks_dir: str, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
+    """Every map's entries against every stored object: object_missing, object_orphan, map_corrupt."""
+    rc = _load().FiledRefCheck(maps_dir, blocks_dir, jobs)
+    res = ShardResult()
+    res.findings += _findings("maps", _run(rc.read_maps, rc, progress, maps_dir))
+    unique = rc.freeze()
+    res.findings += _findings("blocks", _run(rc.mark_stored, rc, progress, blocks_dir))
+    n_missing = rc.missing_total()
+    if n_missing:
+        recs = _run(rc.explain_missing, rc, progress, maps_dir)
+        res.findings += missing_findings([(n, p, aux) for k, n, p, _d, _e, aux in recs if k == "ref"],
+                                         rc.missing_counts)
+    c = rc.counters()
+    c.update(referenced_objects=unique, missing_objects=n_missing, index_bytes=rc.memory())
+    res.counters = Counter({f"refs.{k}": v for k, v in c.items() if v and not k.startswith("data_")})
+    return res
+
+
+def verify_data(blocks_dir: str, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None) -> ShardResult:
+    """Content of every 64-hex object (in the sample window) against its name."""
+    rc = _load().FiledRefCheck(blocks_dir, blocks_dir, jobs)
+    start, width, everything = window
+    res = ShardResult()
+    res.findings += _findings("blocks", _run(lambda: rc.verify_data(start, width, everything), rc, progress, blocks_dir))
+    c = rc.counters()
+    res.counters = Counter({f"data.{k[5:]}": v for k, v in c.items() if v and k.startswith("data_")})
+    return res

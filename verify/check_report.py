@@ -1,0 +1,102 @@
+"""What ``check`` adds to the scan's report: the stages, the reference and data
+numbers, what changed since the last run, and the one-line ``--quiet`` summary.
+
+Machine formats carry the same facts under a ``check`` key; the human wording may change.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import TextIO
+
+from . import __version__, report
+from .check import ran_stages, skipped_stages
+from .state import Delta
+from .summary import Summary
+
+
+def check_facts(summary: Summary, delta: Delta | None, since_last: bool) -> dict:
+    c = summary.counters
+    d = {
+        "stages_run": ran_stages(summary),
+        "stages_skipped": skipped_stages(summary),
+        "maps_read": sum(c.get(f"refs.maps_{v}", 0) for v in ("v0", "v1", "v2")),
+        "maps_deleted": c.get("refs.maps_deleted", 0),
+        "entries": c.get("refs.entries", 0),
+        "references": c.get("refs.references", 0),
+        "referenced_objects": c.get("refs.referenced_objects", 0),
+        "stored_objects": c.get("refs.stored_objects", 0),
+        "missing_objects": c.get("refs.missing_objects", 0),
+        "orphans": c.get("refs.orphans", 0),
+        "data_objects": c.get("data.objects", 0),
+        "data_bytes": c.get("data.bytes", 0),
+    }
+    if delta is not None:
+        d["since_last"] = {"previous": delta.previous, "new": len(delta.new), "resolved": len(delta.resolved)}
+        if since_last:
+            d["since_last"]["new_findings"] = [list(k) for k in delta.new]
+            d["since_last"]["resolved_findings"] = [list(k) for k in delta.resolved]
+    return d
+
+
+def write_json(out: TextIO, summary: Summary, backend: str, stores: dict, facts: dict) -> None:
+    doc = report.document(summary, backend, stores, "check")
+    doc["check"] = facts
+    json.dump(doc, out, indent=2)
+    out.write("\n")
+
+
+def write_jsonl(out: TextIO, summary: Summary, backend: str, stores: dict, facts: dict) -> None:
+    for f in summary.findings:
+        out.write(json.dumps(f.as_dict()) + "\n")
+    out.write(json.dumps({"summary": summary.as_dict(), "check": facts, "tool": "archverify", "version": __version__,
+                          "backend": backend, "command": "check", "stores": stores}) + "\n")
+
+
+def write_human(out: TextIO, summary: Summary, backend: str, stores: dict, facts: dict, max_shown: int) -> None:
+    """The scan's report with the check's lines after its header (before the findings table)."""
+    buf = io.StringIO()
+    report.write_human(buf, summary, backend, stores, max_shown, command="check")
+    text = buf.getvalue()
+    cut = text.find("\n\n") + 1 if "\n\n" in text else len(text)
+    out.write(text[:cut])
+    _check_lines(out, facts, max_shown)
+    out.write(text[cut:])
+
+
+def _check_lines(out: TextIO, facts: dict, max_shown: int) -> None:
+    w = out.write
+    w(f"check stages: {', '.join(facts['stages_run'])}")
+    if facts["stages_skipped"]:
+        w(f"; SKIPPED {', '.join(facts['stages_skipped'])} (part of a store was unreadable: fix that first)")
+    w("\n")
+    if "references" in facts["stages_run"]:
+        w(f"references: {facts['maps_read']:,} maps read ({facts['maps_deleted']:,} deleted), "
+          f"{facts['references']:,} entries needing an object, {facts['referenced_objects']:,} distinct objects; "
+          f"{facts['stored_objects']:,} stored; {facts['missing_objects']:,} missing, {facts['orphans']:,} orphans\n")
+    if "data" in facts["stages_run"]:
+        w(f"data: {facts['data_objects']:,} Pithos blocks hashed, {facts['data_bytes'] / 1e6:,.1f} MB\n")
+    sl = facts.get("since_last")
+    if sl is not None:
+        if sl["previous"] is None:
+            w("since last run: first run with this state dir (new 0, resolved 0)\n")
+        else:
+            w(f"since last run: {sl['new']:,} new, {sl['resolved']:,} resolved\n")
+        for label, key in (("new", "new_findings"), ("resolved", "resolved_findings")):
+            for kind, store, name in sl.get(key, [])[:max_shown]:
+                w(f"  {label:<9} {kind:<24} {store}:{name}\n")
+
+
+def quiet_line(summary: Summary, facts: dict) -> str:
+    code = summary.exit_code
+    verdict = {0: "OK", 1: "FINDINGS", 2: "INCOMPLETE"}[code]
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(summary.per_kind.items()))
+    sl = facts.get("since_last") or {"new": 0, "resolved": 0}
+    skipped = f"; skipped {'+'.join(facts['stages_skipped'])}" if facts["stages_skipped"] else ""
+    return (f"archverify check: {verdict} (exit {code}): {len(summary.findings)} findings"
+            + (f" ({kinds})" if kinds else "")
+            + f"; new {sl['new']}, resolved {sl['resolved']}; {facts['maps_read']} maps, "
+            f"{facts['stored_objects']} objects, {facts['references']} references"
+            + (f", {facts['data_bytes'] / 1e6:.1f} MB verified" if facts["data_objects"] else "")
+            + f"{skipped}; {summary.elapsed:.1f}s")

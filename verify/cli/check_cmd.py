@@ -1,0 +1,89 @@
+"""``archverify check``: the scan, every map reference, optionally every byte; made for cron."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import click
+
+from .. import check as check_op
+from .. import check_report, metrics, runlock, state
+from ..errors import UsageError
+from .output_options import opened_output, output_options, warn
+from .store_options import jobs_option, resolve, store_options
+
+
+@click.command("check")
+@store_options
+@jobs_option
+@output_options
+@click.option("--verify-data", is_flag=True,
+              help="Also hash every Pithos block (64-hex name) and compare with its name: reads all their bytes.")
+@click.option("--verify-data-sample", "sample", type=click.FloatRange(0, 1, min_open=True),
+              help="With --verify-data: hash only this fraction of the blocks, a different slice each UTC day "
+                   "(1/7 = 0.143 covers the store in a week). Implies --verify-data.")
+@click.option("--lock", "lock_path", type=click.Path(dir_okay=False),
+              help="flock FILE for the whole run; if another run holds it, exit 2 at once.")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False),
+              help="Keep each run's findings in DIR; the summary shows what is new and what was resolved.")
+@click.option("--since-last", is_flag=True, help="List the new and the resolved findings (needs --state).")
+@click.option("--prometheus-textfile", "prom_path", type=click.Path(dir_okay=False),
+              help="Write metrics for node_exporter's textfile collector to FILE (atomically).")
+@click.option("-q", "--quiet", is_flag=True, help="Print one summary line on stdout (for mail and syslog).")
+def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fmt, output, logdir, max_shown,
+            progress, verify_data, sample, lock_path, state_dir, since_last, prom_path, quiet, **rados_opts):
+    """Prove every map is readable and every object it names is there.
+
+    Runs the scan, then reads every map's entries and checks that each object they
+    name exists where Archipelago v0.4 looks (object_missing, object_orphan,
+    entry-level map_corrupt), then with --verify-data hashes Pithos blocks
+    (object_content_mismatch). A stage that cannot read part of a store stops the
+    stages after it. Never writes to a store. Nightly:
+
+    \b
+      archverify check --config /etc/archipelago/archipelago.conf --lock /run/lock/archverify.lock \\
+          --state /var/lib/archverify --verify-data-sample 0.143 \\
+          --prometheus-textfile /var/lib/node_exporter/archverify.prom --quiet
+    """
+    if since_last and not state_dir:
+        raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
+    verify_data = verify_data or sample is not None
+    window = check_op.SampleWindow.of(sample)
+    for path, what in ((prom_path, "--prometheus-textfile"), (output, "--output")):
+        if path and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+            raise UsageError(f"{what} {path}: its directory is missing or not writable")
+    with runlock.held(lock_path) if lock_path else contextlib.nullcontext():
+        if state_dir:
+            state.prepare(state_dir)
+        be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
+        warn(warnings)
+        if not hasattr(be, "check_references"):
+            raise UsageError(f"the {be.name} backend cannot run the reference check yet; use 'scan'")
+        if getattr(be, "blocks_dir", True) is None:
+            raise UsageError("the check needs the blocks store too: give --blocks-dir (or a --config with [blockerb])")
+        summary = check_op.check(be, jobs, progress, verify_data, window)
+        delta = None
+        if state_dir:
+            delta = state.compare_and_save(state_dir, summary, check_op.ran_stages(summary), window.everything)
+        facts = check_report.check_facts(summary, delta, since_last)
+        stores = be.describe()
+        if not quiet or output:
+            with opened_output(output) as out:
+                if fmt == "json":
+                    check_report.write_json(out, summary, be.name, stores, facts)
+                elif fmt == "jsonl":
+                    check_report.write_jsonl(out, summary, be.name, stores, facts)
+                else:
+                    check_report.write_human(out, summary, be.name, stores, facts, max_shown)
+        if logdir:
+            from .. import report
+
+            report.write_logdir(logdir, summary)
+        if prom_path:
+            metrics.write_textfile(prom_path, summary, len(delta.new) if delta else None,
+                                   len(delta.resolved) if delta else None)
+        if quiet:
+            click.echo(check_report.quiet_line(summary, facts))
+    sys.exit(summary.exit_code)

@@ -1,0 +1,172 @@
+"""``archverify upgrade-maps``: every v1 map (and v0 map of known size) becomes v2 (filed)."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+
+import click
+
+from .. import formats as F
+from ..errors import StoreError, UsageError
+from ..fixes.upgrade import upgrade_maps
+from .migrate_cmd import DEFAULT_JOURNAL_DIR, filed_dirs
+from .store_options import jobs_option
+
+DEFAULT_BACKUP_DIR = "/var/lib/archverify/map-backups"
+
+
+def detect_mode(archipelago: str = "archipelago") -> str:
+    """'offline' when ``archipelago status`` says nothing runs here (exit 0), else 'vlmc'."""
+    if shutil.which(archipelago) is None:
+        raise UsageError("cannot tell whether Archipelago runs ('archipelago' not found): "
+                         "say --online or --offline (offline only when it is stopped on every node)")
+    try:
+        p = subprocess.run([archipelago, "status"], capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise UsageError(f"'archipelago status' failed ({e}): say --online or --offline") from None
+    return "offline" if p.returncode == 0 else "vlmc"
+
+
+def direct_from_config(config_path: str | None) -> bool:
+    """filed's ``direct`` in [blockerm] (the shipped config says True)."""
+    if not config_path:
+        return True
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#",), strict=False)
+    try:
+        parser.read(config_path, encoding="utf-8")
+        return parser.getboolean("blockerm", "direct", fallback=True)
+    except (configparser.Error, ValueError):
+        return True
+
+
+def load_sizes(specs, sizes_file, pithos_db) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for spec in specs:
+        name, _, size = spec.partition("=")
+        if not F.is_hex64(name) or not size.isdigit():
+            raise UsageError(f"--v0-size {spec!r}: expected HEX64NAME=BYTES")
+        sizes[name] = int(size)
+    if sizes_file:
+        try:
+            with open(sizes_file, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    parts = line.split()
+                    if not parts or parts[0].startswith("#"):
+                        continue
+                    if len(parts) != 2 or not F.is_hex64(parts[0]) or not parts[1].isdigit():
+                        raise UsageError(f"{sizes_file}:{n}: expected 'HEX64NAME BYTES'")
+                    sizes[parts[0]] = int(parts[1])
+        except OSError as e:
+            raise UsageError(f"{sizes_file}: {e.strerror}") from None
+    if pithos_db:
+        sizes.update(sizes_from_pithos_db(pithos_db))
+    return sizes
+
+
+def sizes_from_pithos_db(url: str) -> dict[str, int]:
+    """v0 map sizes from Pithos's ``versions`` (mapfile, size); a mapfile with two sizes is left out.
+
+    Uses verify.pithosdb (URL checks, read-only streaming) when this installation has
+    it; otherwise one plain query.
+    """
+    try:
+        from .. import pithosdb
+    except ImportError:
+        pithosdb = None
+    if pithosdb is not None:
+        return pithosdb.v0_sizes(pithosdb.resolve_url(url))
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT mapfile, size FROM versions WHERE mapfile IS NOT NULL")).fetchall()
+    except SQLAlchemyError as e:
+        raise StoreError(f"Pithos database: {str(e).splitlines()[0]}") from None
+    sizes: dict[str, int] = {}
+    bad = set()
+    for mapfile, size in rows:
+        if not F.is_hex64(mapfile) or size is None:
+            continue
+        if mapfile in sizes and sizes[mapfile] != size:
+            bad.add(mapfile)
+        sizes[mapfile] = int(size)
+    for b in bad:
+        del sizes[b]
+    return sizes
+
+
+@click.command("upgrade-maps")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="archipelago.conf to read the maps dir (and filed's 'direct') from.")
+@click.option("--maps-dir", type=click.Path(file_okay=False), help="The maps store dir ([blockerm] archip_dir).")
+@click.option("--yes", "apply", is_flag=True, help="Upgrade. Without it, only show what would be done.")
+@click.option("--online", "mode", flag_value="vlmc", help="Through the running Archipelago: vlmc open + close.")
+@click.option("--offline", "mode", flag_value="offline",
+              help="archverify writes the v2 maps itself; Archipelago must be stopped on every node.")
+@click.option("--logdir", type=click.Path(file_okay=False),
+              help="Write upgraded.log, failed.log and invalid.log into DIR, like the old finalize script.")
+@click.option("--backup-dir", type=click.Path(file_okay=False), default=DEFAULT_BACKUP_DIR, show_default=True,
+              help="The original bytes of every map object touched are saved here first.")
+@click.option("--journal-dir", type=click.Path(file_okay=False), default=DEFAULT_JOURNAL_DIR, show_default=True,
+              help="Journal and run lock; a rerun after a crash resumes from it.")
+@click.option("--vlmc", "vlmc_cmd", default="vlmc", show_default=True, help="--online: the vlmc command.")
+@click.option("--direct-io/--no-direct-io", "direct", default=None,
+              help="--offline: pad written objects to 512 bytes as filed with direct = True does "
+                   "[default: [blockerm] direct from --config, else True as shipped].")
+@click.option("--v0-size", "v0_sizes", multiple=True, metavar="NAME=BYTES",
+              help="Size of a v0 (Pithos) map; repeatable. v0 maps of unknown size are not upgraded.")
+@click.option("--v0-sizes-file", type=click.Path(dir_okay=False), help="Lines of 'NAME BYTES' for v0 maps.")
+@click.option("--pithos-db", metavar="URL", help="Read v0 map sizes from the Pithos database (SQLAlchemy URL).")
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@jobs_option
+def command(config_path, maps_dir, apply, mode, logdir, backup_dir, journal_dir, vlmc_cmd, direct, v0_sizes,
+            v0_sizes_file, pithos_db, fmt, jobs):
+    """Upgrade every v1 map, and every v0 map whose size is known, to v2 (filed).
+
+    A preview unless --yes. --online opens and closes each volume with vlmc (the
+    running mapper upgrades it); --offline writes byte for byte what the v0.4
+    mapper writes, and needs Archipelago stopped on every node. Without either,
+    'archipelago status' on this node decides. Interrupted upgrades
+    (map_upgrade_incomplete) are completed. Truncated and shadowed maps are
+    never upgraded nor logged as upgraded. Examples:
+
+    \b
+      archverify upgrade-maps --config /etc/archipelago/archipelago.conf
+      archverify upgrade-maps --config /etc/archipelago/archipelago.conf --offline --yes --logdir /root/upgrade-logs
+    """
+    dirs = filed_dirs(config_path, maps_dir, None)
+    sizes = load_sizes(v0_sizes, v0_sizes_file, pithos_db)
+    if mode is None:
+        mode = detect_mode() if apply else "offline"
+    if direct is None:
+        direct = direct_from_config(config_path)
+    summary = upgrade_maps(dirs["maps"], apply=apply, backup_dir=backup_dir, logdir=logdir, mode=mode,
+                           vlmc=tuple(shlex.split(vlmc_cmd)), jobs=jobs, pithos_sizes=sizes,
+                           journal_dir=journal_dir, direct=direct)
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=1, sort_keys=True))
+    else:
+        verbs = {"planned": "would upgrade", "upgraded": "upgraded", "failed": "FAILED", "invalid": "INVALID"}
+        for r in summary["results"]:
+            line = f"{verbs.get(r['status'], r['status']):14} {r['target']}"
+            if r["name"] != r["target"]:
+                line += f" (from {r['name']})"
+            if r["plan"]:
+                line += f" [{r['plan']}]"
+            if r["detail"]:
+                line += f": {r['detail']}"
+            click.echo(line)
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(summary["counts"].items())) or "nothing to upgrade"
+        click.echo(f"upgrade-maps ({summary['mode']}): {counts}")
+        if summary["counts"].get("planned"):
+            click.echo("preview only: run again with --yes to upgrade")
+        for which, path in sorted(summary["logs"].items()):
+            click.echo(f"{which}: {path}")
+    sys.exit(summary["exit_code"])
