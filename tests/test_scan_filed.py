@@ -106,7 +106,7 @@ def test_shards_with_odd_top_level_entries(tmp_path):
         blocks.put(f"object-{i:03d}", b"x")
     (tmp_path / "blocks" / "README").write_text("x")
     (tmp_path / "blocks" / "ab").mkdir(exist_ok=True)
-    for odd in ("lost+found/aa/bb", "AB/cd/ef", "abc/de/f0"):
+    for odd in ("odd+dir/aa/bb", "AB/cd/ef", "abc/de/f0"):
         d = tmp_path / "blocks" / odd
         d.mkdir(parents=True)
         (d / "object-in-odd-dir").write_bytes(b"x")

@@ -41,10 +41,7 @@ def check_facts(summary: Summary, delta: Delta | None, since_last: bool) -> dict
 
 
 def write_json(out: TextIO, summary: Summary, backend: str, stores: dict, facts: dict) -> None:
-    doc = report.document(summary, backend, stores, "check")
-    doc["check"] = facts
-    json.dump(doc, out, indent=2)
-    out.write("\n")
+    report.write_json(out, summary, backend, stores, "check", {"check": facts})
 
 
 def write_jsonl(out: TextIO, summary: Summary, backend: str, stores: dict, facts: dict) -> None:

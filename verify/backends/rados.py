@@ -1,0 +1,515 @@
+"""RADOS stores: the maps pool is listed and its map headers read with aio; the blocks
+pool is only listed.
+
+The hot path is ``verify._rados`` (Cython over librados' C API): each shard is a
+range of the pool's listing (``rados_object_list_slice``), checked with
+``--inflight`` aio ops in flight. Where that extension is not built (no
+librados-dev), python-rados serves as a slower fallback with the same rules. A
+filed-only install never imports either. Connection problems, missing pools and
+missing caps become one-line :class:`~verify.errors.StoreError` s before any listing.
+"""
+
+from __future__ import annotations
+
+import errno as E
+import os
+import threading
+import zlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .. import formats as F
+from ..errors import StoreError, UsageError
+from ..findings import Finding, escape_name
+from ..summary import Lock, ShardResult
+from . import ProgressFn, Shard
+from .filed import split, strerror
+
+PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
+MAX_TRIES = 4  # as _rados.pyx: a transient error is retried MAX_TRIES - 1 times
+TRANSIENT = {E.ETIMEDOUT, E.EAGAIN, E.EINTR, E.EIO, E.EBUSY, E.ENOTCONN, E.ECONNRESET, E.ESHUTDOWN,
+             E.ECANCELED, E.ENOMEM}
+DEFAULT_SEARCH = "$CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf"
+
+
+def _engine():
+    """'c' when the librados extension is built, else 'python' when python-rados imports.
+
+    ARCHVERIFY_RADOS_ENGINE=python forces the fallback (tests hold the two against each other)."""
+    forced = os.environ.get("ARCHVERIFY_RADOS_ENGINE")
+    if forced == "python":
+        import rados  # noqa: F401
+
+        return "python"
+    try:
+        from .. import _rados  # noqa: F401
+
+        return "c"
+    except ImportError:
+        pass
+    try:
+        import rados  # noqa: F401
+
+        return "python"
+    except ImportError:
+        raise StoreError(
+            "the RADOS backend needs librados: install the Debian packages librados-dev and python3-rados "
+            "and rebuild archverify (make build), or use --backend filed"
+        ) from None
+
+
+def from_options(cfg, pool=None, blocks_pool=None, ceph_conf=None, client_id=None, keyring=None, namespace=None,
+                 inflight=256, connect_timeout=10.0) -> RadosBackend:
+    """Pools and cephx id from the flags, else from archipelago.conf; connects and checks both pools."""
+    maps_sc = cfg.stores["maps"] if cfg is not None else None
+    blocks_sc = cfg.stores["blocks"] if cfg is not None else None
+    if pool is None and maps_sc is not None:
+        if maps_sc.type != "rados":
+            raise UsageError(f"{cfg.path}: [blockerm] is a {maps_sc.type} store; give --pool for a RADOS scan")
+        pool = maps_sc.pool
+    if blocks_pool is None and blocks_sc is not None and blocks_sc.type == "rados":
+        blocks_pool = blocks_sc.pool
+    if client_id is None and maps_sc is not None and maps_sc.type == "rados":
+        client_id = maps_sc.cephx_id
+    if not pool:
+        raise UsageError("rados backend needs --pool (the maps pool) or --config with a rados_blocker [blockerm]")
+    if client_id and client_id.startswith("client."):
+        client_id = client_id[len("client."):]
+    for what, path in (("ceph.conf", ceph_conf), ("keyring", keyring)):
+        if path is not None:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as e:
+                raise StoreError(f"{path}: cannot read {what}: {e.strerror}") from None
+    be = RadosBackend(pool, blocks_pool, ceph_conf, client_id, keyring, namespace, inflight, connect_timeout)
+    be.validate()
+    return be
+
+
+@dataclass
+class RadosBackend:
+    pool: str
+    blocks_pool: str | None = None
+    ceph_conf: str | None = None
+    client_id: str | None = None
+    keyring: str | None = None
+    namespace: str | None = None
+    inflight: int = 256
+    connect_timeout: float = 10.0
+    engine: str | None = None  # "c" or "python"; chosen at first use
+    op_timeout: float | None = None  # OSD op timeout; default max(30 s, connect_timeout)
+    name: str = "rados"
+    _conn: object = field(default=None, repr=False, compare=False)
+    _io: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        """Picklable for other machines (``--dask``): each process makes its own connection."""
+        state = dict(self.__dict__)
+        state["_conn"], state["_io"] = None, {}
+        return state
+
+    @property
+    def user(self) -> str:
+        return f"client.{self.client_id or 'admin'}"
+
+    def pools(self) -> dict[str, str]:
+        p = {"maps": self.pool}
+        if self.blocks_pool:
+            p["blocks"] = self.blocks_pool
+        return p
+
+    # ---- connection ------------------------------------------------------------
+
+    def _connect_error(self, err: int, op: str) -> StoreError:
+        conf = self.ceph_conf or f"ceph.conf ({DEFAULT_SEARCH})"
+        if op in ("conf_read_file", "conf_search"):
+            if self.ceph_conf:
+                return StoreError(f"{self.ceph_conf}: cannot read ceph.conf: {strerror(err)}")
+            return StoreError(f"no ceph.conf found ({DEFAULT_SEARCH}); give -c/--ceph-conf PATH")
+        if err in (E.ETIMEDOUT, E.ENOTCONN, E.ECONNREFUSED, E.EHOSTUNREACH):
+            return StoreError(f"cannot reach the Ceph cluster within {self.connect_timeout:g}s "
+                              f"(mon host {self._mon_host()} from {conf}): is it up and reachable from here?")
+        if err in (E.EACCES, E.EPERM):
+            return StoreError(f"the cluster refused {self.user}: wrong key in "
+                              f"{self.keyring or 'the keyring'}, or no such cephx user (EACCES)")
+        if err == E.ENOENT:
+            return StoreError(f"no keyring with a key for {self.user} found; give --keyring PATH")
+        if err == E.EINVAL and op.startswith("conf_set"):
+            return StoreError(f"librados refused option {op[9:]!r}")
+        return StoreError(f"cannot connect to the Ceph cluster as {self.user} ({op}): {strerror(err)}")
+
+    def _mon_host(self) -> str:
+        try:
+            return self._conn.get("mon_host") if self.engine == "c" else self._conn.conf_get("mon_host")
+        except Exception:
+            return "?"
+
+    def connect(self):
+        if self._conn is not None:
+            return self._conn
+        self.engine = self.engine or _engine()
+        op_timeout = self.op_timeout or max(30.0, self.connect_timeout)
+        if self.engine == "c":
+            from .. import _rados
+
+            try:
+                conn = _rados.Cluster(self.client_id, self.ceph_conf, self.keyring, self.connect_timeout, op_timeout)
+            except OSError as e:
+                raise self._connect_error(e.errno, e.strerror) from None
+            self._conn = conn
+            try:
+                conn.connect()
+            except OSError as e:
+                raise self._connect_error(e.errno, e.strerror) from None
+        else:
+            import rados
+
+            conf = {"client_mount_timeout": str(max(1, round(self.connect_timeout))),
+                    "rados_mon_op_timeout": str(max(1, round(self.connect_timeout))),
+                    "rados_osd_op_timeout": str(round(op_timeout)),
+                    "log_to_stderr": "false", "err_to_stderr": "false"}
+            if self.keyring:
+                conf["keyring"] = self.keyring
+            try:
+                conn = rados.Rados(rados_id=self.client_id or "admin", conffile=self.ceph_conf or "", conf=conf)
+            except rados.Error as e:
+                raise self._connect_error(getattr(e, "errno", None) or E.EIO, "conf_read_file") from None
+            if not self.ceph_conf and not os.environ.get("CEPH_CONF"):
+                try:
+                    conn.conf_read_file()
+                except rados.Error as e:
+                    raise self._connect_error(getattr(e, "errno", None) or E.ENOENT, "conf_search") from None
+            try:
+                conn.conf_parse_env()  # CEPH_ARGS, as the extension and the ceph tools do
+            except rados.Error as e:
+                raise self._connect_error(_errno(e), "CEPH_ARGS") from None
+            self._conn = conn
+            try:
+                conn.connect(timeout=max(1, round(self.connect_timeout)))
+            except rados.Error as e:
+                raise self._connect_error(abs(getattr(e, "errno", None) or E.EIO), "connect") from None
+        return self._conn
+
+    def ioctx(self, role: str):
+        if role not in self._io:
+            conn = self.connect()
+            pool = self.pools()[role]
+            if self.engine == "c":
+                try:
+                    exists = conn.pool_exists(pool)
+                except OSError as e:
+                    raise StoreError(f"pool {pool!r}: cannot look it up as {self.user}: {strerror(e.errno)}") from None
+                if not exists:
+                    raise StoreError(f"pool {pool!r} ({role} store) does not exist in this cluster")
+                try:
+                    io = conn.open(pool, self.namespace)
+                except OSError as e:
+                    raise StoreError(f"pool {pool!r}: cannot open as {self.user}: {strerror(e.errno)}") from None
+            else:
+                import rados
+
+                if not conn.pool_exists(pool):
+                    raise StoreError(f"pool {pool!r} ({role} store) does not exist in this cluster")
+                io = conn.open_ioctx(pool)
+                if self.namespace:
+                    io.set_namespace(self.namespace)
+                _ = rados  # keep the import local to the fallback
+            self._io[role] = io
+        return self._io[role]
+
+    def validate(self) -> None:
+        """Fail before any listing: reachable cluster, both pools present, caps to list them."""
+        for role, pool in self.pools().items():
+            io = self.ioctx(role)
+            err = io.probe() if self.engine == "c" else _py_probe(io)
+            if err in (E.EPERM, E.EACCES):
+                raise StoreError(f"{self.user} may not read pool {pool!r} ({role} store): its caps need "
+                                 f"\"osd 'allow r pool={pool}'\" (EACCES)")
+            if err:
+                raise StoreError(f"pool {pool!r} ({role} store): cannot list it: {strerror(err)}")
+
+    def describe(self) -> dict:
+        how = (f"librados C API, {self.inflight} ops in flight" if self.engine == "c" else "python-rados (fallback)")
+        return {
+            role: {"type": "rados", "pool": pool, "namespace": self.namespace or "",
+                   "ceph_conf": self.ceph_conf or f"librados default ({DEFAULT_SEARCH})", "user": self.user,
+                   "read": role == "maps", "engine": how}
+            for role, pool in self.pools().items()
+        }
+
+    def shards(self, per_store: int = 1) -> list[Shard]:
+        return [Shard(role, lo, hi, PARTS) for role in self.pools() for lo, hi in split(PARTS, per_store)]
+
+    # ---- scanning ----------------------------------------------------------------
+
+    def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
+        io = self.ioctx(shard.store)
+        if self.engine != "c":
+            return _py_scan(io, shard, self.pools()[shard.store], self.inflight, progress)
+        from .. import _rados
+
+        rs = _rados.RadosShard(io, shard.lo, shard.hi, shard.total, self.inflight, maps=shard.store == "maps")
+        list_err = _run_polled(rs, rs.run, progress)
+        return self._result(shard, rs, list_err)
+
+    def check_names(self, store: str, names, progress: ProgressFn | None = None) -> ShardResult:
+        """Check the named objects as if they had just been listed (the map rules for ``maps``)."""
+        io = self.ioctx(store)
+        shard = Shard(store, 0, PARTS, PARTS)
+        if self.engine != "c":
+            return _py_scan(io, shard, self.pools()[store], self.inflight, progress, names=list(names))
+        from .. import _rados
+
+        rs = _rados.RadosShard(io, 0, 1, 1, self.inflight, maps=store == "maps")
+        _run_polled(rs, lambda: rs.run_names(list(names)), progress)
+        return self._result(shard, rs, 0)
+
+    def _result(self, shard: Shard, rs, list_err: int) -> ShardResult:
+        res = ShardResult()
+        res.counters = Counter({f"{shard.store}.{k}": v for k, v in rs.counters().items() if v})
+        for kind, name, detail, err in rs.records():
+            name_s, detail_s = escape_name(name), escape_name(detail)
+            if kind == "lock":
+                res.locks.append(Lock(shard.store, name_s, detail_s))
+                continue
+            if kind == "unreadable":
+                detail_s = f"{detail_s}: {strerror(err)}"
+            res.findings.append(Finding(kind, shard.store, name_s, None, detail_s))
+        if list_err:
+            res.findings.append(_list_failure(shard, self.pools()[shard.store], list_err))
+        return res
+
+
+def _list_failure(shard: Shard, pool: str, err: int) -> Finding:
+    return Finding("unreadable", shard.store, pool, None,
+                   f"listing of pool {pool!r} slices {shard.lo}-{shard.hi - 1} of {shard.total} "
+                   f"stopped: {strerror(err)}")
+
+
+def _run_polled(rs, fn, progress: ProgressFn | None):
+    """Run ``fn`` (GIL released inside) in a thread; feed the progress bar meanwhile."""
+    out: list = []
+    error: list[BaseException] = []
+
+    def work():
+        try:
+            out.append(fn())
+        except BaseException as e:  # re-raised in the caller's thread
+            error.append(e)
+
+    t = threading.Thread(target=work, name="rados-scan", daemon=True)
+    t.start()
+    seen = 0
+    while t.is_alive():
+        t.join(0.1)
+        if progress is not None:
+            n = rs.progress()
+            if n > seen:
+                progress(n - seen)
+                seen = n
+    if error:
+        raise error[0]
+    if progress is not None and rs.progress() > seen:
+        progress(rs.progress() - seen)
+    return out[0] if out else 0
+
+
+# ---- the python-rados fallback: same rules, one synchronous op per worker ------------------
+
+
+def _py_probe(io) -> int:
+    import rados
+
+    try:
+        for _ in io.list_objects():
+            break
+    except rados.Error as e:
+        return abs(getattr(e, "errno", None) or E.EIO)
+    return 0
+
+
+def _errno(e) -> int:
+    return abs(getattr(e, "errno", None) or E.EIO)
+
+
+def _retry(fn, counters: Counter):
+    """fn() with transient errors retried; ObjectNotFound and the final error propagate."""
+    import rados
+
+    for attempt in range(MAX_TRIES):
+        try:
+            return fn()
+        except rados.ObjectNotFound:
+            raise
+        except rados.Error as e:
+            if _errno(e) not in TRANSIENT or attempt + 1 == MAX_TRIES:
+                raise
+            counters["retries"] += 1
+
+
+def name_class(raw: bytes) -> str:
+    """_rules.h av_name_class: lock, hash, mapdata, temp or plain, in that order."""
+    if raw.endswith(b"_lock"):
+        return "lock"
+    if raw.endswith(b"_hash"):
+        return "hash"
+    if F.is_mapdata_name(raw):
+        return "mapdata"
+    if b"_lock" in raw or b"_hash" in raw:
+        return "temp"
+    return "plain"
+
+
+def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, locks: list) -> None:
+    """One listed object by the rules of _rados.pyx (and _scan.pyx check_map), in Python."""
+    import rados
+
+    name = raw.decode("utf-8", "surrogateescape")
+    counters["files"] += 1
+    nc = name_class(raw)
+    if nc in ("hash", "temp"):
+        counters["hash_files" if nc == "hash" else "temp_files"] += 1
+        return
+    if not maps:
+        if nc == "lock":
+            counters["locks"] += 1
+        return
+    if nc == "mapdata":
+        counters["mapdata"] += 1
+        return
+
+    def unreadable(e, what: str, target: str | None = None):
+        detail = what + (f" {target}" if target else "")
+        findings.append(("unreadable", raw, f"{detail}: {strerror(_errno(e))}"))
+
+    try:
+        counters["reads"] += 1
+        if nc == "lock":
+            owner = _retry(lambda: io.read(name, 255, 0), counters)
+            counters["locks"] += 1
+            locks.append((raw, owner.split(b"\0", 1)[0]))
+            return
+        head = _retry(lambda: io.read(name, F_HEADER_READ, 0), counters)
+    except rados.ObjectNotFound:
+        counters["vanished"] += 1
+        return
+    except rados.Error as e:
+        unreadable(e, "read of lock" if nc == "lock" else "read")
+        return
+    counters["header_bytes"] += len(head)
+    size = len(head) if len(head) < F_HEADER_READ else 1 << 62
+    info = F.classify(head, size, raw)
+    if info.cls is F.HeaderClass.V1 and len(head) >= F_HEADER_READ and \
+            F.V1_HEADER_LEN + F.V1_ENTRY_LEN * F.nr_objs(info.size) > len(head):
+        try:
+            counters["probes"] += 1
+            size = _retry(lambda: io.stat(name), counters)[0]
+        except rados.ObjectNotFound:
+            counters["vanished"] += 1
+            return
+        except rados.Error as e:
+            unreadable(e, "stat")
+            return
+        info = F.classify(head, size, raw)
+    if info.cls.corrupt:
+        counters["corrupt"] += 1
+        findings.append(("map_corrupt", raw, info.cls.value))
+        return
+    if info.cls is F.HeaderClass.V0:
+        counters["v0"] += 1
+        findings.append(("map_v0", raw, "no header"))
+        return
+    if info.cls is F.HeaderClass.NOT_MAP:
+        counters["other"] += 1
+        return
+    counters["v2" if info.cls is F.HeaderClass.V2 else "v1"] += 1
+    if raw.startswith(b"archip_") and len(raw) - 7 >= 6:
+        target = name[7:]
+        try:
+            counters["probes"] += 1
+            other = _retry(lambda: io.read(target, 8, 0), counters)
+        except rados.ObjectNotFound:
+            other = b""
+        except rados.Error as e:
+            unreadable(e, "probe of", target)
+            return
+        if len(other) == 8 and other[:4] == F.V2_HEADER.pack(F.V2_SIGNATURE, 2, 0, 0, 0, 0)[:4] and \
+                int.from_bytes(other[4:8], "big") == 2:
+            findings.append(("map_upgrade_incomplete", raw, f"upgraded map {target} exists"))
+            return
+    if info.cls is F.HeaderClass.V1:
+        findings.append(("map_v1", raw, f"size {info.size}"))
+        return
+    if not F.is_valid_volume_name(name):
+        findings.append(("map_invalid_name", raw, f"v2 map, flags {info.flags}, epoch {info.epoch}"))
+        return
+    nb = F.mapdata_blocks(info.size, info.blocksize)
+    for blk in range(nb):
+        md = F.mapdata_name(name, blk)
+        try:
+            counters["probes"] += 1
+            _retry(lambda: io.stat(md), counters)
+        except rados.ObjectNotFound:
+            findings.append(("map_data_missing", raw, f"map-data {md} missing (block {blk} of {nb})"))
+            return
+        except rados.Error as e:
+            unreadable(e, "stat of map-data", md)
+            return
+
+
+F_HEADER_READ = 64  # _rules.h AV_HEADER_READ
+
+
+def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | None,
+             names: list | None = None) -> ShardResult:
+    """The fallback: python-rados listing (filtered to the shard by a hash of the name) and
+    a thread pool of synchronous checks. Slow, but the same rules and findings."""
+    import rados
+
+    maps = shard.store == "maps"
+    counters: Counter = Counter()
+    findings: list = []
+    locks: list = []
+    lock = threading.Lock()
+    list_err = 0
+
+    def listed():
+        nonlocal list_err
+        if names is not None:
+            yield from (n if isinstance(n, bytes) else n.encode() for n in names)
+            return
+        whole = shard.lo == 0 and shard.hi == shard.total
+        try:
+            for obj in io.list_objects():
+                raw = obj.key.encode("utf-8", "surrogateescape")
+                if whole or shard.lo <= zlib.crc32(raw) % shard.total < shard.hi:
+                    yield raw
+        except rados.Error as e:
+            list_err = _errno(e)
+
+    def one(raw: bytes):
+        c: Counter = Counter()
+        f: list = []
+        lk: list = []
+        py_check(io, raw, maps, c, f, lk)
+        with lock:
+            counters.update(c)
+            findings.extend(f)
+            locks.extend(lk)
+        if progress is not None:
+            progress(1)
+
+    with ThreadPoolExecutor(max(1, min(inflight, 32))) as ex:
+        for _ in ex.map(one, listed()):
+            pass
+    res = ShardResult()
+    res.counters = Counter({f"{shard.store}.{k}": v for k, v in counters.items() if v})
+    for kind, raw, detail in findings:
+        res.findings.append(Finding(kind, shard.store, escape_name(raw), None, detail))
+    for raw, owner in locks:
+        res.locks.append(Lock(shard.store, escape_name(raw), escape_name(owner)))
+    if list_err:
+        res.findings.append(_list_failure(shard, pool, list_err))
+    return res

@@ -1,0 +1,518 @@
+"""The guide's "Finalizing upgrade" as one resumable flow, run from one node.
+
+Steps, in order; each one completed is appended to a journal (JSON lines, fsync'd)
+in the state dir, and a rerun skips what is done and says so:
+
+    preflight  configs valid and alike on every node; no volume mapped, no lock held
+    pin        hard-link every object at risk into the quarantine dir
+    stop       archipelago stop on every node
+    enable     pithos_migrate = True in [blockerb] and [blockerm] on every node
+    start      archipelago start on every node
+    scan       what lazy migration leaves behind (and pin anything newly at risk)
+    fix        (--fix) migrate-objects and upgrade-maps
+    settle     restore pins filed removed; go on only when no object is left at an
+               old Pithos path (else stop here, pithos_migrate on, pins kept)
+    stop-off, disable, start-off
+               pithos_migrate off again: from now on it could only lose objects
+    restore    link back any pinned object filed removed before the restart
+    release    drop the pins of objects back in place
+    final      the last scan; its exit code is finalize's
+
+Every step is safe to repeat: the restart phases skip nodes already in the wanted
+state, config edits are idempotent, pins are hard links that are kept or restored.
+"""
+
+from __future__ import annotations
+
+import configparser
+import fcntl
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import config as config_mod
+from . import confedit
+from . import restart as restart_mod
+from . import scan as scan_mod
+from .backends.filed import FiledBackend
+from .errors import ConfigError, LockedError, Refused, UsageError
+from .nodes import Runner, label
+from .pins import PinResult, Quarantine
+from .summary import Summary
+
+STEPS = ("preflight", "pin", "stop", "enable", "start", "scan", "fix", "settle", "stop-off", "disable",
+         "start-off", "restore", "release", "final")
+OLD_PATH_KINDS = ("object_unmigrated", "object_leftover", "object_conflict")
+JOURNAL = "finalize.journal"
+
+DRAIN = """\
+Before: drain every node so no VM runs from Archipelago during the restarts (on the Ganeti master):
+    gnt-node modify --drained=True NODE        # for each node, then live-migrate or fail over its VMs
+  or, for a whole backend (on the Cyclades node):
+    snf-manage backend-modify --drained=True BACKEND_ID
+After finalize: undrain:
+    gnt-node modify --drained=False NODE
+    snf-manage backend-modify --drained=False BACKEND_ID"""
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class FixContext:
+    """What a fix step gets: the store dirs, where to journal, the nodes and their runner."""
+
+    dirs: dict[str, str]
+    journal_dir: Path
+    logdir: Path
+    backup_dir: Path
+    runner: Runner
+    nodes: list[str | None]
+    jobs: int = 1
+    direct: bool = False  # filed's direct I/O setting of the maps store (padding of what it writes)
+
+
+def default_fixer(ctx: FixContext) -> list[dict]:
+    """migrate-objects then upgrade-maps (through vlmc: Archipelago runs), journaled in the state dir.
+
+    vlmc runs on this machine, which is one of the nodes: finalize is run from one.
+    """
+    try:
+        from .fixes.migrate import migrate_objects
+        from .fixes.upgrade import upgrade_maps
+    except ImportError as e:
+        raise UsageError(f"--fix needs migrate-objects and upgrade-maps, missing from this installation ({e})") from None
+    ops = list(migrate_objects(dict(ctx.dirs), apply=True, journal_dir=str(ctx.journal_dir / "migrate"),
+                               jobs=ctx.jobs))
+    res = upgrade_maps(ctx.dirs["maps"], apply=True, backup_dir=str(ctx.backup_dir), logdir=str(ctx.logdir),
+                       mode="vlmc", jobs=min(4, ctx.jobs), journal_dir=str(ctx.journal_dir / "upgrade"),
+                       direct=ctx.direct)
+    ops += list(res.get("results", []))
+    return ops
+
+
+@dataclass
+class Options:
+    config_path: str
+    nodes: list[str] | None
+    runner: Runner
+    state_dir: Path
+    fix: bool = False
+    force: bool = False
+    jobs: int = 1
+    quarantine_root: str | None = None
+    fixer: Callable[[FixContext], list[dict]] = default_fixer
+    log: Log = print
+    after_step: Callable[[str], None] | None = None  # called after each journaled step (tests crash here)
+
+    @property
+    def node_list(self) -> list[str | None]:
+        return list(self.nodes) if self.nodes else [None]
+
+
+# ---- the journal -------------------------------------------------------------------
+
+
+class Journal:
+    """Append-only JSON lines, one per completed step, fsync'd; a torn last line is ignored."""
+
+    def __init__(self, state_dir: Path):
+        self.dir = Path(state_dir)
+        self.path = self.dir / JOURNAL
+        self.records: list[dict] = []
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir / "finalize.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise UsageError(f"{self.dir}: cannot use as --state-dir: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(f"{self.dir}: another archverify finalize is running with this state dir") from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def load(self) -> list[dict]:
+        self.records = []
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        for i, line in enumerate(lines):
+            try:
+                self.records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:
+                    break  # a write cut short by a crash: that step is not done
+                raise ConfigError(f"{self.path}: line {i + 1} is not JSON; move the file away to start over") from None
+        return self.records
+
+    def append(self, step: str, **data) -> dict:
+        rec = {"step": step, "t": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **data}
+        line = json.dumps(rec, sort_keys=True) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.records.append(rec)
+        return rec
+
+    def archive(self) -> Path:
+        dst = self.path.with_name(f"{JOURNAL}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        os.replace(self.path, dst)
+        self.records = []
+        return dst
+
+    def done(self, step: str) -> bool:
+        return any(r.get("step") == step for r in self.records)
+
+    def get(self, step: str) -> dict:
+        for r in reversed(self.records):
+            if r.get("step") == step:
+                return r
+        return {}
+
+    @property
+    def finished(self) -> bool:
+        return self.done("finished")
+
+
+# ---- reading the nodes' configs ----------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    dirs: dict[str, str]
+    direct: bool = False
+    configs: dict = field(default_factory=dict)  # node -> ArchipConfig
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_cluster(opts: Options) -> Cluster:
+    """Every node's archipelago.conf, checked; all must be filed and name the same dirs."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    texts: list[str] = []
+    configs = {}
+    for node in opts.node_list:
+        where = f"{node}:{opts.config_path}" if node is not None else opts.config_path
+        try:
+            text = opts.runner.read_file(node, opts.config_path).decode("utf-8")
+        except UnicodeDecodeError:
+            errors.append(f"{where}: not UTF-8 text")
+            continue
+        texts.append(text)
+        cfg, problems = config_mod.check(text, where)
+        errors += [p.message for p in problems if p.level == "error"]
+        warnings += [p.message for p in problems if p.level == "warning"]
+        if cfg is not None:
+            configs[node] = cfg
+    if errors:
+        for e in errors:
+            opts.log(f"  config: {e}")
+        raise ConfigError(f"{len(errors)} config problem(s) on the nodes (listed above); fix them and run again")
+    dirs: dict[str, str] = {}
+    for node, cfg in configs.items():
+        for role in ("maps", "blocks"):
+            sc = cfg.stores[role]
+            if sc.type != "filed":
+                raise Refused(f"{label(node)}: [{sc.section}] is a rados_blocker; finalize's pithos_migrate "
+                              "steps are for filed stores (run 'archverify upgrade-maps' for RADOS)")
+            d = os.path.abspath(sc.archip_dir)
+            if dirs.setdefault(role, d) != d:
+                raise Refused(f"{label(node)}: [{sc.section}] archip_dir {d} differs from {dirs[role]} on "
+                              f"{label(opts.node_list[0])}; every node must share the same stores")
+    return Cluster(dirs, direct=any(_direct(t) for t in texts), configs=configs, warnings=warnings)
+
+
+def _direct(text: str) -> bool:
+    cp = configparser.ConfigParser(interpolation=None, strict=False, inline_comment_prefixes=("#",))
+    try:
+        cp.read_string(text)
+        return cp.getboolean("blockerm", "direct", fallback=False)
+    except (configparser.Error, ValueError):
+        return False
+
+
+# ---- the flow ----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    state: str  # "finished", "waiting" (old paths left, pithos_migrate on) or "plan"
+    summary: Summary | None
+    exit_code: int
+    dirs: dict[str, str] = field(default_factory=dict)
+
+
+class Finalizer:
+    def __init__(self, opts: Options):
+        self.o = opts
+        self.log = opts.log
+        self.journal = Journal(opts.state_dir)
+        self.cluster: Cluster | None = None
+        self.quarantines: dict[str, Quarantine] = {}
+
+    # -- building blocks of the steps
+    def scan(self, pithos_migrate_on: bool) -> Summary:
+        dirs = self.cluster.dirs
+        be = FiledBackend(dirs["maps"], dirs.get("blocks"), {r: not pithos_migrate_on for r in dirs})
+        be.validate()
+        return scan_mod.scan(be, self.o.jobs, progress=False)
+
+    def quarantine(self, store: str) -> Quarantine:
+        if store not in self.quarantines:
+            q = Quarantine(store, self.cluster.dirs[store], self.o.quarantine_root)
+            q.validate()
+            self.quarantines[store] = q
+        return self.quarantines[store]
+
+    def pin_at_risk(self, summary: Summary) -> list[PinResult]:
+        out = []
+        for f in summary.findings:
+            if f.kind == "object_at_risk":
+                r = self.quarantine(f.store).pin(f.name)
+                out.append(r)
+                if r.action == "conflict":
+                    raise Refused(f"{f.store}:{f.name}: {r.detail}; inspect both before running again")
+                if r.action == "lost":
+                    self.log(f"  WARNING {f.store}:{f.name}: {r.detail}")
+        return out
+
+    def all_pins(self) -> list[tuple[Quarantine, str]]:
+        out = []
+        for store in self.cluster.dirs:
+            q = self.quarantine(store)
+            out += [(q, n) for n in q.pinned()]
+        return out
+
+    def restore_all(self) -> list[PinResult]:
+        results = [q.restore(n) for q, n in self.all_pins()]
+        for r in results:
+            if r.action == "restored":
+                self.log(f"  restored {r.store}:{r.name} (filed had removed it)")
+            elif r.action in ("lost", "conflict"):
+                self.log(f"  WARNING {r.store}:{r.name}: {r.detail}")
+        return results
+
+    def step(self, name: str, **data) -> None:
+        self.journal.append(name, **data)
+        if self.o.after_step is not None:
+            self.o.after_step(name)
+
+    def phase(self, want: str) -> None:
+        resume = "archverify finalize (same options) continues from here"
+        restart_mod.phase(self.o.runner, self.o.node_list, want, self.o.force, log=self.log, resume=resume)
+
+    def toggle(self, value: bool) -> list[dict]:
+        changes = confedit.apply_on_nodes(self.o.runner, self.o.node_list, self.o.config_path, value)
+        for c in changes:
+            what = "; ".join(c.changes) if c.changes else "already " + ("on" if value else "off")
+            self.log(f"  {label(c.node)}: {what}" + (f" (backup {c.backup})" if c.backup else ""))
+        return [{"node": label(c.node), "changes": c.changes, "backup": c.backup} for c in changes]
+
+    # -- preflight and plan
+    def preflight(self) -> dict:
+        """Mapped volumes and held locks: reasons to refuse without --force."""
+        mapped = {}
+        for node in self.o.node_list:
+            vols = self.o.runner.showmapped(node)
+            if vols:
+                mapped[label(node)] = vols
+        summary = self.scan(pithos_migrate_on=True)
+        held = summary.held_locks
+        return {"mapped": mapped, "held_locks": [f"{lk.store}:{lk.name} ({lk.owner})" for lk in held],
+                "at_risk": sum(1 for f in summary.findings if f.kind == "object_at_risk"),
+                "findings": dict(summary.per_kind)}
+
+    def print_plan(self, pre: dict) -> None:
+        nodes = ", ".join(label(n) for n in self.o.node_list)
+        stop = "archipelago stop -f" if self.o.force else "archipelago stop"
+        lines = [
+            f"finalize plan for nodes {nodes} (stores: " + ", ".join(f"{r}={d}" for r, d in self.cluster.dirs.items()) + ")",
+            f"  1. pin {pre['at_risk']} object(s) at risk (hard links in {self.quarantine_hint()})",
+            f"  2. '{stop}' on every node",
+            f"  3. pithos_migrate = True in [blockerb] and [blockerm] of {self.o.config_path} on every node",
+            "  4. 'archipelago start' on every node, then scan",
+            "  5. " + ("migrate-objects and upgrade-maps (--fix)" if self.o.fix else "no fixes (add --fix)"),
+            "  6. restore pinned objects filed removed; wait until nothing is left at an old Pithos path",
+            "  7. stop, pithos_migrate = False, start on every node; restore; release the pins",
+            "  8. final scan; exit code as 'archverify scan'",
+            f"journal: {self.journal.path}",
+        ]
+        for ln in lines:
+            self.log(ln)
+
+    def quarantine_hint(self) -> str:
+        return ", ".join(str(Quarantine(s, d, self.o.quarantine_root).dir) for s, d in self.cluster.dirs.items())
+
+    def refuse_if_busy(self, pre: dict) -> None:
+        busy = []
+        for node, vols in pre["mapped"].items():
+            busy.append(f"{node}: {len(vols)} volume(s) mapped ({', '.join(vols[:5])})")
+        if pre["held_locks"]:
+            busy.append(f"{len(pre['held_locks'])} lock(s) held: " + ", ".join(pre["held_locks"][:5]))
+        if not busy:
+            return
+        for b in busy:
+            self.log(f"  busy: {b}")
+        if self.o.force:
+            self.log("  --force: going on; mapped volumes freeze on disk I/O while Archipelago is stopped")
+            return
+        self.log(DRAIN)
+        raise Refused("the cluster is not idle (listed above): drain the nodes, or --force to stop with -f")
+
+    # -- run
+    def run(self, yes: bool) -> Outcome:
+        """The plan (``yes`` False: reads only, writes nothing) or the flow from where it stopped."""
+        if yes:
+            self.journal.lock()
+        try:
+            return self._run(yes)
+        finally:
+            self.journal.unlock()
+
+    def _run(self, yes: bool) -> Outcome:
+        j = self.journal
+        j.load()
+        params = {"nodes": [label(n) for n in self.o.node_list], "config": self.o.config_path}
+        if j.finished:
+            if not yes:
+                self.log(f"the previous finalize finished {j.get('finished').get('t')}; --yes starts a new one")
+                j.records = []
+            else:
+                old = j.archive()
+                self.log(f"the previous finalize finished ({old.name} kept); starting a new one")
+        if j.records:
+            first = j.records[0]
+            if first.get("params") != params:
+                raise UsageError(f"{j.path}: an unfinished finalize for {first.get('params')} is recorded there; "
+                                 "run it again with the same --nodes and --config, or move the journal away")
+        self.cluster = read_cluster(self.o)
+        for w in self.cluster.warnings:
+            self.log(f"  config warning: {w}")
+        if j.records:
+            done = [r["step"] for r in j.records if r.get("step") in STEPS]
+            nxt = next((s for s in STEPS if s not in done and (s != "fix" or self.o.fix)), "final")
+            how = "resuming" if yes else "--yes resumes"
+            self.log(f"{how} the finalize started {j.records[0]['t']}: done {', '.join(done) or 'nothing'}; "
+                     f"continuing with {nxt}")
+        if not yes:
+            pre = self.preflight()
+            self.print_plan(pre)
+            for node, vols in pre["mapped"].items():
+                self.log(f"  busy: {node}: {len(vols)} volume(s) mapped")
+            if pre["held_locks"]:
+                self.log(f"  busy: {len(pre['held_locks'])} lock(s) held")
+            self.log(DRAIN)
+            self.log("nothing done; run again with --yes to proceed")
+            return Outcome("plan", None, 0, self.cluster.dirs)
+        if not j.records:
+            j.append("begin", params=params, host=socket.gethostname())
+
+        if not j.done("preflight"):
+            pre = self.preflight()
+            self.refuse_if_busy(pre)
+            self.step("preflight", mapped=pre["mapped"], held_locks=pre["held_locks"], at_risk=pre["at_risk"])
+        if not j.done("pin"):
+            self.log("pinning objects at risk")
+            pins = self.pin_at_risk(self.scan(pithos_migrate_on=True))
+            self.log(f"  {len(pins)} object(s) pinned")
+            self.step("pin", pinned=[f"{p.store}:{p.name}" for p in pins])
+        if not j.done("stop"):
+            self.log("stopping Archipelago on every node" + (" (-f)" if self.o.force else ""))
+            self.phase("stopped")
+            self.step("stop")
+        if not j.done("enable"):
+            self.log("pithos_migrate on")
+            self.step("enable", nodes=self.toggle(True))
+        if not j.done("start"):
+            self.log("starting Archipelago on every node")
+            self.phase("running")
+            self.step("start")
+        if not j.done("scan"):
+            s = self.scan(pithos_migrate_on=True)
+            self.pin_at_risk(s)
+            self.log(f"scan: {len(s.findings)} finding(s): " + _kinds(s))
+            self.step("scan", findings=dict(s.per_kind))
+        if self.o.fix and not j.done("fix"):
+            self.log("fixing: migrate-objects, upgrade-maps")
+            ctx = FixContext(dict(self.cluster.dirs), j.dir / "fixes", j.dir / "upgrade-logs", j.dir / "map-backups",
+                             self.o.runner, self.o.node_list, self.o.jobs, self.cluster.direct)
+            for d in (ctx.journal_dir / "migrate", ctx.journal_dir / "upgrade", ctx.logdir, ctx.backup_dir):
+                d.mkdir(parents=True, exist_ok=True)
+            ops = self.o.fixer(ctx)
+            counts: dict[str, int] = {}
+            for op in ops:
+                counts[str(op.get("status", "done"))] = counts.get(str(op.get("status", "done")), 0) + 1
+            self.log(f"  {len(ops)} fix operation(s): " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                                                            or "nothing to do"))
+            self.step("fix", operations=counts)
+        if not j.done("settle"):
+            self.restore_all()
+            s = self.scan(pithos_migrate_on=True)
+            self.pin_at_risk(s)
+            left = [f for f in s.findings if f.kind in OLD_PATH_KINDS]
+            if left:
+                self.restore_all()
+                self.log(f"{len(left)} object(s) still at an old Pithos path: " + _kinds(s, OLD_PATH_KINDS))
+                self.log("pithos_migrate stays ON (pins kept) until none is left: "
+                         + ("resolve them ('archverify migrate-objects', see object_conflict advice)" if self.o.fix
+                            else "run again with --fix, or 'archverify migrate-objects --yes'")
+                         + ", then run 'archverify finalize --yes' again to continue")
+                return Outcome("waiting", s, max(s.exit_code, 1), self.cluster.dirs)
+            self.step("settle")
+        if not j.done("stop-off"):
+            self.log("stopping Archipelago on every node to turn pithos_migrate off")
+            self.phase("stopped")
+            self.step("stop-off")
+        if not j.done("disable"):
+            self.log("pithos_migrate off")
+            self.step("disable", nodes=self.toggle(False))
+        if not j.done("start-off"):
+            self.log("starting Archipelago on every node")
+            self.phase("running")
+            self.step("start-off")
+        if not j.done("restore"):
+            res = self.restore_all()
+            bad = [r for r in res if r.action in ("lost", "conflict")]
+            if bad:
+                raise Refused(f"{len(bad)} pinned object(s) could not be put back (listed above); pins kept in "
+                              f"{self.quarantine_hint()}")
+            self.step("restore", restored=sum(r.action == "restored" for r in res))
+        if not j.done("release"):
+            results = [q.release(n) for q, n in self.all_pins()]
+            kept = [r for r in results if r.action != "released"]
+            if kept:
+                for r in kept:
+                    self.log(f"  pin kept: {r.store}:{r.name}: {r.detail}")
+                raise Refused(f"{len(kept)} pin(s) kept (listed above); run again once resolved")
+            for q in self.quarantines.values():
+                q.remove_if_empty()
+            self.log(f"released {len(results)} pin(s)")
+            self.step("release", released=len(results))
+        s = self.scan(pithos_migrate_on=False)
+        self.step("final", findings=dict(s.per_kind), exit_code=s.exit_code)
+        j.append("finished")
+        self.log("pithos_migrate is off again on every node and the pins are released; undrain the nodes:")
+        self.log("    gnt-node modify --drained=False NODE   (or snf-manage backend-modify --drained=False BACKEND_ID)")
+        return Outcome("finished", s, s.exit_code, self.cluster.dirs)
+
+
+def _kinds(s: Summary, only=None) -> str:
+    pk = s.per_kind
+    items = [(k, n) for k, n in sorted(pk.items()) if only is None or k in only]
+    return ", ".join(f"{k} {n}" for k, n in items) or "none"
