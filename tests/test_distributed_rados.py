@@ -1,4 +1,4 @@
-"""scan --backend rados --dask against the session's real single-node Ceph (tests/rados_cluster.py)."""
+"""scan --backend rados --dask against the real single-node Ceph of the test run (tests/rados_cluster.py)."""
 
 from __future__ import annotations
 
