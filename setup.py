@@ -27,6 +27,7 @@ extensions = [
         extra_compile_args=["-O2", "-fopenmp", *WARN],
         extra_link_args=["-fopenmp"],
     ),
+    Extension("verify._refjoin", ["verify/_refjoin.pyx"], extra_compile_args=["-O2", *WARN]),
 ]
 
 if os.path.exists("/usr/include/rados/librados.h") and os.environ.get("ARCHVERIFY_NO_RADOS") != "1":

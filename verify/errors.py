@@ -35,3 +35,7 @@ class LockedError(ArchverifyError):
 
 class Refused(ArchverifyError):
     """A write that would be unsafe now (cluster running, volumes mapped, ...)."""
+
+
+class ClusterError(ArchverifyError):
+    """The Dask cluster cannot be reached, has no workers, or lost a shard for good."""

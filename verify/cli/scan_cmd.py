@@ -7,6 +7,7 @@ import sys
 import click
 
 from .. import scan as scan_op
+from .dask_options import dask_options
 from .output_options import check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
 
@@ -15,8 +16,9 @@ from .store_options import jobs_option, resolve, store_options
 @store_options
 @jobs_option
 @output_options
+@dask_options
 def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fmt, output, logdir, max_shown,
-            progress, **rados_opts):
+            progress, dask_address, shards, dask_timeout, **rados_opts):
     """Report every object and map that was not migrated to Archipelago v0.4.
 
     Reads map headers (at most 64 bytes each) and directory listings; never
@@ -26,10 +28,18 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
       archverify scan --config /etc/archipelago/archipelago.conf
       archverify scan --maps-dir /srv/archip/maps --blocks-dir /srv/archip/blocks -j 64
       archverify scan --backend rados --pool maps --blocks-pool blocks -c /etc/ceph/ceph.conf
+      archverify scan --config /etc/archipelago/archipelago.conf --dask tcp://head:8786 -j 16
     """
     check_outputs(output, logdir)
-    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
+    # with --dask the workers read the stores, so they (not this machine) must see them
+    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
+                           **rados_opts)
     warn(warnings)
-    summary = scan_op.scan(be, jobs, progress)
+    if dask_address:
+        from .. import distributed
+
+        summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
+    else:
+        summary = scan_op.scan(be, jobs, progress, shards or 1)
     render(summary, be.name, be.describe(), fmt, output, logdir, max_shown)
     sys.exit(summary.exit_code)

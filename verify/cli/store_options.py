@@ -43,7 +43,7 @@ def store_options(f):
     return f
 
 
-def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts):
+def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, **rados_opts):
     """Builds the backend from the config and flags; validates before any slow work."""
     cfg = None
     if config_path is None and not (maps_dir or blocks_dir or rados_opts.get("pool")):
@@ -77,7 +77,8 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_
             elif pithos_migrate == "auto" and cfg is not None:
                 off[role] = cfg.stores[role].known_off
         be = FiledBackend(os.fspath(mdir), os.fspath(bdir) if bdir else None, off)
-        be.validate()
+        if validate:
+            be.validate()
         return be, warnings
     from ..backends import rados as rados_backend  # noqa: F401  (needs python-rados or the C extension)
 

@@ -1,0 +1,132 @@
+"""The reference join of ``check``, partitioned by fingerprint range so no node holds the whole set.
+
+``check`` must find every referenced object that is not stored (``object_missing``)
+and every stored object that nothing references (``object_orphan``). At 10^9
+objects neither side fits comfortably in one process as names, so both sides
+travel as fixed-width records: a 16-byte xxh3-128 fingerprint of the name
+(big-endian, so byte order is numeric order), then an optional payload the
+caller uses to turn a record back into a finding (e.g. a shard number and an
+index into that shard's names: 8 bytes, 24 bytes a record in all).
+
+Each shard yields its two record arrays (:class:`Sides`); each is cut into ``P``
+key ranges (:func:`split`); partition ``i`` gathers range ``i`` of every shard
+and diffs the two sorted sides (:func:`join_partition`). On Dask, the splits stay
+on the workers that computed them and each partition runs as one task, so a
+worker holds about ``width * (refs + stored) / P`` bytes of records at a time
+(twice that while it concatenates its pieces), never the whole set. Partitions
+are disjoint key ranges in order, so concatenating their results is sorted.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import xxhash
+
+from . import _refjoin
+
+KEY = 16
+
+
+def fingerprint(name: bytes) -> bytes:
+    """The 16-byte key of an object name."""
+    return xxhash.xxh3_128_digest(name)
+
+
+def records(names: Iterable[bytes], payloads: Iterable[bytes] | None = None) -> bytearray:
+    """Fingerprint records of ``names``, each followed by its payload (all payloads one width)."""
+    out = bytearray()
+    if payloads is None:
+        for n in names:
+            out += xxhash.xxh3_128_digest(n)
+    else:
+        for n, p in zip(names, payloads, strict=True):
+            out += xxhash.xxh3_128_digest(n)
+            out += p
+    return out
+
+
+@dataclass
+class Sides:
+    """Records of referenced names and of stored names, ``width`` bytes each."""
+
+    refs: bytes | bytearray = b""
+    stored: bytes | bytearray = b""
+    width: int = KEY
+
+    def __len__(self) -> int:
+        return (len(self.refs) + len(self.stored)) // self.width
+
+
+@dataclass
+class JoinResult:
+    """``missing``: ref records whose key is not stored; ``orphans``: stored records no ref names."""
+
+    missing: bytes | bytearray = b""
+    orphans: bytes | bytearray = b""
+    referenced: int = 0  # distinct referenced keys
+    stored: int = 0  # distinct stored keys
+    width: int = KEY
+    partition_bytes: list[int] = field(default_factory=list)  # records held by each partition task
+
+    def iter_missing(self):
+        return _iter(self.missing, self.width)
+
+    def iter_orphans(self):
+        return _iter(self.orphans, self.width)
+
+    @classmethod
+    def concat(cls, parts: list[JoinResult]) -> JoinResult:
+        """Results of disjoint key ranges, given in range order: still sorted."""
+        w = parts[0].width if parts else KEY
+        return cls(b"".join(p.missing for p in parts), b"".join(p.orphans for p in parts),
+                   sum(p.referenced for p in parts), sum(p.stored for p in parts), w,
+                   [b for p in parts for b in p.partition_bytes])
+
+
+def _iter(buf, width):
+    for i in range(0, len(buf), width):
+        yield bytes(buf[i:i + width])
+
+
+def split(sides: Sides, parts: int) -> list[Sides]:
+    """One shard's records cut into ``parts`` key ranges."""
+    refs = _refjoin.partition(sides.refs, sides.width, parts)
+    stored = _refjoin.partition(sides.stored, sides.width, parts)
+    return [Sides(r, s, sides.width) for r, s in zip(refs, stored)]
+
+
+def join_partition(pieces: list[Sides]) -> JoinResult:
+    """One key range of every shard: sort both sides, diff both ways."""
+    width = pieces[0].width if pieces else KEY
+    if any(p.width != width for p in pieces):
+        raise ValueError("shards disagree on the record width")
+    refs = bytearray().join(p.refs for p in pieces)
+    stored = bytearray().join(p.stored for p in pieces)
+    held = len(refs) + len(stored)
+    _refjoin.sort_records(refs, width)
+    _refjoin.sort_records(stored, width)
+    missing, n_refs = _refjoin.diff(refs, stored, width)
+    orphans, n_stored = _refjoin.diff(stored, refs, width)
+    return JoinResult(missing, orphans, n_refs, n_stored, width, [held])
+
+
+def join_local(shards: list[Sides]) -> JoinResult:
+    """The whole join in this process (one partition): the single-machine path and the tests' reference."""
+    return join_partition(shards)
+
+
+def join_distributed(client, shard_futures: list, parts: int, retries: int = 2) -> JoinResult:
+    """The join over a Dask cluster; ``shard_futures`` resolve to :class:`Sides` on the workers.
+
+    Nothing but the (small) results comes back here. Tasks are recomputed from
+    their inputs if a worker dies, so the shard futures must be tasks, not scattered data.
+    """
+    splits = client.map(split, shard_futures, parts=parts, pure=False, retries=retries)
+    joins = []
+    for i in range(parts):
+        pieces = [client.submit(operator.getitem, s, i, pure=False, retries=retries) for s in splits]
+        joins.append(client.submit(join_partition, pieces, pure=False, retries=retries))
+    return JoinResult.concat(client.gather(joins))
