@@ -133,6 +133,8 @@ cdef enum:
     MODE_MISSING = 1
     MODE_STORED = 2
     MODE_DATA = 3
+    MODE_LIST = 4        # one blocks shard: fingerprints of its stored objects, for a join elsewhere
+    MODE_ORPHANS = 5     # one blocks shard again: records for the stored objects a join found orphaned
 
 # ---- counters ----
 cdef enum:
@@ -163,6 +165,7 @@ COUNTER_NAMES = ("maps_v0", "maps_v1", "maps_v2", "maps_deleted", "entries", "ze
 DEF PATHMAX = 1200
 DEF DETAILMAX = 1300
 DEF MAX_REFS_SHOWN = 8      # entries recorded per missing object (the detail names these)
+REFS_SHOWN = MAX_REFS_SHOWN  # for merging the explain passes of several shards
 DEF DATA_CHUNK = 1 << 20
 DEF V0_CHUNK = 1 << 20
 DEF V2_NAME_MAX = 123
@@ -605,6 +608,8 @@ cdef void stored_file(ctx_t *ctx, tbuf_t *b, const char *d1, const char *d2, con
     if nc == AV_NAME_LOCK or nc == AV_NAME_TEMP:
         return
     if nc == AV_NAME_HASH:
+        if ctx.mode == MODE_ORPHANS:
+            return  # decided (and counted) while listing: it needs no join
         b.counts[C_HASH_FILES] += 1
         if not probe_object(ctx.rootfd, name, n - 5):
             b.counts[C_ORPHANS] += 1
@@ -613,8 +618,16 @@ cdef void stored_file(ctx_t *ctx, tbuf_t *b, const char *d1, const char *d2, con
         return
     if not placed(d1, d2, d3, name, n, md):
         return  # unreachable for v0.4: the scan reports it (object_misplaced)
-    b.counts[C_STORED] += 1
     av_fp_from_digest(md, &fp)
+    if ctx.mode == MODE_ORPHANS:
+        if av_fpset_find(ctx.refs, &fp) >= 0:
+            b.counts[C_ORPHANS] += 1
+            emit_s(b, K_ORPHAN, 0, name, n, path, "referenced by no map")
+        return
+    b.counts[C_STORED] += 1
+    if ctx.mode == MODE_LIST:
+        av_fpbuf_push(&b.refs, &fp)
+        return
     k = av_fpset_find(ctx.refs, &fp)
     if k >= 0:
         av_mark(ctx.present, <size_t>k)
@@ -696,7 +709,7 @@ cdef void on_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2
         nc = av_name_class(name, n)
         if nc == AV_NAME_PLAIN:
             read_map(ctx, b, fd3, name, n, path)
-    elif ctx.mode == MODE_STORED:
+    elif ctx.mode == MODE_STORED or ctx.mode == MODE_LIST or ctx.mode == MODE_ORPHANS:
         stored_file(ctx, b, d1, d2, d3, name, n, path)
     else:
         data_file(ctx, b, fd3, d1, d2, d3, name, n, path)
@@ -771,12 +784,16 @@ cdef class FiledRefCheck:
     cdef uint32_t *mrefs
     cdef uint32_t *mmaps
     cdef object maps_root, blocks_root
+    cdef int lo, hi
     cdef readonly bint frozen
 
-    def __cinit__(self, maps_root, blocks_root, int jobs=1):
+    def __cinit__(self, maps_root, blocks_root, int jobs=1, int lo=0, int hi=256):
+        """``lo``/``hi``: only the top-level dirs whose shard bucket is in [lo, hi), as the scanner's shards."""
         import os
         if jobs < 1:
             raise ValueError("jobs must be >= 1")
+        self.lo = lo
+        self.hi = hi
         self.maps_root = os.fsencode(maps_root)
         self.blocks_root = os.fsencode(blocks_root)
         self.jobs = jobs
@@ -832,10 +849,11 @@ cdef class FiledRefCheck:
 
     cdef void _walk(self, int rootfd, int mode) except *:
         import os
+        from ._scan import bucket
         units = []
         with os.scandir(rootfd) as it:
             for e in it:
-                if e.is_dir(follow_symlinks=False):
+                if e.is_dir(follow_symlinks=False) and self.lo <= bucket(os.fsencode(e.name)) < self.hi:
                     units.append(os.fsencode(e.name))
         units.sort()
         cdef int nunits = len(units)
@@ -973,6 +991,86 @@ cdef class FiledRefCheck:
         if k < 0:
             return 0, 0
         return self.mmaps[k], self.mrefs[k]
+
+    # -- one shard of a join run elsewhere (--dask): fingerprints out, differences back in --
+
+    def list_stored(self):
+        """Pass 3 of one blocks shard without the maps: its stored objects' fingerprints, sorted.
+
+        ``NAME_hash`` orphans are decided here (they need no join). Returns how many
+        distinct objects; :meth:`export` hands them out."""
+        if self.blocksfd < 0:
+            self.blocksfd = self._open(self.blocks_root)
+        self._walk(self.blocksfd, MODE_LIST)
+        return self.freeze()
+
+    def export(self, bytes locator):
+        """The frozen fingerprints as join records: 16-byte big-endian key, ``locator``, then 1 byte:
+        1 if some entry needs the object (a live entry of a live map), else 0."""
+        cdef Py_ssize_t lw = len(locator), width = 16 + lw + 1
+        cdef size_t i
+        cdef int j
+        cdef av_fp_t fp
+        out = bytearray(self.refs.n * width)
+        cdef unsigned char[::1] o = out
+        cdef const unsigned char *loc = locator
+        for i in range(self.refs.n):
+            fp = self.refs.a[i]
+            for j in range(8):
+                o[i * width + j] = (fp.hi >> (56 - 8 * j)) & 0xFF
+                o[i * width + 8 + j] = ((fp.lo & ~AV_FP_NEEDED) >> (56 - 8 * j)) & 0xFF
+            memcpy(&o[i * width + 16], loc, lw)
+            o[i * width + width - 1] = 1 if fp.lo & AV_FP_NEEDED else 0
+        return out
+
+    cdef int _load(self, av_fpset_t *s, const unsigned char[::1] recs, Py_ssize_t width) except -1:
+        """A set from the keys of join records."""
+        cdef Py_ssize_t i, n = recs.shape[0] // width if width > 0 else 0
+        cdef int j
+        cdef uint64_t hi, lo
+        free(s.a)
+        free(s.idx)
+        memset(s, 0, sizeof(av_fpset_t))
+        s.a = <av_fp_t *>malloc((n + 1) * sizeof(av_fp_t))
+        if s.a == NULL:
+            raise MemoryError()
+        for i in range(n):
+            hi = 0
+            lo = 0
+            for j in range(8):
+                hi = (hi << 8) | recs[i * width + j]
+                lo = (lo << 8) | recs[i * width + 8 + j]
+            s.a[i].hi = hi
+            s.a[i].lo = lo & ~AV_FP_NEEDED
+        s.n = av_fp_sort_unique(s.a, n)
+        if av_fpset_index(s) != 0:
+            raise MemoryError()
+        return 0
+
+    def explain(self, const unsigned char[::1] recs, Py_ssize_t width):
+        """Pass 4 on this shard's maps for the missing keys in ``recs``: ``ref`` records and
+        :meth:`missing_counts` as :meth:`explain_missing` gives them, for this shard alone."""
+        self._load(&self.missing, recs, width)
+        free(self.mrefs)
+        free(self.mmaps)
+        self.mrefs = <uint32_t *>calloc(self.missing.n + 1, sizeof(uint32_t))
+        self.mmaps = <uint32_t *>calloc(self.missing.n + 1, sizeof(uint32_t))
+        if self.mrefs == NULL or self.mmaps == NULL:
+            raise MemoryError()
+        self.ctx.missing = &self.missing
+        self.ctx.mrefs = self.mrefs
+        self.ctx.mmaps = self.mmaps
+        if self.mapsfd < 0:
+            self.mapsfd = self._open(self.maps_root)
+        self._walk(self.mapsfd, MODE_MISSING)
+
+    def find_orphans(self, const unsigned char[::1] recs, Py_ssize_t width):
+        """This blocks shard again: an ``object_orphan`` record for each stored object keyed in ``recs``."""
+        self._load(&self.refs, recs, width)
+        self.ctx.refs = &self.refs
+        if self.blocksfd < 0:
+            self.blocksfd = self._open(self.blocks_root)
+        self._walk(self.blocksfd, MODE_ORPHANS)
 
     def verify_data(self, uint64_t win_start=0, uint64_t win_width=0, bint sample_all=True):
         """Pass 5: content hashes of the 64-hex objects whose fingerprint falls in the window."""

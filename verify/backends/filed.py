@@ -141,6 +141,30 @@ class FiledBackend:
 
         return verify_data(self._blocks(), jobs, window, progress)
 
+    # -- the same stages one shard at a time, the join elsewhere (check --dask) --
+
+    def check_shard(self, shard: Shard, jobs: int, locator: bytes) -> tuple[ShardResult, bytes]:
+        """Findings decided within the shard, and its join records (``locator`` in each)."""
+        from .filed_check import shard_fingerprints
+
+        return shard_fingerprints(self.maps_dir, self._blocks(), shard.store, shard.lo, shard.hi, jobs, locator)
+
+    def explain_shard(self, shard: Shard, jobs: int, records: bytes, width: int):
+        """The first entries of this maps shard naming each missing key, and their counts."""
+        from .filed_check import shard_missing
+
+        return shard_missing(self.maps_dir, self._blocks(), shard.lo, shard.hi, jobs, records, width)
+
+    def orphans_shard(self, shard: Shard, jobs: int, records: bytes, width: int) -> ShardResult:
+        from .filed_check import shard_orphans
+
+        return shard_orphans(self._blocks(), shard.lo, shard.hi, jobs, records, width)
+
+    def verify_data_shard(self, shard: Shard, jobs: int, window: tuple[int, int, bool]) -> ShardResult:
+        from .filed_check import verify_data
+
+        return verify_data(self._blocks(), jobs, window, None, shard.lo, shard.hi)
+
     def _blocks(self) -> str:
         if not self.blocks_dir:
             raise StoreError("the check needs the blocks store too: give --blocks-dir (or a --config with [blockerb])")

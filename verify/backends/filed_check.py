@@ -75,12 +75,59 @@ def check_references(maps_dir: str, blocks_dir: str, jobs: int, progress: Progre
     return res
 
 
-def verify_data(blocks_dir: str, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None) -> ShardResult:
-    """Content of every 64-hex object (in the sample window) against its name."""
-    rc = _load().FiledRefCheck(blocks_dir, blocks_dir, jobs)
+def verify_data(blocks_dir: str, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None,
+                lo: int = 0, hi: int = 256) -> ShardResult:
+    """Content of every 64-hex object (in the sample window, in top-level dirs [lo, hi)) against its name."""
+    rc = _load().FiledRefCheck(blocks_dir, blocks_dir, jobs, lo, hi)
     start, width, everything = window
     res = ShardResult()
     res.findings += _findings("blocks", _run(lambda: rc.verify_data(start, width, everything), rc, progress, blocks_dir))
     c = rc.counters()
     res.counters = Counter({f"data.{k[5:]}": v for k, v in c.items() if v and k.startswith("data_")})
+    return res
+
+
+# -- one shard of a reference check whose join runs elsewhere (verify/distributed_check.py) --
+
+
+def _ref_counters(rc, only: tuple[str, ...] | None = None) -> Counter:
+    c = rc.counters()
+    return Counter({f"refs.{k}": v for k, v in c.items()
+                    if v and not k.startswith("data_") and (only is None or k in only)})
+
+
+def shard_fingerprints(maps_dir: str, blocks_dir: str, store: str, lo: int, hi: int, jobs: int,
+                       locator: bytes) -> tuple[ShardResult, bytes]:
+    """Pass 1 (maps) or 3 (blocks) on top-level dirs [lo, hi): findings decided here, and join records.
+
+    A maps shard gives one record per object its entries name (flag byte 1 if an entry
+    needs it); a blocks shard one per object stored where v0.4 reads it (flag 0).
+    """
+    rc = _load().FiledRefCheck(maps_dir, blocks_dir, jobs, lo, hi)
+    res = ShardResult()
+    if store == "maps":
+        res.findings += _findings("maps", _run(rc.read_maps, rc, None, maps_dir))
+        rc.freeze()
+    else:
+        res.findings += _findings("blocks", _run(rc.list_stored, rc, None, blocks_dir))
+    res.counters = _ref_counters(rc)
+    return res, bytes(rc.export(locator))
+
+
+def shard_missing(maps_dir: str, blocks_dir: str, lo: int, hi: int, jobs: int, records: bytes,
+                  width: int) -> tuple[list[tuple[bytes, bytes, int]], dict[bytes, tuple[int, int]]]:
+    """Pass 4 on one maps shard for the missing keys in ``records``: the first entries naming each
+    (entry name, map name, index), and per name (maps, entries) of this shard naming it."""
+    rc = _load().FiledRefCheck(maps_dir, blocks_dir, jobs, lo, hi)
+    recs = _run(lambda: rc.explain(records, width), rc, None, maps_dir)
+    refs = [(n, p, aux) for k, n, p, _d, _e, aux in recs if k == "ref"]
+    return refs, {n: rc.missing_counts(n) for n in {r[0] for r in refs}}
+
+
+def shard_orphans(blocks_dir: str, lo: int, hi: int, jobs: int, records: bytes, width: int) -> ShardResult:
+    """One blocks shard again: ``object_orphan`` for each stored object whose key is in ``records``."""
+    rc = _load().FiledRefCheck(blocks_dir, blocks_dir, jobs, lo, hi)
+    res = ShardResult()
+    res.findings += _findings("blocks", _run(lambda: rc.find_orphans(records, width), rc, None, blocks_dir))
+    res.counters = _ref_counters(rc, ("orphans",))
     return res

@@ -11,6 +11,7 @@ import click
 from .. import check as check_op
 from .. import check_report, metrics, runlock, state
 from ..errors import UsageError
+from .dask_options import dask_options
 from .output_options import opened_output, output_options, warn
 from .store_options import jobs_option, resolve, store_options
 
@@ -32,8 +33,10 @@ from .store_options import jobs_option, resolve, store_options
 @click.option("--prometheus-textfile", "prom_path", type=click.Path(dir_okay=False),
               help="Write metrics for node_exporter's textfile collector to FILE (atomically).")
 @click.option("-q", "--quiet", is_flag=True, help="Print one summary line on stdout (for mail and syslog).")
+@dask_options
 def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fmt, output, logdir, max_shown,
-            progress, verify_data, sample, lock_path, state_dir, since_last, prom_path, quiet, **rados_opts):
+            progress, verify_data, sample, lock_path, state_dir, since_last, prom_path, quiet,
+            dask_address, shards, dask_timeout, **rados_opts):
     """Prove every map is readable and every object it names is there.
 
     Runs the scan, then reads every map's entries and checks that each object they
@@ -46,6 +49,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
       archverify check --config /etc/archipelago/archipelago.conf --lock /run/lock/archverify.lock \\
           --state /var/lib/archverify --verify-data-sample 0.143 \\
           --prometheus-textfile /var/lib/node_exporter/archverify.prom --quiet
+      archverify check --config /etc/archipelago/archipelago.conf --dask tcp://head:8786 -j 16
     """
     if since_last and not state_dir:
         raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
@@ -57,13 +61,21 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
     with runlock.held(lock_path) if lock_path else contextlib.nullcontext():
         if state_dir:
             state.prepare(state_dir)
-        be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
+        # with --dask the workers read the stores, so they (not this machine) must see them
+        be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
+                               **rados_opts)
         warn(warnings)
         if not hasattr(be, "check_references"):
             raise UsageError(f"the {be.name} backend cannot run the reference check yet; use 'scan'")
         if getattr(be, "blocks_dir", True) is None:
             raise UsageError("the check needs the blocks store too: give --blocks-dir (or a --config with [blockerb])")
-        summary = check_op.check(be, jobs, progress, verify_data, window)
+        if dask_address:
+            from .. import distributed_check
+
+            summary = distributed_check.check(be, dask_address, jobs, progress, verify_data, window, shards,
+                                              dask_timeout)
+        else:
+            summary = check_op.check(be, jobs, progress, verify_data, window, shards or 1)
         delta = None
         if state_dir:
             delta = state.compare_and_save(state_dir, summary, check_op.ran_stages(summary), window.everything)
