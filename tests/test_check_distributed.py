@@ -1,0 +1,224 @@
+"""check --dask on a real LocalCluster (worker processes) against local runs of the same stores."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cloudpickle
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from test_check import build_store
+from verify import distributed, distributed_check
+from verify import formats as F
+from verify.backends.filed import FiledBackend
+from verify.cli.main import cli
+from verify.sample import FiledStoreWriter, pithos_hash, write_sample
+
+pytest.importorskip("distributed")
+# the killing backend below is defined here, so workers get it by value, not by import
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two single-threaded worker processes, shared by every test of this module."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR,
+                      scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
+        with Client(lc, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+            yield lc.scheduler_address, client
+
+
+@dataclass
+class Store:
+    maps_dir: Path
+    blocks_dir: Path
+
+
+def spread_store(root: Path) -> Store:
+    """Maps in many top-level dirs sharing objects: one missing object named by 20 live maps (more
+    than the detail shows), snapshots sharing blocks, deleted maps keeping objects, an orphan
+    Pithos block at both its paths, and a stored block named only by a deleted entry."""
+    maps, blocks = FiledStoreWriter(root / "maps"), FiledStoreWriter(root / "blocks")
+    B = F.BLOCK_SIZE_4M
+
+    def block(seed: str, where: str = "v04") -> str:
+        data = hashlib.sha256(seed.encode()).digest() * 40
+        name = pithos_hash(data)
+        blocks.put(name, data, where)
+        return name
+
+    lost = "archip_" + "d" * 64
+    shared = [block("s0"), block("s1", "pithos")]
+    for i in range(20):
+        ents = [F.Entry(shared[i % 2], 0), F.Entry(lost, F.OF_ARCHIP), F.Entry(F.ZERO_HASH, F.OF_ZERO),
+                F.Entry(block(f"own{i}"), 0)]
+        maps.put_v2(f"vol-{i:02d}", 4 * B, ents, epoch=2)
+        maps.put_v2(f"snap-{i:02d}", 4 * B, ents, flags=F.MF_READONLY, epoch=0)
+    kept = block("kept-by-deleted-map")
+    maps.put_v2("deleted-vol", 2 * B, [F.Entry(kept, 0), F.Entry("archip_" + "e" * 64, F.OF_ARCHIP)],
+                flags=F.MF_DELETED)
+    maps.put_v2("live-vol", 2 * B, [F.Entry(block("kept-by-deleted-entry"), 0x0F), F.Entry(shared[0], 0)])
+    twice = hashlib.sha256(b"orphan at both paths").digest() * 10
+    blocks.put(pithos_hash(twice), twice, "pithos")
+    blocks.link(pithos_hash(twice), "pithos", "v04")  # mid-migration: one inode at both paths
+    blocks.put("gone-object_hash", b"0" * 64)
+    return Store(root / "maps", root / "blocks")
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    sample = write_sample(tmp_path_factory.mktemp("sample"))
+    planted = build_store(tmp_path_factory.mktemp("planted"))
+    return {
+        "sample": Store(Path(sample.maps_dir), Path(sample.blocks_dir)),
+        "planted": Store(planted.maps, planted.blocks),
+        "spread": spread_store(tmp_path_factory.mktemp("spread")),
+    }
+
+
+def run_cli(*args):
+    res = CliRunner().invoke(cli, ["check", *map(str, args)])
+    assert res.exit_code in (0, 1, 2), res.output
+    return res.exit_code, res.stdout
+
+
+def store_args(s: Store):
+    return ["--maps-dir", s.maps_dir, "--blocks-dir", s.blocks_dir, "--format", "json"]
+
+
+def sorted_findings(doc: dict) -> str:
+    return json.dumps(sorted(doc["findings"], key=lambda f: json.dumps(f, sort_keys=True)), sort_keys=True)
+
+
+def counters(doc: dict) -> dict:
+    """Counters minus the index size, which is per process: the whole set locally, one partition on Dask."""
+    return {k: v for k, v in doc["summary"]["counters"].items() if k != "refs.index_bytes"}
+
+
+@functools.cache
+def _local(maps_dir, blocks_dir, *extra):
+    return run_cli("--maps-dir", maps_dir, "--blocks-dir", blocks_dir, "--format", "json", "-j", 1, *extra)
+
+
+def local_run(s: Store, *extra):
+    code, out = _local(str(s.maps_dir), str(s.blocks_dir), *extra)
+    return code, json.loads(out)
+
+
+def assert_same(dcode, ddoc, code, doc):
+    assert dcode == code
+    assert sorted_findings(ddoc) == sorted_findings(doc)
+    assert counters(ddoc) == counters(doc)
+    assert ddoc["check"] == doc["check"]
+
+
+@pytest.mark.parametrize("store,shards,jobs,extra", [
+    ("sample", None, 2, ()),
+    ("planted", None, 1, ("--verify-data",)),
+    ("planted", 16, 2, ()),
+    ("spread", 7, 1, ()),
+    ("spread", 64, 1, ("--verify-data-sample", "0.5")),
+])
+def test_cluster_check_matches_local(cluster, stores, store, shards, jobs, extra):
+    address, _ = cluster
+    s = stores[store]
+    code, doc = local_run(s, *extra)
+    more = ["--shards", shards] if shards else []
+    dcode, dout = run_cli(*store_args(s), "--dask", address, "-j", jobs, *more, *extra)
+    assert_same(dcode, json.loads(dout), code, doc)
+    kinds = {f["kind"] for f in doc["findings"]}
+    assert kinds & {"object_missing", "object_orphan"}  # the stores do have planted reference findings
+
+
+def test_spread_store_findings_are_the_planted_ones(stores):
+    """The spread store's missing object is named by 20 maps in many shards; deleted maps keep objects."""
+    _code, doc = local_run(stores["spread"])
+    by_kind = {}
+    for f in doc["findings"]:
+        by_kind.setdefault(f["kind"], set()).add(f["name"])
+    assert by_kind["object_missing"] == {"archip_" + "d" * 64}
+    twice = pithos_hash(hashlib.sha256(b"orphan at both paths").digest() * 10)
+    assert by_kind["object_orphan"] == {twice, "gone-object_hash"}
+    assert doc["summary"]["counters"]["refs.missing_objects"] == 1
+
+
+def test_local_n_matches_local(stores):
+    s = stores["planted"]
+    code, doc = local_run(s)
+    dcode, dout = run_cli(*store_args(s), "--dask", "local:2", "-j", 1)
+    assert_same(dcode, json.loads(dout), code, doc)
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@dataclass
+class KillFirstAttempt(FiledBackend):
+    """The first call of ``method`` on one chosen shard kills its whole worker process, as an OOM kill would."""
+
+    marker: str = ""
+    method: str = "check_shard"
+    victim: tuple = ("maps", 0)
+
+    def _maybe_die(self, method, shard):
+        if method == self.method and (shard.store, shard.lo) == self.victim:
+            try:
+                fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                return  # the retry, on a live worker
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os._exit(9)
+
+    def check_shard(self, shard, jobs, locator):
+        self._maybe_die("check_shard", shard)
+        return super().check_shard(shard, jobs, locator)
+
+    def explain_shard(self, shard, jobs, records, width):
+        self._maybe_die("explain_shard", shard)
+        return super().explain_shard(shard, jobs, records, width)
+
+
+@pytest.mark.parametrize("method", ["check_shard", "explain_shard"])
+def test_killed_worker_result_still_exact(cluster, stores, tmp_path, method):
+    address, client = cluster
+    s = stores["spread"]
+    code, doc = local_run(s)
+    marker = tmp_path / "killed.pid"
+    be = KillFirstAttempt(str(s.maps_dir), str(s.blocks_dir), marker=str(marker), method=method)
+    # explain_shard: the first maps shard holds some of the 40 maps naming the missing object
+    summary = distributed_check.check(be, address, jobs=1, progress=False, shards_per_store=8)
+    killed = int(marker.read_text())
+    assert gone(killed)
+    found = json.dumps(sorted([f.as_dict() for f in summary.findings], key=lambda f: json.dumps(f, sort_keys=True)),
+                       sort_keys=True)
+    assert found == sorted_findings(doc)
+    assert summary.exit_code == code
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted it for the next tests
+
+
+def test_rados_backend_refused_with_one_line(stores):
+    from verify.errors import UsageError
+
+    class NoShards:
+        name = "rados"
+
+    with pytest.raises(UsageError):
+        distributed_check.check(NoShards(), "local:1", jobs=1)
