@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from test_check import build_store
-from verify import distributed, distributed_check
+from verify import distributed, distributed_check, refjoin
 from verify import formats as F
 from verify.backends.filed import FiledBackend
 from verify.cli.main import cli
@@ -153,6 +153,19 @@ def test_spread_store_findings_are_the_planted_ones(stores):
     twice = pithos_hash(hashlib.sha256(b"orphan at both paths").digest() * 10)
     assert by_kind["object_orphan"] == {twice, "gone-object_hash"}
     assert doc["summary"]["counters"]["refs.missing_objects"] == 1
+
+
+def test_shard_records_use_the_joins_fingerprint(stores):
+    """Blocks shards hand the join refjoin.fingerprint(name) of every object at a v0.4-read path."""
+    s = stores["spread"]
+    be = FiledBackend(str(s.maps_dir), str(s.blocks_dir))
+    keys = set()
+    for shard in be.shards(4):
+        if shard.store == "blocks":
+            _res, recs = be.check_shard(shard, 1, bytes(7))
+            keys |= {recs[i:i + refjoin.KEY] for i in range(0, len(recs), distributed_check.WIDTH)}
+    names = {f.encode() for _d, _s, files in os.walk(s.blocks_dir) for f in files if not f.endswith("_hash")}
+    assert keys == {refjoin.fingerprint(n) for n in names}
 
 
 def test_local_n_matches_local(stores):

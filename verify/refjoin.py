@@ -3,8 +3,9 @@
 ``check`` must find every referenced object that is not stored (``object_missing``)
 and every stored object that nothing references (``object_orphan``). At 10^9
 objects neither side fits comfortably in one process as names, so both sides
-travel as fixed-width records: a 16-byte xxh3-128 fingerprint of the name
-(big-endian, so byte order is numeric order), then an optional payload the
+travel as fixed-width records: a 16-byte fingerprint of the name, the one the
+check uses everywhere (the first 128 bits of sha256(name), lowest bit cleared; see
+verify/_check.h; byte order is numeric order), then an optional payload the
 caller uses to turn a record back into a finding (e.g. a shard number and an
 index into that shard's names: 8 bytes, 24 bytes a record in all).
 
@@ -23,7 +24,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Iterable
 
-import xxhash
+import hashlib
 
 from . import _refjoin
 
@@ -31,8 +32,9 @@ KEY = 16
 
 
 def fingerprint(name: bytes) -> bytes:
-    """The 16-byte key of an object name."""
-    return xxhash.xxh3_128_digest(name)
+    """The 16-byte key of an object name: the reference check's fingerprint (verify/_check.h)."""
+    d = hashlib.sha256(name).digest()
+    return d[:KEY - 1] + bytes([d[KEY - 1] & 0xFE])
 
 
 def records(names: Iterable[bytes], payloads: Iterable[bytes] | None = None) -> bytearray:
@@ -40,10 +42,10 @@ def records(names: Iterable[bytes], payloads: Iterable[bytes] | None = None) -> 
     out = bytearray()
     if payloads is None:
         for n in names:
-            out += xxhash.xxh3_128_digest(n)
+            out += fingerprint(n)
     else:
         for n, p in zip(names, payloads, strict=True):
-            out += xxhash.xxh3_128_digest(n)
+            out += fingerprint(n)
             out += p
     return out
 
