@@ -278,3 +278,13 @@ def test_unreadable_part_stops_the_later_stages_on_dask(tmp_path_factory):
         if locked is not None:
             os.chmod(locked, 0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_worker_without_the_store_one_line_exit_2(cluster, stores, tmp_path):
+    address, _ = cluster
+    s = stores["sample"]
+    res = CliRunner().invoke(cli, ["check", "--maps-dir", str(s.maps_dir), "--blocks-dir", str(tmp_path / "absent"),
+                                   "--dask", address])
+    assert res.exit_code == 2
+    assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1 and str(tmp_path / "absent") in res.output
