@@ -4,7 +4,7 @@
 One :class:`FiledShard` covers the top-level dirs whose 2-hex name falls in
 ``[lo, hi)`` (anything else at the top level counts as bucket 0). Threads take
 top-level dirs from an OpenMP dynamic schedule; each walks its dir with
-openat/fdopendir/readdir relative to directory fds, never follows a symlink,
+openat/getdents64 relative to directory fds, never follows a symlink,
 hashes names with libcrypto, reads at most AV_HEADER_READ bytes of a map header
 with pread, and probes the few other paths a rule needs (a v0.4 path, a map-data
 object, NAME for archip_NAME) with fstatat/openat. Per-object outcomes are C
@@ -16,7 +16,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENOMEM
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
@@ -42,14 +42,31 @@ cdef extern from "<sys/stat.h>" nogil:
     bint S_ISLNK(unsigned int m)
 
 cdef extern from "<dirent.h>" nogil:
-    ctypedef struct DIR
-    cdef struct dirent:
-        unsigned char d_type
-        char d_name[256]
-    DIR *fdopendir(int fd)
-    dirent *readdir(DIR *d)
-    int closedir(DIR *d)
     unsigned char DT_UNKNOWN, DT_DIR, DT_REG, DT_LNK
+
+cdef extern from *:
+    """
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    /* the kernel's record, read straight from getdents64: no DIR stream, so no
+       fstat per directory (fdopendir's), which on NFS or FUSE is a round trip */
+    struct av_dirent64 {
+        uint64_t d_ino;
+        int64_t d_off;
+        unsigned short d_reclen;
+        unsigned char d_type;
+        char d_name[256]; /* as glibc's struct dirent64: names end at their NUL */
+    };
+    static inline long av_getdents64(int fd, void *buf, size_t n)
+    {
+        return syscall(SYS_getdents64, fd, buf, n);
+    }
+    """
+    cdef struct av_dirent64:
+        unsigned short d_reclen
+        unsigned char d_type
+        char d_name[1]
+    long av_getdents64(int fd, void *buf, size_t n) nogil
 
 cdef extern from "<stdio.h>" nogil:
     int snprintf(char *buf, size_t n, const char *fmt, ...)
@@ -126,6 +143,7 @@ COUNTER_NAMES = ("files", "dirs", "v0", "v1", "v2", "corrupt", "mapdata", "other
 
 DEF PATHMAX = 1200   # d1/d2/d3/NAME with each part <= 255 bytes
 DEF DETAILMAX = 1300
+DEF DIRBUF = 32768   # getdents64 buffer: a leaf dir of a big store fits in one call
 
 ctypedef struct rec_t:
     int kind
@@ -408,12 +426,12 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
             check_map(ctx, b, fd3, name, n, path)
 
 
-cdef int entry_type(int dirfd, dirent *e) noexcept nogil:
+cdef int entry_type(int dirfd, const char *name, unsigned char d_type) noexcept nogil:
     """d_type, or lstat's answer where the filesystem does not fill it in."""
     cdef stat st
-    if e.d_type != DT_UNKNOWN:
-        return e.d_type
-    if fstatat(dirfd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0:
+    if d_type != DT_UNKNOWN:
+        return d_type
+    if fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0:
         return DT_UNKNOWN
     if S_ISDIR(st.st_mode):
         return DT_DIR
@@ -445,10 +463,10 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
                const char *dname, int depth) noexcept nogil:
     """Walk one directory at depth 1..3 (``dname`` inside ``parentfd``) and below."""
     cdef char path[PATHMAX]
-    cdef char detail[DETAILMAX]
     cdef int fd, t
-    cdef DIR *d
-    cdef dirent *e
+    cdef long nread, pos
+    cdef char *buf
+    cdef av_dirent64 *e
     if depth == 1:
         join_path(path, NULL, NULL, NULL, dname)
     elif depth == 2:
@@ -460,43 +478,48 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
         if errno != ENOENT:
             unreadable(b, errno, dname, strlen(dname), path, "opendir")
         return
-    d = fdopendir(fd)
-    if d == NULL:
+    buf = <char *>malloc(DIRBUF)
+    if buf == NULL:
+        unreadable(b, ENOMEM, dname, strlen(dname), path, "readdir buffer")
         close(fd)
         return
     b.counts[C_DIRS] += 1
     while True:
-        av_errno_clear()
-        e = readdir(d)
-        if e == NULL:
-            if errno != 0:
+        nread = av_getdents64(fd, buf, DIRBUF)
+        if nread <= 0:
+            if nread < 0 and errno != ENOENT:
                 unreadable(b, errno, dname, strlen(dname), path, "readdir")
             break
-        if is_dot(e.d_name):
-            continue
-        t = entry_type(fd, e)
-        if depth == 3:
-            if t == DT_REG:
-                check_file(ctx, b, fd, d1, d2, dname, e.d_name)
+        pos = 0
+        while pos < nread:
+            e = <av_dirent64 *>(buf + pos)
+            pos += e.d_reclen
+            if is_dot(e.d_name):
+                continue
+            t = entry_type(fd, e.d_name, e.d_type)
+            if depth == 3:
+                if t == DT_REG:
+                    check_file(ctx, b, fd, d1, d2, dname, e.d_name)
+                else:
+                    b.counts[C_FILES] += 1
+                    join_path(path, d1, d2, dname, e.d_name)
+                    stray(b, e.d_name, path, t, 4)
+                    join_path(path, d1, d2, NULL, dname)
+            elif t == DT_DIR:
+                if depth == 1:
+                    walk(ctx, b, fd, dname, NULL, NULL, e.d_name, 2)
+                else:
+                    walk(ctx, b, fd, d1, dname, NULL, e.d_name, 3)
             else:
-                b.counts[C_FILES] += 1
-                join_path(path, d1, d2, dname, e.d_name)
-                stray(b, e.d_name, path, t, 4)
-                join_path(path, d1, d2, NULL, dname)
-        elif t == DT_DIR:
-            if depth == 1:
-                walk(ctx, b, fd, dname, NULL, NULL, e.d_name, 2)
-            else:
-                walk(ctx, b, fd, d1, dname, NULL, e.d_name, 3)
-        else:
-            if t == DT_REG:
-                b.counts[C_FILES] += 1
-            if depth == 1:
-                join_path(path, dname, NULL, NULL, e.d_name)
-            else:
-                join_path(path, d1, dname, NULL, e.d_name)
-            stray(b, e.d_name, path, t, depth + 1)
-    closedir(d)
+                if t == DT_REG:
+                    b.counts[C_FILES] += 1
+                if depth == 1:
+                    join_path(path, dname, NULL, NULL, e.d_name)
+                else:
+                    join_path(path, d1, dname, NULL, e.d_name)
+                stray(b, e.d_name, path, t, depth + 1)
+    free(buf)
+    close(fd)
 
 
 def bucket(name: bytes) -> int:
