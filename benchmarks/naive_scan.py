@@ -294,17 +294,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--maps-dir", required=True)
     ap.add_argument("--blocks-dir")
     ap.add_argument("--pithos-migrate", choices=("auto", "on", "off"), default="auto")
-    ap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ap.add_argument("--json", action="store_true", help="print {'summary': ...} as archverify's JSON report has it")
+    ap.add_argument("--output", help="write to this file instead of stdout")
     a = ap.parse_args(argv)
     off = {"maps": True, "blocks": True} if a.pithos_migrate == "off" else {}
     summary = scan(a.maps_dir, a.blocks_dir, off)
     d = summary.as_dict()
     if a.json:
-        json.dump(d, sys.stdout, indent=1)
-        print()
+        text = json.dumps({"tool": "naive_scan", "summary": d}, indent=1) + "\n"
     else:
-        print(f"{d['files_scanned']} files, {d['findings_total']} findings {d['findings']}, "
-              f"{d['elapsed_s']} s, {d['files_per_s']} files/s")
+        text = (f"{d['files_scanned']} files, {d['findings_total']} findings {d['findings']}, "
+                f"{d['elapsed_s']} s, {d['files_per_s']} files/s\n")
+    if a.output:
+        with open(a.output, "w") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
     return summary.exit_code
 
 
