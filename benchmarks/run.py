@@ -58,17 +58,35 @@ def _pdeathsig() -> None:
         pass
 
 
-def timed(cmd: list[str], stdout=subprocess.DEVNULL, ok=(0, 1)) -> tuple[float, int]:
-    """(wall seconds, peak RSS in MiB) of one command; wait4 gives this child's own rusage."""
+GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
+def timed(cmd: list[str], stdout=subprocess.DEVNULL, ok=(0, 1)) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MiB) of one command, from wait4's rusage of that child.
+
+    Linux keeps a process's peak RSS across exec, so a child forked from this
+    Python process would start at this process's size: GNU time (a small C
+    program) forks the command instead when it is installed, and its own
+    rusage line gives the command's true peak."""
+    rss_file = None
+    if GNU_TIME:
+        fd, rss_file = tempfile.mkstemp(prefix="rss-")
+        os.close(fd)
+        cmd = [GNU_TIME, "-q", "-f", "%M", "-o", rss_file, *cmd]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=ENV)
     err = p.stderr.read()
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
+    rss = ru.ru_maxrss / 1024
+    if rss_file:
+        text = Path(rss_file).read_text().split()
+        os.unlink(rss_file)
+        rss = int(text[-1]) / 1024 if text and text[-1].isdigit() else rss
     if p.returncode not in ok:
         raise RuntimeError(f"{cmd[:4]}... exited {p.returncode}: {err.decode(errors='replace')[-2000:]}")
-    return wall, ru.ru_maxrss / 1024
+    return wall, ru.ru_utime + ru.ru_stime, rss
 
 
 def scan_cmd(maps: str, blocks: str, jobs: int, out: str) -> list[str]:
@@ -193,14 +211,16 @@ def local(tree: Path, repeat: int, jobs: int, results: dict) -> None:
     if not same_findings(out_s, out_n):
         raise SystemExit("archverify scan and the naive scan disagree on this tree: not benchmarking a wrong answer")
     scan_s = json.loads(Path(out_s).read_text())["summary"]
-    res = {k: {"median_s": statistics.median(w for w, _ in v), "min_s": min(w for w, _ in v),
-               "peak_rss_mib": max(r for _, r in v)} for k, v in runs.items()}
+    res = {k: {"median_s": statistics.median(w for w, _, _ in v), "min_s": min(w for w, _, _ in v),
+               "cpu_s": statistics.median(c for _, c, _ in v), "peak_rss_mib": max(r for _, _, r in v)}
+           for k, v in runs.items()}
     base = res["archverify scan"]["median_s"]
     log(f"\nlocal disk, warm cache: {scan_s['files_scanned']} files, {scan_s['findings_total']} findings, "
         f"scan --jobs {jobs}, median of {repeat}")
-    log(f"  {'command':<18}{'median s':>10}{'min s':>9}{'peak RSS MiB':>14}{'time / scan':>13}")
+    log(f"  {'command':<18}{'median s':>10}{'min s':>9}{'CPU s':>8}{'peak RSS MiB':>14}{'time / scan':>13}")
     for k, v in res.items():
-        log(f"  {k:<18}{v['median_s']:>10.2f}{v['min_s']:>9.2f}{v['peak_rss_mib']:>14.1f}{v['median_s'] / base:>12.2f}x")
+        log(f"  {k:<18}{v['median_s']:>10.2f}{v['min_s']:>9.2f}{v['cpu_s']:>8.2f}{v['peak_rss_mib']:>14.1f}"
+            f"{v['median_s'] / base:>12.2f}x")
     log(f"  scan's own elapsed (inside the process): {scan_s['elapsed_s']} s, {scan_s['files_per_s']} files/s")
     ratios = {"naive_over_scan": res["naive"]["median_s"] / base, "find_over_scan": res["find -type f"]["median_s"] / base}
     log(f"  => {ratios['naive_over_scan']:.1f}x the naive scan (target >= 4x), "
@@ -232,8 +252,8 @@ def nfs_like(tree: Path, workdir: Path, delay_us: int, jobs_list: list[int], cei
         cmds.insert(0, ("naive", naive_cmd(maps, blocks, str(workdir / "naive-nfs.json"))))
     for name, cmd in cmds:
         with Mount(delayfs, tree, mnt, delay_us) as m:
-            wall, rss = timed(cmd)
-        runs[name] = {"s": wall, "peak_rss_mib": rss, "requests": total_requests(m.requests), "detail": m.requests}
+            wall, cpu, rss = timed(cmd)
+        runs[name] = {"s": wall, "cpu_s": cpu, "peak_rss_mib": rss, "requests": total_requests(m.requests), "detail": m.requests}
         log(f"  {name:<16}{wall:>8.2f} s {runs[name]['requests']:>9} requests "
             f"({runs[name]['requests'] / wall:,.0f}/s)")
     if not skip_naive:
@@ -251,7 +271,7 @@ def nfs_like(tree: Path, workdir: Path, delay_us: int, jobs_list: list[int], cei
 def rss_1m(tree: Path, jobs: int, results: dict) -> None:
     out = str(tree.parent / "scan-1m.json")
     timed(find_cmd(str(tree / "maps"), str(tree / "blocks")))
-    wall, rss = timed(scan_cmd(str(tree / "maps"), str(tree / "blocks"), jobs, out))
+    wall, _cpu, rss = timed(scan_cmd(str(tree / "maps"), str(tree / "blocks"), jobs, out))
     s = json.loads(Path(out).read_text())["summary"]
     log(f"\n1M-file tree: scan --jobs {jobs} of {s['files_scanned']} files, {s['findings_total']} findings: "
         f"{wall:.1f} s, peak RSS {rss:.1f} MiB (target < 200 MB)")
