@@ -167,3 +167,16 @@ def test_generated_tree_is_deterministic(tmp_path):
     assert a["planted"] == b["planted"]
     assert listing(tmp_path / "a" / "maps") == listing(tmp_path / "b" / "maps")
     assert listing(tmp_path / "a" / "blocks") == listing(tmp_path / "b" / "blocks")
+
+
+def test_many_top_level_dirs(tmp_path):
+    """More top-level dirs than the scanner keeps open at once: the one-level walk takes over."""
+    maps, blocks = FiledStoreWriter(tmp_path / "maps"), FiledStoreWriter(tmp_path / "blocks")
+    maps.put_v2("vol-a", F.BLOCK_SIZE_4M, [F.Entry(F.ZERO_HASH, F.OF_ZERO)])
+    for i in range(600):
+        leaf = blocks.root / f"top{i:03d}" / "cd" / "ef"
+        leaf.mkdir(parents=True)
+        (leaf / f"archip_object-{i}").write_bytes(b"")
+    fast, slow = both(tmp_path / "maps", tmp_path / "blocks")
+    assert_agree(fast, slow)
+    assert sum(f.kind == "object_misplaced" for f in slow.findings) == 600

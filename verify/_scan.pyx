@@ -2,8 +2,9 @@
 """The filed hot loop: walk ``ROOT/d1/d2/d3/NAME`` without the GIL, in parallel.
 
 One :class:`FiledShard` covers the top-level dirs whose 2-hex name falls in
-``[lo, hi)`` (anything else at the top level counts as bucket 0). Threads take
-top-level dirs from an OpenMP dynamic schedule; each walks its dir with
+``[lo, hi)`` (anything else at the top level counts as bucket 0). Threads list
+the top-level dirs, then take their subdirs from an OpenMP dynamic schedule;
+each walks its dir with
 openat/getdents64 relative to directory fds, never follows a symlink,
 hashes names with libcrypto, reads at most AV_HEADER_READ bytes of a map header
 with pread, and probes the few other paths a rule needs (a v0.4 path, a map-data
@@ -143,6 +144,7 @@ COUNTER_NAMES = ("files", "dirs", "v0", "v1", "v2", "corrupt", "mapdata", "other
 
 DEF PATHMAX = 1200   # d1/d2/d3/NAME with each part <= 255 bytes
 DEF DETAILMAX = 1300
+DEF MAX_TOP_FDS = 512  # top-level dirs kept open between the two phases (256 in a sane store)
 DEF DIRBUF = 32768   # getdents64 buffer: a leaf dir of a big store fits in one call
 
 ctypedef struct rec_t:
@@ -522,6 +524,71 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
     close(fd)
 
 
+ctypedef struct top_t:
+    int fd          # the top-level dir, kept open for phase 2; -1 if it could not be opened
+    char *name      # borrowed from a Python bytes object that outlives the scan
+    char **subs     # names of its subdirectories: phase 2's work units
+    size_t nsubs
+    size_t cap
+
+
+cdef void list_top(ctx_t *ctx, tbuf_t *b, top_t *t) noexcept nogil:
+    """Phase 1: list one top-level dir, handle what is not a dir, keep its subdirs as work units.
+
+    A subdir whose name cannot be kept (out of memory) is walked here and now instead.
+    """
+    cdef char path[PATHMAX]
+    cdef int fd, ty
+    cdef long nread, pos
+    cdef char *buf
+    cdef char **grown
+    cdef av_dirent64 *e
+    t.fd = -1
+    fd = openat(ctx.rootfd, t.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    if fd < 0:
+        if errno != ENOENT:
+            unreadable(b, errno, t.name, strlen(t.name), t.name, "opendir")
+        return
+    buf = <char *>malloc(DIRBUF)
+    if buf == NULL:
+        unreadable(b, ENOMEM, t.name, strlen(t.name), t.name, "readdir buffer")
+        close(fd)
+        return
+    b.counts[C_DIRS] += 1
+    while True:
+        nread = av_getdents64(fd, buf, DIRBUF)
+        if nread <= 0:
+            if nread < 0 and errno != ENOENT:
+                unreadable(b, errno, t.name, strlen(t.name), t.name, "readdir")
+            break
+        pos = 0
+        while pos < nread:
+            e = <av_dirent64 *>(buf + pos)
+            pos += e.d_reclen
+            if is_dot(e.d_name):
+                continue
+            ty = entry_type(fd, e.d_name, e.d_type)
+            if ty == DT_DIR:
+                if t.nsubs == t.cap:
+                    grown = <char **>realloc(t.subs, (t.cap * 2 + 16) * sizeof(char *))
+                    if grown != NULL:
+                        t.subs = grown
+                        t.cap = t.cap * 2 + 16
+                if t.nsubs < t.cap:
+                    t.subs[t.nsubs] = dupn(e.d_name, strlen(e.d_name))
+                    if t.subs[t.nsubs] != NULL:
+                        t.nsubs += 1
+                        continue
+                walk(ctx, b, fd, t.name, NULL, NULL, e.d_name, 2)
+            else:
+                if ty == DT_REG:
+                    b.counts[C_FILES] += 1
+                join_path(path, t.name, NULL, NULL, e.d_name)
+                stray(b, e.d_name, path, ty, 2)
+    free(buf)
+    t.fd = fd
+
+
 def bucket(name: bytes) -> int:
     """Shard bucket of a top-level entry: its 2-hex value, else 0."""
     if len(name) == 2 and all(c in b"0123456789abcdef" for c in name):
@@ -590,21 +657,70 @@ cdef class FiledShard:
                     stray(&self.bufs[0], <const char *>nm, <const char *>nm, t, 1)
         units.sort()
         self.units = units
-        cdef int nunits = len(units)
+        cdef Py_ssize_t i, k, ntop = len(units)
+        cdef int tid
+        if ntop > MAX_TOP_FDS:
+            self._run_one_level(units)
+            self.done = True
+            return
+        # Phase 1 lists the top-level dirs; phase 2 walks their subdirs, up to 65536
+        # work units: fine enough that --jobs 128 keeps every thread busy to the end
+        # (one unit per top-level dir leaves most threads idle in the last round).
+        cdef top_t *tops = <top_t *>calloc(ntop + 1, sizeof(top_t))
+        cdef top_t **utop = NULL
+        cdef char **usub = NULL
+        cdef Py_ssize_t nunits = 0
+        if tops == NULL:
+            raise MemoryError()
+        try:
+            for i in range(ntop):
+                tops[i].fd = -1
+                tops[i].name = <char *>(<bytes>units[i])
+            for i in prange(ntop, nogil=True, schedule="dynamic", chunksize=1, num_threads=self.jobs):
+                tid = threadid()
+                list_top(&self.ctx, &self.bufs[tid], &tops[i])
+            for i in range(ntop):
+                nunits += tops[i].nsubs
+            utop = <top_t **>malloc((nunits + 1) * sizeof(top_t *))
+            usub = <char **>malloc((nunits + 1) * sizeof(char *))
+            if utop == NULL or usub == NULL:
+                raise MemoryError()
+            nunits = 0
+            for i in range(ntop):
+                for k in range(<Py_ssize_t>tops[i].nsubs):
+                    utop[nunits] = &tops[i]
+                    usub[nunits] = tops[i].subs[k]
+                    nunits += 1
+            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=self.jobs):
+                tid = threadid()
+                walk(&self.ctx, &self.bufs[tid], utop[i].fd, utop[i].name, NULL, NULL, usub[i], 2)
+        finally:
+            for i in range(ntop):
+                if tops[i].fd >= 0:
+                    close(tops[i].fd)
+                for k in range(<Py_ssize_t>tops[i].nsubs):
+                    free(tops[i].subs[k])
+                free(tops[i].subs)
+            free(tops)
+            free(utop)
+            free(usub)
+        self.done = True
+
+    def _run_one_level(self, list units):
+        """One work unit per top-level dir: for stores with too many of them to keep open."""
+        cdef Py_ssize_t i, nunits = len(units)
+        cdef int tid
         cdef char **names = <char **>malloc((nunits + 1) * sizeof(char *))
         if names == NULL:
             raise MemoryError()
-        cdef Py_ssize_t i
         for i in range(nunits):
             names[i] = <char *>(<bytes>units[i])
-        cdef int tid
         try:
             for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=self.jobs):
                 tid = threadid()
                 walk(&self.ctx, &self.bufs[tid], self.ctx.rootfd, NULL, NULL, NULL, names[i], 1)
         finally:
             free(names)
-        self.done = True
 
     def progress(self):
         """(files, dirs) seen so far; safe to call from another thread while run() works."""
