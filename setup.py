@@ -18,6 +18,15 @@ extensions = [
         extra_compile_args=["-O2", "-fopenmp", *WARN],
         extra_link_args=["-fopenmp"],
     ),
+    Extension(
+        "verify._probe",
+        ["verify/_probe.pyx"],
+        include_dirs=["verify"],
+        depends=["verify/_rules.h"],
+        libraries=["crypto"],
+        extra_compile_args=["-O2", "-fopenmp", *WARN],
+        extra_link_args=["-fopenmp"],
+    ),
 ]
 
 if os.path.exists("/usr/include/rados/librados.h") and os.environ.get("ARCHVERIFY_NO_RADOS") != "1":

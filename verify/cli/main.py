@@ -40,9 +40,9 @@ def cli():
 
 
 def _register():
-    from . import sample_cmd, scan_cmd
+    from . import pithos_check_cmd, sample_cmd, scan_cmd
 
-    for mod in (scan_cmd, sample_cmd):
+    for mod in (scan_cmd, sample_cmd, pithos_check_cmd):
         cli.add_command(mod.command)
 
 

@@ -1,0 +1,1 @@
+pytest_plugins = ["pg_server"]  # the real PostgreSQL of the Pithos database tests
