@@ -103,14 +103,13 @@ def _columns(conn) -> set[str] | None:
     return {r[0] for r in rows}
 
 
-def stream_rows(url, batch: int = BATCH, columns: tuple[str, ...] = COLUMNS, where_snapshot: bool | None = None
-                ) -> Iterator[list[tuple]]:
+def stream_rows(url, batch: int = BATCH, columns: tuple[str, ...] = COLUMNS) -> Iterator[list[tuple]]:
     """Batches of ``versions`` rows (tuples in ``columns`` order) with a non-null mapfile.
 
     One read-only transaction, one server-side cursor fetching ``batch`` rows at a
     time. Connection problems, a missing table or column: StoreError, one line.
     """
-    from sqlalchemy import column, select, table, text
+    from sqlalchemy import column, select, table
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     where = safe(url)
@@ -135,12 +134,8 @@ def stream_rows(url, batch: int = BATCH, columns: tuple[str, ...] = COLUMNS, whe
                                          "(a Pithos database before the mapfile migration 2efddde15abf?)")
                     t = table(TABLE, *(column(c) for c in columns))
                     stmt = select(*t.c).where(t.c.mapfile.is_not(None))
-                    if where_snapshot is not None:
-                        stmt = stmt.where(t.c.is_snapshot.is_(where_snapshot))
                     result = conn.execution_options(yield_per=batch).execute(stmt)
-                    for part in result.partitions():
-                        yield part
-                    conn.execute(text("SELECT 1"))  # the transaction still answers: the stream was complete
+                    yield from result.partitions()
             except DBAPIError as e:
                 raise StoreError(f"{where}: {_one_line(e)}") from None
             except SQLAlchemyError as e:
