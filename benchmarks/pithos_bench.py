@@ -58,7 +58,10 @@ else:
             findings += 1
     rows = len(data)
 dt = time.monotonic() - t0
-print(json.dumps({"rows": rows, "seconds": dt, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+ru = resource.getrusage(resource.RUSAGE_SELF)
+# VmHWM, not ru_maxrss: Linux keeps the parent's ru_maxrss across fork and exec
+hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+print(json.dumps({"rows": rows, "seconds": dt, "rss_mib": hwm / 1024, "cpu_s": ru.ru_utime + ru.ru_stime,
                   "findings": findings}))
 """
 
@@ -89,10 +92,16 @@ def load_db(admin_url: str, dbname: str, maps: list[tuple[str, int]]) -> str:
 
     from verify.pithos_sample import create_schema
 
+    url = admin_url.rsplit("/", 1)[0] + "/" + dbname
+    try:  # reuse a database loaded by an earlier run with --workdir
+        with psycopg.connect(url) as conn:
+            if conn.execute("SELECT count(*) FROM versions").fetchone()[0] == len(maps):
+                return url
+    except psycopg.Error:
+        pass
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
         conn.execute(f'CREATE DATABASE "{dbname}"')
-    url = admin_url.rsplit("/", 1)[0] + "/" + dbname
     with psycopg.connect(url) as conn:
         create_schema(conn)
         with conn.cursor() as cur:
@@ -147,20 +156,25 @@ def main() -> int:
             t0 = time.monotonic()
             urls[n] = load_db(admin, f"pithos_bench_{n}", all_maps[:n])
             print(f"database: {n:,} rows loaded ({time.monotonic() - t0:.1f}s)", flush=True)
-        print(f"\n{'run':<8}{'rows':>10}{'seconds':>9}{'rows/s':>11}{'peak RSS MiB':>14}{'findings':>10}")
+        print(f"\n{'run':<8}{'rows':>10}{'seconds':>9}{'rows/s':>11}{'CPU us/row':>12}{'peak RSS MiB':>14}"
+              f"{'findings':>10}")
         results = {}
         for n in sizes:
             r = run_child("fast", urls[n], maps, args.jobs)
             results[n] = r
             print(f"{'fast':<8}{r['rows']:>10,}{r['seconds']:>9.2f}{r['rows'] / r['seconds']:>11,.0f}"
-                  f"{r['rss_mib']:>14.1f}{r['findings']:>10}", flush=True)
+                  f"{r['cpu_s'] / r['rows'] * 1e6:>12.1f}{r['rss_mib']:>14.1f}{r['findings']:>10}", flush=True)
         nn = args.naive_rows or sizes[0]
         naive = run_child("naive", urls[nn], maps, 1)
         print(f"{'naive':<8}{naive['rows']:>10,}{naive['seconds']:>9.2f}{naive['rows'] / naive['seconds']:>11,.0f}"
-              f"{naive['rss_mib']:>14.1f}{naive['findings']:>10}")
+              f"{naive['cpu_s'] / naive['rows'] * 1e6:>12.1f}{naive['rss_mib']:>14.1f}{naive['findings']:>10}")
         fast_same = results.get(nn) or results[sizes[0]]
         print(f"\nspeed ratio fast/naive at {nn:,} rows: "
-              f"{(fast_same['rows'] / fast_same['seconds']) / (naive['rows'] / naive['seconds']):.1f}x")
+              f"{(fast_same['rows'] / fast_same['seconds']) / (naive['rows'] / naive['seconds']):.1f}x wall, "
+              f"{(naive['cpu_s'] / naive['rows']) / (fast_same['cpu_s'] / fast_same['rows']):.1f}x less CPU per row")
+        with open("/proc/loadavg") as fh:
+            print(f"machine: {os.cpu_count()} CPUs, load average {fh.read().split()[0]} at the end (others' work "
+                  "slows the wall-clock numbers)")
         print(f"peak RSS {sizes[0]:,} -> {sizes[-1]:,} rows: {results[sizes[0]]['rss_mib']:.1f} -> "
               f"{results[sizes[-1]]['rss_mib']:.1f} MiB (naive at {nn:,} rows: {naive['rss_mib']:.1f} MiB)")
         best = min(r["rows"] / r["seconds"] for r in results.values())

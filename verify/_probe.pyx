@@ -21,7 +21,7 @@ verdict rules in Python and tests hold the two against each other.
 from cython.parallel cimport prange
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memcmp, memchr
 from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, EISDIR
 
@@ -100,6 +100,81 @@ cdef const char *ZERO_BLOCK_DIGEST = (
     b"\x27\xae\x41\xe4\x64\x9b\x93\x4c\xa4\x95\x99\x1b\x78\x52\xb8\x55")
 DEF SNAP_PREFIX_LEN = 7  # "archip:"
 
+
+# ---- which old Pithos leaf dirs exist ----------------------------------------------
+# A 64-hex name's old path is tried first, as filed does; but most such dirs do not
+# exist, and a failed open costs as much as a successful one. The first time a name
+# needs ``d1/d2``, that dir is listed once (at most 65536 listings per run) and
+# its 2-hex subdirs kept as 256 bits; then the old path is opened only where its
+# leaf dir exists. v0.4 never creates files at old paths, so a leaf dir created
+# after its listing cannot hold one.
+cdef extern from *:
+    """
+    #include <dirent.h>
+    #include <fcntl.h>
+    #include <unistd.h>
+    #include <stdint.h>
+    #include <errno.h>
+    typedef struct {
+        uint8_t state[65536];      /* 0 not listed yet, 1 listed */
+        uint64_t bits[65536 * 4];  /* which d3 exist under each d1/d2 */
+    } av_oldcache_t;
+
+    static inline size_t av_oldcache_size(void)
+    {
+        return sizeof(av_oldcache_t);
+    }
+
+    static inline int av_hexval(char c)
+    {
+        return c <= '9' ? c - '0' : c - 'a' + 10;
+    }
+
+    /* 1: ROOT/d1/d2/d3 may hold NAME's old path; 0: it does not exist; -1: listing failed (errno) */
+    static int av_old_leaf(int rootfd, av_oldcache_t *c, const char *name)
+    {
+        unsigned d1 = av_hexval(name[0]) << 4 | av_hexval(name[1]);
+        unsigned d2 = av_hexval(name[2]) << 4 | av_hexval(name[3]);
+        unsigned d3 = av_hexval(name[4]) << 4 | av_hexval(name[5]);
+        unsigned k = d1 << 8 | d2;
+        if (!__atomic_load_n(&c->state[k], __ATOMIC_ACQUIRE)) {
+            uint64_t b[4] = {0, 0, 0, 0};
+            char rel[6] = {name[0], name[1], '/', name[2], name[3], 0};
+            int fd = openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0) {
+                if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+                    return -1;
+            } else {
+                DIR *d = fdopendir(fd);
+                if (d == NULL) {
+                    close(fd);
+                    return -1;
+                }
+                struct dirent *e;
+                while ((e = readdir(d)) != NULL) {
+                    const char *n = e->d_name;
+                    int h0 = (n[0] >= '0' && n[0] <= '9') || (n[0] >= 'a' && n[0] <= 'f');
+                    int h1 = (n[1] >= '0' && n[1] <= '9') || (n[1] >= 'a' && n[1] <= 'f');
+                    if (h0 && h1 && n[2] == 0) {
+                        unsigned v = av_hexval(n[0]) << 4 | av_hexval(n[1]);
+                        b[v >> 6] |= 1ull << (v & 63);
+                    }
+                }
+                closedir(d);
+            }
+            for (int i = 0; i < 4; i++)
+                __atomic_store_n(&c->bits[k * 4 + i], b[i], __ATOMIC_RELAXED);
+            __atomic_store_n(&c->state[k], 1, __ATOMIC_RELEASE);
+        }
+        return (int)((__atomic_load_n(&c->bits[k * 4 + (d3 >> 6)], __ATOMIC_RELAXED) >> (d3 & 63)) & 1);
+    }
+    """
+    ctypedef struct av_oldcache_t:
+        pass
+    size_t av_oldcache_size()
+    int av_old_leaf(int rootfd, av_oldcache_t *c, const char *name) nogil
+
+
 ctypedef struct item_t:
     const char *name
     Py_ssize_t n
@@ -175,7 +250,7 @@ cdef int count_v0(int fd, item_t *it, const unsigned char *head, ssize_t got, in
     return 0
 
 
-cdef void probe(int rootfd, item_t *it, bint row_size) noexcept nogil:
+cdef void probe(int rootfd, av_oldcache_t *oc, item_t *it, bint row_size) noexcept nogil:
     """Fill ``it`` for one map name; never fails, outcomes are codes."""
     cdef char rel[PATHMAX]
     cdef char alt[NAMEMAX]
@@ -199,6 +274,13 @@ cdef void probe(int rootfd, item_t *it, bint row_size) noexcept nogil:
     for step in range(3):
         if step == 0:
             if not av_is_hex64(name, n):
+                continue
+            err = av_old_leaf(rootfd, oc, name)
+            if err < 0:
+                it.err = errno
+                it.where = W_ERROR
+                return
+            if err == 0:
                 continue
             fd = open_rel(rootfd, name, n, 1, rel)
             it.where = W_PITHOS
@@ -287,12 +369,16 @@ cdef class MapProbe:
     cdef int rootfd
     cdef int jobs
     cdef object root
+    cdef av_oldcache_t *oldcache
 
     def __cinit__(self, root, int jobs=1):
         import os
         if jobs < 1:
             raise ValueError("jobs must be >= 1")
         self.rootfd = -1
+        self.oldcache = <av_oldcache_t *>calloc(1, av_oldcache_size())
+        if self.oldcache == NULL:
+            raise MemoryError()
         self.root = os.fsencode(root)
         self.jobs = jobs
         self.rootfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -300,6 +386,7 @@ cdef class MapProbe:
     def __dealloc__(self):
         if self.rootfd >= 0:
             close(self.rootfd)
+        free(self.oldcache)
 
     def close(self):
         if self.rootfd >= 0:
@@ -336,12 +423,13 @@ cdef class MapProbe:
     cdef void run(self, item_t *items, Py_ssize_t count, bint row_size) noexcept nogil:
         cdef Py_ssize_t i
         cdef int rootfd = self.rootfd
+        cdef av_oldcache_t *oc = self.oldcache
         if self.jobs == 1 or count < 64:
             for i in range(count):
-                probe(rootfd, &items[i], row_size)
+                probe(rootfd, oc, &items[i], row_size)
         else:
             for i in prange(count, schedule="dynamic", chunksize=32, num_threads=self.jobs):
-                probe(rootfd, &items[i], row_size)
+                probe(rootfd, oc, &items[i], row_size)
 
     def lookup(self, list names, list v0_limits=None):
         """Per name: (where, errno, header class, size, blocksize, flags, epoch, version,
