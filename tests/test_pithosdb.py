@@ -311,3 +311,49 @@ def test_dev_cluster_script_is_idempotent(pg_server):
     assert status.returncode == 0 and status.stdout.strip() == admin_url
     with psycopg.connect(admin_url) as conn:
         assert conn.execute("SHOW listen_addresses").fetchone()[0] == "127.0.0.1"
+
+
+def reference_lookup(root: Path, name: str, size: int | None) -> int:
+    """The lookup rules in plain Python (layout + formats.classify), slow and obvious."""
+    raw = name.encode()
+    if not raw or b"/" in raw or b"\0" in raw:
+        return maplookup.BADNAME
+    candidates = []
+    if layout.is_hex64(raw):
+        candidates.append(raw)
+    if len(raw) >= 6:
+        candidates.append(None)
+    candidates.append(b"archip_" + raw)
+    for c in candidates:
+        obj = raw if c is None or c == raw else c
+        rel = layout.pithos_path(obj) if c == raw else layout.v04_path(obj)
+        p = root / rel.decode()
+        if not p.is_file() or p.is_symlink():
+            continue
+        body = p.read_bytes()
+        hdr = F.classify(body[:64], len(body), obj)
+        if hdr.cls in (F.HeaderClass.V0, F.HeaderClass.NOT_MAP):
+            if size is None:
+                return 0x10
+            n = 0
+            while n * 32 + 32 <= len(body) and body[n * 32:n * 32 + 32] != bytes(32):
+                n += 1
+            need = F.nr_objs(size)
+            ok = n == need or (need == 0 and n == 1 and body[:32] == F.ZERO_DIGEST)
+            return 0x10 | (0 if ok else maplookup.SIZE)
+        if hdr.cls in (F.HeaderClass.V1, F.HeaderClass.V2):
+            ver = 0x20 if hdr.cls is F.HeaderClass.V1 else 0x30
+            return ver | (0 if size is None or hdr.size == size else maplookup.SIZE)
+        return 0x40 | maplookup.CORRUPT
+    return maplookup.MISSING
+
+
+def test_probe_agrees_with_a_plain_python_reference(sample):
+    rows = [r for r in sample.rows if r.mapfile is not None]
+    extra = [(o, 1) for o in sample.orphans] + [("archip_" + o, 1) for o in sample.orphans] + [("x/y", 1)]
+    mapfiles = [r.mapfile for r in rows] + [m for m, _ in extra]
+    sizes = [r.size for r in rows] + [s for _, s in extra]
+    with maplookup.FiledMaps(str(sample.maps_dir), jobs=2) as fm:
+        fast = fm.check_rows(mapfiles, sizes)
+    slow = bytes(reference_lookup(sample.maps_dir, maplookup.map_name(m), s) for m, s in zip(mapfiles, sizes))
+    assert list(fast) == list(slow)
