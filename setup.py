@@ -24,8 +24,7 @@ extensions = [
         include_dirs=["verify"],
         depends=["verify/_rules.h"],
         libraries=["crypto"],
-        extra_compile_args=["-O2", "-fopenmp", *WARN],
-        extra_link_args=["-fopenmp"],
+        extra_compile_args=["-O2", *WARN],
     ),
 ]
 

@@ -18,7 +18,6 @@ at the few rows that have a problem. ``verify/pithosdb.py`` holds the same
 verdict rules in Python and tests hold the two against each other.
 """
 
-from cython.parallel cimport prange
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, calloc, free
@@ -363,6 +362,21 @@ cdef uint8_t verdict(item_t *it) noexcept nogil:
     return (VER_CORRUPT << 4) | O_CORRUPT
 
 
+cdef class _Slice:
+    """One batch's items, probed by pool threads a slice each, without the GIL."""
+
+    cdef item_t *items
+    cdef int rootfd
+    cdef av_oldcache_t *oc
+    cdef bint row_size
+
+    def work(self, Py_ssize_t lo, Py_ssize_t hi):
+        cdef Py_ssize_t i
+        with nogil:
+            for i in range(lo, hi):
+                probe(self.rootfd, self.oc, &self.items[i], self.row_size)
+
+
 cdef class MapProbe:
     """Probes one filed maps store; one instance per store root, reused for every batch."""
 
@@ -370,6 +384,7 @@ cdef class MapProbe:
     cdef int jobs
     cdef object root
     cdef av_oldcache_t *oldcache
+    cdef object pool
 
     def __cinit__(self, root, int jobs=1):
         import os
@@ -389,6 +404,9 @@ cdef class MapProbe:
         free(self.oldcache)
 
     def close(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
         if self.rootfd >= 0:
             close(self.rootfd)
             self.rootfd = -1
@@ -420,16 +438,27 @@ cdef class MapProbe:
             raise
         return items
 
-    cdef void run(self, item_t *items, Py_ssize_t count, bint row_size) noexcept nogil:
+    cdef run(self, item_t *items, Py_ssize_t count, bint row_size):
+        """Probe every item: in this thread, or in ``jobs`` pool threads that each
+        release the GIL for their slice. (A thread pool rather than OpenMP: its idle
+        threads sleep instead of spinning while the next batch of rows is fetched.)"""
         cdef Py_ssize_t i
         cdef int rootfd = self.rootfd
         cdef av_oldcache_t *oc = self.oldcache
-        if self.jobs == 1 or count < 64:
-            for i in range(count):
-                probe(rootfd, oc, &items[i], row_size)
-        else:
-            for i in prange(count, schedule="dynamic", chunksize=32, num_threads=self.jobs):
-                probe(rootfd, oc, &items[i], row_size)
+        if self.jobs == 1 or count < 256:
+            with nogil:
+                for i in range(count):
+                    probe(rootfd, oc, &items[i], row_size)
+            return
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self.pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="map-probe")
+        cdef _Slice job = _Slice()
+        job.items, job.rootfd, job.oc, job.row_size = items, rootfd, oc, row_size
+        parts = self.jobs * 4
+        bounds = [count * k // parts for k in range(parts + 1)]
+        for f in [self.pool.submit(job.work, bounds[k], bounds[k + 1]) for k in range(parts)]:
+            f.result()
 
     def lookup(self, list names, list v0_limits=None):
         """Per name: (where, errno, header class, size, blocksize, flags, epoch, version,
@@ -446,8 +475,7 @@ cdef class MapProbe:
         cdef item_t *items = self.items_of(names, v0_limits, False)
         cdef item_t *it
         try:
-            with nogil:
-                self.run(items, count, False)
+            self.run(items, count, False)
             out = []
             for i in range(count):
                 it = &items[i]
@@ -468,8 +496,8 @@ cdef class MapProbe:
         cdef bytearray out = bytearray(count)
         cdef unsigned char *o = out
         try:
+            self.run(items, count, True)
             with nogil:
-                self.run(items, count, True)
                 for i in range(count):
                     o[i] = verdict(&items[i])
             return bytes(out)
