@@ -201,19 +201,27 @@ def test_works_with_a_select_only_role_and_never_writes(db, sample):
     assert scans1 > scans0 and writes1 == writes0
 
 
-def test_transaction_is_read_only(db):
-    """While the cursor is open, the server sees archverify's session in a read-only transaction."""
-    rows = pithosdb.stream_rows(pithosdb.resolve_url(db), batch=2)
-    next(rows)
-    try:
-        with psycopg.connect(db, autocommit=True) as conn:
-            pid = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'archverify'").fetchone()
-            assert pid is not None
-            # a read-only transaction holds no transaction id: it cannot have written anything
-            xid = conn.execute("SELECT backend_xid FROM pg_stat_activity WHERE pid = %s", pid).fetchone()[0]
-            assert xid is None
-    finally:
-        rows.close()
+def test_transaction_is_read_only(pg_admin, sample):
+    """A 'versions' that tries to write when read: the server must refuse, so nothing is written."""
+    url = pg_admin("pithos_trap")
+    with psycopg.connect(url) as conn:
+        create_schema(conn)
+        load_rows(conn, sample.rows, nodes=len(sample.rows))
+        conn.execute("ALTER TABLE versions RENAME TO versions_real")
+        conn.execute("CREATE TABLE audit (n integer)")
+        conn.execute("CREATE FUNCTION trap() RETURNS SETOF versions_real LANGUAGE plpgsql AS $$ "
+                     "BEGIN INSERT INTO audit VALUES (1); RETURN QUERY SELECT * FROM versions_real; END $$")
+        conn.execute("CREATE VIEW versions AS SELECT * FROM trap()")
+        conn.commit()
+        # the trap works outside a read-only transaction
+        assert len(conn.execute("SELECT * FROM versions").fetchall()) == len(sample.rows)
+        conn.rollback()
+    with pytest.raises(StoreError, match="read-only"):
+        list(pithosdb.stream_rows(pithosdb.resolve_url(url)))
+    code, out, err = run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir))
+    _one_line_error(code, out, err)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 0
 
 
 def test_pithos_db_url_from_the_environment(db, sample):
