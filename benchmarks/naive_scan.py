@@ -32,12 +32,12 @@ from verify.summary import Lock, ShardResult, Summary
 
 HEADER_READ = 64  # what the scanner reads of a header candidate (AV_HEADER_READ)
 GONE = (errno.ENOENT, errno.ENOTDIR)
-INVALID_TAIL = re.compile(rb"_[0-9a-f]{16}")
+INVALID_TAIL = re.compile(rb".*_[0-9a-f]{16}")  # re.match, as vlmc: "." stops at a newline
 
 
 def valid_volume_name(name: bytes) -> bool:
     """vlmc's rule on raw bytes: not archip_*, not *_lock, no '_' followed by 16 hex digits."""
-    return not (name.startswith(b"archip_") or name.endswith(b"_lock") or INVALID_TAIL.search(name))
+    return not (name.startswith(b"archip_") or name.endswith(b"_lock") or INVALID_TAIL.match(name))
 
 
 def name_class(name: bytes) -> str:
