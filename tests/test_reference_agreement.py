@@ -128,7 +128,9 @@ def test_corners(tmp_path, off):
     assert ("map_upgrade_incomplete", "archip_" + "c" * 64) in found
     assert ("map_upgrade_incomplete", "archip_vol-up") in found
     assert {("map_invalid_name", n) for n in ("archip_vol-dir", "archip_vol-v1only", "archip_abc",
-                                              "vol_0123456789abcdef-x", "vol\nname_0123456789abcdef-x")} <= found
+                                              "vol_0123456789abcdef-x")} <= found
+    # vlmc's re.match(".*_...") stops at a newline: valid to vlmc, so valid here (its map is healthy)
+    assert not any(name == "vol\nname_0123456789abcdef-x" for _, name in found)
     assert {("map_data_missing", "vol-small-bs"), ("map_data_missing", "vol-md-dir")} <= found
     assert {("map_v1", "archip_vol-v03"), ("object_misplaced", "archip_vol-v03")} <= found
     assert {("map_v0", "e" * 64), ("object_unmigrated", "e" * 64)} <= found
