@@ -367,3 +367,40 @@ def test_probe_agrees_with_a_plain_python_reference(sample):
     assert len(fast) > 256 and list(fast) == list(slow)
     with maplookup.FiledMaps(str(sample.maps_dir), jobs=1) as fm:
         assert fm.check_rows(mapfiles, sizes) == fast  # --jobs 1 gives identical results
+
+
+def test_upgrade_maps_with_pithos_db_sizes(pg_admin, tmp_path):
+    """Every v0 map whose size the database knows becomes a v2 map that scan accepts."""
+    from verify import scan as scan_op
+    from verify.backends.filed import FiledBackend
+    from verify.sample import FiledStoreWriter, pithos_hash
+
+    maps = FiledStoreWriter(tmp_path / "maps")
+    names, sizes = {}, {}
+    for label, n, where, size in [("a", 3, "v04", 3 * F.BLOCK_SIZE_4M - 100), ("b", 2, "pithos", 2 * F.BLOCK_SIZE_4M),
+                                  ("c", 1, "v04", None)]:
+        hashes = [pithos_hash(f"{label}{i}".encode()) for i in range(n)]
+        name = pithos_hash(b"".join(bytes.fromhex(h) for h in hashes))
+        maps.put(name, F.write_v0(hashes), where)
+        names[label] = name
+        if size is not None:
+            sizes[name] = size
+    url = pg_admin("pithos_upgrade")
+    with psycopg.connect(url) as conn:
+        create_schema(conn)
+        load_rows(conn, [(i + 1, m, s, m, False, 0, 1, "u", 1.0) for i, (m, s) in enumerate(sizes.items())],
+                  nodes=len(sizes))
+    logs = tmp_path / "logs"
+    code, out, err = run("upgrade-maps", "--maps-dir", str(tmp_path / "maps"), "--offline", "--yes", "--no-direct-io",
+                         "--pithos-db", url, "--backup-dir", str(tmp_path / "backup"),
+                         "--journal-dir", str(tmp_path / "journal"), "--logdir", str(logs), "-j", "2")
+    assert code == 1, err  # c's size is unknown: reported, not upgraded
+    assert set((logs / "upgraded.log").read_text().split()) >= {names["a"], names["b"]}
+    assert names["c"] in (logs / "failed.log").read_text()
+    be = FiledBackend(str(tmp_path / "maps"))
+    found_after = {(f.kind, f.name) for f in scan_op.scan(be, 2, progress=False).findings}
+    assert found_after == {("map_v0", names["c"])}
+    for label in ("a", "b"):
+        header = (tmp_path / "maps" / layout.v04_path(names[label].encode()).decode()).read_bytes()
+        m = F.parse_v2_header(header)
+        assert (m.size, m.flags, m.epoch) == (sizes[names[label]], F.MF_READONLY, 0)
