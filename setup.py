@@ -28,6 +28,14 @@ extensions = [
         extra_link_args=["-fopenmp"],
     ),
     Extension("verify._refjoin", ["verify/_refjoin.pyx"], extra_compile_args=["-O2", *WARN]),
+    Extension(
+        "verify._probe",
+        ["verify/_probe.pyx"],
+        include_dirs=["verify"],
+        depends=["verify/_rules.h"],
+        libraries=["crypto"],
+        extra_compile_args=["-O2", *WARN],
+    ),
 ]
 
 if os.path.exists("/usr/include/rados/librados.h") and os.environ.get("ARCHVERIFY_NO_RADOS") != "1":

@@ -1,1 +1,3 @@
-pytest_plugins = ["rados_cluster"]  # the session's local Ceph cluster (tests/rados_cluster.py)
+# the session's servers: a local Ceph cluster (tests/rados_cluster.py) and the real PostgreSQL
+# of the Pithos database tests (tests/pg_server.py), each started once, on first use
+pytest_plugins = ["rados_cluster", "pg_server"]

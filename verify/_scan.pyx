@@ -2,9 +2,10 @@
 """The filed hot loop: walk ``ROOT/d1/d2/d3/NAME`` without the GIL, in parallel.
 
 One :class:`FiledShard` covers the top-level dirs whose 2-hex name falls in
-``[lo, hi)`` (anything else at the top level counts as bucket 0). Threads take
-top-level dirs from an OpenMP dynamic schedule; each walks its dir with
-openat/fdopendir/readdir relative to directory fds, never follows a symlink,
+``[lo, hi)`` (anything else at the top level counts as bucket 0). Threads list
+the top-level dirs, then take their subdirs from an OpenMP dynamic schedule;
+each walks its dir with
+openat/getdents64 relative to directory fds, never follows a symlink,
 hashes names with libcrypto, reads at most AV_HEADER_READ bytes of a map header
 with pread, and probes the few other paths a rule needs (a v0.4 path, a map-data
 object, NAME for archip_NAME) with fstatat/openat. Per-object outcomes are C
@@ -16,7 +17,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENOMEM
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
@@ -42,14 +43,31 @@ cdef extern from "<sys/stat.h>" nogil:
     bint S_ISLNK(unsigned int m)
 
 cdef extern from "<dirent.h>" nogil:
-    ctypedef struct DIR
-    cdef struct dirent:
-        unsigned char d_type
-        char d_name[256]
-    DIR *fdopendir(int fd)
-    dirent *readdir(DIR *d)
-    int closedir(DIR *d)
     unsigned char DT_UNKNOWN, DT_DIR, DT_REG, DT_LNK
+
+cdef extern from *:
+    """
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    /* the kernel's record, read straight from getdents64: no DIR stream, so no
+       fstat per directory (fdopendir's), which on NFS or FUSE is a round trip */
+    struct av_dirent64 {
+        uint64_t d_ino;
+        int64_t d_off;
+        unsigned short d_reclen;
+        unsigned char d_type;
+        char d_name[256]; /* as glibc's struct dirent64: names end at their NUL */
+    };
+    static inline long av_getdents64(int fd, void *buf, size_t n)
+    {
+        return syscall(SYS_getdents64, fd, buf, n);
+    }
+    """
+    cdef struct av_dirent64:
+        unsigned short d_reclen
+        unsigned char d_type
+        char d_name[1]
+    long av_getdents64(int fd, void *buf, size_t n) nogil
 
 cdef extern from "<stdio.h>" nogil:
     int snprintf(char *buf, size_t n, const char *fmt, ...)
@@ -131,6 +149,8 @@ cdef int FILE_OPEN = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
 
 DEF PATHMAX = 1200   # d1/d2/d3/NAME with each part <= 255 bytes
 DEF DETAILMAX = 1300
+DEF MAX_TOP_FDS = 512  # top-level dirs kept open between the two phases (256 in a sane store)
+DEF DIRBUF = 32768   # getdents64 buffer: a leaf dir of a big store fits in one call
 
 ctypedef struct rec_t:
     int kind
@@ -429,12 +449,12 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
         b.counts[C_TEMP] += 1
 
 
-cdef int entry_type(int dirfd, dirent *e) noexcept nogil:
+cdef int entry_type(int dirfd, const char *name, unsigned char d_type) noexcept nogil:
     """d_type, or lstat's answer where the filesystem does not fill it in (-1: lstat failed)."""
     cdef stat st
-    if e.d_type != DT_UNKNOWN:
-        return e.d_type
-    if fstatat(dirfd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0:
+    if d_type != DT_UNKNOWN:
+        return d_type
+    if fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0:
         return -1
     if S_ISDIR(st.st_mode):
         return DT_DIR
@@ -467,10 +487,10 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
     """Walk one directory at depth 1..3 (``dname`` inside ``parentfd``) and below."""
     cdef char path[PATHMAX]
     cdef char epath[PATHMAX]
-    cdef char detail[DETAILMAX]
     cdef int fd, t, err
-    cdef DIR *d
-    cdef dirent *e
+    cdef long nread, pos
+    cdef char *buf
+    cdef av_dirent64 *e
     if depth == 1:
         join_path(path, NULL, NULL, NULL, dname)
     elif depth == 2:
@@ -482,50 +502,123 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
         if errno != ENOENT:
             unreadable(b, errno, dname, strlen(dname), path, "opendir")
         return
-    d = fdopendir(fd)
-    if d == NULL:
-        unreadable(b, errno, dname, strlen(dname), path, "opendir")
+    buf = <char *>malloc(DIRBUF)
+    if buf == NULL:
+        unreadable(b, ENOMEM, dname, strlen(dname), path, "readdir buffer")
         close(fd)
         return
     b.counts[C_DIRS] += 1
     while True:
-        av_errno_clear()
-        e = readdir(d)
-        if e == NULL:
-            if errno != 0:
+        nread = av_getdents64(fd, buf, DIRBUF)
+        if nread <= 0:
+            if nread < 0 and errno != ENOENT:
                 unreadable(b, errno, dname, strlen(dname), path, "readdir")
             break
-        if is_dot(e.d_name):
-            continue
-        t = entry_type(fd, e)
-        err = errno
-        if depth == 1:
-            join_path(epath, dname, NULL, NULL, e.d_name)
-        elif depth == 2:
-            join_path(epath, d1, dname, NULL, e.d_name)
-        else:
-            join_path(epath, d1, d2, dname, e.d_name)
-        if t < 0:
-            # no d_type and the entry is gone by now: vanished, not an error
-            if err != ENOENT:
-                unreadable(b, err, e.d_name, strlen(e.d_name), epath, "lstat")
-            continue
-        if depth == 3:
-            if t == DT_REG:
-                check_file(ctx, b, fd, d1, d2, dname, e.d_name)
-            else:
-                b.counts[C_FILES] += 1
-                stray(b, e.d_name, epath, t, 4)
-        elif t == DT_DIR:
+        pos = 0
+        while pos < nread:
+            e = <av_dirent64 *>(buf + pos)
+            pos += e.d_reclen
+            if is_dot(e.d_name):
+                continue
+            t = entry_type(fd, e.d_name, e.d_type)
+            err = errno
             if depth == 1:
-                walk(ctx, b, fd, dname, NULL, NULL, e.d_name, 2)
+                join_path(epath, dname, NULL, NULL, e.d_name)
+            elif depth == 2:
+                join_path(epath, d1, dname, NULL, e.d_name)
             else:
-                walk(ctx, b, fd, d1, dname, NULL, e.d_name, 3)
-        else:
-            if t == DT_REG:
-                b.counts[C_FILES] += 1
-            stray(b, e.d_name, epath, t, depth + 1)
-    closedir(d)
+                join_path(epath, d1, d2, dname, e.d_name)
+            if t < 0:
+                # no d_type and the entry is gone by now: vanished, not an error
+                if err != ENOENT:
+                    unreadable(b, err, e.d_name, strlen(e.d_name), epath, "lstat")
+                continue
+            if depth == 3:
+                if t == DT_REG:
+                    check_file(ctx, b, fd, d1, d2, dname, e.d_name)
+                else:
+                    b.counts[C_FILES] += 1
+                    stray(b, e.d_name, epath, t, 4)
+            elif t == DT_DIR:
+                if depth == 1:
+                    walk(ctx, b, fd, dname, NULL, NULL, e.d_name, 2)
+                else:
+                    walk(ctx, b, fd, d1, dname, NULL, e.d_name, 3)
+            else:
+                if t == DT_REG:
+                    b.counts[C_FILES] += 1
+                stray(b, e.d_name, epath, t, depth + 1)
+    free(buf)
+    close(fd)
+
+
+ctypedef struct top_t:
+    int fd          # the top-level dir, kept open for phase 2; -1 if it could not be opened
+    char *name      # borrowed from a Python bytes object that outlives the scan
+    char **subs     # names of its subdirectories: phase 2's work units
+    size_t nsubs
+    size_t cap
+
+
+cdef void list_top(ctx_t *ctx, tbuf_t *b, top_t *t) noexcept nogil:
+    """Phase 1: list one top-level dir, handle what is not a dir, keep its subdirs as work units.
+
+    A subdir whose name cannot be kept (out of memory) is walked here and now instead.
+    """
+    cdef char path[PATHMAX]
+    cdef int fd, ty
+    cdef long nread, pos
+    cdef char *buf
+    cdef char **grown
+    cdef av_dirent64 *e
+    t.fd = -1
+    fd = openat(ctx.rootfd, t.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    if fd < 0:
+        if errno != ENOENT:
+            unreadable(b, errno, t.name, strlen(t.name), t.name, "opendir")
+        return
+    buf = <char *>malloc(DIRBUF)
+    if buf == NULL:
+        unreadable(b, ENOMEM, t.name, strlen(t.name), t.name, "readdir buffer")
+        close(fd)
+        return
+    b.counts[C_DIRS] += 1
+    while True:
+        nread = av_getdents64(fd, buf, DIRBUF)
+        if nread <= 0:
+            if nread < 0 and errno != ENOENT:
+                unreadable(b, errno, t.name, strlen(t.name), t.name, "readdir")
+            break
+        pos = 0
+        while pos < nread:
+            e = <av_dirent64 *>(buf + pos)
+            pos += e.d_reclen
+            if is_dot(e.d_name):
+                continue
+            ty = entry_type(fd, e.d_name, e.d_type)
+            join_path(path, t.name, NULL, NULL, e.d_name)
+            if ty < 0:
+                if errno != ENOENT:
+                    unreadable(b, errno, e.d_name, strlen(e.d_name), path, "lstat")
+                continue
+            if ty == DT_DIR:
+                if t.nsubs == t.cap:
+                    grown = <char **>realloc(t.subs, (t.cap * 2 + 16) * sizeof(char *))
+                    if grown != NULL:
+                        t.subs = grown
+                        t.cap = t.cap * 2 + 16
+                if t.nsubs < t.cap:
+                    t.subs[t.nsubs] = dupn(e.d_name, strlen(e.d_name))
+                    if t.subs[t.nsubs] != NULL:
+                        t.nsubs += 1
+                        continue
+                walk(ctx, b, fd, t.name, NULL, NULL, e.d_name, 2)
+            else:
+                if ty == DT_REG:
+                    b.counts[C_FILES] += 1
+                stray(b, e.d_name, path, ty, 2)
+    free(buf)
+    t.fd = fd
 
 
 def bucket(name: bytes) -> int:
@@ -598,14 +691,66 @@ cdef class FiledShard:
                     stray(&self.bufs[0], <const char *>nm, <const char *>nm, t, 1)
         units.sort()
         self.units = units
-        cdef int nunits = len(units)
+        cdef Py_ssize_t i, k, ntop = len(units)
+        cdef int tid, nthreads
+        if ntop > MAX_TOP_FDS:
+            self._run_one_level(units)
+            self.done = True
+            return
+        # Phase 1 lists the top-level dirs; phase 2 walks their subdirs, up to 65536
+        # work units: fine enough that --jobs 128 keeps every thread busy to the end
+        # (one unit per top-level dir leaves most threads idle in the last round).
+        cdef top_t *tops = <top_t *>calloc(ntop + 1, sizeof(top_t))
+        cdef top_t **utop = NULL
+        cdef char **usub = NULL
+        cdef Py_ssize_t nunits = 0
+        if tops == NULL:
+            raise MemoryError()
+        try:
+            for i in range(ntop):
+                tops[i].fd = -1
+                tops[i].name = <char *>(<bytes>units[i])
+            nthreads = max(1, min(self.jobs, ntop))  # more threads than units would only idle
+            for i in prange(ntop, nogil=True, schedule="dynamic", chunksize=1, num_threads=nthreads):
+                tid = threadid()
+                list_top(&self.ctx, &self.bufs[tid], &tops[i])
+            for i in range(ntop):
+                nunits += tops[i].nsubs
+            utop = <top_t **>malloc((nunits + 1) * sizeof(top_t *))
+            usub = <char **>malloc((nunits + 1) * sizeof(char *))
+            if utop == NULL or usub == NULL:
+                raise MemoryError()
+            nunits = 0
+            for i in range(ntop):
+                for k in range(<Py_ssize_t>tops[i].nsubs):
+                    utop[nunits] = &tops[i]
+                    usub[nunits] = tops[i].subs[k]
+                    nunits += 1
+            nthreads = max(1, min(self.jobs, nunits))
+            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=nthreads):
+                tid = threadid()
+                walk(&self.ctx, &self.bufs[tid], utop[i].fd, utop[i].name, NULL, NULL, usub[i], 2)
+        finally:
+            for i in range(ntop):
+                if tops[i].fd >= 0:
+                    close(tops[i].fd)
+                for k in range(<Py_ssize_t>tops[i].nsubs):
+                    free(tops[i].subs[k])
+                free(tops[i].subs)
+            free(tops)
+            free(utop)
+            free(usub)
+        self.done = True
+
+    def _run_one_level(self, list units):
+        """One work unit per top-level dir: for stores with too many of them to keep open."""
+        cdef Py_ssize_t i, nunits = len(units)
+        cdef int tid
         cdef char **names = <char **>malloc((nunits + 1) * sizeof(char *))
         if names == NULL:
             raise MemoryError()
-        cdef Py_ssize_t i
         for i in range(nunits):
             names[i] = <char *>(<bytes>units[i])
-        cdef int tid
         # a top-level dir is the unit of work: more threads than dirs would only idle
         cdef int nthreads = max(1, min(self.jobs, nunits))
         try:
@@ -614,7 +759,6 @@ cdef class FiledShard:
                 walk(&self.ctx, &self.bufs[tid], self.ctx.rootfd, NULL, NULL, NULL, names[i], 1)
         finally:
             free(names)
-        self.done = True
 
     def progress(self):
         """(files, dirs) seen so far; safe to call from another thread while run() works."""

@@ -12,7 +12,7 @@ import sys
 import click
 
 from .. import formats as F
-from ..errors import StoreError, UsageError
+from ..errors import UsageError
 from ..fixes.upgrade import upgrade_maps
 from .migrate_cmd import DEFAULT_JOURNAL_DIR, filed_dirs
 from .store_options import jobs_option
@@ -69,37 +69,10 @@ def load_sizes(specs, sizes_file, pithos_db) -> dict[str, int]:
 
 
 def sizes_from_pithos_db(url: str) -> dict[str, int]:
-    """v0 map sizes from Pithos's ``versions`` (mapfile, size); a mapfile with two sizes is left out.
+    """v0 map sizes from Pithos's ``versions`` (read-only, streamed); a mapfile with two sizes is left out."""
+    from .. import pithosdb
 
-    Uses verify.pithosdb (URL checks, read-only streaming) when this installation has
-    it; otherwise one plain query.
-    """
-    try:
-        from .. import pithosdb
-    except ImportError:
-        pithosdb = None
-    if pithosdb is not None:
-        return pithosdb.v0_sizes(pithosdb.resolve_url(url))
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        engine = create_engine(url)
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT mapfile, size FROM versions WHERE mapfile IS NOT NULL")).fetchall()
-    except SQLAlchemyError as e:
-        raise StoreError(f"Pithos database: {str(e).splitlines()[0]}") from None
-    sizes: dict[str, int] = {}
-    bad = set()
-    for mapfile, size in rows:
-        if not F.is_hex64(mapfile) or size is None:
-            continue
-        if mapfile in sizes and sizes[mapfile] != size:
-            bad.add(mapfile)
-        sizes[mapfile] = int(size)
-    for b in bad:
-        del sizes[b]
-    return sizes
+    return pithosdb.v0_sizes(pithosdb.resolve_url(url))
 
 
 @click.command("upgrade-maps")

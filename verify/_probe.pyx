@@ -1,0 +1,505 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Batch lookup of maps by name in a filed maps store, without the GIL.
+
+The Pithos cross-check asks, for millions of database rows, "is map NAME in the
+store, in which version, of which size?". Walking the store would be the slow way
+round: this probes the few paths the mapper itself would open, per name, in
+parallel threads (openat + one pread of up to 4 KiB, fstat only for larger objects), and
+classifies the header with ``_rules.h`` (the C twin of ``formats.classify``).
+
+Lookup order, as v0.4 filed and the mapper do it: a 64-hex NAME at its old Pithos
+path first (filed serves that file while it exists), then NAME at its sha256
+path, then ``archip_NAME`` (the mapper's retry, how v0.3 maps are found).
+
+Two entry points share one probe: :meth:`MapProbe.lookup` returns everything it
+saw per name (the generic, slow-to-consume answer), :meth:`MapProbe.check` turns it
+into one verdict byte per Pithos row (the hot path), so that Python only looks
+at the few rows that have a problem. ``verify/pithosdb.py`` holds the same
+verdict rules in Python and tests hold the two against each other.
+"""
+
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy, memcmp, memchr
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, EISDIR
+
+cdef extern from "<fcntl.h>" nogil:
+    int openat(int dirfd, const char *path, int flags, ...)
+    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t pread(int fd, void *buf, size_t n, long off)
+    int close(int fd)
+
+cdef extern from "<sys/stat.h>" nogil:
+    cdef struct stat:
+        unsigned int st_mode
+        long st_size
+    int fstat(int fd, stat *buf)
+    bint S_ISREG(unsigned int m)
+
+cdef extern from "<stdio.h>" nogil:
+    int snprintf(char *buf, size_t n, const char *fmt, ...)
+
+cdef extern from "<openssl/sha.h>" nogil:
+    unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
+
+cdef extern from "_rules.h" nogil:
+    ctypedef struct av_header_t:
+        int cls
+        uint64_t size
+        uint32_t blocksize
+        uint32_t flags
+        uint64_t epoch
+        uint32_t version
+    int AV_NOT_MAP, AV_V0, AV_V1, AV_V2
+    int AV_HEADER_READ, AV_MIN_NAME
+    unsigned long long AV_BLOCK_4M
+    int av_is_hex64(const char *name, size_t n)
+    uint64_t av_div_ceil(uint64_t a, uint64_t b)
+    void av_classify(const unsigned char *head, size_t n, uint64_t fsize, const char *name, size_t nl,
+                     av_header_t *out)
+    void av_hex(const unsigned char *inp, size_t n, char *out)
+
+# where a map was found (MapInfo.where in pithosdb.py)
+cdef enum:
+    W_MISSING = 0
+    W_V04 = 1        # NAME at its sha256 path
+    W_PITHOS = 2     # NAME (64 hex) at its old Pithos path
+    W_ARCHIP = 3     # archip_NAME at its sha256 path
+    W_BADNAME = 4    # NAME contains '/' or NUL, or is empty: no path may be built from it
+    W_ERROR = 5      # a path could not be read (errno kept)
+
+WHERE_NAMES = ("missing", "v04", "pithos", "archip", "badname", "error")
+
+# verdict byte of check(): version << 4 | outcome
+cdef enum:
+    O_OK = 0
+    O_MISSING = 1
+    O_SIZE = 2
+    O_CORRUPT = 3
+    O_UNREADABLE = 4
+    O_BADNAME = 5
+cdef enum:
+    VER_NONE = 0
+    VER_V0 = 1
+    VER_V1 = 2
+    VER_V2 = 3
+    VER_CORRUPT = 4
+
+DEF PATHMAX = 600
+DEF NAMEMAX = 300
+DEF V0_CHUNK = 65536
+DEF HEAD = 4096  # one read: the header, and all the entries of a v0 map of up to 512 MiB
+
+cdef unsigned char ZERO32[32]  # a C global: all zero
+cdef const char *ZERO_BLOCK_DIGEST = (
+    b"\xe3\xb0\xc4\x42\x98\xfc\x1c\x14\x9a\xfb\xf4\xc8\x99\x6f\xb9\x24"
+    b"\x27\xae\x41\xe4\x64\x9b\x93\x4c\xa4\x95\x99\x1b\x78\x52\xb8\x55")
+DEF SNAP_PREFIX_LEN = 7  # "archip:"
+
+
+# ---- which old Pithos leaf dirs exist ----------------------------------------------
+# A 64-hex name's old path is tried first, as filed does; but most such dirs do not
+# exist, and a failed open costs as much as a successful one. The first time a name
+# needs ``d1/d2``, that dir is listed once (at most 65536 listings per run) and
+# its 2-hex subdirs kept as 256 bits; then the old path is opened only where its
+# leaf dir exists. v0.4 never creates files at old paths, so a leaf dir created
+# after its listing cannot hold one.
+cdef extern from *:
+    """
+    #include <dirent.h>
+    #include <fcntl.h>
+    #include <unistd.h>
+    #include <stdint.h>
+    #include <errno.h>
+    typedef struct {
+        uint8_t state[65536];      /* 0 not listed yet, 1 listed */
+        uint64_t bits[65536 * 4];  /* which d3 exist under each d1/d2 */
+    } av_oldcache_t;
+
+    static inline size_t av_oldcache_size(void)
+    {
+        return sizeof(av_oldcache_t);
+    }
+
+    static inline int av_hexval(char c)
+    {
+        return c <= '9' ? c - '0' : c - 'a' + 10;
+    }
+
+    /* 1: ROOT/d1/d2/d3 may hold NAME's old path; 0: it does not exist; -1: listing failed (errno) */
+    static int av_old_leaf(int rootfd, av_oldcache_t *c, const char *name)
+    {
+        unsigned d1 = av_hexval(name[0]) << 4 | av_hexval(name[1]);
+        unsigned d2 = av_hexval(name[2]) << 4 | av_hexval(name[3]);
+        unsigned d3 = av_hexval(name[4]) << 4 | av_hexval(name[5]);
+        unsigned k = d1 << 8 | d2;
+        if (!__atomic_load_n(&c->state[k], __ATOMIC_ACQUIRE)) {
+            uint64_t b[4] = {0, 0, 0, 0};
+            char rel[6] = {name[0], name[1], '/', name[2], name[3], 0};
+            int fd = openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0) {
+                if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+                    return -1;
+            } else {
+                DIR *d = fdopendir(fd);
+                if (d == NULL) {
+                    close(fd);
+                    return -1;
+                }
+                struct dirent *e;
+                while ((e = readdir(d)) != NULL) {
+                    const char *n = e->d_name;
+                    int h0 = (n[0] >= '0' && n[0] <= '9') || (n[0] >= 'a' && n[0] <= 'f');
+                    int h1 = (n[1] >= '0' && n[1] <= '9') || (n[1] >= 'a' && n[1] <= 'f');
+                    if (h0 && h1 && n[2] == 0) {
+                        unsigned v = av_hexval(n[0]) << 4 | av_hexval(n[1]);
+                        b[v >> 6] |= 1ull << (v & 63);
+                    }
+                }
+                closedir(d);
+            }
+            for (int i = 0; i < 4; i++)
+                __atomic_store_n(&c->bits[k * 4 + i], b[i], __ATOMIC_RELAXED);
+            __atomic_store_n(&c->state[k], 1, __ATOMIC_RELEASE);
+        }
+        return (int)((__atomic_load_n(&c->bits[k * 4 + (d3 >> 6)], __ATOMIC_RELAXED) >> (d3 & 63)) & 1);
+    }
+    """
+    ctypedef struct av_oldcache_t:
+        pass
+    size_t av_oldcache_size()
+    int av_old_leaf(int rootfd, av_oldcache_t *c, const char *name) nogil
+
+
+ctypedef struct item_t:
+    const char *name
+    Py_ssize_t n
+    int64_t want          # row size (check) or v0 entry limit (lookup); < 0 unknown
+    int where
+    int err
+    av_header_t h
+    int64_t fsize
+    int64_t v0_entries    # leading non-zero 32-byte entries, counted up to v0 limit
+    int v0_first_zero     # entry 0 is the zero block's digest
+
+
+cdef int open_rel(int rootfd, const char *name, size_t n, int pithos, char *rel) noexcept nogil:
+    """Open NAME at its old Pithos path (pithos=1) or its sha256 path; -1 with errno."""
+    cdef unsigned char md[32]
+    cdef char hx[6]
+    if pithos:
+        snprintf(rel, PATHMAX, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, <int>n, name)
+    else:
+        SHA256(<const unsigned char *>name, n, md)
+        av_hex(md, 3, hx)
+        snprintf(rel, PATHMAX, "%c%c/%c%c/%c%c/%.*s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], <int>n, name)
+    return openat(rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)  # a FIFO must not hang us
+
+
+cdef inline bint absent(int err) noexcept nogil:
+    return err == ENOENT or err == ENOTDIR or err == ELOOP or err == ENAMETOOLONG
+
+
+cdef inline int64_t count_in(const unsigned char *buf, ssize_t n, int64_t count, int64_t limit, bint *ended) noexcept nogil:
+    """Adds the leading non-zero 32-byte entries of ``buf`` to ``count``, up to ``limit``."""
+    cdef ssize_t i = 0
+    while i + 32 <= n and count < limit:
+        if memcmp(buf + i, ZERO32, 32) == 0:
+            ended[0] = True
+            return count
+        count += 1
+        i += 32
+    return count
+
+
+cdef int count_v0(int fd, item_t *it, const unsigned char *head, ssize_t got, int64_t limit) noexcept nogil:
+    """Leading non-zero 32-byte entries, up to ``limit``; 0, or an errno.
+
+    ``head`` holds the first ``got`` bytes: most v0 maps end inside it, so most
+    rows cost no further read.
+    """
+    cdef unsigned char *buf
+    cdef int64_t count
+    cdef int64_t off = got
+    cdef ssize_t r
+    cdef bint ended = False
+    if got >= 32:
+        it.v0_first_zero = memcmp(head, <const unsigned char *>ZERO_BLOCK_DIGEST, 32) == 0
+    count = count_in(head, got - got % 32, 0, limit, &ended)
+    if ended or count >= limit or got < HEAD or got % 32:
+        it.v0_entries = count
+        return 0
+    buf = <unsigned char *>malloc(V0_CHUNK)
+    if buf == NULL:
+        return 12
+    while count < limit and not ended:
+        r = pread(fd, buf, V0_CHUNK, off)
+        if r < 0:
+            free(buf)
+            return errno
+        count = count_in(buf, r - r % 32, count, limit, &ended)
+        if r < V0_CHUNK:
+            break
+        off += r
+    free(buf)
+    it.v0_entries = count
+    return 0
+
+
+cdef void probe(int rootfd, av_oldcache_t *oc, item_t *it, bint row_size) noexcept nogil:
+    """Fill ``it`` for one map name; never fails, outcomes are codes."""
+    cdef char rel[PATHMAX]
+    cdef char alt[NAMEMAX]
+    cdef unsigned char head[HEAD]
+    cdef stat st
+    cdef int fd = -1
+    cdef int step, err
+    cdef ssize_t got = 0
+    cdef int64_t limit
+    cdef const char *name = it.name
+    cdef size_t n = <size_t>it.n
+    it.where = W_MISSING
+    it.err = 0
+    it.fsize = -1
+    it.v0_entries = -1
+    it.v0_first_zero = 0
+    it.h.cls = AV_NOT_MAP
+    if n == 0 or memchr(name, b"/", n) != NULL or memchr(name, 0, n) != NULL or n + 8 > NAMEMAX:
+        it.where = W_BADNAME
+        return
+    for step in range(3):
+        if step == 0:
+            if not av_is_hex64(name, n):
+                continue
+            err = av_old_leaf(rootfd, oc, name)
+            if err < 0:
+                it.err = errno
+                it.where = W_ERROR
+                return
+            if err == 0:
+                continue
+            fd = open_rel(rootfd, name, n, 1, rel)
+            it.where = W_PITHOS
+        elif step == 1:
+            if n < <size_t>AV_MIN_NAME:
+                continue
+            fd = open_rel(rootfd, name, n, 0, rel)
+            it.where = W_V04
+        else:
+            memcpy(alt, b"archip_", 7)
+            memcpy(alt + 7, name, n)
+            fd = open_rel(rootfd, alt, n + 7, 0, rel)
+            it.where = W_ARCHIP
+        if fd >= 0:
+            # One read tells a file from a directory (EISDIR) and, when short, gives its
+            # length: no fstat for the common small map (syscalls are the cost here).
+            got = pread(fd, head, HEAD, 0)
+            if got >= 0:
+                break
+            err = errno
+            close(fd)
+            fd = -1
+            if err != EISDIR:
+                it.err = err
+                it.where = W_ERROR
+                return
+        elif not absent(errno):
+            it.err = errno
+            it.where = W_ERROR
+            return
+    if fd < 0:
+        it.where = W_MISSING
+        return
+    if got < HEAD:
+        it.fsize = got
+    else:
+        if fstat(fd, &st) != 0:
+            it.err = errno
+            it.where = W_ERROR
+            close(fd)
+            return
+        it.fsize = st.st_size
+    if it.where == W_ARCHIP:
+        av_classify(head, <size_t>got, <uint64_t>it.fsize, alt, n + 7, &it.h)
+    else:
+        av_classify(head, <size_t>got, <uint64_t>it.fsize, name, n, &it.h)
+    if it.h.cls == AV_V0 or it.h.cls == AV_NOT_MAP:
+        # Pithos opens its maps with assume-v0: anything unsigned and not v1 is a v0 map.
+        it.h.cls = AV_V0
+        if it.want >= 0:
+            limit = (<int64_t>av_div_ceil(<uint64_t>it.want, AV_BLOCK_4M) + 1) if row_size else it.want
+            if limit < 2:
+                limit = 2  # size 0: one zero-block entry is how Pithos stores an empty file
+            it.err = count_v0(fd, it, head, got, limit)
+            if it.err:
+                it.where = W_ERROR
+    close(fd)
+
+
+cdef uint8_t verdict(item_t *it) noexcept nogil:
+    """One Pithos row's outcome: pithosdb.verdict() in C."""
+    cdef uint64_t want, e
+    if it.where == W_BADNAME:
+        return O_BADNAME
+    if it.where == W_ERROR:
+        return O_UNREADABLE
+    if it.where == W_MISSING:
+        return O_MISSING
+    if it.h.cls == AV_V0:
+        if it.want < 0:
+            return VER_V0 << 4
+        e = av_div_ceil(<uint64_t>it.want, AV_BLOCK_4M)
+        if <uint64_t>it.v0_entries == e or (e == 0 and it.v0_entries == 1 and it.v0_first_zero):
+            return VER_V0 << 4
+        return (VER_V0 << 4) | O_SIZE
+    if it.h.cls == AV_V1 or it.h.cls == AV_V2:
+        if it.want < 0 or it.h.size == <uint64_t>it.want:
+            return (VER_V1 if it.h.cls == AV_V1 else VER_V2) << 4
+        return ((VER_V1 if it.h.cls == AV_V1 else VER_V2) << 4) | O_SIZE
+    return (VER_CORRUPT << 4) | O_CORRUPT
+
+
+cdef class _Slice:
+    """One batch's items, probed by pool threads a slice each, without the GIL."""
+
+    cdef item_t *items
+    cdef int rootfd
+    cdef av_oldcache_t *oc
+    cdef bint row_size
+
+    def work(self, Py_ssize_t lo, Py_ssize_t hi):
+        cdef Py_ssize_t i
+        with nogil:
+            for i in range(lo, hi):
+                probe(self.rootfd, self.oc, &self.items[i], self.row_size)
+
+
+cdef class MapProbe:
+    """Probes one filed maps store; one instance per store root, reused for every batch."""
+
+    cdef int rootfd
+    cdef int jobs
+    cdef object root
+    cdef av_oldcache_t *oldcache
+    cdef object pool
+
+    def __cinit__(self, root, int jobs=1):
+        import os
+        if jobs < 1:
+            raise ValueError("jobs must be >= 1")
+        self.rootfd = -1
+        self.oldcache = <av_oldcache_t *>calloc(1, av_oldcache_size())
+        if self.oldcache == NULL:
+            raise MemoryError()
+        self.root = os.fsencode(root)
+        self.jobs = jobs
+        self.rootfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def __dealloc__(self):
+        if self.rootfd >= 0:
+            close(self.rootfd)
+        free(self.oldcache)
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+        if self.rootfd >= 0:
+            close(self.rootfd)
+            self.rootfd = -1
+
+    cdef item_t *items_of(self, list names, list wants, bint strip_snapshot) except NULL:
+        cdef Py_ssize_t i, count = len(names)
+        cdef item_t *items = <item_t *>malloc((count + 1) * sizeof(item_t))
+        cdef const char *p
+        cdef Py_ssize_t n
+        if items == NULL:
+            raise MemoryError()
+        try:
+            for i in range(count):
+                s = names[i]
+                if isinstance(s, str):
+                    p = PyUnicode_AsUTF8AndSize(s, &n)
+                else:
+                    p = <const char *>(<bytes>s)
+                    n = len(<bytes>s)
+                if strip_snapshot and n > SNAP_PREFIX_LEN and memcmp(p, b"archip:", SNAP_PREFIX_LEN) == 0:
+                    p += SNAP_PREFIX_LEN
+                    n -= SNAP_PREFIX_LEN
+                items[i].name = p
+                items[i].n = n
+                w = wants[i] if wants is not None else None
+                items[i].want = -1 if w is None else <int64_t>w
+        except BaseException:
+            free(items)
+            raise
+        return items
+
+    cdef run(self, item_t *items, Py_ssize_t count, bint row_size):
+        """Probe every item: in this thread, or in ``jobs`` pool threads that each
+        release the GIL for their slice. (A thread pool rather than OpenMP: its idle
+        threads sleep instead of spinning while the next batch of rows is fetched.)"""
+        cdef Py_ssize_t i
+        cdef int rootfd = self.rootfd
+        cdef av_oldcache_t *oc = self.oldcache
+        if self.jobs == 1 or count < 256:
+            with nogil:
+                for i in range(count):
+                    probe(rootfd, oc, &items[i], row_size)
+            return
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self.pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="map-probe")
+        cdef _Slice job = _Slice()
+        job.items, job.rootfd, job.oc, job.row_size = items, rootfd, oc, row_size
+        parts = self.jobs * 4
+        bounds = [count * k // parts for k in range(parts + 1)]
+        for f in [self.pool.submit(job.work, bounds[k], bounds[k + 1]) for k in range(parts)]:
+            f.result()
+
+    def lookup(self, list names, list v0_limits=None):
+        """Per name: (where, errno, header class, size, blocksize, flags, epoch, version,
+        file size, v0 entries, v0 entry 0 is the zero block).
+
+        ``v0_limits[i]``: count a v0 map's entries up to this many (None: do not count).
+        ``names`` must stay alive (they do: the caller holds the list) during the call.
+        """
+        cdef Py_ssize_t i, count = len(names)
+        if v0_limits is not None and len(v0_limits) != count:
+            raise ValueError("names and v0_limits differ in length")
+        if self.rootfd < 0:
+            raise ValueError("probe is closed")
+        cdef item_t *items = self.items_of(names, v0_limits, False)
+        cdef item_t *it
+        try:
+            self.run(items, count, False)
+            out = []
+            for i in range(count):
+                it = &items[i]
+                out.append((WHERE_NAMES[it.where], it.err, it.h.cls, it.h.size, it.h.blocksize, it.h.flags,
+                            it.h.epoch, it.h.version, it.fsize, it.v0_entries, bool(it.v0_first_zero)))
+            return out
+        finally:
+            free(items)
+
+    def check(self, list mapfiles, list sizes):
+        """One verdict byte per row (version << 4 | outcome); ``archip:NAME`` is looked up as NAME."""
+        cdef Py_ssize_t i, count = len(mapfiles)
+        if len(sizes) != count:
+            raise ValueError("mapfiles and sizes differ in length")
+        if self.rootfd < 0:
+            raise ValueError("probe is closed")
+        cdef item_t *items = self.items_of(mapfiles, sizes, True)
+        cdef bytearray out = bytearray(count)
+        cdef unsigned char *o = out
+        try:
+            self.run(items, count, True)
+            with nogil:
+                for i in range(count):
+                    o[i] = verdict(&items[i])
+            return bytes(out)
+        finally:
+            free(items)

@@ -1,0 +1,74 @@
+"""``archverify pithos-check``: every map the Pithos database needs, found in the maps store."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import pithos_report, pithosdb, report
+from ..errors import UsageError
+from ..scan import progress_bar
+from .output_options import opened_output, output_options, warn
+from .store_options import jobs_option, resolve, store_options
+
+
+def maps_lookup(backend, jobs: int):
+    """The backend's map lookup: filed probes paths; another backend must offer lookup_maps."""
+    from ..backends.filed import FiledBackend
+
+    if isinstance(backend, FiledBackend):
+        from ..maplookup import FiledMaps
+
+        return FiledMaps(backend.maps_dir, jobs)
+    if hasattr(backend, "lookup_maps"):
+        return backend
+    raise UsageError(f"pithos-check does not support the {backend.name} backend yet")
+
+
+@click.command("pithos-check")
+@click.option("--db", "db_url", metavar="URL",
+              help=f"Pithos's database, postgresql://USER@HOST[:PORT]/DB [default: ${pithosdb.ENV_URL}]. "
+                   "No password here: use PGPASSWORD or ~/.pgpass.")
+@click.option("--orphans", is_flag=True,
+              help="Also list maps in the store that no Pithos version names (info; walks the maps store, "
+                   "keeps every map name in memory).")
+@store_options
+@jobs_option
+@output_options
+def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fmt, output, logdir,
+            max_shown, progress, **rados_opts):
+    """Check that every map Pithos's database needs exists in the maps store, with the right size.
+
+    Streams table 'versions' (rows with a mapfile) in a read-only transaction and
+    looks each map up as the mapper would: v0 (at its v0.4 or old Pithos path), v1
+    (archip_NAME) or v2. Snapshot rows (archip:NAME) are looked up as NAME. Never
+    writes to the database or the store. Examples:
+
+    \b
+      PGPASSWORD=... archverify pithos-check --db postgresql://pithos@db1/pithos --config /etc/archipelago/archipelago.conf
+      archverify pithos-check --db postgresql://pithos@db1/pithos --maps-dir /srv/pithos/data/maps --format json
+    """
+    url = pithosdb.resolve_url(db_url)  # validate before any slow work
+    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
+    warn(warnings)
+    lookup = maps_lookup(be, jobs)
+    bar = progress_bar(progress, "checking Pithos versions", unit="row")
+    try:
+        summary = pithosdb.check(url, lookup, orphans=orphans, progress=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+        if hasattr(lookup, "close") and lookup is not be:
+            lookup.close()
+    stores = {"maps": be.describe()["maps"], "pithos_db": {"url": pithosdb.safe(url)}}
+    with opened_output(output) as out:
+        if fmt == "json":
+            report.write_json(out, summary, be.name, stores, "pithos-check")
+        elif fmt == "jsonl":
+            report.write_jsonl(out, summary, be.name, stores, "pithos-check")
+        else:
+            pithos_report.write_human(out, summary, be.name, stores, max_shown)
+    if logdir:
+        report.write_logdir(logdir, summary)
+    sys.exit(summary.exit_code)
