@@ -197,6 +197,8 @@ ctypedef struct tbuf_t:
     long *seen           # missing positions already counted for the current map
     size_t nseen
     size_t capseen
+    uint8_t *shown       # entries recorded per missing fingerprint by this thread (at most MAX_REFS_SHOWN)
+    int unit             # the top-level dir being walked, in sorted order: walk order for the records
     uint64_t counts[NCOUNT]
     char pad[64]
 
@@ -354,8 +356,14 @@ cdef void reference(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, const char *ename, si
         b.seen[b.nseen] = k
         b.nseen += 1
         av_fetch_add(&ctx.mmaps[k])
-    if av_fetch_add(&ctx.mrefs[k]) < MAX_REFS_SHOWN:
-        emit(b, K_REF, 0, ename, en, ms.name, ms.n, NULL, index)
+    av_fetch_add(&ctx.mrefs[k])
+    # each thread keeps its own first few, tagged with the unit: the first few of a
+    # one-thread walk are among them whatever the timing (a thread's units ascend)
+    if b.shown == NULL:
+        b.oom = 1
+    elif b.shown[k] < MAX_REFS_SHOWN:
+        b.shown[k] += 1
+        emit(b, K_REF, b.unit, ename, en, ms.name, ms.n, NULL, index)
 
 
 cdef void ragged_v0(mapstate_t *ms, uint64_t length) noexcept nogil:
@@ -818,6 +826,7 @@ cdef class FiledRefCheck:
                 free(self.bufs[t].refs.a)
                 free(self.bufs[t].buf)
                 free(self.bufs[t].seen)
+                free(self.bufs[t].shown)
             free(self.bufs)
         free(self.refs.a)
         free(self.refs.idx)
@@ -869,6 +878,7 @@ cdef class FiledRefCheck:
         try:
             for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=self.jobs):
                 tid = threadid()
+                self.bufs[tid].unit = <int>i
                 walk(&self.ctx, &self.bufs[tid], rootfd, NULL, NULL, names[i], 1)
         finally:
             free(names)
@@ -945,6 +955,15 @@ cdef class FiledRefCheck:
                 m += 1
         return m
 
+    cdef int _alloc_shown(self) except -1:
+        cdef int t
+        for t in range(self.jobs):
+            free(self.bufs[t].shown)
+            self.bufs[t].shown = <uint8_t *>calloc(self.missing.n + 1, 1)
+            if self.bufs[t].shown == NULL:
+                raise MemoryError()
+        return 0
+
     def missing_total(self):
         """Referenced objects that must exist and were not found by mark_stored()."""
         return self._count_missing()
@@ -970,6 +989,7 @@ cdef class FiledRefCheck:
         self.ctx.missing = &self.missing
         self.ctx.mrefs = self.mrefs
         self.ctx.mmaps = self.mmaps
+        self._alloc_shown()
         saved = self.counters()
         self._walk(self.mapsfd, MODE_MISSING)
         # the second pass must not count maps and entries twice
@@ -1060,6 +1080,7 @@ cdef class FiledRefCheck:
         self.ctx.missing = &self.missing
         self.ctx.mrefs = self.mrefs
         self.ctx.mmaps = self.mmaps
+        self._alloc_shown()
         if self.mapsfd < 0:
             self.mapsfd = self._open(self.maps_root)
         self._walk(self.mapsfd, MODE_MISSING)
@@ -1158,6 +1179,7 @@ cdef class ReferenceIndex:
         free(self.b.refs.a)
         free(self.b.buf)
         free(self.b.seen)
+        free(self.b.shown)
         free(self.refs.a)
         free(self.refs.idx)
         free(self.missing.a)
@@ -1299,6 +1321,10 @@ cdef class ReferenceIndex:
         self.ctx.missing = &self.missing
         self.ctx.mrefs = self.mrefs
         self.ctx.mmaps = self.mmaps
+        free(self.b.shown)
+        self.b.shown = <uint8_t *>calloc(self.missing.n + 1, 1)
+        if self.b.shown == NULL:
+            raise MemoryError()
         self.ctx.mode = MODE_MISSING
 
     def missing_counts(self, bytes name):

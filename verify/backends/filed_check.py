@@ -57,6 +57,24 @@ def _findings(store: str, records) -> list:
     return record_findings(store, [(k, n, p, d, e) for k, n, p, d, e, _aux in records if k != "ref"])
 
 
+def first_refs(records) -> list[tuple[bytes, bytes, int]]:
+    """(entry name, map name, index) of the first entries naming each missing object, in walk order.
+
+    Each thread recorded its own first few, tagged with the top-level dir (in sorted
+    order) it was walking; sorted by that dir (stably: a dir is one thread's, in its
+    order), the first few per object are those a one-thread walk records, so the
+    ``object_missing`` detail does not depend on ``-j`` or on thread timing.
+    """
+    refs = sorted(((unit, n, p, aux) for k, n, p, _d, unit, aux in records if k == "ref"), key=lambda r: r[0])
+    kept: Counter = Counter()
+    out = []
+    for _unit, name, map_name, index in refs:
+        if kept[name] < _load().REFS_SHOWN:
+            kept[name] += 1
+            out.append((name, map_name, index))
+    return out
+
+
 def check_references(maps_dir: str, blocks_dir: str, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
     """Every map's entries against every stored object: object_missing, object_orphan, map_corrupt."""
     rc = _load().FiledRefCheck(maps_dir, blocks_dir, jobs)
@@ -67,8 +85,7 @@ def check_references(maps_dir: str, blocks_dir: str, jobs: int, progress: Progre
     n_missing = rc.missing_total()
     if n_missing:
         recs = _run(rc.explain_missing, rc, progress, maps_dir)
-        res.findings += missing_findings([(n, p, aux) for k, n, p, _d, _e, aux in recs if k == "ref"],
-                                         rc.missing_counts)
+        res.findings += missing_findings(first_refs(recs), rc.missing_counts)
     c = rc.counters()
     c.update(referenced_objects=unique, missing_objects=n_missing, index_bytes=rc.memory())
     res.counters = Counter({f"refs.{k}": v for k, v in c.items() if v and not k.startswith("data_")})
@@ -120,7 +137,7 @@ def shard_missing(maps_dir: str, blocks_dir: str, lo: int, hi: int, jobs: int, r
     (entry name, map name, index), and per name (maps, entries) of this shard naming it."""
     rc = _load().FiledRefCheck(maps_dir, blocks_dir, jobs, lo, hi)
     recs = _run(lambda: rc.explain(records, width), rc, None, maps_dir)
-    refs = [(n, p, aux) for k, n, p, _d, _e, aux in recs if k == "ref"]
+    refs = first_refs(recs)
     return refs, {n: rc.missing_counts(n) for n in {r[0] for r in refs}}
 
 
