@@ -27,8 +27,9 @@ def check_facts(summary: Summary, delta: Delta | None, since_last: bool) -> dict
         "references": c.get("refs.references", 0),
         "referenced_objects": c.get("refs.referenced_objects", 0),
         "stored_objects": c.get("refs.stored_objects", 0),
-        "missing_objects": c.get("refs.missing_objects", 0),
-        "orphans": c.get("refs.orphans", 0),
+        # counts of findings come from the finding stream (one per object, whatever its paths)
+        "missing_objects": summary.per_kind.get("object_missing", 0),
+        "orphans": summary.per_kind.get("object_orphan", 0),
         "data_objects": c.get("data.objects", 0),
         "data_bytes": c.get("data.bytes", 0),
     }
