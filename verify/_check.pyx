@@ -71,27 +71,7 @@ cdef extern from "<openssl/sha.h>" nogil:
     int SHA256_Update(SHA256_CTX *c, const void *data, size_t n)
     int SHA256_Final(unsigned char *md, SHA256_CTX *c)
 
-cdef extern from "_rules.h" nogil:
-    ctypedef struct av_header_t:
-        int cls
-        uint64_t size
-        uint32_t blocksize
-        uint32_t flags
-        uint64_t epoch
-        uint32_t version
-    int AV_V0, AV_V1, AV_V2
-    int AV_NAME_PLAIN, AV_NAME_LOCK, AV_NAME_HASH, AV_NAME_TEMP, AV_NAME_MAPDATA
-    int AV_HEADER_READ, AV_MIN_NAME, AV_V1_HEADER_LEN, AV_V1_ENTRY_LEN, AV_V2_ENTRY_LEN
-    unsigned long long AV_BLOCK_4M
-    int av_is_hex64(const char *name, size_t n)
-    int av_name_class(const char *name, size_t n)
-    int av_valid_volume_name(const char *name, size_t n)
-    int av_utf8_valid(const unsigned char *s, size_t n)
-    uint64_t av_div_ceil(uint64_t a, uint64_t b)
-    void av_classify(const unsigned char *head, size_t n, uint64_t fsize, const char *name, size_t nl,
-                     av_header_t *out)
-    void av_hex(const unsigned char *inp, size_t n, char *out)
-    void av_errno_clear()
+from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 
 cdef extern from "_check.h" nogil:
     ctypedef struct av_fp_t:

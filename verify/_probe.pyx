@@ -45,22 +45,7 @@ cdef extern from "<stdio.h>" nogil:
 cdef extern from "<openssl/sha.h>" nogil:
     unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
 
-cdef extern from "_rules.h" nogil:
-    ctypedef struct av_header_t:
-        int cls
-        uint64_t size
-        uint32_t blocksize
-        uint32_t flags
-        uint64_t epoch
-        uint32_t version
-    int AV_NOT_MAP, AV_V0, AV_V1, AV_V2
-    int AV_HEADER_READ, AV_MIN_NAME
-    unsigned long long AV_BLOCK_4M
-    int av_is_hex64(const char *name, size_t n)
-    uint64_t av_div_ceil(uint64_t a, uint64_t b)
-    void av_classify(const unsigned char *head, size_t n, uint64_t fsize, const char *name, size_t nl,
-                     av_header_t *out)
-    void av_hex(const unsigned char *inp, size_t n, char *out)
+from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 
 # where a map was found (MapInfo.where in pithosdb.py)
 cdef enum:
