@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .options import apply_options
+
 
 def dask_options(f):
     opts = [
@@ -15,6 +17,4 @@ def dask_options(f):
         click.option("--dask-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
                      help="Seconds to wait for the Dask scheduler and its first worker."),
     ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+    return apply_options(f, opts)

@@ -11,6 +11,7 @@ import click
 
 from ..errors import UsageError
 from ..fixes.migrate import migrate_objects
+from .options import apply_options
 from .store_options import jobs_option, resolve
 
 DEFAULT_JOURNAL_DIR = "/var/lib/archverify"
@@ -28,9 +29,7 @@ def filed_store_options(f):
         click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True),
         click.option("--yes", "apply", is_flag=True, help="Apply the fixes. Without it, only show what would be done."),
     ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+    return apply_options(f, opts)
 
 
 def filed_dirs(config_path, maps_dir, blocks_dir) -> dict[str, str]:

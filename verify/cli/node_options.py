@@ -6,6 +6,7 @@ import click
 
 from .. import config as config_mod
 from ..nodes import DEFAULT_TEMPLATE, Runner, parse_nodes
+from .options import apply_options
 
 
 def node_options(f):
@@ -18,9 +19,7 @@ def node_options(f):
                      help="How to run a command on a node; {node} is replaced by its name. Split like a shell "
                           "would, never run through one here."),
     ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+    return apply_options(f, opts)
 
 
 def resolve_nodes(nodes_spec, node_cmd):

@@ -12,6 +12,7 @@ import click
 
 from .. import report
 from ..errors import OutputError
+from .options import apply_options
 
 
 def output_options(f):
@@ -27,9 +28,7 @@ def output_options(f):
         click.option("--progress/--no-progress", default=None,
                      help="Progress bar on stderr [default: when stderr is a terminal]."),
     ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+    return apply_options(f, opts)
 
 
 def _umask() -> int:

@@ -9,6 +9,7 @@ import click
 
 from .. import config as config_mod
 from ..errors import UsageError
+from .options import apply_options
 
 PM_CHOICES = ("auto", "on", "off")
 
@@ -38,9 +39,7 @@ def store_options(f):
         click.option("--connect-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
                      help="rados: seconds to wait for the cluster before giving up."),
     ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+    return apply_options(f, opts)
 
 
 def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, **rados_opts):
