@@ -1026,3 +1026,160 @@ cdef class RadosShard:
             out.append((KIND_NAMES[r.kind], r.name[:r.namelen] if r.name != NULL else b"",
                         <bytes>r.detail if r.detail != NULL else b"", r.err))
         return out
+
+
+# ---- for the check (verify/backends/rados_check.py): plain listing and whole-object aio reads ----
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+
+cdef extern from "rados/librados.h" nogil:
+    int rados_aio_wait_for_complete(rados_completion_t c)
+
+
+cdef class Lister:
+    """Every object name of a pool (in the ioctx's namespace), a page at a time.
+
+    The check streams the names into its fingerprint index page by page, so that a
+    pool of 10^8 objects never becomes a Python list."""
+
+    cdef readonly IoCtx ioctx
+    cdef rados_object_list_cursor cur
+    cdef rados_object_list_cursor end
+    cdef readonly bint done
+
+    def __cinit__(self, IoCtx ioctx):
+        self.ioctx = ioctx
+        self.cur = rados_object_list_begin(ioctx.io)
+        self.end = rados_object_list_end(ioctx.io)
+        self.done = False
+
+    def __dealloc__(self):
+        if self.ioctx is not None:
+            rados_object_list_cursor_free(self.ioctx.io, self.cur)
+            rados_object_list_cursor_free(self.ioctx.io, self.end)
+
+    def next_page(self):
+        """Up to PAGE names ([] once done); OSError(errno) when the listing fails for good."""
+        cdef rados_ioctx_t io = self.ioctx.io
+        cdef rados_object_list_item *items
+        cdef rados_object_list_cursor nxt
+        cdef int r = 0, tries = 0, i
+        while not self.done:
+            if rados_object_list_is_end(io, self.cur) or rados_object_list_cursor_cmp(io, self.cur, self.end) >= 0:
+                self.done = True
+                break
+            items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
+            if items == NULL:
+                raise MemoryError()
+            nxt = rados_object_list_begin(io)
+            with nogil:
+                r = rados_object_list(io, self.cur, self.end, PAGE, NULL, 0, items, &nxt)
+            if r < 0:
+                free(items)
+                rados_object_list_cursor_free(io, nxt)
+                if transient(-r) and tries + 1 < MAX_TRIES:
+                    tries += 1
+                    continue
+                raise OSError(-r, "object list")
+            out = [items[i].oid[:items[i].oid_length] for i in range(r)]
+            rados_object_list_free(r, items)
+            free(items)
+            if r == 0 and rados_object_list_cursor_cmp(io, nxt, self.cur) <= 0:
+                self.done = True
+            rados_object_list_cursor_free(io, self.cur)
+            self.cur = nxt
+            if out:
+                return out
+        return []
+
+
+def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30):
+    """Each named object read whole, all of them in flight at once (the caller bounds
+    how many it hands in): [(data or None, errno)] in the order given.
+
+    An aio stat of every object, then an aio read of its size straight into a bytes
+    object. ENOENT is an errno like any other here: the caller decides what a race
+    means. Objects over ``maxlen`` bytes give EFBIG without being read."""
+    cdef rados_ioctx_t io = ioctx.io
+    cdef list bs = [x if isinstance(x, bytes) else x.encode() for x in names]
+    cdef Py_ssize_t n = len(bs), i
+    cdef rados_completion_t *comps = <rados_completion_t *>calloc(n + 1, sizeof(rados_completion_t))
+    cdef uint64_t *sizes = <uint64_t *>calloc(n + 1, sizeof(uint64_t))
+    cdef time_t *mtimes = <time_t *>calloc(n + 1, sizeof(time_t))
+    cdef int *errs = <int *>calloc(n + 1, sizeof(int))
+    cdef const char **oids = <const char **>calloc(n + 1, sizeof(char *))
+    cdef char **bufs = <char **>calloc(n + 1, sizeof(char *))
+    cdef int r, tries
+    cdef list datas = [None] * n
+    if comps == NULL or sizes == NULL or mtimes == NULL or errs == NULL or oids == NULL or bufs == NULL:
+        free(comps); free(sizes); free(mtimes); free(errs); free(oids); free(bufs)
+        raise MemoryError()
+    try:
+        for i in range(n):
+            oids[i] = <const char *>(<bytes>bs[i])
+        for tries in range(MAX_TRIES):
+            with nogil:
+                for i in range(n):
+                    if tries and not (errs[i] and transient(errs[i])):
+                        continue
+                    errs[i] = 0
+                    r = rados_aio_create_completion2(NULL, NULL, &comps[i])
+                    if r == 0:
+                        r = rados_aio_stat(io, oids[i], comps[i], &sizes[i], &mtimes[i])
+                        if r < 0:
+                            rados_aio_release(comps[i])
+                            comps[i] = NULL
+                    if r < 0:
+                        errs[i] = -r
+                for i in range(n):
+                    if comps[i] != NULL:
+                        rados_aio_wait_for_complete(comps[i])
+                        r = rados_aio_get_return_value(comps[i])
+                        rados_aio_release(comps[i])
+                        comps[i] = NULL
+                        if r < 0:
+                            errs[i] = -r
+        for i in range(n):
+            if errs[i] == 0:
+                if sizes[i] > maxlen:
+                    errs[i] = 27  # EFBIG
+                    continue
+                datas[i] = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>sizes[i])
+                bufs[i] = PyBytes_AS_STRING(datas[i])
+        for tries in range(MAX_TRIES):
+            with nogil:
+                for i in range(n):
+                    if bufs[i] == NULL or (tries and not (errs[i] and transient(errs[i]))):
+                        continue
+                    errs[i] = 0
+                    if sizes[i] == 0:
+                        continue
+                    r = rados_aio_create_completion2(NULL, NULL, &comps[i])
+                    if r == 0:
+                        r = rados_aio_read(io, oids[i], comps[i], bufs[i], sizes[i], 0)
+                        if r < 0:
+                            rados_aio_release(comps[i])
+                            comps[i] = NULL
+                    if r < 0:
+                        errs[i] = -r
+                for i in range(n):
+                    if comps[i] != NULL:
+                        rados_aio_wait_for_complete(comps[i])
+                        r = rados_aio_get_return_value(comps[i])
+                        rados_aio_release(comps[i])
+                        comps[i] = NULL
+                        if r < 0:
+                            errs[i] = -r
+                        else:
+                            sizes[i] = <uint64_t>r  # shrank since the stat: keep what was read
+        out = []
+        for i in range(n):
+            if errs[i]:
+                out.append((None, errs[i]))
+            elif bufs[i] != NULL and sizes[i] < <uint64_t>len(datas[i]):
+                out.append((datas[i][:sizes[i]], 0))
+            else:
+                out.append((datas[i], 0))
+        return out
+    finally:
+        free(comps); free(sizes); free(mtimes); free(errs); free(oids); free(bufs)

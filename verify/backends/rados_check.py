@@ -1,0 +1,322 @@
+"""The reference and data stages of ``archverify check`` on RADOS pools.
+
+The rules are filed's (verify/_check.pyx), minus placement: an object is stored
+when it is in the blocks pool (same namespace). Entries are judged and fingerprinted
+by :class:`verify._check.ReferenceIndex`; this module lists the pools page by page
+and reads objects whole with aio, a bounded window of them in flight
+(``verify._rados.read_whole``; python-rados with a thread pool where the extension
+is not built).
+
+Passes, as on filed: the maps (every entry of every map); the blocks pool (marks
+what is stored, reports orphans); only if something is missing, the maps again to
+name the entries that point at it. ``verify_data`` reads every (sampled) 64-hex
+object of the blocks pool and hashes it.
+"""
+
+from __future__ import annotations
+
+import errno as E
+import hashlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+
+from .. import formats as F
+from ..errors import StoreError
+from ..findings import Finding, escape_name
+from ..references import missing_findings
+from ..summary import ShardResult
+from . import ProgressFn
+from .filed import strerror
+
+MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
+DATA_WINDOW = 32  # Pithos blocks (4 MiB each) in flight while verifying data
+MIN_NAME = 6  # as filed's check: shorter names in the maps pool are not maps (the scan reports them)
+FP_SPACE = 1 << 64
+
+
+class _Pool:
+    """One pool seen as pages of names and whole-object reads, whichever engine is in use."""
+
+    def __init__(self, backend, role: str):
+        self.io = backend.ioctx(role)
+        self.c = backend.engine == "c"
+        self.pool = backend.pools()[role]
+        self.store = role
+        self.window = max(1, backend.inflight)
+
+    def pages(self) -> Iterator[list[bytes]]:
+        """The pool's names a page at a time; StoreError-free: a failed listing raises OSError."""
+        if self.c:
+            from .. import _rados
+
+            lister = _rados.Lister(self.io)
+            while True:
+                page = lister.next_page()
+                if not page:
+                    return
+                yield page
+        import rados
+
+        page: list[bytes] = []
+        try:
+            for obj in self.io.list_objects():
+                page.append(obj.key.encode("utf-8", "surrogateescape"))
+                if len(page) == 1024:
+                    yield page
+                    page = []
+        except rados.Error as e:
+            raise OSError(abs(getattr(e, "errno", None) or E.EIO), "object list") from None
+        if page:
+            yield page
+
+    def read(self, names: list[bytes], maxlen: int = MAP_MAX) -> list[tuple[bytes | None, int]]:
+        """Each object whole: (bytes, 0) or (None, errno); all of ``names`` in flight at once."""
+        if self.c:
+            from .. import _rados
+
+            return _rados.read_whole(self.io, names, maxlen)
+        import rados
+
+        from .rados import _retry
+
+        def one(raw: bytes):
+            name = raw.decode("utf-8", "surrogateescape")
+            c: Counter = Counter()
+            try:
+                size = _retry(lambda: self.io.stat(name), c)[0]
+                if size > maxlen:
+                    return None, E.EFBIG
+                return (_retry(lambda: self.io.read(name, size, 0), c) if size else b""), 0
+            except rados.ObjectNotFound:
+                return None, E.ENOENT
+            except rados.Error as e:
+                return None, abs(getattr(e, "errno", None) or E.EIO)
+
+        with ThreadPoolExecutor(max(1, min(len(names), 32))) as ex:
+            return list(ex.map(one, names))
+
+
+def _chunks(seq: list, n: int) -> Iterator[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _load_index():
+    try:
+        from .._check import ReferenceIndex
+    except ImportError as e:  # pragma: no cover - a broken install, not a user error
+        raise StoreError(f"the compiled checker is missing ({e}); reinstall archverify (make build)") from None
+    return ReferenceIndex()
+
+
+def _listing_failed(pool: _Pool, err: int) -> Finding:
+    return Finding("unreadable", pool.store, pool.pool, None, f"listing of pool {pool.pool!r} stopped: {strerror(err)}")
+
+
+class _MapPass:
+    """One walk over every map of the maps pool, feeding the index (``explain``: collecting refs)."""
+
+    def __init__(self, maps: _Pool, idx, explain: bool, progress: ProgressFn | None):
+        self.maps, self.idx, self.explain, self.progress = maps, idx, explain, progress
+        self.findings: list[Finding] = []
+        self.refs: list[tuple[bytes, bytes, int]] = []
+        self.counters: Counter = Counter()
+
+    def _finding(self, kind: str, name: bytes, detail: str, err: int = 0) -> None:
+        if self.explain:
+            return  # the first pass reported it
+        if kind == "unreadable":
+            detail = f"{detail}: {strerror(err)}"
+        self.findings.append(Finding(kind, "maps", escape_name(name), None, detail))
+
+    def _feed(self, got, name: bytes, state: list) -> None:
+        if self.explain:
+            self.refs += [(n, name, i) for n, i in got]
+        else:
+            nbad, first = got
+            if nbad and not state[0]:
+                state[1] = first
+            state[0] += nbad
+
+    def run(self) -> None:
+        try:
+            for page in self.maps.pages():
+                if self.progress is not None:
+                    self.progress(len(page))
+                cands = [n for n in page if len(n) >= MIN_NAME and F.name_class(n) is F.NameClass.PLAIN
+                         and _utf8(n)]
+                for batch in _chunks(cands, self.maps.window):
+                    for name, (data, err) in zip(batch, self.maps.read(batch)):
+                        self._one(name, data, err)
+        except OSError as e:
+            if not self.explain:
+                self.findings.append(_listing_failed(self.maps, e.errno))
+
+    def _one(self, name: bytes, data: bytes | None, err: int) -> None:
+        if data is None:
+            if err != E.ENOENT:  # gone since the listing: a race, not an error
+                self._finding("unreadable", name, "read", err)
+            return
+        info = F.classify(data[:F.HEADER_READ], len(data), name)
+        state = [0, ""]  # problems, first problem
+        deleted = False
+        if info.cls is F.HeaderClass.V0:
+            self.counters["maps_v0"] += 1
+            self._feed(self.idx.add_v0(name, data), name, state)
+        elif info.cls is F.HeaderClass.V1:
+            self.counters["maps_v1"] += 1
+            self._feed(self.idx.add_v1(name, data, F.nr_objs(info.size)), name, state)
+        elif info.cls is F.HeaderClass.V2:
+            self.counters["maps_v2"] += 1
+            deleted = bool(info.flags & F.MF_DELETED)
+            self.counters["maps_deleted"] += deleted
+            self._v2(name, info, deleted, state)
+        else:
+            return  # not a map, or a corrupt header: the scan reports it
+        self.counters["map_bytes"] += len(data)
+        if state[0] and not deleted and not self.explain:
+            more = f"; {state[0]} problems in all" if state[0] > 1 else ""
+            self.findings.append(Finding("map_corrupt", "maps", escape_name(name), None, f"{state[1]}{more}"))
+
+    def _v2(self, name: bytes, info: F.HeaderInfo, deleted: bool, state: list) -> None:
+        nr = F.nr_objs(info.size, info.blocksize)
+        per = info.blocksize // F.V2_ENTRY_LEN
+        nb = -(-nr // per)
+        text = name.decode("utf-8", "surrogateescape")
+        blk = 0
+        while blk < nb:  # a window of map-data objects at a time: a bogus size stops at the first missing one
+            ids = list(range(blk, min(nb, blk + self.maps.window)))
+            mds = [F.mapdata_name(text, b).encode("utf-8", "surrogateescape") for b in ids]
+            for b, md, (data, err) in zip(ids, mds, self.maps.read(mds)):
+                mds_s = md.decode("utf-8", "surrogateescape")
+                if data is None:
+                    if err == E.ENOENT:
+                        # the scan reports it for maps under valid names; the others are ours to report
+                        if not deleted and not F.is_valid_volume_name(text):
+                            self._finding("map_data_missing", name, f"map-data {mds_s} missing (block {b} of {nb})")
+                        return
+                    if not deleted:
+                        self._finding("unreadable", name, f"read of map-data {mds_s}", err)
+                    continue
+                cnt = min(per, nr - b * per)
+                self.counters["map_bytes"] += len(data)
+                self._feed(self.idx.add_v2(name, data[:cnt * F.V2_ENTRY_LEN], b * per, cnt, deleted), name, state)
+            blk += len(ids)
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
+    """Every map's entries against every object of the blocks pool: object_missing, object_orphan, map_corrupt."""
+    if not backend.blocks_pool:
+        raise StoreError("the check needs the blocks pool too: give --blocks-pool (or a --config with [blockerb])")
+    maps, blocks = _Pool(backend, "maps"), _Pool(backend, "blocks")
+    idx = _load_index()
+    res = ShardResult()
+    first = _MapPass(maps, idx, False, progress)
+    first.run()
+    res.findings += first.findings
+    counters = first.counters
+    counters.update(idx.counters())  # now: the explaining pass below counts the same entries again
+    unique = idx.freeze()
+    # the blocks pool: stored objects mark their fingerprints; orphans are reported
+    hashes: list[bytes] = []
+    try:
+        for page in blocks.pages():
+            if progress is not None:
+                progress(len(page))
+            objs = []
+            for n in page:
+                nc = F.name_class(n)
+                if nc is F.NameClass.HASH:
+                    hashes.append(n)
+                elif nc not in (F.NameClass.LOCK, F.NameClass.TEMP):
+                    objs.append(n)
+            counters["stored_objects"] += len(objs)
+            for n in idx.mark_stored(objs):
+                counters["orphans"] += 1
+                res.findings.append(Finding("object_orphan", "blocks", escape_name(n), None, "referenced by no map"))
+    except OSError as e:
+        res.findings.append(_listing_failed(blocks, e.errno))
+    counters["hash_files"] += len(hashes)
+    for batch in _chunks(hashes, blocks.window):
+        # maxlen 0: a stat only (EFBIG = there, with content)
+        for n, (_data, err) in zip(batch, blocks.read([h[:-5] for h in batch], 0)):
+            if err == E.ENOENT:
+                counters["orphans"] += 1
+                obj = escape_name(n[:-5])
+                res.findings.append(Finding("object_orphan", "blocks", escape_name(n), None,
+                                            f"hash file of {obj}, which is not in the store"))
+            elif err not in (0, E.EFBIG):
+                res.findings.append(Finding("unreadable", "blocks", escape_name(n[:-5]), None,
+                                            f"stat: {strerror(err)}"))
+    n_missing = idx.missing_total()
+    if n_missing:
+        idx.start_explain()
+        again = _MapPass(maps, idx, True, progress)
+        again.run()
+        res.findings += missing_findings(again.refs, idx.missing_counts, with_path=False)
+    c = counters
+    c.update(referenced_objects=unique, missing_objects=n_missing, index_bytes=idx.memory())
+    res.counters = Counter({f"refs.{k}": v for k, v in c.items() if v and not k.startswith("data_")})
+    return res
+
+
+def in_window(name: bytes, window: tuple[int, int, bool]) -> bool:
+    """check.SampleWindow.contains of the name's fingerprint (first 8 bytes of sha256, big-endian)."""
+    start, width, everything = window
+    if everything:
+        return True
+    fp = int.from_bytes(hashlib.sha256(name).digest()[:8], "big")
+    return (fp - start) % FP_SPACE < width
+
+
+def _content_hash(data: bytes) -> str:
+    return hashlib.sha256(data.rstrip(b"\0")).hexdigest()
+
+
+def verify_data(backend, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None) -> ShardResult:
+    """Content of every 64-hex object of the blocks pool (in the sample window) against its name."""
+    if not backend.blocks_pool:
+        raise StoreError("the check needs the blocks pool too: give --blocks-pool (or a --config with [blockerb])")
+    blocks = _Pool(backend, "blocks")
+    res = ShardResult()
+    c: Counter = Counter()
+    win = max(1, min(blocks.window, DATA_WINDOW))
+    with ThreadPoolExecutor(max(1, jobs)) as hasher:  # hashlib releases the GIL on large buffers
+        try:
+            for page in blocks.pages():
+                todo = []
+                for n in page:
+                    if F.is_hex64(n):
+                        if in_window(n, window):
+                            todo.append(n)
+                        else:
+                            c["unsampled"] += 1
+                for batch in _chunks(todo, win):
+                    got = blocks.read(batch, 1 << 40)
+                    sums = hasher.map(lambda d: _content_hash(d) if d is not None else None, [d for d, _ in got])
+                    for n, (data, err), h in zip(batch, got, sums):
+                        if data is None:
+                            if err != E.ENOENT:  # deleted since the listing: a race, not an error
+                                res.findings.append(Finding("unreadable", "blocks", escape_name(n), None,
+                                                            f"read: {strerror(err)}"))
+                            continue
+                        c["objects"] += 1
+                        c["bytes"] += len(data)
+                        if h != n.decode("ascii"):
+                            res.findings.append(Finding("object_content_mismatch", "blocks", escape_name(n), None,
+                                                        f"content ({len(data)} bytes) hashes to {h}"))
+                if progress is not None:
+                    progress(len(page))
+        except OSError as e:
+            res.findings.append(_listing_failed(blocks, e.errno))
+    res.counters = Counter({f"data.{k}": v for k, v in c.items() if v})
+    return res
