@@ -148,29 +148,34 @@ def test_deleted_and_empty_lock_objects_are_not_findings(ceph_cluster, planted):
         c.shutdown()
 
 
-def test_unreadable_object_stops_the_later_stages(ceph_cluster, planted):
-    """A map the client may not read: one unreadable finding, and no phantom object_missing."""
+def test_unreadable_map_data_is_named_and_stops_the_later_stages(ceph_cluster, planted, tmp_path):
+    """A map whose map-data the OSD refuses for good (its name is past osd_max_object_name_len, the map's
+    own name is not): an unreadable finding naming the map, never a phantom object_missing; exit 2."""
+    long_name = "v" * 2040  # NAME fits in 2048 bytes, NAME_<16 hex> does not
+    pool = "check-unread-maps"
     c = ceph_cluster.rados()
-    user = "client.archverify-nomaps"
     try:
-        # a user that may read the blocks pool only
-        ret, out, err = c.mon_command(json.dumps({"prefix": "auth get-or-create", "entity": user,
-                                                  "caps": ["mon", "allow r", "osd", f"allow r pool={BLOCKS}"],
-                                                  "format": "plain"}), b"")
-        assert ret == 0, err
+        if not c.pool_exists(pool):
+            c.create_pool(pool)
+        with c.open_ioctx(pool) as m:
+            m.write_full(long_name, F.pack_v2_header(F.BLOCK_SIZE_4M))
+            header, md = F.write_v2(F.BLOCK_SIZE_4M, [F.Entry("archip_" + "e" * 64, F.OF_ARCHIP)], name="fine-vol")
+            m.write_full("fine-vol", header)
+            for k, v in md.items():
+                m.write_full(k, v)
     finally:
         c.shutdown()
-    # the references stage itself: reads that fail are unreadable findings, never phantoms
-    key = tmp_keyring(ceph_cluster, user, out)
-    be = rb.RadosBackend(MAPS, BLOCKS, str(ceph_cluster.conf), user[len("client."):], key)
-    with pytest.raises(Exception):
-        be.validate()  # refused before any listing: the maps pool is not readable
-
-
-def tmp_keyring(cluster, user: str, out: bytes) -> str:
-    path = cluster.dir / f"{user}.keyring"
-    path.write_bytes(out)
-    return str(path)
+    be = rb.RadosBackend(pool, BLOCKS, str(ceph_cluster.conf), None, str(ceph_cluster.keyring))
+    be.validate()
+    res = be.check_references(2)
+    assert {(f.kind, f.name) for f in res.findings if f.kind in ("unreadable", "object_missing")} == {
+        ("unreadable", long_name), ("object_missing", "archip_" + "e" * 64)}
+    p = run_cli(ceph_cluster, "--pool", pool, "--blocks-pool", BLOCKS, "--format", "json", "--verify-data")
+    assert p.returncode == 2, p.stderr
+    doc = json.loads(p.stdout)
+    assert ("unreadable", long_name) in {(f["kind"], f["name"]) for f in doc["findings"]}
+    assert not [f for f in doc["findings"] if f["kind"] in CHECK_KINDS]
+    assert doc["check"]["stages_run"] == ["scan"]
 
 
 def run_cli(cluster, *args):

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import errno as E
 import hashlib
+import itertools
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Iterator
 
 from .. import formats as F
@@ -30,7 +32,8 @@ from . import ProgressFn
 from .filed import strerror
 
 MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
-DATA_WINDOW = 32  # Pithos blocks (4 MiB each) in flight while verifying data
+DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
+BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in
 MIN_NAME = 6  # as filed's check: shorter names in the maps pool are not maps (the scan reports them)
 FP_SPACE = 1 << 64
 
@@ -69,6 +72,27 @@ class _Pool:
             raise OSError(abs(getattr(e, "errno", None) or E.EIO), "object list") from None
         if page:
             yield page
+
+    def stream(self, items: Iterator[tuple[object, bytes, int]], maxlen: int = MAP_MAX,
+               window: int | None = None) -> Iterator[tuple[object, bytes | None, int]]:
+        """(key, data, errno) for each (key, name, expected size), in order, read a window at a time.
+
+        A window holds at most ``window`` objects and about BUDGET expected bytes; ``items``
+        is pulled lazily, one window ahead at most, so it may stop yielding what it no
+        longer needs."""
+        it = iter(items)
+        window = window or self.window
+        while True:
+            group, budget = [], 0
+            for item in it:
+                group.append(item)
+                budget += item[2]
+                if len(group) >= window or budget >= BUDGET:
+                    break
+            if not group:
+                return
+            for (key, _name, _size), (data, err) in zip(group, self.read([g[1] for g in group], maxlen)):
+                yield key, data, err
 
     def read(self, names: list[bytes], maxlen: int = MAP_MAX) -> list[tuple[bytes | None, int]]:
         """Each object whole: (bytes, 0) or (None, errno); all of ``names`` in flight at once."""
@@ -115,7 +139,12 @@ def _listing_failed(pool: _Pool, err: int) -> Finding:
 
 
 class _MapPass:
-    """One walk over every map of the maps pool, feeding the index (``explain``: collecting refs)."""
+    """One walk over every map of the maps pool, feeding the index (``explain``: collecting refs).
+
+    Header objects are read a window at a time; the map-data objects of all the v2
+    maps of one window are then read together, a window at a time under a byte
+    budget, and fed map by map in entry order (the index counts each map once only
+    when its chunks come one after another)."""
 
     def __init__(self, maps: _Pool, idx, explain: bool, progress: ProgressFn | None):
         self.maps, self.idx, self.explain, self.progress = maps, idx, explain, progress
@@ -130,79 +159,114 @@ class _MapPass:
             detail = f"{detail}: {strerror(err)}"
         self.findings.append(Finding(kind, "maps", escape_name(name), None, detail))
 
-    def _feed(self, got, name: bytes, state: list) -> None:
+    def _feed(self, got, m: "_Map") -> None:
         if self.explain:
-            self.refs += [(n, name, i) for n, i in got]
+            self.refs += [(n, m.name, i) for n, i in got]
         else:
             nbad, first = got
-            if nbad and not state[0]:
-                state[1] = first
-            state[0] += nbad
+            if nbad and not m.nbad:
+                m.first = first
+            m.nbad += nbad
+
+    def _candidates(self) -> Iterator[tuple[bytes, bytes, int]]:
+        for page in self.maps.pages():
+            if self.progress is not None:
+                self.progress(len(page))
+            for n in page:
+                if len(n) >= MIN_NAME and F.name_class(n) is F.NameClass.PLAIN and _utf8(n):
+                    yield n, n, F.HEADER_READ
 
     def run(self) -> None:
         try:
-            for page in self.maps.pages():
-                if self.progress is not None:
-                    self.progress(len(page))
-                cands = [n for n in page if len(n) >= MIN_NAME and F.name_class(n) is F.NameClass.PLAIN
-                         and _utf8(n)]
-                for batch in _chunks(cands, self.maps.window):
-                    for name, (data, err) in zip(batch, self.maps.read(batch)):
-                        self._one(name, data, err)
+            heads = self.maps.stream(self._candidates())
+            while True:
+                group = list(itertools.islice(heads, self.maps.window))
+                if not group:
+                    break
+                v2 = [m for m in (self._one(name, data, err) for name, data, err in group) if m is not None]
+                self._mapdata(v2)
         except OSError as e:
             if not self.explain:
                 self.findings.append(_listing_failed(self.maps, e.errno))
 
-    def _one(self, name: bytes, data: bytes | None, err: int) -> None:
+    def _one(self, name: bytes, data: bytes | None, err: int) -> _Map | None:
+        """A header object read whole: v0 and v1 maps fed at once; a v2 map returned for its map-data."""
         if data is None:
             if err != E.ENOENT:  # gone since the listing: a race, not an error
                 self._finding("unreadable", name, "read", err)
-            return
+            return None
         info = F.classify(data[:F.HEADER_READ], len(data), name)
-        state = [0, ""]  # problems, first problem
-        deleted = False
+        m = _Map(name)
         if info.cls is F.HeaderClass.V0:
             self.counters["maps_v0"] += 1
-            self._feed(self.idx.add_v0(name, data), name, state)
+            self._feed(self.idx.add_v0(name, data), m)
         elif info.cls is F.HeaderClass.V1:
             self.counters["maps_v1"] += 1
-            self._feed(self.idx.add_v1(name, data, F.nr_objs(info.size)), name, state)
+            self._feed(self.idx.add_v1(name, data, F.nr_objs(info.size)), m)
         elif info.cls is F.HeaderClass.V2:
             self.counters["maps_v2"] += 1
-            deleted = bool(info.flags & F.MF_DELETED)
-            self.counters["maps_deleted"] += deleted
-            self._v2(name, info, deleted, state)
+            m.deleted = bool(info.flags & F.MF_DELETED)
+            self.counters["maps_deleted"] += m.deleted
+            m.nr = F.nr_objs(info.size, info.blocksize)
+            m.per = info.blocksize // F.V2_ENTRY_LEN
+            m.nb = -(-m.nr // m.per)
+            self.counters["map_bytes"] += len(data)
+            return m
         else:
-            return  # not a map, or a corrupt header: the scan reports it
+            return None  # not a map, or a corrupt header: the scan reports it
         self.counters["map_bytes"] += len(data)
-        if state[0] and not deleted and not self.explain:
-            more = f"; {state[0]} problems in all" if state[0] > 1 else ""
-            self.findings.append(Finding("map_corrupt", "maps", escape_name(name), None, f"{state[1]}{more}"))
+        self._finish(m)
+        return None
 
-    def _v2(self, name: bytes, info: F.HeaderInfo, deleted: bool, state: list) -> None:
-        nr = F.nr_objs(info.size, info.blocksize)
-        per = info.blocksize // F.V2_ENTRY_LEN
-        nb = -(-nr // per)
-        text = name.decode("utf-8", "surrogateescape")
-        blk = 0
-        while blk < nb:  # a window of map-data objects at a time: a bogus size stops at the first missing one
-            ids = list(range(blk, min(nb, blk + self.maps.window)))
-            mds = [F.mapdata_name(text, b).encode("utf-8", "surrogateescape") for b in ids]
-            for b, md, (data, err) in zip(ids, mds, self.maps.read(mds)):
-                mds_s = md.decode("utf-8", "surrogateescape")
-                if data is None:
-                    if err == E.ENOENT:
-                        # the scan reports it for maps under valid names; the others are ours to report
-                        if not deleted and not F.is_valid_volume_name(text):
-                            self._finding("map_data_missing", name, f"map-data {mds_s} missing (block {b} of {nb})")
-                        return
-                    if not deleted:
-                        self._finding("unreadable", name, f"read of map-data {mds_s}", err)
-                    continue
-                cnt = min(per, nr - b * per)
-                self.counters["map_bytes"] += len(data)
-                self._feed(self.idx.add_v2(name, data[:cnt * F.V2_ENTRY_LEN], b * per, cnt, deleted), name, state)
-            blk += len(ids)
+    def _finish(self, m: _Map) -> None:
+        if m.nbad and not m.deleted and not self.explain:
+            more = f"; {m.nbad} problems in all" if m.nbad > 1 else ""
+            self.findings.append(Finding("map_corrupt", "maps", escape_name(m.name), None, f"{m.first}{more}"))
+
+    def _mapdata(self, maps: list[_Map]) -> None:
+        def wanted():
+            for k, m in enumerate(maps):
+                text = m.name.decode("utf-8", "surrogateescape")
+                for b in range(m.nb):
+                    if m.stopped:  # a bogus size stops at the first missing map-data object
+                        break
+                    cnt = min(m.per, m.nr - b * m.per)
+                    yield (k, b, cnt), F.mapdata_name(text, b).encode("utf-8", "surrogateescape"), cnt * F.V2_ENTRY_LEN
+
+        done = 0
+        for (k, b, cnt), data, err in self.maps.stream(wanted()):
+            m = maps[k]
+            while done < k:  # every map before this one has had all its map-data
+                self._finish(maps[done])
+                done += 1
+            if m.stopped:
+                continue
+            md = F.mapdata_name(m.name.decode("utf-8", "surrogateescape"), b)
+            if data is None:
+                if err == E.ENOENT:
+                    m.stopped = True
+                    # the scan reports it for maps under valid names; the others are ours to report
+                    if not m.deleted and not F.is_valid_volume_name(md[:-17]):
+                        self._finding("map_data_missing", m.name, f"map-data {md} missing (block {b} of {m.nb})")
+                elif not m.deleted:
+                    self._finding("unreadable", m.name, f"read of map-data {md}", err)
+                continue
+            self.counters["map_bytes"] += len(data)
+            self._feed(self.idx.add_v2(m.name, data[:cnt * F.V2_ENTRY_LEN], b * m.per, cnt, m.deleted), m)
+        for m in maps[done:]:
+            self._finish(m)
+
+
+@dataclass
+class _Map:
+    name: bytes
+    deleted: bool = False
+    nr: int = 0
+    per: int = 1
+    nb: int = 0
+    nbad: int = 0
+    first: str = ""
+    stopped: bool = False
 
 
 def _utf8(raw: bytes) -> bool:
