@@ -219,3 +219,9 @@ def test_cli_clean_pools_exit_zero(ceph_cluster):
     p = run_cli(ceph_cluster, "--pool", "clean-maps", "--blocks-pool", "clean-blocks", "--verify-data", "-q")
     assert p.returncode == 0, p.stdout + p.stderr
     assert len(p.stdout.strip().splitlines()) == 1
+
+
+def test_check_needs_the_blocks_pool(ceph_cluster, planted):
+    p = run_cli(ceph_cluster, "--pool", MAPS)
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
