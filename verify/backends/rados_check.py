@@ -33,6 +33,8 @@ from .filed import strerror
 
 MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
 DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
+DATA_FIRST = F.BLOCK_SIZE_4M + 1  # a Pithos block is read in one round trip, without a stat
+HEAD_FIRST = 4096  # v2 headers (512 bytes with direct I/O) and small v0/v1 maps in one round trip
 BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in
 MIN_NAME = 6  # as filed's check: shorter names in the maps pool are not maps (the scan reports them)
 FP_SPACE = 1 << 64
@@ -73,33 +75,40 @@ class _Pool:
         if page:
             yield page
 
-    def stream(self, items: Iterator[tuple[object, bytes, int]], maxlen: int = MAP_MAX,
-               window: int | None = None) -> Iterator[tuple[object, bytes | None, int]]:
+    def stream(self, items: Iterator[tuple[object, bytes, int]], maxlen: int = MAP_MAX, window: int | None = None,
+               first: int = 0, prefix: bool = False) -> Iterator[tuple[object, bytes | None, int]]:
         """(key, data, errno) for each (key, name, expected size), in order, read a window at a time.
 
         A window holds at most ``window`` objects and about BUDGET expected bytes; ``items``
         is pulled lazily, one window ahead at most, so it may stop yielding what it no
-        longer needs."""
+        longer needs. ``prefix``: only the expected bytes are wanted (one round trip)."""
         it = iter(items)
         window = window or self.window
         while True:
-            group, budget = [], 0
+            group, budget, most = [], 0, 0
             for item in it:
                 group.append(item)
                 budget += item[2]
-                if len(group) >= window or budget >= BUDGET:
+                most = max(most, item[2])
+                if len(group) >= window or budget >= BUDGET or most * len(group) >= BUDGET:
                     break
             if not group:
                 return
-            for (key, _name, _size), (data, err) in zip(group, self.read([g[1] for g in group], maxlen)):
+            names = [g[1] for g in group]
+            got = self.read(names, maxlen, most, False) if prefix else self.read(names, maxlen, first)
+            for (key, _name, _size), (data, err) in zip(group, got):
                 yield key, data, err
 
-    def read(self, names: list[bytes], maxlen: int = MAP_MAX) -> list[tuple[bytes | None, int]]:
-        """Each object whole: (bytes, 0) or (None, errno); all of ``names`` in flight at once."""
+    def read(self, names: list[bytes], maxlen: int = MAP_MAX, first: int = 0,
+             whole: bool = True) -> list[tuple[bytes | None, int]]:
+        """Each object whole: (bytes, 0) or (None, errno); all of ``names`` in flight at once.
+
+        ``first``: bytes of a first read that needs no stat (objects shorter are done in one
+        round trip); with ``whole`` false only those are wanted."""
         if self.c:
             from .. import _rados
 
-            return _rados.read_whole(self.io, names, maxlen)
+            return _rados.read_whole(self.io, names, maxlen, first, whole)
         import rados
 
         from .rados import _retry
@@ -178,7 +187,7 @@ class _MapPass:
 
     def run(self) -> None:
         try:
-            heads = self.maps.stream(self._candidates())
+            heads = self.maps.stream(self._candidates(), first=HEAD_FIRST)
             while True:
                 group = list(itertools.islice(heads, self.maps.window))
                 if not group:
@@ -234,7 +243,7 @@ class _MapPass:
                     yield (k, b, cnt), F.mapdata_name(text, b).encode("utf-8", "surrogateescape"), cnt * F.V2_ENTRY_LEN
 
         done = 0
-        for (k, b, cnt), data, err in self.maps.stream(wanted()):
+        for (k, b, cnt), data, err in self.maps.stream(wanted(), prefix=True):
             m = maps[k]
             while done < k:  # every map before this one has had all its map-data
                 self._finish(maps[done])
@@ -365,7 +374,7 @@ def verify_data(backend, jobs: int, window: tuple[int, int, bool], progress: Pro
                         else:
                             c["unsampled"] += 1
                 for batch in _chunks(todo, win):
-                    got = blocks.read(batch, 1 << 40)
+                    got = blocks.read(batch, 1 << 40, DATA_FIRST)
                     sums = hasher.map(lambda d: _content_hash(d) if d is not None else None, [d for d, _ in got])
                     for n, (data, err), h in zip(batch, got, sums):
                         if data is None:
