@@ -89,10 +89,11 @@ def test_reports_exactly_what_was_planted(ceph_cluster, planted, engine):
     assert s.counters["data.objects"] >= len(planted.pithos) + len(planted.flipped)
 
 
-def test_same_findings_as_filed_for_the_same_store(ceph_cluster, planted):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_same_findings_as_filed_for_the_same_store(ceph_cluster, planted, engine):
     """The same logical store on filed and on RADOS: the same findings, placement aside."""
     filed = check_op.check(FiledBackend(str(planted.maps), str(planted.blocks)), 2, progress=False, verify_data=True)
-    rados = check_op.check(backend(ceph_cluster), 2, progress=False, verify_data=True)
+    rados = check_op.check(backend(ceph_cluster, _engine(engine)), 2, progress=False, verify_data=True)
 
     def kn(s):
         return {(f.kind, f.name) for f in s.findings if f.kind not in PLACEMENT}

@@ -286,6 +286,23 @@ def _utf8(raw: bytes) -> bool:
     return True
 
 
+def _hash_orphans(blocks: _Pool, hashes: list[bytes], counters: Counter) -> list[Finding]:
+    """``NAME_hash`` objects whose ``NAME`` is not in the pool (a stat of each NAME, no read)."""
+    out = []
+    counters["hash_files"] += len(hashes)
+    for batch in _chunks(hashes, blocks.window):
+        # maxlen 0: a stat only (EFBIG = there, with content)
+        for n, (_data, err) in zip(batch, blocks.read([h[:-5] for h in batch], 0)):
+            if err == E.ENOENT:
+                counters["orphans"] += 1
+                obj = escape_name(n[:-5])
+                out.append(Finding("object_orphan", "blocks", escape_name(n), None,
+                                   f"hash file of {obj}, which is not in the store"))
+            elif err not in (0, E.EFBIG):
+                out.append(Finding("unreadable", "blocks", escape_name(n[:-5]), None, f"stat: {strerror(err)}"))
+    return out
+
+
 def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
     """Every map's entries against every object of the blocks pool: object_missing, object_orphan, map_corrupt."""
     if not backend.blocks_pool:
@@ -300,12 +317,11 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
     counters.update(idx.counters())  # now: the explaining pass below counts the same entries again
     unique = idx.freeze()
     # the blocks pool: stored objects mark their fingerprints; orphans are reported
-    hashes: list[bytes] = []
     try:
         for page in blocks.pages():
             if progress is not None:
                 progress(len(page))
-            objs = []
+            objs, hashes = [], []
             for n in page:
                 nc = F.name_class(n)
                 if nc is F.NameClass.HASH:
@@ -316,20 +332,9 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
             for n in idx.mark_stored(objs):
                 counters["orphans"] += 1
                 res.findings.append(Finding("object_orphan", "blocks", escape_name(n), None, "referenced by no map"))
+            res.findings += _hash_orphans(blocks, hashes, counters)
     except OSError as e:
         res.findings.append(_listing_failed(blocks, e.errno))
-    counters["hash_files"] += len(hashes)
-    for batch in _chunks(hashes, blocks.window):
-        # maxlen 0: a stat only (EFBIG = there, with content)
-        for n, (_data, err) in zip(batch, blocks.read([h[:-5] for h in batch], 0)):
-            if err == E.ENOENT:
-                counters["orphans"] += 1
-                obj = escape_name(n[:-5])
-                res.findings.append(Finding("object_orphan", "blocks", escape_name(n), None,
-                                            f"hash file of {obj}, which is not in the store"))
-            elif err not in (0, E.EFBIG):
-                res.findings.append(Finding("unreadable", "blocks", escape_name(n[:-5]), None,
-                                            f"stat: {strerror(err)}"))
     n_missing = idx.missing_total()
     if n_missing:
         idx.start_explain()
