@@ -226,3 +226,31 @@ def test_check_needs_the_blocks_pool(ceph_cluster, planted):
     p = run_cli(ceph_cluster, "--pool", MAPS)
     assert p.returncode == 2
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_namespace_is_the_store(ceph_cluster, planted):
+    """With --namespace, both pools are seen through it: an object in the blocks pool's default
+    namespace does not satisfy a map of another namespace, and nothing of the default one leaks in."""
+    there, lost = "f" * 64, "archip_" + "9" * 64
+    c = ceph_cluster.rados()
+    try:
+        with c.open_ioctx(MAPS) as m, c.open_ioctx(BLOCKS) as b:
+            m.set_namespace("tenant1")
+            header, md = F.write_v2(2 * F.BLOCK_SIZE_4M, [F.Entry(there, 0), F.Entry(lost, F.OF_ARCHIP)], name="ns-vol")
+            m.write_full("ns-vol", header)
+            for k, v in md.items():
+                m.write_full(k, v)
+            b.write_full(lost, b"in the default namespace only")
+            b.set_namespace("tenant1")
+            b.write_full(there, b"")
+            b.write_full("ns-orphan", b"x")
+        for engine in ENGINES:
+            be = rb.RadosBackend(MAPS, BLOCKS, str(ceph_cluster.conf), None, str(ceph_cluster.keyring),
+                                 namespace="tenant1", engine=_engine(engine))
+            be.validate()
+            res = be.check_references(1)
+            assert {(f.kind, f.name) for f in res.findings} == {("object_missing", lost), ("object_orphan", "ns-orphan")}
+    finally:
+        with c.open_ioctx(BLOCKS) as b:
+            b.remove_object(lost)
+        c.shutdown()
