@@ -18,6 +18,8 @@ from __future__ import annotations
 import errno as E
 import hashlib
 import itertools
+import queue
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -187,16 +189,21 @@ class _MapPass:
 
     def run(self) -> None:
         try:
-            heads = self.maps.stream(self._candidates(), first=HEAD_FIRST)
-            while True:
-                group = list(itertools.islice(heads, self.maps.window))
-                if not group:
-                    break
+            # the next window of headers is listed and read while this one's map-data is
+            for group in _ahead(self._head_groups()):
                 v2 = [m for m in (self._one(name, data, err) for name, data, err in group) if m is not None]
                 self._mapdata(v2)
         except OSError as e:
             if not self.explain:
                 self.findings.append(_listing_failed(self.maps, e.errno))
+
+    def _head_groups(self) -> Iterator[list]:
+        heads = self.maps.stream(self._candidates(), first=HEAD_FIRST)
+        while True:
+            group = list(itertools.islice(heads, self.maps.window))
+            if not group:
+                return
+            yield group
 
     def _one(self, name: bytes, data: bytes | None, err: int) -> _Map | None:
         """A header object read whole: v0 and v1 maps fed at once; a v2 map returned for its map-data."""
@@ -276,6 +283,48 @@ class _Map:
     nbad: int = 0
     first: str = ""
     stopped: bool = False
+
+
+def _ahead(gen: Iterator, depth: int = 1) -> Iterator:
+    """``gen``'s items, produced in a thread up to ``depth`` ahead of the consumer.
+
+    Both sides spend their time in librados calls that release the GIL, so the reads
+    of one window overlap the reads of the next; exceptions reach the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(x) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer has gone
+
+    def produce():
+        try:
+            for item in gen:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # re-raised in the consumer's thread
+            put((end, e))
+
+    t = threading.Thread(target=produce, name="rados-check-ahead", daemon=True)
+    t.start()
+    try:
+        while True:
+            item, err = q.get()
+            if item is end:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+        t.join()
 
 
 def _utf8(raw: bytes) -> bool:
