@@ -193,7 +193,7 @@ def report(r: dict, facts: dict) -> None:
           f"(aio engine {r['python_inner_s'] / r['check_inner_s']:.1f}x faster)")
     print(f"  naive loop (sync each)    {r['naive_maps_per_s']:,.0f} maps/s, {r['naive_refs_per_s']:,.0f} references/s"
           f"  -> check is {r['maps_per_s'] / r['naive_maps_per_s']:.1f}x faster (its run includes the scan stage)")
-    print(f"  --verify-data stage       {r['data_mb_per_s']:,.0f} MB/s  vs sync read-all {r["read_mb_per_s"]:,.1f} MB/s"
+    print(f"  --verify-data stage       {r['data_mb_per_s']:,.0f} MB/s  vs sync read-all {r['read_mb_per_s']:,.1f} MB/s"
           f"  ({100 * r['data_mb_per_s'] / r['read_mb_per_s']:.0f}%)")
 
 
