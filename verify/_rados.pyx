@@ -1026,3 +1026,182 @@ cdef class RadosShard:
             out.append((KIND_NAMES[r.kind], r.name[:r.namelen] if r.name != NULL else b"",
                         <bytes>r.detail if r.detail != NULL else b"", r.err))
         return out
+
+
+# ---- for the check (verify/backends/rados_check.py): plain listing and whole-object aio reads ----
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+
+cdef extern from "rados/librados.h" nogil:
+    int rados_aio_wait_for_complete(rados_completion_t c)
+
+
+cdef class Lister:
+    """Every object name of a pool (in the ioctx's namespace), a page at a time.
+
+    The check streams the names into its fingerprint index page by page, so that a
+    pool of 10^8 objects never becomes a Python list."""
+
+    cdef readonly IoCtx ioctx
+    cdef rados_object_list_cursor cur
+    cdef rados_object_list_cursor end
+    cdef readonly bint done
+
+    def __cinit__(self, IoCtx ioctx):
+        self.ioctx = ioctx
+        self.cur = rados_object_list_begin(ioctx.io)
+        self.end = rados_object_list_end(ioctx.io)
+        self.done = False
+
+    def __dealloc__(self):
+        if self.ioctx is not None:
+            rados_object_list_cursor_free(self.ioctx.io, self.cur)
+            rados_object_list_cursor_free(self.ioctx.io, self.end)
+
+    def next_page(self):
+        """Up to PAGE names ([] once done); OSError(errno) when the listing fails for good."""
+        cdef rados_ioctx_t io = self.ioctx.io
+        cdef rados_object_list_item *items
+        cdef rados_object_list_cursor nxt
+        cdef int r = 0, tries = 0, i
+        while not self.done:
+            if rados_object_list_is_end(io, self.cur) or rados_object_list_cursor_cmp(io, self.cur, self.end) >= 0:
+                self.done = True
+                break
+            items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
+            if items == NULL:
+                raise MemoryError()
+            nxt = rados_object_list_begin(io)
+            with nogil:
+                r = rados_object_list(io, self.cur, self.end, PAGE, NULL, 0, items, &nxt)
+            if r < 0:
+                free(items)
+                rados_object_list_cursor_free(io, nxt)
+                if transient(-r) and tries + 1 < MAX_TRIES:
+                    tries += 1
+                    continue
+                raise OSError(-r, "object list")
+            out = [items[i].oid[:items[i].oid_length] for i in range(r)]
+            rados_object_list_free(r, items)
+            free(items)
+            if r == 0 and rados_object_list_cursor_cmp(io, nxt, self.cur) <= 0:
+                self.done = True
+            rados_object_list_cursor_free(io, self.cur)
+            self.cur = nxt
+            if out:
+                return out
+        return []
+
+
+cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, int op, char **bufs,
+                  uint64_t *lens, time_t *mtimes, int *errs) noexcept nogil:
+    """One op per object with ``todo[i]`` set, all in flight, then all waited for; transient
+    errors retried. op 0: stat into lens; op 1: read lens[i] bytes into bufs[i] (lens = bytes read)."""
+    cdef Py_ssize_t i
+    cdef int r, tries
+    cdef rados_completion_t *comps = <rados_completion_t *>calloc(n + 1, sizeof(rados_completion_t))
+    if comps == NULL:
+        for i in range(n):
+            if todo[i]:
+                errs[i] = ENOMEM
+        return
+    for tries in range(MAX_TRIES):
+        for i in range(n):
+            if not todo[i] or (tries and not (errs[i] and transient(errs[i]))):
+                continue
+            errs[i] = 0
+            if op == 1 and lens[i] == 0:
+                continue
+            r = rados_aio_create_completion2(NULL, NULL, &comps[i])
+            if r == 0:
+                if op == 0:
+                    r = rados_aio_stat(io, oids[i], comps[i], &lens[i], &mtimes[i])
+                else:
+                    r = rados_aio_read(io, oids[i], comps[i], bufs[i], lens[i], 0)
+                if r < 0:
+                    rados_aio_release(comps[i])
+                    comps[i] = NULL
+            if r < 0:
+                errs[i] = -r
+        for i in range(n):
+            if comps[i] != NULL:
+                rados_aio_wait_for_complete(comps[i])
+                r = rados_aio_get_return_value(comps[i])
+                rados_aio_release(comps[i])
+                comps[i] = NULL
+                if r < 0:
+                    errs[i] = -r
+                elif op == 1:
+                    lens[i] = <uint64_t>r
+    free(comps)
+
+
+def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bint whole=True):
+    """Each named object read whole, all of them in flight at once (the caller bounds
+    how many it hands in): [(data or None, errno)] in the order given.
+
+    With ``first``, one aio read of that many bytes each, no stat: an object shorter
+    than that is done in one round trip (and with ``whole`` false, only those bytes
+    are wanted anyway). The others get an aio stat, then an aio read of their size
+    straight into a bytes object. ENOENT is an errno like any other here: the caller
+    decides what a race means. Objects over ``maxlen`` bytes give EFBIG unread."""
+    cdef rados_ioctx_t io = ioctx.io
+    cdef list bs = [x if isinstance(x, bytes) else x.encode() for x in names]
+    cdef Py_ssize_t n = len(bs), i
+    cdef uint64_t *sizes = <uint64_t *>calloc(n + 1, sizeof(uint64_t))
+    cdef time_t *mtimes = <time_t *>calloc(n + 1, sizeof(time_t))
+    cdef int *errs = <int *>calloc(n + 1, sizeof(int))
+    cdef int *todo = <int *>calloc(n + 1, sizeof(int))
+    cdef const char **oids = <const char **>calloc(n + 1, sizeof(char *))
+    cdef char **bufs = <char **>calloc(n + 1, sizeof(char *))
+    cdef char *pre = NULL
+    cdef list datas = [None] * n
+    try:
+        if sizes == NULL or mtimes == NULL or errs == NULL or todo == NULL or oids == NULL or bufs == NULL:
+            raise MemoryError()
+        for i in range(n):
+            oids[i] = <const char *>(<bytes>bs[i])
+            todo[i] = 1
+        if first and n:
+            pre = <char *>malloc(<size_t>first * n)
+            if pre == NULL:
+                raise MemoryError()
+            for i in range(n):
+                bufs[i] = pre + <size_t>first * i
+                sizes[i] = first
+            with nogil:
+                aio_all(io, n, oids, todo, 1, bufs, sizes, mtimes, errs)
+            for i in range(n):
+                bufs[i] = NULL
+                if errs[i]:
+                    todo[i] = 0
+                elif sizes[i] < first or not whole:
+                    datas[i] = PyBytes_FromStringAndSize(pre + <size_t>first * i, <Py_ssize_t>sizes[i])
+                    todo[i] = 0
+            free(pre)
+            pre = NULL
+        with nogil:
+            aio_all(io, n, oids, todo, 0, bufs, sizes, mtimes, errs)
+        for i in range(n):
+            if todo[i]:
+                if errs[i]:
+                    todo[i] = 0
+                elif sizes[i] > maxlen:
+                    errs[i] = 27  # EFBIG
+                    todo[i] = 0
+                else:
+                    datas[i] = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>sizes[i])
+                    bufs[i] = PyBytes_AS_STRING(datas[i])
+        with nogil:
+            aio_all(io, n, oids, todo, 1, bufs, sizes, mtimes, errs)
+        out = []
+        for i in range(n):
+            if errs[i]:
+                out.append((None, errs[i]))
+            elif todo[i] and sizes[i] < <uint64_t>len(datas[i]):
+                out.append((datas[i][:sizes[i]], 0))  # shrank since the stat: what was read
+            else:
+                out.append((datas[i], 0))
+        return out
+    finally:
+        free(pre); free(sizes); free(mtimes); free(errs); free(todo); free(oids); free(bufs)

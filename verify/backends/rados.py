@@ -266,6 +266,20 @@ class RadosBackend:
         _run_polled(rs, lambda: rs.run_names(list(names)), progress)
         return self._result(shard, rs, 0)
 
+    # -- the reference and data stages of 'check' (verify/check.py) --
+
+    def check_references(self, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
+        """Every map's entries against every object of the blocks pool."""
+        from .rados_check import check_references
+
+        return check_references(self, jobs, progress)
+
+    def verify_data(self, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None) -> ShardResult:
+        """Content hashes of the 64-hex objects whose fingerprint is in ``window`` (start, width, all)."""
+        from .rados_check import verify_data
+
+        return verify_data(self, jobs, window, progress)
+
     def _result(self, shard: Shard, rs, list_err: int) -> ShardResult:
         res = ShardResult()
         res.counters = Counter({f"{shard.store}.{k}": v for k, v in rs.counters().items() if v})

@@ -1,0 +1,449 @@
+"""The reference and data stages of ``archverify check`` on RADOS pools.
+
+The rules are filed's (verify/_check.pyx), minus placement: an object is stored
+when it is in the blocks pool (same namespace). Entries are judged and fingerprinted
+by :class:`verify._check.ReferenceIndex`; this module lists the pools page by page
+and reads objects whole with aio, a bounded window of them in flight
+(``verify._rados.read_whole``; python-rados with a thread pool where the extension
+is not built).
+
+Passes, as on filed: the maps (every entry of every map); the blocks pool (marks
+what is stored, reports orphans); only if something is missing, the maps again to
+name the entries that point at it. ``verify_data`` reads every (sampled) 64-hex
+object of the blocks pool and hashes it.
+"""
+
+from __future__ import annotations
+
+import errno as E
+import hashlib
+import itertools
+import queue
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator
+
+from .. import formats as F
+from ..errors import StoreError
+from ..findings import Finding, escape_name
+from ..references import missing_findings
+from ..summary import ShardResult
+from . import ProgressFn
+from .filed import strerror
+
+MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
+DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
+DATA_FIRST = F.BLOCK_SIZE_4M + 1  # a Pithos block is read in one round trip, without a stat
+HEAD_FIRST = 4096  # v2 headers (512 bytes with direct I/O) and small v0/v1 maps in one round trip
+BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in
+MIN_NAME = 6  # as filed's check: shorter names in the maps pool are not maps (the scan reports them)
+FP_SPACE = 1 << 64
+
+
+class _Pool:
+    """One pool seen as pages of names and whole-object reads, whichever engine is in use."""
+
+    def __init__(self, backend, role: str):
+        self.io = backend.ioctx(role)
+        self.c = backend.engine == "c"
+        self.pool = backend.pools()[role]
+        self.store = role
+        self.window = max(1, backend.inflight)
+
+    def pages(self) -> Iterator[list[bytes]]:
+        """The pool's names a page at a time; StoreError-free: a failed listing raises OSError."""
+        if self.c:
+            from .. import _rados
+
+            lister = _rados.Lister(self.io)
+            while True:
+                page = lister.next_page()
+                if not page:
+                    return
+                yield page
+        import rados
+
+        page: list[bytes] = []
+        try:
+            for obj in self.io.list_objects():
+                page.append(obj.key.encode("utf-8", "surrogateescape"))
+                if len(page) == 1024:
+                    yield page
+                    page = []
+        except rados.Error as e:
+            raise OSError(abs(getattr(e, "errno", None) or E.EIO), "object list") from None
+        if page:
+            yield page
+
+    def stream(self, items: Iterator[tuple[object, bytes, int]], maxlen: int = MAP_MAX, window: int | None = None,
+               first: int = 0, prefix: bool = False) -> Iterator[tuple[object, bytes | None, int]]:
+        """(key, data, errno) for each (key, name, expected size), in order, read a window at a time.
+
+        A window holds at most ``window`` objects and about BUDGET expected bytes; ``items``
+        is pulled lazily, one window ahead at most, so it may stop yielding what it no
+        longer needs. ``prefix``: only the expected bytes are wanted (one round trip)."""
+        it = iter(items)
+        window = window or self.window
+        while True:
+            group, budget, most = [], 0, 0
+            for item in it:
+                group.append(item)
+                budget += item[2]
+                most = max(most, item[2])
+                if len(group) >= window or budget >= BUDGET or most * len(group) >= BUDGET:
+                    break
+            if not group:
+                return
+            names = [g[1] for g in group]
+            got = self.read(names, maxlen, most, False) if prefix else self.read(names, maxlen, first)
+            for (key, _name, _size), (data, err) in zip(group, got):
+                yield key, data, err
+
+    def read(self, names: list[bytes], maxlen: int = MAP_MAX, first: int = 0,
+             whole: bool = True) -> list[tuple[bytes | None, int]]:
+        """Each object whole: (bytes, 0) or (None, errno); all of ``names`` in flight at once.
+
+        ``first``: bytes of a first read that needs no stat (objects shorter are done in one
+        round trip); with ``whole`` false only those are wanted."""
+        if self.c:
+            from .. import _rados
+
+            return _rados.read_whole(self.io, names, maxlen, first, whole)
+        import rados
+
+        from .rados import _retry
+
+        def one(raw: bytes):
+            name = raw.decode("utf-8", "surrogateescape")
+            c: Counter = Counter()
+            try:
+                size = _retry(lambda: self.io.stat(name), c)[0]
+                if size > maxlen:
+                    return None, E.EFBIG
+                return (_retry(lambda: self.io.read(name, size, 0), c) if size else b""), 0
+            except rados.ObjectNotFound:
+                return None, E.ENOENT
+            except rados.Error as e:
+                return None, abs(getattr(e, "errno", None) or E.EIO)
+
+        with ThreadPoolExecutor(max(1, min(len(names), 32))) as ex:
+            return list(ex.map(one, names))
+
+
+def _chunks(seq: list, n: int) -> Iterator[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _load_index():
+    try:
+        from .._check import ReferenceIndex
+    except ImportError as e:  # pragma: no cover - a broken install, not a user error
+        raise StoreError(f"the compiled checker is missing ({e}); reinstall archverify (make build)") from None
+    return ReferenceIndex()
+
+
+def _listing_failed(pool: _Pool, err: int) -> Finding:
+    return Finding("unreadable", pool.store, pool.pool, None, f"listing of pool {pool.pool!r} stopped: {strerror(err)}")
+
+
+class _MapPass:
+    """One walk over every map of the maps pool, feeding the index (``explain``: collecting refs).
+
+    Header objects are read a window at a time; the map-data objects of all the v2
+    maps of one window are then read together, a window at a time under a byte
+    budget, and fed map by map in entry order (the index counts each map once only
+    when its chunks come one after another)."""
+
+    def __init__(self, maps: _Pool, idx, explain: bool, progress: ProgressFn | None):
+        self.maps, self.idx, self.explain, self.progress = maps, idx, explain, progress
+        self.findings: list[Finding] = []
+        self.refs: list[tuple[bytes, bytes, int]] = []
+        self.counters: Counter = Counter()
+
+    def _finding(self, kind: str, name: bytes, detail: str, err: int = 0) -> None:
+        if self.explain:
+            return  # the first pass reported it
+        if kind == "unreadable":
+            detail = f"{detail}: {strerror(err)}"
+        self.findings.append(Finding(kind, "maps", escape_name(name), None, detail))
+
+    def _feed(self, got, m: "_Map") -> None:
+        if self.explain:
+            self.refs += [(n, m.name, i) for n, i in got]
+        else:
+            nbad, first = got
+            if nbad and not m.nbad:
+                m.first = first
+            m.nbad += nbad
+
+    def _candidates(self) -> Iterator[tuple[bytes, bytes, int]]:
+        for page in self.maps.pages():
+            if self.progress is not None:
+                self.progress(len(page))
+            for n in page:
+                if len(n) >= MIN_NAME and F.name_class(n) is F.NameClass.PLAIN and _utf8(n):
+                    yield n, n, F.HEADER_READ
+
+    def run(self) -> None:
+        try:
+            # the next window of headers is listed and read while this one's map-data is
+            for group in _ahead(self._head_groups()):
+                v2 = [m for m in (self._one(name, data, err) for name, data, err in group) if m is not None]
+                self._mapdata(v2)
+        except OSError as e:
+            if not self.explain:
+                self.findings.append(_listing_failed(self.maps, e.errno))
+
+    def _head_groups(self) -> Iterator[list]:
+        heads = self.maps.stream(self._candidates(), first=HEAD_FIRST)
+        while True:
+            group = list(itertools.islice(heads, self.maps.window))
+            if not group:
+                return
+            yield group
+
+    def _one(self, name: bytes, data: bytes | None, err: int) -> _Map | None:
+        """A header object read whole: v0 and v1 maps fed at once; a v2 map returned for its map-data."""
+        if data is None:
+            if err != E.ENOENT:  # gone since the listing: a race, not an error
+                self._finding("unreadable", name, "read", err)
+            return None
+        info = F.classify(data[:F.HEADER_READ], len(data), name)
+        m = _Map(name)
+        if info.cls is F.HeaderClass.V0:
+            self.counters["maps_v0"] += 1
+            self._feed(self.idx.add_v0(name, data), m)
+        elif info.cls is F.HeaderClass.V1:
+            self.counters["maps_v1"] += 1
+            self._feed(self.idx.add_v1(name, data, F.nr_objs(info.size)), m)
+        elif info.cls is F.HeaderClass.V2:
+            self.counters["maps_v2"] += 1
+            m.deleted = bool(info.flags & F.MF_DELETED)
+            self.counters["maps_deleted"] += m.deleted
+            m.nr = F.nr_objs(info.size, info.blocksize)
+            m.per = info.blocksize // F.V2_ENTRY_LEN
+            m.nb = -(-m.nr // m.per)
+            self.counters["map_bytes"] += len(data)
+            return m
+        else:
+            return None  # not a map, or a corrupt header: the scan reports it
+        self.counters["map_bytes"] += len(data)
+        self._finish(m)
+        return None
+
+    def _finish(self, m: _Map) -> None:
+        if m.nbad and not m.deleted and not self.explain:
+            more = f"; {m.nbad} problems in all" if m.nbad > 1 else ""
+            self.findings.append(Finding("map_corrupt", "maps", escape_name(m.name), None, f"{m.first}{more}"))
+
+    def _mapdata(self, maps: list[_Map]) -> None:
+        def wanted():
+            for k, m in enumerate(maps):
+                text = m.name.decode("utf-8", "surrogateescape")
+                for b in range(m.nb):
+                    if m.stopped:  # a bogus size stops at the first missing map-data object
+                        break
+                    cnt = min(m.per, m.nr - b * m.per)
+                    yield (k, b, cnt), F.mapdata_name(text, b).encode("utf-8", "surrogateescape"), cnt * F.V2_ENTRY_LEN
+
+        done = 0
+        for (k, b, cnt), data, err in self.maps.stream(wanted(), prefix=True):
+            m = maps[k]
+            while done < k:  # every map before this one has had all its map-data
+                self._finish(maps[done])
+                done += 1
+            if m.stopped:
+                continue
+            md = F.mapdata_name(m.name.decode("utf-8", "surrogateescape"), b)
+            if data is None:
+                if err == E.ENOENT:
+                    m.stopped = True
+                    # the scan reports it for maps under valid names; the others are ours to report
+                    if not m.deleted and not F.is_valid_volume_name(md[:-17]):
+                        self._finding("map_data_missing", m.name, f"map-data {md} missing (block {b} of {m.nb})")
+                elif not m.deleted:
+                    self._finding("unreadable", m.name, f"read of map-data {md}", err)
+                continue
+            self.counters["map_bytes"] += len(data)
+            self._feed(self.idx.add_v2(m.name, data[:cnt * F.V2_ENTRY_LEN], b * m.per, cnt, m.deleted), m)
+        for m in maps[done:]:
+            self._finish(m)
+
+
+@dataclass
+class _Map:
+    name: bytes
+    deleted: bool = False
+    nr: int = 0
+    per: int = 1
+    nb: int = 0
+    nbad: int = 0
+    first: str = ""
+    stopped: bool = False
+
+
+def _ahead(gen: Iterator, depth: int = 1) -> Iterator:
+    """``gen``'s items, produced in a thread up to ``depth`` ahead of the consumer.
+
+    Both sides spend their time in librados calls that release the GIL, so the reads
+    of one window overlap the reads of the next; exceptions reach the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(x) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer has gone
+
+    def produce():
+        try:
+            for item in gen:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # re-raised in the consumer's thread
+            put((end, e))
+
+    t = threading.Thread(target=produce, name="rados-check-ahead", daemon=True)
+    t.start()
+    try:
+        while True:
+            item, err = q.get()
+            if item is end:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+        t.join()
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _hash_orphans(blocks: _Pool, hashes: list[bytes], counters: Counter) -> list[Finding]:
+    """``NAME_hash`` objects whose ``NAME`` is not in the pool (a stat of each NAME, no read)."""
+    out = []
+    counters["hash_files"] += len(hashes)
+    for batch in _chunks(hashes, blocks.window):
+        # maxlen 0: a stat only (EFBIG = there, with content)
+        for n, (_data, err) in zip(batch, blocks.read([h[:-5] for h in batch], 0)):
+            if err == E.ENOENT:
+                counters["orphans"] += 1
+                obj = escape_name(n[:-5])
+                out.append(Finding("object_orphan", "blocks", escape_name(n), None,
+                                   f"hash file of {obj}, which is not in the store"))
+            elif err not in (0, E.EFBIG):
+                out.append(Finding("unreadable", "blocks", escape_name(n[:-5]), None, f"stat: {strerror(err)}"))
+    return out
+
+
+def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
+    """Every map's entries against every object of the blocks pool: object_missing, object_orphan, map_corrupt."""
+    if not backend.blocks_pool:
+        raise StoreError("the check needs the blocks pool too: give --blocks-pool (or a --config with [blockerb])")
+    maps, blocks = _Pool(backend, "maps"), _Pool(backend, "blocks")
+    idx = _load_index()
+    res = ShardResult()
+    first = _MapPass(maps, idx, False, progress)
+    first.run()
+    res.findings += first.findings
+    counters = first.counters
+    counters.update(idx.counters())  # now: the explaining pass below counts the same entries again
+    unique = idx.freeze()
+    # the blocks pool: stored objects mark their fingerprints; orphans are reported
+    try:
+        for page in blocks.pages():
+            if progress is not None:
+                progress(len(page))
+            objs, hashes = [], []
+            for n in page:
+                nc = F.name_class(n)
+                if nc is F.NameClass.HASH:
+                    hashes.append(n)
+                elif nc not in (F.NameClass.LOCK, F.NameClass.TEMP):
+                    objs.append(n)
+            counters["stored_objects"] += len(objs)
+            for n in idx.mark_stored(objs):
+                counters["orphans"] += 1
+                res.findings.append(Finding("object_orphan", "blocks", escape_name(n), None, "referenced by no map"))
+            res.findings += _hash_orphans(blocks, hashes, counters)
+    except OSError as e:
+        res.findings.append(_listing_failed(blocks, e.errno))
+    n_missing = idx.missing_total()
+    if n_missing:
+        idx.start_explain()
+        again = _MapPass(maps, idx, True, progress)
+        again.run()
+        res.findings += missing_findings(again.refs, idx.missing_counts, with_path=False)
+    c = counters
+    c.update(referenced_objects=unique, missing_objects=n_missing, index_bytes=idx.memory())
+    res.counters = Counter({f"refs.{k}": v for k, v in c.items() if v and not k.startswith("data_")})
+    return res
+
+
+def in_window(name: bytes, window: tuple[int, int, bool]) -> bool:
+    """check.SampleWindow.contains of the name's fingerprint (first 8 bytes of sha256, big-endian)."""
+    start, width, everything = window
+    if everything:
+        return True
+    fp = int.from_bytes(hashlib.sha256(name).digest()[:8], "big")
+    return (fp - start) % FP_SPACE < width
+
+
+def _content_hash(data: bytes) -> str:
+    return hashlib.sha256(data.rstrip(b"\0")).hexdigest()
+
+
+def verify_data(backend, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None) -> ShardResult:
+    """Content of every 64-hex object of the blocks pool (in the sample window) against its name."""
+    if not backend.blocks_pool:
+        raise StoreError("the check needs the blocks pool too: give --blocks-pool (or a --config with [blockerb])")
+    blocks = _Pool(backend, "blocks")
+    res = ShardResult()
+    c: Counter = Counter()
+    win = max(1, min(blocks.window, DATA_WINDOW))
+    with ThreadPoolExecutor(max(1, jobs)) as hasher:  # hashlib releases the GIL on large buffers
+        try:
+            for page in blocks.pages():
+                todo = []
+                for n in page:
+                    if F.is_hex64(n):
+                        if in_window(n, window):
+                            todo.append(n)
+                        else:
+                            c["unsampled"] += 1
+                for batch in _chunks(todo, win):
+                    got = blocks.read(batch, 1 << 40, DATA_FIRST)
+                    sums = hasher.map(lambda d: _content_hash(d) if d is not None else None, [d for d, _ in got])
+                    for n, (data, err), h in zip(batch, got, sums):
+                        if data is None:
+                            if err != E.ENOENT:  # deleted since the listing: a race, not an error
+                                res.findings.append(Finding("unreadable", "blocks", escape_name(n), None,
+                                                            f"read: {strerror(err)}"))
+                            continue
+                        c["objects"] += 1
+                        c["bytes"] += len(data)
+                        if h != n.decode("ascii"):
+                            res.findings.append(Finding("object_content_mismatch", "blocks", escape_name(n), None,
+                                                        f"content ({len(data)} bytes) hashes to {h}"))
+                if progress is not None:
+                    progress(len(page))
+        except OSError as e:
+            res.findings.append(_listing_failed(blocks, e.errno))
+    res.counters = Counter({f"data.{k}": v for k, v in c.items() if v})
+    return res
