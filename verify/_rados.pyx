@@ -98,28 +98,7 @@ cdef extern from "rados/librados.h" nogil:
     int rados_aio_stat(rados_ioctx_t io, const char *o, rados_completion_t completion,
                        uint64_t *psize, time_t *pmtime)
 
-cdef extern from "_rules.h" nogil:
-    ctypedef struct av_header_t:
-        int cls
-        uint64_t size
-        uint32_t blocksize
-        uint32_t flags
-        uint64_t epoch
-        uint32_t version
-    int AV_NOT_MAP, AV_V0, AV_V1, AV_V2, AV_CORRUPT_SHORT, AV_CORRUPT_VERSION
-    int AV_CORRUPT_BLOCKSIZE, AV_CORRUPT_V1_SHORT
-    int AV_NAME_PLAIN, AV_NAME_LOCK, AV_NAME_HASH, AV_NAME_TEMP, AV_NAME_MAPDATA
-    int AV_HEADER_READ, AV_MIN_NAME, AV_V1_HEADER_LEN, AV_V1_ENTRY_LEN, AV_V2_HEADER_LEN
-    unsigned long long AV_BLOCK_4M
-    uint32_t AV_V2_SIGNATURE
-    uint32_t av_be32(const unsigned char *p)
-    int av_name_class(const char *name, size_t n)
-    int av_valid_volume_name(const char *name, size_t n)
-    int av_starts_with(const char *name, size_t len, const char *prefix)
-    uint64_t av_mapdata_blocks(uint64_t size, uint32_t bs)
-    uint64_t av_div_ceil(uint64_t a, uint64_t b)
-    void av_classify(const unsigned char *head, size_t n, uint64_t fsize, const char *name, size_t nl,
-                     av_header_t *out)
+from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 
 # ---- outcome codes: the same numbering and strings as _scan.pyx ----
 cdef enum:
