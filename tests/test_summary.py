@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +75,16 @@ def test_held_locks_are_those_with_an_owner():
     s = Summary.from_result(r)
     assert [lk.name for lk in s.held_locks] == ["a_lock"]
     assert s.as_dict()["locks"] == 2 and s.as_dict()["locks_held"] == 1
+
+
+def test_record_kinds_name_finding_kinds():
+    """The C records' kind codes (K_* in verify/_rules.pxd) are named by RECORD_KINDS, in order."""
+    from verify.findings import RECORD_KINDS
+
+    assert len(set(RECORD_KINDS)) == len(RECORD_KINDS)
+    assert set(RECORD_KINDS) - {"lock", "ref"} <= set(KINDS)
+    pxd = (Path(__file__).resolve().parent.parent / "verify" / "_rules.pxd").read_text()
+    codes = dict(re.findall(r"^    (K_[A-Z0-9_]+) = (\d+)", pxd, flags=re.M))
+    assert sorted(int(v) for v in codes.values()) == list(range(len(RECORD_KINDS)))
+    assert RECORD_KINDS[int(codes["K_LOCK"])] == "lock" and RECORD_KINDS[int(codes["K_REF"])] == "ref"
+    assert RECORD_KINDS[int(codes["K_MISMATCH"])] == "object_content_mismatch"

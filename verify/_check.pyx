@@ -97,16 +97,7 @@ cdef extern from "_check.h" nogil:
     size_t av_nonzero_len(const unsigned char *p, size_t n)
     uint64_t AV_FP_NEEDED
 
-# ---- record kinds (strings in KIND_NAMES) ----
-cdef enum:
-    K_UNREADABLE = 0
-    K_MAP_CORRUPT = 1
-    K_MAP_DATA_MISSING = 2
-    K_ORPHAN = 3
-    K_REF = 4            # not a finding: one entry naming a missing object (name, map in path, index in aux)
-    K_MISMATCH = 5
-
-KIND_NAMES = ("unreadable", "map_corrupt", "map_data_missing", "object_orphan", "ref", "object_content_mismatch")
+from .findings import RECORD_KINDS as KIND_NAMES
 
 cdef enum:
     MODE_REFS = 0

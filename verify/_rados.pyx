@@ -100,20 +100,7 @@ cdef extern from "rados/librados.h" nogil:
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 
-# ---- outcome codes: the same numbering and strings as _scan.pyx ----
-cdef enum:
-    K_LOCK = 0          # not a finding: a lock object, detail = owner string
-    K_UNREADABLE = 2
-    K_MAP_CORRUPT = 8
-    K_MAP_INCOMPLETE = 9
-    K_MAP_INVALID = 10
-    K_MAP_DATA_MISSING = 11
-    K_MAP_V1 = 12
-    K_MAP_V0 = 13
-
-KIND_NAMES = ("lock", "stray_entry", "unreadable", "object_unmigrated", "object_leftover",
-              "object_conflict", "object_misplaced", "object_at_risk", "map_corrupt",
-              "map_upgrade_incomplete", "map_invalid_name", "map_data_missing", "map_v1", "map_v0")
+from .findings import RECORD_KINDS as KIND_NAMES
 
 # ---- counters (names as for filed: "files" are listed objects) ----
 cdef enum:

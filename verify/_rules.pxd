@@ -29,3 +29,25 @@ cdef extern from "_rules.h" nogil:
                      av_header_t *out)
     void av_hex(const unsigned char *inp, size_t n, char *out)
     void av_errno_clear()
+
+
+# Outcome codes of the hot loops' C records, shared by _scan, _rados and _check; their
+# strings are verify.findings.RECORD_KINDS, in this order (tests hold the two together).
+cdef enum:
+    K_LOCK = 0              # not a finding: a lock file or object, detail = owner string
+    K_STRAY = 1
+    K_UNREADABLE = 2
+    K_UNMIGRATED = 3
+    K_LEFTOVER = 4
+    K_CONFLICT = 5
+    K_MISPLACED = 6
+    K_AT_RISK = 7
+    K_MAP_CORRUPT = 8
+    K_MAP_INCOMPLETE = 9
+    K_MAP_INVALID = 10
+    K_MAP_DATA_MISSING = 11
+    K_MAP_V1 = 12
+    K_MAP_V0 = 13
+    K_ORPHAN = 14
+    K_REF = 15              # not a finding: one entry naming a missing object
+    K_MISMATCH = 16

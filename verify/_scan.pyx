@@ -77,26 +77,7 @@ cdef extern from "<openssl/sha.h>" nogil:
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 
-# ---- outcome codes (kind strings in KIND_NAMES below) ----
-cdef enum:
-    K_LOCK = 0          # not a finding: a lock file, detail = owner string
-    K_STRAY = 1
-    K_UNREADABLE = 2
-    K_UNMIGRATED = 3
-    K_LEFTOVER = 4
-    K_CONFLICT = 5
-    K_MISPLACED = 6
-    K_AT_RISK = 7
-    K_MAP_CORRUPT = 8
-    K_MAP_INCOMPLETE = 9
-    K_MAP_INVALID = 10
-    K_MAP_DATA_MISSING = 11
-    K_MAP_V1 = 12
-    K_MAP_V0 = 13
-
-KIND_NAMES = ("lock", "stray_entry", "unreadable", "object_unmigrated", "object_leftover",
-              "object_conflict", "object_misplaced", "object_at_risk", "map_corrupt",
-              "map_upgrade_incomplete", "map_invalid_name", "map_data_missing", "map_v1", "map_v0")
+from .findings import RECORD_KINDS as KIND_NAMES
 
 # ---- counters ----
 cdef enum:

@@ -103,6 +103,12 @@ KINDS: dict[str, Kind] = {
     ]
 }
 
+# What the C records of the hot loops say, indexed by their kind code (K_* in _rules.pxd):
+# finding kinds, plus "lock" (a lock file and its owner) and "ref" (an entry naming a missing object).
+RECORD_KINDS = ("lock", "stray_entry", "unreadable", "object_unmigrated", "object_leftover", "object_conflict",
+                "object_misplaced", "object_at_risk", "map_corrupt", "map_upgrade_incomplete", "map_invalid_name",
+                "map_data_missing", "map_v1", "map_v0", "object_orphan", "ref", "object_content_mismatch")
+
 MAP_KINDS = ("map_corrupt", "map_upgrade_incomplete", "map_invalid_name", "map_data_missing", "map_v1", "map_v0")
 
 
