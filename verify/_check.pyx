@@ -750,6 +750,44 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
     closedir(d)
 
 
+cdef size_t count_missing(const av_fpset_t *refs, const uint8_t *present) noexcept nogil:
+    """Referenced objects that a live entry needs and that were not found stored."""
+    cdef size_t i, m = 0
+    for i in range(refs.n):
+        if not present[i] and refs.a[i].lo & AV_FP_NEEDED:
+            m += 1
+    return m
+
+
+cdef int index_missing(const av_fpset_t *refs, const uint8_t *present, av_fpset_t *missing, uint32_t **mrefs,
+                       uint32_t **mmaps, ctx_t *ctx) except -1:
+    """The missing fingerprints as an indexed set, with counters of the entries and maps naming
+    each, wired into ``ctx`` so that the next pass over the maps records who names them."""
+    cdef size_t i, m = count_missing(refs, present)
+    free(missing.a)
+    free(missing.idx)
+    missing.idx = NULL
+    free(mrefs[0])
+    free(mmaps[0])
+    missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
+    mrefs[0] = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
+    mmaps[0] = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
+    if missing.a == NULL or mrefs[0] == NULL or mmaps[0] == NULL:
+        raise MemoryError()
+    m = 0
+    for i in range(refs.n):
+        if not present[i] and refs.a[i].lo & AV_FP_NEEDED:
+            missing.a[m] = refs.a[i]
+            m += 1
+    missing.n = m
+    if av_fpset_index(missing) != 0:
+        raise MemoryError()
+    ctx.missing = missing
+    ctx.mrefs = mrefs[0]
+    ctx.mmaps = mmaps[0]
+    return 0
+
+
 cdef class FiledRefCheck:
     """The passes of the reference and data check over one filed maps dir and blocks dir."""
 
@@ -920,11 +958,7 @@ cdef class FiledRefCheck:
         return self._count_missing()
 
     cdef size_t _count_missing(self):
-        cdef size_t i, m = 0
-        for i in range(self.refs.n):
-            if not self.present[i] and self.refs.a[i].lo & AV_FP_NEEDED:
-                m += 1
-        return m
+        return count_missing(&self.refs, self.present)
 
     cdef int _alloc_shown(self) except -1:
         cdef int t
@@ -941,25 +975,7 @@ cdef class FiledRefCheck:
 
     def explain_missing(self):
         """Pass 4: the maps again, recording the first entries that name each missing object."""
-        cdef size_t i, m = self._count_missing()
-        free(self.missing.a)
-        free(self.missing.idx)
-        self.missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
-        self.mrefs = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
-        self.mmaps = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
-        if self.missing.a == NULL or self.mrefs == NULL or self.mmaps == NULL:
-            raise MemoryError()
-        m = 0
-        for i in range(self.refs.n):
-            if not self.present[i] and self.refs.a[i].lo & AV_FP_NEEDED:
-                self.missing.a[m] = self.refs.a[i]
-                m += 1
-        self.missing.n = m
-        if av_fpset_index(&self.missing) != 0:
-            raise MemoryError()
-        self.ctx.missing = &self.missing
-        self.ctx.mrefs = self.mrefs
-        self.ctx.mmaps = self.mmaps
+        index_missing(&self.refs, self.present, &self.missing, &self.mrefs, &self.mmaps, &self.ctx)
         self._alloc_shown()
         saved = self.counters()
         self._walk(self.mapsfd, MODE_MISSING)
@@ -970,7 +986,7 @@ cdef class FiledRefCheck:
                 self.bufs[t].counts[c] = 0
         for c in range(NCOUNT):
             self.bufs[0].counts[c] = saved[COUNTER_NAMES[c]]
-        return m
+        return self.missing.n
 
     def missing_counts(self, bytes name):
         """(maps, references) that name this missing object, counted in explain_missing()."""
@@ -1267,31 +1283,11 @@ cdef class ReferenceIndex:
         return orphans
 
     def missing_total(self):
-        cdef size_t i, m = 0
-        for i in range(self.refs.n):
-            if not self.present[i] and self.refs.a[i].lo & AV_FP_NEEDED:
-                m += 1
-        return m
+        return count_missing(&self.refs, self.present)
 
     def start_explain(self):
         """After mark_stored: the add_* calls now return the entries naming missing objects."""
-        cdef size_t i, m = self.missing_total()
-        self.missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
-        self.mrefs = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
-        self.mmaps = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
-        if self.missing.a == NULL or self.mrefs == NULL or self.mmaps == NULL:
-            raise MemoryError()
-        m = 0
-        for i in range(self.refs.n):
-            if not self.present[i] and self.refs.a[i].lo & AV_FP_NEEDED:
-                self.missing.a[m] = self.refs.a[i]
-                m += 1
-        self.missing.n = m
-        if av_fpset_index(&self.missing) != 0:
-            raise MemoryError()
-        self.ctx.missing = &self.missing
-        self.ctx.mrefs = self.mrefs
-        self.ctx.mmaps = self.mmaps
+        index_missing(&self.refs, self.present, &self.missing, &self.mrefs, &self.mmaps, &self.ctx)
         free(self.b.shown)
         self.b.shown = <uint8_t *>calloc(self.missing.n + 1, 1)
         if self.b.shown == NULL:
