@@ -53,7 +53,7 @@ def test_hyphen_key_is_replaced_not_duplicated():
                                       "direct = True\numask = 007\npithos-migrate = True\n\n[blockerm]")
     text = text.replace("#lock_dir", "pithos-migrate = yes\npithos_migrate = False\n#lock_dir")
     assert archipelago_reads(text) == {"blockerb": False, "blockerm": False}  # the trap: looks on, is off
-    st = {s.section: s for s in confedit.status(text, "x")}
+    st = {s.section: s for s in confedit.status(text, "x")[0]}
     assert st["blockerb"].hyphen and st["blockerb"].value is False and st["blockerb"].raw is None
     new, changes = confedit.set_pithos_migrate(text, True, "x")
     assert "pithos-migrate =" not in new and "#   pithos-migrate:" in new  # the comment stays
@@ -65,7 +65,7 @@ def test_hyphen_key_is_replaced_not_duplicated():
 def test_rados_refused_and_bad_files():
     with pytest.raises(Refused):
         confedit.set_pithos_migrate(conf_text("rados"), True, "x")
-    st = confedit.status(conf_text("rados"), "x")
+    st, _ = confedit.status(conf_text("rados"), "x")
     assert [s.value for s in st] == [None, None]
     with pytest.raises(ConfigError):
         confedit.set_pithos_migrate("[blockerb]\ntype = file_blocker\n", True, "x")  # no [blockerm]
@@ -154,14 +154,14 @@ def test_config_check_kinds(tmp_path):
     bad = good.replace(str(m), str(tmp_path / "nope")).replace("umask = 007\n\n[blockerm]",
                                                                 "umask = 007\npithos-migrate = True\n\n[blockerm]")
     cfg, problems = config_mod.check(bad, "x")
-    assert [p.level for p in problems] == ["warning", "error"]
+    assert sorted((p.level, p.kind) for p in problems) == [("error", "dir_missing"), ("warning", "hyphen_key")]
     assert cfg is None
     _, problems = config_mod.check(good.replace("direct = True", "direct = True\npithos_migrate = True  # on", 1), "x")
-    assert [p.level for p in problems] == ["error"]  # Archipelago has no '#' inline comments
+    assert [(p.level, p.kind) for p in problems] == [("error", "inline_comment")]  # Archipelago has no '#' comments
     _, problems = config_mod.check(good.replace("type = file_blocker", "type = foo", 1), "x")
-    assert [p.level for p in problems] == ["error"]
+    assert [(p.level, p.kind) for p in problems] == [("error", "unknown_type")]
     _, problems = config_mod.check("[blockerb]\ntype = rados_blocker\npool = p\n", "x", pool_exists=lambda p: False)
-    assert sorted(p.level for p in problems) == ["error", "error", "warning"]  # no [blockerm], no pool, no [PEERS]
+    assert sorted(p.kind for p in problems) == ["missing_section", "no_peers", "pool_missing"]
     # load() keeps its API
     f = tmp_path / "a.conf"
     f.write_text(good)

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from standins.harness import make_cluster
+from verify.config import UnreadableConfig
 from verify.errors import UsageError
 from verify.nodes import NodeError, Runner, parse_nodes, validate_node
 
@@ -82,8 +83,11 @@ def test_read_write_file_on_node(tmp_path, monkeypatch):
     with pytest.raises(NodeError):
         r.write_file("n2", c.config, b"other\n", expect=old)
     assert p.read_bytes() == b"new\n"
-    with pytest.raises(NodeError):
+    with pytest.raises(UnreadableConfig):  # a config that cannot be read is a config error, on a node as here
         r.read_file("n1", "no-such-file")
+    os.mkfifo(c.root / "n1" / "fifo.conf")
+    with pytest.raises(UnreadableConfig):  # test -f first: never opened, so it cannot hang
+        r.read_file("n1", "fifo.conf")
 
 
 def test_archipelago_commands(tmp_path, monkeypatch):

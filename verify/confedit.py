@@ -6,7 +6,9 @@ comment's spelling, which Archipelago ignores) is renamed rather than left next 
 the real one. The file is replaced atomically (temp file in the same dir, fsync,
 rename, fsync of the dir) with its owner and mode, after a timestamped backup, and
 only when something changes, so running the same command twice is harmless.
-``pithos_migrate`` is a filed setting: a ``rados_blocker`` section is refused.
+``pithos_migrate`` is a filed setting: a ``rados_blocker`` section is refused. The
+file is read by :mod:`verify.config` first, so an error there (one Archipelago would
+trip on) refuses the edit with the same words as every other command.
 """
 
 from __future__ import annotations
@@ -16,17 +18,16 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from configupdater import ConfigUpdater
-from configupdater.parser import ParsingError
 
-from .config import FALSE, TRUE
+from . import config
 from .errors import ConfigError, Refused
 
-SECTIONS = ("blockerb", "blockerm")
+SECTIONS = tuple(config.SECTIONS.values())
 KEY = "pithos_migrate"
-HYPHEN_KEY = "pithos-migrate"
+HYPHEN_KEY = config.HYPHEN_KEY
 
 
 @dataclass
@@ -38,81 +39,98 @@ class SectionState:
     hyphen: bool  # a pithos-migrate key is present (ignored by Archipelago)
 
 
-def _parse(text: str, where: str) -> ConfigUpdater:
-    u = ConfigUpdater()
+def _read(text: str, where: str) -> config.ArchipConfig:
+    """The file as Archipelago reads it (:mod:`verify.config`): its errors are ours, word for word."""
+    return config.loads(text, where)
+
+
+def status(text: str, where: str) -> tuple[list[SectionState], list[str]]:
+    """The pithos_migrate of both blocker sections, as Archipelago reads it, and the file's warnings."""
+    cfg = _read(text, where)
+    ini = config.parse(text.encode("utf-8", "surrogateescape"))
+    out = []
+    for sc in cfg.stores.values():
+        e = ini.get(sc.section, KEY)
+        raw = e.value.decode("utf-8", "replace") if e is not None else None
+        if sc.type == "rados":
+            out.append(SectionState(sc.section, "rados_blocker", None, raw, sc.hyphen_key))
+        else:
+            out.append(SectionState(sc.section, "file_blocker", sc.pithos_migrate, raw, sc.hyphen_key))
+    return out, cfg.warnings
+
+
+def _updater(text: str, where: str) -> ConfigUpdater:
+    u = ConfigUpdater(strict=False)  # repeated keys and sections were judged by config.read already
     try:
         u.read_string(text)
-    except (ParsingError, Exception) as e:  # configupdater raises configparser errors too
+    except Exception as e:  # configupdater raises configparser errors and its own
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(f"{where}: cannot parse: {first}") from None
-    for sec in SECTIONS:
-        if not u.has_section(sec):
-            raise ConfigError(f"{where}: no [{sec}] section; is this an Archipelago v0.4 config?")
+        raise ConfigError(f"{where}: cannot edit this file safely ({first}); set pithos_migrate by hand "
+                          "[not_editable]") from None
     return u
 
 
-def _bool(raw: str, where: str) -> bool:
-    v = raw.strip().lower()
-    if v in TRUE:
-        return True
-    if v in FALSE - {""}:
-        return False
-    raise ConfigError(f"{where}: pithos_migrate = {raw.strip()!r} is not a boolean; Archipelago would refuse to start")
-
-
-def status(text: str, where: str) -> list[SectionState]:
-    """The pithos_migrate of both blocker sections, as Archipelago would read it."""
-    u = _parse(text, where)
-    out = []
-    for sec in SECTIONS:
-        s = u[sec]
-        btype = (s.get("type").value or "").strip() if s.has_option("type") else ""
-        raw = s.get(KEY).value if s.has_option(KEY) else None
-        if btype == "rados_blocker":
-            value = None
-        else:
-            value = _bool(raw, f"{where} [{sec}]") if raw is not None else False
-        out.append(SectionState(sec, btype, value, raw, s.has_option(HYPHEN_KEY)))
-    return out
-
-
 def set_pithos_migrate(text: str, value: bool, where: str) -> tuple[str, list[str]]:
-    """The text with ``pithos_migrate = value`` in both sections, and what changed (empty: nothing)."""
-    u = _parse(text, where)
-    for sec in SECTIONS:
-        s = u[sec]
-        btype = (s.get("type").value or "").strip() if s.has_option("type") else ""
-        if btype == "rados_blocker":
-            raise Refused(f"{where} [{sec}]: type is rados_blocker; pithos_migrate is a file_blocker (filed) "
+    """The text with ``pithos_migrate = value`` in both sections, and what changed (empty: nothing).
+
+    Every ``pithos_migrate`` line of a section (a repeated section or key included)
+    gets the value; the result is read back and must differ from the original in
+    ``pithos_migrate`` alone, or nothing is returned but an error.
+    """
+    cfg = _read(text, where)
+    for sc in cfg.stores.values():
+        if sc.type == "rados":
+            raise Refused(f"{where} [{sc.section}]: type is rados_blocker; pithos_migrate is a file_blocker (filed) "
                           "setting and means nothing on RADOS, so this file is left as it is")
-        if btype != "file_blocker":
-            raise ConfigError(f"{where} [{sec}]: unknown blocker type {btype!r} (file_blocker or rados_blocker)")
+    u = _updater(text, where)
     want = "True" if value else "False"
     changes: list[str] = []
     for sec in SECTIONS:
-        s = u[sec]
-        if s.has_option(HYPHEN_KEY):
-            if s.has_option(KEY):
-                del s[HYPHEN_KEY]
-                changes.append(f"[{sec}] removed '{HYPHEN_KEY}' (ignored by Archipelago)")
-            else:
-                s[HYPHEN_KEY].key = KEY
-                s[KEY].value = want
-                changes.append(f"[{sec}] '{HYPHEN_KEY}' renamed to '{KEY}' = {want}")
-                continue
-        if s.has_option(KEY):
-            raw = s[KEY].value or ""
-            if _bool(raw, f"{where} [{sec}]") != value:
-                s[KEY].value = want
-                changes.append(f"[{sec}] {KEY} = {raw.strip()} -> {want}")
-        else:
-            opts = list(s.iter_options())
+        blocks = [b for b in u.iter_sections() if b.name == sec]
+        real = [o for b in blocks for o in b.iter_options() if o.key == KEY]
+        hyphen = [o for b in blocks for o in b.iter_options() if o.key == HYPHEN_KEY]
+        for o in hyphen[bool(not real):]:
+            o.detach()
+            changes.append(f"[{sec}] removed '{HYPHEN_KEY}' (ignored by Archipelago)")
+        if hyphen and not real:
+            hyphen[0].key = KEY
+            hyphen[0].value = want
+            changes.append(f"[{sec}] '{HYPHEN_KEY}' renamed to '{KEY}' = {want}")
+            continue
+        for o in real:
+            raw = (o.value or "").strip()
+            if config.BOOLEANS.get(raw.lower()) is not value:
+                o.value = want
+                changes.append(f"[{sec}] {KEY} = {raw} -> {want}")
+        if not real:
+            opts = list(blocks[-1].iter_options())
             if opts:  # right after the last option: comments that follow belong to the next section
                 opts[-1].add_after.option(KEY, want)
             else:
-                s.set(KEY, want)
+                blocks[-1].set(KEY, want)
             changes.append(f"[{sec}] {KEY} = {want} added")
-    return (str(u) if changes else text), changes
+    if not changes:
+        return text, []
+    new = str(u)
+    _same_but_pithos_migrate(text, new, value, where)
+    return new, changes
+
+
+def _same_but_pithos_migrate(old: str, new: str, value: bool, where: str) -> None:
+    """The edit as Archipelago will read it: pithos_migrate = value in both sections, all else as before."""
+    def effective(text: str) -> dict:
+        ini = config.parse(text.encode("utf-8", "surrogateescape"))
+        out = {}
+        for sec in [ini.defaults, *ini.sections.values()]:
+            for e in sec.entries:
+                if not (sec.name in SECTIONS and e.key in (KEY, HYPHEN_KEY)):
+                    out[(sec.name, e.key)] = e.value
+        return out
+
+    after = config.loads(new, where)
+    if effective(old) != effective(new) or any(sc.pithos_migrate is not value for sc in after.stores.values()):
+        raise ConfigError(f"{where}: cannot edit this file safely (the edit would change more than "
+                          "pithos_migrate); set it by hand [not_editable]")
 
 
 def backup_path(path: str, now: float | None = None) -> str:
@@ -186,6 +204,7 @@ class NodeChange:
     node: str | None
     changes: list[str]
     backup: str | None = None
+    warnings: list[str] = field(default_factory=list)  # the file's config warnings, as every command prints them
 
 
 def apply_on_nodes(runner, nodes: list[str | None], path: str, value: bool, dry_run: bool = False,
@@ -199,17 +218,15 @@ def apply_on_nodes(runner, nodes: list[str | None], path: str, value: bool, dry_
     for node in nodes:
         where = f"{node}:{path}" if node is not None else path
         old = runner.read_file(node, path)
-        try:
-            text = old.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(f"{where}: not UTF-8 text") from None
+        text = old.decode("utf-8", "surrogateescape")  # bytes that are not UTF-8 (a comment) are kept as they are
+        warnings = _read(text, where).warnings
         new, changes = set_pithos_migrate(text, value, where)
-        plans.append((node, old, new, changes))
+        plans.append((node, old, new, changes, warnings))
     out = []
-    for node, old, new, changes in plans:
+    for node, old, new, changes, warnings in plans:
         bak = None
         if changes and not dry_run:
             bak = backup_path(path, now)
-            runner.write_file(node, path, new.encode("utf-8"), expect=old, backup=bak)
-        out.append(NodeChange(node, changes, bak))
+            runner.write_file(node, path, new.encode("utf-8", "surrogateescape"), expect=old, backup=bak)
+        out.append(NodeChange(node, changes, bak, warnings))
     return out

@@ -1,24 +1,240 @@
-"""Reading ``/etc/archipelago/archipelago.conf``: where the two stores are.
+"""Reading ``/etc/archipelago/archipelago.conf`` exactly as Archipelago reads it.
 
 ``[blockerb]`` holds data objects ("blocks"), ``[blockerm]`` maps ("maps"). Each is a
-``file_blocker`` (``archip_dir``, ``pithos_migrate``) or a ``rados_blocker`` (``pool``,
-``cephx_id``). The key is ``pithos_migrate``; the shipped file's comment spells it
-``pithos-migrate``, which Archipelago ignores: we warn about it rather than honour
-it. Writing the file is :mod:`verify.confedit`'s job; this module only reads.
+``file_blocker`` (``archip_dir``, ``lock_dir``, ``pithos_migrate``, ``direct``) or a
+``rados_blocker`` (``pool``, ``cephx_id``). This module owns every key archverify reads,
+with Archipelago's shipped defaults; no other module reads the file.
+
+Archipelago (python/archipelago/common.py) reads the file with Python 2's
+``ConfigParser``, byte for byte, and so does :func:`parse`: no ``#`` inline comments
+(``archip_dir = /srv/x # maps`` is the dir ``/srv/x # maps``), ``;`` after a space
+starts one, an indented line continues the value above it (even an indented
+``# comment``), a repeated key or section is merged with the last value winning,
+keys are case-insensitive, and bytes that are not UTF-8 are just bytes. Every
+oddity becomes one :class:`Problem` with a stable ``kind``; :func:`read` returns
+them all (``archverify config`` lists them) and :func:`load` refuses the file on
+the first error, so every command gives the same verdict on the same file.
+docs/config.md holds the table of verdicts.
+
+Writing the file is :mod:`verify.confedit`'s job; this module only reads.
 """
 
 from __future__ import annotations
 
-import configparser
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/archipelago/archipelago.conf")
+MAX_BYTES = 1 << 20  # the shipped file is 5 KiB; anything near this is not an archipelago.conf
 SECTIONS = {"blocks": "blockerb", "maps": "blockerm"}
-TRUE = {"1", "yes", "true", "on"}
-FALSE = {"0", "no", "false", "off", ""}
+DEFAULT_SECTION = "DEFAULT"
+
+# Archipelago's defaults when a key is absent (Filed.__init__ in common.py)
+DIRECT_DEFAULT = True  # the shipped file also says direct = True
+PITHOS_MIGRATE_DEFAULT = False
+
+# Python 2 ConfigParser.getboolean: these words, any case; nothing else (not even "")
+BOOLEANS = {"1": True, "yes": True, "true": True, "on": True, "0": False, "no": False, "false": False, "off": False}
+HYPHEN_KEY = "pithos-migrate"  # the shipped comment's spelling; Archipelago ignores it
+
+# the keys archverify reads in a store section, by blocker type; a problem in one of them is an error
+READ_KEYS = {
+    "file_blocker": ("type", "archip_dir", "lock_dir", "pithos_migrate", "direct"),
+    "rados_blocker": ("type", "pool", "cephx_id"),
+}
+
+_SECTION_RE = re.compile(rb"\[(?P<header>[^]]+)\]")  # ConfigParser.SECTCRE (Python 2)
+_OPTION_RE = re.compile(rb"(?P<option>[^:=\s][^:=]*)\s*(?P<vi>[:=])\s*(?P<value>.*)$")  # ConfigParser.OPTCRE
+_INLINE_HASH = re.compile(rb"(?:^|\s)#")
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+# ---- verdicts ----------------------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    level: str  # "error": Archipelago or archverify cannot work with it, or reads what was not meant
+    kind: str  # stable name (docs/config.md), for scripts and tests
+    message: str
+    where: str  # PATH or PATH:LINE
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message} [{self.kind}]"
+
+
+class UnreadableConfig(ConfigError):
+    """The file cannot be read at all (missing, not a regular file, too large): one problem, exit 2."""
+
+    def __init__(self, where: str, kind: str, message: str):
+        self.problem = Problem("error", kind, message, where)
+        super().__init__(str(self.problem))
+
+
+def show(value: bytes | str) -> str:
+    """A value quoted for one line of output: control characters and non-UTF-8 bytes escaped."""
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    out = []
+    for ch in value.decode("utf-8", "surrogateescape"):
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif ch in "\\'":
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif not ch.isprintable():
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return "'" + "".join(out) + "'"
+
+
+# ---- the file ----------------------------------------------------------------------------
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes, if it is a regular file of at most MAX_BYTES; else one-line ConfigError.
+
+    Symlinks are followed (a linked /etc/archipelago/archipelago.conf is common); the
+    opened fd is what is checked, so a FIFO cannot hang the open (O_NONBLOCK) nor the
+    read, and /dev/zero or a huge file is never read past the cap.
+    """
+    p = os.fspath(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UnreadableConfig(p, "unreadable", "no such file") from None
+    except OSError as e:
+        raise UnreadableConfig(p, "unreadable", f"cannot open: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableConfig(p, "not_regular", f"{_file_type(st.st_mode)}, not a regular file; "
+                                   "give the archipelago.conf file itself")
+        if st.st_size > MAX_BYTES:
+            raise UnreadableConfig(p, "too_large", f"{st.st_size} bytes, more than {MAX_BYTES}: not an archipelago.conf")
+        chunks, n = [], 0
+        while n <= MAX_BYTES:
+            b = os.read(fd, MAX_BYTES + 1 - n)
+            if not b:
+                break
+            chunks.append(b)
+            n += len(b)
+        if n > MAX_BYTES:
+            raise UnreadableConfig(p, "too_large", f"more than {MAX_BYTES} bytes: not an archipelago.conf")
+        return b"".join(chunks)
+    except OSError as e:
+        raise UnreadableConfig(p, "unreadable", f"cannot read: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+# ---- Python 2 ConfigParser, byte for byte ------------------------------------------------
+
+
+@dataclass
+class Entry:
+    """One ``key = value`` line (and its continuation lines) as ConfigParser stores it."""
+
+    key: str  # lower-cased, as optionxform does
+    value: bytes  # stripped, ' ;' comment cut, continuation lines joined with '\n'
+    line: int
+    continued: list[int] = field(default_factory=list)  # line numbers of continuation lines
+
+
+@dataclass
+class Section:
+    name: str
+    headers: list[int] = field(default_factory=list)  # a name given twice is one merged section
+    entries: list[Entry] = field(default_factory=list)  # every occurrence, in file order
+
+    def last(self, key: str) -> Entry | None:
+        for e in reversed(self.entries):
+            if e.key == key:
+                return e
+        return None
+
+
+@dataclass
+class Ini:
+    sections: dict[str, Section]
+    defaults: Section
+    errors: list[tuple[int, str]]  # (line, why): ConfigParser refuses the whole file
+
+    def get(self, section: str, key: str) -> Entry | None:
+        """What ``cfg.get(section, key)`` returns: the last value in the section, else in [DEFAULT]."""
+        sec = self.sections.get(section)
+        e = sec.last(key) if sec is not None else None
+        return e if e is not None else self.defaults.last(key)
+
+
+def parse(data: bytes) -> Ini:
+    """Python 2's ``RawConfigParser._read`` over bytes (lines end at '\\n' only)."""
+    sections: dict[str, Section] = {}
+    defaults = Section(DEFAULT_SECTION)
+    errors: list[tuple[int, str]] = []
+    cur: Section | None = None
+    entry: Entry | None = None
+    for n, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip() or line[:1] in (b"#", b";"):
+            continue  # blank and comment lines do not end a continuation
+        if line.split(None, 1)[0].lower() == b"rem" and line[:1] in (b"r", b"R"):
+            continue
+        if line[:1].isspace() and cur is not None and entry is not None:
+            v = line.strip()
+            if v:
+                entry.value += b"\n" + v
+                entry.continued.append(n)
+            continue
+        m = _SECTION_RE.match(line)
+        if m:
+            name = m.group("header").decode("utf-8", "surrogateescape")
+            if name == DEFAULT_SECTION:
+                cur = defaults
+            else:
+                cur = sections.setdefault(name, Section(name))
+            cur.headers.append(n)
+            entry = None
+            continue
+        if cur is None:
+            errors.append((n, "a line before the first [section]"))
+            continue
+        m = _OPTION_RE.match(line)
+        if not m:
+            errors.append((n, f"neither '[section]' nor 'key = value': {show(line.strip())}"))
+            continue
+        value = m.group("value")
+        if b";" in value:  # ';' starts a comment only after white space, and only the first ';' counts
+            pos = value.find(b";")
+            if pos > 0 and value[pos - 1:pos].isspace():
+                value = value[:pos]
+        value = value.strip()
+        if value == b'""':
+            value = b""
+        key = m.group("option").rstrip().lower().decode("utf-8", "surrogateescape")
+        entry = Entry(key, value, n)
+        cur.entries.append(entry)
+    return Ini(sections, defaults, errors)
+
+
+# ---- what archverify takes from it -------------------------------------------------------
 
 
 @dataclass
@@ -27,9 +243,11 @@ class StoreConfig:
     section: str
     type: str  # "filed" or "rados"
     archip_dir: str | None = None
+    lock_dir: str | None = None
     pool: str | None = None
     cephx_id: str | None = None
-    pithos_migrate: bool = False  # effective value, as Archipelago reads it
+    pithos_migrate: bool = PITHOS_MIGRATE_DEFAULT  # effective value, as Archipelago reads it
+    direct: bool = DIRECT_DEFAULT  # filed's direct I/O: what it writes is padded to 512 bytes
     hyphen_key: bool = False  # "pithos-migrate" present: ignored by Archipelago
     hyphen_value: bool | None = None  # what the misspelt key says the operator meant
 
@@ -48,149 +266,277 @@ class ArchipConfig:
     path: Path
     stores: dict[str, StoreConfig]
     roles: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # str(Problem) of every warning
+    problems: list[Problem] = field(default_factory=list)
 
 
-def parse_bool(value: str, where: str) -> bool:
-    v = value.strip().lower()
-    if v in TRUE:
-        return True
-    if v in FALSE:
-        return False
-    raise ConfigError(f"{where}: {value!r} is not a boolean (use True or False)")
+def stores_overlap(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when store dir ``a`` is ``b`` or one lies inside the other (then files are counted twice).
 
-
-def _parser() -> configparser.ConfigParser:
-    return configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#",), strict=False)
-
-
-def load(path: str | Path = DEFAULT_PATH) -> ArchipConfig:
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (give --config PATH, or the store flags)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-    return loads(text, path)
-
-
-def loads(text: str, path: str | Path) -> ArchipConfig:
-    """Like :func:`load`, from text already read (another node's file, read over ssh)."""
-    parser = _parser()
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.Error as e:
-        raise ConfigError(f"{path}: not an INI file: {str(e).splitlines()[0]}") from None
-    return from_parser(parser, Path(path))
-
-
-def from_parser(parser: configparser.ConfigParser, path: Path) -> ArchipConfig:
-    stores: dict[str, StoreConfig] = {}
-    warnings: list[str] = []
-    for role, section in SECTIONS.items():
-        if not parser.has_section(section):
-            raise ConfigError(f"{path}: no [{section}] section ({role} store); is this an Archipelago v0.4 config?")
-        sec = parser[section]
-        where = f"{path} [{section}]"
-        btype = sec.get("type", "").strip()
-        if btype == "file_blocker":
-            archip_dir = sec.get("archip_dir", "").strip()
-            if not archip_dir:
-                raise ConfigError(f"{where}: file_blocker without archip_dir")
-            sc = StoreConfig(role, section, "filed", archip_dir=archip_dir)
-        elif btype == "rados_blocker":
-            pool = sec.get("pool", "").strip()
-            if not pool:
-                raise ConfigError(f"{where}: rados_blocker without pool")
-            sc = StoreConfig(role, section, "rados", pool=pool, cephx_id=(sec.get("cephx_id") or "").strip() or None)
-        else:
-            raise ConfigError(f"{where}: unknown blocker type {btype!r} (file_blocker or rados_blocker)")
-        if "pithos_migrate" in sec:
-            sc.pithos_migrate = parse_bool(sec["pithos_migrate"], f"{where} pithos_migrate")
-        if "pithos-migrate" in sec:
-            sc.hyphen_key = True
-            sc.hyphen_value = sec["pithos-migrate"].strip().lower() not in FALSE
-            warnings.append(
-                f"{where}: 'pithos-migrate' (hyphen) is ignored by Archipelago; the key is 'pithos_migrate'"
-                + ("" if "pithos_migrate" in sec else ": migration is OFF here")
-            )
-        stores[role] = sc
-    roles = []
-    if parser.has_section("PEERS"):
-        roles = [r for r in parser["PEERS"].get("ROLES", "").replace(",", " ").split() if r]
-    return ArchipConfig(path, stores, roles, warnings)
-
-
-@dataclass
-class Problem:
-    level: str  # "error" (Archipelago or archverify cannot work with it) or "warning"
-    message: str
-
-
-def check(text: str, path: str | Path, pool_exists=None) -> tuple[ArchipConfig | None, list[Problem]]:
-    """Every problem of the file at once, for ``archverify config``; :func:`load` stops at the first.
-
-    Checks sections, blocker types, that dirs exist (and pools, when ``pool_exists``,
-    a ``name -> bool | None`` callable, is given), the hyphenated key, and values
-    Archipelago's parser would refuse: it has no inline comments, so
-    ``pithos_migrate = True  # on`` is not a boolean to it.
+    Compared after resolving symlinks, and by inode for the parts that exist, so a
+    bind mount or another name of the same dir is caught too.
     """
-    problems: list[Problem] = []
-    raw = configparser.ConfigParser(interpolation=None, strict=False)
+    ra, rb = os.path.realpath(os.fspath(a)), os.path.realpath(os.fspath(b))
+    if ra == rb or ra.startswith(rb.rstrip("/") + "/") or rb.startswith(ra.rstrip("/") + "/"):
+        return True
+    ida, idb = _inode(ra), _inode(rb)
+    return (ida is not None and ida in _ancestors(rb)) or (idb is not None and idb in _ancestors(ra))
+
+
+def _inode(path: str) -> tuple[int, int] | None:
     try:
-        raw.read_string(text, source=str(path))
-    except configparser.Error as e:
-        return None, [Problem("error", f"{path}: not an INI file: {str(e).splitlines()[0]}")]
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _ancestors(path: str) -> set[tuple[int, int]]:
+    """(dev, ino) of ``path`` and of every dir above it that exists."""
+    out = set()
+    while True:
+        ident = _inode(path)
+        if ident is not None:
+            out.add(ident)
+        parent = os.path.dirname(path)
+        if parent == path:
+            return out
+        path = parent
+
+
+class _Verdicts:
+    """Collects the problems of one file; ``where`` is how the file is named in them."""
+
+    def __init__(self, where: str):
+        self.where = where
+        self.problems: list[Problem] = []
+        self.flagged: set[int] = set()  # lines that already have a problem about their value
+
+    def add(self, level: str, kind: str, message: str, line: int = 0) -> None:
+        self.problems.append(Problem(level, kind, message, f"{self.where}:{line}" if line else self.where))
+
+    def value(self, section: str, e: Entry, read: bool) -> bytes | None:
+        """Checks one value; the value archverify may use, or None when it must not (an error)."""
+        level = "error" if read else "warning"
+        what = f"[{section}] {e.key}"
+        if e.continued:
+            self.add(level, "continuation",
+                     f"{what}: the indented line {e.continued[0]} continues the value (an indented '#' is not a "
+                     f"comment to Archipelago), which is {show(e.value)}; unindent or remove it", e.line)
+        elif _INLINE_HASH.search(e.value):
+            self.add(level, "inline_comment",
+                     f"{what}: Archipelago has no inline '#' comments, so the value is {show(e.value)}; "
+                     "put the comment on a line of its own", e.line)
+        elif not read:
+            return e.value
+        elif _utf8(e.value) is None:
+            self.add(level, "not_utf8", f"{what}: {show(e.value)} is not UTF-8 text; archverify cannot name it",
+                     e.line)
+        elif _CONTROL.search(e.value):
+            self.add(level, "control_char", f"{what}: {show(e.value)} holds control characters", e.line)
+        elif b"%(" in e.value:
+            self.add(level, "interpolation",
+                     f"{what}: {show(e.value)} uses %(name)s substitution, which archverify does not follow; "
+                     "write the value out", e.line)
+        else:
+            return e.value
+        self.flagged.add(e.line)
+        return None
+
+
+def _utf8(b: bytes) -> str | None:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def read(data: bytes | str, path: str | os.PathLike, pool_exists=None, check_dirs: bool = False
+         ) -> tuple[ArchipConfig | None, list[Problem]]:
+    """Every problem of the file, in file order, and the stores when there is no error.
+
+    ``check_dirs``: also that store dirs exist on this node; ``pool_exists``, a
+    ``name -> bool | None`` callable, checks RADOS pools.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    where = os.fspath(path)
+    v = _Verdicts(where)
+    ini = parse(data)
+    for line, why in ini.errors:
+        v.add("error", "not_ini", f"{why}: Archipelago refuses the file", line)
+
+    blocker_types = {}
+    for section in SECTIONS.values():
+        e = ini.get(section, "type")
+        blocker_types[section] = e.value.decode("utf-8", "replace") if e is not None else ""
+    for sec in [ini.defaults, *ini.sections.values()]:
+        if len(sec.headers) > 1:
+            v.add("warning", "duplicate_section",
+                  f"[{sec.name}] appears again (first on line {sec.headers[0]}); Archipelago merges them into one, "
+                  "the last value of each key winning", sec.headers[1])
+        read_keys = READ_KEYS.get(blocker_types.get(sec.name, ""), ("type",) if sec.name in SECTIONS.values() else ())
+        by_key: dict[str, list[Entry]] = {}
+        for e in sec.entries:
+            by_key.setdefault(e.key, []).append(e)
+        for key, es in by_key.items():
+            if len(es) > 1:
+                differ = len({e.value for e in es}) > 1
+                v.add("error" if differ and key in read_keys else "warning", "duplicate_key",
+                      f"[{sec.name}] {key} is set {len(es)} times (lines {', '.join(str(e.line) for e in es)}); "
+                      f"Archipelago takes the last, {show(es[-1].value)}"
+                      + ("" if differ else " (all the same)"), es[-1].line)
+        for e in sec.entries:
+            if e is not sec.last(e.key) or key_is_read(sec.name, e.key, read_keys):
+                continue
+            v.value(sec.name, e, read=False)
+
+    stores: dict[str, StoreConfig] = {}
     for role, section in SECTIONS.items():
-        where = f"{path} [{section}]"
-        if not raw.has_section(section):
-            problems.append(Problem("error", f"{path}: no [{section}] section ({role} store)"))
-            continue
-        sec = raw[section]
-        btype = sec.get("type", "").split("#")[0].strip()
-        if btype not in ("file_blocker", "rados_blocker"):
-            problems.append(Problem("error", f"{where}: unknown blocker type {btype!r} (file_blocker or rados_blocker)"))
-        for key in ("pithos_migrate", "direct"):
-            if key in sec:
-                v = sec[key].strip()
-                if v.lower() not in TRUE | FALSE - {""}:
-                    problems.append(Problem("error", f"{where}: {key} = {v!r} is not a boolean to Archipelago"
-                                            + (" (it has no inline comments)" if "#" in v else "")))
-        if "pithos-migrate" in sec:
-            problems.append(Problem("warning", f"{where}: 'pithos-migrate' (hyphen) is ignored by Archipelago; "
-                                    "the key is 'pithos_migrate'"
-                                    + ("" if "pithos_migrate" in sec else ": migration is OFF here")
-                                    + " ('archverify pithos-migrate enable|disable' fixes the spelling)"))
-        if btype == "file_blocker":
-            for key in ("archip_dir", "lock_dir"):
-                d = sec.get(key, "").strip()
-                if key == "archip_dir" and not d:
-                    problems.append(Problem("error", f"{where}: file_blocker without archip_dir"))
-                elif d and not Path(d).is_dir():
-                    problems.append(Problem("error", f"{where}: {key} {d} is not a directory on this node"))
-        elif btype == "rados_blocker":
-            pool = sec.get("pool", "").strip()
-            if not pool:
-                problems.append(Problem("error", f"{where}: rados_blocker without pool"))
-            elif pool_exists is not None:
-                found = pool_exists(pool)
-                if found is False:
-                    problems.append(Problem("error", f"{where}: pool {pool!r} does not exist"))
-                elif found is None:
-                    problems.append(Problem("warning", f"{where}: pool {pool!r} not checked (cluster unreachable)"))
-    if raw.has_section("PEERS"):
-        roles = raw["PEERS"].get("ROLES", "").split()
+        sc = _store(ini, role, section, v)
+        if sc is not None:
+            stores[role] = sc
+    if check_dirs:
+        _check_where(stores, v, pool_exists)
+    b, m = stores.get("blocks"), stores.get("maps")
+    if b and m and b.type == m.type == "filed" and b.archip_dir and m.archip_dir and \
+            stores_overlap(b.archip_dir, m.archip_dir):
+        same = os.path.realpath(b.archip_dir) == os.path.realpath(m.archip_dir)
+        v.add("error", "stores_overlap",
+              f"[blockerb] archip_dir {show(b.archip_dir)} and [blockerm] archip_dir {show(m.archip_dir)} "
+              + ("are the same dir" if same else "lie one inside the other")
+              + ": every file would be counted in both stores; give each store its own dir")
+
+    roles: list[str] = []
+    if "PEERS" in ini.sections:
+        e = ini.get("PEERS", "roles")
+        roles = e.value.decode("utf-8", "replace").split(" ") if e is not None else []  # Archipelago splits on ' '
         for section in SECTIONS.values():
             if section not in roles:
-                problems.append(Problem("warning", f"{path} [PEERS] ROLES lacks {section}: it will not run here"))
+                v.add("warning", "role_missing", f"[PEERS] ROLES lacks {section}: it will not run on this node",
+                      e.line if e is not None else ini.sections["PEERS"].headers[0])
     else:
-        problems.append(Problem("warning", f"{path}: no [PEERS] section"))
-    cfg = None
-    if not any(p.level == "error" for p in problems):
-        try:
-            cfg = loads(text, path)
-        except ConfigError as e:
-            problems.append(Problem("error", str(e)))
+        v.add("warning", "no_peers", "no [PEERS] section: Archipelago runs no peer from this file")
+
+    problems = sorted(v.problems, key=lambda p: _line_of(p.where, where))
+    if any(p.level == "error" for p in problems) or set(stores) != set(SECTIONS):
+        return None, problems
+    warnings = [p for p in problems if p.level == "warning"]
+    cfg = ArchipConfig(Path(where), stores, [r for r in roles if r], [str(p) for p in warnings], problems)
     return cfg, problems
+
+
+def key_is_read(section: str, key: str, read_keys) -> bool:
+    return section in SECTIONS.values() and key in read_keys
+
+
+def _line_of(w: str, where: str) -> int:
+    tail = w[len(where) + 1:]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _store(ini: Ini, role: str, section: str, v: _Verdicts) -> StoreConfig | None:
+    """The store of one section, or None after adding the errors that prevent it."""
+    if section not in ini.sections:
+        near = [n for n in ini.sections if n.strip().lower() == section]
+        v.add("error", "missing_section",
+              f"no [{section}] section ({role} store)"
+              + (f"; [{near[0]}] is another section to Archipelago (names are exact)" if near else
+                 "; is this an Archipelago v0.4 config?"))
+        return None
+    sec = ini.sections[section]
+    head = sec.headers[0]
+
+    def get(key: str) -> tuple[Entry | None, str | None]:
+        e = ini.get(section, key)
+        if e is None or e.line in v.flagged:
+            return e, None
+        raw = v.value(section, e, read=True)
+        return e, None if raw is None else raw.decode("utf-8")
+
+    e, btype = get("type")
+    if e is not None and btype is None:
+        return None
+    if btype not in READ_KEYS:
+        v.add("error", "unknown_type", f"[{section}] type = {show(btype or '')}: not a blocker type "
+              "(file_blocker or rados_blocker)", e.line if e is not None else head)
+        return None
+    if btype == "rados_blocker":
+        e, pool = get("pool")
+        if e is not None and pool is None:
+            return None
+        if not pool:
+            v.add("error", "missing_key", f"[{section}] rados_blocker without pool", e.line if e else head)
+            return None
+        _, cephx = get("cephx_id")
+        return StoreConfig(role, section, "rados", pool=pool, cephx_id=cephx or None)
+    ok = True
+    e, archip_dir = get("archip_dir")
+    if e is None or (archip_dir is not None and not archip_dir):
+        v.add("error", "missing_key", f"[{section}] file_blocker without archip_dir: Archipelago refuses to start",
+              e.line if e else head)
+        ok = False
+    elif archip_dir is None:
+        ok = False
+    e, lock_dir = get("lock_dir")
+    ok = ok and (e is None or lock_dir is not None)
+    sc = StoreConfig(role, section, "filed", archip_dir=archip_dir, lock_dir=lock_dir or None)
+    for key in ("pithos_migrate", "direct"):
+        e, raw = get(key)
+        if e is None:
+            continue
+        if raw is None:
+            ok = False
+        elif raw.lower() not in BOOLEANS:
+            v.add("error", "not_boolean", f"[{section}] {key} = {show(raw)} is not a boolean: Archipelago refuses "
+                  "to start (True or False)", e.line)
+            ok = False
+        else:
+            setattr(sc, key, BOOLEANS[raw.lower()])
+    hy = ini.get(section, HYPHEN_KEY)
+    if hy is not None:
+        sc.hyphen_key = True
+        sc.hyphen_value = hy.value.strip().lower() not in (b"", b"0", b"no", b"false", b"off")
+        v.add("warning", "hyphen_key",
+              f"[{section}] 'pithos-migrate' (hyphen) is ignored by Archipelago; the key is 'pithos_migrate'"
+              + ("" if ini.get(section, "pithos_migrate") is not None else ": migration is OFF here")
+              + " ('archverify pithos-migrate enable|disable' fixes the spelling)", hy.line)
+    return sc if ok else None
+
+
+def _check_where(stores: dict[str, StoreConfig], v: _Verdicts, pool_exists) -> None:
+    """That the stores exist from this node: dirs, and pools when ``pool_exists`` is given."""
+    for sc in stores.values():
+        if sc.type == "filed":
+            for key in ("archip_dir", "lock_dir"):
+                d = getattr(sc, key)
+                if d and not os.path.isdir(d):
+                    v.add("error", "dir_missing", f"[{sc.section}] {key} {show(d)} is not a directory on this node")
+        elif pool_exists is not None:
+            found = pool_exists(sc.pool)
+            if found is False:
+                v.add("error", "pool_missing", f"[{sc.section}] pool {show(sc.pool)} does not exist")
+            elif found is None:
+                v.add("warning", "pool_unchecked", f"[{sc.section}] pool {show(sc.pool)} not checked "
+                      "(cluster unreachable)")
+
+
+def check(data: bytes | str, path: str | os.PathLike, pool_exists=None) -> tuple[ArchipConfig | None, list[Problem]]:
+    """Every problem, including store dirs missing on this node: ``archverify config``, finalize."""
+    return read(data, path, pool_exists, check_dirs=True)
+
+
+def loads(data: bytes | str, path: str | os.PathLike) -> ArchipConfig:
+    """The stores of a file already read; ConfigError on its first error (naming how many more)."""
+    cfg, problems = read(data, path)
+    errors = [p for p in problems if p.level == "error"]
+    if errors:
+        more = f" (and {len(errors) - 1} more; 'archverify config' lists them)" if len(errors) > 1 else ""
+        raise ConfigError(f"{errors[0]}{more}")
+    assert cfg is not None
+    return cfg
+
+
+def load(path: str | os.PathLike = DEFAULT_PATH) -> ArchipConfig:
+    """The stores of ``path`` (a regular file under MAX_BYTES); ConfigError on the first error."""
+    return loads(read_bytes(path), path)

@@ -24,7 +24,6 @@ state, config edits are idempotent, pins are hard links that are kept or restore
 
 from __future__ import annotations
 
-import configparser
 import fcntl
 import json
 import os
@@ -72,7 +71,7 @@ class FixContext:
     runner: Runner
     nodes: list[str | None]
     jobs: int = 1
-    direct: bool = False  # filed's direct I/O setting of the maps store (padding of what it writes)
+    direct: bool = config_mod.DIRECT_DEFAULT  # filed's direct I/O of the maps store (padding of what it writes)
 
 
 def default_fixer(ctx: FixContext) -> list[dict]:
@@ -196,7 +195,7 @@ class Journal:
 @dataclass
 class Cluster:
     dirs: dict[str, str]
-    direct: bool = False
+    direct: bool = config_mod.DIRECT_DEFAULT
     configs: dict = field(default_factory=dict)  # node -> ArchipConfig
     warnings: list[str] = field(default_factory=list)
 
@@ -205,19 +204,17 @@ def read_cluster(opts: Options) -> Cluster:
     """Every node's archipelago.conf, checked; all must be filed and name the same dirs."""
     errors: list[str] = []
     warnings: list[str] = []
-    texts: list[str] = []
     configs = {}
     for node in opts.node_list:
         where = f"{node}:{opts.config_path}" if node is not None else opts.config_path
         try:
-            text = opts.runner.read_file(node, opts.config_path).decode("utf-8")
-        except UnicodeDecodeError:
-            errors.append(f"{where}: not UTF-8 text")
+            data = opts.runner.read_file(node, opts.config_path)
+        except config_mod.UnreadableConfig as e:
+            errors.append(str(e))
             continue
-        texts.append(text)
-        cfg, problems = config_mod.check(text, where)
-        errors += [p.message for p in problems if p.level == "error"]
-        warnings += [p.message for p in problems if p.level == "warning"]
+        cfg, problems = config_mod.check(data, where)
+        errors += [str(p) for p in problems if p.level == "error"]
+        warnings += [str(p) for p in problems if p.level == "warning"]
         if cfg is not None:
             configs[node] = cfg
     if errors:
@@ -235,16 +232,8 @@ def read_cluster(opts: Options) -> Cluster:
             if dirs.setdefault(role, d) != d:
                 raise Refused(f"{label(node)}: [{sc.section}] archip_dir {d} differs from {dirs[role]} on "
                               f"{label(opts.node_list[0])}; every node must share the same stores")
-    return Cluster(dirs, direct=any(_direct(t) for t in texts), configs=configs, warnings=warnings)
-
-
-def _direct(text: str) -> bool:
-    cp = configparser.ConfigParser(interpolation=None, strict=False, inline_comment_prefixes=("#",))
-    try:
-        cp.read_string(text)
-        return cp.getboolean("blockerm", "direct", fallback=False)
-    except (configparser.Error, ValueError):
-        return False
+    direct = any(cfg.stores["maps"].direct for cfg in configs.values())  # any node padding: pad
+    return Cluster(dirs, direct=direct, configs=configs, warnings=warnings)
 
 
 # ---- the flow ----------------------------------------------------------------------------

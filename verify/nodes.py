@@ -7,7 +7,7 @@ or IP addresses, so none can pass for an option or carry shell syntax. Commands 
 argv lists: when the template runs ``ssh`` (whose remote side hands the command to a
 shell), the argv is sent as one ``shlex.join`` string that the remote shell splits
 back into the same argv; any other template gets the argv elements as they are.
-Only ssh and coreutils are needed on a node (``cat``, ``cp``, ``mv``, ``sync``,
+Only ssh and coreutils are needed on a node (``head``, ``cat``, ``cp``, ``mv``, ``sync``,
 ``sha256sum``).
 
 With no nodes, commands run on this machine directly and files are written with
@@ -25,6 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from . import config
 from .errors import ArchverifyError, UsageError
 
 DEFAULT_TEMPLATE = "ssh -o BatchMode=yes {node}"
@@ -197,15 +198,22 @@ class Runner:
     # ---- files ----------------------------------------------------------------------
 
     def read_file(self, node: str | None, path: str) -> bytes:
+        """A config file: a regular file (through symlinks) of at most ``config.MAX_BYTES``.
+
+        On a node, ``test -f`` first, so a FIFO there cannot hang the command, and
+        ``head -c`` so that a device or a huge file is never read past the cap.
+        """
         if node is LOCAL:
-            try:
-                with open(path, "rb") as fh:
-                    return fh.read()
-            except OSError as e:
-                raise NodeError(f"{path}: cannot read: {e.strerror}") from None
-        r = self.run(node, ["cat", "--", path])
+            return config.read_bytes(path)
+        script = ('[ -f "$1" ] || { echo "not a regular file (or missing)" >&2; exit 3; }; '
+                  f'exec head -c {config.MAX_BYTES + 1} -- "$1"')
+        r = self.run(node, ["sh", "-c", script, "sh", path])
+        where = f"{label(node)}:{path}"
         if not r.ok:
-            raise NodeError(f"{label(node)}:{path}: cannot read: {r.brief()}")
+            raise config.UnreadableConfig(where, "unreadable", f"cannot read: {r.brief()}")
+        if len(r.raw) > config.MAX_BYTES:
+            raise config.UnreadableConfig(where, "too_large", f"more than {config.MAX_BYTES} bytes: "
+                                          "not an archipelago.conf")
         return r.raw
 
     def write_file(self, node: str | None, path: str, data: bytes, expect: bytes | None = None,

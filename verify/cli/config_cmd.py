@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -37,39 +38,78 @@ def _pool_checker(ceph_conf, client_id, timeout=5.0):
 @node_options
 @click.option("-c", "--ceph-conf", type=click.Path(dir_okay=False), help="rados: ceph.conf to check that pools exist.")
 @click.option("--id", "client_id", help="rados: cephx user without 'client.' [default: admin].")
-def command(config_path, nodes_spec, node_cmd, ceph_conf, client_id):
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True,
+              help="json: one document with every node's stores and problems (level, kind, line).")
+def command(config_path, nodes_spec, node_cmd, ceph_conf, client_id, fmt):
     """Show the stores archipelago.conf names and check it.
 
-    Reports missing sections, unknown blocker types, store dirs or pools that do
-    not exist, values Archipelago would refuse, and 'pithos-migrate' spelled with
-    a hyphen (ignored by Archipelago: migration is off without anyone knowing).
-    With --nodes, every node's file is read through --node-cmd and checked.
+    Reads the file as Archipelago does (no inline '#' comments, an indented line
+    continues the value above, the last of repeated keys wins) and lists every
+    problem: an error where Archipelago would refuse the file or read something
+    else than written for the stores (and every other command refuses the file
+    with the same line), a warning where it is harmless but suspicious, such as
+    'pithos-migrate' spelled with a hyphen (ignored by Archipelago: migration is
+    off without anyone knowing). Also checks that store dirs (and pools, with
+    --ceph-conf) exist here. With --nodes, every node's file is read through
+    --node-cmd and checked. The verdicts are listed in docs/config.md.
     Exit code: 0 fine, 1 warnings, 2 errors.
     """
     nodes, runner = resolve_nodes(nodes_spec, node_cmd)
     pool_exists = _pool_checker(ceph_conf, client_id)
-    errors = warnings = 0
+    docs = []
     for node in nodes:
         where = f"{node}:{config_path}" if node is not None else config_path
-        text = runner.read_file(node, config_path).decode("utf-8", "replace")
-        cfg, problems = config_mod.check(text, where, pool_exists)
-        click.echo(f"{where}:")
-        if cfg is not None:
-            for role, sc in cfg.stores.items():
-                if sc.type == "filed":
-                    pm = "on" if sc.pithos_migrate else "off"
-                    click.echo(f"  {role:<6} [{sc.section}] file_blocker archip_dir={sc.archip_dir} pithos_migrate={pm}"
-                               + (" (a 'pithos-migrate' key is ignored)" if sc.hyphen_key else ""))
-                else:
-                    click.echo(f"  {role:<6} [{sc.section}] rados_blocker pool={sc.pool}"
-                               + (f" cephx_id={sc.cephx_id}" if sc.cephx_id else ""))
-            click.echo(f"  peers  {' '.join(cfg.roles) or '(none)'}")
-        for p in problems:
-            click.echo(f"  {p.level.upper()}: {p.message}")
-        errors += sum(p.level == "error" for p in problems)
-        warnings += sum(p.level == "warning" for p in problems)
-        if not problems:
-            click.echo(f"  OK ({label(node)})")
+        try:
+            data = runner.read_file(node, config_path)
+        except config_mod.UnreadableConfig as e:  # missing, a FIFO, a device, too large: one error for this node
+            cfg, problems = None, [e.problem]
+        else:
+            cfg, problems = config_mod.check(data, where, pool_exists)
+        docs.append((node, where, cfg, problems))
+    errors = sum(p.level == "error" for _, _, _, ps in docs for p in ps)
+    warnings = sum(p.level == "warning" for _, _, _, ps in docs for p in ps)
+    if fmt == "json":
+        click.echo(json.dumps({"nodes": [_doc(*d) for d in docs], "errors": errors, "warnings": warnings},
+                              indent=1, sort_keys=True))
+    else:
+        for d in docs:
+            _human(*d)
     if errors:
+        if fmt == "json":
+            sys.exit(ConfigError.exit_code)
         raise ConfigError(f"{errors} error(s) in the config (listed above)")
     sys.exit(1 if warnings else 0)
+
+
+def _store_doc(sc) -> dict:
+    if sc.type == "filed":
+        return {"section": sc.section, "type": "file_blocker", "archip_dir": sc.archip_dir, "lock_dir": sc.lock_dir,
+                "pithos_migrate": sc.pithos_migrate, "direct": sc.direct, "hyphen_key": sc.hyphen_key}
+    return {"section": sc.section, "type": "rados_blocker", "pool": sc.pool, "cephx_id": sc.cephx_id}
+
+
+def _doc(node, where, cfg, problems) -> dict:
+    return {"node": label(node), "path": where,
+            "stores": {role: _store_doc(sc) for role, sc in cfg.stores.items()} if cfg else None,
+            "roles": cfg.roles if cfg else None,
+            "problems": [{"level": p.level, "kind": p.kind, "where": p.where, "message": p.message}
+                         for p in problems]}
+
+
+def _human(node, where, cfg, problems) -> None:
+    click.echo(f"{where}:")
+    if cfg is not None:
+        for role, sc in cfg.stores.items():
+            if sc.type == "filed":
+                click.echo(f"  {role:<6} [{sc.section}] file_blocker archip_dir={config_mod.show(sc.archip_dir)} "
+                           f"pithos_migrate={'on' if sc.pithos_migrate else 'off'} "
+                           f"direct={'on' if sc.direct else 'off'}"
+                           + (" (a 'pithos-migrate' key is ignored)" if sc.hyphen_key else ""))
+            else:
+                click.echo(f"  {role:<6} [{sc.section}] rados_blocker pool={sc.pool}"
+                           + (f" cephx_id={sc.cephx_id}" if sc.cephx_id else ""))
+        click.echo(f"  peers  {' '.join(cfg.roles) or '(none)'}")
+    for p in problems:
+        click.echo(f"  {p.level.upper()}: {p}")
+    if not problems:
+        click.echo(f"  OK ({label(node)})")

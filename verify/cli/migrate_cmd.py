@@ -12,6 +12,7 @@ import click
 from ..errors import UsageError
 from ..fixes.migrate import migrate_objects
 from .options import apply_options
+from .output_options import warn
 from .store_options import jobs_option, resolve
 
 DEFAULT_JOURNAL_DIR = "/var/lib/archverify"
@@ -33,7 +34,8 @@ def filed_store_options(f):
 
 
 def filed_dirs(config_path, maps_dir, blocks_dir) -> dict[str, str]:
-    be, _warnings = resolve(config_path, "filed", maps_dir, blocks_dir, "auto")
+    be, warnings = resolve(config_path, "filed", maps_dir, blocks_dir, "auto")
+    warn(warnings)  # the config's warnings, printed as every command prints them
     return be.dirs()
 
 

@@ -7,6 +7,7 @@ import click
 from .. import confedit
 from ..nodes import label
 from .node_options import node_options, resolve_nodes
+from .output_options import warn
 
 
 @click.group("pithos-migrate")
@@ -29,8 +30,10 @@ def status(config_path, nodes_spec, node_cmd):
     click.echo(f"{'node':<20} {'section':<9} {'type':<14} pithos_migrate")
     for node in nodes:
         where = f"{node}:{config_path}" if node is not None else config_path
-        text = runner.read_file(node, config_path).decode("utf-8", "replace")
-        for st in confedit.status(text, where):
+        text = runner.read_file(node, config_path).decode("utf-8", "surrogateescape")
+        states, warnings = confedit.status(text, where)
+        warn(warnings)
+        for st in states:
             if st.value is None:
                 val = "n/a (rados_blocker)"
             else:
@@ -45,6 +48,7 @@ def _set(value, config_path, nodes_spec, node_cmd, dry_run):
     changes = confedit.apply_on_nodes(runner, nodes, config_path, value, dry_run=dry_run)
     word = "on" if value else "off"
     for c in changes:
+        warn(c.warnings)
         if not c.changes:
             click.echo(f"{label(c.node)}: already {word}, nothing changed")
             continue

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import configparser
 import json
 import shlex
 import shutil
@@ -11,6 +10,7 @@ import sys
 
 import click
 
+from .. import config
 from .. import formats as F
 from ..errors import UsageError
 from ..fixes.upgrade import upgrade_maps
@@ -33,15 +33,10 @@ def detect_mode(archipelago: str = "archipelago") -> str:
 
 
 def direct_from_config(config_path: str | None) -> bool:
-    """filed's ``direct`` in [blockerm] (the shipped config says True)."""
+    """filed's ``direct`` in [blockerm], read by verify.config (absent: True, as shipped)."""
     if not config_path:
-        return True
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#",), strict=False)
-    try:
-        parser.read(config_path, encoding="utf-8")
-        return parser.getboolean("blockerm", "direct", fallback=True)
-    except (configparser.Error, ValueError):
-        return True
+        return config.DIRECT_DEFAULT
+    return config.load(config_path).stores["maps"].direct
 
 
 def load_sizes(specs, sizes_file, pithos_db) -> dict[str, int]:

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .. import config
 from .. import formats as F
 from .. import layout
 from ..backends.filed import FiledBackend
@@ -498,7 +499,7 @@ def _target_of(kind: str, name: str) -> str:
 
 def upgrade_maps(maps_dir: str, *, apply: bool, backup_dir: str, logdir: str | None, mode: str = "offline",
                  vlmc=("vlmc",), jobs: int = 4, pithos_sizes: dict[str, int] | None = None,
-                 journal_dir: str | None = None, direct: bool = False) -> dict:
+                 journal_dir: str | None = None, direct: bool = config.DIRECT_DEFAULT) -> dict:
     """Upgrade every v1 map (and v0 map whose size ``pithos_sizes`` gives) of a filed maps store to v2.
 
     ``mode``: "offline" (archverify writes, Archipelago must be stopped everywhere)
