@@ -48,6 +48,14 @@ READ_KEYS = {
     "rados_blocker": ("type", "pool", "cephx_id"),
 }
 
+# every Problem.kind, in the order of docs/config.md's table
+KINDS = (
+    "unreadable", "not_regular", "too_large", "not_ini", "missing_section", "unknown_type", "missing_key",
+    "not_boolean", "inline_comment", "continuation", "duplicate_key", "duplicate_section", "not_utf8",
+    "control_char", "interpolation", "stores_overlap", "dir_missing", "pool_missing", "pool_unchecked",
+    "hyphen_key", "role_missing", "no_peers", "not_editable",
+)
+
 _SECTION_RE = re.compile(rb"\[(?P<header>[^]]+)\]")  # ConfigParser.SECTCRE (Python 2)
 _OPTION_RE = re.compile(rb"(?P<option>[^:=\s][^:=]*)\s*(?P<vi>[:=])\s*(?P<value>.*)$")  # ConfigParser.OPTCRE
 _INLINE_HASH = re.compile(rb"(?:^|\s)#")

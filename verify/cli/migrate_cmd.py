@@ -20,7 +20,7 @@ DEFAULT_JOURNAL_DIR = "/var/lib/archverify"
 
 def filed_store_options(f):
     opts = [
-        click.option("--config", "config_path", type=click.Path(dir_okay=False),
+        click.option("--config", "config_path", type=click.Path(),
                      help="archipelago.conf to read the filed dirs from [default: /etc/archipelago/archipelago.conf "
                           "when no dir is given]"),
         click.option("--maps-dir", type=click.Path(file_okay=False), help="The maps store dir ([blockerm] archip_dir)."),

@@ -71,7 +71,7 @@ def sizes_from_pithos_db(url: str) -> dict[str, int]:
 
 
 @click.command("upgrade-maps")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+@click.option("--config", "config_path", type=click.Path(),
               help="archipelago.conf to read the maps dir (and filed's 'direct') from.")
 @click.option("--maps-dir", type=click.Path(file_okay=False), help="The maps store dir ([blockerm] archip_dir).")
 @click.option("--yes", "apply", is_flag=True, help="Upgrade. Without it, only show what would be done.")
