@@ -27,11 +27,13 @@ def command():
 def status(config_path, nodes_spec, node_cmd):
     """pithos_migrate of each section on each node, as Archipelago reads it."""
     nodes, runner = resolve_nodes(nodes_spec, node_cmd)
-    click.echo(f"{'node':<20} {'section':<9} {'type':<14} pithos_migrate")
+    read = []  # every node's file first: an error stops the command before half a table is printed
     for node in nodes:
         where = f"{node}:{config_path}" if node is not None else config_path
         text = runner.read_file(node, config_path).decode("utf-8", "surrogateescape")
-        states, warnings = confedit.status(text, where)
+        read.append((node, *confedit.status(text, where)))
+    click.echo(f"{'node':<20} {'section':<9} {'type':<14} pithos_migrate")
+    for node, states, warnings in read:
         warn(warnings)
         for st in states:
             if st.value is None:
