@@ -92,7 +92,7 @@ def check(backend: ReferenceBackend, jobs: int, progress: bool | None = None, ve
             continue
         bar = progress_bar(progress, f"check: {stage} ({backend.name})")
         try:
-            tick = bar.update if bar else None
+            tick = bar.update if bar is not None else None  # a tqdm without a total has no bool()
             if stage == "references":
                 part = backend.check_references(jobs, tick)
             else:

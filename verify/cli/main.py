@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import os
 import sys
+import traceback
 
 import click
 
@@ -14,8 +17,23 @@ Exit codes: 0 nothing found, 1 findings, 2 usage/config error or part of a
 store unreadable. Run 'archverify COMMAND --help' for each command."""
 
 
+EXIT_INTERNAL = 2
+DEBUG_ENV = "ARCHVERIFY_DEBUG"
+
+
+def debugging(ctx: click.Context | None = None) -> bool:
+    """--debug on the group, or ARCHVERIFY_DEBUG=1: show tracebacks of internal errors."""
+    if ctx is not None and ctx.meta.get("archverify.debug"):
+        return True
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
 class Group(click.Group):
-    """Turns every ArchverifyError into one line on stderr and its exit code."""
+    """Turns every ArchverifyError into one line on stderr and its exit code.
+
+    Anything else is a bug: one line and exit 2, the traceback only when debugging,
+    so a cron mail or a terminal never gets a page of Python.
+    """
 
     def invoke(self, ctx):
         try:
@@ -27,16 +45,89 @@ class Group(click.Group):
             click.echo("archverify: interrupted", err=True)
             sys.exit(130)
         except BrokenPipeError:
-            sys.exit(1)
+            # the reader stopped reading (`| head`): not our failure, and nothing more to say
+            silence_closed_pipes()
+            sys.exit(0)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:  # noqa: BLE001 - the one place a bug becomes one line
+            if debugging(ctx):
+                traceback.print_exc()
+            click.echo(f"archverify: internal error: {type(e).__name__}: {e}"
+                       + ("" if debugging(ctx) else f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"),
+                       err=True)
+            sys.exit(EXIT_INTERNAL)
+
+
+class _PipeSafeWriter(io.RawIOBase):
+    """A file descriptor whose reader may go away: after EPIPE, writes go to /dev/null.
+
+    ``archverify check | head -1`` then ends as a run that printed everything would,
+    with its own exit code (0 or 1 by the findings), not 1 or 120 for the pipe.
+    """
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, b) -> int:
+        view = memoryview(b)
+        done = 0
+        while done < len(view):
+            try:
+                done += os.write(self._fd, view[done:])
+            except BrokenPipeError:
+                _to_devnull(self._fd)
+                return len(view)
+        return done
+
+
+def _to_devnull(fd: int) -> None:
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
+
+
+def silence_closed_pipes() -> None:
+    """Send what is still buffered for a closed stdout/stderr to /dev/null (no error at exit)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue  # not a real file (a test runner's buffer)
+        _to_devnull(fd)
+
+
+def _pipe_safe(stream):
+    """``stream`` rebuilt over a :class:`_PipeSafeWriter`, same encoding and buffering."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream
+    stream.flush()
+    return io.TextIOWrapper(io.BufferedWriter(_PipeSafeWriter(fd)), encoding=stream.encoding, errors=stream.errors,
+                            line_buffering=stream.line_buffering, write_through=False)
 
 
 @click.group(cls=Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="archverify")
-def cli():
+@click.option("--debug", is_flag=True, help=f"Show the traceback of an internal error (also: {DEBUG_ENV}=1).")
+@click.pass_context
+def cli(ctx, debug):
     """Prove that an Archipelago v0.4 upgrade migrated every object and map.
 
     Start with 'archverify scan --config /etc/archipelago/archipelago.conf'.
     """
+    ctx.meta["archverify.debug"] = debug
 
 
 def _register():
@@ -53,6 +144,7 @@ _register()
 
 def main(argv=None):
     """Console-script entry point; click usage errors exit 2, as ours do."""
+    sys.stdout, sys.stderr = _pipe_safe(sys.stdout), _pipe_safe(sys.stderr)
     cli.main(args=argv, prog_name="archverify")
 
 

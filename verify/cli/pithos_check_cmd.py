@@ -55,7 +55,7 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
     lookup = maps_lookup(be, jobs)
     bar = progress_bar(progress, "checking Pithos versions", unit="row")
     try:
-        summary = pithosdb.check(url, lookup, orphans=orphans, progress=bar.update if bar else None)
+        summary = pithosdb.check(url, lookup, orphans=orphans, progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:
             bar.close()

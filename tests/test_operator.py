@@ -1,0 +1,267 @@
+"""archverify as an operator runs it: at a terminal (progress bars on), piped into
+``head``, and when something inside it breaks.
+
+Every command runs as a real process (``python -m verify``): what matters here is
+what a shell sees: the exit status, no traceback, and the report on the screen.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import threading
+from pathlib import Path
+
+import pytest
+
+from verify.findings import KINDS
+from verify.sample import write_sample
+
+REPO = Path(__file__).resolve().parent.parent
+ENV = dict(os.environ, PYTHONPATH=str(REPO))
+ENV.pop("ARCHVERIFY_DEBUG", None)
+KIND_ROW = re.compile(r"^(\w+)\s+[\d,]+\s+(info|warn|ERROR|UNREAD)\s", re.M)
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def at_terminal(*args, env=None, timeout=300) -> tuple[int, str]:
+    """Runs ``archverify ARGS`` with stdin, stdout and stderr on one pty of 100x30; returns (code, screen text)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    chunks: list[bytes] = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every slave end is closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "verify", *map(str, args)], stdin=slave, stdout=slave,
+                             stderr=slave, env=env or ENV, cwd=REPO, start_new_session=True)
+        os.close(slave)
+        slave = None
+        code = p.wait(timeout=timeout)
+        reader.join(timeout=60)
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    return code, text
+
+
+def screen_kinds(text: str) -> set[str]:
+    """The kinds of the human report's table, as a person reads them off the screen."""
+    return {m.group(1) for m in KIND_ROW.finditer(ANSI.sub("", text)) if m.group(1) in KINDS}
+
+
+def run(*args, stdout=subprocess.PIPE, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "verify", *map(str, args)], stdout=stdout, stderr=subprocess.PIPE,
+                          env=env or ENV, cwd=REPO, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("operator") / "store"
+    assert run("sample", d).returncode == 0
+    s = write_sample(tmp_path_factory.mktemp("again"))  # the same seed plants the same findings
+    planted_kinds = {k for k, items in s.planted.items() if items}
+    return d, d / "archipelago.conf", planted_kinds
+
+
+@pytest.fixture(scope="module")
+def clean_store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clean")
+    (d / "maps").mkdir()
+    (d / "blocks").mkdir()
+    return d
+
+
+def assert_no_traceback(text: str) -> None:
+    assert "Traceback" not in text and "Error:" not in text.replace("ERROR", ""), text
+
+
+# ---- at a terminal, with the progress bar on ------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [[], ["--verify-data"]], ids=["check", "check--verify-data"])
+def test_check_at_a_terminal(store, extra):
+    d, conf, planted = store
+    code, text = at_terminal("check", "--config", conf, *extra)
+    assert_no_traceback(text)
+    assert code == 1, text
+    shown = screen_kinds(text)
+    assert planted <= shown, (planted - shown, text)
+    assert "check stages:" in text
+
+
+def test_scan_at_a_terminal(store):
+    d, conf, planted = store
+    code, text = at_terminal("scan", "--config", conf)
+    assert_no_traceback(text)
+    assert code == 1, text
+    # the scan decides every planted kind but the reference ones
+    assert planted - {"object_missing", "object_orphan", "object_content_mismatch"} <= screen_kinds(text)
+
+
+def test_clean_store_at_a_terminal(clean_store):
+    for cmd in ("scan", "check"):
+        code, text = at_terminal(cmd, "--maps-dir", clean_store / "maps", "--blocks-dir", clean_store / "blocks")
+        assert_no_traceback(text)
+        assert code == 0, text
+        assert screen_kinds(text) == set()
+
+
+def test_quiet_check_at_a_terminal(store):
+    d, conf, _ = store
+    code, text = at_terminal("check", "--config", conf, "--quiet")
+    assert_no_traceback(text)
+    assert code == 1 and "archverify check:" in text
+
+
+@pytest.mark.parametrize("args", [
+    ["config", "--config", "{conf}"],
+    ["pithos-migrate", "status", "--config", "{conf}"],
+])
+def test_config_commands_at_a_terminal(store, args):
+    d, conf, _ = store
+    code, text = at_terminal(*[a.format(conf=conf) for a in args])
+    assert_no_traceback(text)
+    assert code == 0, text
+    assert "blockerm" in text
+
+
+def test_sample_at_a_terminal(tmp_path):
+    code, text = at_terminal("sample", tmp_path / "s")
+    assert_no_traceback(text)
+    assert code == 0 and (tmp_path / "s" / "archipelago.conf").is_file()
+
+
+COMMANDS = ["scan", "check", "pithos-check", "config", "pithos-migrate", "pithos-migrate status", "restart",
+            "finalize", "migrate-objects", "upgrade-maps", "sample"]
+
+
+@pytest.mark.parametrize("cmd", [""] + COMMANDS)
+def test_help_at_a_terminal(cmd):
+    code, text = at_terminal(*cmd.split(), "--help")
+    assert_no_traceback(text)
+    assert code == 0 and "Usage:" in text
+
+
+@pytest.mark.postgres
+def test_pithos_check_at_a_terminal(pg_admin, tmp_path_factory):
+    import psycopg
+
+    from verify.pithos_sample import create_schema, load_rows, write_pithos_sample
+
+    sample = write_pithos_sample(tmp_path_factory.mktemp("pithos") / "maps")
+    url = pg_admin("pithos_operator")
+    with psycopg.connect(url) as conn:
+        create_schema(conn)
+        load_rows(conn, sample.rows, nodes=len(sample.rows))
+    code, text = at_terminal("pithos-check", "--db", url, "--maps-dir", sample.maps_dir, "--max-shown", "1000")
+    assert_no_traceback(text)
+    assert code == 1, text
+    assert {k for k, _ in sample.planted} <= screen_kinds(text)
+    for kind, name in sample.planted:
+        assert name in text, name
+    # piped into head: silent, and the exit code of the findings
+    p = subprocess.run(f"{sys.executable} -m verify pithos-check --db '{url}' --maps-dir '{sample.maps_dir}' "
+                       "--format jsonl | head -1", shell=True, env=ENV, capture_output=True, text=True, timeout=300,
+                       executable="/bin/bash")
+    assert p.stderr == "" and json.loads(p.stdout)["kind"] in KINDS
+
+
+# ---- a reader that goes away: `| head` ------------------------------------------------------
+
+
+def _closed_pipe_run(*args):
+    """stdout is a pipe whose reader is already gone: the first write gets EPIPE."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return run(*args, stdout=w)
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("cmd", ["scan", "check"])
+@pytest.mark.parametrize("fmt", ["human", "json", "jsonl"])
+def test_closed_stdout_exits_as_if_done(clean_store, store, cmd, fmt):
+    p = _closed_pipe_run(cmd, "--maps-dir", clean_store / "maps", "--blocks-dir", clean_store / "blocks",
+                         "--format", fmt)
+    assert p.returncode == 0 and p.stderr == b"", p.stderr
+    d, conf, _ = store
+    p = _closed_pipe_run(cmd, "--config", conf, "--format", fmt)
+    assert p.returncode == 1 and p.stderr == b"", p.stderr
+
+
+def test_closed_stdout_of_check_still_writes_its_other_outputs(store, tmp_path):
+    d, conf, _ = store
+    p = _closed_pipe_run("check", "--config", conf, "--logdir", tmp_path / "logs", "--prometheus-textfile",
+                         tmp_path / "m.prom", "--state", tmp_path / "state")
+    assert p.returncode == 1 and p.stderr == b""
+    assert (tmp_path / "m.prom").is_file() and list((tmp_path / "logs").glob("*.log"))
+    assert list((tmp_path / "state" / "runs").glob("*.json.gz"))
+
+
+def test_closed_stdout_of_small_commands(store):
+    d, conf, _ = store
+    for args in (["config", "--config", conf], ["pithos-migrate", "status", "--config", conf], ["--help"]):
+        p = _closed_pipe_run(*args)
+        assert p.returncode == 0 and p.stderr == b"", (args, p.stderr)
+
+
+def test_piped_into_head(store):
+    d, conf, _ = store
+    for fmt in ("human", "jsonl"):
+        p = subprocess.run(f"{sys.executable} -m verify check --config '{conf}' --format {fmt} --max-shown 100000 "
+                           f"| head -1; exit ${{PIPESTATUS[0]}}", shell=True, env=ENV, capture_output=True,
+                           text=True, timeout=300, executable="/bin/bash", cwd=REPO)
+        assert p.returncode == 1 and p.stderr == "", p.stderr
+        assert len(p.stdout.splitlines()) == 1
+
+
+# ---- an internal error ----------------------------------------------------------------------
+
+BUG = ("import sys, verify.scan; "
+       "verify.scan.run_shards = lambda *a, **k: {}['a bug']; "
+       "from verify.cli.main import main; sys.argv[0] = 'archverify'; main()")
+
+
+def _with_bug(*args, env=None):
+    return subprocess.run([sys.executable, "-c", BUG, *map(str, args)], capture_output=True, text=True,
+                          env=env or ENV, cwd=REPO, timeout=120)
+
+
+def test_internal_error_is_one_line_and_exit_2(clean_store):
+    stores = ["--maps-dir", clean_store / "maps", "--blocks-dir", clean_store / "blocks"]
+    for cmd in ("scan", "check"):
+        p = _with_bug(cmd, *stores)
+        assert p.returncode == 2, p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("archverify: internal error:"), p.stderr
+        assert p.stdout == ""
+
+
+def test_internal_error_traceback_with_debug(clean_store):
+    stores = ["--maps-dir", clean_store / "maps", "--blocks-dir", clean_store / "blocks"]
+    p = _with_bug("--debug", "scan", *stores)
+    assert p.returncode == 2 and "Traceback" in p.stderr and "KeyError" in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("archverify: internal error:")
+    p = _with_bug("scan", *stores, env=dict(ENV, ARCHVERIFY_DEBUG="1"))
+    assert p.returncode == 2 and "Traceback" in p.stderr
