@@ -6,12 +6,11 @@ Machine formats carry the same facts under a ``check`` key; the human wording ma
 
 from __future__ import annotations
 
-import io
-import json
-from typing import TextIO
+from dataclasses import dataclass
 
-from . import __version__, report
 from .check import ran_stages, skipped_stages
+from .findings import printable
+from .report import FindingsTable, ScanCounts
 from .state import Delta
 from .summary import Summary
 
@@ -41,49 +40,44 @@ def check_facts(summary: Summary, delta: Delta | None, since_last: bool) -> dict
     return d
 
 
-def write_json(out: TextIO, summary: Summary, backend: str, stores: dict, facts: dict) -> None:
-    report.write_json(out, summary, backend, stores, "check", {"check": facts})
+@dataclass(frozen=True)
+class CheckFacts:
+    """The check's section of a report: stages, reference and data numbers, changes since the last run.
+
+    In JSON and JSONL it is the ``check`` key; for people, lines after the scan's."""
+
+    facts: dict
+    key = "check"
+
+    def data(self) -> dict:
+        return self.facts
+
+    def human(self, w, max_shown: int) -> None:
+        facts = self.facts
+        w(f"check stages: {', '.join(facts['stages_run'])}")
+        if facts["stages_skipped"]:
+            w(f"; SKIPPED {', '.join(facts['stages_skipped'])} (part of a store was unreadable: fix that first)")
+        w("\n")
+        if "references" in facts["stages_run"]:
+            w(f"references: {facts['maps_read']:,} maps read ({facts['maps_deleted']:,} deleted), "
+              f"{facts['references']:,} entries needing an object, {facts['referenced_objects']:,} distinct objects; "
+              f"{facts['stored_objects']:,} stored; {facts['missing_objects']:,} missing, {facts['orphans']:,} orphans\n")
+        if "data" in facts["stages_run"]:
+            w(f"data: {facts['data_objects']:,} Pithos blocks hashed, {facts['data_bytes'] / 1e6:,.1f} MB\n")
+        sl = facts.get("since_last")
+        if sl is not None:
+            if sl["previous"] is None:
+                w("since last run: first run with this state dir (new 0, resolved 0)\n")
+            else:
+                w(f"since last run: {sl['new']:,} new, {sl['resolved']:,} resolved\n")
+            for label, key in (("new", "new_findings"), ("resolved", "resolved_findings")):
+                for kind, store, name in sl.get(key, [])[:max_shown]:
+                    w(f"  {label:<9} {kind:<24} {store}:{name}\n")
 
 
-def write_jsonl(out: TextIO, summary: Summary, backend: str, stores: dict, facts: dict) -> None:
-    for f in summary.findings:
-        out.write(json.dumps(f.as_dict()) + "\n")
-    out.write(json.dumps({"summary": summary.as_dict(), "check": facts, "tool": "archverify", "version": __version__,
-                          "backend": backend, "command": "check", "stores": stores}) + "\n")
-
-
-def write_human(out: TextIO, summary: Summary, backend: str, stores: dict, facts: dict, max_shown: int) -> None:
-    """The scan's report with the check's lines after its header (before the findings table)."""
-    buf = io.StringIO()
-    report.write_human(buf, summary, backend, stores, max_shown, command="check")
-    text = buf.getvalue()
-    cut = text.find("\n\n") + 1 if "\n\n" in text else len(text)
-    out.write(text[:cut])
-    _check_lines(out, facts, max_shown)
-    out.write(text[cut:])
-
-
-def _check_lines(out: TextIO, facts: dict, max_shown: int) -> None:
-    w = out.write
-    w(f"check stages: {', '.join(facts['stages_run'])}")
-    if facts["stages_skipped"]:
-        w(f"; SKIPPED {', '.join(facts['stages_skipped'])} (part of a store was unreadable: fix that first)")
-    w("\n")
-    if "references" in facts["stages_run"]:
-        w(f"references: {facts['maps_read']:,} maps read ({facts['maps_deleted']:,} deleted), "
-          f"{facts['references']:,} entries needing an object, {facts['referenced_objects']:,} distinct objects; "
-          f"{facts['stored_objects']:,} stored; {facts['missing_objects']:,} missing, {facts['orphans']:,} orphans\n")
-    if "data" in facts["stages_run"]:
-        w(f"data: {facts['data_objects']:,} Pithos blocks hashed, {facts['data_bytes'] / 1e6:,.1f} MB\n")
-    sl = facts.get("since_last")
-    if sl is not None:
-        if sl["previous"] is None:
-            w("since last run: first run with this state dir (new 0, resolved 0)\n")
-        else:
-            w(f"since last run: {sl['new']:,} new, {sl['resolved']:,} resolved\n")
-        for label, key in (("new", "new_findings"), ("resolved", "resolved_findings")):
-            for kind, store, name in sl.get(key, [])[:max_shown]:
-                w(f"  {label:<9} {kind:<24} {store}:{name}\n")
+def sections(summary: Summary, facts: dict) -> tuple:
+    """The check's report: the scan's counts, the check's facts, then the findings."""
+    return ScanCounts(summary), CheckFacts(facts), FindingsTable(summary)
 
 
 def quiet_line(summary: Summary, facts: dict) -> str:
@@ -92,9 +86,10 @@ def quiet_line(summary: Summary, facts: dict) -> str:
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(summary.per_kind.items()))
     sl = facts.get("since_last") or {"new": 0, "resolved": 0}
     skipped = f"; skipped {'+'.join(facts['stages_skipped'])}" if facts["stages_skipped"] else ""
-    return (f"archverify check: {verdict} (exit {code}): {len(summary.findings)} findings"
+    line = (f"archverify check: {verdict} (exit {code}): {len(summary.findings)} findings"
             + (f" ({kinds})" if kinds else "")
             + f"; new {sl['new']}, resolved {sl['resolved']}; {facts['maps_read']} maps, "
             f"{facts['stored_objects']} objects, {facts['references']} references"
             + (f", {facts['data_bytes'] / 1e6:.1f} MB verified" if facts["data_objects"] else "")
             + f"{skipped}; {summary.elapsed:.1f}s")
+    return printable(line)

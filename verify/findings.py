@@ -8,6 +8,7 @@ where its meaning lives, and grep ``"KIND"`` to find where it is decided.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -114,7 +115,7 @@ MAP_KINDS = ("map_corrupt", "map_upgrade_incomplete", "map_invalid_name", "map_d
 
 @dataclass(frozen=True, slots=True, order=True)
 class Finding:
-    """One thing found about one object. ``name`` is escaped when not UTF-8."""
+    """One thing found about one object. ``name`` is escaped (:func:`escape_name`)."""
 
     kind: str
     store: str  # "maps" or "blocks"
@@ -138,6 +139,43 @@ class Finding:
         return cls(d["kind"], d["store"], d["name"], d.get("path"), d.get("detail", ""))
 
 
-def escape_name(raw: bytes) -> str:
-    """Names are bytes on disk; show non-UTF-8 ones escaped instead of crashing."""
-    return raw.decode("utf-8", "backslashreplace")
+# What must not reach a terminal or a log line raw: C0 and C1 controls, DEL, line and
+# paragraph separators, the bidi overrides (they reorder what a person reads) and lone
+# surrogates (bytes that were not UTF-8, which no terminal or log file can take).
+_CONTROL = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_CONTROL_RE = re.compile(f"[{_CONTROL}]")
+_NAME_RE = re.compile(f"[\\\\{_CONTROL}]")
+_SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\"}
+
+
+def _escape_char(m: re.Match) -> str:
+    c = m.group()
+    if c in _SHORT:
+        return _SHORT[c]
+    o = ord(c)
+    if 0xDC80 <= o <= 0xDCFF:  # a byte that is not UTF-8 (surrogateescape)
+        return f"\\x{o - 0xDC00:02x}"
+    return f"\\x{o:02x}" if o <= 0xFF else f"\\u{o:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as ``\\n``, ``\\t``, ``\\r`` or ``\\xNN``.
+
+    For everything a line-oriented output prints (human report, ``--logdir``, ``--quiet``,
+    warnings). Backslashes are left alone: names, the only text from a store, are already
+    escaped by :func:`escape_name`, which has no control character left for this to change.
+    """
+    return text if text.isprintable() else _CONTROL_RE.sub(_escape_char, text)
+
+
+def escape_name(raw: bytes | str) -> str:
+    """A name from a store or a database, as every output shows it: the one escaping rule.
+
+    Bytes that are not UTF-8 become ``\\xNN``, control characters ``\\n``, ``\\t``,
+    ``\\r`` or ``\\xNN``, and a backslash ``\\\\``, so the text is printable and maps back
+    to one name. Applied once, where a finding is made; JSON carries the same string.
+    """
+    s = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+    if s.isprintable() and "\\" not in s:
+        return s
+    return _NAME_RE.sub(_escape_char, s)

@@ -1,7 +1,8 @@
 """``check --prometheus-textfile``: the run's numbers for node_exporter's textfile collector.
 
-Written with prometheus_client's own writer (a temp file renamed over the target),
-so node_exporter never reads half a file. ``last_success`` is the end of the last
+Rendered by prometheus_client and written through :mod:`verify.atomic` (a temp file
+renamed over the target, removed if the disk is full), so node_exporter never reads
+half a file. ``last_success`` is the end of the last
 run that ran every stage it was asked to (exit code 0 or 1); a failed run keeps the
 previous value, read back from the file it replaces, so an alert on its age works.
 """
@@ -11,9 +12,10 @@ from __future__ import annotations
 import os
 import time
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from .atomic import write_atomic
 from .findings import KINDS
 from .summary import EXIT_TROUBLE, Summary
 
@@ -67,4 +69,4 @@ def write_textfile(path: str | os.PathLike, summary: Summary, new: int | None = 
     last = now if complete else _previous_success(path)
     if last is not None:
         gauge(LAST_SUCCESS, "When the last complete run ended", last)
-    write_to_textfile(path, reg)
+    write_atomic(path, generate_latest(reg))

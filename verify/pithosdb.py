@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from .errors import ConfigError, StoreError
-from .findings import Finding
+from .findings import Finding, escape_name
 from .maplookup import (BADNAME, CORRUPT, MISSING, OK, SIZE, UNREADABLE, VERSION_LABEL, LookupError_, MapInfo,
                         map_name, v0_entries_needed, v0_limit, verdict)
 from .summary import ShardResult, Summary
@@ -284,7 +284,8 @@ class Checker:
             if obj in self.seen or base in self.seen:
                 continue
             self.counters["pithos.orphans_listed"] += 1
-            out.append(Finding("pithos_map_orphan", "maps", obj, path, f"{hdr.cls.value} map"))
+            out.append(Finding("pithos_map_orphan", "maps", escape_name(obj), path and escape_name(path),
+                               f"{hdr.cls.value} map"))
         return out
 
     def result(self) -> ShardResult:
@@ -295,7 +296,7 @@ class Checker:
             if p.kind == "unreadable":
                 err = p.info.errno if isinstance(p.info, LookupError_) else 0
                 detail = f"{os.strerror(err) if err else 'read failed'}; {detail}"
-            res.findings.append(Finding(p.kind, "maps", p.name, path, detail))
+            res.findings.append(Finding(p.kind, "maps", escape_name(p.name), path and escape_name(path), detail))
         return res
 
 

@@ -1,7 +1,15 @@
-"""Renderers of a Summary: for people (default), JSON, JSONL and ``--logdir`` files.
+"""The one renderer of a Summary: for people (default), JSON, JSONL and ``--logdir`` files.
+
+A report is a head (command, backend, stores, summary) and the sections a command
+adds: scan counts, check facts, Pithos facts, then the findings. Each format is
+written once, here; a section is rendered by every format (its ``key`` in JSON,
+its lines for people), so no renderer cuts another's output apart.
 
 Machine output carries kind strings and object names, which are stable; the human
-wording is free to change.
+wording is free to change. Every string a line-oriented output prints (human report,
+``--logdir``) goes through :func:`verify.findings.printable`, so no control character
+reaches a terminal or a log raw; object names are already escaped once, when their
+finding is made (:func:`verify.findings.escape_name`).
 """
 
 from __future__ import annotations
@@ -9,110 +17,198 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, Protocol, TextIO
 
 from . import __version__
-from .findings import KINDS, Severity
+from .atomic import write_atomic
+from .findings import KINDS, Severity, printable
 from .summary import Summary
 
 SEVERITY_WORD = {Severity.INFO: "info", Severity.WARNING: "warn", Severity.ERROR: "ERROR", Severity.UNREADABLE: "UNREAD"}
+FORMATS = ("human", "json", "jsonl")
+
+Write = Callable[[str], object]
 
 
-def document(summary: Summary, backend: str, stores: dict, command: str = "scan") -> dict:
-    return {
+class Section(Protocol):
+    """A part of a report. ``key``: its key in the JSON document and the JSONL summary line
+    (None: it has no machine form beyond the summary)."""
+
+    key: str | None
+
+    def data(self) -> object: ...
+
+    def human(self, w: Write, max_shown: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Head:
+    command: str
+    backend: str
+    stores: dict
+    summary: Summary
+
+
+def document(head: Head, sections: tuple[Section, ...] = ()) -> dict:
+    doc = {
         "tool": "archverify",
         "version": __version__,
-        "command": command,
-        "backend": backend,
-        "stores": stores,
-        "summary": summary.as_dict(),
-        "findings": [f.as_dict() for f in summary.findings],
+        "command": head.command,
+        "backend": head.backend,
+        "stores": head.stores,
+        "summary": head.summary.as_dict(),
+        "findings": [f.as_dict() for f in head.summary.findings],
     }
+    doc.update(_machine(sections))
+    return doc
 
 
-def write_json(out: TextIO, summary: Summary, backend: str, stores: dict, command: str = "scan",
-               extra: dict | None = None) -> None:
-    """One document on one line: json's C encoder only runs without ``indent`` (20x faster
-    on a million findings); pipe it through ``python -m json.tool`` to read it."""
-    doc = document(summary, backend, stores, command)
-    doc.update(extra or {})
-    out.write(json.dumps(doc))
-    out.write("\n")
+def _machine(sections) -> dict:
+    return {s.key: s.data() for s in sections if s.key is not None}
 
 
-def write_jsonl(out: TextIO, summary: Summary, backend: str, stores: dict, command: str = "scan") -> None:
-    for f in summary.findings:
-        out.write(json.dumps(f.as_dict(), sort_keys=False) + "\n")
-    line = {"summary": summary.as_dict(), "tool": "archverify", "version": __version__, "backend": backend,
-            "command": command, "stores": stores}
-    out.write(json.dumps(line) + "\n")
+def render(fmt: str, out: TextIO, head: Head, sections: tuple[Section, ...], max_shown: int = 20) -> None:
+    """Writes ``head`` and ``sections`` to ``out`` in format ``fmt`` (human, json or jsonl)."""
+    if fmt == "json":
+        # one document on one line: json's C encoder only runs without ``indent`` (20x faster
+        # on a million findings); pipe it through ``python -m json.tool`` to read it
+        out.write(json.dumps(document(head, sections)) + "\n")
+    elif fmt == "jsonl":
+        for f in head.summary.findings:
+            out.write(json.dumps(f.as_dict()) + "\n")
+        line = {"summary": head.summary.as_dict(), **_machine(sections), "tool": "archverify",
+                "version": __version__, "backend": head.backend, "command": head.command, "stores": head.stores}
+        out.write(json.dumps(line) + "\n")
+    elif fmt == "human":
+        w = _printable_writer(out)
+        where = ", ".join(f"{role}={info.get('dir') or info.get('pool') or info.get('url')}"
+                          for role, info in head.stores.items())
+        w(f"archverify {__version__} {head.command} ({head.backend}): {where}\n")
+        for s in sections:
+            s.human(w, max_shown)
+    else:
+        raise ValueError(f"unknown report format {fmt!r}")
+
+
+def _printable_writer(out: TextIO) -> Write:
+    """``out.write`` for lines: control characters inside a line are escaped, its newline kept."""
+
+    def w(text: str) -> None:
+        out.write("\n".join(printable(part) for part in text.split("\n")))
+
+    return w
+
+
+# ---- sections ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanCounts:
+    """Files scanned, maps per version, lock files: what the scan stage saw."""
+
+    summary: Summary
+    key = None
+
+    def data(self) -> None:
+        return None
+
+    def human(self, w: Write, max_shown: int) -> None:
+        s = self.summary.as_dict()
+        rate = f", {s['files_per_s']:,.0f} files/s" if s["files_per_s"] else ""
+        w(f"scanned {self.summary.files_scanned:,} files in {self.summary.elapsed:.2f}s{rate}\n")
+        maps = s["maps"]
+        w("maps: " + ", ".join(f"{v} {maps[v]:,}" for v in ("v2", "v1", "v0", "corrupt"))
+          + f"; map-data objects {maps['mapdata']:,}\n")
+        held = self.summary.held_locks
+        w(f"locks: {len(self.summary.locks):,} lock files, {len(held):,} held")
+        if held:
+            owners = Counter(lk.owner for lk in held)
+            w(" (by " + ", ".join(f"{o} x{n}" for o, n in owners.most_common(5)) + ")")
+            w("\n  the cluster is not idle: finish or stop what holds them before finalizing")
+        w("\n")
+
+
+@dataclass(frozen=True)
+class FindingsTable:
+    """The kinds found with their advice, the first findings, and the verdict."""
+
+    summary: Summary
+    incomplete: str = "part of a store could not be read (see 'unreadable'); fix access and scan again."
+    not_done: str | None = None  # what to do about the findings; default: the safe fixes
+    clean: str = "every object and map scanned is migrated; nothing to do."
+    verbose: bool = False
+    key = None
+
+    def data(self) -> None:
+        return None
+
+    def human(self, w: Write, max_shown: int) -> None:
+        summary = self.summary
+        w("\n")
+        per_kind = summary.per_kind
+        if not per_kind:
+            w(f"OK: {self.clean}\n")
+            return
+        w(f"{'kind':<26}{'count':>10}  severity  what to do\n")
+        for kind, k in KINDS.items():
+            if per_kind.get(kind):
+                w(f"{kind:<26}{per_kind[kind]:>10,}  {SEVERITY_WORD[k.severity]:<8}  {k.advice}\n")
+        shown = summary.findings if self.verbose else summary.findings[:max_shown]
+        w(f"\nfirst {len(shown)} of {len(summary.findings):,} findings (all of them: --format json or --logdir DIR):\n")
+        for f in shown:
+            loc = f"{f.store}:{f.path}" if f.path else f"{f.store}:{f.name}"
+            w(f"  {f.kind:<24} {loc}" + (f"  ({f.detail})" if f.detail else "") + "\n")
+        w("\n")
+        code = summary.exit_code
+        if code == 2:
+            w(f"INCOMPLETE: {self.incomplete}\n")
+        elif code == 1:
+            w(f"NOT DONE: {len(summary.findings):,} findings.")
+            if self.not_done is not None:
+                w(f" {self.not_done}")
+            else:
+                fixable = sorted({KINDS[k].fix for k in per_kind if KINDS[k].fix})
+                if fixable:
+                    w(" Safe fixes: " + ", ".join(f"'archverify {c}'" for c in fixable) + " (preview by default).")
+            w("\n")
+        else:
+            w("OK: only informational findings.\n")
+
+
+def scan_sections(summary: Summary, verbose: bool = False) -> tuple[Section, ...]:
+    return ScanCounts(summary), FindingsTable(summary, verbose=verbose)
+
+
+def write_human(out: TextIO, summary: Summary, backend: str, stores: dict, max_shown: int = 20,
+                command: str = "scan", verbose: bool = False) -> None:
+    """The scan's human report (also what ``finalize`` shows of its scan)."""
+    render("human", out, Head(command, backend, stores, summary), scan_sections(summary, verbose), max_shown)
+
+
+# ---- --logdir --------------------------------------------------------------------------------
+
+
+def logdir_line(f) -> str:
+    """``name<TAB>store<TAB>path<TAB>detail``: each field printable, so a tab or newline in a
+    name or detail can neither add a column nor forge a line."""
+    return "\t".join(printable(x) for x in (f.name, f.store, f.path or "", f.detail))
 
 
 def write_logdir(logdir: str | os.PathLike, summary: Summary) -> list[Path]:
-    """One ``KIND.log`` per kind found: ``name<TAB>store<TAB>path<TAB>detail`` per line."""
+    """One ``KIND.log`` per kind found, replaced atomically; a failed write leaves no temp file."""
     d = Path(logdir)
     d.mkdir(parents=True, exist_ok=True)
     by_kind: dict[str, list[str]] = {}
     for f in summary.findings:
-        by_kind.setdefault(f.kind, []).append("\t".join([f.name, f.store, f.path or "", f.detail]))
+        by_kind.setdefault(f.kind, []).append(logdir_line(f))
     written = []
     for kind, lines in by_kind.items():
         p = d / f"{kind}.log"
-        tmp = p.with_suffix(".log.tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
+        write_atomic(p, "\n".join(lines) + "\n")
         written.append(p)
     for stale in d.glob("*.log"):
         if stale.stem in KINDS and stale.stem not in by_kind:
             stale.unlink()
     return written
-
-
-def _fmt_rate(summary: Summary) -> str:
-    s = summary.as_dict()
-    rate = f", {s['files_per_s']:,.0f} files/s" if s["files_per_s"] else ""
-    return f"{summary.files_scanned:,} files in {summary.elapsed:.2f}s{rate}"
-
-
-def write_human(out: TextIO, summary: Summary, backend: str, stores: dict, max_shown: int = 20,
-                command: str = "scan", verbose: bool = False) -> None:
-    w = out.write
-    where = ", ".join(f"{role}={info.get('dir') or info.get('pool')}" for role, info in stores.items())
-    w(f"archverify {__version__} {command} ({backend}): {where}\n")
-    w(f"scanned {_fmt_rate(summary)}\n")
-    c = summary.counters
-    w("maps: " + ", ".join(f"{v} {c.get(f'maps.{v}', 0):,}" for v in ("v2", "v1", "v0", "corrupt"))
-      + f"; map-data objects {c.get('maps.mapdata', 0):,}\n")
-    held = summary.held_locks
-    w(f"locks: {len(summary.locks):,} lock files, {len(held):,} held")
-    if held:
-        owners = Counter(lk.owner for lk in held)
-        w(" (by " + ", ".join(f"{o} x{n}" for o, n in owners.most_common(5)) + ")")
-        w("\n  the cluster is not idle: finish or stop what holds them before finalizing")
-    w("\n\n")
-    per_kind = summary.per_kind
-    if not per_kind:
-        w("OK: every object and map scanned is migrated; nothing to do.\n")
-        return
-    w(f"{'kind':<26}{'count':>10}  severity  what to do\n")
-    for kind, k in KINDS.items():
-        if per_kind.get(kind):
-            w(f"{kind:<26}{per_kind[kind]:>10,}  {SEVERITY_WORD[k.severity]:<8}  {k.advice}\n")
-    shown = summary.findings if verbose else summary.findings[:max_shown]
-    w(f"\nfirst {len(shown)} of {len(summary.findings):,} findings (all of them: --format json or --logdir DIR):\n")
-    for f in shown:
-        loc = f"{f.store}:{f.path}" if f.path else f"{f.store}:{f.name}"
-        w(f"  {f.kind:<24} {loc}" + (f"  ({f.detail})" if f.detail else "") + "\n")
-    w("\n")
-    code = summary.exit_code
-    if code == 2:
-        w("INCOMPLETE: part of a store could not be read (see 'unreadable'); fix access and scan again.\n")
-    elif code == 1:
-        fixable = sorted({KINDS[k].fix for k in per_kind if KINDS[k].fix})
-        w(f"NOT DONE: {len(summary.findings):,} findings.")
-        if fixable:
-            w(" Safe fixes: " + ", ".join(f"'archverify {c}'" for c in fixable) + " (preview by default).")
-        w("\n")
-    else:
-        w("OK: only informational findings.\n")

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import replaced
 from .errors import StoreError
 from .findings import KINDS
 from .summary import Summary
@@ -96,15 +97,11 @@ def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], 
            "findings": sorted(known)}
     ns = time.time_ns()
     name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z-{os.getpid()}.json.gz"
-    fd, tmp = tempfile.mkstemp(prefix=".run-", dir=d / "runs")
     try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
+        with replaced(d / "runs" / name, binary=True) as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
             gz.write(json.dumps(doc, separators=(",", ":")).encode())
-        os.replace(tmp, d / "runs" / name)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    except OSError as e:
+        raise StoreError(f"{d}: cannot write this run's state: {e.strerror or e}") from None
     for old in _runs(d)[:-KEEP_RUNS]:
         with contextlib.suppress(OSError):
             old.unlink()

@@ -79,6 +79,14 @@ class Summary:
         return Counter(f.kind for f in self.findings)
 
     @property
+    def maps(self) -> dict[str, int]:
+        """Map headers per version, as the scan read them; ``corrupt`` is the number of
+        ``map_corrupt`` findings (header or entries), since findings are counted only here."""
+        maps = {v: self.counters.get(f"maps.{v}", 0) for v in ("v0", "v1", "v2", "mapdata", "other")}
+        maps["corrupt"] = sum(1 for f in self.findings if f.kind == "map_corrupt" and f.store == "maps")
+        return {v: maps[v] for v in ("v0", "v1", "v2", "corrupt", "mapdata", "other")}
+
+    @property
     def files_scanned(self) -> int:
         return sum(v for k, v in self.counters.items() if k.endswith(".files"))
 
@@ -96,7 +104,7 @@ class Summary:
 
     def as_dict(self) -> dict:
         rate = self.files_scanned / self.elapsed if self.elapsed > 0 else None
-        maps = {v: self.counters.get(f"maps.{v}", 0) for v in ("v0", "v1", "v2", "corrupt", "mapdata", "other")}
+        maps = self.maps
         return {
             "files_scanned": self.files_scanned,
             "per_store": {s: self.counters.get(f"{s}.files", 0) for s in ("maps", "blocks")},

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 
 import click
 
 from .. import check as check_op
-from .. import check_report, metrics, runlock, state
-from ..errors import UsageError
+from .. import check_report, metrics, report, runlock, state
+from ..errors import OutputError, UsageError
 from .dask_options import dask_options
-from .output_options import opened_output, output_options, warn
+from .output_options import check_outputs, output_options, refuse_outputs_in_stores, render, warn
 from .store_options import jobs_option, resolve, store_options
 
 
@@ -55,20 +54,21 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
         raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
     verify_data = verify_data or sample is not None
     window = check_op.SampleWindow.of(sample)
-    for path, what in ((prom_path, "--prometheus-textfile"), (output, "--output")):
-        if path and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
-            raise UsageError(f"{what} {path}: its directory is missing or not writable")
+    outputs = dict(output=output, logdir=logdir, state=state_dir, lock=lock_path, prometheus_textfile=prom_path)
+    check_outputs(output, logdir, state_dir=state_dir, lock_path=lock_path, prom_path=prom_path)
+    # with --dask the workers read the stores, so they (not this machine) must see them
+    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
+                           **rados_opts)
+    warn(warnings)
+    if not hasattr(be, "check_references"):
+        raise UsageError(f"the {be.name} backend cannot run the reference check yet; use 'scan'")
+    if getattr(be, "blocks_dir", True) is None:
+        raise UsageError("the check needs the blocks store too: give --blocks-dir (or a --config with [blockerb])")
+    stores = be.describe()
+    refuse_outputs_in_stores(stores, **outputs)
     with runlock.held(lock_path) if lock_path else contextlib.nullcontext():
         if state_dir:
             state.prepare(state_dir)
-        # with --dask the workers read the stores, so they (not this machine) must see them
-        be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
-                               **rados_opts)
-        warn(warnings)
-        if not hasattr(be, "check_references"):
-            raise UsageError(f"the {be.name} backend cannot run the reference check yet; use 'scan'")
-        if getattr(be, "blocks_dir", True) is None:
-            raise UsageError("the check needs the blocks store too: give --blocks-dir (or a --config with [blockerb])")
         if dask_address:
             from .. import distributed_check
 
@@ -80,22 +80,15 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
         if state_dir:
             delta = state.compare_and_save(state_dir, summary, check_op.ran_stages(summary), window.everything)
         facts = check_report.check_facts(summary, delta, since_last)
-        stores = be.describe()
-        if not quiet or output:
-            with opened_output(output) as out:
-                if fmt == "json":
-                    check_report.write_json(out, summary, be.name, stores, facts)
-                elif fmt == "jsonl":
-                    check_report.write_jsonl(out, summary, be.name, stores, facts)
-                else:
-                    check_report.write_human(out, summary, be.name, stores, facts, max_shown)
-        if logdir:
-            from .. import report
-
-            report.write_logdir(logdir, summary)
+        head = report.Head("check", be.name, stores, summary)
+        render(fmt, output, logdir, max_shown, head, check_report.sections(summary, facts),
+               report_wanted=bool(output) or not quiet)
         if prom_path:
-            metrics.write_textfile(prom_path, summary, len(delta.new) if delta else None,
-                                   len(delta.resolved) if delta else None)
+            try:
+                metrics.write_textfile(prom_path, summary, len(delta.new) if delta else None,
+                                       len(delta.resolved) if delta else None)
+            except OSError as e:
+                raise OutputError(f"{prom_path}: cannot write the metrics: {e.strerror or e}") from None
         if quiet:
             click.echo(check_report.quiet_line(summary, facts))
     sys.exit(summary.exit_code)

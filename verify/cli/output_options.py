@@ -1,4 +1,5 @@
-"""--format/--output/--logdir/--progress, shared by scan and check."""
+"""--format/--output/--logdir/--progress, shared by scan, check and pithos-check; the one
+output step of those commands; and the check of every output path before any work."""
 
 from __future__ import annotations
 
@@ -6,21 +7,24 @@ import contextlib
 import os
 import stat
 import sys
-import tempfile
 
 import click
 
 from .. import report
+from ..atomic import replaced
 from ..errors import OutputError
+from ..findings import printable
 from .options import apply_options
+
+STDOUT = "-"
 
 
 def output_options(f):
     opts = [
-        click.option("--format", "fmt", type=click.Choice(["human", "json", "jsonl"]), default="human", show_default=True,
+        click.option("--format", "fmt", type=click.Choice(report.FORMATS), default="human", show_default=True,
                      help="human: summary and first findings; json: one document; jsonl: a finding per line, then the summary."),
-        click.option("-o", "--output", type=click.Path(),
-                     help="Write the report to FILE (atomically) instead of stdout."),
+        click.option("-o", "--output", type=click.Path(allow_dash=True),
+                     help="Write the report to FILE (atomically) instead of stdout ('-': stdout)."),
         click.option("--logdir", type=click.Path(),
                      help="Also write KIND.log per finding kind into DIR (one finding per line), like the old tool's logs."),
         click.option("--max-shown", type=click.IntRange(0), default=20, show_default=True,
@@ -31,21 +35,15 @@ def output_options(f):
     return apply_options(f, opts)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
 def opened_output(path):
-    """stdout, or a temp file renamed over ``path`` when the report is complete.
+    """stdout (no path, or ``-``), or a temp file renamed over ``path`` when the report is complete.
 
     Only a regular file (or a new one) is replaced: a device, a FIFO or /dev/stdout
     is written in place, never renamed over. A symlink's target is replaced, not the
     link, and an existing file keeps its mode (a new one gets the umask's).
     """
-    if path is None:
+    if path is None or path == STDOUT:
         yield sys.stdout
         return
     try:
@@ -56,60 +54,86 @@ def opened_output(path):
         with open(path, "w", encoding="utf-8") as fh:
             yield fh
         return
-    target = os.path.realpath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".archverify-", dir=os.path.dirname(target))
+    with replaced(path) as fh:
+        yield fh
+
+
+def _file_output(path, what: str, in_place_ok: bool = False) -> None:
+    """A file we will create or replace: its dir must exist and take new files.
+
+    ``in_place_ok``: a device or FIFO is written in place (the report); otherwise only a
+    regular file may be there, since it is renamed over (never over /dev/null)."""
+    if os.path.isdir(path):
+        raise OutputError(f"{path}: cannot write the {what}: it is a directory")
+    if not in_place_ok and os.path.exists(path) and not os.path.isfile(path):
+        raise OutputError(f"{path}: cannot write the {what}: not a regular file")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise OutputError(f"{path}: cannot write the {what}: permission denied")
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise OutputError(f"{path}: cannot write the {what}: {d} is not a directory")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write the {what}: no permission to create files in {d}")
+
+
+def _dir_output(path, what: str) -> None:
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yield fh
-        os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot create the {what}: {e.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write the {what}: permission denied")
 
 
-def check_outputs(output, logdir):
-    """Fail before a long scan, not after it, when the report could not be written.
+def check_outputs(output=None, logdir=None, *, state_dir=None, lock_path=None, prom_path=None) -> None:
+    """Fail before a long run, not after it, when an output could not be written.
 
     (These checks are ours rather than click.Path's so that each is one line.)"""
-    if output is not None:
-        d = os.path.dirname(os.path.abspath(output))
-        if os.path.isdir(output):
-            raise OutputError(f"{output}: cannot write the report: it is a directory")
-        if os.path.exists(output) and not os.access(output, os.W_OK):
-            raise OutputError(f"{output}: cannot write the report: permission denied")
-        if not os.path.isdir(d):
-            raise OutputError(f"{output}: cannot write the report: {d} is not a directory")
-        if not os.access(d, os.W_OK | os.X_OK):
-            raise OutputError(f"{output}: cannot write the report: no permission to create files in {d}")
+    if output is not None and output != STDOUT:
+        _file_output(output, "report", in_place_ok=True)
+    if prom_path is not None:
+        _file_output(prom_path, "metrics")
+    if lock_path is not None:
+        _file_output(lock_path, "lock file")
     if logdir is not None:
-        try:
-            os.makedirs(logdir, exist_ok=True)
-        except OSError as e:
-            raise OutputError(f"{logdir}: cannot create the log dir: {e.strerror}") from None
-        if not os.access(logdir, os.W_OK | os.X_OK):
-            raise OutputError(f"{logdir}: cannot write the log files: permission denied")
+        _dir_output(logdir, "log dir")
+    if state_dir is not None:
+        _dir_output(state_dir, "state dir")
 
 
-def render(summary, backend_name, stores, fmt, output, logdir, max_shown, command="scan"):
+def _inside(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([path, root]) == root
+
+
+def refuse_outputs_in_stores(stores: dict, **outputs) -> None:
+    """An output inside a store would be reported as a stray entry by the next run, or
+    mistaken for an object: refuse it (``outputs``: option name -> path or None)."""
+    dirs = [info["dir"] for info in stores.values() if info.get("dir")]
+    for option, path in outputs.items():
+        if path is None or path == STDOUT:
+            continue
+        for d in dirs:
+            if _inside(path, d):
+                raise OutputError(f"--{option.replace('_', '-')} {path}: inside the store {d}; "
+                                  "write it outside the stores")
+
+
+def render(fmt, output, logdir, max_shown, head: report.Head, sections, report_wanted: bool = True) -> None:
+    """The one output step: the report to ``output`` (or stdout), then the ``--logdir`` files."""
     try:
-        with opened_output(output) as out:
-            if fmt == "json":
-                report.write_json(out, summary, backend_name, stores, command)
-            elif fmt == "jsonl":
-                report.write_jsonl(out, summary, backend_name, stores, command)
-            else:
-                report.write_human(out, summary, backend_name, stores, max_shown, command)
+        if report_wanted:
+            with opened_output(output) as out:
+                report.render(fmt, out, head, sections, max_shown)
         if logdir:
-            report.write_logdir(logdir, summary)
+            report.write_logdir(logdir, head.summary)
     except BrokenPipeError:
         raise
     except OSError as e:
-        where = e.filename or output or logdir or "stdout"
+        where = e.filename or (output if output != STDOUT else None) or logdir or "stdout"
         raise OutputError(f"{where}: cannot write the report: {e.strerror or e}") from None
 
 
 def warn(lines):
     for w in lines:
-        click.echo(f"archverify: warning: {w}", err=True)
+        click.echo(f"archverify: warning: {printable(w)}", err=True)

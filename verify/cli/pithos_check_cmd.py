@@ -9,7 +9,7 @@ import click
 from .. import pithos_report, pithosdb, report
 from ..errors import UsageError
 from ..scan import progress_bar
-from .output_options import opened_output, output_options, warn
+from .output_options import check_outputs, output_options, refuse_outputs_in_stores, render, warn
 from .store_options import jobs_option, resolve, store_options
 
 
@@ -50,8 +50,10 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
       archverify pithos-check --db postgresql://pithos@db1/pithos --maps-dir /srv/pithos/data/maps --format json
     """
     url = pithosdb.resolve_url(db_url)  # validate before any slow work
+    check_outputs(output, logdir)
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
     warn(warnings)
+    refuse_outputs_in_stores(be.describe(), output=output, logdir=logdir)
     lookup = maps_lookup(be, jobs)
     bar = progress_bar(progress, "checking Pithos versions", unit="row")
     try:
@@ -62,13 +64,6 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
         if hasattr(lookup, "close") and lookup is not be:
             lookup.close()
     stores = {"maps": be.describe()["maps"], "pithos_db": {"url": pithosdb.safe(url)}}
-    with opened_output(output) as out:
-        if fmt == "json":
-            report.write_json(out, summary, be.name, stores, "pithos-check")
-        elif fmt == "jsonl":
-            report.write_jsonl(out, summary, be.name, stores, "pithos-check")
-        else:
-            pithos_report.write_human(out, summary, be.name, stores, max_shown)
-    if logdir:
-        report.write_logdir(logdir, summary)
+    render(fmt, output, logdir, max_shown, report.Head("pithos-check", be.name, stores, summary),
+           pithos_report.sections(summary))
     sys.exit(summary.exit_code)

@@ -6,9 +6,10 @@ import sys
 
 import click
 
+from .. import report
 from .. import scan as scan_op
 from .dask_options import dask_options
-from .output_options import check_outputs, output_options, render, warn
+from .output_options import check_outputs, output_options, refuse_outputs_in_stores, render, warn
 from .store_options import jobs_option, resolve, store_options
 
 
@@ -35,11 +36,13 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
                            **rados_opts)
     warn(warnings)
+    stores = be.describe()
+    refuse_outputs_in_stores(stores, output=output, logdir=logdir)
     if dask_address:
         from .. import distributed
 
         summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
     else:
         summary = scan_op.scan(be, jobs, progress, shards or 1)
-    render(summary, be.name, be.describe(), fmt, output, logdir, max_shown)
+    render(fmt, output, logdir, max_shown, report.Head("scan", be.name, stores, summary), report.scan_sections(summary))
     sys.exit(summary.exit_code)
