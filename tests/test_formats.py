@@ -393,3 +393,9 @@ def test_paths_coincide_for_the_at_risk_names():
     others = [rng.randbytes(32).hex().encode() for _ in range(200)]
     assert not any(layout.paths_coincide(n) for n in others)
     assert not layout.paths_coincide(b"alpha-vol1")
+
+
+@pytest.mark.parametrize("data,off", [(b"", 0), (b"\x00", 0), (bytes(127), 0), (bytes(200), 100)])
+def test_short_v2_entry_is_a_format_error(data, off):
+    with pytest.raises(F.MapFormatError):
+        F.parse_v2_entry(data, off)

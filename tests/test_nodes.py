@@ -142,3 +142,15 @@ def test_restart_cli_failure_table_and_dry_run(tmp_path, monkeypatch):
     st = c.state()
     assert all(st["nodes"][n]["running"] and st["nodes"][n]["starts"] == 2 for n in c.nodes)
     assert [(e["node"], e["force"]) for e in c.events("stop") if not e.get("refused")] == [("n1", True), ("n2", True)]
+
+
+@pytest.mark.parametrize("name", ["fe80::1%eth0;rm -rf /", "fe80::1%$(reboot)", "fe80::1%eth0 x", "fe80::1%`id`",
+                                  "root@fe80::1%a|b", "fe80::1%-o"])
+def test_ipv6_scope_id_with_shell_syntax_is_refused(name):
+    with pytest.raises(UsageError):
+        validate_node(name)
+
+
+@pytest.mark.parametrize("name", ["fe80::1%eth0", "fe80::1%2", "fe80::1%enp0s31f6", "root@fe80::1%br-lan.10"])
+def test_ipv6_scope_id_of_an_interface_is_accepted(name):
+    assert validate_node(name) == name

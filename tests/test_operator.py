@@ -265,3 +265,102 @@ def test_internal_error_traceback_with_debug(clean_store):
     assert p.stderr.strip().splitlines()[-1].startswith("archverify: internal error:")
     p = _with_bug("scan", *stores, env=dict(ENV, ARCHVERIFY_DEBUG="1"))
     assert p.returncode == 2 and "Traceback" in p.stderr
+
+
+# ---- outputs checked before any work --------------------------------------------------------
+
+
+def _one_line_error(p, code=2):
+    err = p.stderr.decode() if isinstance(p.stderr, bytes) else p.stderr
+    assert p.returncode == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archverify: error:"), err
+
+
+@pytest.mark.parametrize("option,what", [
+    ("--logdir", "dir"), ("--state", "dir"), ("--output", "file"), ("--lock", "file"),
+    ("--prometheus-textfile", "file")])
+def test_check_output_that_cannot_be_made_fails_before_the_run(store, tmp_path, option, what):
+    d, conf, _ = store
+    p = run("check", "--config", conf, option, "/dev/null/x", "--state", tmp_path / "st") if option != "--state" \
+        else run("check", "--config", conf, option, "/dev/null/x")
+    _one_line_error(p)
+    assert p.stdout == b""
+    assert not (tmp_path / "st").exists()  # failed before the state dir was made: before any work
+
+
+@pytest.mark.parametrize("cmd", ["scan", "check"])
+@pytest.mark.parametrize("option", ["--output", "--logdir", "--state", "--lock", "--prometheus-textfile"])
+def test_outputs_inside_a_store_are_refused(clean_store, cmd, option):
+    if cmd == "scan" and option not in ("--output", "--logdir"):
+        pytest.skip("scan has no such option")
+    for store_dir in ("maps", "blocks"):
+        target = clean_store / store_dir / "sub" / "out"
+        p = run(cmd, "--maps-dir", clean_store / "maps", "--blocks-dir", clean_store / "blocks", option, target)
+        _one_line_error(p)
+        assert not target.exists() and not (clean_store / store_dir / "sub").exists()
+    # through a symlink outside that leads into the store
+    link = clean_store / "into-maps"
+    if not link.exists():
+        link.symlink_to(clean_store / "maps")
+    p = run(cmd, "--maps-dir", clean_store / "maps", "--blocks-dir", clean_store / "blocks", option, link / "out")
+    _one_line_error(p)
+
+
+def test_output_dash_is_stdout(clean_store, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "verify", "scan", "--maps-dir", clean_store / "maps", "--blocks-dir",
+                        clean_store / "blocks", "-o", "-", "--format", "json"], capture_output=True, env=ENV,
+                       cwd=tmp_path, timeout=120)
+    assert p.returncode == 0 and json.loads(p.stdout)["summary"]["exit_code"] == 0
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("maps,blocks", [("s", "s"), ("s/maps", "s"), ("s", "s/blocks"), ("s", "s/./")])
+def test_nesting_stores_are_refused(tmp_path, maps, blocks):
+    (tmp_path / "s" / "maps").mkdir(parents=True)
+    (tmp_path / "s" / "blocks").mkdir()
+    for cmd in ("scan", "check"):
+        p = run(cmd, "--maps-dir", tmp_path / maps, "--blocks-dir", tmp_path / blocks)
+        _one_line_error(p)
+    conf = tmp_path / "a.conf"
+    conf.write_text(f"[blockerb]\ntype = file_blocker\narchip_dir = {tmp_path / blocks}\n"
+                    f"[blockerm]\ntype = file_blocker\narchip_dir = {tmp_path / maps}\n")
+    _one_line_error(run("scan", "--config", conf))
+
+
+# ---- a full disk ----------------------------------------------------------------------------
+
+
+def _tiny_fs(tmp_path):
+    """A 64 KiB tmpfs filled to the last byte; None when mounting is not allowed here."""
+    d = tmp_path / "full"
+    d.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)], capture_output=True).returncode:
+        return None
+    fd = os.open(d / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 512):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return d
+
+
+@pytest.mark.parametrize("option", ["--output", "--logdir", "--state", "--prometheus-textfile"])
+def test_full_disk_leaves_no_temp_file(store, tmp_path, option):
+    full = _tiny_fs(tmp_path)
+    if full is None:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        d, conf, _ = store
+        target = full / ("out" if option in ("--logdir", "--state") else "out.file")
+        p = run("check", "--config", conf, "--format", "json", option, target)
+        err = p.stderr.decode()
+        assert "Traceback" not in err
+        assert p.returncode == 2 and err.startswith("archverify: error:"), err
+        left = [os.path.relpath(os.path.join(r, f), full) for r, _, fs in os.walk(full) for f in fs]
+        assert left == ["filler"], left
+    finally:
+        subprocess.run(["umount", str(full)], check=False)

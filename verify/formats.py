@@ -321,6 +321,9 @@ def pack_v2_entry(name: str, flags: int) -> bytes:
 
 def parse_v2_entry(data: bytes, off: int = 0) -> Entry:
     """One 128-byte entry; raises MapFormatError for what the mapper would choke on."""
+    if len(data) < off + V2_ENTRY_LEN:
+        raise MapFormatError(f"entry at offset {off} is truncated ({max(0, len(data) - off)} of "
+                             f"{V2_ENTRY_LEN} bytes)")
     flags = data[off]
     (objlen,) = struct.unpack_from("<I", data, off + 1)
     if objlen == 0 or objlen > V2_NAME_MAX:

@@ -34,6 +34,7 @@ TIMEOUT = 600.0  # archipelago stop waits up to 15 s per peer; leave room for sl
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?\Z")
+_SCOPE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,15}\Z")  # an interface name (IFNAMSIZ) or index
 _USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # archipelago colours its output, terminal or not
 
@@ -53,10 +54,15 @@ def validate_node(name: str) -> str:
     if not host or len(host) > 253:
         raise UsageError(f"node {name!r}: empty or too long")
     try:
-        ipaddress.ip_address(host)
-        return n
+        addr = ipaddress.ip_address(host)
     except ValueError:
         pass
+    else:
+        scope = getattr(addr, "scope_id", None)
+        if scope is not None and not _SCOPE_ID.match(scope):
+            raise UsageError(f"node {name!r}: the IPv6 scope id must be an interface name or number "
+                             "(letters, digits, '_', '-', '.')")
+        return n
     if not _HOSTNAME.match(host) or host.replace(".", "").isdigit():
         raise UsageError(f"node {name!r}: not a hostname or IP address (letters, digits, '-' and '.' only; "
                          "no leading '-')")

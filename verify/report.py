@@ -83,7 +83,7 @@ def render(fmt: str, out: TextIO, head: Head, sections: tuple[Section, ...], max
         out.write(json.dumps(line) + "\n")
     elif fmt == "human":
         w = _printable_writer(out)
-        where = ", ".join(f"{role}={info.get('dir') or info.get('pool') or info.get('url')}"
+        where = ", ".join(printable(f"{role}={info.get('dir') or info.get('pool') or info.get('url')}")
                           for role, info in head.stores.items())
         w(f"archverify {__version__} {head.command} ({head.backend}): {where}\n")
         for s in sections:
@@ -93,7 +93,10 @@ def render(fmt: str, out: TextIO, head: Head, sections: tuple[Section, ...], max
 
 
 def _printable_writer(out: TextIO) -> Write:
-    """``out.write`` for lines: control characters inside a line are escaped, its newline kept."""
+    """``out.write`` for lines: control characters inside a line are escaped, its newline kept.
+
+    A field that may hold a newline of its own (a detail, a path) is passed through
+    :func:`printable` by its section before it is joined into a line."""
 
     def w(text: str) -> None:
         out.write("\n".join(printable(part) for part in text.split("\n")))
@@ -158,8 +161,8 @@ class FindingsTable:
         shown = summary.findings if self.verbose else summary.findings[:max_shown]
         w(f"\nfirst {len(shown)} of {len(summary.findings):,} findings (all of them: --format json or --logdir DIR):\n")
         for f in shown:
-            loc = f"{f.store}:{f.path}" if f.path else f"{f.store}:{f.name}"
-            w(f"  {f.kind:<24} {loc}" + (f"  ({f.detail})" if f.detail else "") + "\n")
+            loc = printable(f"{f.store}:{f.path}" if f.path else f"{f.store}:{f.name}")
+            w(f"  {f.kind:<24} {loc}" + (f"  ({printable(f.detail)})" if f.detail else "") + "\n")
         w("\n")
         code = summary.exit_code
         if code == 2:

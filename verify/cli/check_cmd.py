@@ -11,7 +11,7 @@ from .. import check as check_op
 from .. import check_report, metrics, report, runlock, state
 from ..errors import OutputError, UsageError
 from .dask_options import dask_options
-from .output_options import check_outputs, output_options, refuse_outputs_in_stores, render, warn
+from .output_options import check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
 
 
@@ -54,8 +54,6 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
         raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
     verify_data = verify_data or sample is not None
     window = check_op.SampleWindow.of(sample)
-    outputs = dict(output=output, logdir=logdir, state=state_dir, lock=lock_path, prometheus_textfile=prom_path)
-    check_outputs(output, logdir, state_dir=state_dir, lock_path=lock_path, prom_path=prom_path)
     # with --dask the workers read the stores, so they (not this machine) must see them
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
                            **rados_opts)
@@ -65,7 +63,8 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
     if getattr(be, "blocks_dir", True) is None:
         raise UsageError("the check needs the blocks store too: give --blocks-dir (or a --config with [blockerb])")
     stores = be.describe()
-    refuse_outputs_in_stores(stores, **outputs)
+    check_outputs(stores, output=output, logdir=logdir, state=state_dir, lock=lock_path,
+                  prometheus_textfile=prom_path)
     with runlock.held(lock_path) if lock_path else contextlib.nullcontext():
         if state_dir:
             state.prepare(state_dir)

@@ -85,20 +85,23 @@ def _dir_output(path, what: str) -> None:
         raise OutputError(f"{path}: cannot write the {what}: permission denied")
 
 
-def check_outputs(output=None, logdir=None, *, state_dir=None, lock_path=None, prom_path=None) -> None:
-    """Fail before a long run, not after it, when an output could not be written.
+def check_outputs(stores: dict, *, output=None, logdir=None, state=None, lock=None, prometheus_textfile=None) -> None:
+    """Fail before a long run, not after it, when an output could not be written or would
+    land inside a store (``stores``: the backend's description, after the config is read).
 
     (These checks are ours rather than click.Path's so that each is one line.)"""
+    refuse_outputs_in_stores(stores, output=output, logdir=logdir, state=state, lock=lock,
+                             prometheus_textfile=prometheus_textfile)
     if output is not None and output != STDOUT:
         _file_output(output, "report", in_place_ok=True)
-    if prom_path is not None:
-        _file_output(prom_path, "metrics")
-    if lock_path is not None:
-        _file_output(lock_path, "lock file")
+    if prometheus_textfile is not None:
+        _file_output(prometheus_textfile, "metrics")
+    if lock is not None:
+        _file_output(lock, "lock file")
     if logdir is not None:
         _dir_output(logdir, "log dir")
-    if state_dir is not None:
-        _dir_output(state_dir, "state dir")
+    if state is not None:
+        _dir_output(state, "state dir")
 
 
 def _inside(path: str, root: str) -> bool:

@@ -9,7 +9,7 @@ import click
 from .. import pithos_report, pithosdb, report
 from ..errors import UsageError
 from ..scan import progress_bar
-from .output_options import check_outputs, output_options, refuse_outputs_in_stores, render, warn
+from .output_options import check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
 
 
@@ -50,10 +50,9 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
       archverify pithos-check --db postgresql://pithos@db1/pithos --maps-dir /srv/pithos/data/maps --format json
     """
     url = pithosdb.resolve_url(db_url)  # validate before any slow work
-    check_outputs(output, logdir)
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
     warn(warnings)
-    refuse_outputs_in_stores(be.describe(), output=output, logdir=logdir)
+    check_outputs(be.describe(), output=output, logdir=logdir)
     lookup = maps_lookup(be, jobs)
     bar = progress_bar(progress, "checking Pithos versions", unit="row")
     try:

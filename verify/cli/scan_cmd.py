@@ -9,7 +9,7 @@ import click
 from .. import report
 from .. import scan as scan_op
 from .dask_options import dask_options
-from .output_options import check_outputs, output_options, refuse_outputs_in_stores, render, warn
+from .output_options import check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
 
 
@@ -31,13 +31,12 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
       archverify scan --backend rados --pool maps --blocks-pool blocks -c /etc/ceph/ceph.conf
       archverify scan --config /etc/archipelago/archipelago.conf --dask tcp://head:8786 -j 16
     """
-    check_outputs(output, logdir)
     # with --dask the workers read the stores, so they (not this machine) must see them
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
                            **rados_opts)
     warn(warnings)
     stores = be.describe()
-    refuse_outputs_in_stores(stores, output=output, logdir=logdir)
+    check_outputs(stores, output=output, logdir=logdir)
     if dask_address:
         from .. import distributed
 

@@ -69,6 +69,7 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate
         bdir = blocks_dir or (cfg.stores["blocks"].archip_dir if cfg and cfg.stores["blocks"].type == "filed" else None)
         if not mdir:
             raise UsageError("filed backend needs --maps-dir (or --config)")
+        refuse_overlapping_stores(mdir, bdir)
         off = {}
         for role in ("maps", "blocks"):
             if pithos_migrate == "off":
@@ -82,6 +83,22 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate
     from ..backends import rados as rados_backend  # noqa: F401  (needs python-rados or the C extension)
 
     return rados_backend.from_options(cfg, **rados_opts), warnings
+
+
+def refuse_overlapping_stores(maps_dir, blocks_dir) -> None:
+    """The maps and blocks stores are two trees: one equal to or inside the other would be
+    walked twice, its maps taken for blocks and its blocks for maps (false object_missing)."""
+    if not maps_dir or not blocks_dir:
+        return
+    m, b = os.path.realpath(maps_dir), os.path.realpath(blocks_dir)
+    if m == b:
+        raise UsageError(f"the maps and blocks stores are the same directory ({m}); "
+                         "give each its own archip_dir")
+    inner, outer = (m, b) if os.path.commonpath([m, b]) == b else (b, m)
+    if os.path.commonpath([m, b]) == outer:
+        what = {m: "maps", b: "blocks"}
+        raise UsageError(f"the {what[inner]} store {inner} is inside the {what[outer]} store {outer}; "
+                         "the two must not nest")
 
 
 def jobs_option(f):
