@@ -144,7 +144,7 @@ def test_restart_cli_failure_table_and_dry_run(tmp_path, monkeypatch):
     assert [(e["node"], e["force"]) for e in c.events("stop") if not e.get("refused")] == [("n1", True), ("n2", True)]
 
 
-@pytest.mark.parametrize("name", ["fe80::1%eth0;rm -rf /", "fe80::1%$(reboot)", "fe80::1%eth0 x", "fe80::1%`id`",
+@pytest.mark.parametrize("name", ["fe80::1%eth0;rm -rf /", "fe80::1%eth0;reboot", "fe80::1%$(reboot)", "fe80::1%eth0 x", "fe80::1%`id`",
                                   "root@fe80::1%a|b", "fe80::1%-o"])
 def test_ipv6_scope_id_with_shell_syntax_is_refused(name):
     with pytest.raises(UsageError):
