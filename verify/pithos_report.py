@@ -8,19 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .report import FindingsTable
+from .report import FindingsTable, HumanSection
 from .summary import Summary
 
 
 @dataclass(frozen=True)
-class PithosFacts:
+class PithosFacts(HumanSection):
     """Versions checked and the forms their maps were found in."""
 
     summary: Summary
-    key = None
-
-    def data(self) -> None:
-        return None
 
     def human(self, w, max_shown: int) -> None:
         summary = self.summary

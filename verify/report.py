@@ -43,6 +43,15 @@ class Section(Protocol):
     def human(self, w: Write, max_shown: int) -> None: ...
 
 
+class HumanSection:
+    """A section that only people read: its numbers are already in the summary."""
+
+    key = None
+
+    def data(self) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class Head:
     command: str
@@ -108,14 +117,10 @@ def _printable_writer(out: TextIO) -> Write:
 
 
 @dataclass(frozen=True)
-class ScanCounts:
+class ScanCounts(HumanSection):
     """Files scanned, maps per version, lock files: what the scan stage saw."""
 
     summary: Summary
-    key = None
-
-    def data(self) -> None:
-        return None
 
     def human(self, w: Write, max_shown: int) -> None:
         s = self.summary.as_dict()
@@ -134,7 +139,7 @@ class ScanCounts:
 
 
 @dataclass(frozen=True)
-class FindingsTable:
+class FindingsTable(HumanSection):
     """The kinds found with their advice, the first findings, and the verdict."""
 
     summary: Summary
@@ -142,10 +147,6 @@ class FindingsTable:
     not_done: str | None = None  # what to do about the findings; default: the safe fixes
     clean: str = "every object and map scanned is migrated; nothing to do."
     verbose: bool = False
-    key = None
-
-    def data(self) -> None:
-        return None
 
     def human(self, w: Write, max_shown: int) -> None:
         summary = self.summary
