@@ -87,18 +87,11 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate
 
 def refuse_overlapping_stores(maps_dir, blocks_dir) -> None:
     """The maps and blocks stores are two trees: one equal to or inside the other would be
-    walked twice, its maps taken for blocks and its blocks for maps (false object_missing)."""
-    if not maps_dir or not blocks_dir:
-        return
-    m, b = os.path.realpath(maps_dir), os.path.realpath(blocks_dir)
-    if m == b:
-        raise UsageError(f"the maps and blocks stores are the same directory ({m}); "
-                         "give each its own archip_dir")
-    inner, outer = (m, b) if os.path.commonpath([m, b]) == b else (b, m)
-    if os.path.commonpath([m, b]) == outer:
-        what = {m: "maps", b: "blocks"}
-        raise UsageError(f"the {what[inner]} store {inner} is inside the {what[outer]} store {outer}; "
-                         "the two must not nest")
+    walked twice, its maps taken for blocks and its blocks for maps (false object_missing).
+    The rule is config.stores_overlap, the one the config reader applies to archip_dirs."""
+    if maps_dir and blocks_dir and config_mod.stores_overlap(maps_dir, blocks_dir):
+        raise UsageError(f"the maps store {maps_dir} and the blocks store {blocks_dir} are the same dir or lie "
+                         "one inside the other: every file would be counted in both; give each its own dir")
 
 
 def jobs_option(f):
