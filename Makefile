@@ -1,5 +1,5 @@
 # Shortcuts for the scripts the README names (scripts/demo and scripts/test work without make).
-.PHONY: demo test build bench clean
+.PHONY: demo test build bench clean deb man
 
 build:
 	scripts/bootstrap
@@ -13,5 +13,11 @@ test:
 bench: build
 	.venv/bin/python benchmarks/run.py
 
+deb:
+	scripts/build-deb
+
+man: build
+	.venv/bin/python scripts/gen-man build/man
+
 clean:
-	rm -rf build verify/*.so verify/_*.c
+	rm -rf build dist verify/*.so verify/_*.c

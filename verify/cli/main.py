@@ -132,10 +132,10 @@ def cli(ctx, debug):
 
 def _register():
     from . import (check_cmd, config_cmd, finalize_cmd, migrate_cmd, pithos_check_cmd, pithos_migrate_cmd,
-                   restart_cmd, sample_cmd, scan_cmd, upgrade_cmd)
+                   report_cmd, restart_cmd, sample_cmd, scan_cmd, upgrade_cmd)
 
     for mod in (scan_cmd, check_cmd, pithos_check_cmd, config_cmd, pithos_migrate_cmd, restart_cmd, finalize_cmd,
-                migrate_cmd, upgrade_cmd, sample_cmd):
+                migrate_cmd, upgrade_cmd, sample_cmd, report_cmd):
         cli.add_command(mod.command)
 
 
