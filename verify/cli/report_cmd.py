@@ -24,7 +24,7 @@ def command(state_dir, html_path):
     \b
       archverify report --state /var/lib/archverify --html /var/www/html/archverify.html
     """
-    check_outputs(html_path, None)
+    check_outputs({}, output=html_path)
     history = html_report.load_history(state_dir)
     page = html_report.render(history, state_dir)
     try:
