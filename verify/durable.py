@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -395,10 +396,22 @@ def _on_signal(signo, _frame) -> None:
 
 
 def catch_stop_signals() -> None:
-    """From now on SIGINT/SIGTERM only set the stop flag (writer commands: for the rest of the process)."""
+    """From now on SIGINT/SIGTERM only set the stop flag (writer commands: for the rest of the process).
+
+    Once the interpreter begins to exit they are ignored: the work is over, and a
+    late signal must not turn the run's exit code into a death by signal.
+    """
     if threading.current_thread() is threading.main_thread():
         for s in _STOP_SIGNALS:
             signal.signal(s, _on_signal)
+        if not _stop.get("atexit"):
+            _stop["atexit"] = True
+            atexit.register(_ignore_stop_signals)
+
+
+def _ignore_stop_signals() -> None:
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)  # process-wide, and kept by the interpreter's own teardown
 
 
 @contextlib.contextmanager
