@@ -410,7 +410,7 @@ def test_quarantine_must_be_outside_tree_and_same_fs(tmp_path):
 
 
 def test_journal_torn_line_lock_and_mismatch(tmp_path, running):
-    from verify.errors import ConfigError, LockedError, UsageError
+    from verify.errors import ArchverifyError, LockedError, UsageError
     from verify.finalize import Journal
 
     j = Journal(tmp_path / "state")
@@ -426,8 +426,9 @@ def test_journal_torn_line_lock_and_mismatch(tmp_path, running):
     assert [r["step"] for r in other.load()] == ["begin", "preflight"] and not other.done("pin")
     lines = j.path.read_text().splitlines()
     j.path.write_text("\n".join([lines[0], "garbage", lines[1]]) + "\n")
-    with pytest.raises(ConfigError):
-        other.load()
+    with pytest.raises(ArchverifyError) as bad:
+        other.load()  # a damaged line in the middle: an error naming the file and line, exit 2
+    assert bad.value.exit_code == 2 and not isinstance(bad.value, LockedError)
     # a journal of another cluster is not continued with different nodes
     store, info, c = running(lambda s: clean_store(s, misplaced=False))
     j.path.write_text(lines[0] + "\n")

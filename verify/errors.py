@@ -39,3 +39,14 @@ class Refused(ArchverifyError):
 
 class ClusterError(ArchverifyError):
     """The Dask cluster cannot be reached, has no workers, or lost a shard for good."""
+
+
+class Interrupted(ArchverifyError):
+    """SIGINT or SIGTERM: stopped between two steps; the exit code is 128 + the signal number."""
+
+    def __init__(self, signo: int, detail: str = "every step begun was finished and journaled: "
+                                                   "run the same command again to continue"):
+        name = {2: "SIGINT", 15: "SIGTERM"}.get(signo, f"signal {signo}")
+        super().__init__(f"interrupted by {name}" + (f"; {detail}" if detail else ""))
+        self.signo = signo
+        self.exit_code = 128 + signo

@@ -24,21 +24,20 @@ state, config edits are idempotent, pins are hard links that are kept or restore
 
 from __future__ import annotations
 
-import fcntl
-import json
+import contextlib
 import os
 import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from . import config as config_mod
+from . import durable
 from . import confedit
 from . import restart as restart_mod
 from . import scan as scan_mod
 from .backends.filed import FiledBackend
-from .errors import ConfigError, LockedError, Refused, UsageError
+from .errors import ArchverifyError, ConfigError, Interrupted, Refused, UsageError
 from .nodes import Runner, label
 from .pins import PinResult, Quarantine
 from .summary import Summary
@@ -116,62 +115,45 @@ class Options:
 
 
 class Journal:
-    """Append-only JSON lines, one per completed step, fsync'd; a torn last line is ignored."""
+    """The steps done, one durable record each (:class:`durable.Journal`), and the state dir's run lock."""
 
     def __init__(self, state_dir: Path):
         self.dir = Path(state_dir)
         self.path = self.dir / JOURNAL
         self.records: list[dict] = []
-        self._lock_fd: int | None = None
+        self._log: durable.Journal | None = None
+        self._lock = contextlib.ExitStack()
 
     def lock(self) -> None:
+        """One finalize per state dir."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.dir / "finalize.lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
             raise UsageError(f"{self.dir}: cannot use as --state-dir: {e.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LockedError(f"{self.dir}: another archverify finalize is running with this state dir") from None
-        self._lock_fd = fd
+        self._lock.enter_context(durable.run_lock(self.dir, "finalize"))
 
     def unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._log is not None:
+            self._log.close()
+        self._lock.close()
+
+    @property
+    def log(self) -> durable.Journal:
+        if self._log is None:
+            self._log = durable.Journal(self.path)
+        return self._log
 
     def load(self) -> list[dict]:
-        self.records = []
-        try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        for i, line in enumerate(lines):
-            try:
-                self.records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if i == len(lines) - 1:
-                    break  # a write cut short by a crash: that step is not done
-                raise ConfigError(f"{self.path}: line {i + 1} is not JSON; move the file away to start over") from None
+        self.records = self.log.records()
         return self.records
 
     def append(self, step: str, **data) -> dict:
-        rec = {"step": step, "t": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **data}
-        line = json.dumps(rec, sort_keys=True) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        rec = self.log.append({"step": step, **data})
         self.records.append(rec)
         return rec
 
     def archive(self) -> Path:
-        dst = self.path.with_name(f"{JOURNAL}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-        os.replace(self.path, dst)
+        dst = Path(self.log.archive())
         self.records = []
         return dst
 
@@ -288,14 +270,27 @@ class Finalizer:
             out += [(q, n) for n in q.pinned()]
         return out
 
+    def writing(self):
+        """The store locks, held while finalize itself writes into the stores (restoring pins);
+        the fixes take them on their own."""
+        return durable.store_locks(self.cluster.dirs.values(), "finalize")
+
     def restore_all(self) -> list[PinResult]:
-        results = [q.restore(n) for q, n in self.all_pins()]
+        with self.writing():
+            results = [q.restore(n) for q, n in self.all_pins()]
         for r in results:
             if r.action == "restored":
                 self.log(f"  restored {r.store}:{r.name} (filed had removed it)")
             elif r.action in ("lost", "conflict"):
                 self.log(f"  WARNING {r.store}:{r.name}: {r.detail}")
         return results
+
+    def todo(self, step: str) -> bool:
+        """Whether ``step`` is still to do; a signal received meanwhile stops the run before it."""
+        if self.journal.done(step):
+            return False
+        durable.check_stop()
+        return True
 
     def step(self, name: str, **data) -> None:
         self.journal.append(name, **data)
@@ -367,10 +362,19 @@ class Finalizer:
     # -- run
     def run(self, yes: bool) -> Outcome:
         """The plan (``yes`` False: reads only, writes nothing) or the flow from where it stopped."""
-        if yes:
-            self.journal.lock()
-        try:
+        if not yes:
             return self._run(yes)
+        self.journal.lock()
+        try:
+            with durable.stop_between_steps():
+                try:
+                    return self._run(yes)
+                except ArchverifyError as e:
+                    signo = durable.stop_requested()
+                    if signo is None or isinstance(e, Interrupted):
+                        raise
+                    # a Ctrl-C reaches the node commands too: their failure is the interruption
+                    raise Interrupted(signo, f"{e}; run the same command again to continue") from None
         finally:
             self.journal.unlock()
 
@@ -412,32 +416,32 @@ class Finalizer:
         if not j.records:
             j.append("begin", params=params, host=socket.gethostname())
 
-        if not j.done("preflight"):
+        if self.todo("preflight"):
             pre = self.preflight()
             self.refuse_if_busy(pre)
             self.step("preflight", mapped=pre["mapped"], held_locks=pre["held_locks"], at_risk=pre["at_risk"])
-        if not j.done("pin"):
+        if self.todo("pin"):
             self.log("pinning objects at risk")
             pins = self.pin_at_risk(self.scan(pithos_migrate_on=True))
             self.log(f"  {len(pins)} object(s) pinned")
             self.step("pin", pinned=[f"{p.store}:{p.name}" for p in pins])
-        if not j.done("stop"):
+        if self.todo("stop"):
             self.log("stopping Archipelago on every node" + (" (-f)" if self.o.force else ""))
             self.phase("stopped")
             self.step("stop")
-        if not j.done("enable"):
+        if self.todo("enable"):
             self.log("pithos_migrate on")
             self.step("enable", nodes=self.toggle(True))
-        if not j.done("start"):
+        if self.todo("start"):
             self.log("starting Archipelago on every node")
             self.phase("running")
             self.step("start")
-        if not j.done("scan"):
+        if self.todo("scan"):
             s = self.scan(pithos_migrate_on=True)
             self.pin_at_risk(s)
             self.log(f"scan: {len(s.findings)} finding(s): " + _kinds(s))
             self.step("scan", findings=dict(s.per_kind))
-        if self.o.fix and not j.done("fix"):
+        if self.o.fix and self.todo("fix"):
             self.log("fixing: migrate-objects, upgrade-maps")
             ctx = FixContext(dict(self.cluster.dirs), j.dir / "fixes", j.dir / "upgrade-logs", j.dir / "map-backups",
                              self.o.runner, self.o.node_list, self.o.jobs, self.cluster.direct)
@@ -450,7 +454,7 @@ class Finalizer:
             self.log(f"  {len(ops)} fix operation(s): " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
                                                             or "nothing to do"))
             self.step("fix", operations=counts)
-        if not j.done("settle"):
+        if self.todo("settle"):
             self.restore_all()
             s = self.scan(pithos_migrate_on=True)
             self.pin_at_risk(s)
@@ -464,26 +468,27 @@ class Finalizer:
                          + ", then run 'archverify finalize --yes' again to continue")
                 return Outcome("waiting", s, max(s.exit_code, 1), self.cluster.dirs)
             self.step("settle")
-        if not j.done("stop-off"):
+        if self.todo("stop-off"):
             self.log("stopping Archipelago on every node to turn pithos_migrate off")
             self.phase("stopped")
             self.step("stop-off")
-        if not j.done("disable"):
+        if self.todo("disable"):
             self.log("pithos_migrate off")
             self.step("disable", nodes=self.toggle(False))
-        if not j.done("start-off"):
+        if self.todo("start-off"):
             self.log("starting Archipelago on every node")
             self.phase("running")
             self.step("start-off")
-        if not j.done("restore"):
+        if self.todo("restore"):
             res = self.restore_all()
             bad = [r for r in res if r.action in ("lost", "conflict")]
             if bad:
                 raise Refused(f"{len(bad)} pinned object(s) could not be put back (listed above); pins kept in "
                               f"{self.quarantine_hint()}")
             self.step("restore", restored=sum(r.action == "restored" for r in res))
-        if not j.done("release"):
-            results = [q.release(n) for q, n in self.all_pins()]
+        if self.todo("release"):
+            with self.writing():
+                results = [q.release(n) for q, n in self.all_pins()]
             kept = [r for r in results if r.action != "released"]
             if kept:
                 for r in kept:
@@ -493,6 +498,7 @@ class Finalizer:
                 q.remove_if_empty()
             self.log(f"released {len(results)} pin(s)")
             self.step("release", released=len(results))
+        durable.check_stop()
         s = self.scan(pithos_migrate_on=False)
         self.step("final", findings=dict(s.per_kind), exit_code=s.exit_code)
         j.append("finished")

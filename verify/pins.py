@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout
+from .durable import fsync_dir
 from .errors import Refused
 
 QUARANTINE_NAME = ".archverify-quarantine"
@@ -102,7 +103,7 @@ class Quarantine:
             if dst.exists():  # filed removed it already; the pin holds it
                 return PinResult(self.store, name, "kept", "object gone from its path; the pin holds it")
             return PinResult(self.store, name, "lost", f"{src} does not exist (nothing to pin)")
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         return PinResult(self.store, name, "pinned")
 
     def restore(self, name: str) -> PinResult:
@@ -121,7 +122,7 @@ class Quarantine:
                 if e.errno != errno.EEXIST:
                     raise
                 return self.restore(name)  # something put it back meanwhile: compare again
-            _fsync_dir(os.path.dirname(dst))
+            fsync_dir(os.path.dirname(dst))
             return PinResult(self.store, name, "restored")
         if sha256_file(src) == sha256_file(dst):
             return PinResult(self.store, name, "intact", "same content under another inode")
@@ -142,10 +143,3 @@ class Quarantine:
             except OSError:
                 break
 
-
-def _fsync_dir(d: str | os.PathLike) -> None:
-    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,6 +10,7 @@ import click
 
 from .. import finalize as fin
 from .. import report
+from ..durable import catch_stop_signals
 from ..restart import RestartFailed
 from .node_options import node_options, resolve_nodes
 from .store_options import jobs_option
@@ -41,6 +42,8 @@ def command(config_path, nodes_spec, node_cmd, fix, yes, force, state_dir, quara
       archverify finalize --nodes node1,node2,node3              # the plan
       archverify finalize --nodes node1,node2,node3 --fix --yes  # do it
     """
+    if yes:
+        catch_stop_signals()  # from here a signal stops finalize between two journaled steps (exit 130/143)
     nodes, runner = resolve_nodes(nodes_spec, node_cmd)
     opts = fin.Options(config_path, [n for n in nodes if n is not None] or None, runner, Path(state_dir), fix=fix,
                        force=force, jobs=jobs, quarantine_root=quarantine_dir, log=click.echo)

@@ -9,6 +9,7 @@ from collections import Counter
 
 import click
 
+from ..durable import catch_stop_signals
 from ..errors import UsageError
 from ..fixes.migrate import migrate_objects
 from .options import apply_options
@@ -91,6 +92,8 @@ def command(config_path, maps_dir, blocks_dir, journal_dir, fmt, apply, resolve_
       archverify migrate-objects --blocks-dir /srv/archip/blocks --maps-dir /srv/archip/maps \\
           --legacy-dir /srv/old/images --legacy-dir maps=/srv/old/maps --yes
     """
+    if apply:
+        catch_stop_signals()  # from here a signal stops the run between two objects (exit 130/143)
     dirs = filed_dirs(config_path, maps_dir, blocks_dir)
     for spec in legacy_dirs:
         path = spec.split("=", 1)[1] if spec.startswith(("maps=", "blocks=")) else spec

@@ -12,6 +12,7 @@ import click
 
 from .. import config
 from .. import formats as F
+from ..durable import catch_stop_signals
 from ..errors import UsageError
 from ..fixes.upgrade import upgrade_maps
 from .migrate_cmd import DEFAULT_JOURNAL_DIR, filed_dirs
@@ -109,6 +110,8 @@ def command(config_path, maps_dir, apply, mode, logdir, backup_dir, journal_dir,
       archverify upgrade-maps --config /etc/archipelago/archipelago.conf
       archverify upgrade-maps --config /etc/archipelago/archipelago.conf --offline --yes --logdir /root/upgrade-logs
     """
+    if apply:
+        catch_stop_signals()  # from here a signal stops the upgrade between two maps (exit 130/143)
     dirs = filed_dirs(config_path, maps_dir, None)
     sizes = load_sizes(v0_sizes, v0_sizes_file, pithos_db)
     if mode is None:

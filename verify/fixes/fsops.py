@@ -10,15 +10,13 @@ that filed, running as its own user, can still write them.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 
 import xxhash
 
-from ..journal import fsync_dir
+from ..durable import atomic_write, fsync_dir, remove_temps, written_temp
 
-TMP_PREFIX = ".archverify-tmp."
 DIR_MODE = 0o770
 FILE_MODE = 0o660
 CHUNK = 1 << 20
@@ -113,58 +111,16 @@ def unlink_if_same(old: str, new: str) -> str:
     return "unlinked"
 
 
-def temp_path(root: str, name: str) -> str:
-    return os.path.join(root, f"{TMP_PREFIX}{name}.{os.getpid()}")
-
-
 def cleanup_temps(root: str) -> list[str]:
-    """Remove temp files a crashed run left at the store root (call under the run lock)."""
-    removed = []
-    try:
-        entries = os.listdir(root)
-    except FileNotFoundError:
-        return removed
-    for e in entries:
-        if e.startswith(TMP_PREFIX):
-            p = os.path.join(root, e)
-            if os.path.isfile(p) and not os.path.islink(p):
-                os.unlink(p)
-                removed.append(p)
-    if removed:
-        fsync_dir(root)
-    return removed
-
-
-def _write_temp(root: str, name: str, data: bytes, mode: int, owner: tuple[int, int] | None) -> str:
-    tmp = temp_path(root, name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fchmod(fd, mode)
-        if owner is not None and os.geteuid() == 0:
-            os.fchown(fd, *owner)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return tmp
+    """Remove temp files a crashed run left at the store root (call under the store lock)."""
+    return remove_temps(root)
 
 
 def atomic_replace(root: str, rel: str, data: bytes, mode: int = FILE_MODE,
                    owner: tuple[int, int] | None = None) -> None:
-    """Put ``data`` at ``root/rel`` all at once: temp at the root, fsync, rename, fsync the dir."""
-    dst = os.path.join(root, rel)
+    """Put ``data`` at ``root/rel`` all at once: temp at the root, fsync, rename, fsync the dirs."""
     ensure_dirs(root, os.path.dirname(rel))
-    tmp = _write_temp(root, os.path.basename(rel), data, mode, owner if owner is not None else owner_of(root))
-    try:
-        os.rename(tmp, dst)
-    except BaseException:
-        _silent_unlink(tmp)
-        raise
-    fsync_dir(os.path.dirname(dst))
-    fsync_dir(root)
+    atomic_write(os.path.join(root, rel), data, mode, owner if owner is not None else owner_of(root), tmp_dir=root)
 
 
 def remove(root: str, rel: str) -> str:
@@ -182,7 +138,7 @@ def copy_verified(src: str, root: str, rel: str) -> str:
     """Copy ``src`` into ``root/rel`` across filesystems, never clobbering.
 
     temp at the root + fsync, re-read and compare its xxh3-128 with the source's,
-    then ``link`` (fails on EEXIST instead of replacing) and unlink the temp.
+    then ``link`` (fails on EEXIST instead of replacing); the temp goes in any case.
     """
     st = os.stat(src)
     want = xxh3_file(src)
@@ -190,8 +146,7 @@ def copy_verified(src: str, root: str, rel: str) -> str:
         data = fh.read()
     if xxhash.xxh3_128_hexdigest(data) != want:
         raise ConflictError(f"{src} changed while being read")
-    tmp = _write_temp(root, os.path.basename(rel), data, stat.S_IMODE(st.st_mode), owner_of(root))
-    try:
+    with written_temp(root, os.path.basename(rel), data, stat.S_IMODE(st.st_mode), owner_of(root)) as tmp:
         if xxh3_file(tmp) != want:
             raise ConflictError(f"copy of {src} does not read back identical")
         dst = os.path.join(root, rel)
@@ -204,14 +159,3 @@ def copy_verified(src: str, root: str, rel: str) -> str:
             raise ConflictError(f"{dst} exists and is a different file") from None
         fsync_dir(os.path.dirname(dst))
         return "copied"
-    finally:
-        _silent_unlink(tmp)
-        fsync_dir(root)
-
-
-def _silent_unlink(p: str) -> None:
-    try:
-        os.unlink(p)
-    except OSError as e:
-        if e.errno != errno.ENOENT:
-            raise

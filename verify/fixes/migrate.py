@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from .. import layout
 from ..backends.filed import FiledBackend
+from ..durable import TMP_PREFIX, Journal, check_stop, map_steps, run_lock, stop_between_steps, store_locks
 from ..errors import StoreError
-from ..journal import Journal, run_lock
 from ..scan import run_shards
 from . import fsops
 from .fsops import ConflictError
@@ -61,7 +61,7 @@ class Work:
 
 def _skip_reason(name: str) -> str | None:
     """Files that must never be moved into a v0.4 path even though they are misplaced."""
-    if name.startswith(fsops.TMP_PREFIX):
+    if name.startswith(TMP_PREFIX):
         return "a temp file of an interrupted archverify run"
     if name.endswith("_lock"):
         return "a lock file: moving it would lock the volume under v0.4"
@@ -190,6 +190,7 @@ def _compare(root: str, w: Work, apply: bool, resolve_identical: bool, journal: 
         return w.result("conflict", "contents differ: not resolved", **facts)
     if not apply:
         return w.result("planned", "identical: would remove the old path", **facts)
+    check_stop()
     journal.append({"ev": "intent", "id": w.id, "op": "resolve", "store": w.store, "old": w.old, "new": w.new,
                     "xxh3": facts["old_xxh3"]})
     if fsops.inode(old) != ino_old or fsops.xxh3_file(old) != facts["old_xxh3"]:
@@ -204,6 +205,7 @@ OPS = {"move": _move, "unlink-old": _unlink_old, "import": _import}
 
 
 def _run(root: str, w: Work, journal: Journal) -> dict:
+    check_stop()  # a signal: this object is not begun, the ones begun are finished
     journal.append({"ev": "intent", "id": w.id, "op": w.action, "kind": w.kind, "store": w.store, "name": w.name,
                     "old": w.old, "new": w.new})
     try:
@@ -261,7 +263,8 @@ def migrate_objects(dirs: dict[str, str], *, apply: bool, journal_dir: str, reso
     if not apply:
         legacy, notes = find_legacy(dirs, legacy_dirs)
         return notes + [_fix(dirs, w, False, resolve_identical, None) for w in find_work(dirs, jobs) + legacy]
-    with run_lock(journal_dir, "migrate-objects"):
+    with stop_between_steps(), run_lock(journal_dir, "migrate-objects"), \
+            store_locks(dirs.values(), "migrate-objects"):
         journal = Journal(os.path.join(journal_dir, JOURNAL_NAME))
         try:
             for root in dirs.values():
@@ -269,10 +272,10 @@ def migrate_objects(dirs: dict[str, str], *, apply: bool, journal_dir: str, reso
             out = _resume(dirs, journal)
             journal.append({"ev": "run", "apply": True, "resolve_identical": resolve_identical})
             with ThreadPoolExecutor(max_workers=jobs) as pool:
-                out += pool.map(lambda w: _fix(dirs, w, True, resolve_identical, journal), find_work(dirs, jobs))
+                out += map_steps(pool, lambda w: _fix(dirs, w, True, resolve_identical, journal), find_work(dirs, jobs))
                 legacy, notes = find_legacy(dirs, legacy_dirs)
                 out += notes
-                out += pool.map(lambda w: _fix(dirs, w, True, resolve_identical, journal), legacy)
+                out += map_steps(pool, lambda w: _fix(dirs, w, True, resolve_identical, journal), legacy)
             journal.append({"ev": "run-end"})
             return out
         finally:

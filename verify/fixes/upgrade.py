@@ -38,8 +38,9 @@ from .. import config
 from .. import formats as F
 from .. import layout
 from ..backends.filed import FiledBackend
+from ..durable import (Journal, atomic_write, check_stop, fsync_dir, map_steps, run_lock, stop_between_steps,
+                       store_locks, written_temp)
 from ..errors import StoreError
-from ..journal import Journal, fsync_dir, run_lock
 from ..scan import run_shards
 from . import fsops
 from .fsops import ConflictError
@@ -267,6 +268,7 @@ class Backups:
             raise StoreError(f"{self.root}: cannot save map backups there: {e.strerror}") from None
 
     def save(self, obj: str, data: bytes) -> str:
+        """``ROOT/OBJ``, or ``OBJ.N`` when another content is there already; linked into place, never replaced."""
         os.makedirs(self.root, exist_ok=True)
         n = 0
         while True:
@@ -279,17 +281,11 @@ class Backups:
                 continue
             except FileNotFoundError:
                 pass
-            tmp = f"{path}.tmp.{os.getpid()}"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                os.unlink(tmp)
-                continue
-            os.unlink(tmp)
+            with written_temp(self.root, obj, data) as tmp:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    continue
             fsync_dir(self.root)
             return path
 
@@ -433,7 +429,9 @@ def vlmc_upgrade(vlmc: tuple[str, ...], target: str, size: int | None, timeout: 
     extra = ["--assume_v0", "--v0_size", str(size)] if size is not None else []
     for verb in ("open", "close"):
         try:
-            p = subprocess.run([*vlmc, verb, target, *extra], capture_output=True, text=True, timeout=timeout)
+            # its own session: a Ctrl-C at the terminal stops archverify between maps, not vlmc mid-open
+            p = subprocess.run([*vlmc, verb, target, *extra], capture_output=True, text=True, timeout=timeout,
+                               start_new_session=True)
         except (OSError, subprocess.TimeoutExpired) as e:
             return f"vlmc {verb} {target}: {e}"
         if p.returncode != 0:
@@ -480,14 +478,8 @@ def write_logs(logdir: str, outcomes: list[Outcome]) -> dict[str, str]:
     paths = {}
     for which, ls in lines.items():
         path = os.path.join(logdir, f"{which}.log")
-        tmp = f"{path}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(ls)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, "".join(ls).encode("utf-8"))
         paths[which] = path
-    fsync_dir(logdir)
     return paths
 
 
@@ -513,7 +505,7 @@ def upgrade_maps(maps_dir: str, *, apply: bool, backup_dir: str, logdir: str | N
     journal_dir = journal_dir or backup_dir
     outcomes: list[Outcome] = []
     if apply:
-        with run_lock(journal_dir, "upgrade-maps"):
+        with stop_between_steps(), run_lock(journal_dir, "upgrade-maps"), store_locks([maps_dir], "upgrade-maps"):
             journal = Journal(os.path.join(journal_dir, JOURNAL_NAME))
             try:
                 backups = Backups(backup_dir)
@@ -551,6 +543,7 @@ def _resume(store: MapStore, journal: Journal, backups: Backups, mode: str) -> l
     for rec in journal.pending():
         if not rec.get("id", "").startswith("map|"):
             continue
+        check_stop()
         name = rec["name"]
         if rec.get("mode") == "vlmc" or mode == "vlmc":
             journal.append({"ev": "failed", "id": rec["id"], "error": "interrupted; the scan below decides again"})
@@ -598,6 +591,8 @@ def _run(store, apply, journal, backups, mode, vlmc, jobs, pithos_sizes) -> list
     findings = [f for f in _scan(store.root, jobs) if f.kind != "map_corrupt" or _is_v1(store, f.path)]
 
     def one(f) -> Outcome:
+        if apply:
+            check_stop()  # a signal: this map is not begun; the maps begun are finished (no half-upgraded map)
         target = _target_of(f.kind, f.name)
         try:
             plan = make_plan(store, f.kind, f.name, f.path, pithos_sizes)
@@ -626,7 +621,7 @@ def _run(store, apply, journal, backups, mode, vlmc, jobs, pithos_sizes) -> list
         return Outcome(f.name, plan.target, f.kind, plan.kind, "upgraded")
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, findings))
+        return map_steps(pool, one, findings)
 
 
 def _is_v1(store: MapStore, path: str) -> bool:
