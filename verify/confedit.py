@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 
 from configupdater import ConfigUpdater
 
-from . import config
+from . import config, durable
 from .errors import ConfigError, Refused
 
 SECTIONS = tuple(config.SECTIONS.values())
@@ -139,14 +138,6 @@ def backup_path(path: str, now: float | None = None) -> str:
     return f"{path}.archverify-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}.{int(now * 1e6) % 1000000:06d}Z"
 
 
-def _fsync_dir(d: str) -> None:
-    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: str, data: bytes, expect: bytes | None = None, backup: str | None = None) -> None:
     """Replace ``path`` (through symlinks) with ``data``: same dir temp, fsync, rename, dir fsync.
 
@@ -155,7 +146,6 @@ def atomic_write(path: str, data: bytes, expect: bytes | None = None, backup: st
     file there first.
     """
     real = os.path.realpath(path)
-    d = os.path.dirname(real)
     try:
         st = os.stat(real)
         if expect is not None:
@@ -171,32 +161,17 @@ def atomic_write(path: str, data: bytes, expect: bytes | None = None, backup: st
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        for stale in os.listdir(d):  # left by a run killed between mkstemp and rename
-            if stale.startswith(f".{os.path.basename(real)}.") and stale.endswith(".archverify-tmp"):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(d, stale))
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".archverify-tmp", dir=d)
+        d, base = os.path.split(real)
+        legacy = [os.path.join(d, e) for e in os.listdir(d)  # older archverify's temps
+                  if e.startswith(f".{base}.") and e.endswith(".archverify-tmp")]
+        for stale in legacy + durable.stale_temps(d, base):  # left by a run killed before its rename
+            with contextlib.suppress(OSError):
+                os.unlink(stale)
+        if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()) and os.geteuid() != 0:
+            raise Refused(f"{path}: owned by uid {st.st_uid}; run as root to keep its owner")
+        durable.atomic_write(real, data, mode=st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
     except OSError as e:
         raise ConfigError(f"{path}: cannot write: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), st.st_mode & 0o7777)
-            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                try:
-                    os.fchown(fh.fileno(), st.st_uid, st.st_gid)
-                except PermissionError:
-                    raise Refused(f"{path}: owned by uid {st.st_uid}; run as root to keep its owner") from None
-            os.fsync(fh.fileno())
-        os.replace(tmp, real)
-        _fsync_dir(d)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise ConfigError(f"{path}: cannot write: {e.strerror}") from None
-        raise
 
 
 @dataclass

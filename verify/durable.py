@@ -117,6 +117,68 @@ def atomic_write(path: str | os.PathLike, data: bytes, mode: int | None = None,
         fsync_dir(tmp_dir)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def replaced(path: str | os.PathLike, binary: bool = False) -> Iterator:
+    """A file to stream ``path``'s new content into; renamed over ``path`` when the block ends well.
+
+    For reports, logs, state and metrics, whose content is written piece by piece. A
+    symlink's target is replaced, not the link; an existing file keeps its mode, a new
+    one gets the umask's. Whatever goes wrong (a full disk, a signal), the temp is removed.
+    """
+    target = os.path.realpath(path)
+    d = os.path.dirname(target)
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    tmp = temp_name(d, os.path.basename(target))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        fsync_dir(d)
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """:func:`replaced` for content already in memory (text or bytes)."""
+    with replaced(path, binary=isinstance(data, bytes)) as fh:
+        fh.write(data)
+
+
+def stale_temps(directory: str, name: str) -> list[str]:
+    """Temps of ``name`` in ``directory`` whose writing process is gone (killed between create and rename)."""
+    stale = []
+    prefix = f"{TMP_PREFIX}{name[:160]}."
+    for e in os.listdir(directory):
+        if not e.startswith(prefix):
+            continue
+        try:
+            pid = int(e[len(prefix):].split(".")[0])
+            os.kill(pid, 0)
+        except ValueError:
+            continue  # not one of ours
+        except ProcessLookupError:
+            stale.append(os.path.join(directory, e))
+        except PermissionError:
+            pass  # alive, another user's
+    return stale
+
+
 def remove_temps(directory: str) -> list[str]:
     """Remove the temps a killed run left in ``directory`` (call only under the lock of that dir)."""
     removed = []

@@ -15,7 +15,7 @@ import time
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .atomic import write_atomic
+from .durable import write_atomic
 from .findings import KINDS
 from .summary import EXIT_TROUBLE, Summary
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Protocol, TextIO
 
 from . import __version__
-from .atomic import write_atomic
+from .durable import write_atomic
 from .findings import KINDS, Severity, printable
 from .summary import Summary
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import replaced
+from .durable import replaced
 from .errors import StoreError
 from .findings import KINDS
 from .summary import Summary

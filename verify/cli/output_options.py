@@ -11,7 +11,7 @@ import sys
 import click
 
 from .. import report
-from ..atomic import replaced
+from ..durable import replaced
 from ..errors import OutputError
 from ..findings import printable
 from .options import apply_options
