@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 from . import layout
 from .findings import Finding, escape_name
-from .backends.filed import strerror
+from .backends.base import strerror
 
 MAPS_SHOWN = 5  # referencing maps named in an object_missing detail
 
