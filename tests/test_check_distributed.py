@@ -237,14 +237,15 @@ def test_killed_worker_result_still_exact(cluster, stores, tmp_path, method):
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it for the next tests
 
 
-def test_rados_backend_refused_with_one_line(stores):
+def test_backend_without_sharded_check_refused_with_one_line(stores):
+    """A kind of store the registry does not declare sharded is refused before any cluster starts."""
     from verify.errors import UsageError
 
-    class NoShards:
-        name = "rados"
+    class Unregistered:
+        name = "s3"
 
     with pytest.raises(UsageError):
-        distributed_check.check(NoShards(), "local:1", jobs=1)
+        distributed_check.check(Unregistered(), "local:1", jobs=1)
 
 
 def test_unreadable_part_stops_the_later_stages_on_dask(tmp_path_factory):

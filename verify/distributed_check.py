@@ -101,7 +101,7 @@ def _group(records: bytes, store: str, shards: list[Shard], needed_only: bool) -
     return {s: bytes(b) for s, b in groups.items()}
 
 
-def merge_missing(parts: list[tuple[list, dict]]) -> list:
+def merge_missing(parts: list[tuple[list, dict]], path_of=None) -> list:
     """One ``object_missing`` per object from the explain passes of several maps shards, in shard order.
 
     Each shard recorded its first few entries per object; the first few over all
@@ -118,7 +118,7 @@ def merge_missing(parts: list[tuple[list, dict]]) -> list:
             counts[name, 0] += maps
             counts[name, 1] += entries
     return missing_findings([r for kept in shown.values() for r in kept],
-                            lambda name: (counts[name, 0], counts[name, 1]))
+                            lambda name: (counts[name, 0], counts[name, 1]), path_of)
 
 
 def _in_order(client, futures, shards, progress=False, desc="shards") -> list:
@@ -142,7 +142,7 @@ def references(client, backend: Backend, shards: list[Shard], jobs: int, parts: 
     explain = sorted(missing, key=shards.index)
     futures = [client.submit(explain_task, be, s, missing[s], jobs, pure=False, retries=retries) for s in explain]
     out = ShardResult.merge_all(merged)
-    out.findings += merge_missing(_in_order(client, futures, explain))
+    out.findings += merge_missing(_in_order(client, futures, explain), backend.object_path)
     held = list(orphans)
     futures = [client.submit(orphans_task, be, s, orphans[s], jobs, pure=False, retries=retries) for s in held]
     out = out.merge(ShardResult.merge_all(_in_order(client, futures, held)))

@@ -113,6 +113,9 @@ class ShardedCheck(Protocol):
     def verify_data_shard(self, shard: Shard, jobs: int, window: Window) -> ShardResult:
         """``verify_data`` on one blocks shard."""
 
+    def object_path(self, name: bytes) -> str | None:
+        """Where the blocks store keeps ``name``, for an ``object_missing`` path (None: no paths)."""
+
 
 Cursor = object  # opaque; good only for the backend object that returned it
 

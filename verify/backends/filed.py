@@ -17,6 +17,7 @@ from .. import config, layout
 from ..fixes import fsops
 from ..errors import StoreError, UsageError
 from ..findings import Finding, escape_name
+from ..references import v04_path
 from ..summary import Lock, ShardResult
 from .base import BadObjectName, ProgressFn, Ref, Shard, Window, split, strerror
 
@@ -198,6 +199,9 @@ class FiledBackend:
         from .filed_check import verify_data
 
         return verify_data(self._blocks(), jobs, window, None, shard.lo, shard.hi)
+
+    def object_path(self, name: bytes) -> str | None:
+        return v04_path(name)
 
     def _blocks(self) -> str:
         if not self.blocks_dir:

@@ -301,6 +301,9 @@ class RadosBackend:
     def verify_data_shard(self, shard: Shard, jobs: int, window: Window) -> ShardResult:
         return rados_check.verify_data(self, jobs, window, None, shard)
 
+    def object_path(self, name: bytes) -> str | None:
+        return None  # a pool has no paths
+
     # -- object I/O, through python-rados (fixes write through this) --
 
     def _pool_objects(self, store: str) -> PoolObjects:

@@ -443,7 +443,7 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
         idx.start_explain()
         again = _MapPass(maps, idx, True, progress)
         again.run()
-        res.findings += missing_findings(again.refs.ordered(), idx.missing_counts, with_path=False)
+        res.findings += missing_findings(again.refs.ordered(), idx.missing_counts, path_of=None)
     counters.update(referenced_objects=unique, missing_objects=n_missing, index_bytes=idx.memory())
     res.counters = _ref_counters(counters)
     return res
