@@ -152,12 +152,13 @@ def portable(backend: Backend) -> Backend:
     """The backend as it travels: without this process's open handles (fields named ``_*``)."""
     if not dataclasses.is_dataclass(backend):
         return backend
+    unset = type(dataclasses.MISSING)  # by type: a class that travelled by value holds copies of the sentinel
     reset = {}
     for f in dataclasses.fields(backend):
         if f.name.startswith("_") and f.init:
-            if f.default_factory is not dataclasses.MISSING:
+            if not isinstance(f.default_factory, unset):
                 reset[f.name] = f.default_factory()
-            elif f.default is not dataclasses.MISSING:
+            elif not isinstance(f.default, unset):
                 reset[f.name] = f.default
     return dataclasses.replace(backend, **reset) if reset else backend
 
