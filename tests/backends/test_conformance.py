@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dask_faults import killing
 from rados_cluster import write_rados_store
 from test_check import CHECK_KINDS, build_store
 from verify import backends
@@ -260,37 +261,6 @@ def test_many_entries_naming_one_missing_object_are_named_alike(be, dask_address
         assert sorted_json(dask) == sorted_json(local)
 
 
-def _killing(be, marker: Path, method: str):
-    """``be`` whose first ``method`` call on maps shard 0 kills its whole worker process, as an OOM kill would."""
-    import dataclasses
-
-    @dataclasses.dataclass
-    class KillFirstAttempt(type(be)):
-        marker: str = ""
-        method: str = "check_shard"
-
-        def _maybe_die(self, method, shard):
-            if method == self.method and (shard.store, shard.lo) == ("maps", 0):
-                try:
-                    fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-                except FileExistsError:
-                    return  # the retry, on a live worker
-                os.write(fd, str(os.getpid()).encode())
-                os.close(fd)
-                os._exit(9)
-
-        def check_shard(self, shard, jobs, locator):
-            self._maybe_die("check_shard", shard)
-            return super().check_shard(shard, jobs, locator)
-
-        def explain_shard(self, shard, jobs, records, width):
-            self._maybe_die("explain_shard", shard)
-            return super().explain_shard(shard, jobs, records, width)
-
-    kept = {f.name: getattr(be, f.name) for f in dataclasses.fields(be) if f.init and not f.name.startswith("_")}
-    return KillFirstAttempt(**kept, marker=str(marker), method=method)
-
-
 @pytest.mark.parametrize("method", ["check_shard", "explain_shard"])
 def test_killed_worker_sharded_check_still_exact(be, planted, dask_address, tmp_path, method):
     needs(be, backends.SHARDED)
@@ -300,7 +270,7 @@ def test_killed_worker_sharded_check_still_exact(be, planted, dask_address, tmp_
 
     local = check_op.check(be, 1, progress=False)
     marker = tmp_path / "killed.pid"
-    dask = distributed_check.check(_killing(be, marker, method), dask_address, 1, progress=False, shards_per_store=4)
+    dask = distributed_check.check(killing(be, marker, method), dask_address, 1, progress=False, shards_per_store=4)
     pid = int(marker.read_text())
     try:
         assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -308,3 +278,33 @@ def test_killed_worker_sharded_check_still_exact(be, planted, dask_address, tmp_
         pass
     assert sorted_json(dask) == sorted_json(local)
     assert dask.exit_code == local.exit_code
+
+
+def store_flags(be) -> list[str]:
+    """The command-line flags naming ``be``'s stores."""
+    if be.name == "filed":
+        return ["--maps-dir", be.maps_dir, "--blocks-dir", be.blocks_dir]
+    return ["--backend", "rados", "--pool", be.pool, "--blocks-pool", be.blocks_pool, "-c", be.ceph_conf,
+            "--keyring", be.keyring, "--namespace", be.namespace]
+
+
+def test_cli_check_dask_equals_local(be, planted):
+    """archverify check --dask local:2, as an operator runs it, on every backend that declares it."""
+    needs(be, backends.SHARDED)
+    import json
+
+    from click.testing import CliRunner
+
+    from verify.cli.main import cli
+
+    def run(*extra):
+        res = CliRunner().invoke(cli, ["check", *store_flags(be), "--format", "json", "--no-progress", "-j", "1",
+                                       "--shards", "3", *extra])
+        return res.exit_code, json.loads(res.stdout)
+
+    code, doc = run()
+    dcode, ddoc = run("--dask", "local:2")
+    assert dcode == code == 1
+    assert sorted(json.dumps(f, sort_keys=True) for f in ddoc["findings"]) == \
+        sorted(json.dumps(f, sort_keys=True) for f in doc["findings"])
+    assert ddoc["check"]["stages_run"] == doc["check"]["stages_run"] == ["scan", "references"]
