@@ -16,6 +16,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
+from dask_faults import killing
 from test_check import build_store
 from verify import distributed, distributed_check, refjoin
 from verify import formats as F
@@ -192,40 +193,13 @@ def gone(pid: int) -> bool:
         return True
 
 
-@dataclass
-class KillFirstAttempt(FiledBackend):
-    """The first call of ``method`` on one chosen shard kills its whole worker process, as an OOM kill would."""
-
-    marker: str = ""
-    method: str = "check_shard"
-    victim: tuple = ("maps", 0)
-
-    def _maybe_die(self, method, shard):
-        if method == self.method and (shard.store, shard.lo) == self.victim:
-            try:
-                fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-            except FileExistsError:
-                return  # the retry, on a live worker
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            os._exit(9)
-
-    def check_shard(self, shard, jobs, locator):
-        self._maybe_die("check_shard", shard)
-        return super().check_shard(shard, jobs, locator)
-
-    def explain_shard(self, shard, jobs, records, width):
-        self._maybe_die("explain_shard", shard)
-        return super().explain_shard(shard, jobs, records, width)
-
-
 @pytest.mark.parametrize("method", ["check_shard", "explain_shard"])
 def test_killed_worker_result_still_exact(cluster, stores, tmp_path, method):
     address, client = cluster
     s = stores["spread"]
     code, doc = local_run(s)
     marker = tmp_path / "killed.pid"
-    be = KillFirstAttempt(str(s.maps_dir), str(s.blocks_dir), marker=str(marker), method=method)
+    be = killing(FiledBackend(str(s.maps_dir), str(s.blocks_dir)), marker, method)
     # explain_shard: the first maps shard holds some of the 40 maps naming the missing object
     summary = distributed_check.check(be, address, jobs=1, progress=False, shards_per_store=8)
     killed = int(marker.read_text())
@@ -237,14 +211,15 @@ def test_killed_worker_result_still_exact(cluster, stores, tmp_path, method):
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it for the next tests
 
 
-def test_rados_backend_refused_with_one_line(stores):
+def test_backend_without_sharded_check_refused_with_one_line(stores):
+    """A kind of store the registry does not declare sharded is refused before any cluster starts."""
     from verify.errors import UsageError
 
-    class NoShards:
-        name = "rados"
+    class Unregistered:
+        name = "s3"
 
     with pytest.raises(UsageError):
-        distributed_check.check(NoShards(), "local:1", jobs=1)
+        distributed_check.check(Unregistered(), "local:1", jobs=1)
 
 
 def test_unreadable_part_stops_the_later_stages_on_dask(tmp_path_factory):

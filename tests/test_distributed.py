@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,15 +253,15 @@ def test_join_survives_a_worker_killed_while_holding_shards(cluster):
 
 @dataclass
 class NamesOnly:
-    """A store of names only, for the check driver: maps shards reference ``obj-K``, blocks shards hold them."""
+    """A store of names only, held to the sharded-check capability: maps shards reference ``obj-K``
+    (some never stored), blocks shards hold some of them."""
 
     seed: int = 3
     universe: int = 6000
     name: str = "names-only"
 
     def shards(self, per_store):
-        from verify.backends import Shard
-        from verify.backends.filed import split
+        from verify.backends import Shard, split
 
         return [Shard(role, lo, hi, 256) for role in ("maps", "blocks") for lo, hi in split(256, per_store)]
 
@@ -272,45 +273,49 @@ class NamesOnly:
             return [f"obj-{rng.randrange(self.universe * 11 // 10)}" for _ in range(2 * (shard.hi - shard.lo) * 8)]
         return [f"obj-{k}" for k in range(self.universe) if shard.lo <= k % 256 < shard.hi and rng.random() < 0.8]
 
+    def check_shard(self, shard, jobs, locator):
+        from verify.summary import ShardResult
 
-def names_check_task(backend, shard, jobs):
-    from verify.summary import ShardResult
+        names = self.names(shard)
+        flag = b"\1" if shard.store == "maps" else b"\0"
+        recs = refjoin.records((n.encode() for n in names), [locator + flag] * len(names))
+        return ShardResult(Counter({f"{shard.store}.files": len(names)})), bytes(recs)
 
-    names = backend.names(shard)
-    recs = refjoin.records((n.encode() for n in names), (distributed.locator(shard, i) for i in range(len(names))))
-    width = refjoin.KEY + distributed.LOCATOR
-    sides = refjoin.Sides(recs, b"", width) if shard.store == "maps" else refjoin.Sides(b"", recs, width)
-    from collections import Counter
+    def explain_shard(self, shard, jobs, records, width):
+        keys = {records[i:i + refjoin.KEY] for i in range(0, len(records), width)}
+        refs = [(n.encode(), f"map-{shard.lo}".encode(), i) for i, n in enumerate(self.names(shard))
+                if refjoin.fingerprint(n.encode()) in keys]
+        return refs, {}
 
-    return distributed.CheckShardOutput(ShardResult(Counter({f"{shard.store}.files": len(names)})), sides)
+    def object_path(self, name):
+        return None
 
+    def orphans_shard(self, shard, jobs, records, width):
+        from verify.findings import Finding
+        from verify.summary import ShardResult
 
-def names_resolve_task(backend, shard, records):
-    from verify.findings import Finding
-    from verify.summary import ShardResult
-
-    names = backend.names(shard)
-    width = refjoin.KEY + distributed.LOCATOR
-    rows = {int.from_bytes(records[i + refjoin.KEY + 2:i + width], "big") for i in range(0, len(records), width)}
-    kind = "object_missing" if shard.store == "maps" else "object_orphan"
-    found = sorted({names[r] for r in rows})
-    return ShardResult(findings=[Finding(kind, "blocks", n, None, "") for n in found])
+        keys = {records[i:i + refjoin.KEY] for i in range(0, len(records), width)}
+        return ShardResult(findings=[Finding("object_orphan", "blocks", n, None, "") for n in self.names(shard)
+                                     if refjoin.fingerprint(n.encode()) in keys])
 
 
-def test_check_driver_joins_on_the_cluster(cluster):
+def test_reference_stage_joins_on_the_cluster(cluster):
+    """The reference stage of check --dask over any ShardedCheck: missing and orphan names exactly."""
+    from verify import distributed_check
     from verify.summary import Summary
 
     _, client = cluster
     be = NamesOnly()
     shards = be.shards(5)
-    result = distributed.run_check(client, be, shards, 1, names_check_task, names_resolve_task, parts=4)
+    result = distributed_check.references(client, be, shards, 1, parts=4)
     summary = Summary.from_result(result)
     refs = {n for s in shards if s.store == "maps" for n in be.names(s)}
     stored = {n for s in shards if s.store == "blocks" for n in be.names(s)}
     got = {(f.kind, f.name) for f in summary.findings}
     assert got == {("object_missing", n) for n in refs - stored} | {("object_orphan", n) for n in stored - refs}
     assert refs - stored and stored - refs
-    assert result.counters["refs.distinct"] == len(refs) and result.counters["stored.distinct"] == len(stored)
+    assert result.counters["refs.referenced_objects"] == len(refs)
+    assert result.counters["refs.missing_objects"] == len(refs - stored)
 
 
 def test_scheduler_without_workers_one_line_exit_2(sample):

@@ -11,6 +11,10 @@ Stages run cheapest first and each yields findings into one ShardResult:
 A stage that could not read all of its store (an ``unreadable`` finding) makes the
 ground unsafe: references counted against half a listing would report objects as
 missing that are merely unread, so the later stages are skipped and say so.
+
+The sequence is declared once (:data:`PIPELINE`) and run by :func:`run_stages`
+with an executor that knows where the work happens: :class:`LocalStages` here,
+``verify.distributed_check.DaskStages`` on a Dask cluster.
 """
 
 from __future__ import annotations
@@ -21,24 +25,19 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fractions import Fraction
-from typing import Protocol
+from typing import Callable, Protocol
 
-from .backends import Backend, ProgressFn
+from .backends import Backend, ReferenceCheck
 from .errors import UsageError
 from .findings import Severity
 from .scan import progress_bar, run_shards
 from .summary import ShardResult, Summary
 
-STAGES = ("scan", "references", "data")
 FP_SPACE = 1 << 64  # sample windows are ranges of a name's 64-bit fingerprint (first 8 bytes of sha256)
 
 
-class ReferenceBackend(Backend, Protocol):
-    """What a backend offers for the check, on top of the scan."""
-
-    def check_references(self, jobs: int, progress: ProgressFn | None = None) -> ShardResult: ...
-
-    def verify_data(self, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None) -> ShardResult: ...
+class ReferenceBackend(Backend, ReferenceCheck, Protocol):
+    """What a backend offers for a local check: the scan and the reference check."""
 
 
 @dataclass(frozen=True)
@@ -79,31 +78,82 @@ def unsafe(result: ShardResult) -> bool:
     return any(f.info.severity >= Severity.UNREADABLE for f in result.findings)
 
 
+class Executor(Protocol):
+    """Where the stages run; each returns the findings and counters of its stage."""
+
+    def scan(self) -> ShardResult: ...
+
+    def references(self) -> ShardResult: ...
+
+    def data(self) -> ShardResult: ...
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Executor], ShardResult]
+    optional: bool = False  # only with --verify-data
+
+
+PIPELINE = (
+    Stage("scan", lambda ex: ex.scan()),
+    Stage("references", lambda ex: ex.references()),
+    Stage("data", lambda ex: ex.data(), optional=True),
+)
+STAGES = tuple(s.name for s in PIPELINE)
+
+
+def run_stages(executor: Executor, verify_data: bool) -> ShardResult:
+    """The stages in order; once one leaves the ground unsafe, the later ones are skipped and say so."""
+    result = ShardResult()
+    ran: Counter = Counter()
+    for stage in PIPELINE:
+        if stage.optional and not verify_data:
+            continue
+        if unsafe(result):
+            ran[f"check.skipped.{stage.name}"] = 1
+            continue
+        result = result.merge(stage.run(executor))
+        ran[f"check.stage.{stage.name}"] = 1
+    result.counters.update(ran)
+    return result
+
+
+@dataclass
+class LocalStages:
+    """The stages on this machine: the scan's shards one after another, the later stages with ``jobs`` threads."""
+
+    backend: ReferenceBackend
+    jobs: int
+    progress: bool | None = None
+    window: SampleWindow = SampleWindow(0, 0, True)
+    shards_per_store: int = 1
+
+    def scan(self) -> ShardResult:
+        return run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress)
+
+    def references(self) -> ShardResult:
+        return self._with_bar("references", lambda tick: self.backend.check_references(self.jobs, tick))
+
+    def data(self) -> ShardResult:
+        return self._with_bar("data", lambda tick: self.backend.verify_data(self.jobs, self.window.as_tuple(), tick))
+
+    def _with_bar(self, stage: str, fn) -> ShardResult:
+        bar = progress_bar(self.progress, f"check: {stage} ({self.backend.name})")
+        try:
+            tick = bar.update if bar is not None else None  # a tqdm without a total has no bool()
+            return fn(tick)
+        finally:
+            if bar is not None:
+                bar.close()
+
+
 def check(backend: ReferenceBackend, jobs: int, progress: bool | None = None, verify_data: bool = False,
           sample: SampleWindow | None = None, shards_per_store: int = 1) -> Summary:
     """Run the stages in order on this machine with ``jobs`` threads; one Summary of all findings."""
     t0 = time.monotonic()
-    result = run_shards(backend, backend.shards(shards_per_store), jobs, progress)
-    ran = Counter({"check.stage.scan": 1})
-    wanted = ["references"] + (["data"] if verify_data else [])
-    for stage in wanted:
-        if unsafe(result):
-            ran[f"check.skipped.{stage}"] = 1
-            continue
-        bar = progress_bar(progress, f"check: {stage} ({backend.name})")
-        try:
-            tick = bar.update if bar is not None else None  # a tqdm without a total has no bool()
-            if stage == "references":
-                part = backend.check_references(jobs, tick)
-            else:
-                part = backend.verify_data(jobs, (sample or SampleWindow.of(None)).as_tuple(), tick)
-        finally:
-            if bar is not None:
-                bar.close()
-        result = result.merge(part)
-        ran[f"check.stage.{stage}"] = 1
-    result.counters.update(ran)
-    return Summary.from_result(result, time.monotonic() - t0)
+    executor = LocalStages(backend, jobs, progress, sample or SampleWindow.of(None), shards_per_store)
+    return Summary.from_result(run_stages(executor, verify_data), time.monotonic() - t0)
 
 
 def skipped_stages(summary: Summary) -> list[str]:

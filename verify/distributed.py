@@ -11,10 +11,8 @@ Workers need archverify installed and the store reachable (the filed dirs at the
 same paths, or a Ceph client); :func:`check_workers` proves that on every worker
 before any shard starts. A backend travels without its open handles
 (:func:`portable`) and each worker keeps one copy of it (:func:`resident`), so a
-Ceph connection serves all the shards a worker runs.
-
-For ``check``, :func:`run_check` runs check shard tasks and the reference join of
-:mod:`verify.refjoin` partitioned by fingerprint range over the workers.
+Ceph connection serves all the shards a worker runs. ``check --dask`` builds its
+stages on these (verify/distributed_check.py).
 """
 
 from __future__ import annotations
@@ -22,13 +20,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import sys
 import time
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from . import __version__, refjoin
+from . import __version__
 from .backends import Backend, Shard
 from .errors import ArchverifyError, ClusterError, UsageError
 from .summary import ShardResult, Summary
@@ -130,10 +126,8 @@ def _check_store(backend: Backend, version: str) -> str | None:
 
     if __version__ != version:  # other rules would give other findings than a local run
         return f"runs archverify {__version__}, this machine {version}; install the same version everywhere"
-    validate = getattr(resident(backend), "validate", None)
     try:
-        if validate is not None:
-            validate()
+        resident(backend).validate()
     except ArchverifyError as e:
         return str(e)
     except Exception as e:  # noqa: BLE001 - reported as one line naming the worker
@@ -154,25 +148,17 @@ def check_workers(client, backend: Backend) -> None:
         raise ClusterError(f"Dask worker {addr}{more}: {msg}")
 
 
-def require_absolute(backend: Backend) -> None:
-    """Workers run in their own working dirs: a relative store path would name another dir there."""
-    dirs = getattr(backend, "dirs", None)
-    for role, path in (dirs() if dirs else {}).items():
-        if not os.path.isabs(path):
-            raise UsageError(f"{path}: with --dask give the {role} store dir as an absolute path, "
-                             "as the workers see it")
-
-
 def portable(backend: Backend) -> Backend:
     """The backend as it travels: without this process's open handles (fields named ``_*``)."""
     if not dataclasses.is_dataclass(backend):
         return backend
+    unset = type(dataclasses.MISSING)  # by type: a class that travelled by value holds copies of the sentinel
     reset = {}
     for f in dataclasses.fields(backend):
         if f.name.startswith("_") and f.init:
-            if f.default_factory is not dataclasses.MISSING:
+            if not isinstance(f.default_factory, unset):
                 reset[f.name] = f.default_factory()
-            elif f.default is not dataclasses.MISSING:
+            elif not isinstance(f.default, unset):
                 reset[f.name] = f.default
     return dataclasses.replace(backend, **reset) if reset else backend
 
@@ -273,81 +259,10 @@ def scan(backend: Backend, address: str, jobs: int, progress: bool | None = None
          shards_per_store: int | None = None, timeout: float = DEFAULT_TIMEOUT,
          retries: int = DEFAULT_RETRIES) -> Summary:
     """:func:`verify.scan.scan` on a Dask cluster; same Summary, other machines."""
-    require_absolute(backend)
+    backend.require_portable()
     t0 = time.monotonic()
     with connect(address, timeout) as client:
         check_workers(client, backend)
         per_store = shards_per_store or SHARDS_PER_WORKER * worker_count(client)
         result = run_shards(client, backend, backend.shards(per_store), jobs, retries, progress)
     return Summary.from_result(result, time.monotonic() - t0)
-
-
-# --- check: shard tasks whose reference records are joined on the cluster ---------------
-
-
-@dataclass
-class CheckShardOutput:
-    """What a check shard task returns: its own findings and counters, and its join records.
-
-    ``sides`` records are ``refjoin.KEY + 8`` bytes: the name's fingerprint, then
-    its :func:`locator` (2 bytes ``shard.lo``, 6 bytes of row within the shard,
-    big-endian), so a difference can be sent back to the shard that knows its
-    name. Maps shards fill ``refs``; blocks shards fill ``stored``.
-    """
-
-    result: ShardResult
-    sides: refjoin.Sides
-
-
-LOCATOR = 8
-ResolveTask = Callable[[Backend, Shard, bytes], ShardResult]
-
-
-def locator(shard: Shard, row: int) -> bytes:
-    return shard.lo.to_bytes(2, "big") + row.to_bytes(LOCATOR - 2, "big")
-
-
-def _result_of(out: CheckShardOutput) -> ShardResult:
-    return out.result
-
-
-def _sides_of(out: CheckShardOutput) -> refjoin.Sides:
-    return out.sides
-
-
-def _by_shard(records: bytes, width: int, store: str, shards: list[Shard]) -> dict[Shard, bytes]:
-    """The join's differences, grouped by the shard (of ``store``) that produced each record."""
-    by_lo = {s.lo: s for s in shards if s.store == store}
-    groups: dict[Shard, bytearray] = {}
-    for i in range(0, len(records), width):
-        lo = int.from_bytes(records[i + refjoin.KEY:i + refjoin.KEY + 2], "big")
-        groups.setdefault(by_lo[lo], bytearray()).extend(records[i:i + width])
-    return {s: bytes(b) for s, b in groups.items()}
-
-
-def run_check(client, backend: Backend, shards: list[Shard], jobs: int, shard_task: ShardTask,
-              resolve_task: ResolveTask, parts: int, retries: int = DEFAULT_RETRIES,
-              progress: bool | None = None) -> ShardResult:
-    """Check shards on the cluster, the reference join partitioned over ``parts`` tasks.
-
-    1. ``shard_task(backend, shard, jobs) -> CheckShardOutput`` on every shard; the
-       ShardResults come here, the join records stay on the workers;
-    2. :func:`refjoin.join_distributed` finds missing and orphan records;
-    3. ``resolve_task(backend, shard, records) -> ShardResult`` turns the records of
-       one shard back into findings (``object_missing`` for a maps shard,
-       ``object_orphan`` for a blocks shard), only for shards with differences.
-    """
-    outputs = submit_shards(client, backend, shards, jobs, shard_task, retries)
-    results = client.map(_result_of, outputs, pure=False, retries=retries)
-    sides = client.map(_sides_of, outputs, pure=False, retries=retries)
-    desc = f"checking ({backend.name}) on {worker_count(client)} Dask workers"
-    merged = [r for _, r in as_finished(client, results, shards, progress, desc)]
-    join = refjoin.join_distributed(client, sides, parts, retries)
-    del outputs, results, sides  # released: the workers drop the records
-    todo = [*_by_shard(join.missing, join.width, "maps", shards).items(),
-            *_by_shard(join.orphans, join.width, "blocks", shards).items()]
-    futures = [client.submit(resolve_task, portable(backend), s, recs, pure=False, retries=retries) for s, recs in todo]
-    merged += [r for _, r in as_finished(client, futures, [s for s, _ in todo], False)]
-    out = ShardResult.merge_all(merged)
-    out.counters.update({"refs.distinct": join.referenced, "stored.distinct": join.stored})
-    return out

@@ -12,27 +12,45 @@
 3. **data** (``--verify-data``): each blocks shard hashes its own Pithos blocks in
    the sample window.
 
-A stage left with ``unreadable`` findings skips the later ones, as locally. The
-Summary is that of :func:`verify.check.check` on the same store.
+The stages and the rule that an unsafe stage skips the later ones are
+:data:`verify.check.PIPELINE`'s; :class:`DaskStages` only says where each runs.
+The Summary is that of :func:`verify.check.check` on the same store.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 
-from . import _check, refjoin
+from . import _check, backends, refjoin
 from .backends import Backend, Shard
-from .check import SampleWindow, unsafe
-from .distributed import (DEFAULT_RETRIES, DEFAULT_TIMEOUT, SHARDS_PER_WORKER, CheckShardOutput, _result_of,
-                          _sides_of, as_finished, check_workers, connect, portable, require_absolute, resident,
-                          run_shards, submit_shards, worker_count)
+from .check import SampleWindow, run_stages
+from .distributed import (DEFAULT_RETRIES, DEFAULT_TIMEOUT, SHARDS_PER_WORKER, as_finished, check_workers, connect,
+                          portable, resident, run_shards, submit_shards, worker_count)
 from .errors import ArchverifyError, UsageError
 from .references import missing_findings
 from .summary import ShardResult, Summary
 
 SPARE = 5
 WIDTH = refjoin.KEY + 2 + SPARE + 1  # key, shard lo, spare, needed flag
+
+
+@dataclass
+class CheckShardOutput:
+    """What a check shard task returns: its own findings and counters, and its join records
+    (which stay on the worker: only the ShardResult comes back)."""
+
+    result: ShardResult
+    sides: refjoin.Sides
+
+
+def _result_of(out: CheckShardOutput) -> ShardResult:
+    return out.result
+
+
+def _sides_of(out: CheckShardOutput) -> refjoin.Sides:
+    return out.sides
 
 
 def _locator(shard: Shard) -> bytes:
@@ -83,7 +101,7 @@ def _group(records: bytes, store: str, shards: list[Shard], needed_only: bool) -
     return {s: bytes(b) for s, b in groups.items()}
 
 
-def merge_missing(parts: list[tuple[list, dict]]) -> list:
+def merge_missing(parts: list[tuple[list, dict]], path_of=None) -> list:
     """One ``object_missing`` per object from the explain passes of several maps shards, in shard order.
 
     Each shard recorded its first few entries per object; the first few over all
@@ -100,7 +118,7 @@ def merge_missing(parts: list[tuple[list, dict]]) -> list:
             counts[name, 0] += maps
             counts[name, 1] += entries
     return missing_findings([r for kept in shown.values() for r in kept],
-                            lambda name: (counts[name, 0], counts[name, 1]))
+                            lambda name: (counts[name, 0], counts[name, 1]), path_of)
 
 
 def _in_order(client, futures, shards, progress=False, desc="shards") -> list:
@@ -124,7 +142,7 @@ def references(client, backend: Backend, shards: list[Shard], jobs: int, parts: 
     explain = sorted(missing, key=shards.index)
     futures = [client.submit(explain_task, be, s, missing[s], jobs, pure=False, retries=retries) for s in explain]
     out = ShardResult.merge_all(merged)
-    out.findings += merge_missing(_in_order(client, futures, explain))
+    out.findings += merge_missing(_in_order(client, futures, explain), backend.object_path)
     held = list(orphans)
     futures = [client.submit(orphans_task, be, s, orphans[s], jobs, pure=False, retries=retries) for s in held]
     out = out.merge(ShardResult.merge_all(_in_order(client, futures, held)))
@@ -146,30 +164,43 @@ def data(client, backend: Backend, shards: list[Shard], jobs: int, window: Sampl
     return ShardResult.merge_all(_in_order(client, futures, blocks, progress, desc))
 
 
+@dataclass
+class DaskStages:
+    """The stages of :data:`verify.check.PIPELINE` on a Dask cluster, over the same shards."""
+
+    client: object
+    backend: Backend
+    shards: list[Shard]
+    jobs: int
+    parts: int
+    window: SampleWindow
+    retries: int = DEFAULT_RETRIES
+    progress: bool | None = None
+
+    def scan(self) -> ShardResult:
+        return run_shards(self.client, self.backend, self.shards, self.jobs, self.retries, self.progress)
+
+    def references(self) -> ShardResult:
+        return references(self.client, self.backend, self.shards, self.jobs, self.parts, self.retries, self.progress)
+
+    def data(self) -> ShardResult:
+        return data(self.client, self.backend, self.shards, self.jobs, self.window, self.retries, self.progress)
+
+
 def check(backend: Backend, address: str, jobs: int, progress: bool | None = None, verify_data: bool = False,
           sample: SampleWindow | None = None, shards_per_store: int | None = None,
           timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES, parts: int | None = None) -> Summary:
     """:func:`verify.check.check` on a Dask cluster: same Summary, the work on other machines."""
-    if not hasattr(backend, "check_shard"):
-        raise UsageError(f"the {backend.name} backend cannot run the reference check on Dask yet; "
+    if not backends.supports(backend, backends.SHARDED):
+        raise UsageError(f"the {backend.name} backend cannot run the reference check on Dask; "
                          "run 'check' without --dask")
-    require_absolute(backend)
+    backend.require_portable()
     t0 = time.monotonic()
     with connect(address, timeout) as client:
         check_workers(client, backend)
         workers = worker_count(client)
         shards = backend.shards(shards_per_store or SHARDS_PER_WORKER * workers)
-        result = run_shards(client, backend, shards, jobs, retries, progress)
-        ran = Counter({"check.stage.scan": 1})
-        for stage in ["references"] + (["data"] if verify_data else []):
-            if unsafe(result):
-                ran[f"check.skipped.{stage}"] = 1
-                continue
-            if stage == "references":
-                part = references(client, backend, shards, jobs, parts or workers, retries, progress)
-            else:
-                part = data(client, backend, shards, jobs, sample or SampleWindow.of(None), retries, progress)
-            result = result.merge(part)
-            ran[f"check.stage.{stage}"] = 1
-    result.counters.update(ran)
+        stages = DaskStages(client, backend, shards, jobs, parts or workers, sample or SampleWindow.of(None),
+                            retries, progress)
+        result = run_stages(stages, verify_data)
     return Summary.from_result(result, time.monotonic() - t0)

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 from . import layout
 from .findings import Finding, escape_name
-from .backends.filed import strerror
+from .backends.base import strerror
 
 MAPS_SHOWN = 5  # referencing maps named in an object_missing detail
 
@@ -29,12 +29,21 @@ def record_findings(store: str, records: Iterable[tuple]) -> list[Finding]:
     return out
 
 
+def v04_path(name: bytes) -> str | None:
+    """Where a filed store keeps the object (a finding's ``path``); None for a name no path holds."""
+    try:
+        return escape_name(layout.v04_path(name))
+    except layout.BadObjectName:
+        return None
+
+
 def missing_findings(refs: Iterable[tuple[bytes, bytes, int]], counts: Callable[[bytes], tuple[int, int]],
-                     with_path: bool = True) -> list[Finding]:
+                     path_of: Callable[[bytes], str | None] | None = v04_path) -> list[Finding]:
     """One ``object_missing`` per object: which maps (first few, and how many) and which entries name it.
 
     ``counts(name)`` gives (maps, entries) naming the object in all; ``refs`` holds only
-    the first few entries, which is all a person needs to start restoring.
+    the first few entries, which is all a person needs to start restoring. ``path_of``:
+    where the store keeps an object (None: a store without paths).
     """
     by_obj: dict[bytes, dict[bytes, list[int]]] = {}
     for name, map_name, index in refs:
@@ -47,11 +56,6 @@ def missing_findings(refs: Iterable[tuple[bytes, bytes, int]], counts: Callable[
         listed = ", ".join(f"{escape_name(m)}[{','.join(str(i) for i in sorted(ix))}]" for m, ix in shown)
         more = f" and {nmaps - len(shown)} more" if nmaps > len(shown) else ""
         detail = f"named by {nrefs} entries of {nmaps} maps: {listed}{more}"
-        path = None
-        if with_path:
-            try:
-                path = escape_name(layout.v04_path(name))
-            except layout.BadObjectName:
-                path = None
+        path = path_of(name) if path_of is not None else None
         out.append(Finding("object_missing", "blocks", escape_name(name), path, detail))
     return out

@@ -7,18 +7,22 @@ turns its C records into findings.
 
 from __future__ import annotations
 
-import errno as errno_mod
 import os
+import stat as stat_mod
 import threading
 from collections import Counter
 from dataclasses import dataclass
 
-from ..errors import StoreError
+from .. import config, layout
+from ..fixes import fsops
+from ..errors import StoreError, UsageError
 from ..findings import Finding, escape_name
+from ..references import v04_path
 from ..summary import Lock, ShardResult
-from . import ProgressFn, Shard
+from .base import BadObjectName, ProgressFn, Ref, Shard, Window, split, strerror
 
 BUCKETS = 256
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block, a symlink not lead out
 
 
 def _load_scanner():
@@ -29,16 +33,33 @@ def _load_scanner():
     return _scan
 
 
-def split(total: int, parts: int) -> list[tuple[int, int]]:
-    """``parts`` contiguous, disjoint ranges covering ``[0, total)`` (fewer if parts > total)."""
-    parts = max(1, min(parts, total))
-    bounds = [total * i // parts for i in range(parts + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(parts)]
+__all__ = ["BUCKETS", "FiledBackend", "from_options", "records_to_result", "split", "strerror"]
 
 
-def strerror(err: int) -> str:
-    name = errno_mod.errorcode.get(err, str(err))
-    return f"{os.strerror(err)} ({name})"
+def from_options(cfg, validate: bool = True, maps_dir=None, blocks_dir=None, pithos_migrate="auto",
+                 **_others) -> FiledBackend:
+    """The dirs from the flags, else from archipelago.conf; each must be an openable dir (``validate``)."""
+    if cfg is not None and cfg.stores["maps"].type != "filed" and not maps_dir:
+        raise UsageError(f"{cfg.path}: [blockerm] is a {cfg.stores['maps'].type} store; use --backend rados")
+    mdir = maps_dir or (cfg.stores["maps"].archip_dir if cfg else None)
+    bdir = blocks_dir or (cfg.stores["blocks"].archip_dir if cfg and cfg.stores["blocks"].type == "filed" else None)
+    if not mdir:
+        raise UsageError("filed backend needs --maps-dir (or --config)")
+    # two trees: one equal to or inside the other would be walked twice, its maps taken for blocks and its
+    # blocks for maps (false object_missing); the rule is the config reader's, for archip_dirs
+    if bdir and config.stores_overlap(mdir, bdir):
+        raise UsageError(f"the maps store {mdir} and the blocks store {bdir} are the same dir or lie "
+                         "one inside the other: every file would be counted in both; give each its own dir")
+    off = {}
+    for role in ("maps", "blocks"):
+        if pithos_migrate == "off":
+            off[role] = True
+        elif pithos_migrate == "auto" and cfg is not None:
+            off[role] = cfg.stores[role].known_off
+    be = FiledBackend(os.fspath(mdir), os.fspath(bdir) if bdir else None, off)
+    if validate:
+        be.validate()
+    return be
 
 
 def records_to_result(store: str, records, counters: dict) -> ShardResult:
@@ -88,6 +109,19 @@ class FiledBackend:
             for role, path in self.dirs().items()
         }
 
+    def require_portable(self) -> None:
+        """Workers run in their own working dirs: a relative store path would name another dir there."""
+        for role, path in self.dirs().items():
+            if not os.path.isabs(path):
+                raise UsageError(f"{path}: with --dask give the {role} store dir as an absolute path, "
+                                 "as the workers see it")
+
+    def maps_lookup(self, jobs: int):
+        """Map lookups by probing paths (no walk), for pithos-check."""
+        from ..maplookup import FiledMaps
+
+        return FiledMaps(self.maps_dir, jobs)
+
     def shards(self, per_store: int = 1) -> list[Shard]:
         return [Shard(role, lo, hi, BUCKETS) for role in self.dirs() for lo, hi in split(BUCKETS, per_store)]
 
@@ -135,7 +169,7 @@ class FiledBackend:
 
         return check_references(self.maps_dir, self._blocks(), jobs, progress)
 
-    def verify_data(self, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None) -> ShardResult:
+    def verify_data(self, jobs: int, window: Window, progress: ProgressFn | None = None) -> ShardResult:
         """Content hashes of the 64-hex objects whose fingerprint is in ``window`` (start, width, all)."""
         from .filed_check import verify_data
 
@@ -149,7 +183,8 @@ class FiledBackend:
 
         return shard_fingerprints(self.maps_dir, self._blocks(), shard.store, shard.lo, shard.hi, jobs, locator)
 
-    def explain_shard(self, shard: Shard, jobs: int, records: bytes, width: int):
+    def explain_shard(self, shard: Shard, jobs: int, records: bytes,
+                      width: int) -> tuple[list[Ref], dict[bytes, tuple[int, int]]]:
         """The first entries of this maps shard naming each missing key, and their counts."""
         from .filed_check import shard_missing
 
@@ -160,12 +195,117 @@ class FiledBackend:
 
         return shard_orphans(self._blocks(), shard.lo, shard.hi, jobs, records, width)
 
-    def verify_data_shard(self, shard: Shard, jobs: int, window: tuple[int, int, bool]) -> ShardResult:
+    def verify_data_shard(self, shard: Shard, jobs: int, window: Window) -> ShardResult:
         from .filed_check import verify_data
 
         return verify_data(self._blocks(), jobs, window, None, shard.lo, shard.hi)
+
+    def object_path(self, name: bytes) -> str | None:
+        return v04_path(name)
 
     def _blocks(self) -> str:
         if not self.blocks_dir:
             raise StoreError("the check needs the blocks store too: give --blocks-dir (or a --config with [blockerb])")
         return self.blocks_dir
+
+    # -- object I/O: the store as named objects at their v0.4 paths (fixes write through this) --
+
+    def _path(self, store: str, name: bytes) -> bytes:
+        try:
+            rel = layout.v04_path(name)
+        except layout.BadObjectName:
+            raise BadObjectName(f"object name {escape_name(name)!r}: a filed store cannot hold it "
+                                "(empty, '/' or NUL)") from None
+        return os.path.join(os.fsencode(self.dirs()[store]), rel)
+
+    def _fail(self, what: str, path: bytes, err: int) -> StoreError:
+        return StoreError(f"{escape_name(path)}: {what}: {strerror(err)}")
+
+    def list_page(self, store: str, cursor: bytes | None = None, limit: int = 1000) -> tuple[list[bytes], bytes | None]:
+        """Names of regular files at their v0.4 path, in path order; the cursor is the last path listed."""
+        out: list[bytes] = []
+        for rel in self._walk(os.fsencode(self.dirs()[store]), cursor.split(b"/") if cursor else None):
+            out.append(rel.rsplit(b"/", 1)[1])
+            if len(out) == limit:
+                return out, rel
+        return out, None
+
+    def _walk(self, root: bytes, after: list[bytes] | None, depth: int = 0, rel: bytes = b""):
+        """``d1/d2/d3/NAME`` paths after ``after`` (their parts), sorted; only v0.4-placed regular files."""
+        try:
+            with os.scandir(os.path.join(root, rel) if rel else root) as it:
+                entries = sorted((e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
+                                 for e in it)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise self._fail("cannot list", os.path.join(root, rel), e.errno) from None
+        for name, is_dir, is_file in entries:
+            here = after is not None and len(after) > depth
+            if here and (name < after[depth] or (depth == 3 and name == after[depth])):
+                continue
+            deeper = after if here and name == after[depth] else None
+            path = rel + b"/" + name if rel else name
+            if depth < 3 and is_dir:
+                yield from self._walk(root, deeper, depth + 1, path)
+            elif depth == 3 and is_file and layout.v04_dirs(name) == rel:
+                yield path
+
+    def read(self, store: str, name: bytes, offset: int = 0, length: int | None = None) -> bytes | None:
+        path = self._path(store, name)
+        try:
+            fd = os.open(path, READ_FLAGS)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise self._fail("cannot open", path, e.errno) from None
+        try:
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise StoreError(f"{escape_name(path)}: not a regular file; archverify reads only regular files")
+            want = max(0, st.st_size - offset) if length is None else length
+            chunks, got = [], 0
+            while got < want:
+                b = os.pread(fd, want - got, offset + got)
+                if not b:
+                    break
+                chunks.append(b)
+                got += len(b)
+            return b"".join(chunks)
+        except OSError as e:
+            raise self._fail("cannot read", path, e.errno) from None
+        finally:
+            os.close(fd)
+
+    def stat(self, store: str, name: bytes) -> int | None:
+        path = self._path(store, name)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise self._fail("cannot stat", path, e.errno) from None
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise StoreError(f"{escape_name(path)}: not a regular file; archverify reads only regular files")
+        return st.st_size
+
+    def write(self, store: str, name: bytes, data: bytes) -> None:
+        """Temp file at the store root, fsync, rename over the v0.4 path, fsync the dirs."""
+        self._path(store, name)  # refuses what the store cannot hold
+        root = self.dirs()[store]
+        rel = os.fsdecode(layout.v04_path(name))
+        try:
+            fsops.atomic_replace(root, rel, data)
+        except fsops.ConflictError as e:
+            raise StoreError(str(e)) from None
+        except OSError as e:
+            raise self._fail("cannot write", os.fsencode(os.path.join(root, rel)), e.errno) from None
+
+    def remove(self, store: str, name: bytes) -> bool:
+        path = self._path(store, name)
+        try:
+            return fsops.remove(self.dirs()[store], os.fsdecode(layout.v04_path(name))) == "deleted"
+        except NotADirectoryError:
+            return False
+        except OSError as e:
+            raise self._fail("cannot remove", path, e.errno) from None

@@ -11,6 +11,7 @@ missing caps become one-line :class:`~verify.errors.StoreError` s before any lis
 
 from __future__ import annotations
 
+import dataclasses
 import errno as E
 import os
 import threading
@@ -23,13 +24,13 @@ from .. import formats as F
 from ..errors import StoreError, UsageError
 from ..findings import Finding, escape_name
 from ..summary import Lock, ShardResult
-from . import ProgressFn, Shard
-from .filed import split, strerror
+from . import rados_check
+from .base import ProgressFn, Ref, Shard, Window, split, strerror
+from .rados_io import MAX_TRIES, TRANSIENT, PoolObjects  # noqa: F401  (MAX_TRIES, TRANSIENT: as before, for callers)
+from .rados_io import errno_of as _errno
+from .rados_io import retry as _retry
 
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
-MAX_TRIES = 4  # as _rados.pyx: a transient error is retried MAX_TRIES - 1 times
-TRANSIENT = {E.ETIMEDOUT, E.EAGAIN, E.EINTR, E.EIO, E.EBUSY, E.ENOTCONN, E.ECONNRESET, E.ESHUTDOWN,
-             E.ECANCELED, E.ENOMEM}
 DEFAULT_SEARCH = "$CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf"
 
 
@@ -59,9 +60,11 @@ def _engine():
         ) from None
 
 
-def from_options(cfg, pool=None, blocks_pool=None, ceph_conf=None, client_id=None, keyring=None, namespace=None,
-                 inflight=256, connect_timeout=10.0) -> RadosBackend:
-    """Pools and cephx id from the flags, else from archipelago.conf; connects and checks both pools."""
+def from_options(cfg, validate: bool = True, pool=None, blocks_pool=None, ceph_conf=None, client_id=None, keyring=None,
+                 namespace=None, inflight=256, connect_timeout=10.0, **_others) -> RadosBackend:
+    """Pools and cephx id from the flags, else from archipelago.conf; connects and checks both pools.
+
+    Always validated, even for --dask: the report names the engine this machine chose."""
     maps_sc = cfg.stores["maps"] if cfg is not None else None
     blocks_sc = cfg.stores["blocks"] if cfg is not None else None
     if pool is None and maps_sc is not None:
@@ -103,11 +106,12 @@ class RadosBackend:
     name: str = "rados"
     _conn: object = field(default=None, repr=False, compare=False)
     _io: dict = field(default_factory=dict, repr=False, compare=False)
+    _objects: object = field(default=None, repr=False, compare=False)  # python-rados twin for object I/O
 
     def __getstate__(self) -> dict:
         """Picklable for other machines (``--dask``): each process makes its own connection."""
         state = dict(self.__dict__)
-        state["_conn"], state["_io"] = None, {}
+        state["_conn"], state["_io"], state["_objects"] = None, {}, None
         return state
 
     @property
@@ -239,6 +243,12 @@ class RadosBackend:
             for role, pool in self.pools().items()
         }
 
+    def require_portable(self) -> None:
+        """Workers run in their own working dirs: a relative ceph.conf or keyring would be another file there."""
+        for what, path in (("-c/--ceph-conf", self.ceph_conf), ("--keyring", self.keyring)):
+            if path is not None and not os.path.isabs(path):
+                raise UsageError(f"{path}: with --dask give {what} as an absolute path, as the workers see it")
+
     def shards(self, per_store: int = 1) -> list[Shard]:
         return [Shard(role, lo, hi, PARTS) for role in self.pools() for lo, hi in split(PARTS, per_store)]
 
@@ -270,15 +280,56 @@ class RadosBackend:
 
     def check_references(self, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         """Every map's entries against every object of the blocks pool."""
-        from .rados_check import check_references
+        return rados_check.check_references(self, jobs, progress)
 
-        return check_references(self, jobs, progress)
-
-    def verify_data(self, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None) -> ShardResult:
+    def verify_data(self, jobs: int, window: Window, progress: ProgressFn | None = None) -> ShardResult:
         """Content hashes of the 64-hex objects whose fingerprint is in ``window`` (start, width, all)."""
-        from .rados_check import verify_data
+        return rados_check.verify_data(self, jobs, window, progress)
 
-        return verify_data(self, jobs, window, progress)
+    # -- the same stages one shard (a range of name hash buckets) at a time (check --dask) --
+
+    def check_shard(self, shard: Shard, jobs: int, locator: bytes) -> tuple[ShardResult, bytes]:
+        return rados_check.shard_fingerprints(self, shard, locator)
+
+    def explain_shard(self, shard: Shard, jobs: int, records: bytes,
+                      width: int) -> tuple[list[Ref], dict[bytes, tuple[int, int]]]:
+        return rados_check.shard_missing(self, shard, records, width)
+
+    def orphans_shard(self, shard: Shard, jobs: int, records: bytes, width: int) -> ShardResult:
+        return rados_check.shard_orphans(self, shard, records, width)
+
+    def verify_data_shard(self, shard: Shard, jobs: int, window: Window) -> ShardResult:
+        return rados_check.verify_data(self, jobs, window, None, shard)
+
+    def object_path(self, name: bytes) -> str | None:
+        return None  # a pool has no paths
+
+    # -- object I/O, through python-rados (fixes write through this) --
+
+    def _pool_objects(self, store: str) -> PoolObjects:
+        """A python-rados twin of this backend (same settings, its own connection) serves object I/O."""
+        if self._objects is None:
+            twin = dataclasses.replace(self, engine="python", _conn=None, _io={}, _objects=None)
+            self._objects = (twin, {})
+        twin, per_store = self._objects
+        if store not in per_store:
+            per_store[store] = PoolObjects(twin.ioctx(store), self.pools()[store])
+        return per_store[store]
+
+    def list_page(self, store: str, cursor=None, limit: int = 1000):
+        return self._pool_objects(store).list_page(cursor, limit)
+
+    def read(self, store: str, name: bytes, offset: int = 0, length: int | None = None) -> bytes | None:
+        return self._pool_objects(store).read(name, offset, length)
+
+    def stat(self, store: str, name: bytes) -> int | None:
+        return self._pool_objects(store).stat(name)
+
+    def write(self, store: str, name: bytes, data: bytes) -> None:
+        self._pool_objects(store).write(name, data)
+
+    def remove(self, store: str, name: bytes) -> bool:
+        return self._pool_objects(store).remove(name)
 
     def _result(self, shard: Shard, rs, list_err: int) -> ShardResult:
         res = ShardResult()
@@ -342,25 +393,6 @@ def _py_probe(io) -> int:
     except rados.Error as e:
         return abs(getattr(e, "errno", None) or E.EIO)
     return 0
-
-
-def _errno(e) -> int:
-    return abs(getattr(e, "errno", None) or E.EIO)
-
-
-def _retry(fn, counters: Counter):
-    """fn() with transient errors retried; ObjectNotFound and the final error propagate."""
-    import rados
-
-    for attempt in range(MAX_TRIES):
-        try:
-            return fn()
-        except rados.ObjectNotFound:
-            raise
-        except rados.Error as e:
-            if _errno(e) not in TRANSIENT or attempt + 1 == MAX_TRIES:
-                raise
-            counters["retries"] += 1
 
 
 def name_class(raw: bytes) -> str:

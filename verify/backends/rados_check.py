@@ -11,27 +11,36 @@ Passes, as on filed: the maps (every entry of every map); the blocks pool (marks
 what is stored, reports orphans); only if something is missing, the maps again to
 name the entries that point at it. ``verify_data`` reads every (sampled) 64-hex
 object of the blocks pool and hashes it.
+
+For ``check --dask`` the same passes run one shard at a time: a shard is a range of
+256 buckets of a name's crc32 (as the python-rados scan's shards), its join records
+go to :mod:`verify.refjoin`. The entries an ``object_missing`` names are the first
+few in (bucket, listing order) of their map, so that the first few of the shards
+taken in order are those of one local walk.
 """
 
 from __future__ import annotations
 
+import bisect
 import errno as E
 import hashlib
 import itertools
 import queue
 import threading
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
 from .. import formats as F
+from .. import refjoin
 from ..errors import StoreError
 from ..findings import Finding, escape_name
 from ..references import missing_findings
 from ..summary import ShardResult
-from . import ProgressFn
-from .filed import strerror
+from .base import ProgressFn, Ref, Shard, Window, strerror
+from .rados_io import errno_of, retry
 
 MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
 DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
@@ -40,20 +49,35 @@ HEAD_FIRST = 4096  # v2 headers (512 bytes with direct I/O) and small v0/v1 maps
 BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in
 MIN_NAME = 6  # as filed's check: shorter names in the maps pool are not maps (the scan reports them)
 FP_SPACE = 1 << 64
+BUCKETS = 256  # a name's bucket: crc32(name) % BUCKETS; shards are ranges of buckets
+
+
+def bucket(name: bytes, total: int = BUCKETS) -> int:
+    return zlib.crc32(name) % total
 
 
 class _Pool:
-    """One pool seen as pages of names and whole-object reads, whichever engine is in use."""
+    """One pool (or the names of one shard of it) seen as pages of names and whole-object reads,
+    whichever engine is in use."""
 
-    def __init__(self, backend, role: str):
+    def __init__(self, backend, role: str, shard: Shard | None = None):
         self.io = backend.ioctx(role)
         self.c = backend.engine == "c"
         self.pool = backend.pools()[role]
         self.store = role
         self.window = max(1, backend.inflight)
+        self.shard = shard
 
     def pages(self) -> Iterator[list[bytes]]:
-        """The pool's names a page at a time; StoreError-free: a failed listing raises OSError."""
+        """The pool's (shard's) names a page at a time; StoreError-free: a failed listing raises OSError."""
+        if self.shard is None:
+            yield from self._pages()
+            return
+        lo, hi, total = self.shard.lo, self.shard.hi, self.shard.total
+        for page in self._pages():
+            yield [n for n in page if lo <= bucket(n, total) < hi]
+
+    def _pages(self) -> Iterator[list[bytes]]:
         if self.c:
             from .. import _rados
 
@@ -73,7 +97,7 @@ class _Pool:
                     yield page
                     page = []
         except rados.Error as e:
-            raise OSError(abs(getattr(e, "errno", None) or E.EIO), "object list") from None
+            raise OSError(errno_of(e), "object list") from None
         if page:
             yield page
 
@@ -113,20 +137,18 @@ class _Pool:
             return _rados.read_whole(self.io, names, maxlen, first, whole)
         import rados
 
-        from .rados import _retry
-
         def one(raw: bytes):
             name = raw.decode("utf-8", "surrogateescape")
             c: Counter = Counter()
             try:
-                size = _retry(lambda: self.io.stat(name), c)[0]
+                size = retry(lambda: self.io.stat(name), c)[0]
                 if size > maxlen:
                     return None, E.EFBIG
-                return (_retry(lambda: self.io.read(name, size, 0), c) if size else b""), 0
+                return (retry(lambda: self.io.read(name, size, 0), c) if size else b""), 0
             except rados.ObjectNotFound:
                 return None, E.ENOENT
             except rados.Error as e:
-                return None, abs(getattr(e, "errno", None) or E.EIO)
+                return None, errno_of(e)
 
         with ThreadPoolExecutor(max(1, min(len(names), 32))) as ex:
             return list(ex.map(one, names))
@@ -160,8 +182,10 @@ class _MapPass:
     def __init__(self, maps: _Pool, idx, explain: bool, progress: ProgressFn | None):
         self.maps, self.idx, self.explain, self.progress = maps, idx, explain, progress
         self.findings: list[Finding] = []
-        self.refs: list[tuple[bytes, bytes, int]] = []
+        self.refs = _FirstRefs()
         self.counters: Counter = Counter()
+        self.seq = 0  # listing position of the next candidate
+        self.rank: dict[bytes, tuple[int, int]] = {}  # candidates listed but not yet read: (bucket, position)
 
     def _finding(self, kind: str, name: bytes, detail: str, err: int = 0) -> None:
         if self.explain:
@@ -172,7 +196,8 @@ class _MapPass:
 
     def _feed(self, got, m: "_Map") -> None:
         if self.explain:
-            self.refs += [(n, m.name, i) for n, i in got]
+            for n, i in got:
+                self.refs.add(m.rank, n, m.name, i)
         else:
             nbad, first = got
             if nbad and not m.nbad:
@@ -185,6 +210,9 @@ class _MapPass:
                 self.progress(len(page))
             for n in page:
                 if len(n) >= MIN_NAME and F.name_class(n) is F.NameClass.PLAIN and _utf8(n):
+                    if self.explain:
+                        self.rank[n] = (bucket(n), self.seq)
+                        self.seq += 1
                     yield n, n, F.HEADER_READ
 
     def run(self) -> None:
@@ -208,11 +236,12 @@ class _MapPass:
     def _one(self, name: bytes, data: bytes | None, err: int) -> _Map | None:
         """A header object read whole: v0 and v1 maps fed at once; a v2 map returned for its map-data."""
         if data is None:
+            self.rank.pop(name, None)
             if err != E.ENOENT:  # gone since the listing: a race, not an error
                 self._finding("unreadable", name, "read", err)
             return None
         info = F.classify(data[:F.HEADER_READ], len(data), name)
-        m = _Map(name)
+        m = _Map(name, self.rank.pop(name, (0, 0)))
         if info.cls is F.HeaderClass.V0:
             self.counters["maps_v0"] += 1
             self._feed(self.idx.add_v0(name, data), m)
@@ -276,6 +305,7 @@ class _MapPass:
 @dataclass
 class _Map:
     name: bytes
+    rank: tuple[int, int] = (0, 0)  # (bucket, listing position): the order the first entries are chosen in
     deleted: bool = False
     nr: int = 0
     per: int = 1
@@ -283,6 +313,37 @@ class _Map:
     nbad: int = 0
     first: str = ""
     stopped: bool = False
+
+
+class _FirstRefs:
+    """The first few entries naming each missing object, by their map's rank, then entry order.
+
+    Each ``add_*`` call of the index returns a map's first few per object (see
+    ``ReferenceIndex._unshow``); the few kept here per object are the first over all
+    maps in (bucket, listing order), whatever order the maps were read in."""
+
+    def __init__(self):
+        self.kept: dict[bytes, list[tuple]] = {}
+        self.arrival = 0
+
+    def add(self, rank: tuple[int, int], name: bytes, map_name: bytes, index: int) -> None:
+        kept = self.kept.setdefault(name, [])
+        self.arrival += 1
+        key = (rank, self.arrival, map_name, index)
+        if len(kept) < _refs_shown() or key < kept[-1]:
+            bisect.insort(kept, key)
+            del kept[_refs_shown():]
+
+    def ordered(self) -> list[Ref]:
+        """All kept entries in rank order: a shard's part for verify.distributed_check.merge_missing."""
+        flat = sorted((key, name) for name, kept in self.kept.items() for key in kept)
+        return [(name, key[2], key[3]) for key, name in flat]
+
+
+def _refs_shown() -> int:
+    from .._check import REFS_SHOWN
+
+    return REFS_SHOWN
 
 
 def _ahead(gen: Iterator, depth: int = 1) -> Iterator:
@@ -354,8 +415,7 @@ def _hash_orphans(blocks: _Pool, hashes: list[bytes], counters: Counter) -> list
 
 def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
     """Every map's entries against every object of the blocks pool: object_missing, object_orphan, map_corrupt."""
-    if not backend.blocks_pool:
-        raise StoreError("the check needs the blocks pool too: give --blocks-pool (or a --config with [blockerb])")
+    _need_blocks(backend)
     maps, blocks = _Pool(backend, "maps"), _Pool(backend, "blocks")
     idx = _load_index()
     res = ShardResult()
@@ -370,13 +430,7 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
         for page in blocks.pages():
             if progress is not None:
                 progress(len(page))
-            objs, hashes = [], []
-            for n in page:
-                nc = F.name_class(n)
-                if nc is F.NameClass.HASH:
-                    hashes.append(n)
-                elif nc not in (F.NameClass.LOCK, F.NameClass.TEMP):
-                    objs.append(n)
+            objs, hashes = _stored(page)
             counters["stored_objects"] += len(objs)
             for n in idx.mark_stored(objs):
                 counters["orphans"] += 1
@@ -389,14 +443,98 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
         idx.start_explain()
         again = _MapPass(maps, idx, True, progress)
         again.run()
-        res.findings += missing_findings(again.refs, idx.missing_counts, with_path=False)
-    c = counters
-    c.update(referenced_objects=unique, missing_objects=n_missing, index_bytes=idx.memory())
-    res.counters = Counter({f"refs.{k}": v for k, v in c.items() if v and not k.startswith("data_")})
+        res.findings += missing_findings(again.refs.ordered(), idx.missing_counts, path_of=None)
+    counters.update(referenced_objects=unique, missing_objects=n_missing, index_bytes=idx.memory())
+    res.counters = _ref_counters(counters)
     return res
 
 
-def in_window(name: bytes, window: tuple[int, int, bool]) -> bool:
+def _stored(page: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """A blocks page split into objects (what maps may name) and ``NAME_hash`` objects; locks and temps dropped."""
+    objs, hashes = [], []
+    for n in page:
+        nc = F.name_class(n)
+        if nc is F.NameClass.HASH:
+            hashes.append(n)
+        elif nc not in (F.NameClass.LOCK, F.NameClass.TEMP):
+            objs.append(n)
+    return objs, hashes
+
+
+def _need_blocks(backend) -> None:
+    if not backend.blocks_pool:
+        raise StoreError("the check needs the blocks pool too: give --blocks-pool (or a --config with [blockerb])")
+
+
+def _ref_counters(c: Counter) -> Counter:
+    return Counter({f"refs.{k}": v for k, v in c.items() if v and not k.startswith("data_")})
+
+
+# -- one shard of a reference check whose join runs elsewhere (verify/distributed_check.py) --
+
+
+def shard_fingerprints(backend, shard: Shard, locator: bytes) -> tuple[ShardResult, bytes]:
+    """A maps shard: its maps read, findings decided here, the referenced fingerprints exported.
+    A blocks shard: its stored objects' fingerprints (flag 0), ``NAME_hash`` orphans decided here."""
+    _need_blocks(backend)
+    res = ShardResult()
+    if shard.store == "maps":
+        idx = _load_index()
+        p = _MapPass(_Pool(backend, "maps", shard), idx, False, None)
+        p.run()
+        res.findings += p.findings
+        c = p.counters
+        c.update(idx.counters())
+        idx.freeze()
+        res.counters = _ref_counters(c)
+        return res, bytes(idx.export(locator))
+    blocks = _Pool(backend, "blocks", shard)
+    c = Counter()
+    recs = bytearray()
+    stored = locator + b"\0"
+    try:
+        for page in blocks.pages():
+            objs, hashes = _stored(page)
+            c["stored_objects"] += len(objs)
+            recs += refjoin.records(objs, itertools.repeat(stored, len(objs)))
+            res.findings += _hash_orphans(blocks, hashes, c)
+    except OSError as e:
+        res.findings.append(_listing_failed(blocks, e.errno))
+    res.counters = _ref_counters(c)
+    return res, bytes(recs)
+
+
+def shard_missing(backend, shard: Shard, records: bytes,
+                  width: int) -> tuple[list[Ref], dict[bytes, tuple[int, int]]]:
+    """A maps shard again, for the missing keys in ``records``: the first entries naming each
+    (in rank order), and per name (maps, entries) of this shard naming it."""
+    idx = _load_index()
+    idx.explain(records, width)
+    p = _MapPass(_Pool(backend, "maps", shard), idx, True, None)
+    p.run()
+    refs = p.refs.ordered()
+    return refs, {n: idx.missing_counts(n) for n in {r[0] for r in refs}}
+
+
+def shard_orphans(backend, shard: Shard, records: bytes, width: int) -> ShardResult:
+    """A blocks shard again: ``object_orphan`` for each stored object whose key is in ``records``."""
+    keys = {bytes(records[i:i + refjoin.KEY]) for i in range(0, len(records), width)}
+    blocks = _Pool(backend, "blocks", shard)
+    res = ShardResult()
+    c = Counter()
+    try:
+        for page in blocks.pages():
+            for n in _stored(page)[0]:
+                if refjoin.fingerprint(n) in keys:
+                    c["orphans"] += 1
+                    res.findings.append(Finding("object_orphan", "blocks", escape_name(n), None, "referenced by no map"))
+    except OSError as e:
+        res.findings.append(_listing_failed(blocks, e.errno))
+    res.counters = _ref_counters(c)
+    return res
+
+
+def in_window(name: bytes, window: Window) -> bool:
     """check.SampleWindow.contains of the name's fingerprint (first 8 bytes of sha256, big-endian)."""
     start, width, everything = window
     if everything:
@@ -409,11 +547,12 @@ def _content_hash(data: bytes) -> str:
     return hashlib.sha256(data.rstrip(b"\0")).hexdigest()
 
 
-def verify_data(backend, jobs: int, window: tuple[int, int, bool], progress: ProgressFn | None = None) -> ShardResult:
-    """Content of every 64-hex object of the blocks pool (in the sample window) against its name."""
-    if not backend.blocks_pool:
-        raise StoreError("the check needs the blocks pool too: give --blocks-pool (or a --config with [blockerb])")
-    blocks = _Pool(backend, "blocks")
+def verify_data(backend, jobs: int, window: Window, progress: ProgressFn | None = None,
+                shard: Shard | None = None) -> ShardResult:
+    """Content of every 64-hex object of the blocks pool (of one shard of it; in the sample window)
+    against its name."""
+    _need_blocks(backend)
+    blocks = _Pool(backend, "blocks", shard)
     res = ShardResult()
     c: Counter = Counter()
     win = max(1, min(blocks.window, DATA_WINDOW))

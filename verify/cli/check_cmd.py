@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .. import backends
 from .. import check as check_op
 from .. import check_report, metrics, report, runlock, state
 from ..errors import OutputError, UsageError
@@ -58,10 +59,11 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
                            **rados_opts)
     warn(warnings)
-    if not hasattr(be, "check_references"):
+    if not backends.supports(be, backends.REFERENCES):
         raise UsageError(f"the {be.name} backend cannot run the reference check yet; use 'scan'")
-    if getattr(be, "blocks_dir", True) is None:
-        raise UsageError("the check needs the blocks store too: give --blocks-dir (or a --config with [blockerb])")
+    if "blocks" not in be.describe():
+        raise UsageError("the check needs the blocks store too: give --blocks-dir or --blocks-pool "
+                         "(or a --config with [blockerb])")
     stores = be.describe()
     check_outputs(stores, output=output, logdir=logdir, state=state_dir, lock=lock_path,
                   prometheus_textfile=prom_path)

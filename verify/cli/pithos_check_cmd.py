@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import pithos_report, pithosdb, report
+from .. import backends, pithos_report, pithosdb, report
 from ..errors import UsageError
 from ..scan import progress_bar
 from .output_options import check_outputs, output_options, render, warn
@@ -14,16 +14,10 @@ from .store_options import jobs_option, resolve, store_options
 
 
 def maps_lookup(backend, jobs: int):
-    """The backend's map lookup: filed probes paths; another backend must offer lookup_maps."""
-    from ..backends.filed import FiledBackend
-
-    if isinstance(backend, FiledBackend):
-        from ..maplookup import FiledMaps
-
-        return FiledMaps(backend.maps_dir, jobs)
-    if hasattr(backend, "lookup_maps"):
-        return backend
-    raise UsageError(f"pithos-check does not support the {backend.name} backend yet")
+    """The backend's map lookup, if its kind declares one (verify/backends/__init__.py)."""
+    if not backends.supports(backend, backends.MAP_LOOKUP):
+        raise UsageError(f"pithos-check does not support the {backend.name} backend yet")
+    return backend.maps_lookup(jobs)
 
 
 @click.command("pithos-check")
@@ -60,8 +54,7 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
     finally:
         if bar is not None:
             bar.close()
-        if hasattr(lookup, "close") and lookup is not be:
-            lookup.close()
+        lookup.close()
     stores = {"maps": be.describe()["maps"], "pithos_db": {"url": pithosdb.safe(url)}}
     render(fmt, output, logdir, max_shown, report.Head("pithos-check", be.name, stores, summary),
            pithos_report.sections(summary))

@@ -7,6 +7,7 @@ import os
 
 import click
 
+from .. import backends
 from .. import config as config_mod
 from ..errors import UsageError
 from .options import apply_options
@@ -20,7 +21,7 @@ def store_options(f):
         click.option("--config", "config_path", type=click.Path(readable=False),
                      help="archipelago.conf to read the stores from [default: /etc/archipelago/archipelago.conf "
                           "when no store flags are given]"),
-        click.option("--backend", type=click.Choice(["filed", "rados"]),
+        click.option("--backend", type=click.Choice(backends.names()),
                      help="Store type; taken from the config when not given."),
         click.option("--maps-dir", type=click.Path(readable=False), help="filed: the maps store dir ([blockerm] archip_dir)."),
         click.option("--blocks-dir", type=click.Path(readable=False), help="filed: the blocks store dir ([blockerb] archip_dir)."),
@@ -43,7 +44,7 @@ def store_options(f):
 
 
 def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, **rados_opts):
-    """Builds the backend from the config and flags; validates before any slow work."""
+    """Builds the backend the registry names for the config and flags; validates before any slow work."""
     cfg = None
     if config_path is None and not (maps_dir or blocks_dir or rados_opts.get("pool")):
         if config_mod.DEFAULT_PATH.exists():
@@ -55,43 +56,9 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate
     if config_path is not None:
         cfg = config_mod.load(config_path)
         warnings += cfg.warnings
-    if backend is None:
-        if cfg is not None:
-            backend = cfg.stores["maps"].type
-        else:
-            backend = "rados" if rados_opts.get("pool") else "filed"
-    if backend == "filed":
-        from ..backends.filed import FiledBackend
-
-        if cfg is not None and cfg.stores["maps"].type != "filed" and not maps_dir:
-            raise UsageError(f"{cfg.path}: [blockerm] is a {cfg.stores['maps'].type} store; use --backend rados")
-        mdir = maps_dir or (cfg.stores["maps"].archip_dir if cfg else None)
-        bdir = blocks_dir or (cfg.stores["blocks"].archip_dir if cfg and cfg.stores["blocks"].type == "filed" else None)
-        if not mdir:
-            raise UsageError("filed backend needs --maps-dir (or --config)")
-        refuse_overlapping_stores(mdir, bdir)
-        off = {}
-        for role in ("maps", "blocks"):
-            if pithos_migrate == "off":
-                off[role] = True
-            elif pithos_migrate == "auto" and cfg is not None:
-                off[role] = cfg.stores[role].known_off
-        be = FiledBackend(os.fspath(mdir), os.fspath(bdir) if bdir else None, off)
-        if validate:
-            be.validate()
-        return be, warnings
-    from ..backends import rados as rados_backend  # noqa: F401  (needs python-rados or the C extension)
-
-    return rados_backend.from_options(cfg, **rados_opts), warnings
-
-
-def refuse_overlapping_stores(maps_dir, blocks_dir) -> None:
-    """The maps and blocks stores are two trees: one equal to or inside the other would be
-    walked twice, its maps taken for blocks and its blocks for maps (false object_missing).
-    The rule is config.stores_overlap, the one the config reader applies to archip_dirs."""
-    if maps_dir and blocks_dir and config_mod.stores_overlap(maps_dir, blocks_dir):
-        raise UsageError(f"the maps store {maps_dir} and the blocks store {blocks_dir} are the same dir or lie "
-                         "one inside the other: every file would be counted in both; give each its own dir")
+    options = dict(rados_opts, maps_dir=maps_dir, blocks_dir=blocks_dir, pithos_migrate=pithos_migrate)
+    kind = backends.choose(backend, cfg.stores["maps"].type if cfg is not None else None, options)
+    return kind.build(cfg, validate=validate, **options), warnings
 
 
 def jobs_option(f):

@@ -1,0 +1,310 @@
+"""The store contract, held to account on every registered backend with the same tests.
+
+Each backend in ``verify.backends.REGISTRY`` gets fresh, empty stores here (filed: two
+tmp dirs; RADOS: a namespace of its own in two pools of the session's real Ceph) and
+must pass every test of this module for the capabilities it declares. A new backend
+adds one builder to :data:`BUILDERS`; the first test fails until it does.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dask_faults import killing
+from rados_cluster import write_rados_store
+from test_check import CHECK_KINDS, build_store
+from verify import backends
+from verify import check as check_op
+from verify.backends import BadObjectName
+
+POOLS = ("conformance-maps", "conformance-blocks")
+
+
+def _filed(request, tmp_path):
+    from verify.backends.filed import FiledBackend
+
+    for d in ("maps", "blocks"):
+        (tmp_path / d).mkdir()
+    return FiledBackend(str(tmp_path / "maps"), str(tmp_path / "blocks"))
+
+
+def _rados(request, tmp_path):
+    from verify.backends.rados import RadosBackend
+
+    cluster = request.getfixturevalue("ceph_cluster")
+    c = cluster.rados()
+    try:
+        for p in POOLS:
+            if not c.pool_exists(p):
+                c.create_pool(p)
+    finally:
+        c.shutdown()
+    # a namespace per test: empty stores without a pool per test
+    be = RadosBackend(*POOLS, str(cluster.conf), None, str(cluster.keyring), namespace=f"t-{uuid.uuid4().hex[:12]}")
+    be.validate()
+    return be
+
+
+BUILDERS = {"filed": _filed, "rados": _rados}
+
+
+def test_every_registered_backend_is_held_to_the_suite():
+    assert set(BUILDERS) == set(backends.names())
+
+
+@pytest.fixture(params=backends.names())
+def be(request, tmp_path):
+    return BUILDERS[request.param](request, tmp_path)
+
+
+def needs(be, capability):
+    if not backends.supports(be, capability):
+        pytest.skip(f"{be.name} does not declare {capability}")
+
+
+def test_implements_what_it_declares(be):
+    entry = backends.entry(be.name)
+    assert type(be) is entry.load()
+    assert backends.SCAN in entry.capabilities
+    for cap in entry.capabilities:
+        assert isinstance(be, backends.PROTOCOLS[cap]), cap
+
+
+# ---- object I/O -------------------------------------------------------------------------
+
+NAMES = [b"vol-000", b"a" * 64, b"archip_" + b"b" * 64, b"vol-000_0000000000000001", b"with space and\nnewline",
+         b"\xce\xbb-utf8", b"x"]
+
+
+def test_objects_round_trip(be):
+    needs(be, backends.OBJECTS)
+    data = bytes(range(256)) * 40 + b"\0" * 100
+    for i, name in enumerate(NAMES):
+        be.write("maps", name, data[i:])
+    for i, name in enumerate(NAMES):
+        assert be.read("maps", name) == data[i:]
+        assert be.stat("maps", name) == len(data) - i
+        assert be.read("maps", name, 10, 7) == data[i + 10:i + 17]
+        assert be.read("maps", name, 5) == data[i + 5:]
+    be.write("maps", NAMES[0], b"short")  # replaced whole, not overwritten in place
+    assert be.read("maps", NAMES[0]) == b"short"
+    be.write("blocks", NAMES[0], b"")
+    assert be.stat("blocks", NAMES[0]) == 0 and be.read("blocks", NAMES[0]) == b""
+    assert be.read("blocks", NAMES[1]) is None  # the stores are apart
+    assert be.remove("maps", NAMES[0]) is True
+    assert be.stat("maps", NAMES[0]) is None and be.read("maps", NAMES[0]) is None
+    assert be.remove("maps", NAMES[0]) is False
+
+
+def test_missing_objects_are_none_never_errors(be):
+    needs(be, backends.OBJECTS)
+    for store in ("maps", "blocks"):
+        assert be.read(store, b"never-written") is None
+        assert be.read(store, b"never-written", 3, 4) is None
+        assert be.stat(store, b"never-written") is None
+        assert be.remove(store, b"never-written") is False
+    assert be.list_page("maps") == ([], None)
+
+
+@pytest.mark.parametrize("bad", [b"", b"a\0b"])
+def test_names_no_store_can_hold_are_refused(be, bad):
+    needs(be, backends.OBJECTS)
+    with pytest.raises(BadObjectName):
+        be.write("maps", bad, b"x")
+    with pytest.raises(BadObjectName):
+        be.read("maps", bad)
+
+
+@pytest.mark.parametrize("limit", [1, 7, 1000])
+def test_listing_pages_cover_everything_exactly_once(be, limit):
+    needs(be, backends.OBJECTS)
+    names = set(NAMES) | {f"obj-{i:03d}".encode() for i in range(40)}
+    for n in names:
+        be.write("blocks", n, n)
+    be.write("maps", b"only-in-maps", b"")
+    seen, cursor, pages = [], None, 0
+    while True:
+        page, cursor = be.list_page("blocks", cursor, limit)
+        assert len(page) <= limit
+        seen += page
+        pages += 1
+        if cursor is None:
+            break
+        assert page  # a page with a next page is never empty
+    assert sorted(seen) == sorted(names)  # each exactly once
+    assert pages >= len(names) // limit
+
+
+# ---- the scan and the reference check of the same planted store ---------------------------
+
+
+class _Through:
+    """An ioctx-like writer over the contract's object I/O, for the store planters of the tests."""
+
+    def __init__(self, be, store):
+        self.be, self.store = be, store
+
+    def write_full(self, name, data):
+        self.be.write(self.store, name.encode() if isinstance(name, str) else name, data)
+
+    def get_pool_name(self):
+        return self.store
+
+
+def test_scan_finds_what_was_planted(be):
+    needs(be, backends.OBJECTS)
+    st = write_rados_store(_Through(be, "maps"), _Through(be, "blocks"))
+    kinds = {k for k, _ in st.planted}
+    from verify.scan import scan
+
+    s = scan(be, 2, progress=False)
+    assert {(f.kind, f.name) for f in s.findings if f.kind in kinds} == st.planted
+    assert s.exit_code == 1
+
+
+def _plant_check_store(be, root: Path):
+    """tests/test_check.py's store, each object written by name through the contract."""
+    p = build_store(root)
+    for store, top in (("maps", p.maps), ("blocks", p.blocks)):
+        for dirpath, _dirs, files in os.walk(top):
+            for f in files:
+                be.write(store, os.fsencode(f), (Path(dirpath) / f).read_bytes())
+    return p
+
+
+@pytest.fixture
+def planted(be, tmp_path):
+    needs(be, backends.OBJECTS)
+    return _plant_check_store(be, tmp_path / "src")
+
+
+def test_reference_check_finds_what_was_planted(be, planted):
+    needs(be, backends.REFERENCES)
+    s = check_op.check(be, 2, progress=False, verify_data=True)
+    got = {(f.kind, f.store, f.name) for f in s.findings if f.kind in CHECK_KINDS | {"map_corrupt"}}
+    assert got == planted.expect | {("object_content_mismatch", "blocks", n) for n in planted.flipped}
+    assert s.counters["check.stage.data"] == 1
+    for f in s.findings:
+        if f.kind == "object_missing":
+            for map_name, idx in planted.missing_refs[f.name].items():
+                assert f"{map_name}[{','.join(map(str, idx))}]" in f.detail
+
+
+# ---- the sharded check equals the local one ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_address():
+    pytest.importorskip("distributed")
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from verify import distributed
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR,
+                      scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
+        with Client(lc, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+            yield lc.scheduler_address
+
+
+def counts(summary) -> dict:
+    """Counters but the index size (per process: the whole set locally, one partition on Dask) and times."""
+    return {k: v for k, v in summary.counters.items() if k != "refs.index_bytes" and not k.endswith("_us")}
+
+
+def sorted_json(summary) -> list:
+    import json
+
+    return sorted(json.dumps(f.as_dict(), sort_keys=True) for f in summary.findings)
+
+
+@pytest.mark.parametrize("shards", [1, 5])
+def test_sharded_check_equals_local(be, planted, dask_address, shards):
+    needs(be, backends.SHARDED)
+    from verify import distributed_check
+
+    # the scan's I/O counters (listing calls, probes) depend on its shards: the same on both sides
+    local = check_op.check(be, 1, progress=False, verify_data=True, shards_per_store=shards)
+    dask = distributed_check.check(be, dask_address, 1, progress=False, verify_data=True, shards_per_store=shards)
+    assert sorted_json(dask) == sorted_json(local)
+    assert dask.exit_code == local.exit_code == 1
+    assert counts(dask) == counts(local)
+    assert {f.kind for f in local.findings} >= {"object_missing", "object_orphan", "object_content_mismatch"}
+
+
+def test_many_entries_naming_one_missing_object_are_named_alike(be, dask_address, tmp_path):
+    """More entries name the lost object than a detail shows: which ones it shows is the same on Dask."""
+    needs(be, backends.SHARDED)
+    from verify import distributed_check
+    from verify import formats as F
+
+    lost = "archip_" + "d" * 64
+    for i in range(30):
+        header, md = F.write_v2(2 * F.BLOCK_SIZE_4M, [F.Entry(lost, F.OF_ARCHIP), F.Entry(lost, F.OF_ARCHIP)],
+                                name=f"vol-{i:02d}")
+        be.write("maps", f"vol-{i:02d}".encode(), header)
+        for k, v in md.items():
+            be.write("maps", k.encode(), v)
+    be.write("blocks", b"kept-nowhere", b"x")
+    local = check_op.check(be, 1, progress=False)
+    missing = [f for f in local.findings if f.kind == "object_missing"]
+    assert [f.name for f in missing] == [lost] and "60 entries of 30 maps" in missing[0].detail
+    for shards in (3, 16):
+        dask = distributed_check.check(be, dask_address, 1, progress=False, shards_per_store=shards)
+        assert sorted_json(dask) == sorted_json(local)
+
+
+@pytest.mark.parametrize("method", ["check_shard", "explain_shard"])
+def test_killed_worker_sharded_check_still_exact(be, planted, dask_address, tmp_path, method):
+    needs(be, backends.SHARDED)
+    import psutil
+
+    from verify import distributed_check
+
+    local = check_op.check(be, 1, progress=False)
+    marker = tmp_path / "killed.pid"
+    dask = distributed_check.check(killing(be, marker, method), dask_address, 1, progress=False, shards_per_store=4)
+    pid = int(marker.read_text())
+    try:
+        assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        pass
+    assert sorted_json(dask) == sorted_json(local)
+    assert dask.exit_code == local.exit_code
+
+
+def store_flags(be) -> list[str]:
+    """The command-line flags naming ``be``'s stores."""
+    if be.name == "filed":
+        return ["--maps-dir", be.maps_dir, "--blocks-dir", be.blocks_dir]
+    return ["--backend", "rados", "--pool", be.pool, "--blocks-pool", be.blocks_pool, "-c", be.ceph_conf,
+            "--keyring", be.keyring, "--namespace", be.namespace]
+
+
+def test_cli_check_dask_equals_local(be, planted):
+    """archverify check --dask local:2, as an operator runs it, on every backend that declares it."""
+    needs(be, backends.SHARDED)
+    import json
+
+    from click.testing import CliRunner
+
+    from verify.cli.main import cli
+
+    def run(*extra):
+        res = CliRunner().invoke(cli, ["check", *store_flags(be), "--format", "json", "--no-progress", "-j", "1",
+                                       "--shards", "3", *extra])
+        return res.exit_code, json.loads(res.stdout)
+
+    code, doc = run()
+    dcode, ddoc = run("--dask", "local:2")
+    assert dcode == code == 1
+    assert sorted(json.dumps(f, sort_keys=True) for f in ddoc["findings"]) == \
+        sorted(json.dumps(f, sort_keys=True) for f in doc["findings"])
+    assert ddoc["check"]["stages_run"] == doc["check"]["stages_run"] == ["scan", "references"]

@@ -1,0 +1,166 @@
+"""The store contract: what a backend can do, one protocol per capability.
+
+A backend is a plain picklable value (it travels to Dask workers) that offers some
+of these capabilities; which ones it offers is declared once, in the registry
+(:mod:`verify.backends`), never discovered by probing for methods. The
+conformance suite (tests/backends/) holds every registered backend to the
+protocols it declares.
+
+- :class:`Scan`: split both stores into shards and scan one (``scan``, ``check``'s first stage).
+- :class:`ReferenceCheck`: every map entry against the stored objects, and content
+  hashes (``check``'s later stages, on one machine).
+- :class:`ShardedCheck`: the same two stages one shard at a time, the join done
+  elsewhere (``check --dask``, :mod:`verify.distributed_check`).
+- :class:`ObjectIO`: a store seen as named objects: list a page, read, stat, write
+  whole, remove. Writers (fixes) go through it.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+from dataclasses import dataclass
+from typing import Callable, Protocol, runtime_checkable
+
+from ..errors import StoreError
+from ..summary import ShardResult
+
+ProgressFn = Callable[[int], None]  # called with the number of files/objects newly seen
+Window = tuple[int, int, bool]  # a --verify-data-sample window: (start, width, everything)
+Ref = tuple[bytes, bytes, int]  # (object name, map name, entry index) of an entry naming a missing object
+
+
+def strerror(err: int) -> str:
+    """``No such file or directory (ENOENT)``: the text and the name an operator can grep for."""
+    name = errno_mod.errorcode.get(err, str(err))
+    return f"{os.strerror(err)} ({name})"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A disjoint part of one store: ``[lo, hi)`` of ``total`` parts (256 top-level dirs on filed,
+    256 hash buckets or listing slices on RADOS)."""
+
+    store: str  # "maps" or "blocks"
+    lo: int
+    hi: int
+    total: int
+
+
+def split(total: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous, disjoint ranges covering ``[0, total)`` (fewer if parts > total)."""
+    parts = max(1, min(parts, total))
+    bounds = [total * i // parts for i in range(parts + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+@runtime_checkable
+class Scan(Protocol):
+    """Every backend: what it reads, its shards, the scan of one shard."""
+
+    name: str
+
+    def validate(self) -> None:
+        """Fail before any slow work: the stores are there and may be read (StoreError otherwise)."""
+
+    def require_portable(self) -> None:
+        """Fail (UsageError) if these settings would name something else on another machine (--dask)."""
+
+    def describe(self) -> dict:
+        """What is scanned, per store role (``maps``, ``blocks``), for the report's ``stores`` section."""
+
+    def shards(self, per_store: int) -> list[Shard]:
+        """The whole of each store as ``per_store`` shards."""
+
+    def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
+        """Scan one shard; unreadable parts become ``unreadable`` findings, never exceptions."""
+
+
+@runtime_checkable
+class ReferenceCheck(Protocol):
+    """``check``'s reference and data stages on this machine."""
+
+    def check_references(self, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
+        """Every map's entries against the stored objects: object_missing, object_orphan, map_corrupt."""
+
+    def verify_data(self, jobs: int, window: Window, progress: ProgressFn | None = None) -> ShardResult:
+        """Content hashes of the Pithos blocks (64-hex names) whose fingerprint is in ``window``."""
+
+
+@runtime_checkable
+class ShardedCheck(Protocol):
+    """The reference and data stages one shard at a time; the join runs elsewhere.
+
+    Join records are ``width`` bytes: the 16-byte fingerprint of a name
+    (:func:`verify.refjoin.fingerprint`), the caller's ``locator``, then one byte,
+    1 when a live entry needs the object. The first entries naming a missing object
+    are ranked within a shard so that the first few over all shards, taken in
+    shard order, are those a local :meth:`ReferenceCheck.check_references` names.
+    """
+
+    def check_shard(self, shard: Shard, jobs: int, locator: bytes) -> tuple[ShardResult, bytes]:
+        """Findings decided within the shard, and its join records (referenced names of a maps
+        shard, stored names of a blocks shard)."""
+
+    def explain_shard(self, shard: Shard, jobs: int, records: bytes,
+                      width: int) -> tuple[list[Ref], dict[bytes, tuple[int, int]]]:
+        """A maps shard again, for the missing keys in ``records``: the first entries naming each,
+        and per name (maps, entries) of this shard naming it."""
+
+    def orphans_shard(self, shard: Shard, jobs: int, records: bytes, width: int) -> ShardResult:
+        """A blocks shard again: ``object_orphan`` for each stored object keyed in ``records``."""
+
+    def verify_data_shard(self, shard: Shard, jobs: int, window: Window) -> ShardResult:
+        """``verify_data`` on one blocks shard."""
+
+    def object_path(self, name: bytes) -> str | None:
+        """Where the blocks store keeps ``name``, for an ``object_missing`` path (None: no paths)."""
+
+
+Cursor = object  # opaque; good only for the backend object that returned it
+
+
+@runtime_checkable
+class ObjectIO(Protocol):
+    """A store as named objects, where Archipelago v0.4 reads and writes them.
+
+    ``store`` is a role (``maps`` or ``blocks``). Names are bytes; a name a store
+    cannot hold raises :class:`BadObjectName`. A missing object is ``None`` (read,
+    stat) or ``False`` (remove), never an exception; any other failure is a
+    StoreError naming the object and the reason.
+    """
+
+    def list_page(self, store: str, cursor: Cursor | None = None,
+                  limit: int = 1000) -> tuple[list[bytes], Cursor | None]:
+        """Up to ``limit`` names after ``cursor``, and the cursor of the next page (None: no more).
+        The pages of one listing hold every object there at its start exactly once."""
+
+    def read(self, store: str, name: bytes, offset: int = 0, length: int | None = None) -> bytes | None:
+        """The object's bytes from ``offset`` (all of them, or at most ``length``)."""
+
+    def stat(self, store: str, name: bytes) -> int | None:
+        """The object's size."""
+
+    def write(self, store: str, name: bytes, data: bytes) -> None:
+        """Replace the object's content whole, atomically where the store allows it."""
+
+    def remove(self, store: str, name: bytes) -> bool:
+        """Delete the object; False if it was not there."""
+
+
+@runtime_checkable
+class MapLookupProvider(Protocol):
+    """Maps looked up by name, as the mapper would (``pithos-check``, verify/maplookup.py)."""
+
+    def maps_lookup(self, jobs: int):
+        """A :class:`verify.maplookup.MapLookup` over the maps store (close it when done)."""
+
+
+# the capabilities a registry entry may declare, and the protocol each stands for
+SCAN, REFERENCES, SHARDED, OBJECTS, MAP_LOOKUP = "scan", "references", "sharded", "objects", "map_lookup"
+PROTOCOLS = {SCAN: Scan, REFERENCES: ReferenceCheck, SHARDED: ShardedCheck, OBJECTS: ObjectIO,
+             MAP_LOOKUP: MapLookupProvider}
+
+
+class BadObjectName(StoreError):
+    """A name the store cannot hold (empty, or with '/' or NUL on filed): refused, nothing touched."""

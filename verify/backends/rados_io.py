@@ -1,0 +1,131 @@
+"""python-rados, synchronously: transient errors retried, and a pool seen as named objects.
+
+The scan's and the check's fallbacks (where the librados extension is not built)
+and the object I/O of :class:`~verify.backends.rados.RadosBackend` (what fixes
+write through) share these. ``import rados`` happens on first use, so that a
+filed-only install never needs it.
+"""
+
+from __future__ import annotations
+
+import errno as E
+from collections import Counter
+from typing import Iterator
+
+from ..errors import StoreError
+from ..findings import escape_name
+from .base import BadObjectName, strerror
+
+MAX_TRIES = 4  # as _rados.pyx: a transient error is retried MAX_TRIES - 1 times
+TRANSIENT = {E.ETIMEDOUT, E.EAGAIN, E.EINTR, E.EIO, E.EBUSY, E.ENOTCONN, E.ECONNRESET, E.ESHUTDOWN,
+             E.ECANCELED, E.ENOMEM}
+
+
+def errno_of(e) -> int:
+    return abs(getattr(e, "errno", None) or E.EIO)
+
+
+def retry(fn, counters: Counter):
+    """fn() with transient errors retried; ObjectNotFound and the final error propagate."""
+    import rados
+
+    for attempt in range(MAX_TRIES):
+        try:
+            return fn()
+        except rados.ObjectNotFound:
+            raise
+        except rados.Error as e:
+            if errno_of(e) not in TRANSIENT or attempt + 1 == MAX_TRIES:
+                raise
+            counters["retries"] += 1
+
+
+class Listing:
+    """A cursor over one pool's listing: good only in the process that opened it."""
+
+    def __init__(self, ioctx):
+        self.it: Iterator = iter(ioctx.list_objects())
+        self.ahead: bytes | None = None
+
+
+class PoolObjects:
+    """One pool (and namespace) through a python-rados ioctx: the ObjectIO of a RADOS store."""
+
+    def __init__(self, ioctx, pool: str):
+        self.io, self.pool = ioctx, pool
+        self.counters: Counter = Counter()
+
+    def _fail(self, what: str, name: bytes, e) -> StoreError:
+        return StoreError(f"pool {self.pool!r}, object {escape_name(name)}: {what}: {strerror(errno_of(e))}")
+
+    @staticmethod
+    def _key(name: bytes) -> str:
+        if not name or b"\0" in name:
+            raise BadObjectName(f"object name {escape_name(name)!r}: RADOS cannot hold it (empty or NUL)")
+        return name.decode("utf-8", "surrogateescape")
+
+    def list_page(self, cursor: Listing | None, limit: int) -> tuple[list[bytes], Listing | None]:
+        import rados
+
+        cur = cursor or Listing(self.io)
+        out: list[bytes] = []
+        try:
+            while len(out) < limit + 1:
+                if cur.ahead is not None:
+                    out.append(cur.ahead)
+                    cur.ahead = None
+                    continue
+                obj = next(cur.it, None)
+                if obj is None:
+                    return out, None
+                out.append(obj.key.encode("utf-8", "surrogateescape"))
+        except rados.Error as e:
+            raise StoreError(f"pool {self.pool!r}: listing stopped: {strerror(errno_of(e))}") from None
+        cur.ahead = out.pop()  # one past the page: there is a next page
+        return out, cur
+
+    def read(self, name: bytes, offset: int, length: int | None) -> bytes | None:
+        import rados
+
+        key = self._key(name)
+        try:
+            if length is None:
+                length = max(0, retry(lambda: self.io.stat(key), self.counters)[0] - offset)
+            return retry(lambda: self.io.read(key, length, offset), self.counters) if length else b""
+        except rados.ObjectNotFound:
+            return None
+        except rados.Error as e:
+            raise self._fail("read", name, e) from None
+
+    def stat(self, name: bytes) -> int | None:
+        import rados
+
+        key = self._key(name)
+        try:
+            return retry(lambda: self.io.stat(key), self.counters)[0]
+        except rados.ObjectNotFound:
+            return None
+        except rados.Error as e:
+            raise self._fail("stat", name, e) from None
+
+    def write(self, name: bytes, data: bytes) -> None:
+        """``write_full``: the OSD replaces the object whole, atomically."""
+        import rados
+
+        key = self._key(name)
+        try:
+            retry(lambda: self.io.write_full(key, bytes(data)), self.counters)
+        except rados.Error as e:
+            raise self._fail("write", name, e) from None
+
+    def remove(self, name: bytes) -> bool:
+        import rados
+
+        key = self._key(name)
+        try:
+            retry(lambda: self.io.remove_object(key), self.counters)
+        except rados.ObjectNotFound:
+            return False
+        except rados.Error as e:
+            raise self._fail("remove", name, e) from None
+        return True
