@@ -172,10 +172,10 @@ def resident(backend: Backend) -> Backend:
     return _resident.setdefault(key, backend)
 
 
-def scan_task(backend: Backend, shard: Shard, jobs: int) -> ShardResult:
-    """One shard on a worker; store errors name the worker so the operator knows where to look."""
+def on_worker(fn, *args):
+    """``fn(*args)`` on a worker; store errors name the worker, so the operator knows which node lacks what."""
     try:
-        return resident(backend).scan_shard(shard, jobs)
+        return fn(*args)
     except ArchverifyError as e:
         from distributed import get_worker
 
@@ -184,6 +184,11 @@ def scan_task(backend: Backend, shard: Shard, jobs: int) -> ShardResult:
         except ValueError:  # not on a worker (called directly)
             raise e from None
         raise type(e)(f"{e} (on Dask worker {where})") from None
+
+
+def scan_task(backend: Backend, shard: Shard, jobs: int) -> ShardResult:
+    """One shard on a worker."""
+    return on_worker(resident(backend).scan_shard, shard, jobs)
 
 
 def _label(shard: Shard) -> str:

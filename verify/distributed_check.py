@@ -27,8 +27,8 @@ from . import _check, backends, refjoin
 from .backends import Backend, Shard
 from .check import SampleWindow, run_stages
 from .distributed import (DEFAULT_RETRIES, DEFAULT_TIMEOUT, SHARDS_PER_WORKER, as_finished, check_workers, connect,
-                          portable, resident, run_shards, submit_shards, worker_count)
-from .errors import ArchverifyError, UsageError
+                          on_worker, portable, resident, run_shards, submit_shards, worker_count)
+from .errors import UsageError
 from .references import missing_findings
 from .summary import ShardResult, Summary
 
@@ -57,36 +57,22 @@ def _locator(shard: Shard) -> bytes:
     return shard.lo.to_bytes(2, "big") + bytes(SPARE)
 
 
-def _on_worker(fn, *args):
-    """Store errors name the worker, so the operator knows which node lacks what."""
-    try:
-        return fn(*args)
-    except ArchverifyError as e:
-        from distributed import get_worker
-
-        try:
-            where = get_worker().address
-        except ValueError:  # not on a worker (called directly)
-            raise e from None
-        raise type(e)(f"{e} (on Dask worker {where})") from None
-
-
 def fingerprints_task(backend, shard: Shard, jobs: int) -> CheckShardOutput:
-    result, recs = _on_worker(resident(backend).check_shard, shard, jobs, _locator(shard))
+    result, recs = on_worker(resident(backend).check_shard, shard, jobs, _locator(shard))
     sides = refjoin.Sides(refs=recs, width=WIDTH) if shard.store == "maps" else refjoin.Sides(stored=recs, width=WIDTH)
     return CheckShardOutput(result, sides)
 
 
 def explain_task(backend, shard: Shard, records: bytes, jobs: int):
-    return _on_worker(resident(backend).explain_shard, shard, jobs, records, WIDTH)
+    return on_worker(resident(backend).explain_shard, shard, jobs, records, WIDTH)
 
 
 def orphans_task(backend, shard: Shard, records: bytes, jobs: int) -> ShardResult:
-    return _on_worker(resident(backend).orphans_shard, shard, jobs, records, WIDTH)
+    return on_worker(resident(backend).orphans_shard, shard, jobs, records, WIDTH)
 
 
 def data_task(backend, shard: Shard, jobs: int, window: tuple[int, int, bool]) -> ShardResult:
-    return _on_worker(resident(backend).verify_data_shard, shard, jobs, window)
+    return on_worker(resident(backend).verify_data_shard, shard, jobs, window)
 
 
 def _group(records: bytes, store: str, shards: list[Shard], needed_only: bool) -> dict[Shard, bytes]:
