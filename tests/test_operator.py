@@ -27,7 +27,7 @@ from verify.sample import write_sample
 REPO = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 ENV.pop("ARCHVERIFY_DEBUG", None)
-KIND_ROW = re.compile(r"^(\w+)\s+[\d,]+\s+(info|warn|ERROR|UNREAD)\s", re.M)
+KIND_ROW = re.compile(r"^(?:info|warn|ERROR|UNREAD)\s+(\w+)\s+[\d,]+\s", re.M)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
