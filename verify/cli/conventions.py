@@ -35,7 +35,8 @@ class Run:
     fmt: str = "human"
     quiet: bool = False
     verbose: bool = False
-    apply: bool = False  # --yes: act, not only preview
+    apply: bool = False  # --yes on a command that writes: act, not only preview
+    dry_run: bool = False  # --dry-run given (a command that only creates its own outputs then writes none)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -108,7 +109,7 @@ def conventions(formats=("human", "json"), writes: bool = False, format_help: st
             if quiet and verbose:
                 raise UsageError("-q/--quiet and -v/--verbose contradict each other: give one")
             ctx = click.get_current_context()
-            run = Run(command_name(ctx), fmt, quiet, verbose, apply=bool(yes and writes))
+            run = Run(command_name(ctx), fmt, quiet, verbose, apply=bool(yes and writes), dry_run=dry_run)
             ctx.meta[RUN_KEY] = run
             return f(*args, run=run, **kw)
 
