@@ -9,7 +9,7 @@ import click
 from .. import config as config_mod
 from ..errors import ConfigError
 from ..nodes import label
-from .conventions import conventions
+from .conventions import conventions, warn
 from .node_options import node_options, resolve_nodes
 from .store_options import ceph_options
 
@@ -70,7 +70,8 @@ def command(config_path, nodes_spec, node_cmd, ceph_conf, client_id, keyring, ru
     errors = sum(p.level == "error" for _, _, _, ps in docs for p in ps)
     warnings = sum(p.level == "warning" for _, _, _, ps in docs for p in ps)
     if not run.human:
-        # "warnings" is the wrapper's list of archverify's own warnings; the config's are problems
+        # the config's warnings are also the run's (stderr and "warnings"), as in every other command
+        warn(f"{p}" for _, _, _, ps in docs for p in ps if p.level == "warning")
         run.emit(nodes=[_doc(*d) for d in docs], errors=errors, warning_count=warnings)
     else:
         for d in docs:
