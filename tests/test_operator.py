@@ -109,6 +109,25 @@ def test_check_at_a_terminal(store, extra):
     assert "check stages:" in text
 
 
+def test_check_bars_know_their_totals_from_the_previous_run(store, tmp_path):
+    d, conf, planted = store
+    for _ in range(2):
+        code, text = at_terminal("check", "--config", conf, "--state", tmp_path / "st", "--verify-data")
+        assert_no_traceback(text)
+        assert code == 1, text
+        assert planted <= screen_kinds(text)
+    # the second run's bars show done/total, the total being what the first run counted
+    assert re.search(r"\d/\d+(\.\d+)?k? \[", ANSI.sub("", text)), text
+
+
+def test_forced_progress_at_a_terminal_is_a_bar_not_lines(store, tmp_path):
+    d, conf, _ = store
+    env = dict(ENV, ARCHVERIFY_PROGRESS_INTERVAL="0")
+    code, text = at_terminal("check", "--config", conf, "--state", tmp_path / "st", "--progress", env=env)
+    assert_no_traceback(text)
+    assert code == 1 and "archverify: progress:" not in text
+
+
 def test_scan_at_a_terminal(store):
     d, conf, planted = store
     code, text = at_terminal("scan", "--config", conf)
