@@ -123,7 +123,10 @@ def test_pithos_migrate_cli(tmp_path, monkeypatch):
     r = cli("pithos-migrate", "enable", "--dry-run", *c.nodes_arg())
     assert r.returncode == 0, r.stderr
     assert "pithos_migrate =" not in c.conf("n1").read_text()
-    r = cli("pithos-migrate", "enable", *c.nodes_arg())
+    r = cli("pithos-migrate", "enable", *c.nodes_arg())  # a preview without --yes
+    assert r.returncode == 0, r.stderr
+    assert "pithos_migrate =" not in c.conf("n1").read_text()
+    r = cli("pithos-migrate", "enable", *c.nodes_arg(), "--yes")
     assert r.returncode == 0, r.stderr
     assert all(archipelago_reads(c.conf(n).read_text())["blockerm"] for n in c.nodes)
     r = cli("pithos-migrate", "status", *c.nodes_arg())

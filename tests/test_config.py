@@ -298,7 +298,7 @@ def test_editor_keeps_bytes_and_sets_every_copy(tmp_path):
                  .replace(b"direct = True\n", b"direct = True\npithos_migrate = False\n")
                  + b"\n[blockerm]\npithos_migrate = False\n")
     before = conf.read_bytes()
-    r = invoke(["pithos-migrate", "enable", "--config", conf])
+    r = invoke(["pithos-migrate", "enable", "--config", conf, "--yes"])
     assert r.exit_code == 0, r.output
     after = conf.read_bytes()
     assert b"# blktap support, caf\xe9" in after  # the latin-1 comment is kept byte for byte

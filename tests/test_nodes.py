@@ -132,12 +132,15 @@ def test_restart_cli_failure_table_and_dry_run(tmp_path, monkeypatch):
     r = c.archverify("restart", *c.nodes_arg(), "--dry-run")
     assert r.returncode == 0 and r.stdout.count("would run") == 4
     assert c.events("stop") == []
+    r = c.archverify("restart", *c.nodes_arg())  # without --yes: the same preview
+    assert r.returncode == 0 and r.stdout.count("would run") == 4
+    assert c.events("stop") == []
     c.standin("n1", "vlmc", "map", "vol-000")
-    r = c.archverify("restart", *c.nodes_arg())
+    r = c.archverify("restart", *c.nodes_arg(), "--yes")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     rows = {ln.split()[0]: ln.split()[1] for ln in r.stderr.splitlines() if ln[:2] in ("n1", "n2")}
     assert rows == {"n1": "running", "n2": "running"}  # n1 refused to stop: nothing else was touched
-    r = c.archverify("restart", *c.nodes_arg(), "--force")
+    r = c.archverify("restart", *c.nodes_arg(), "--force", "--yes")
     assert r.returncode == 0, r.stderr
     st = c.state()
     assert all(st["nodes"][n]["running"] and st["nodes"][n]["starts"] == 2 for n in c.nodes)

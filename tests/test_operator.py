@@ -27,7 +27,7 @@ from verify.sample import write_sample
 REPO = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 ENV.pop("ARCHVERIFY_DEBUG", None)
-KIND_ROW = re.compile(r"^(\w+)\s+[\d,]+\s+(info|warn|ERROR|UNREAD)\s", re.M)
+KIND_ROW = re.compile(r"^(?:info|warn|ERROR|UNREAD)\s+(\w+)\s+[\d,]+\s", re.M)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -107,6 +107,25 @@ def test_check_at_a_terminal(store, extra):
     shown = screen_kinds(text)
     assert planted <= shown, (planted - shown, text)
     assert "check stages:" in text
+
+
+def test_check_bars_know_their_totals_from_the_previous_run(store, tmp_path):
+    d, conf, planted = store
+    for _ in range(2):
+        code, text = at_terminal("check", "--config", conf, "--state", tmp_path / "st", "--verify-data")
+        assert_no_traceback(text)
+        assert code == 1, text
+        assert planted <= screen_kinds(text)
+    # the second run's bars show done/total, the total being what the first run counted
+    assert re.search(r"\d/\d+(\.\d+)?k? \[", ANSI.sub("", text)), text
+
+
+def test_forced_progress_at_a_terminal_is_a_bar_not_lines(store, tmp_path):
+    d, conf, _ = store
+    env = dict(ENV, ARCHVERIFY_PROGRESS_INTERVAL="0")
+    code, text = at_terminal("check", "--config", conf, "--state", tmp_path / "st", "--progress", env=env)
+    assert_no_traceback(text)
+    assert code == 1 and "archverify: progress:" not in text
 
 
 def test_scan_at_a_terminal(store):

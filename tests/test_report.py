@@ -168,7 +168,7 @@ def test_every_format_of_every_command_comes_from_render():
         human = outs["human"]
         assert human.count(f"{command} (filed)") == 1
         for kind in ("map_v1", "object_missing"):
-            assert len(re.findall(rf"^{kind}\s", human, re.M)) == 1
+            assert len(re.findall(rf"^(ERROR|warn|info|UNREAD)\s+{kind}\s", human, re.M)) == 1
         if command == "check":
             assert human.index("check stages:") < human.index("map_v1")
 

@@ -30,6 +30,7 @@ from typing import Callable, Protocol
 from .backends import Backend, ReferenceCheck
 from .errors import UsageError
 from .findings import Severity
+from .progress import Progress
 from .scan import progress_bar, run_shards
 from .summary import ShardResult, Summary
 
@@ -125,7 +126,7 @@ class LocalStages:
 
     backend: ReferenceBackend
     jobs: int
-    progress: bool | None = None
+    progress: Progress | bool | None = None
     window: SampleWindow = SampleWindow(0, 0, True)
     shards_per_store: int = 1
 
@@ -139,16 +140,12 @@ class LocalStages:
         return self._with_bar("data", lambda tick: self.backend.verify_data(self.jobs, self.window.as_tuple(), tick))
 
     def _with_bar(self, stage: str, fn) -> ShardResult:
-        bar = progress_bar(self.progress, f"check: {stage} ({self.backend.name})")
-        try:
-            tick = bar.update if bar is not None else None  # a tqdm without a total has no bool()
-            return fn(tick)
-        finally:
-            if bar is not None:
-                bar.close()
+        with progress_bar(self.progress, stage, f"check: {stage} ({self.backend.name})",
+                          unit="object" if stage == "data" else "item") as bar:
+            return fn(bar.update)
 
 
-def check(backend: ReferenceBackend, jobs: int, progress: bool | None = None, verify_data: bool = False,
+def check(backend: ReferenceBackend, jobs: int, progress: Progress | bool | None = None, verify_data: bool = False,
           sample: SampleWindow | None = None, shards_per_store: int = 1) -> Summary:
     """Run the stages in order on this machine with ``jobs`` threads; one Summary of all findings."""
     t0 = time.monotonic()

@@ -75,9 +75,9 @@ class CheckFacts:
                     w(f"  {label:<9} {kind:<24} {store}:{name}\n")
 
 
-def sections(summary: Summary, facts: dict) -> tuple:
+def sections(summary: Summary, facts: dict, verbose: bool = False, stores: dict | None = None) -> tuple:
     """The check's report: the scan's counts, the check's facts, then the findings."""
-    return ScanCounts(summary), CheckFacts(facts), FindingsTable(summary)
+    return ScanCounts(summary), CheckFacts(facts), FindingsTable(summary, verbose=verbose, stores=stores)
 
 
 def quiet_line(summary: Summary, facts: dict) -> str:

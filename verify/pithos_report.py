@@ -32,9 +32,9 @@ class PithosFacts(HumanSection):
         w("\n")
 
 
-def sections(summary: Summary) -> tuple:
+def sections(summary: Summary, verbose: bool = False, stores: dict | None = None) -> tuple:
     return PithosFacts(summary), FindingsTable(
-        summary,
+        summary, verbose=verbose, stores=stores,
         incomplete="some maps could not be read (see 'unreadable'); fix access and check again.",
         not_done="Maps Pithos needs are missing or disagree with the database: restore them from backup "
                  "before upgrading or deleting anything.",

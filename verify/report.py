@@ -28,6 +28,7 @@ from .summary import Summary
 
 SEVERITY_WORD = {Severity.INFO: "info", Severity.WARNING: "warn", Severity.ERROR: "ERROR", Severity.UNREADABLE: "UNREAD"}
 FORMATS = ("human", "json", "jsonl")
+DEFAULT_SHOWN = 3  # findings listed per kind in the human report
 
 Write = Callable[[str], object]
 
@@ -58,6 +59,7 @@ class Head:
     backend: str
     stores: dict
     summary: Summary
+    warnings: tuple[str, ...] = ()  # every "archverify: warning:" line of the run
 
 
 def document(head: Head, sections: tuple[Section, ...] = ()) -> dict:
@@ -71,6 +73,7 @@ def document(head: Head, sections: tuple[Section, ...] = ()) -> dict:
         "findings": [f.as_dict() for f in head.summary.findings],
     }
     doc.update(_machine(sections))
+    doc["warnings"] = list(head.warnings)
     return doc
 
 
@@ -78,7 +81,7 @@ def _machine(sections) -> dict:
     return {s.key: s.data() for s in sections if s.key is not None}
 
 
-def render(fmt: str, out: TextIO, head: Head, sections: tuple[Section, ...], max_shown: int = 20) -> None:
+def render(fmt: str, out: TextIO, head: Head, sections: tuple[Section, ...], max_shown: int = DEFAULT_SHOWN) -> None:
     """Writes ``head`` and ``sections`` to ``out`` in format ``fmt`` (human, json or jsonl)."""
     if fmt == "json":
         # one document on one line: json's C encoder only runs without ``indent`` (20x faster
@@ -88,17 +91,22 @@ def render(fmt: str, out: TextIO, head: Head, sections: tuple[Section, ...], max
         for f in head.summary.findings:
             out.write(json.dumps(f.as_dict()) + "\n")
         line = {"summary": head.summary.as_dict(), **_machine(sections), "tool": "archverify",
-                "version": __version__, "backend": head.backend, "command": head.command, "stores": head.stores}
+                "version": __version__, "backend": head.backend, "command": head.command, "stores": head.stores,
+                "warnings": list(head.warnings)}
         out.write(json.dumps(line) + "\n")
     elif fmt == "human":
         w = _printable_writer(out)
-        where = ", ".join(printable(f"{role}={info.get('dir') or info.get('pool') or info.get('url')}")
+        where = ", ".join(printable(f"{role}={_abs(info.get('dir')) or info.get('pool') or info.get('url')}")
                           for role, info in head.stores.items())
         w(f"archverify {__version__} {head.command} ({head.backend}): {where}\n")
         for s in sections:
             s.human(w, max_shown)
     else:
         raise ValueError(f"unknown report format {fmt!r}")
+
+
+def _abs(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else None
 
 
 def _printable_writer(out: TextIO) -> Write:
@@ -140,13 +148,18 @@ class ScanCounts(HumanSection):
 
 @dataclass(frozen=True)
 class FindingsTable(HumanSection):
-    """The kinds found with their advice, the first findings, and the verdict."""
+    """The findings for people: the kinds most severe first, each with its count per store
+    and its advice, then a few samples of each kind at their absolute paths, then the verdict.
+
+    ``max_shown`` is per kind (``-v``: every finding); the whole list is in ``--format
+    json``/``jsonl`` and ``--logdir``."""
 
     summary: Summary
     incomplete: str = "part of a store could not be read (see 'unreadable'); fix access and scan again."
     not_done: str | None = None  # what to do about the findings; default: the safe fixes
     clean: str = "every object and map scanned is migrated; nothing to do."
     verbose: bool = False
+    stores: dict | None = None  # the report head's stores: where a finding's path is
 
     def human(self, w: Write, max_shown: int) -> None:
         summary = self.summary
@@ -155,15 +168,32 @@ class FindingsTable(HumanSection):
         if not per_kind:
             w(f"OK: {self.clean}\n")
             return
-        w(f"{'kind':<26}{'count':>10}  severity  what to do\n")
-        for kind, k in KINDS.items():
-            if per_kind.get(kind):
-                w(f"{kind:<26}{per_kind[kind]:>10,}  {SEVERITY_WORD[k.severity]:<8}  {k.advice}\n")
-        shown = summary.findings if self.verbose else summary.findings[:max_shown]
-        w(f"\nfirst {len(shown)} of {len(summary.findings):,} findings (all of them: --format json or --logdir DIR):\n")
-        for f in shown:
-            loc = printable(f"{f.store}:{f.path}" if f.path else f"{f.store}:{f.name}")
-            w(f"  {f.kind:<24} {loc}" + (f"  ({printable(f.detail)})" if f.detail else "") + "\n")
+        kinds = most_severe_first(per_kind)
+        by_kind: dict[str, list] = {k: [] for k in kinds}
+        per_store: Counter = Counter()
+        for f in summary.findings:
+            by_kind[f.kind].append(f)
+            per_store[(f.kind, f.store)] += 1
+        stores = _store_order({st for _, st in per_store})
+        cols = "".join(f"{st:>10}" for st in stores)
+        w(f"{'severity':<9}{'kind':<26}{'total':>10}{cols}  what to do\n")
+        for kind in kinds:
+            k = KINDS[kind]
+            counts = "".join(f"{per_store.get((kind, st), 0):>10,}" for st in stores)
+            w(f"{SEVERITY_WORD[k.severity]:<9}{kind:<26}{per_kind[kind]:>10,}{counts}  {k.advice}\n")
+        limit = None if self.verbose else max_shown
+        shown = sum(len(v) if limit is None else min(len(v), limit) for v in by_kind.values())
+        if shown:
+            w(f"\n{shown:,} of {len(summary.findings):,} findings"
+              + ("" if limit is None else f", at most {limit} per kind") + " (all of them: --format json, "
+              "--logdir DIR or -v):\n")
+        for kind in kinds:
+            items = by_kind[kind] if limit is None else by_kind[kind][:limit]
+            if not items:
+                continue
+            w(f"  {SEVERITY_WORD[KINDS[kind].severity]} {kind} ({per_kind[kind]:,}):\n")
+            for f in items:
+                w(f"    {printable(self.where(f))}" + (f"  ({printable(f.detail)})" if f.detail else "") + "\n")
         w("\n")
         code = summary.exit_code
         if code == 2:
@@ -180,15 +210,44 @@ class FindingsTable(HumanSection):
         else:
             w("OK: only informational findings.\n")
 
+    def where(self, f) -> str:
+        """The finding's absolute path (filed), ``POOL/NAME`` (RADOS), else ``STORE:NAME``."""
+        info = (self.stores or {}).get(f.store) or {}
+        if f.path and info.get("dir"):
+            return os.path.join(_abs(info["dir"]), f.path)
+        if info.get("pool"):
+            return f"{info['pool']}/{f.name}"
+        return f"{f.store}:{f.path or f.name}"
 
-def scan_sections(summary: Summary, verbose: bool = False) -> tuple[Section, ...]:
-    return ScanCounts(summary), FindingsTable(summary, verbose=verbose)
+
+def most_severe_first(per_kind) -> list[str]:
+    """Kinds found, the most severe first (unreadable, errors, warnings, info), in table order within one."""
+    order = {k: i for i, k in enumerate(KINDS)}
+    return sorted((k for k in per_kind if per_kind[k]), key=lambda k: (-KINDS[k].severity, order[k]))
 
 
-def write_human(out: TextIO, summary: Summary, backend: str, stores: dict, max_shown: int = 20,
+def _store_order(stores) -> list[str]:
+    known = [st for st in ("maps", "blocks") if st in stores]
+    return known + sorted(stores - set(known))
+
+
+def quiet_line(command: str, summary: Summary) -> str:
+    """-q: the verdict, the counts per kind and the time, on one line (for mail and syslog)."""
+    code = summary.exit_code
+    verdict = {0: "OK", 1: "FINDINGS", 2: "INCOMPLETE"}[code]
+    kinds = ", ".join(f"{k} {summary.per_kind[k]}" for k in most_severe_first(summary.per_kind))
+    return printable(f"archverify {command}: {verdict} (exit {code}): {len(summary.findings)} findings"
+                     + (f" ({kinds})" if kinds else "") + f"; {summary.elapsed:.1f}s")
+
+
+def scan_sections(summary: Summary, verbose: bool = False, stores: dict | None = None) -> tuple[Section, ...]:
+    return ScanCounts(summary), FindingsTable(summary, verbose=verbose, stores=stores)
+
+
+def write_human(out: TextIO, summary: Summary, backend: str, stores: dict, max_shown: int = DEFAULT_SHOWN,
                 command: str = "scan", verbose: bool = False) -> None:
     """The scan's human report (also what ``finalize`` shows of its scan)."""
-    render("human", out, Head(command, backend, stores, summary), scan_sections(summary, verbose), max_shown)
+    render("human", out, Head(command, backend, stores, summary), scan_sections(summary, verbose, stores), max_shown)
 
 
 # ---- --logdir --------------------------------------------------------------------------------

@@ -7,6 +7,9 @@ A finding is *new* when the previous run did not have it; it is *resolved* when 
 previous run had it and this run checked its kind fully. Kinds this run did not
 check fully (a skipped stage, a ``--verify-data-sample`` slice) are carried over
 unchanged, so they are neither resolved now nor new next time.
+
+A run also keeps what each stage counted and how long it took (``progress``): the
+next run's progress shows them as its totals and first ETAs (:mod:`verify.progress`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from .durable import replaced
 from .errors import StoreError
 from .findings import KINDS
+from .progress import Measure
 from .summary import Summary
 
 KEEP_RUNS = 60  # two months of nightly runs
@@ -66,6 +70,22 @@ def load_previous(d: Path) -> tuple[str | None, set[Key]]:
         raise StoreError(f"{runs[-1]}: unreadable state file ({e}); move it away to start afresh") from None
 
 
+def load_expected(d: str | os.PathLike) -> dict[str, Measure]:
+    """The newest run's per-stage counts and durations; empty when there is none (or it predates them).
+
+    Only a hint for progress: an unreadable file is left to :func:`load_previous` to report."""
+    runs = _runs(Path(d))
+    if not runs:
+        return {}
+    try:
+        with gzip.open(runs[-1], "rt", encoding="utf-8") as fh:
+            measured = json.load(fh).get("progress") or {}
+        out = {str(k): Measure.from_dict(v) for k, v in measured.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+    return {k: m for k, m in out.items() if m is not None}
+
+
 def prepare(d: str | os.PathLike) -> None:
     """Fail before the run, not after it, when the state dir cannot be written."""
     d = Path(d) / "runs"
@@ -78,8 +98,11 @@ def prepare(d: str | os.PathLike) -> None:
         raise StoreError(f"{d}: cannot write the state dir: {e.strerror}") from None
 
 
-def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], data_complete: bool) -> Delta:
-    """Compare with the previous run, then store this one (atomically); old runs beyond KEEP_RUNS go."""
+def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], data_complete: bool,
+                     progress: dict | None = None) -> Delta:
+    """Compare with the previous run, then store this one (atomically); old runs beyond KEEP_RUNS go.
+
+    ``progress``: what each stage counted and how long it took (``Progress.measured_dict()``)."""
     d = Path(d)
     try:
         (d / "runs").mkdir(parents=True, exist_ok=True)
@@ -94,7 +117,7 @@ def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], 
         delta.resolved = sorted(k for k in prev - cur if k[0] in covered)
     known = cur | {k for k in prev if k[0] not in covered}
     doc = {"time": time.time(), "exit_code": summary.exit_code, "stages": stages, "covered": sorted(covered),
-           "findings": sorted(known)}
+           "findings": sorted(known), "progress": progress or {}}
     ns = time.time_ns()
     name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z-{os.getpid()}.json.gz"
     try:

@@ -11,14 +11,17 @@ from .. import backends
 from .. import check as check_op
 from .. import check_report, metrics, report, runlock, state
 from ..errors import OutputError, UsageError
+from ..progress import Progress
+from .conventions import conventions, state_option
 from .dask_options import dask_options
-from .output_options import check_outputs, output_options, render, warn
+from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
 
 
 @click.command("check")
 @store_options
 @jobs_option
+@conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
 @output_options
 @click.option("--verify-data", is_flag=True,
               help="Also hash every Pithos block (64-hex name) and compare with its name: reads all their bytes.")
@@ -27,15 +30,14 @@ from .store_options import jobs_option, resolve, store_options
                    "(1/7 = 0.143 covers the store in a week). Implies --verify-data.")
 @click.option("--lock", "lock_path", type=click.Path(dir_okay=False),
               help="flock FILE for the whole run; if another run holds it, exit 2 at once.")
-@click.option("--state", "state_dir", type=click.Path(file_okay=False),
-              help="Keep each run's findings in DIR; the summary shows what is new and what was resolved.")
+@state_option(help="Keep each run's findings (and each stage's count and duration, the next run's progress "
+                   "totals and ETAs) in DIR; the summary shows what is new and what was resolved.")
 @click.option("--since-last", is_flag=True, help="List the new and the resolved findings (needs --state).")
 @click.option("--prometheus-textfile", "prom_path", type=click.Path(dir_okay=False),
               help="Write metrics for node_exporter's textfile collector to FILE (atomically).")
-@click.option("-q", "--quiet", is_flag=True, help="Print one summary line on stdout (for mail and syslog).")
 @dask_options
-def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fmt, output, logdir, max_shown,
-            progress, verify_data, sample, lock_path, state_dir, since_last, prom_path, quiet,
+def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
+            progress, verify_data, sample, lock_path, state_dir, since_last, prom_path,
             dask_address, shards, dask_timeout, **rados_opts):
     """Prove every map is readable and every object it names is there.
 
@@ -43,7 +45,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
     name exists where Archipelago v0.4 looks (object_missing, object_orphan,
     entry-level map_corrupt), then with --verify-data hashes Pithos blocks
     (object_content_mismatch). A stage that cannot read part of a store stops the
-    stages after it. Never writes to a store. Nightly:
+    stages after it. Never writes to a store; -q prints one summary line. Nightly:
 
     \b
       archverify check --config /etc/archipelago/archipelago.conf --lock /run/lock/archverify.lock \\
@@ -70,26 +72,28 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
     with runlock.held(lock_path) if lock_path else contextlib.nullcontext():
         if state_dir:
             state.prepare(state_dir)
+        bars = Progress(progress, state.load_expected(state_dir) if state_dir else None)
         if dask_address:
             from .. import distributed_check
 
             summary = distributed_check.check(be, dask_address, jobs, progress, verify_data, window, shards,
                                               dask_timeout)
         else:
-            summary = check_op.check(be, jobs, progress, verify_data, window, shards or 1)
+            summary = check_op.check(be, jobs, bars, verify_data, window, shards or 1)
         delta = None
         if state_dir:
-            delta = state.compare_and_save(state_dir, summary, check_op.ran_stages(summary), window.everything)
+            delta = state.compare_and_save(state_dir, summary, check_op.ran_stages(summary), window.everything,
+                                           bars.measured_dict())
         facts = check_report.check_facts(summary, delta, since_last)
-        head = report.Head("check", be.name, stores, summary)
-        render(fmt, output, logdir, max_shown, head, check_report.sections(summary, facts),
-               report_wanted=bool(output) or not quiet)
+        head = report.Head("check", be.name, stores, summary, tuple(run.warnings))
+        render(run.fmt, output, logdir, max_shown, head, check_report.sections(summary, facts, run.verbose, stores),
+               report_wanted=bool(output) or not (run.quiet and run.human))
         if prom_path:
             try:
                 metrics.write_textfile(prom_path, summary, len(delta.new) if delta else None,
                                        len(delta.resolved) if delta else None)
             except OSError as e:
                 raise OutputError(f"{prom_path}: cannot write the metrics: {e.strerror or e}") from None
-        if quiet:
+        if run.quiet and run.human:
             click.echo(check_report.quiet_line(summary, facts))
     sys.exit(summary.exit_code)

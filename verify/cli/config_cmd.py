@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -10,10 +9,12 @@ import click
 from .. import config as config_mod
 from ..errors import ConfigError
 from ..nodes import label
+from .conventions import conventions, warn
 from .node_options import node_options, resolve_nodes
+from .store_options import ceph_options
 
 
-def _pool_checker(ceph_conf, client_id, timeout=5.0):
+def _pool_checker(ceph_conf, client_id, keyring=None, timeout=5.0):
     """``name -> bool | None`` through librados when it is installed; None: cannot tell."""
     try:
         import rados  # type: ignore
@@ -25,7 +26,8 @@ def _pool_checker(ceph_conf, client_id, timeout=5.0):
         nonlocal cluster
         try:
             if cluster is None:
-                cluster = rados.Rados(conffile=ceph_conf or "", rados_id=client_id)
+                cluster = rados.Rados(conffile=ceph_conf or "", rados_id=client_id,
+                                      conf={"keyring": keyring} if keyring else None)
                 cluster.connect(timeout=int(timeout))
             return bool(cluster.pool_exists(pool))
         except Exception:
@@ -36,11 +38,10 @@ def _pool_checker(ceph_conf, client_id, timeout=5.0):
 
 @click.command("config")
 @node_options
-@click.option("-c", "--ceph-conf", type=click.Path(dir_okay=False), help="rados: ceph.conf to check that pools exist.")
-@click.option("--id", "client_id", help="rados: cephx user without 'client.' [default: admin].")
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True,
-              help="json: one document with every node's stores and problems (level, kind, line).")
-def command(config_path, nodes_spec, node_cmd, ceph_conf, client_id, fmt):
+@ceph_options
+@conventions(format_help="json: one document {tool, version, command, nodes, errors, warnings} with every node's "
+                         "stores and problems (level, kind, line).")
+def command(config_path, nodes_spec, node_cmd, ceph_conf, client_id, keyring, run):
     """Show the stores archipelago.conf names and check it.
 
     Reads the file as Archipelago does (no inline '#' comments, an indented line
@@ -50,12 +51,12 @@ def command(config_path, nodes_spec, node_cmd, ceph_conf, client_id, fmt):
     with the same line), a warning where it is harmless but suspicious, such as
     'pithos-migrate' spelled with a hyphen (ignored by Archipelago: migration is
     off without anyone knowing). Also checks that store dirs (and pools, with
-    --ceph-conf) exist here. With --nodes, every node's file is read through
+    -c/--conf) exist here. -q prints only the problems. With --nodes, every node's file is read through
     --node-cmd and checked. The verdicts are listed in docs/config.md.
     Exit code: 0 fine, 1 warnings, 2 errors.
     """
     nodes, runner = resolve_nodes(nodes_spec, node_cmd)
-    pool_exists = _pool_checker(ceph_conf, client_id)
+    pool_exists = _pool_checker(ceph_conf, client_id, keyring)
     docs = []
     for node in nodes:
         where = f"{node}:{config_path}" if node is not None else config_path
@@ -68,14 +69,15 @@ def command(config_path, nodes_spec, node_cmd, ceph_conf, client_id, fmt):
         docs.append((node, where, cfg, problems))
     errors = sum(p.level == "error" for _, _, _, ps in docs for p in ps)
     warnings = sum(p.level == "warning" for _, _, _, ps in docs for p in ps)
-    if fmt == "json":
-        click.echo(json.dumps({"nodes": [_doc(*d) for d in docs], "errors": errors, "warnings": warnings},
-                              indent=1, sort_keys=True))
+    if not run.human:
+        # the config's warnings are also the run's (stderr and "warnings"), as in every other command
+        warn(f"{p}" for _, _, _, ps in docs for p in ps if p.level == "warning")
+        run.emit(nodes=[_doc(*d) for d in docs], errors=errors, warning_count=warnings)
     else:
         for d in docs:
-            _human(*d)
+            _human(*d, quiet=run.quiet)
     if errors:
-        if fmt == "json":
+        if not run.human:
             sys.exit(ConfigError.exit_code)
         raise ConfigError(f"{errors} error(s) in the config (listed above)")
     sys.exit(1 if warnings else 0)
@@ -96,9 +98,9 @@ def _doc(node, where, cfg, problems) -> dict:
                          for p in problems]}
 
 
-def _human(node, where, cfg, problems) -> None:
+def _human(node, where, cfg, problems, quiet: bool = False) -> None:
     click.echo(f"{where}:")
-    if cfg is not None:
+    if cfg is not None and not quiet:
         for role, sc in cfg.stores.items():
             if sc.type == "filed":
                 click.echo(f"  {role:<6} [{sc.section}] file_blocker archip_dir={config_mod.show(sc.archip_dir)} "
@@ -111,5 +113,5 @@ def _human(node, where, cfg, problems) -> None:
         click.echo(f"  peers  {' '.join(cfg.roles) or '(none)'}")
     for p in problems:
         click.echo(f"  {p.level.upper()}: {p}")
-    if not problems:
+    if not problems and not quiet:
         click.echo(f"  OK ({label(node)})")

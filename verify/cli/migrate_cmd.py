@@ -12,6 +12,7 @@ import click
 from ..durable import catch_stop_signals
 from ..errors import UsageError
 from ..fixes.migrate import migrate_objects
+from .conventions import Run, conventions, state_option
 from .options import apply_options
 from .output_options import warn
 from .store_options import jobs_option, resolve
@@ -26,10 +27,9 @@ def filed_store_options(f):
                           "when no dir is given]"),
         click.option("--maps-dir", type=click.Path(file_okay=False), help="The maps store dir ([blockerm] archip_dir)."),
         click.option("--blocks-dir", type=click.Path(file_okay=False), help="The blocks store dir ([blockerb] archip_dir)."),
-        click.option("--journal-dir", type=click.Path(file_okay=False), default=DEFAULT_JOURNAL_DIR, show_default=True,
+        state_option(default=DEFAULT_JOURNAL_DIR, old_names=("--journal-dir",),
                      help="Where the journal (and the run lock) is kept; a rerun after a crash resumes from it."),
-        click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True),
-        click.option("--yes", "apply", is_flag=True, help="Apply the fixes. Without it, only show what would be done."),
+        conventions(writes=True),
     ]
     return apply_options(f, opts)
 
@@ -43,14 +43,17 @@ def filed_dirs(config_path, maps_dir, blocks_dir) -> dict[str, str]:
 VERB = {"planned": "would", "done": "done", "skipped": "skipped", "conflict": "CONFLICT", "failed": "FAILED"}
 
 
-def render_results(results: list[dict], fmt: str, apply: bool, out=None) -> int:
+def render_results(results: list[dict], run: Run, out=None) -> int:
     out = out or sys.stdout
     counts = Counter(r["status"] for r in results)
-    if fmt == "json":
-        json.dump({"results": results, "counts": dict(counts), "applied": apply}, out, indent=1, sort_keys=True)
+    apply = run.apply
+    if not run.human:
+        json.dump(run.document(results=results, counts=dict(counts), applied=apply), out, sort_keys=True)
         out.write("\n")
     else:
         for r in results:
+            if run.quiet:
+                continue  # -q: only the counts
             line = f"{VERB.get(r['status'], r['status']):8} {r['action']:10} {r['store']:6} {r['name']}"
             if r["action"] != "none":
                 line += f"  {r['old']} -> {r['new']}"
@@ -78,7 +81,7 @@ def render_results(results: list[dict], fmt: str, apply: bool, out=None) -> int:
               help="A v0.3 dir outside archip_dir (FILED_IMAGES, or maps=FILED_MAPS); repeatable. Objects the store "
                    "lacks are linked or copied into their v0.4 path; nothing is removed from DIR.")
 @jobs_option
-def command(config_path, maps_dir, blocks_dir, journal_dir, fmt, apply, resolve_identical, legacy_dirs, jobs):
+def command(config_path, maps_dir, blocks_dir, state_dir, run: Run, resolve_identical, legacy_dirs, jobs):
     """Move unmigrated, misplaced and leftover objects to their v0.4 path (filed only).
 
     A preview unless --yes. Each move is filed's own (link, then unlink the old
@@ -92,13 +95,13 @@ def command(config_path, maps_dir, blocks_dir, journal_dir, fmt, apply, resolve_
       archverify migrate-objects --blocks-dir /srv/archip/blocks --maps-dir /srv/archip/maps \\
           --legacy-dir /srv/old/images --legacy-dir maps=/srv/old/maps --yes
     """
-    if apply:
+    if run.apply:
         catch_stop_signals()  # from here a signal stops the run between two objects (exit 130/143)
     dirs = filed_dirs(config_path, maps_dir, blocks_dir)
     for spec in legacy_dirs:
         path = spec.split("=", 1)[1] if spec.startswith(("maps=", "blocks=")) else spec
         if not os.path.isdir(path):
             raise UsageError(f"{path}: --legacy-dir is not a directory")
-    results = migrate_objects(dirs, apply=apply, journal_dir=journal_dir, resolve_identical=resolve_identical,
+    results = migrate_objects(dirs, apply=run.apply, journal_dir=state_dir, resolve_identical=resolve_identical,
                               legacy_dirs=legacy_dirs, jobs=jobs)
-    sys.exit(render_results(results, fmt, apply))
+    sys.exit(render_results(results, run))

@@ -1,5 +1,6 @@
-"""--format/--output/--logdir/--progress, shared by scan, check and pithos-check; the one
-output step of those commands; and the check of every output path before any work."""
+"""--output/--logdir/--max-shown/--progress, shared by scan, check and pithos-check (their
+--format is the common one of :mod:`.conventions`); the one output step of those commands;
+and the check of every output path before any work."""
 
 from __future__ import annotations
 
@@ -13,24 +14,29 @@ import click
 from .. import report
 from ..durable import replaced
 from ..errors import OutputError
-from ..findings import printable
+from .conventions import warn  # noqa: F401 - where the commands have always found it
 from .options import apply_options
 
 STDOUT = "-"
 
+REPORT_FORMAT_HELP = ("human: the findings for people, errors first; json: one document {tool, version, command, "
+                      "..., warnings}; jsonl: a finding per line, then that document without the findings.")
+
+progress_option = click.option(
+    "--progress/--no-progress", default=None,
+    help="Progress on stderr: a bar per stage with its total and ETA (from the previous run kept in --state) "
+         "at a terminal; forced on elsewhere, a plain line every 10 s for journald [default: on at a terminal].")
+
 
 def output_options(f):
     opts = [
-        click.option("--format", "fmt", type=click.Choice(report.FORMATS), default="human", show_default=True,
-                     help="human: summary and first findings; json: one document; jsonl: a finding per line, then the summary."),
         click.option("-o", "--output", type=click.Path(allow_dash=True),
                      help="Write the report to FILE (atomically) instead of stdout ('-': stdout)."),
         click.option("--logdir", type=click.Path(),
                      help="Also write KIND.log per finding kind into DIR (one finding per line), like the old tool's logs."),
-        click.option("--max-shown", type=click.IntRange(0), default=20, show_default=True,
-                     help="human: how many findings to list."),
-        click.option("--progress/--no-progress", default=None,
-                     help="Progress bar on stderr [default: when stderr is a terminal]."),
+        click.option("--max-shown", type=click.IntRange(0), default=report.DEFAULT_SHOWN, show_default=True,
+                     help="human: findings listed per kind (-v: all of them)."),
+        progress_option,
     ]
     return apply_options(f, opts)
 
@@ -137,6 +143,3 @@ def render(fmt, output, logdir, max_shown, head: report.Head, sections, report_w
         raise OutputError(f"{where}: cannot write the report: {e.strerror or e}") from None
 
 
-def warn(lines):
-    for w in lines:
-        click.echo(f"archverify: warning: {printable(w)}", err=True)

@@ -9,7 +9,8 @@ import click
 from .. import backends, pithos_report, pithosdb, report
 from ..errors import UsageError
 from ..scan import progress_bar
-from .output_options import check_outputs, output_options, render, warn
+from .conventions import conventions
+from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
 
 
@@ -29,8 +30,9 @@ def maps_lookup(backend, jobs: int):
                    "keeps every map name in memory).")
 @store_options
 @jobs_option
+@conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
 @output_options
-def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fmt, output, logdir,
+def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir,
             max_shown, progress, **rados_opts):
     """Check that every map Pithos's database needs exists in the maps store, with the right size.
 
@@ -48,14 +50,15 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
     warn(warnings)
     check_outputs(be.describe(), output=output, logdir=logdir)
     lookup = maps_lookup(be, jobs)
-    bar = progress_bar(progress, "checking Pithos versions", unit="row")
     try:
-        summary = pithosdb.check(url, lookup, orphans=orphans, progress=bar.update if bar is not None else None)
+        with progress_bar(progress, "pithos", "checking Pithos versions", unit="row") as bar:
+            summary = pithosdb.check(url, lookup, orphans=orphans, progress=bar.update)
     finally:
-        if bar is not None:
-            bar.close()
         lookup.close()
     stores = {"maps": be.describe()["maps"], "pithos_db": {"url": pithosdb.safe(url)}}
-    render(fmt, output, logdir, max_shown, report.Head("pithos-check", be.name, stores, summary),
-           pithos_report.sections(summary))
+    head = report.Head("pithos-check", be.name, stores, summary, tuple(run.warnings))
+    render(run.fmt, output, logdir, max_shown, head, pithos_report.sections(summary, run.verbose, stores),
+           report_wanted=bool(output) or not (run.quiet and run.human))
+    if run.quiet and run.human:
+        click.echo(report.quiet_line("pithos-check", summary))
     sys.exit(summary.exit_code)

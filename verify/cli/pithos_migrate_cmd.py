@@ -6,6 +6,7 @@ import click
 
 from .. import confedit
 from ..nodes import label
+from .conventions import Run, conventions
 from .node_options import node_options, resolve_nodes
 from .output_options import warn
 
@@ -17,14 +18,16 @@ def command():
     Edits keep comments, order and spacing, replace a 'pithos-migrate' (hyphen)
     key, write atomically with owner and mode kept, leave a timestamped backup
     beside the file, and change nothing when the value is already right. A
-    rados_blocker section is refused: pithos_migrate is a filed setting. The
-    running Archipelago reads it only at start: follow with 'archverify restart'.
+    rados_blocker section is refused: pithos_migrate is a filed setting. enable
+    and disable only show what they would change unless --yes. The running
+    Archipelago reads it only at start: follow with 'archverify restart'.
     """
 
 
 @command.command("status")
 @node_options
-def status(config_path, nodes_spec, node_cmd):
+@conventions()
+def status(config_path, nodes_spec, node_cmd, run: Run):
     """pithos_migrate of each section on each node, as Archipelago reads it."""
     nodes, runner = resolve_nodes(nodes_spec, node_cmd)
     read = []  # every node's file first: an error stops the command before half a table is printed
@@ -32,9 +35,18 @@ def status(config_path, nodes_spec, node_cmd):
         where = f"{node}:{config_path}" if node is not None else config_path
         text = runner.read_file(node, config_path).decode("utf-8", "surrogateescape")
         read.append((node, *confedit.status(text, where)))
-    click.echo(f"{'node':<20} {'section':<9} {'type':<14} pithos_migrate")
-    for node, states, warnings in read:
+    for _, _, warnings in read:
         warn(warnings)
+    if not run.human:
+        run.emit(path=config_path, nodes=[
+            {"node": label(node), "sections": [{"section": st.section, "type": st.type, "value": st.value,
+                                                "set": st.raw is not None, "hyphen_key": st.hyphen}
+                                               for st in states]}
+            for node, states, _ in read])
+        return
+    if not run.quiet:
+        click.echo(f"{'node':<20} {'section':<9} {'type':<14} pithos_migrate")
+    for node, states, _ in read:
         for st in states:
             if st.value is None:
                 val = "n/a (rados_blocker)"
@@ -45,35 +57,51 @@ def status(config_path, nodes_spec, node_cmd):
             click.echo(f"{label(node):<20} {st.section:<9} {st.type or '?':<14} {val}")
 
 
-def _set(value, config_path, nodes_spec, node_cmd, dry_run):
+def _set(value: bool, config_path, nodes_spec, node_cmd, run: Run) -> None:
     nodes, runner = resolve_nodes(nodes_spec, node_cmd)
-    changes = confedit.apply_on_nodes(runner, nodes, config_path, value, dry_run=dry_run)
+    preview = not run.apply
+    changes = confedit.apply_on_nodes(runner, nodes, config_path, value, dry_run=preview)
     word = "on" if value else "off"
     for c in changes:
         warn(c.warnings)
+    changed = any(c.changes for c in changes)
+    follow = ("archverify restart" + (f" --nodes {nodes_spec}" if nodes_spec else "") + " --yes") if changed else None
+    if not run.human:
+        run.emit(path=config_path, value=value, applied=not preview, restart_needed=changed and not preview,
+                 nodes=[{"node": label(c.node), "changes": c.changes, "backup": c.backup} for c in changes])
+        return
+    for c in changes:
+        where = f"{label(c.node)}: {config_path}"
         if not c.changes:
-            click.echo(f"{label(c.node)}: already {word}, nothing changed")
+            run.say(f"{where}: already {word}, nothing to change")
             continue
         for ch in c.changes:
-            click.echo(f"{label(c.node)}: {'would change' if dry_run else 'changed'} {ch}")
+            click.echo(f"{where}: {'would change' if preview else 'changed'} {ch}")
         if c.backup:
-            click.echo(f"{label(c.node)}: backup {c.backup}")
-    if any(c.changes for c in changes) and not dry_run:
-        click.echo("takes effect when Archipelago starts again: archverify restart"
-                   + (f" --nodes {nodes_spec}" if nodes_spec else ""))
+            run.say(f"{where}: backup {c.backup}")
+        elif preview:
+            run.say(f"{where}: would be written atomically, the old file kept as a timestamped backup beside it")
+    if changed and preview:
+        click.echo(f"preview only: run again with --yes to set pithos_migrate {word}")
+    elif changed:
+        click.echo(f"takes effect when Archipelago starts again: {follow}")
 
 
 @command.command("enable")
 @node_options
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
-def enable(config_path, nodes_spec, node_cmd, dry_run):
-    """pithos_migrate = True on every node (filed migrates old Pithos objects as they are accessed)."""
-    _set(True, config_path, nodes_spec, node_cmd, dry_run)
+@conventions(writes=True)
+def enable(config_path, nodes_spec, node_cmd, run: Run):
+    """pithos_migrate = True on every node (filed migrates old Pithos objects as they are accessed).
+
+    Shows the changes; writes them with --yes."""
+    _set(True, config_path, nodes_spec, node_cmd, run)
 
 
 @command.command("disable")
 @node_options
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
-def disable(config_path, nodes_spec, node_cmd, dry_run):
-    """pithos_migrate = False on every node (filed serves old paths in place, unlinks nothing)."""
-    _set(False, config_path, nodes_spec, node_cmd, dry_run)
+@conventions(writes=True)
+def disable(config_path, nodes_spec, node_cmd, run: Run):
+    """pithos_migrate = False on every node (filed serves old paths in place, unlinks nothing).
+
+    Shows the changes; writes them with --yes."""
+    _set(False, config_path, nodes_spec, node_cmd, run)

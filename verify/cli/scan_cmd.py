@@ -8,17 +8,20 @@ import click
 
 from .. import report
 from .. import scan as scan_op
+from ..progress import Progress
+from .conventions import conventions
 from .dask_options import dask_options
-from .output_options import check_outputs, output_options, render, warn
+from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
 
 
 @click.command("scan")
 @store_options
 @jobs_option
+@conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
 @output_options
 @dask_options
-def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fmt, output, logdir, max_shown,
+def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
             progress, dask_address, shards, dask_timeout, **rados_opts):
     """Report every object and map that was not migrated to Archipelago v0.4.
 
@@ -28,7 +31,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
     \b
       archverify scan --config /etc/archipelago/archipelago.conf
       archverify scan --maps-dir /srv/archip/maps --blocks-dir /srv/archip/blocks -j 64
-      archverify scan --backend rados --pool maps --blocks-pool blocks -c /etc/ceph/ceph.conf
+      archverify scan --backend rados --pool maps --blocks-pool blocks --conf /etc/ceph/ceph.conf -n client.admin
       archverify scan --config /etc/archipelago/archipelago.conf --dask tcp://head:8786 -j 16
     """
     # with --dask the workers read the stores, so they (not this machine) must see them
@@ -42,6 +45,10 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
 
         summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
     else:
-        summary = scan_op.scan(be, jobs, progress, shards or 1)
-    render(fmt, output, logdir, max_shown, report.Head("scan", be.name, stores, summary), report.scan_sections(summary))
+        summary = scan_op.scan(be, jobs, Progress(progress), shards or 1)
+    head = report.Head("scan", be.name, stores, summary, tuple(run.warnings))
+    render(run.fmt, output, logdir, max_shown, head, report.scan_sections(summary, run.verbose, stores),
+           report_wanted=bool(output) or not (run.quiet and run.human))
+    if run.quiet and run.human:
+        click.echo(report.quiet_line("scan", summary))
     sys.exit(summary.exit_code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 
 import click
 
@@ -30,10 +31,7 @@ def store_options(f):
                           "from --config, else assumes it may be on."),
         click.option("--pool", help="rados: the maps pool ([blockerm] pool)."),
         click.option("--blocks-pool", help="rados: the blocks pool ([blockerb] pool)."),
-        click.option("-c", "--ceph-conf", type=click.Path(dir_okay=False),
-                     help="rados: ceph.conf [default: librados' search: $CEPH_CONF, /etc/ceph/ceph.conf, ...]."),
-        click.option("--id", "client_id", help="rados: cephx user without 'client.' [default: cephx_id from the config, else admin]."),
-        click.option("--keyring", type=click.Path(dir_okay=False), help="rados: keyring file."),
+        ceph_options,
         click.option("--namespace", help="rados: object namespace in both pools."),
         click.option("--inflight", type=click.IntRange(1, 65536), default=256, show_default=True,
                      help="rados: reads in flight at once."),
@@ -41,6 +39,69 @@ def store_options(f):
                      help="rados: seconds to wait for the cluster before giving up."),
     ]
     return apply_options(f, opts)
+
+
+def ceph_options(f, what: str = "rados: ", id_default: str = "cephx_id from the config, else admin"):
+    """The Ceph CLI's spellings: -c/--conf, --id or -n/--name client.X, -k/--keyring, --cluster.
+
+    The command receives ``ceph_conf``, ``client_id`` (without 'client.') and ``keyring``:
+    -n is turned into --id, and --cluster NAME into the conf and keyring ceph would read."""
+
+    @functools.wraps(f)
+    def wrapper(*args, ceph_name=None, cluster=None, **kw):
+        client_id = kw.pop("client_id", None)
+        if ceph_name is not None:
+            kind, _, ident = ceph_name.partition(".")
+            if kind != "client" or not ident:
+                raise UsageError(f"-n/--name {ceph_name}: expected client.ID (archverify is a client)")
+            if client_id is not None and client_id != ident:
+                raise UsageError(f"--id {client_id} and -n/--name {ceph_name} name two users: give one")
+            client_id = ident
+        ceph_conf, keyring = cluster_paths(cluster, kw.pop("ceph_conf", None), kw.pop("keyring", None), client_id)
+        return f(*args, ceph_conf=ceph_conf, client_id=client_id, keyring=keyring, **kw)
+
+    opts = [
+        click.option("-c", "--conf", "--ceph-conf", "ceph_conf", type=click.Path(dir_okay=False),
+                     help=f"{what}ceph.conf [default: librados' search: $CEPH_CONF, /etc/ceph/ceph.conf, ...]."),
+        click.option("--id", "client_id", help=f"{what}cephx user without 'client.' [default: {id_default}]."),
+        click.option("-n", "--name", "ceph_name", metavar="client.ID", help=f"{what}cephx user as 'client.ID' "
+                     "(the same as --id ID)."),
+        click.option("-k", "--keyring", type=click.Path(dir_okay=False), help=f"{what}keyring file."),
+        click.option("--cluster", metavar="NAME", help=f"{what}cluster name: read /etc/ceph/NAME.conf "
+                     "(and NAME's keyring) as the ceph CLI does [default: ceph]."),
+    ]
+    return apply_options(wrapper, opts)
+
+
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def cluster_paths(cluster, ceph_conf, keyring, client_id):
+    """ceph.conf and keyring for ``--cluster NAME``, searched where ceph's tools search them;
+    explicit -c/-k and $CEPH_CONF win. The default cluster 'ceph' changes nothing."""
+    if cluster is None or cluster == "ceph":
+        return ceph_conf, keyring
+    if not CLUSTER_NAME.fullmatch(cluster):
+        raise UsageError(f"--cluster {cluster!r}: not a cluster name (letters, digits, '_', '-', '.')")
+    if ceph_conf is None and not os.environ.get("CEPH_CONF"):
+        places = [f"/etc/ceph/{cluster}.conf", os.path.expanduser(f"~/.ceph/{cluster}.conf"), f"{cluster}.conf"]
+        ceph_conf = next((p for p in places if os.path.isfile(p)), None)
+        if ceph_conf is None:
+            raise UsageError(f"--cluster {cluster}: no {cluster}.conf in {', '.join(places)}; give -c/--conf PATH")
+    if keyring is None and ceph_conf is not None and not _names_keyring(ceph_conf):
+        user = f"client.{client_id or 'admin'}"
+        keyring = next((k for k in (f"/etc/ceph/{cluster}.{user}.keyring", f"/etc/ceph/{cluster}.keyring")
+                        if os.path.isfile(k)), None)
+    return ceph_conf, keyring
+
+
+def _names_keyring(conf: str) -> bool:
+    """Does ceph.conf set its own keyring (which a keyring we found must then not override)?"""
+    try:
+        with open(conf, encoding="utf-8", errors="replace") as fh:
+            return any(re.match(r"\s*keyring\s*=", line) for line in fh)
+    except OSError:
+        return False  # the backend reports an unreadable ceph.conf, with its path
 
 
 def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, **rados_opts):

@@ -15,6 +15,7 @@ from .. import formats as F
 from ..durable import catch_stop_signals
 from ..errors import UsageError
 from ..fixes.upgrade import upgrade_maps
+from .conventions import conventions, state_option
 from .migrate_cmd import DEFAULT_JOURNAL_DIR, filed_dirs
 from .store_options import jobs_option
 
@@ -75,7 +76,6 @@ def sizes_from_pithos_db(url: str) -> dict[str, int]:
 @click.option("--config", "config_path", type=click.Path(),
               help="archipelago.conf to read the maps dir (and filed's 'direct') from.")
 @click.option("--maps-dir", type=click.Path(file_okay=False), help="The maps store dir ([blockerm] archip_dir).")
-@click.option("--yes", "apply", is_flag=True, help="Upgrade. Without it, only show what would be done.")
 @click.option("--online", "mode", flag_value="vlmc", help="Through the running Archipelago: vlmc open + close.")
 @click.option("--offline", "mode", flag_value="offline",
               help="archverify writes the v2 maps itself; Archipelago must be stopped on every node.")
@@ -83,7 +83,7 @@ def sizes_from_pithos_db(url: str) -> dict[str, int]:
               help="Write upgraded.log, failed.log and invalid.log into DIR, like the old finalize script.")
 @click.option("--backup-dir", type=click.Path(file_okay=False), default=DEFAULT_BACKUP_DIR, show_default=True,
               help="The original bytes of every map object touched are saved here first.")
-@click.option("--journal-dir", type=click.Path(file_okay=False), default=DEFAULT_JOURNAL_DIR, show_default=True,
+@state_option(default=DEFAULT_JOURNAL_DIR, old_names=("--journal-dir",),
               help="Journal and run lock; a rerun after a crash resumes from it.")
 @click.option("--vlmc", "vlmc_cmd", default="vlmc", show_default=True, help="--online: the vlmc command.")
 @click.option("--direct-io/--no-direct-io", "direct", default=None,
@@ -93,10 +93,10 @@ def sizes_from_pithos_db(url: str) -> dict[str, int]:
               help="Size of a v0 (Pithos) map; repeatable. v0 maps of unknown size are not upgraded.")
 @click.option("--v0-sizes-file", type=click.Path(dir_okay=False), help="Lines of 'NAME BYTES' for v0 maps.")
 @click.option("--pithos-db", metavar="URL", help="Read v0 map sizes from the Pithos database (SQLAlchemy URL).")
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@conventions(writes=True)
 @jobs_option
-def command(config_path, maps_dir, apply, mode, logdir, backup_dir, journal_dir, vlmc_cmd, direct, v0_sizes,
-            v0_sizes_file, pithos_db, fmt, jobs):
+def command(config_path, maps_dir, mode, logdir, backup_dir, state_dir, vlmc_cmd, direct, v0_sizes,
+            v0_sizes_file, pithos_db, run, jobs):
     """Upgrade every v1 map, and every v0 map whose size is known, to v2 (filed).
 
     A preview unless --yes. --online opens and closes each volume with vlmc (the
@@ -110,6 +110,7 @@ def command(config_path, maps_dir, apply, mode, logdir, backup_dir, journal_dir,
       archverify upgrade-maps --config /etc/archipelago/archipelago.conf
       archverify upgrade-maps --config /etc/archipelago/archipelago.conf --offline --yes --logdir /root/upgrade-logs
     """
+    apply, journal_dir = run.apply, state_dir
     if apply:
         catch_stop_signals()  # from here a signal stops the upgrade between two maps (exit 130/143)
     dirs = filed_dirs(config_path, maps_dir, None)
@@ -121,11 +122,11 @@ def command(config_path, maps_dir, apply, mode, logdir, backup_dir, journal_dir,
     summary = upgrade_maps(dirs["maps"], apply=apply, backup_dir=backup_dir, logdir=logdir, mode=mode,
                            vlmc=tuple(shlex.split(vlmc_cmd)), jobs=jobs, pithos_sizes=sizes,
                            journal_dir=journal_dir, direct=direct)
-    if fmt == "json":
-        click.echo(json.dumps(summary, indent=1, sort_keys=True))
+    if not run.human:
+        click.echo(json.dumps(run.document(**summary), sort_keys=True))
     else:
         verbs = {"planned": "would upgrade", "upgraded": "upgraded", "failed": "FAILED", "invalid": "INVALID"}
-        for r in summary["results"]:
+        for r in [] if run.quiet else summary["results"]:
             line = f"{verbs.get(r['status'], r['status']):14} {r['target']}"
             if r["name"] != r["target"]:
                 line += f" (from {r['name']})"
