@@ -465,10 +465,19 @@ def catch_stop_signals() -> None:
     """
     if threading.current_thread() is threading.main_thread():
         for s in _STOP_SIGNALS:
-            signal.signal(s, _on_signal)
+            previous = signal.signal(s, _on_signal)
+            _stop.setdefault("before_catch", {}).setdefault(s, previous)
         if not _stop.get("atexit"):
             _stop["atexit"] = True
             atexit.register(_ignore_stop_signals)
+
+
+def release_stop_signals() -> None:
+    """Undo :func:`catch_stop_signals` and clear the flag: for a process that goes on after a
+    writer command returned (a program embedding archverify, the test suite)."""
+    for s, h in _stop.pop("before_catch", {}).items():
+        signal.signal(s, h)
+    _stop["signo"] = None
 
 
 def _ignore_stop_signals() -> None:
