@@ -29,7 +29,7 @@ from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
-    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC
+    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK
     int AT_SYMLINK_NOFOLLOW
     int posix_fadvise(int fd, long off, long n, int advice)
     int POSIX_FADV_SEQUENTIAL
@@ -63,6 +63,13 @@ cdef extern from "<dirent.h>" nogil:
 cdef extern from "<stdio.h>" nogil:
     int snprintf(char *buf, size_t n, const char *fmt, ...)
 
+cdef extern from *:
+    """
+    #include <errno.h>
+    static inline void errno_set(int e) { errno = e; }
+    """
+    void errno_set(int e) nogil
+
 cdef extern from "<openssl/sha.h>" nogil:
     ctypedef struct SHA256_CTX:
         pass
@@ -72,6 +79,7 @@ cdef extern from "<openssl/sha.h>" nogil:
     int SHA256_Final(unsigned char *md, SHA256_CTX *c)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
+from ._native cimport av_stopped, av_request_stop
 
 cdef extern from "_check.h" nogil:
     ctypedef struct av_fp_t:
@@ -134,6 +142,26 @@ COUNTER_NAMES = ("maps_v0", "maps_v1", "maps_v2", "maps_deleted", "entries", "ze
                  "data_objects", "data_bytes", "data_unsampled", "walked_files", "keeping_references")
 
 DEF PATHMAX = 1200
+
+# How every store file is opened: read-only, never through a symlink, non-blocking so that
+# a FIFO cannot hang the check; then fstat, and only a regular file is ever read.
+cdef int FILE_OPEN = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
+
+
+cdef int open_regular(int dirfd, const char *rel, stat *st) noexcept nogil:
+    """An fd of the regular file ``rel``; -1 with errno, ELOOP for anything that is not a
+    regular file (a symlink, FIFO, socket, device or directory: never read, as if absent)."""
+    cdef int fd = openat(dirfd, rel, FILE_OPEN)
+    if fd < 0:
+        return -1
+    if fstat(fd, st) != 0:
+        close(fd)
+        return -1
+    if not S_ISREG(st.st_mode):
+        close(fd)
+        errno_set(ELOOP)
+        return -1
+    return fd
 DEF DETAILMAX = 1300
 DEF MAX_REFS_SHOWN = 8      # entries recorded per missing object (the detail names these)
 REFS_SHOWN = MAX_REFS_SHOWN  # for merging the explain passes of several shards
@@ -176,6 +204,7 @@ ctypedef struct tbuf_t:
 ctypedef struct ctx_t:
     int rootfd
     int mode
+    int stop             # set from the main thread (av_request_stop): passes return between work units
     av_fpset_t *refs
     uint8_t *present
     av_fpset_t *missing
@@ -400,12 +429,15 @@ cdef void entries_v2(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, av_header_t *h) noex
     cdef char mdname[300]
     cdef char rel[PATHMAX]
     cdef char text[600]
+    cdef stat st
     cdef int fd
     cdef long got
     for blk in range(nb):
+        if av_stopped(&ctx.stop):
+            return
         snprintf(mdname, sizeof(mdname), "%.*s_%016llx", <int>ms.n, ms.name, <unsigned long long>blk)
         v04_rel(mdname, strlen(mdname), rel)
-        fd = openat(ctx.rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        fd = open_regular(ctx.rootfd, rel, &st)
         if fd < 0:
             if errno == ENOENT or errno == ENOTDIR or errno == ELOOP:
                 # the scan reports it for maps under valid names; the others are ours to report
@@ -484,15 +516,11 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
     cdef ssize_t got
     cdef long whole
     cdef uint64_t nr, off, want
-    fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    fd = open_regular(fd3, name, &st)
     if fd < 0:
-        if errno != ENOENT and ctx.mode == MODE_REFS:
+        # gone, or replaced by something that is not a file since it was listed (the scan reports that)
+        if errno != ENOENT and errno != ELOOP and ctx.mode == MODE_REFS:
             emit_s(b, K_UNREADABLE, errno, name, n, path, "open")
-        return
-    if fstat(fd, &st) != 0:
-        if ctx.mode == MODE_REFS:
-            emit_s(b, K_UNREADABLE, errno, name, n, path, "fstat")
-        close(fd)
         return
     got = pread(fd, head, AV_HEADER_READ, 0)
     if got < 0:
@@ -511,7 +539,7 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
         b.counts[C_MAPS_V0] += 1
         ragged_v0(&ms, <uint64_t>st.st_size)
         off = 0
-        while off + 32 <= <uint64_t>st.st_size:  # in chunks: a stray huge file must not become one malloc
+        while off + 32 <= <uint64_t>st.st_size and not av_stopped(&ctx.stop):  # in chunks: a stray huge file must not become one malloc
             want = <uint64_t>st.st_size - off
             if want > V0_CHUNK:
                 want = V0_CHUNK
@@ -627,15 +655,16 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
     cdef ssize_t r
     cdef size_t nz, zeros = 0, chunk
     cdef uint64_t total = 0
+    cdef stat st
     if not av_is_hex64(name, n) or not placed(d1, d2, d3, name, n, md):
         return
     av_fp_from_digest(md, &fp)
     if not ctx.sample_all and fp.hi - ctx.win_start >= ctx.win_width:
         b.counts[C_DATA_UNSAMPLED] += 1
         return
-    fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    fd = open_regular(fd3, name, &st)
     if fd < 0:
-        if errno != ENOENT:
+        if errno != ENOENT and errno != ELOOP:  # ELOOP: not a file any more, the scan reports it
             emit_s(b, K_UNREADABLE, errno, name, n, path, "open")
         return
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
@@ -644,6 +673,9 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
         return
     SHA256_Init(&sha)
     while True:
+        if av_stopped(&ctx.stop):
+            close(fd)
+            return
         r = read(fd, b.buf, DATA_CHUNK)
         if r < 0:
             emit_s(b, K_UNREADABLE, errno, name, n, path, "read")
@@ -729,7 +761,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
     if d == NULL:
         close(fd)
         return
-    while True:
+    while not av_stopped(&ctx.stop):
         av_errno_clear()
         e = readdir(d)
         if e == NULL:
@@ -871,6 +903,8 @@ cdef class FiledRefCheck:
         units = []
         with os.scandir(rootfd) as it:
             for e in it:
+                if e.name == "lost+found":
+                    continue  # the filesystem's own, when archip_dir is a mount point: the scan skips it too
                 if e.is_dir(follow_symlinks=False) and self.lo <= bucket(os.fsencode(e.name)) < self.hi:
                     units.append(os.fsencode(e.name))
         units.sort()
@@ -1088,6 +1122,11 @@ cdef class FiledRefCheck:
         self.ctx.win_width = win_width
         self.ctx.sample_all = sample_all
         self._walk(self.blocksfd, MODE_DATA)
+
+    def stop(self):
+        """Make the running pass return soon (between two work units); safe from another thread.
+        The check's results are incomplete after this: the caller discards them."""
+        av_request_stop(&self.ctx.stop)
 
     def progress(self):
         """Files seen so far by all threads; safe to call while a pass runs in another thread."""

@@ -99,6 +99,7 @@ cdef extern from "rados/librados.h" nogil:
                        uint64_t *psize, time_t *pmtime)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
+from ._native cimport av_stopped, av_request_stop
 
 from .findings import RECORD_KINDS as KIND_NAMES
 
@@ -200,6 +201,7 @@ ctypedef struct loop_t:
     page_t q[QPAGES]    # listed pages from the listing thread, under mu
     int qhead, qcount
     int ldone           # the listing thread has finished
+    int stop            # set from the main thread: no new object is started, ops in flight end
     pthread_cond_t qspace
 
 
@@ -362,6 +364,8 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
     """One listed object: decide from its name alone, or take a slot for its first op."""
     cdef int nc
     cdef slot_t *s
+    if av_stopped(&L.stop):
+        return
     L.counts[C_FILES] += 1
     nc = av_name_class(name, n)
     if nc == AV_NAME_HASH:
@@ -514,6 +518,8 @@ cdef void check_deferred(loop_t *L) noexcept nogil:
     L.mdh_sorted = 1
     L.listing = 0
     for i in range(L.npend):
+        if av_stopped(&L.stop):
+            break
         take_slot(L)
         L.nfree -= 1
         s = &L.slots[L.free_idx[L.nfree]]
@@ -526,6 +532,8 @@ cdef void check_deferred(loop_t *L) noexcept nogil:
         s.tries = 0
         s.h.cls = AV_V2
         next_mapdata(L, s)
+    for i in range(L.npend):
+        free(L.pend[i].name)  # NULL but for those a stop left unchecked
     free(L.pend)
     L.pend = NULL
     L.npend = L.cappend = 0
@@ -658,7 +666,8 @@ cdef void *lister_main(void *arg) noexcept nogil:
     cdef int r = 0, tries = 0
     cdef uint64_t t0
     while True:
-        if rados_object_list_is_end(L.io, T.cur) or rados_object_list_cursor_cmp(L.io, T.cur, T.finish) >= 0:
+        if av_stopped(&L.stop) or rados_object_list_is_end(L.io, T.cur) \
+                or rados_object_list_cursor_cmp(L.io, T.cur, T.finish) >= 0:
             r = 0
             break
         items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
@@ -972,6 +981,10 @@ cdef class RadosShard:
         with nogil:
             drain(&self.L)
         self.done = True
+
+    def stop(self):
+        """Make run() return soon: nothing new is started, the ops in flight complete; safe from another thread."""
+        av_request_stop(&self.L.stop)
 
     def progress(self):
         """Objects listed so far; safe to call from another thread while run() works."""

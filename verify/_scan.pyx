@@ -76,6 +76,7 @@ cdef extern from "<openssl/sha.h>" nogil:
     unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
+from ._native cimport av_stopped, av_request_stop
 
 from .findings import RECORD_KINDS as KIND_NAMES
 
@@ -127,6 +128,7 @@ ctypedef struct ctx_t:
     int rootfd
     int is_maps
     int pm_off
+    int stop             # set from the main thread (av_request_stop): walks return between entries
 
 
 cdef char *dupn(const char *s, size_t n) noexcept nogil:
@@ -188,6 +190,7 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
     """Is there a v2 map header called NAME where v0.4 filed would look (1/0; -1 unreadable)?"""
     cdef char rel[PATHMAX]
     cdef unsigned char head[8]
+    cdef stat st
     cdef int fd
     cdef ssize_t got
     if n < AV_MIN_NAME:
@@ -204,6 +207,9 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
         fd = openat(ctx.rootfd, rel, FILE_OPEN)
     if fd < 0:
         return 0 if errno == ENOENT or errno == ENOTDIR or errno == ELOOP else -1
+    if fstat(fd, &st) != 0 or not S_ISREG(st.st_mode):
+        close(fd)  # not a file: no map there (a FIFO or device is never read)
+        return 0
     got = pread(fd, head, 8, 0)
     close(fd)
     return 1 if got == 8 and av_be32(head) == AV_V2_SIGNATURE and av_be32(head + 4) == 2 else 0
@@ -232,6 +238,10 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
     if fstat(fd, &st) != 0:
         unreadable(b, errno, name, n, path, "fstat")
         close(fd)
+        return
+    if not S_ISREG(st.st_mode):  # replaced since it was listed: never read a FIFO or a device
+        close(fd)
+        stray(b, name, path, DT_LNK if S_ISLNK(st.st_mode) else 0, 4)
         return
     got = pread(fd, head, AV_HEADER_READ, 0)
     if got < 0:
@@ -311,12 +321,16 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
 cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
     """A lock file's owner string; a lock released since the listing is no lock at all."""
     cdef char owner[256]
+    cdef stat st
     cdef ssize_t got = 0
     cdef int fd = openat(fd3, name, FILE_OPEN)
     if fd < 0:
         if errno == ENOENT:
             return
         unreadable(b, errno, name, n, path, "open")
+    elif fstat(fd, &st) != 0 or not S_ISREG(st.st_mode):
+        close(fd)  # replaced since it was listed: never read a FIFO or a device
+        return
     else:
         got = pread(fd, owner, 255, 0)
         if got < 0:
@@ -470,8 +484,12 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
             if nread < 0 and errno != ENOENT:
                 unreadable(b, errno, dname, strlen(dname), path, "readdir")
             break
+        if av_stopped(&ctx.stop):
+            break
         pos = 0
         while pos < nread:
+            if av_stopped(&ctx.stop):
+                break
             e = <av_dirent64 *>(buf + pos)
             pos += e.d_reclen
             if is_dot(e.d_name):
@@ -545,6 +563,8 @@ cdef void list_top(ctx_t *ctx, tbuf_t *b, top_t *t) noexcept nogil:
             if nread < 0 and errno != ENOENT:
                 unreadable(b, errno, t.name, strlen(t.name), t.name, "readdir")
             break
+        if av_stopped(&ctx.stop):
+            break
         pos = 0
         while pos < nread:
             e = <av_dirent64 *>(buf + pos)
@@ -605,6 +625,7 @@ cdef class FiledShard:
         self.ctx.is_maps = maps
         self.ctx.pm_off = pithos_migrate_off
         self.ctx.rootfd = -1
+        self.ctx.stop = 0
         self.bufs = <tbuf_t *>calloc(jobs, sizeof(tbuf_t))
         if self.bufs == NULL:
             raise MemoryError()
@@ -715,6 +736,10 @@ cdef class FiledShard:
                 walk(&self.ctx, &self.bufs[tid], self.ctx.rootfd, NULL, NULL, NULL, names[i], 1)
         finally:
             free(names)
+
+    def stop(self):
+        """Make run() return soon (between two directory entries); safe from another thread."""
+        av_request_stop(&self.ctx.stop)
 
     def progress(self):
         """(files, dirs) seen so far; safe to call from another thread while run() works."""

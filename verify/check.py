@@ -25,7 +25,7 @@ from typing import Protocol
 
 from .backends import Backend, ProgressFn
 from .errors import UsageError
-from .findings import Severity
+from .findings import MAP_KINDS, Severity
 from .scan import progress_bar, run_shards
 from .summary import ShardResult, Summary
 
@@ -100,10 +100,37 @@ def check(backend: ReferenceBackend, jobs: int, progress: bool | None = None, ve
         finally:
             if bar is not None:
                 bar.close()
-        result = result.merge(part)
+        result = settle_maps(result, part) if stage == "references" else result.merge(part)
         ran[f"check.stage.{stage}"] = 1
     result.counters.update(ran)
     return Summary.from_result(result, time.monotonic() - t0)
+
+
+def settle_maps(scanned: ShardResult, references: ShardResult) -> ShardResult:
+    """Both stages' results with at most one map finding per map, the first in MAP_KINDS order.
+
+    A map the reference stage finds corrupt (a v0 length not a multiple of 32, short
+    map-data, bad entries) was seen by the scan as a v0, v1 or v2 map, perhaps with a
+    lesser finding: that finding goes, and the map is counted as corrupt, not as its version.
+    """
+    corrupt = {f.name for f in references.findings if f.kind == "map_corrupt" and f.store == "maps"}
+    if not corrupt:
+        return scanned.merge(references)
+    kept, counters = [], Counter(scanned.counters)
+    version = {name: "v2" for name in corrupt}  # a healthy v2 map has no scan finding
+    for f in scanned.findings:
+        if f.store == "maps" and f.name in corrupt and f.kind in MAP_KINDS:
+            if f.kind in ("map_v0", "map_v1"):
+                version[f.name] = f.kind[4:]
+            elif f.kind == "map_upgrade_incomplete" and f.detail.startswith("v1"):
+                version[f.name] = "v1"
+            continue
+        kept.append(f)
+    for v in version.values():
+        counters[f"maps.{v}"] -= 1
+        counters["maps.corrupt"] += 1
+    settled = ShardResult(+counters, kept, scanned.locks)
+    return settled.merge(references)
 
 
 def skipped_stages(summary: Summary) -> list[str]:

@@ -23,7 +23,7 @@ from collections import Counter
 
 from . import _check, refjoin
 from .backends import Backend, Shard
-from .check import SampleWindow, unsafe
+from .check import SampleWindow, settle_maps, unsafe
 from .distributed import (DEFAULT_RETRIES, DEFAULT_TIMEOUT, SHARDS_PER_WORKER, CheckShardOutput, _result_of,
                           _sides_of, as_finished, check_workers, connect, portable, require_absolute, resident,
                           run_shards, submit_shards, worker_count)
@@ -169,7 +169,7 @@ def check(backend: Backend, address: str, jobs: int, progress: bool | None = Non
                 part = references(client, backend, shards, jobs, parts or workers, retries, progress)
             else:
                 part = data(client, backend, shards, jobs, sample or SampleWindow.of(None), retries, progress)
-            result = result.merge(part)
+            result = settle_maps(result, part) if stage == "references" else result.merge(part)
             ran[f"check.stage.{stage}"] = 1
     result.counters.update(ran)
     return Summary.from_result(result, time.monotonic() - t0)

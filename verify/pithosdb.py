@@ -26,7 +26,7 @@ from typing import Iterator
 from .errors import ConfigError, StoreError
 from .findings import Finding, escape_name
 from .maplookup import (BADNAME, CORRUPT, MISSING, OK, SIZE, UNREADABLE, VERSION_LABEL, LookupError_, MapInfo,
-                        map_name, v0_entries_needed, v0_limit, verdict)
+                        errno_text, map_name, v0_entries_needed, v0_limit, verdict)
 from .summary import ShardResult, Summary
 
 ENV_URL = "PITHOS_DB_URL"
@@ -295,7 +295,7 @@ class Checker:
             detail = _problem_detail(p)
             if p.kind == "unreadable":
                 err = p.info.errno if isinstance(p.info, LookupError_) else 0
-                detail = f"{os.strerror(err) if err else 'read failed'}; {detail}"
+                detail = f"{errno_text(err)}; {detail}"
             res.findings.append(Finding(p.kind, "maps", escape_name(p.name), path and escape_name(path), detail))
         return res
 

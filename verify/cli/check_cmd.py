@@ -8,7 +8,7 @@ import sys
 import click
 
 from .. import check as check_op
-from .. import check_report, metrics, report, runlock, state
+from .. import check_report, metrics, nativejob, report, runlock, state
 from ..errors import OutputError, UsageError
 from .dask_options import dask_options
 from .output_options import check_outputs, output_options, render, warn
@@ -75,6 +75,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
                                               dask_timeout)
         else:
             summary = check_op.check(be, jobs, progress, verify_data, window, shards or 1)
+        nativejob.work_done()
         delta = None
         if state_dir:
             delta = state.compare_and_save(state_dir, summary, check_op.ran_stages(summary), window.everything)

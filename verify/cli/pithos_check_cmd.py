@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import pithos_report, pithosdb, report
+from .. import nativejob, pithos_report, pithosdb, report
 from ..errors import UsageError
 from ..scan import progress_bar
 from .output_options import check_outputs, output_options, render, warn
@@ -62,6 +62,7 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
             bar.close()
         if hasattr(lookup, "close") and lookup is not be:
             lookup.close()
+    nativejob.work_done()
     stores = {"maps": be.describe()["maps"], "pithos_db": {"url": pithosdb.safe(url)}}
     render(fmt, output, logdir, max_shown, report.Head("pithos-check", be.name, stores, summary),
            pithos_report.sections(summary))

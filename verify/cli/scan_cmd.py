@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import report
+from .. import nativejob, report
 from .. import scan as scan_op
 from .dask_options import dask_options
 from .output_options import check_outputs, output_options, render, warn
@@ -43,5 +43,6 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, fm
         summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
     else:
         summary = scan_op.scan(be, jobs, progress, shards or 1)
+    nativejob.work_done()
     render(fmt, output, logdir, max_shown, report.Head("scan", be.name, stores, summary), report.scan_sections(summary))
     sys.exit(summary.exit_code)
