@@ -25,7 +25,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr, memcmp
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENXIO, ENODEV
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
@@ -153,6 +153,8 @@ cdef int open_regular(int dirfd, const char *rel, stat *st) noexcept nogil:
     regular file (a symlink, FIFO, socket, device or directory: never read, as if absent)."""
     cdef int fd = openat(dirfd, rel, FILE_OPEN)
     if fd < 0:
+        if errno == ENXIO or errno == ENODEV:  # a socket, or a device without its driver
+            errno_set(ELOOP)
         return -1
     if fstat(fd, st) != 0:
         close(fd)

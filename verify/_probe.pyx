@@ -22,7 +22,7 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memcmp, memchr
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENODEV
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
@@ -303,7 +303,8 @@ cdef void probe(int rootfd, av_oldcache_t *oc, item_t *it, bint row_size) noexce
             it.where = W_ERROR
             return
         elif not absent(errno):
-            it.err = errno
+            # ENXIO, ENODEV: a socket, or a device without its driver: not a regular file either
+            it.err = -1 if errno == ENXIO or errno == ENODEV else errno  # -1: ERR_NOT_REGULAR
             it.where = W_ERROR
             return
     if fd < 0:

@@ -17,7 +17,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENOMEM
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENOMEM, ENXIO, ENODEV
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
@@ -205,8 +205,8 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
     if fd < 0:
         v04_rel(name, n, rel)
         fd = openat(ctx.rootfd, rel, FILE_OPEN)
-    if fd < 0:
-        return 0 if errno == ENOENT or errno == ENOTDIR or errno == ELOOP else -1
+    if fd < 0:  # ENXIO, ENODEV: a socket or a driverless device, no map either
+        return 0 if errno == ENOENT or errno == ENOTDIR or errno == ELOOP or errno == ENXIO or errno == ENODEV else -1
     if fstat(fd, &st) != 0 or not S_ISREG(st.st_mode):
         close(fd)  # not a file: no map there (a FIFO or device is never read)
         return 0
