@@ -20,14 +20,24 @@ T = TypeVar("T")
 POLL_S = 0.1
 
 
-def run(work: Callable[[], T], stop: Callable[[], None], poll: Callable[[], None] | None = None,
-        name: str = "native-pass") -> T:
-    """``work()`` in a thread; ``poll()`` every 0.1 s meanwhile; ``stop()`` and a join on any interruption.
+def run(work: Callable[[], T], stop: Callable[[], None], count: Callable[[], int] | None = None,
+        progress: Callable[[int], object] | None = None, name: str = "native-pass") -> T:
+    """``work()`` in a thread; ``stop()`` and a join on any interruption; ``work``'s exception re-raised.
 
-    ``work``'s exception is re-raised here. ``stop`` must make ``work`` return soon.
+    Every 0.1 s meanwhile, ``progress`` gets how much ``count()`` (units done so far, read while
+    ``work`` runs) grew. ``stop`` must make ``work`` return soon.
     """
     out: list = []
     error: list[BaseException] = []
+    seen = count() if count is not None and progress is not None else 0
+
+    def poll():
+        nonlocal seen
+        if count is not None and progress is not None:
+            now = count()
+            if now > seen:
+                progress(now - seen)
+                seen = now
 
     def target():
         try:
@@ -40,16 +50,14 @@ def run(work: Callable[[], T], stop: Callable[[], None], poll: Callable[[], None
     try:
         while t.is_alive():
             t.join(POLL_S)
-            if poll is not None:
-                poll()
+            poll()
     except BaseException:
         stop()
         join_stopped([t], stop)
         raise
     if error:
         raise error[0]
-    if poll is not None:
-        poll()
+    poll()
     return out[0] if out else None
 
 

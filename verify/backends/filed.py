@@ -98,17 +98,8 @@ class FiledBackend:
             root, shard.lo, shard.hi, jobs, maps=shard.store == "maps",
             pithos_migrate_off=bool(self.pithos_migrate_off.get(shard.store)),
         )
-        seen = 0
-
-        def poll():
-            nonlocal seen
-            files, _ = fs.progress()
-            if progress is not None and files > seen:
-                progress(files - seen)
-                seen = files
-
         try:
-            nativejob.run(fs.run, fs.stop, poll, name=f"scan-{shard.store}-{shard.lo}")
+            nativejob.run(fs.run, fs.stop, lambda: fs.progress()[0], progress, name=f"scan-{shard.store}-{shard.lo}")
         except OSError as e:
             raise StoreError(f"{root}: cannot open {shard.store} store dir: {e.strerror}") from None
         return records_to_result(shard.store, fs.records(), fs.counters())

@@ -28,17 +28,8 @@ def _run(fn, rc, progress: ProgressFn | None, root: str) -> list[tuple]:
     """Runs one pass in a thread (it releases the GIL) while feeding the progress bar; its records.
 
     Interrupted, the pass is stopped and joined before the interruption goes on (verify/nativejob.py)."""
-    seen = rc.progress()
-
-    def poll():
-        nonlocal seen
-        now = rc.progress()
-        if progress is not None and now > seen:
-            progress(now - seen)
-            seen = now
-
     try:
-        nativejob.run(fn, rc.stop, poll, name="check-pass")
+        nativejob.run(fn, rc.stop, rc.progress, progress, name="check-pass")
     except OSError as e:
         raise StoreError(f"{root}: cannot open store dir: {e.strerror}") from None
     return rc.take_records()

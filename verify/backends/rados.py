@@ -306,16 +306,7 @@ def _list_failure(shard: Shard, pool: str, err: int) -> Finding:
 def _run_polled(rs, fn, progress: ProgressFn | None):
     """Run ``fn`` (GIL released inside) in a thread; feed the progress bar meanwhile; stopped and
     joined if interrupted (verify/nativejob.py)."""
-    seen = 0
-
-    def poll():
-        nonlocal seen
-        n = rs.progress()
-        if progress is not None and n > seen:
-            progress(n - seen)
-            seen = n
-
-    return nativejob.run(fn, rs.stop, poll, name="rados-scan") or 0
+    return nativejob.run(fn, rs.stop, rs.progress, progress, name="rados-scan") or 0
 
 
 # ---- the python-rados fallback: same rules, one synchronous op per worker ------------------
