@@ -169,11 +169,6 @@ DEF MAX_REFS_SHOWN = 8      # entries recorded per missing object (the detail na
 REFS_SHOWN = MAX_REFS_SHOWN  # for merging the explain passes of several shards
 DEF DATA_CHUNK = 1 << 20
 DEF V0_CHUNK = 1 << 20
-DEF V2_NAME_MAX = 123
-DEF OF_DELETED = 8
-DEF OF_ZERO = 4
-DEF OF_KNOWN = 15
-DEF MF_DELETED = 2
 
 cdef const char *ZERO_HEX = b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 cdef const char *ARCHIP = b"archip_"
@@ -487,10 +482,10 @@ cdef void entries_v2_chunk(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, uint64_t cnt, 
         flags = e[0]
         objlen = <uint32_t>e[1] | (<uint32_t>e[2] << 8) | (<uint32_t>e[3] << 16) | (<uint32_t>e[4] << 24)
         nm = <const char *>(e + 5)
-        if objlen == 0 or objlen > V2_NAME_MAX:
-            snprintf(text, sizeof(text), "entry %llu: objectlen %u (1..123 allowed)",
-                     <unsigned long long>idx, objlen)
-        elif flags & ~OF_KNOWN:
+        if objlen == 0 or objlen > <uint32_t>AV_V2_NAME_MAX:
+            snprintf(text, sizeof(text), "entry %llu: objectlen %u (1..%d allowed)",
+                     <unsigned long long>idx, objlen, AV_V2_NAME_MAX)
+        elif flags & ~AV_OF_KNOWN:
             snprintf(text, sizeof(text), "entry %llu: unknown flag bits 0x%02x", <unsigned long long>idx, flags)
         elif memchr(nm, b'/', objlen) != NULL or memchr(nm, 0, objlen) != NULL:
             snprintf(text, sizeof(text), "entry %llu: name contains '/' or NUL", <unsigned long long>idx)
@@ -500,10 +495,10 @@ cdef void entries_v2_chunk(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, uint64_t cnt, 
             b.counts[C_BAD_ENTRIES] += 1
             problem(ms, text)
             continue
-        if flags & OF_DELETED:
+        if flags & AV_OF_DELETED:
             b.counts[C_DELETED_ENTRIES] += 1
             reference(ctx, b, ms, nm, objlen, idx, 0)
-        elif flags & OF_ZERO or (objlen == 64 and memcmp(nm, ZERO_HEX, 64) == 0):
+        elif flags & AV_OF_ZERO or (objlen == 64 and memcmp(nm, ZERO_HEX, 64) == 0):
             b.counts[C_ZERO] += 1
         else:
             reference(ctx, b, ms, nm, objlen, idx, 1)
@@ -568,7 +563,7 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
     elif h.cls == AV_V2:
         close(fd)
         b.counts[C_MAPS_V2] += 1
-        if h.flags & MF_DELETED:
+        if h.flags & AV_MF_DELETED:
             # a deleted map's entries may name objects that are gone on purpose
             b.counts[C_MAPS_DELETED] += 1
             ms.deleted = 1

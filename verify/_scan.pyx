@@ -817,6 +817,14 @@ def _is_hex64_for_tests(bytes name):
     return bool(av_is_hex64(name, len(name)))
 
 
+def _constants_for_tests():
+    """The format constants of _rules.h, by the names formats.py gives them."""
+    return {"V2_SIGNATURE": AV_V2_SIGNATURE, "V2_HEADER_LEN": AV_V2_HEADER_LEN, "V1_HEADER_LEN": AV_V1_HEADER_LEN,
+            "V1_ENTRY_LEN": AV_V1_ENTRY_LEN, "V2_ENTRY_LEN": AV_V2_ENTRY_LEN, "BLOCK_SIZE_4M": AV_BLOCK_4M,
+            "V2_NAME_MAX": AV_V2_NAME_MAX, "MF_DELETED": AV_MF_DELETED, "OF_ZERO": AV_OF_ZERO,
+            "OF_DELETED": AV_OF_DELETED, "OF_KNOWN": AV_OF_KNOWN}
+
+
 def _mapdata_blocks_for_tests(unsigned long long size, unsigned int blocksize):
     """av_mapdata_blocks: how many map-data objects the scanner probes for."""
     return av_mapdata_blocks(size, blocksize)
