@@ -79,7 +79,7 @@ cdef extern from "<openssl/sha.h>" nogil:
     int SHA256_Final(unsigned char *md, SHA256_CTX *c)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
-from ._native cimport av_stopped, av_request_stop
+from ._native cimport av_stopped, av_request_stop, av_v04_rel, av_pithos_rel
 
 cdef extern from "_check.h" nogil:
     ctypedef struct av_fp_t:
@@ -256,14 +256,6 @@ cdef inline void emit_s(tbuf_t *b, int kind, int err, const char *name, size_t n
     emit(b, kind, err, name, n, path, strlen(path) if path != NULL else 0, detail, 0)
 
 
-cdef void v04_rel(const char *name, size_t n, char *out) noexcept nogil:
-    cdef unsigned char md[32]
-    cdef char hx[6]
-    SHA256(<const unsigned char *>name, n, md)
-    av_hex(md, 3, hx)
-    snprintf(out, PATHMAX, "%c%c/%c%c/%c%c/%.*s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], <int>n, name)
-
-
 cdef int grow(tbuf_t *b, size_t want) noexcept nogil:
     cdef unsigned char *p
     if want <= b.bufcap:
@@ -433,7 +425,7 @@ cdef void entries_v2(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, av_header_t *h) noex
         if av_stopped(&ctx.stop):
             return
         snprintf(mdname, sizeof(mdname), "%.*s_%016llx", <int>ms.n, ms.name, <unsigned long long>blk)
-        v04_rel(mdname, strlen(mdname), rel)
+        av_v04_rel(mdname, strlen(mdname), rel, PATHMAX)
         fd = open_regular(ctx.rootfd, rel, &st)
         if fd < 0:
             if errno == ENOENT or errno == ENOTDIR or errno == ELOOP:
@@ -579,10 +571,10 @@ cdef int probe_object(int rootfd, const char *name, size_t n) noexcept nogil:
     cdef char rel[PATHMAX]
     cdef stat st
     if av_is_hex64(name, n):
-        snprintf(rel, PATHMAX, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, <int>n, name)
+        av_pithos_rel(name, n, rel, PATHMAX)
         if fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 and S_ISREG(st.st_mode):
             return 1
-    v04_rel(name, n, rel)
+    av_v04_rel(name, n, rel, PATHMAX)
     return fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 and S_ISREG(st.st_mode)
 
 

@@ -47,7 +47,7 @@ cdef extern from "<openssl/sha.h>" nogil:
     unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
-from ._native cimport av_stopped, av_request_stop
+from ._native cimport av_stopped, av_request_stop, av_v04_rel, av_pithos_rel
 
 # the errno of a map path that holds something other than a regular file (a FIFO, socket or
 # device is never read: it could block or never end); verify/maplookup.py words it
@@ -179,14 +179,10 @@ ctypedef struct item_t:
 
 cdef int open_rel(int rootfd, const char *name, size_t n, int pithos, char *rel) noexcept nogil:
     """Open NAME at its old Pithos path (pithos=1) or its sha256 path; -1 with errno."""
-    cdef unsigned char md[32]
-    cdef char hx[6]
     if pithos:
-        snprintf(rel, PATHMAX, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, <int>n, name)
+        av_pithos_rel(name, n, rel, PATHMAX)
     else:
-        SHA256(<const unsigned char *>name, n, md)
-        av_hex(md, 3, hx)
-        snprintf(rel, PATHMAX, "%c%c/%c%c/%c%c/%.*s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], <int>n, name)
+        av_v04_rel(name, n, rel, PATHMAX)
     return openat(rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)  # a FIFO must not hang us
 
 

@@ -76,7 +76,7 @@ cdef extern from "<openssl/sha.h>" nogil:
     unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
-from ._native cimport av_stopped, av_request_stop
+from ._native cimport av_stopped, av_request_stop, av_v04_rel, av_pithos_rel
 
 from .findings import RECORD_KINDS as KIND_NAMES
 
@@ -177,15 +177,6 @@ cdef int join_path(char *out, const char *a, const char *b, const char *c, const
     return snprintf(out, PATHMAX, "%s", name)
 
 
-cdef void v04_rel(const char *name, size_t n, char *out) noexcept nogil:
-    """``hh/hh/hh/NAME`` from sha256(NAME): where v0.4 filed keeps it."""
-    cdef unsigned char md[32]
-    cdef char hx[6]
-    SHA256(<const unsigned char *>name, n, md)
-    av_hex(md, 3, hx)
-    snprintf(out, PATHMAX, "%c%c/%c%c/%c%c/%.*s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], <int>n, name)
-
-
 cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept nogil:
     """Is there a v2 map header called NAME where v0.4 filed would look (1/0; -1 unreadable)?"""
     cdef char rel[PATHMAX]
@@ -198,12 +189,12 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
     fd = -1
     b.counts[C_PROBES] += 1
     if av_is_hex64(name, n):
-        snprintf(rel, PATHMAX, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, <int>n, name)
+        av_pithos_rel(name, n, rel, PATHMAX)
         fd = openat(ctx.rootfd, rel, FILE_OPEN)
         if fd < 0 and errno != ENOENT and errno != ENOTDIR and errno != ELOOP:
             return -1
     if fd < 0:
-        v04_rel(name, n, rel)
+        av_v04_rel(name, n, rel, PATHMAX)
         fd = openat(ctx.rootfd, rel, FILE_OPEN)
     if fd < 0:  # ENXIO, ENODEV: a socket or a driverless device, no map either
         return 0 if errno == ENOENT or errno == ENOTDIR or errno == ELOOP or errno == ENXIO or errno == ENODEV else -1
@@ -294,7 +285,7 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
             blk = 0
             while blk < nb:
                 snprintf(mdname, sizeof(mdname), "%.*s_%016llx", <int>n, name, <unsigned long long>blk)
-                v04_rel(mdname, strlen(mdname), rel)
+                av_v04_rel(mdname, strlen(mdname), rel, PATHMAX)
                 b.counts[C_PROBES] += 1
                 err = 0
                 if fstatat(ctx.rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0:
@@ -823,6 +814,13 @@ def _constants_for_tests():
             "V1_ENTRY_LEN": AV_V1_ENTRY_LEN, "V2_ENTRY_LEN": AV_V2_ENTRY_LEN, "BLOCK_SIZE_4M": AV_BLOCK_4M,
             "V2_NAME_MAX": AV_V2_NAME_MAX, "MF_DELETED": AV_MF_DELETED, "OF_ZERO": AV_OF_ZERO,
             "OF_DELETED": AV_OF_DELETED, "OF_KNOWN": AV_OF_KNOWN}
+
+
+def _v04_rel_for_tests(bytes name):
+    """av_v04_rel: must equal layout.v04_path."""
+    cdef char rel[PATHMAX]
+    av_v04_rel(name, len(name), rel, PATHMAX)
+    return <bytes>rel
 
 
 def _mapdata_blocks_for_tests(unsigned long long size, unsigned int blocksize):
