@@ -79,7 +79,7 @@ cdef extern from "<openssl/sha.h>" nogil:
     int SHA256_Final(unsigned char *md, SHA256_CTX *c)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
-from ._native cimport av_stopped, av_request_stop, av_v04_rel, av_pithos_rel
+from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h
 
 cdef extern from "_check.h" nogil:
     ctypedef struct av_fp_t:
@@ -174,19 +174,9 @@ cdef const char *ZERO_HEX = b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4
 cdef const char *ARCHIP = b"archip_"
 cdef unsigned char ZEROS[4096]   # fed for runs of zeros inside a block
 
-ctypedef struct rec_t:
-    int kind
-    int err
-    uint64_t aux
-    char *name
-    char *path
-    char *detail
-
 ctypedef struct tbuf_t:
-    rec_t *recs
-    size_t n
-    size_t cap
-    int oom
+    av_recs_t recs
+    int oom              # any other allocation failed (the records keep their own flag)
     av_fpbuf_t refs
     unsigned char *buf
     size_t bufcap
@@ -221,34 +211,9 @@ ctypedef struct mapstate_t:
     char first[600]
 
 
-cdef char *dupn(const char *s, size_t n) noexcept nogil:
-    cdef char *p = <char *>malloc(n + 1)
-    if p != NULL:
-        memcpy(p, s, n)
-        p[n] = 0
-    return p
-
-
-cdef void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen, const char *path,
-               size_t pathlen, const char *detail, uint64_t aux) noexcept nogil:
-    cdef rec_t *r
-    cdef size_t newcap
-    if b.n == b.cap:
-        newcap = b.cap * 2 if b.cap else 64
-        r = <rec_t *>realloc(b.recs, newcap * sizeof(rec_t))
-        if r == NULL:
-            b.oom = 1
-            return
-        b.recs = r
-        b.cap = newcap
-    r = &b.recs[b.n]
-    r.kind = kind
-    r.err = err
-    r.aux = aux
-    r.name = dupn(name, namelen)
-    r.path = dupn(path, pathlen) if path != NULL else NULL
-    r.detail = dupn(detail, strlen(detail)) if detail != NULL else NULL
-    b.n += 1
+cdef inline void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen, const char *path,
+                      size_t pathlen, const char *detail, uint64_t aux) noexcept nogil:
+    av_emit(&b.recs, kind, err, aux, name, namelen, path, pathlen, detail)
 
 
 cdef inline void emit_s(tbuf_t *b, int kind, int err, const char *name, size_t n, const char *path,
@@ -852,7 +817,7 @@ cdef class FiledRefCheck:
         cdef int t
         if self.bufs != NULL:
             for t in range(self.jobs):
-                free(self.bufs[t].recs)
+                av_recs_free(&self.bufs[t].recs)
                 free(self.bufs[t].refs.a)
                 free(self.bufs[t].buf)
                 free(self.bufs[t].seen)
@@ -876,11 +841,7 @@ cdef class FiledRefCheck:
         if self.bufs == NULL:
             return
         for t in range(self.jobs):
-            for i in range(self.bufs[t].n):
-                free(self.bufs[t].recs[i].name)
-                free(self.bufs[t].recs[i].path)
-                free(self.bufs[t].recs[i].detail)
-            self.bufs[t].n = 0
+            av_recs_clear(&self.bufs[t].recs)
 
     cdef int _open(self, root) except -1:
         import os
@@ -915,7 +876,7 @@ cdef class FiledRefCheck:
         finally:
             free(names)
         for t in range(self.jobs):
-            if self.bufs[t].oom or self.bufs[t].refs.oom:
+            if self.bufs[t].oom or self.bufs[t].refs.oom or self.bufs[t].recs.oom:
                 raise MemoryError("out of memory during the reference check")
 
     def read_maps(self):
@@ -1144,11 +1105,11 @@ cdef class FiledRefCheck:
         """[(kind, name, path, detail, errno, aux)] recorded since the last call, then forgotten."""
         cdef int t
         cdef size_t i
-        cdef rec_t *r
+        cdef av_rec_t *r
         out = []
         for t in range(self.jobs):
-            for i in range(self.bufs[t].n):
-                r = &self.bufs[t].recs[i]
+            for i in range(self.bufs[t].recs.n):
+                r = &self.bufs[t].recs.a[i]
                 out.append((KIND_NAMES[r.kind], <bytes>r.name if r.name != NULL else b"",
                             <bytes>r.path if r.path != NULL else None,
                             <bytes>r.detail if r.detail != NULL else b"", r.err, r.aux))
@@ -1190,7 +1151,7 @@ cdef class ReferenceIndex:
 
     def __dealloc__(self):
         self._clear()
-        free(self.b.recs)
+        av_recs_free(&self.b.recs)
         free(self.b.refs.a)
         free(self.b.buf)
         free(self.b.seen)
@@ -1204,12 +1165,7 @@ cdef class ReferenceIndex:
         free(self.mmaps)
 
     cdef void _clear(self):
-        cdef size_t i
-        for i in range(self.b.n):
-            free(self.b.recs[i].name)
-            free(self.b.recs[i].path)
-            free(self.b.recs[i].detail)
-        self.b.n = 0
+        av_recs_clear(&self.b.recs)
 
     cdef object _entries(self, int version, bytes map_name, const unsigned char[:] data, uint64_t count,
                          uint64_t first, bint deleted):
@@ -1239,10 +1195,10 @@ cdef class ReferenceIndex:
                 problem(&ms, b"map-data shorter than its entries")
                 count = n // AV_V2_ENTRY_LEN
             entries_v2_chunk(&self.ctx, &self.b, &ms, count, first)
-        if self.b.oom or self.b.refs.oom:
+        if self.b.oom or self.b.refs.oom or self.b.recs.oom:
             raise MemoryError()
         if self.ctx.mode == MODE_MISSING:
-            out = [(<bytes>self.b.recs[i].name, <uint64_t>self.b.recs[i].aux) for i in range(self.b.n)]
+            out = [(<bytes>self.b.recs.a[i].name, <uint64_t>self.b.recs.a[i].aux) for i in range(self.b.recs.n)]
             self._clear()
             return out
         return (ms.nbad, (<bytes>ms.first).decode("utf-8", "replace") if ms.nbad and not ms.deleted else "")

@@ -99,7 +99,7 @@ cdef extern from "rados/librados.h" nogil:
                        uint64_t *psize, time_t *pmtime)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
-from ._native cimport av_stopped, av_request_stop
+from ._native cimport *  # the stop flag and the record buffer: _native.h
 
 from .findings import RECORD_KINDS as KIND_NAMES
 
@@ -143,13 +143,6 @@ DEF PAGE = 1024         # objects per rados_object_list call
 DEF MAX_TRIES = 4
 DEF QPAGES = 4          # listed pages the listing thread may run ahead       # a transient error is retried this many times less one
 
-ctypedef struct rec_t:
-    int kind
-    int err
-    char *name
-    size_t namelen
-    char *detail
-
 ctypedef struct page_t:
     rados_object_list_item *items
     int n
@@ -188,9 +181,8 @@ ctypedef struct loop_t:
     int nslots
     int *free_idx
     int nfree
-    rec_t *recs
-    size_t nrec, caprec
-    int oom
+    av_recs_t recs
+    int oom             # any other allocation failed (the records keep their own flag)
     uint64_t counts[NCOUNT]
     int listing         # 1 while listing: map-data checks wait for the end of the listing
     uint64_t *mdh       # hashes of the map-data names this shard listed (sorted once listed)
@@ -205,32 +197,8 @@ ctypedef struct loop_t:
     pthread_cond_t qspace
 
 
-cdef char *dupn(const char *s, size_t n) noexcept nogil:
-    cdef char *p = <char *>malloc(n + 1)
-    if p != NULL:
-        memcpy(p, s, n)
-        p[n] = 0
-    return p
-
-
-cdef void emit(loop_t *L, int kind, int err, const char *name, size_t n, const char *detail) noexcept nogil:
-    cdef rec_t *r
-    cdef size_t newcap
-    if L.nrec == L.caprec:
-        newcap = L.caprec * 2 if L.caprec else 64
-        r = <rec_t *>realloc(L.recs, newcap * sizeof(rec_t))
-        if r == NULL:
-            L.oom = 1
-            return
-        L.recs = r
-        L.caprec = newcap
-    r = &L.recs[L.nrec]
-    r.kind = kind
-    r.err = err
-    r.name = dupn(name, n)
-    r.namelen = n
-    r.detail = dupn(detail, strlen(detail)) if detail != NULL else NULL
-    L.nrec += 1
+cdef inline void emit(loop_t *L, int kind, int err, const char *name, size_t n, const char *detail) noexcept nogil:
+    av_emit(&L.recs, kind, err, 0, name, n, NULL, 0, detail)
 
 
 cdef extern from "<stdlib.h>" nogil:
@@ -385,7 +353,7 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
         return
     L.nfree -= 1
     s = &L.slots[L.free_idx[L.nfree]]
-    s.name = dupn(name, n)
+    s.name = av_dupn(name, n)
     if s.name == NULL:
         L.oom = 1
         L.free_idx[L.nfree] = s.idx
@@ -425,7 +393,7 @@ cdef void map_verdict(loop_t *L, slot_t *s) noexcept nogil:
     elif h.cls == AV_V2 or h.cls == AV_V1:
         L.counts[C_V2 if h.cls == AV_V2 else C_V1] += 1
         if s.n > 7 and av_starts_with(s.name, s.n, "archip_") and s.n - 7 >= <size_t>AV_MIN_NAME:
-            t = dupn(s.name + 7, s.n - 7)
+            t = av_dupn(s.name + 7, s.n - 7)
             if t == NULL:
                 L.oom = 1
                 release_slot(L, s)
@@ -501,7 +469,7 @@ cdef void defer(loop_t *L, slot_t *s) noexcept nogil:
             return
         L.pend, L.cappend = p, cap
     p = &L.pend[L.npend]
-    p.name = dupn(s.name, s.n)
+    p.name = av_dupn(s.name, s.n)
     if p.name == NULL:
         L.oom = 1
         return
@@ -924,11 +892,7 @@ cdef class RadosShard:
 
     def __dealloc__(self):
         cdef size_t i
-        if self.L.recs != NULL:
-            for i in range(self.L.nrec):
-                free(self.L.recs[i].name)
-                free(self.L.recs[i].detail)
-            free(self.L.recs)
+        av_recs_free(&self.L.recs)
         free(self.L.mdh)
         for i in range(self.L.npend):
             free(self.L.pend[i].name)
@@ -996,12 +960,12 @@ cdef class RadosShard:
     def records(self):
         """[(kind, name bytes, detail bytes, errno)] in no particular order."""
         cdef size_t i
-        cdef rec_t *r
-        if self.L.oom:
+        cdef av_rec_t *r
+        if self.L.oom or self.L.recs.oom:
             raise MemoryError("out of memory while recording findings")
         out = []
-        for i in range(self.L.nrec):
-            r = &self.L.recs[i]
+        for i in range(self.L.recs.n):
+            r = &self.L.recs.a[i]
             out.append((KIND_NAMES[r.kind], r.name[:r.namelen] if r.name != NULL else b"",
                         <bytes>r.detail if r.detail != NULL else b"", r.err))
         return out

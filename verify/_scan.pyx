@@ -76,7 +76,7 @@ cdef extern from "<openssl/sha.h>" nogil:
     unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
-from ._native cimport av_stopped, av_request_stop, av_v04_rel, av_pithos_rel
+from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h
 
 from .findings import RECORD_KINDS as KIND_NAMES
 
@@ -109,18 +109,8 @@ DEF DETAILMAX = 1300
 DEF MAX_TOP_FDS = 512  # top-level dirs kept open between the two phases (256 in a sane store)
 DEF DIRBUF = 32768   # getdents64 buffer: a leaf dir of a big store fits in one call
 
-ctypedef struct rec_t:
-    int kind
-    int err
-    char *name
-    char *path
-    char *detail
-
 ctypedef struct tbuf_t:
-    rec_t *recs
-    size_t n
-    size_t cap
-    int oom
+    av_recs_t recs
     uint64_t counts[NCOUNT]
     char pad[64]          # keep threads' hot counters off each other's cache lines
 
@@ -131,33 +121,9 @@ ctypedef struct ctx_t:
     int stop             # set from the main thread (av_request_stop): walks return between entries
 
 
-cdef char *dupn(const char *s, size_t n) noexcept nogil:
-    cdef char *p = <char *>malloc(n + 1)
-    if p != NULL:
-        memcpy(p, s, n)
-        p[n] = 0
-    return p
-
-
-cdef void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen,
-               const char *path, const char *detail) noexcept nogil:
-    cdef rec_t *r
-    cdef size_t newcap
-    if b.n == b.cap:
-        newcap = b.cap * 2 if b.cap else 64
-        r = <rec_t *>realloc(b.recs, newcap * sizeof(rec_t))
-        if r == NULL:
-            b.oom = 1
-            return
-        b.recs = r
-        b.cap = newcap
-    r = &b.recs[b.n]
-    r.kind = kind
-    r.err = err
-    r.name = dupn(name, namelen)
-    r.path = dupn(path, strlen(path)) if path != NULL else NULL
-    r.detail = dupn(detail, strlen(detail)) if detail != NULL else NULL
-    b.n += 1
+cdef inline void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen,
+                      const char *path, const char *detail) noexcept nogil:
+    av_emit(&b.recs, kind, err, 0, name, namelen, path, strlen(path) if path != NULL else 0, detail)
 
 
 cdef void unreadable(tbuf_t *b, int err, const char *name, size_t n, const char *path,
@@ -575,7 +541,7 @@ cdef void list_top(ctx_t *ctx, tbuf_t *b, top_t *t) noexcept nogil:
                         t.subs = grown
                         t.cap = t.cap * 2 + 16
                 if t.nsubs < t.cap:
-                    t.subs[t.nsubs] = dupn(e.d_name, strlen(e.d_name))
+                    t.subs[t.nsubs] = av_dupn(e.d_name, strlen(e.d_name))
                     if t.subs[t.nsubs] != NULL:
                         t.nsubs += 1
                         continue
@@ -627,11 +593,7 @@ cdef class FiledShard:
         cdef size_t i
         if self.bufs != NULL:
             for t in range(self.jobs):
-                for i in range(self.bufs[t].n):
-                    free(self.bufs[t].recs[i].name)
-                    free(self.bufs[t].recs[i].path)
-                    free(self.bufs[t].recs[i].detail)
-                free(self.bufs[t].recs)
+                av_recs_free(&self.bufs[t].recs)
             free(self.bufs)
         if self.ctx.rootfd >= 0:
             close(self.ctx.rootfd)
@@ -755,13 +717,13 @@ cdef class FiledShard:
         """[(kind, name bytes, path bytes, detail bytes, errno)] in no particular order."""
         cdef int t
         cdef size_t i
-        cdef rec_t *r
+        cdef av_rec_t *r
         out = []
         for t in range(self.jobs):
-            if self.bufs[t].oom:
+            if self.bufs[t].recs.oom:
                 raise MemoryError("out of memory while recording findings")
-            for i in range(self.bufs[t].n):
-                r = &self.bufs[t].recs[i]
+            for i in range(self.bufs[t].recs.n):
+                r = &self.bufs[t].recs.a[i]
                 out.append((KIND_NAMES[r.kind], <bytes>r.name if r.name != NULL else b"",
                             <bytes>r.path if r.path != NULL else None,
                             <bytes>r.detail if r.detail != NULL else b"", r.err))
