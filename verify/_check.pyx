@@ -680,19 +680,6 @@ cdef void on_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2
         data_file(ctx, b, fd3, d1, d2, d3, name, n, path)
 
 
-cdef int entry_type(int dirfd, dirent *e) noexcept nogil:
-    cdef stat st
-    if e.d_type != DT_UNKNOWN:
-        return e.d_type
-    if fstatat(dirfd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0:
-        return DT_UNKNOWN
-    if S_ISDIR(st.st_mode):
-        return DT_DIR
-    if S_ISREG(st.st_mode):
-        return DT_REG
-    return 0
-
-
 cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *d2, const char *dname,
                int depth) noexcept nogil:
     """Directory ``dname`` at depth 1..3 and below; only regular files at depth 4 are objects."""
@@ -724,7 +711,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
             break
         if e.d_name[0] == b'.' and (e.d_name[1] == 0 or (e.d_name[1] == b'.' and e.d_name[2] == 0)):
             continue
-        t = entry_type(fd, e)
+        t = av_entry_type(fd, e.d_name, e.d_type)  # -1 (vanished, unstattable): neither file nor dir
         if depth == 3:
             if t == DT_REG:
                 on_file(ctx, b, fd, d1, d2, dname, e.d_name)

@@ -7,11 +7,14 @@
 #ifndef AV_NATIVE_H
 #define AV_NATIVE_H
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <openssl/sha.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "_rules.h"
 
@@ -23,6 +26,24 @@ static inline int av_stopped(const int *flag)
 static inline void av_request_stop(int *flag)
 {
     __atomic_store_n(flag, 1, __ATOMIC_RELAXED);
+}
+
+/* A directory entry's type: d_type, or lstat's answer where the filesystem leaves it
+   DT_UNKNOWN (some NFS and FUSE mounts); -1 with errno when that lstat fails. */
+static inline int av_entry_type(int dirfd, const char *name, unsigned char d_type)
+{
+    struct stat st;
+    if (d_type != DT_UNKNOWN)
+        return d_type;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return -1;
+    if (S_ISDIR(st.st_mode))
+        return DT_DIR;
+    if (S_ISREG(st.st_mode))
+        return DT_REG;
+    if (S_ISLNK(st.st_mode))
+        return DT_LNK;
+    return 0;
 }
 
 /* One outcome of a loop (a finding, a lock, an entry naming a missing object), kept in C

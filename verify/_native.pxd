@@ -17,6 +17,7 @@ cdef extern from "_native.h" nogil:
         size_t n
         size_t cap
         int oom
+    int av_entry_type(int dirfd, const char *name, unsigned char d_type)
     char *av_dupn(const char *s, size_t n)
     void av_emit(av_recs_t *b, int kind, int err, uint64_t aux, const char *name, size_t namelen,
                  const char *path, size_t pathlen, const char *detail)

@@ -376,22 +376,6 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
         b.counts[C_TEMP] += 1
 
 
-cdef int entry_type(int dirfd, const char *name, unsigned char d_type) noexcept nogil:
-    """d_type, or lstat's answer where the filesystem does not fill it in (-1: lstat failed)."""
-    cdef stat st
-    if d_type != DT_UNKNOWN:
-        return d_type
-    if fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0:
-        return -1
-    if S_ISDIR(st.st_mode):
-        return DT_DIR
-    if S_ISREG(st.st_mode):
-        return DT_REG
-    if S_ISLNK(st.st_mode):
-        return DT_LNK
-    return 0
-
-
 cdef inline bint is_dot(const char *s) noexcept nogil:
     return s[0] == b'.' and (s[1] == 0 or (s[1] == b'.' and s[2] == 0))
 
@@ -451,7 +435,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
             pos += e.d_reclen
             if is_dot(e.d_name):
                 continue
-            t = entry_type(fd, e.d_name, e.d_type)
+            t = av_entry_type(fd, e.d_name, e.d_type)
             err = errno
             if depth == 1:
                 join_path(epath, dname, NULL, NULL, e.d_name)
@@ -528,7 +512,7 @@ cdef void list_top(ctx_t *ctx, tbuf_t *b, top_t *t) noexcept nogil:
             pos += e.d_reclen
             if is_dot(e.d_name):
                 continue
-            ty = entry_type(fd, e.d_name, e.d_type)
+            ty = av_entry_type(fd, e.d_name, e.d_type)
             join_path(path, t.name, NULL, NULL, e.d_name)
             if ty < 0:
                 if errno != ENOENT:
