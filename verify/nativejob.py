@@ -10,6 +10,7 @@ the exception unwind. Everything freed after that is no longer in use.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from concurrent.futures import wait
 from typing import Callable, Iterable, TypeVar
@@ -50,6 +51,7 @@ def run(work: Callable[[], T], stop: Callable[[], None], count: Callable[[], int
     try:
         while t.is_alive():
             t.join(POLL_S)
+            checkpoint()
             poll()
     except BaseException:
         stop()
@@ -97,38 +99,57 @@ class stop_on_signals:
     writes nothing. Once the work is done (:func:`work_done`), a signal no longer aborts: the
     outputs are written whole and the run ends as it would have. A second signal exits at
     once (os._exit frees nothing under a running thread).
+
+    An exception raised where Python cannot propagate it (a weakref callback, a __del__ run
+    by the garbage collector) is dropped by the interpreter: the next :func:`checkpoint`
+    raises it again, and :func:`work_done` is one, so such a run still writes nothing.
     """
 
     _current: stop_on_signals | None = None
 
     def __enter__(self) -> stop_on_signals:
         self.saved: dict = {}
-        self.caught = False
+        self.caught: int | None = None
         self.done = False
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.saved[sig] = signal.signal(sig, self._on_signal)
+            self.unraisablehook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
             stop_on_signals._current = self
         return self
 
     def __exit__(self, *exc) -> None:
         if self.saved:
             stop_on_signals._current = None
+            sys.unraisablehook = self.unraisablehook
             for sig, handler in self.saved.items():
                 # `python -m verify` exits right after the command: a signal now would only turn its
                 # exit code into a death by signal (Python resets its own handlers as it shuts down)
                 signal.signal(sig, signal.SIG_IGN if handler is signal_exit else handler)
 
     def _on_signal(self, signum, frame) -> None:
-        if self.caught:
+        if self.caught is not None:
             signal_exit(signum)
-        self.caught = True
+        self.caught = signum
         if not self.done:
             raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def _unraisable(self, info) -> None:
+        if not (isinstance(info.exc_value, KeyboardInterrupt) and self.caught is not None):
+            self.unraisablehook(info)  # ours is raised again at the next checkpoint
+
+
+def checkpoint() -> None:
+    """Raise the caught signal's exception if it has not stopped the run yet (see stop_on_signals)."""
+    cur = stop_on_signals._current
+    if cur is not None and cur.caught is not None and not cur.done:
+        raise Terminated() if cur.caught == signal.SIGTERM else KeyboardInterrupt()
 
 
 def work_done() -> None:
     """The command's work is complete: from now on a signal does not abort the writing of its outputs
     (an interrupted run writes none; a finished one writes them whole)."""
+    checkpoint()
     if stop_on_signals._current is not None:
         stop_on_signals._current.done = True

@@ -14,6 +14,7 @@ command line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -357,10 +358,13 @@ def check(url, lookup, orphans: bool = False, batch: int = BATCH, progress=None)
     """Every versions row with a mapfile against the maps store: the Summary of findings."""
     t0 = time.monotonic()
     chk = Checker(lookup, orphans)
-    for part in prefetched(stream_rows(url, batch)):
-        chk.feed(part)
-        if progress is not None:
-            progress(len(part))
+    # closed on the way out of an interruption too: the row thread is joined before the interpreter
+    # could tear down the database driver under it
+    with contextlib.closing(prefetched(stream_rows(url, batch))) as parts:
+        for part in parts:
+            chk.feed(part)
+            if progress is not None:
+                progress(len(part))
     res = chk.result()
     if orphans:
         res.findings.extend(chk.orphans())

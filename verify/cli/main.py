@@ -43,8 +43,7 @@ class Group(click.Group):
             click.echo(f"archverify: error: {e}", err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt as e:  # the work already stopped and joined its threads
-            click.echo(f"archverify: {'terminated' if isinstance(e, Terminated) else 'interrupted'}", err=True)
-            sys.exit(143 if isinstance(e, Terminated) else 130)
+            terminated = isinstance(e, Terminated)
         except BrokenPipeError:
             # the reader stopped reading (`| head`): not our failure, and nothing more to say
             silence_closed_pipes()
@@ -58,6 +57,10 @@ class Group(click.Group):
                        + ("" if debugging(ctx) else f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"),
                        err=True)
             sys.exit(EXIT_INTERNAL)
+        # only an interruption gets here: out of its except block, the frames it unwound are gone
+        # (their finally blocks ran, their threads joined) before the interpreter exits
+        click.echo(f"archverify: {'terminated' if terminated else 'interrupted'}", err=True)
+        sys.exit(143 if terminated else 130)
 
 
 class _PipeSafeWriter(io.RawIOBase):
