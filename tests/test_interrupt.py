@@ -72,7 +72,7 @@ def _outputs(out: Path) -> dict[str, Path]:
 
 def _assert_clean_end(code: int, err: str, out: Path, cmd: str, sig: int, delay: float,
                       normal: tuple[int, ...] = (0, 1)) -> None:
-    where = f"{cmd}: signal {sig} at {delay:.3f}s gave exit {code}; stderr:\n{err[-2000:]}"
+    where = f"{cmd}: signal {sig} at {delay:.3f}s gave exit {code}; stderr:\n{err[-3000:]}"
     assert code in (*normal, 130, 143), where
     assert "Traceback" not in err and "Fatal Python error" not in err, where
     assert "malloc" not in err and "double free" not in err and "corrupted" not in err, where

@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from . import nativejob
 from .errors import ConfigError, StoreError
 from .findings import Finding, escape_name
 from .maplookup import (BADNAME, CORRUPT, MISSING, OK, SIZE, UNREADABLE, VERSION_LABEL, LookupError_, MapInfo,
@@ -362,6 +363,7 @@ def check(url, lookup, orphans: bool = False, batch: int = BATCH, progress=None)
     # could tear down the database driver under it
     with contextlib.closing(prefetched(stream_rows(url, batch))) as parts:
         for part in parts:
+            nativejob.checkpoint()  # a signal that came while a library ran stops the run here
             chk.feed(part)
             if progress is not None:
                 progress(len(part))
