@@ -87,7 +87,7 @@ class StoreScan:
             keep = []
             for d in dirnames:
                 st = self.lstat_entry(dirpath, d)
-                if st is None:
+                if st is None or (not parts and layout.skipped_at_root(d, stat.S_ISDIR(st.st_mode), False)):
                     continue
                 if stat.S_ISDIR(st.st_mode) and depth < 4:
                     keep.append(d)
@@ -96,7 +96,7 @@ class StoreScan:
             dirnames[:] = keep
             for f in filenames:
                 st = self.lstat_entry(dirpath, f)
-                if st is not None:
+                if st is not None and not (not parts and layout.skipped_at_root(f, False, stat.S_ISREG(st.st_mode))):
                     self.entry(parts, f, st, depth)
 
     def walk_error(self, e: OSError) -> None:

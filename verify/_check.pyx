@@ -25,11 +25,11 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr, memcmp
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENXIO, ENODEV
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
-    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC
+    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK
     int AT_SYMLINK_NOFOLLOW
     int posix_fadvise(int fd, long off, long n, int advice)
     int POSIX_FADV_SEQUENTIAL
@@ -63,6 +63,13 @@ cdef extern from "<dirent.h>" nogil:
 cdef extern from "<stdio.h>" nogil:
     int snprintf(char *buf, size_t n, const char *fmt, ...)
 
+cdef extern from *:
+    """
+    #include <errno.h>
+    static inline void errno_set(int e) { errno = e; }
+    """
+    void errno_set(int e) nogil
+
 cdef extern from "<openssl/sha.h>" nogil:
     ctypedef struct SHA256_CTX:
         pass
@@ -72,6 +79,7 @@ cdef extern from "<openssl/sha.h>" nogil:
     int SHA256_Final(unsigned char *md, SHA256_CTX *c)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
+from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h
 
 cdef extern from "_check.h" nogil:
     ctypedef struct av_fp_t:
@@ -134,34 +142,41 @@ COUNTER_NAMES = ("maps_v0", "maps_v1", "maps_v2", "maps_deleted", "entries", "ze
                  "data_objects", "data_bytes", "data_unsampled", "walked_files", "keeping_references")
 
 DEF PATHMAX = 1200
+
+# How every store file is opened: read-only, never through a symlink, non-blocking so that
+# a FIFO cannot hang the check; then fstat, and only a regular file is ever read.
+cdef int FILE_OPEN = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
+
+
+cdef int open_regular(int dirfd, const char *rel, stat *st) noexcept nogil:
+    """An fd of the regular file ``rel``; -1 with errno, ELOOP for anything that is not a
+    regular file (a symlink, FIFO, socket, device or directory: never read, as if absent)."""
+    cdef int fd = openat(dirfd, rel, FILE_OPEN)
+    if fd < 0:
+        if errno == ENXIO or errno == ENODEV:  # a socket, or a device without its driver
+            errno_set(ELOOP)
+        return -1
+    if fstat(fd, st) != 0:
+        close(fd)
+        return -1
+    if not S_ISREG(st.st_mode):
+        close(fd)
+        errno_set(ELOOP)
+        return -1
+    return fd
 DEF DETAILMAX = 1300
 DEF MAX_REFS_SHOWN = 8      # entries recorded per missing object (the detail names these)
 REFS_SHOWN = MAX_REFS_SHOWN  # for merging the explain passes of several shards
 DEF DATA_CHUNK = 1 << 20
 DEF V0_CHUNK = 1 << 20
-DEF V2_NAME_MAX = 123
-DEF OF_DELETED = 8
-DEF OF_ZERO = 4
-DEF OF_KNOWN = 15
-DEF MF_DELETED = 2
 
 cdef const char *ZERO_HEX = b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 cdef const char *ARCHIP = b"archip_"
 cdef unsigned char ZEROS[4096]   # fed for runs of zeros inside a block
 
-ctypedef struct rec_t:
-    int kind
-    int err
-    uint64_t aux
-    char *name
-    char *path
-    char *detail
-
 ctypedef struct tbuf_t:
-    rec_t *recs
-    size_t n
-    size_t cap
-    int oom
+    av_recs_t recs
+    int oom              # any other allocation failed (the records keep their own flag)
     av_fpbuf_t refs
     unsigned char *buf
     size_t bufcap
@@ -176,6 +191,7 @@ ctypedef struct tbuf_t:
 ctypedef struct ctx_t:
     int rootfd
     int mode
+    int stop             # set from the main thread (av_request_stop): passes return between work units
     av_fpset_t *refs
     uint8_t *present
     av_fpset_t *missing
@@ -195,47 +211,14 @@ ctypedef struct mapstate_t:
     char first[600]
 
 
-cdef char *dupn(const char *s, size_t n) noexcept nogil:
-    cdef char *p = <char *>malloc(n + 1)
-    if p != NULL:
-        memcpy(p, s, n)
-        p[n] = 0
-    return p
-
-
-cdef void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen, const char *path,
-               size_t pathlen, const char *detail, uint64_t aux) noexcept nogil:
-    cdef rec_t *r
-    cdef size_t newcap
-    if b.n == b.cap:
-        newcap = b.cap * 2 if b.cap else 64
-        r = <rec_t *>realloc(b.recs, newcap * sizeof(rec_t))
-        if r == NULL:
-            b.oom = 1
-            return
-        b.recs = r
-        b.cap = newcap
-    r = &b.recs[b.n]
-    r.kind = kind
-    r.err = err
-    r.aux = aux
-    r.name = dupn(name, namelen)
-    r.path = dupn(path, pathlen) if path != NULL else NULL
-    r.detail = dupn(detail, strlen(detail)) if detail != NULL else NULL
-    b.n += 1
+cdef inline void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen, const char *path,
+                      size_t pathlen, const char *detail, uint64_t aux) noexcept nogil:
+    av_emit(&b.recs, kind, err, aux, name, namelen, path, pathlen, detail)
 
 
 cdef inline void emit_s(tbuf_t *b, int kind, int err, const char *name, size_t n, const char *path,
                         const char *detail) noexcept nogil:
     emit(b, kind, err, name, n, path, strlen(path) if path != NULL else 0, detail, 0)
-
-
-cdef void v04_rel(const char *name, size_t n, char *out) noexcept nogil:
-    cdef unsigned char md[32]
-    cdef char hx[6]
-    SHA256(<const unsigned char *>name, n, md)
-    av_hex(md, 3, hx)
-    snprintf(out, PATHMAX, "%c%c/%c%c/%c%c/%.*s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], <int>n, name)
 
 
 cdef int grow(tbuf_t *b, size_t want) noexcept nogil:
@@ -400,12 +383,15 @@ cdef void entries_v2(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, av_header_t *h) noex
     cdef char mdname[300]
     cdef char rel[PATHMAX]
     cdef char text[600]
+    cdef stat st
     cdef int fd
     cdef long got
     for blk in range(nb):
+        if av_stopped(&ctx.stop):
+            return
         snprintf(mdname, sizeof(mdname), "%.*s_%016llx", <int>ms.n, ms.name, <unsigned long long>blk)
-        v04_rel(mdname, strlen(mdname), rel)
-        fd = openat(ctx.rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        av_v04_rel(mdname, strlen(mdname), rel, PATHMAX)
+        fd = open_regular(ctx.rootfd, rel, &st)
         if fd < 0:
             if errno == ENOENT or errno == ENOTDIR or errno == ELOOP:
                 # the scan reports it for maps under valid names; the others are ours to report
@@ -453,10 +439,10 @@ cdef void entries_v2_chunk(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, uint64_t cnt, 
         flags = e[0]
         objlen = <uint32_t>e[1] | (<uint32_t>e[2] << 8) | (<uint32_t>e[3] << 16) | (<uint32_t>e[4] << 24)
         nm = <const char *>(e + 5)
-        if objlen == 0 or objlen > V2_NAME_MAX:
-            snprintf(text, sizeof(text), "entry %llu: objectlen %u (1..123 allowed)",
-                     <unsigned long long>idx, objlen)
-        elif flags & ~OF_KNOWN:
+        if objlen == 0 or objlen > <uint32_t>AV_V2_NAME_MAX:
+            snprintf(text, sizeof(text), "entry %llu: objectlen %u (1..%d allowed)",
+                     <unsigned long long>idx, objlen, AV_V2_NAME_MAX)
+        elif flags & ~AV_OF_KNOWN:
             snprintf(text, sizeof(text), "entry %llu: unknown flag bits 0x%02x", <unsigned long long>idx, flags)
         elif memchr(nm, b'/', objlen) != NULL or memchr(nm, 0, objlen) != NULL:
             snprintf(text, sizeof(text), "entry %llu: name contains '/' or NUL", <unsigned long long>idx)
@@ -466,10 +452,10 @@ cdef void entries_v2_chunk(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, uint64_t cnt, 
             b.counts[C_BAD_ENTRIES] += 1
             problem(ms, text)
             continue
-        if flags & OF_DELETED:
+        if flags & AV_OF_DELETED:
             b.counts[C_DELETED_ENTRIES] += 1
             reference(ctx, b, ms, nm, objlen, idx, 0)
-        elif flags & OF_ZERO or (objlen == 64 and memcmp(nm, ZERO_HEX, 64) == 0):
+        elif flags & AV_OF_ZERO or (objlen == 64 and memcmp(nm, ZERO_HEX, 64) == 0):
             b.counts[C_ZERO] += 1
         else:
             reference(ctx, b, ms, nm, objlen, idx, 1)
@@ -484,15 +470,11 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
     cdef ssize_t got
     cdef long whole
     cdef uint64_t nr, off, want
-    fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    fd = open_regular(fd3, name, &st)
     if fd < 0:
-        if errno != ENOENT and ctx.mode == MODE_REFS:
+        # gone, or replaced by something that is not a file since it was listed (the scan reports that)
+        if errno != ENOENT and errno != ELOOP and ctx.mode == MODE_REFS:
             emit_s(b, K_UNREADABLE, errno, name, n, path, "open")
-        return
-    if fstat(fd, &st) != 0:
-        if ctx.mode == MODE_REFS:
-            emit_s(b, K_UNREADABLE, errno, name, n, path, "fstat")
-        close(fd)
         return
     got = pread(fd, head, AV_HEADER_READ, 0)
     if got < 0:
@@ -511,7 +493,7 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
         b.counts[C_MAPS_V0] += 1
         ragged_v0(&ms, <uint64_t>st.st_size)
         off = 0
-        while off + 32 <= <uint64_t>st.st_size:  # in chunks: a stray huge file must not become one malloc
+        while off + 32 <= <uint64_t>st.st_size and not av_stopped(&ctx.stop):  # in chunks: a stray huge file must not become one malloc
             want = <uint64_t>st.st_size - off
             if want > V0_CHUNK:
                 want = V0_CHUNK
@@ -538,7 +520,7 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
     elif h.cls == AV_V2:
         close(fd)
         b.counts[C_MAPS_V2] += 1
-        if h.flags & MF_DELETED:
+        if h.flags & AV_MF_DELETED:
             # a deleted map's entries may name objects that are gone on purpose
             b.counts[C_MAPS_DELETED] += 1
             ms.deleted = 1
@@ -554,10 +536,10 @@ cdef int probe_object(int rootfd, const char *name, size_t n) noexcept nogil:
     cdef char rel[PATHMAX]
     cdef stat st
     if av_is_hex64(name, n):
-        snprintf(rel, PATHMAX, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, <int>n, name)
+        av_pithos_rel(name, n, rel, PATHMAX)
         if fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 and S_ISREG(st.st_mode):
             return 1
-    v04_rel(name, n, rel)
+    av_v04_rel(name, n, rel, PATHMAX)
     return fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 and S_ISREG(st.st_mode)
 
 
@@ -627,15 +609,16 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
     cdef ssize_t r
     cdef size_t nz, zeros = 0, chunk
     cdef uint64_t total = 0
+    cdef stat st
     if not av_is_hex64(name, n) or not placed(d1, d2, d3, name, n, md):
         return
     av_fp_from_digest(md, &fp)
     if not ctx.sample_all and fp.hi - ctx.win_start >= ctx.win_width:
         b.counts[C_DATA_UNSAMPLED] += 1
         return
-    fd = openat(fd3, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    fd = open_regular(fd3, name, &st)
     if fd < 0:
-        if errno != ENOENT:
+        if errno != ENOENT and errno != ELOOP:  # ELOOP: not a file any more, the scan reports it
             emit_s(b, K_UNREADABLE, errno, name, n, path, "open")
         return
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
@@ -644,6 +627,9 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
         return
     SHA256_Init(&sha)
     while True:
+        if av_stopped(&ctx.stop):
+            close(fd)
+            return
         r = read(fd, b.buf, DATA_CHUNK)
         if r < 0:
             emit_s(b, K_UNREADABLE, errno, name, n, path, "read")
@@ -694,19 +680,6 @@ cdef void on_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2
         data_file(ctx, b, fd3, d1, d2, d3, name, n, path)
 
 
-cdef int entry_type(int dirfd, dirent *e) noexcept nogil:
-    cdef stat st
-    if e.d_type != DT_UNKNOWN:
-        return e.d_type
-    if fstatat(dirfd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0:
-        return DT_UNKNOWN
-    if S_ISDIR(st.st_mode):
-        return DT_DIR
-    if S_ISREG(st.st_mode):
-        return DT_REG
-    return 0
-
-
 cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *d2, const char *dname,
                int depth) noexcept nogil:
     """Directory ``dname`` at depth 1..3 and below; only regular files at depth 4 are objects."""
@@ -729,7 +702,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
     if d == NULL:
         close(fd)
         return
-    while True:
+    while not av_stopped(&ctx.stop):
         av_errno_clear()
         e = readdir(d)
         if e == NULL:
@@ -738,7 +711,7 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
             break
         if e.d_name[0] == b'.' and (e.d_name[1] == 0 or (e.d_name[1] == b'.' and e.d_name[2] == 0)):
             continue
-        t = entry_type(fd, e)
+        t = av_entry_type(fd, e.d_name, e.d_type)  # -1 (vanished, unstattable): neither file nor dir
         if depth == 3:
             if t == DT_REG:
                 on_file(ctx, b, fd, d1, d2, dname, e.d_name)
@@ -876,7 +849,7 @@ cdef class FiledRefCheck:
         cdef int t
         if self.bufs != NULL:
             for t in range(self.jobs):
-                free(self.bufs[t].recs)
+                av_recs_free(&self.bufs[t].recs)
                 free(self.bufs[t].refs.a)
                 free(self.bufs[t].buf)
                 free(self.bufs[t].seen)
@@ -900,11 +873,7 @@ cdef class FiledRefCheck:
         if self.bufs == NULL:
             return
         for t in range(self.jobs):
-            for i in range(self.bufs[t].n):
-                free(self.bufs[t].recs[i].name)
-                free(self.bufs[t].recs[i].path)
-                free(self.bufs[t].recs[i].detail)
-            self.bufs[t].n = 0
+            av_recs_clear(&self.bufs[t].recs)
 
     cdef int _open(self, root) except -1:
         import os
@@ -913,9 +882,12 @@ cdef class FiledRefCheck:
     cdef void _walk(self, int rootfd, int mode) except *:
         import os
         from ._scan import bucket
+        from .layout import skipped_at_root
         units = []
         with os.scandir(rootfd) as it:
             for e in it:
+                if skipped_at_root(os.fsencode(e.name), e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False)):
+                    continue  # lost+found, archverify's own store lock: the scan skips them too
                 if e.is_dir(follow_symlinks=False) and self.lo <= bucket(os.fsencode(e.name)) < self.hi:
                     units.append(os.fsencode(e.name))
         units.sort()
@@ -937,7 +909,7 @@ cdef class FiledRefCheck:
         finally:
             free(names)
         for t in range(self.jobs):
-            if self.bufs[t].oom or self.bufs[t].refs.oom:
+            if self.bufs[t].oom or self.bufs[t].refs.oom or self.bufs[t].recs.oom:
                 raise MemoryError("out of memory during the reference check")
 
     def read_maps(self):
@@ -1095,6 +1067,11 @@ cdef class FiledRefCheck:
         self.ctx.sample_all = sample_all
         self._walk(self.blocksfd, MODE_DATA)
 
+    def stop(self):
+        """Make the running pass return soon (between two work units); safe from another thread.
+        The check's results are incomplete after this: the caller discards them."""
+        av_request_stop(&self.ctx.stop)
+
     def progress(self):
         """Files seen so far by all threads; safe to call while a pass runs in another thread."""
         cdef uint64_t files = 0
@@ -1122,11 +1099,11 @@ cdef class FiledRefCheck:
         """[(kind, name, path, detail, errno, aux)] recorded since the last call, then forgotten."""
         cdef int t
         cdef size_t i
-        cdef rec_t *r
+        cdef av_rec_t *r
         out = []
         for t in range(self.jobs):
-            for i in range(self.bufs[t].n):
-                r = &self.bufs[t].recs[i]
+            for i in range(self.bufs[t].recs.n):
+                r = &self.bufs[t].recs.a[i]
                 out.append((KIND_NAMES[r.kind], <bytes>r.name if r.name != NULL else b"",
                             <bytes>r.path if r.path != NULL else None,
                             <bytes>r.detail if r.detail != NULL else b"", r.err, r.aux))
@@ -1168,7 +1145,7 @@ cdef class ReferenceIndex:
 
     def __dealloc__(self):
         self._clear()
-        free(self.b.recs)
+        av_recs_free(&self.b.recs)
         free(self.b.refs.a)
         free(self.b.buf)
         free(self.b.seen)
@@ -1182,12 +1159,7 @@ cdef class ReferenceIndex:
         free(self.mmaps)
 
     cdef void _clear(self):
-        cdef size_t i
-        for i in range(self.b.n):
-            free(self.b.recs[i].name)
-            free(self.b.recs[i].path)
-            free(self.b.recs[i].detail)
-        self.b.n = 0
+        av_recs_clear(&self.b.recs)
 
     cdef object _entries(self, int version, bytes map_name, const unsigned char[:] data, uint64_t count,
                          uint64_t first, bint deleted):
@@ -1217,10 +1189,10 @@ cdef class ReferenceIndex:
                 problem(&ms, b"map-data shorter than its entries")
                 count = n // AV_V2_ENTRY_LEN
             entries_v2_chunk(&self.ctx, &self.b, &ms, count, first)
-        if self.b.oom or self.b.refs.oom:
+        if self.b.oom or self.b.refs.oom or self.b.recs.oom:
             raise MemoryError()
         if self.ctx.mode == MODE_MISSING:
-            out = [(<bytes>self.b.recs[i].name, <uint64_t>self.b.recs[i].aux) for i in range(self.b.n)]
+            out = [(<bytes>self.b.recs.a[i].name, <uint64_t>self.b.recs.a[i].aux) for i in range(self.b.recs.n)]
             self._clear()
             self._unshow(out)
             return out

@@ -22,7 +22,7 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memcmp, memchr
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, EISDIR
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENODEV
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
@@ -38,6 +38,7 @@ cdef extern from "<sys/stat.h>" nogil:
         long st_size
     int fstat(int fd, stat *buf)
     bint S_ISREG(unsigned int m)
+    bint S_ISDIR(unsigned int m)
 
 cdef extern from "<stdio.h>" nogil:
     int snprintf(char *buf, size_t n, const char *fmt, ...)
@@ -46,6 +47,11 @@ cdef extern from "<openssl/sha.h>" nogil:
     unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
+from ._native cimport av_stopped, av_request_stop, av_v04_rel, av_pithos_rel
+
+# the errno of a map path that holds something other than a regular file (a FIFO, socket or
+# device is never read: it could block or never end); verify/maplookup.py words it
+ERR_NOT_REGULAR = -1
 
 # where a map was found (MapInfo.where in pithosdb.py)
 cdef enum:
@@ -173,14 +179,10 @@ ctypedef struct item_t:
 
 cdef int open_rel(int rootfd, const char *name, size_t n, int pithos, char *rel) noexcept nogil:
     """Open NAME at its old Pithos path (pithos=1) or its sha256 path; -1 with errno."""
-    cdef unsigned char md[32]
-    cdef char hx[6]
     if pithos:
-        snprintf(rel, PATHMAX, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, <int>n, name)
+        av_pithos_rel(name, n, rel, PATHMAX)
     else:
-        SHA256(<const unsigned char *>name, n, md)
-        av_hex(md, 3, hx)
-        snprintf(rel, PATHMAX, "%c%c/%c%c/%c%c/%.*s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], <int>n, name)
+        av_v04_rel(name, n, rel, PATHMAX)
     return openat(rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)  # a FIFO must not hang us
 
 
@@ -279,34 +281,32 @@ cdef void probe(int rootfd, av_oldcache_t *oc, item_t *it, bint row_size) noexce
             fd = open_rel(rootfd, alt, n + 7, 0, rel)
             it.where = W_ARCHIP
         if fd >= 0:
-            # One read tells a file from a directory (EISDIR) and, when short, gives its
-            # length: no fstat for the common small map (syscalls are the cost here).
-            got = pread(fd, head, HEAD, 0)
-            if got >= 0:
-                break
-            err = errno
+            # only a regular file is read; a directory is no map (the next place is tried)
+            if fstat(fd, &st) != 0:
+                it.err = errno
+            elif S_ISDIR(st.st_mode):
+                close(fd)
+                fd = -1
+                continue
+            elif not S_ISREG(st.st_mode):
+                it.err = -1  # ERR_NOT_REGULAR
+            else:
+                got = pread(fd, head, HEAD, 0)
+                if got >= 0:
+                    break
+                it.err = errno
             close(fd)
-            fd = -1
-            if err != EISDIR:
-                it.err = err
-                it.where = W_ERROR
-                return
+            it.where = W_ERROR
+            return
         elif not absent(errno):
-            it.err = errno
+            # ENXIO, ENODEV: a socket, or a device without its driver: not a regular file either
+            it.err = -1 if errno == ENXIO or errno == ENODEV else errno  # -1: ERR_NOT_REGULAR
             it.where = W_ERROR
             return
     if fd < 0:
         it.where = W_MISSING
         return
-    if got < HEAD:
-        it.fsize = got
-    else:
-        if fstat(fd, &st) != 0:
-            it.err = errno
-            it.where = W_ERROR
-            close(fd)
-            return
-        it.fsize = st.st_size
+    it.fsize = st.st_size
     if it.where == W_ARCHIP:
         av_classify(head, <size_t>got, <uint64_t>it.fsize, alt, n + 7, &it.h)
     else:
@@ -354,11 +354,14 @@ cdef class _Slice:
     cdef int rootfd
     cdef av_oldcache_t *oc
     cdef bint row_size
+    cdef int *stop
 
     def work(self, Py_ssize_t lo, Py_ssize_t hi):
         cdef Py_ssize_t i
         with nogil:
             for i in range(lo, hi):
+                if av_stopped(self.stop):
+                    break
                 probe(self.rootfd, self.oc, &self.items[i], self.row_size)
 
 
@@ -370,6 +373,7 @@ cdef class MapProbe:
     cdef object root
     cdef av_oldcache_t *oldcache
     cdef object pool
+    cdef int stopflag
 
     def __cinit__(self, root, int jobs=1):
         import os
@@ -440,10 +444,16 @@ cdef class MapProbe:
             self.pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="map-probe")
         cdef _Slice job = _Slice()
         job.items, job.rootfd, job.oc, job.row_size = items, rootfd, oc, row_size
+        job.stop = &self.stopflag
         parts = self.jobs * 4
         bounds = [count * k // parts for k in range(parts + 1)]
-        for f in [self.pool.submit(job.work, bounds[k], bounds[k + 1]) for k in range(parts)]:
-            f.result()
+        # interrupted, the pool threads are stopped and waited for before ``items`` is freed
+        from .nativejob import wait_futures
+        wait_futures([self.pool.submit(job.work, bounds[k], bounds[k + 1]) for k in range(parts)], self.stop)
+
+    def stop(self):
+        """Make a running batch end soon (its pool threads skip their remaining rows)."""
+        av_request_stop(&self.stopflag)
 
     def lookup(self, list names, list v0_limits=None):
         """Per name: (where, errno, header class, size, blocksize, flags, epoch, version,

@@ -99,6 +99,7 @@ cdef extern from "rados/librados.h" nogil:
                        uint64_t *psize, time_t *pmtime)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
+from ._native cimport *  # the stop flag and the record buffer: _native.h
 
 from .findings import RECORD_KINDS as KIND_NAMES
 
@@ -142,13 +143,6 @@ DEF PAGE = 1024         # objects per rados_object_list call
 DEF MAX_TRIES = 4
 DEF QPAGES = 4          # listed pages the listing thread may run ahead       # a transient error is retried this many times less one
 
-ctypedef struct rec_t:
-    int kind
-    int err
-    char *name
-    size_t namelen
-    char *detail
-
 ctypedef struct page_t:
     rados_object_list_item *items
     int n
@@ -187,9 +181,8 @@ ctypedef struct loop_t:
     int nslots
     int *free_idx
     int nfree
-    rec_t *recs
-    size_t nrec, caprec
-    int oom
+    av_recs_t recs
+    int oom             # any other allocation failed (the records keep their own flag)
     uint64_t counts[NCOUNT]
     int listing         # 1 while listing: map-data checks wait for the end of the listing
     uint64_t *mdh       # hashes of the map-data names this shard listed (sorted once listed)
@@ -200,35 +193,12 @@ ctypedef struct loop_t:
     page_t q[QPAGES]    # listed pages from the listing thread, under mu
     int qhead, qcount
     int ldone           # the listing thread has finished
+    int stop            # set from the main thread: no new object is started, ops in flight end
     pthread_cond_t qspace
 
 
-cdef char *dupn(const char *s, size_t n) noexcept nogil:
-    cdef char *p = <char *>malloc(n + 1)
-    if p != NULL:
-        memcpy(p, s, n)
-        p[n] = 0
-    return p
-
-
-cdef void emit(loop_t *L, int kind, int err, const char *name, size_t n, const char *detail) noexcept nogil:
-    cdef rec_t *r
-    cdef size_t newcap
-    if L.nrec == L.caprec:
-        newcap = L.caprec * 2 if L.caprec else 64
-        r = <rec_t *>realloc(L.recs, newcap * sizeof(rec_t))
-        if r == NULL:
-            L.oom = 1
-            return
-        L.recs = r
-        L.caprec = newcap
-    r = &L.recs[L.nrec]
-    r.kind = kind
-    r.err = err
-    r.name = dupn(name, n)
-    r.namelen = n
-    r.detail = dupn(detail, strlen(detail)) if detail != NULL else NULL
-    L.nrec += 1
+cdef inline void emit(loop_t *L, int kind, int err, const char *name, size_t n, const char *detail) noexcept nogil:
+    av_emit(&L.recs, kind, err, 0, name, n, NULL, 0, detail)
 
 
 cdef extern from "<stdlib.h>" nogil:
@@ -362,6 +332,8 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
     """One listed object: decide from its name alone, or take a slot for its first op."""
     cdef int nc
     cdef slot_t *s
+    if av_stopped(&L.stop):
+        return
     L.counts[C_FILES] += 1
     nc = av_name_class(name, n)
     if nc == AV_NAME_HASH:
@@ -381,7 +353,7 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
         return
     L.nfree -= 1
     s = &L.slots[L.free_idx[L.nfree]]
-    s.name = dupn(name, n)
+    s.name = av_dupn(name, n)
     if s.name == NULL:
         L.oom = 1
         L.free_idx[L.nfree] = s.idx
@@ -421,7 +393,7 @@ cdef void map_verdict(loop_t *L, slot_t *s) noexcept nogil:
     elif h.cls == AV_V2 or h.cls == AV_V1:
         L.counts[C_V2 if h.cls == AV_V2 else C_V1] += 1
         if s.n > 7 and av_starts_with(s.name, s.n, "archip_") and s.n - 7 >= <size_t>AV_MIN_NAME:
-            t = dupn(s.name + 7, s.n - 7)
+            t = av_dupn(s.name + 7, s.n - 7)
             if t == NULL:
                 L.oom = 1
                 release_slot(L, s)
@@ -497,7 +469,7 @@ cdef void defer(loop_t *L, slot_t *s) noexcept nogil:
             return
         L.pend, L.cappend = p, cap
     p = &L.pend[L.npend]
-    p.name = dupn(s.name, s.n)
+    p.name = av_dupn(s.name, s.n)
     if p.name == NULL:
         L.oom = 1
         return
@@ -514,6 +486,8 @@ cdef void check_deferred(loop_t *L) noexcept nogil:
     L.mdh_sorted = 1
     L.listing = 0
     for i in range(L.npend):
+        if av_stopped(&L.stop):
+            break
         take_slot(L)
         L.nfree -= 1
         s = &L.slots[L.free_idx[L.nfree]]
@@ -526,6 +500,8 @@ cdef void check_deferred(loop_t *L) noexcept nogil:
         s.tries = 0
         s.h.cls = AV_V2
         next_mapdata(L, s)
+    for i in range(L.npend):
+        free(L.pend[i].name)  # NULL but for those a stop left unchecked
     free(L.pend)
     L.pend = NULL
     L.npend = L.cappend = 0
@@ -658,7 +634,8 @@ cdef void *lister_main(void *arg) noexcept nogil:
     cdef int r = 0, tries = 0
     cdef uint64_t t0
     while True:
-        if rados_object_list_is_end(L.io, T.cur) or rados_object_list_cursor_cmp(L.io, T.cur, T.finish) >= 0:
+        if av_stopped(&L.stop) or rados_object_list_is_end(L.io, T.cur) \
+                or rados_object_list_cursor_cmp(L.io, T.cur, T.finish) >= 0:
             r = 0
             break
         items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
@@ -915,11 +892,7 @@ cdef class RadosShard:
 
     def __dealloc__(self):
         cdef size_t i
-        if self.L.recs != NULL:
-            for i in range(self.L.nrec):
-                free(self.L.recs[i].name)
-                free(self.L.recs[i].detail)
-            free(self.L.recs)
+        av_recs_free(&self.L.recs)
         free(self.L.mdh)
         for i in range(self.L.npend):
             free(self.L.pend[i].name)
@@ -973,6 +946,10 @@ cdef class RadosShard:
             drain(&self.L)
         self.done = True
 
+    def stop(self):
+        """Make run() return soon: nothing new is started, the ops in flight complete; safe from another thread."""
+        av_request_stop(&self.L.stop)
+
     def progress(self):
         """Objects listed so far; safe to call from another thread while run() works."""
         return self.L.counts[C_FILES]
@@ -983,12 +960,12 @@ cdef class RadosShard:
     def records(self):
         """[(kind, name bytes, detail bytes, errno)] in no particular order."""
         cdef size_t i
-        cdef rec_t *r
-        if self.L.oom:
+        cdef av_rec_t *r
+        if self.L.oom or self.L.recs.oom:
             raise MemoryError("out of memory while recording findings")
         out = []
-        for i in range(self.L.nrec):
-            r = &self.L.recs[i]
+        for i in range(self.L.recs.n):
+            r = &self.L.recs.a[i]
             out.append((KIND_NAMES[r.kind], r.name[:r.namelen] if r.name != NULL else b"",
                         <bytes>r.detail if r.detail != NULL else b"", r.err))
         return out

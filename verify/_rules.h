@@ -21,6 +21,11 @@
 #define AV_BLOCK_4M (1ull << 22)
 #define AV_HEADER_READ 64 /* bytes read of a header candidate: 32 needed, <= 512 allowed */
 #define AV_MIN_NAME 6
+#define AV_V2_NAME_MAX 123 /* bytes of an object name in a v2 entry */
+#define AV_MF_DELETED (1u << 1) /* v2 map flag */
+#define AV_OF_ZERO (1u << 2)    /* v2 entry flags */
+#define AV_OF_DELETED (1u << 3)
+#define AV_OF_KNOWN 15u         /* writable | archip | zero | deleted */
 
 /* what the first bytes of an object in the maps store say (formats.HeaderClass) */
 enum av_header_class {

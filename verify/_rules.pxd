@@ -14,6 +14,8 @@ cdef extern from "_rules.h" nogil:
     int AV_CORRUPT_BLOCKSIZE, AV_CORRUPT_V1_SHORT
     int AV_NAME_PLAIN, AV_NAME_LOCK, AV_NAME_HASH, AV_NAME_TEMP, AV_NAME_MAPDATA
     int AV_HEADER_READ, AV_MIN_NAME, AV_V1_HEADER_LEN, AV_V1_ENTRY_LEN, AV_V2_HEADER_LEN, AV_V2_ENTRY_LEN
+    int AV_V2_NAME_MAX
+    unsigned int AV_MF_DELETED, AV_OF_ZERO, AV_OF_DELETED, AV_OF_KNOWN
     unsigned long long AV_BLOCK_4M
     uint32_t AV_V2_SIGNATURE
     uint32_t av_be32(const unsigned char *p)

@@ -17,7 +17,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENOMEM
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENOMEM, ENXIO, ENODEV
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int dirfd, const char *path, int flags, ...)
@@ -76,6 +76,7 @@ cdef extern from "<openssl/sha.h>" nogil:
     unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
+from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h
 
 from .findings import RECORD_KINDS as KIND_NAMES
 
@@ -108,18 +109,8 @@ DEF DETAILMAX = 1300
 DEF MAX_TOP_FDS = 512  # top-level dirs kept open between the two phases (256 in a sane store)
 DEF DIRBUF = 32768   # getdents64 buffer: a leaf dir of a big store fits in one call
 
-ctypedef struct rec_t:
-    int kind
-    int err
-    char *name
-    char *path
-    char *detail
-
 ctypedef struct tbuf_t:
-    rec_t *recs
-    size_t n
-    size_t cap
-    int oom
+    av_recs_t recs
     uint64_t counts[NCOUNT]
     char pad[64]          # keep threads' hot counters off each other's cache lines
 
@@ -127,35 +118,12 @@ ctypedef struct ctx_t:
     int rootfd
     int is_maps
     int pm_off
+    int stop             # set from the main thread (av_request_stop): walks return between entries
 
 
-cdef char *dupn(const char *s, size_t n) noexcept nogil:
-    cdef char *p = <char *>malloc(n + 1)
-    if p != NULL:
-        memcpy(p, s, n)
-        p[n] = 0
-    return p
-
-
-cdef void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen,
-               const char *path, const char *detail) noexcept nogil:
-    cdef rec_t *r
-    cdef size_t newcap
-    if b.n == b.cap:
-        newcap = b.cap * 2 if b.cap else 64
-        r = <rec_t *>realloc(b.recs, newcap * sizeof(rec_t))
-        if r == NULL:
-            b.oom = 1
-            return
-        b.recs = r
-        b.cap = newcap
-    r = &b.recs[b.n]
-    r.kind = kind
-    r.err = err
-    r.name = dupn(name, namelen)
-    r.path = dupn(path, strlen(path)) if path != NULL else NULL
-    r.detail = dupn(detail, strlen(detail)) if detail != NULL else NULL
-    b.n += 1
+cdef inline void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen,
+                      const char *path, const char *detail) noexcept nogil:
+    av_emit(&b.recs, kind, err, 0, name, namelen, path, strlen(path) if path != NULL else 0, detail)
 
 
 cdef void unreadable(tbuf_t *b, int err, const char *name, size_t n, const char *path,
@@ -175,19 +143,11 @@ cdef int join_path(char *out, const char *a, const char *b, const char *c, const
     return snprintf(out, PATHMAX, "%s", name)
 
 
-cdef void v04_rel(const char *name, size_t n, char *out) noexcept nogil:
-    """``hh/hh/hh/NAME`` from sha256(NAME): where v0.4 filed keeps it."""
-    cdef unsigned char md[32]
-    cdef char hx[6]
-    SHA256(<const unsigned char *>name, n, md)
-    av_hex(md, 3, hx)
-    snprintf(out, PATHMAX, "%c%c/%c%c/%c%c/%.*s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], <int>n, name)
-
-
 cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept nogil:
     """Is there a v2 map header called NAME where v0.4 filed would look (1/0; -1 unreadable)?"""
     cdef char rel[PATHMAX]
     cdef unsigned char head[8]
+    cdef stat st
     cdef int fd
     cdef ssize_t got
     if n < AV_MIN_NAME:
@@ -195,15 +155,18 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
     fd = -1
     b.counts[C_PROBES] += 1
     if av_is_hex64(name, n):
-        snprintf(rel, PATHMAX, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, <int>n, name)
+        av_pithos_rel(name, n, rel, PATHMAX)
         fd = openat(ctx.rootfd, rel, FILE_OPEN)
         if fd < 0 and errno != ENOENT and errno != ENOTDIR and errno != ELOOP:
             return -1
     if fd < 0:
-        v04_rel(name, n, rel)
+        av_v04_rel(name, n, rel, PATHMAX)
         fd = openat(ctx.rootfd, rel, FILE_OPEN)
-    if fd < 0:
-        return 0 if errno == ENOENT or errno == ENOTDIR or errno == ELOOP else -1
+    if fd < 0:  # ENXIO, ENODEV: a socket or a driverless device, no map either
+        return 0 if errno == ENOENT or errno == ENOTDIR or errno == ELOOP or errno == ENXIO or errno == ENODEV else -1
+    if fstat(fd, &st) != 0 or not S_ISREG(st.st_mode):
+        close(fd)  # not a file: no map there (a FIFO or device is never read)
+        return 0
     got = pread(fd, head, 8, 0)
     close(fd)
     return 1 if got == 8 and av_be32(head) == AV_V2_SIGNATURE and av_be32(head + 4) == 2 else 0
@@ -232,6 +195,10 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
     if fstat(fd, &st) != 0:
         unreadable(b, errno, name, n, path, "fstat")
         close(fd)
+        return
+    if not S_ISREG(st.st_mode):  # replaced since it was listed: never read a FIFO or a device
+        close(fd)
+        stray(b, name, path, DT_LNK if S_ISLNK(st.st_mode) else 0, 4)
         return
     got = pread(fd, head, AV_HEADER_READ, 0)
     if got < 0:
@@ -284,7 +251,7 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
             blk = 0
             while blk < nb:
                 snprintf(mdname, sizeof(mdname), "%.*s_%016llx", <int>n, name, <unsigned long long>blk)
-                v04_rel(mdname, strlen(mdname), rel)
+                av_v04_rel(mdname, strlen(mdname), rel, PATHMAX)
                 b.counts[C_PROBES] += 1
                 err = 0
                 if fstatat(ctx.rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0:
@@ -311,12 +278,16 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
 cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
     """A lock file's owner string; a lock released since the listing is no lock at all."""
     cdef char owner[256]
+    cdef stat st
     cdef ssize_t got = 0
     cdef int fd = openat(fd3, name, FILE_OPEN)
     if fd < 0:
         if errno == ENOENT:
             return
         unreadable(b, errno, name, n, path, "open")
+    elif fstat(fd, &st) != 0 or not S_ISREG(st.st_mode):
+        close(fd)  # replaced since it was listed: never read a FIFO or a device
+        return
     else:
         got = pread(fd, owner, 255, 0)
         if got < 0:
@@ -405,22 +376,6 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
         b.counts[C_TEMP] += 1
 
 
-cdef int entry_type(int dirfd, const char *name, unsigned char d_type) noexcept nogil:
-    """d_type, or lstat's answer where the filesystem does not fill it in (-1: lstat failed)."""
-    cdef stat st
-    if d_type != DT_UNKNOWN:
-        return d_type
-    if fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0:
-        return -1
-    if S_ISDIR(st.st_mode):
-        return DT_DIR
-    if S_ISREG(st.st_mode):
-        return DT_REG
-    if S_ISLNK(st.st_mode):
-        return DT_LNK
-    return 0
-
-
 cdef inline bint is_dot(const char *s) noexcept nogil:
     return s[0] == b'.' and (s[1] == 0 or (s[1] == b'.' and s[2] == 0))
 
@@ -470,13 +425,17 @@ cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *
             if nread < 0 and errno != ENOENT:
                 unreadable(b, errno, dname, strlen(dname), path, "readdir")
             break
+        if av_stopped(&ctx.stop):
+            break
         pos = 0
         while pos < nread:
+            if av_stopped(&ctx.stop):
+                break
             e = <av_dirent64 *>(buf + pos)
             pos += e.d_reclen
             if is_dot(e.d_name):
                 continue
-            t = entry_type(fd, e.d_name, e.d_type)
+            t = av_entry_type(fd, e.d_name, e.d_type)
             err = errno
             if depth == 1:
                 join_path(epath, dname, NULL, NULL, e.d_name)
@@ -545,13 +504,15 @@ cdef void list_top(ctx_t *ctx, tbuf_t *b, top_t *t) noexcept nogil:
             if nread < 0 and errno != ENOENT:
                 unreadable(b, errno, t.name, strlen(t.name), t.name, "readdir")
             break
+        if av_stopped(&ctx.stop):
+            break
         pos = 0
         while pos < nread:
             e = <av_dirent64 *>(buf + pos)
             pos += e.d_reclen
             if is_dot(e.d_name):
                 continue
-            ty = entry_type(fd, e.d_name, e.d_type)
+            ty = av_entry_type(fd, e.d_name, e.d_type)
             join_path(path, t.name, NULL, NULL, e.d_name)
             if ty < 0:
                 if errno != ENOENT:
@@ -564,7 +525,7 @@ cdef void list_top(ctx_t *ctx, tbuf_t *b, top_t *t) noexcept nogil:
                         t.subs = grown
                         t.cap = t.cap * 2 + 16
                 if t.nsubs < t.cap:
-                    t.subs[t.nsubs] = dupn(e.d_name, strlen(e.d_name))
+                    t.subs[t.nsubs] = av_dupn(e.d_name, strlen(e.d_name))
                     if t.subs[t.nsubs] != NULL:
                         t.nsubs += 1
                         continue
@@ -605,6 +566,7 @@ cdef class FiledShard:
         self.ctx.is_maps = maps
         self.ctx.pm_off = pithos_migrate_off
         self.ctx.rootfd = -1
+        self.ctx.stop = 0
         self.bufs = <tbuf_t *>calloc(jobs, sizeof(tbuf_t))
         if self.bufs == NULL:
             raise MemoryError()
@@ -615,11 +577,7 @@ cdef class FiledShard:
         cdef size_t i
         if self.bufs != NULL:
             for t in range(self.jobs):
-                for i in range(self.bufs[t].n):
-                    free(self.bufs[t].recs[i].name)
-                    free(self.bufs[t].recs[i].path)
-                    free(self.bufs[t].recs[i].detail)
-                free(self.bufs[t].recs)
+                av_recs_free(&self.bufs[t].recs)
             free(self.bufs)
         if self.ctx.rootfd >= 0:
             close(self.ctx.rootfd)
@@ -627,6 +585,7 @@ cdef class FiledShard:
     def run(self):
         """Walk the shard; raises OSError only when the store root itself cannot be opened."""
         import os
+        from .layout import skipped_at_root
         if self.done:
             raise RuntimeError("shard already scanned")
         self.ctx.rootfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -636,8 +595,8 @@ cdef class FiledShard:
                 nm = os.fsencode(e.name)
                 if not self.lo <= bucket(nm) < self.hi:
                     continue
-                if nm == b"lost+found" and e.is_dir(follow_symlinks=False):
-                    continue  # the filesystem's own, when archip_dir is a mount point
+                if skipped_at_root(nm, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False)):
+                    continue  # lost+found, archverify's own store lock
                 if e.is_dir(follow_symlinks=False):
                     units.append(nm)
                 else:
@@ -716,6 +675,10 @@ cdef class FiledShard:
         finally:
             free(names)
 
+    def stop(self):
+        """Make run() return soon (between two directory entries); safe from another thread."""
+        av_request_stop(&self.ctx.stop)
+
     def progress(self):
         """(files, dirs) seen so far; safe to call from another thread while run() works."""
         cdef uint64_t files = 0, dirs = 0
@@ -739,13 +702,13 @@ cdef class FiledShard:
         """[(kind, name bytes, path bytes, detail bytes, errno)] in no particular order."""
         cdef int t
         cdef size_t i
-        cdef rec_t *r
+        cdef av_rec_t *r
         out = []
         for t in range(self.jobs):
-            if self.bufs[t].oom:
+            if self.bufs[t].recs.oom:
                 raise MemoryError("out of memory while recording findings")
-            for i in range(self.bufs[t].n):
-                r = &self.bufs[t].recs[i]
+            for i in range(self.bufs[t].recs.n):
+                r = &self.bufs[t].recs.a[i]
                 out.append((KIND_NAMES[r.kind], <bytes>r.name if r.name != NULL else b"",
                             <bytes>r.path if r.path != NULL else None,
                             <bytes>r.detail if r.detail != NULL else b"", r.err))
@@ -790,6 +753,21 @@ def _utf8_valid_for_tests(bytes s):
 
 def _is_hex64_for_tests(bytes name):
     return bool(av_is_hex64(name, len(name)))
+
+
+def _constants_for_tests():
+    """The format constants of _rules.h, by the names formats.py gives them."""
+    return {"V2_SIGNATURE": AV_V2_SIGNATURE, "V2_HEADER_LEN": AV_V2_HEADER_LEN, "V1_HEADER_LEN": AV_V1_HEADER_LEN,
+            "V1_ENTRY_LEN": AV_V1_ENTRY_LEN, "V2_ENTRY_LEN": AV_V2_ENTRY_LEN, "BLOCK_SIZE_4M": AV_BLOCK_4M,
+            "V2_NAME_MAX": AV_V2_NAME_MAX, "MF_DELETED": AV_MF_DELETED, "OF_ZERO": AV_OF_ZERO,
+            "OF_DELETED": AV_OF_DELETED, "OF_KNOWN": AV_OF_KNOWN}
+
+
+def _v04_rel_for_tests(bytes name):
+    """av_v04_rel: must equal layout.v04_path."""
+    cdef char rel[PATHMAX]
+    av_v04_rel(name, len(name), rel, PATHMAX)
+    return <bytes>rel
 
 
 def _mapdata_blocks_for_tests(unsigned long long size, unsigned int blocksize):

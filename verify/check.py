@@ -29,7 +29,7 @@ from typing import Callable, Protocol
 
 from .backends import Backend, ReferenceCheck
 from .errors import UsageError
-from .findings import Severity
+from .findings import MAP_KINDS, Severity
 from .progress import Progress
 from .scan import progress_bar, run_shards
 from .summary import ShardResult, Summary
@@ -89,16 +89,21 @@ class Executor(Protocol):
     def data(self) -> ShardResult: ...
 
 
+def _merge(before: ShardResult, part: ShardResult) -> ShardResult:
+    return before.merge(part)
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
     run: Callable[[Executor], ShardResult]
     optional: bool = False  # only with --verify-data
+    merge: Callable[[ShardResult, ShardResult], ShardResult] = _merge  # how its findings join the earlier ones
 
 
 PIPELINE = (
     Stage("scan", lambda ex: ex.scan()),
-    Stage("references", lambda ex: ex.references()),
+    Stage("references", lambda ex: ex.references(), merge=lambda before, part: settle_maps(before, part)),
     Stage("data", lambda ex: ex.data(), optional=True),
 )
 STAGES = tuple(s.name for s in PIPELINE)
@@ -114,7 +119,7 @@ def run_stages(executor: Executor, verify_data: bool) -> ShardResult:
         if unsafe(result):
             ran[f"check.skipped.{stage.name}"] = 1
             continue
-        result = result.merge(stage.run(executor))
+        result = stage.merge(result, stage.run(executor))
         ran[f"check.stage.{stage.name}"] = 1
     result.counters.update(ran)
     return result
@@ -151,6 +156,33 @@ def check(backend: ReferenceBackend, jobs: int, progress: Progress | bool | None
     t0 = time.monotonic()
     executor = LocalStages(backend, jobs, progress, sample or SampleWindow.of(None), shards_per_store)
     return Summary.from_result(run_stages(executor, verify_data), time.monotonic() - t0)
+
+
+def settle_maps(scanned: ShardResult, references: ShardResult) -> ShardResult:
+    """Both stages' results with at most one map finding per map, the first in MAP_KINDS order.
+
+    A map the reference stage finds corrupt (a v0 length not a multiple of 32, short
+    map-data, bad entries) was seen by the scan as a v0, v1 or v2 map, perhaps with a
+    lesser finding: that finding goes, and the map is counted as corrupt, not as its version.
+    """
+    corrupt = {f.name for f in references.findings if f.kind == "map_corrupt" and f.store == "maps"}
+    if not corrupt:
+        return scanned.merge(references)
+    kept, counters = [], Counter(scanned.counters)
+    version = {name: "v2" for name in corrupt}  # a healthy v2 map has no scan finding
+    for f in scanned.findings:
+        if f.store == "maps" and f.name in corrupt and f.kind in MAP_KINDS:
+            if f.kind in ("map_v0", "map_v1"):
+                version[f.name] = f.kind[4:]
+            elif f.kind == "map_upgrade_incomplete" and f.detail.startswith("v1"):
+                version[f.name] = "v1"
+            continue
+        kept.append(f)
+    for v in version.values():
+        counters[f"maps.{v}"] -= 1
+        counters["maps.corrupt"] += 1
+    settled = ShardResult(+counters, kept, scanned.locks)
+    return settled.merge(references)
 
 
 def skipped_stages(summary: Summary) -> list[str]:

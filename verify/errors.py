@@ -6,6 +6,9 @@ reaches a user.
 
 from __future__ import annotations
 
+import os
+import signal
+
 
 class ArchverifyError(Exception):
     """Base: ``str(err)`` is the one-line message, ``exit_code`` what the process returns."""
@@ -50,3 +53,18 @@ class Interrupted(ArchverifyError):
         super().__init__(f"interrupted by {name}" + (f"; {detail}" if detail else ""))
         self.signo = signo
         self.exit_code = 128 + signo
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stops the run like Ctrl-C (threads told to stop and joined, no report), exit 143."""
+
+
+def signal_exit(signum: int, frame=None) -> None:
+    """Exit at once on SIGINT/SIGTERM, with the line and code of an interrupted run.
+
+    For the moments no native loop can run (starting up, a second signal while the run
+    stops): os._exit frees nothing, so nothing can be freed under a running thread.
+    """
+    term = signum == signal.SIGTERM
+    os.write(2, b"archverify: terminated\n" if term else b"archverify: interrupted\n")
+    os._exit(143 if term else 130)

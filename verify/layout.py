@@ -69,3 +69,15 @@ def v03_path(name: bytes) -> bytes | None:
 def paths_coincide(name: bytes) -> bool:
     """The data-loss case: old and new path are one file, which pithos_migrate unlinks."""
     return is_hex64(name) and pithos_dirs(name) == v04_dirs(name)
+
+
+# Entries at a store's root that belong to no object and are never findings: the
+# filesystem's own lost+found (when archip_dir is a mount point, a directory) and
+# archverify's own writer lock (verify/durable.py STORE_LOCK_NAME, a regular file).
+ROOT_SKIPPED_DIRS = frozenset({b"lost+found"})
+ROOT_SKIPPED_FILES = frozenset({b".archverify.lock"})
+
+
+def skipped_at_root(name: bytes, is_dir: bool, is_file: bool) -> bool:
+    """An entry at the store root that every walker passes over (scan, check, the naive oracle)."""
+    return (is_dir and name in ROOT_SKIPPED_DIRS) or (is_file and name in ROOT_SKIPPED_FILES)

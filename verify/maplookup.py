@@ -15,6 +15,7 @@ them against each other.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
 
@@ -55,13 +56,23 @@ class MapInfo:
     path: str | None = None  # filed: relative to the store root
 
 
+NOT_REGULAR = -1  # LookupError_.errno of a map path holding a FIFO, socket or device (never read)
+
+
 @dataclass(frozen=True, slots=True)
 class LookupError_:
     """A name whose lookup could not be completed (errno), or that no path can be built from."""
 
     name: str
-    errno: int  # 0: bad name
+    errno: int  # 0: bad name; NOT_REGULAR: not a regular file
     path: str | None = None
+
+
+def errno_text(err: int) -> str:
+    """Why a lookup failed, in words."""
+    if err == NOT_REGULAR:
+        return "not a regular file (never read)"
+    return os.strerror(err) if err else "read failed"
 
 
 class MapLookup(Protocol):
@@ -175,15 +186,27 @@ class FiledMaps:
                             if _not_header(name):
                                 continue
                             try:
-                                with open(e.path, "rb", buffering=0) as fh:
-                                    head = fh.read(64)
-                                    fsize = os.fstat(fh.fileno()).st_size
+                                head, fsize = _read_head(e.path)
                             except OSError:
                                 continue  # 'scan' reports unreadable files; the orphan list is informational
+                            if head is None:
+                                continue  # not a regular file: 'scan' reports it (stray_entry)
                             hdr = F.classify(head, fsize, os.fsencode(name))
                             if hdr.cls is F.HeaderClass.NOT_MAP:
                                 continue
                             yield name, f"{d1.name}/{d2.name}/{d3.name}/{name}", hdr
+
+
+def _read_head(path: str) -> tuple[bytes | None, int]:
+    """The first 64 bytes and the size of a regular file; (None, 0) for anything else (never read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, 0
+        return os.pread(fd, 64, 0), st.st_size
+    finally:
+        os.close(fd)
 
 
 def _subdirs(path: str):

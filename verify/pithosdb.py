@@ -14,6 +14,7 @@ command line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -23,10 +24,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from . import nativejob
 from .errors import ConfigError, StoreError
 from .findings import Finding, escape_name
 from .maplookup import (BADNAME, CORRUPT, MISSING, OK, SIZE, UNREADABLE, VERSION_LABEL, LookupError_, MapInfo,
-                        map_name, v0_entries_needed, v0_limit, verdict)
+                        errno_text, map_name, v0_entries_needed, v0_limit, verdict)
 from .summary import ShardResult, Summary
 
 ENV_URL = "PITHOS_DB_URL"
@@ -295,7 +297,7 @@ class Checker:
             detail = _problem_detail(p)
             if p.kind == "unreadable":
                 err = p.info.errno if isinstance(p.info, LookupError_) else 0
-                detail = f"{os.strerror(err) if err else 'read failed'}; {detail}"
+                detail = f"{errno_text(err)}; {detail}"
             res.findings.append(Finding(p.kind, "maps", escape_name(p.name), path and escape_name(path), detail))
         return res
 
@@ -357,10 +359,14 @@ def check(url, lookup, orphans: bool = False, batch: int = BATCH, progress=None)
     """Every versions row with a mapfile against the maps store: the Summary of findings."""
     t0 = time.monotonic()
     chk = Checker(lookup, orphans)
-    for part in prefetched(stream_rows(url, batch)):
-        chk.feed(part)
-        if progress is not None:
-            progress(len(part))
+    # closed on the way out of an interruption too: the row thread is joined before the interpreter
+    # could tear down the database driver under it
+    with contextlib.closing(prefetched(stream_rows(url, batch))) as parts:
+        for part in parts:
+            nativejob.checkpoint()  # a signal that came while a library ran stops the run here
+            chk.feed(part)
+            if progress is not None:
+                progress(len(part))
     res = chk.result()
     if orphans:
         res.findings.extend(chk.orphans())

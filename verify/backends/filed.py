@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-import threading
 from collections import Counter
 from dataclasses import dataclass
 
-from .. import config, layout
-from ..fixes import fsops
+from .. import config, layout, nativejob
 from ..errors import StoreError, UsageError
+from ..fixes import fsops
 from ..findings import Finding, escape_name
 from ..references import v04_path
 from ..summary import Lock, ShardResult
@@ -132,33 +131,10 @@ class FiledBackend:
             root, shard.lo, shard.hi, jobs, maps=shard.store == "maps",
             pithos_migrate_off=bool(self.pithos_migrate_off.get(shard.store)),
         )
-        error: list[BaseException] = []
-
-        def work():
-            try:
-                fs.run()
-            except BaseException as e:  # re-raised in the caller's thread
-                error.append(e)
-
-        t = threading.Thread(target=work, name=f"scan-{shard.store}-{shard.lo}", daemon=True)
-        t.start()
-        seen = 0
-        while t.is_alive():
-            t.join(0.1)
-            if progress is not None:
-                files, _ = fs.progress()
-                if files > seen:
-                    progress(files - seen)
-                    seen = files
-        if error:
-            e = error[0]
-            if isinstance(e, OSError):
-                raise StoreError(f"{root}: cannot open {shard.store} store dir: {e.strerror}") from None
-            raise e
-        if progress is not None:
-            files, _ = fs.progress()
-            if files > seen:
-                progress(files - seen)
+        try:
+            nativejob.run(fs.run, fs.stop, lambda: fs.progress()[0], progress, name=f"scan-{shard.store}-{shard.lo}")
+        except OSError as e:
+            raise StoreError(f"{root}: cannot open {shard.store} store dir: {e.strerror}") from None
         return records_to_result(shard.store, fs.records(), fs.counters())
 
     # -- the reference and data stages of 'check' (verify/check.py) --

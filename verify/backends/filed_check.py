@@ -7,9 +7,9 @@ a :class:`~verify.summary.ShardResult`.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
+from .. import nativejob
 from ..errors import StoreError
 from ..references import missing_findings, record_findings
 from ..summary import ShardResult
@@ -25,31 +25,13 @@ def _load():
 
 
 def _run(fn, rc, progress: ProgressFn | None, root: str) -> list[tuple]:
-    """Runs one pass in a thread (it releases the GIL) while feeding the progress bar; its records."""
-    error: list[BaseException] = []
+    """Runs one pass in a thread (it releases the GIL) while feeding the progress bar; its records.
 
-    def work():
-        try:
-            fn()
-        except BaseException as e:  # re-raised in the caller's thread
-            error.append(e)
-
-    seen = rc.progress()
-    t = threading.Thread(target=work, name="check-pass", daemon=True)
-    t.start()
-    while t.is_alive():
-        t.join(0.1)
-        if progress is not None and rc.progress() > seen:
-            now = rc.progress()
-            progress(now - seen)
-            seen = now
-    if progress is not None and rc.progress() > seen:
-        progress(rc.progress() - seen)
-    if error:
-        e = error[0]
-        if isinstance(e, OSError):
-            raise StoreError(f"{root}: cannot open store dir: {e.strerror}") from None
-        raise e
+    Interrupted, the pass is stopped and joined before the interruption goes on (verify/nativejob.py)."""
+    try:
+        nativejob.run(fn, rc.stop, rc.progress, progress, name="check-pass")
+    except OSError as e:
+        raise StoreError(f"{root}: cannot open store dir: {e.strerror}") from None
     return rc.take_records()
 
 

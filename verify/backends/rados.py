@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .. import formats as F
+from .. import nativejob
 from ..errors import StoreError, UsageError
 from ..findings import Finding, escape_name
 from ..summary import Lock, ShardResult
@@ -354,31 +355,9 @@ def _list_failure(shard: Shard, pool: str, err: int) -> Finding:
 
 
 def _run_polled(rs, fn, progress: ProgressFn | None):
-    """Run ``fn`` (GIL released inside) in a thread; feed the progress bar meanwhile."""
-    out: list = []
-    error: list[BaseException] = []
-
-    def work():
-        try:
-            out.append(fn())
-        except BaseException as e:  # re-raised in the caller's thread
-            error.append(e)
-
-    t = threading.Thread(target=work, name="rados-scan", daemon=True)
-    t.start()
-    seen = 0
-    while t.is_alive():
-        t.join(0.1)
-        if progress is not None:
-            n = rs.progress()
-            if n > seen:
-                progress(n - seen)
-                seen = n
-    if error:
-        raise error[0]
-    if progress is not None and rs.progress() > seen:
-        progress(rs.progress() - seen)
-    return out[0] if out else 0
+    """Run ``fn`` (GIL released inside) in a thread; feed the progress bar meanwhile; stopped and
+    joined if interrupted (verify/nativejob.py)."""
+    return nativejob.run(fn, rs.stop, rs.progress, progress, name="rados-scan") or 0
 
 
 # ---- the python-rados fallback: same rules, one synchronous op per worker ------------------

@@ -9,7 +9,7 @@ import click
 
 from .. import backends
 from .. import check as check_op
-from .. import check_report, metrics, report, runlock, state
+from .. import check_report, metrics, nativejob, report, runlock, state
 from ..errors import OutputError, UsageError
 from ..progress import Progress
 from .conventions import conventions, state_option
@@ -80,6 +80,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
                                               dask_timeout)
         else:
             summary = check_op.check(be, jobs, bars, verify_data, window, shards or 1)
+        nativejob.work_done()
         delta = None
         if state_dir:
             delta = state.compare_and_save(state_dir, summary, check_op.ran_stages(summary), window.everything,

@@ -9,8 +9,8 @@ import traceback
 
 import click
 
-from .. import __version__
-from ..errors import ArchverifyError
+from .. import __version__, nativejob
+from ..errors import ArchverifyError, Terminated
 
 EPILOG = """\b
 Exit codes: 0 nothing found, 1 findings, 2 usage/config error or part of a
@@ -37,13 +37,13 @@ class Group(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with nativejob.stop_on_signals():
+                return super().invoke(ctx)
         except ArchverifyError as e:
             click.echo(f"archverify: error: {e}", err=True)
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("archverify: interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as e:  # the work already stopped and joined its threads
+            terminated = isinstance(e, Terminated)
         except BrokenPipeError:
             # the reader stopped reading (`| head`): not our failure, and nothing more to say
             silence_closed_pipes()
@@ -57,6 +57,10 @@ class Group(click.Group):
                        + ("" if debugging(ctx) else f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"),
                        err=True)
             sys.exit(EXIT_INTERNAL)
+        # only an interruption gets here: out of its except block, the frames it unwound are gone
+        # (their finally blocks ran, their threads joined) before the interpreter exits
+        click.echo(f"archverify: {'terminated' if terminated else 'interrupted'}", err=True)
+        sys.exit(143 if terminated else 130)
 
 
 class _PipeSafeWriter(io.RawIOBase):

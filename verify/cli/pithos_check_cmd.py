@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import backends, pithos_report, pithosdb, report
+from .. import backends, nativejob, pithos_report, pithosdb, report
 from ..errors import UsageError
 from ..scan import progress_bar
 from .conventions import conventions
@@ -55,6 +55,7 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
             summary = pithosdb.check(url, lookup, orphans=orphans, progress=bar.update)
     finally:
         lookup.close()
+    nativejob.work_done()
     stores = {"maps": be.describe()["maps"], "pithos_db": {"url": pithosdb.safe(url)}}
     head = report.Head("pithos-check", be.name, stores, summary, tuple(run.warnings))
     render(run.fmt, output, logdir, max_shown, head, pithos_report.sections(summary, run.verbose, stores),

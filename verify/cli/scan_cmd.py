@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import report
+from .. import nativejob, report
 from .. import scan as scan_op
 from ..progress import Progress
 from .conventions import conventions
@@ -46,6 +46,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
         summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
     else:
         summary = scan_op.scan(be, jobs, Progress(progress), shards or 1)
+    nativejob.work_done()
     head = report.Head("scan", be.name, stores, summary, tuple(run.warnings))
     render(run.fmt, output, logdir, max_shown, head, report.scan_sections(summary, run.verbose, stores),
            report_wanted=bool(output) or not (run.quiet and run.human))
