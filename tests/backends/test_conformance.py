@@ -110,6 +110,48 @@ def test_missing_objects_are_none_never_errors(be):
     assert be.list_page("maps") == ([], None)
 
 
+def test_write_at_keeps_the_bytes_around_as_the_peer_does(be):
+    needs(be, backends.OBJECTS)
+    pad = be.name == "filed" and be.direct.get("maps", True)  # filed with direct I/O: whole 512-byte sectors
+
+    def expect(raw: bytes) -> bytes:
+        return raw + bytes(-len(raw) % 512) if pad else raw
+
+    assert be.write_at("maps", b"new-object", 10, b"abc") is True  # created, the gap zero-filled
+    assert be.read("maps", b"new-object") == expect(bytes(10) + b"abc")
+    be.write("maps", b"old-map", b"0123456789" * 10)
+    assert be.write_at("maps", b"old-map", 0, b"HEAD") is True  # over the first bytes: the tail kept
+    assert be.read("maps", b"old-map") == expect(b"HEAD" + (b"0123456789" * 10)[4:])
+    assert be.write_at("maps", b"old-map", 0, b"HEAD") is False  # replayed: nothing changes
+    assert be.write_at("maps", b"old-map", 98, b"END!") is True  # past the end: extended
+    assert be.read("maps", b"old-map")[:102] == b"HEAD" + (b"0123456789" * 10)[4:98] + b"END!"
+    assert be.read("blocks", b"old-map") is None
+
+
+def test_lock_owner_only_for_held_locks(be):
+    needs(be, backends.OBJECTS)
+    be.write("maps", b"vol-a", b"x")
+    assert be.lock_owner("maps", b"vol-a") is None  # no lock object
+    be.write("maps", b"vol-a_lock", b"")
+    assert be.lock_owner("maps", b"vol-a") is None  # what a clean unlock leaves
+    be.write("maps", b"vol-a_lock", b"node1_1234")
+    assert be.lock_owner("maps", b"vol-a") == "node1_1234"
+
+
+def test_rados_locks_held_through_librados_are_seen(be):
+    """radosd's lock: rados_lock_exclusive on an empty NAME_lock."""
+    if be.name != "rados":
+        pytest.skip("a RADOS lock")
+    io = be._pool_objects("maps").io
+    be.write("maps", b"vol-b_lock", b"")
+    io.lock_exclusive("vol-b_lock", "RadosLock", "foo")
+    try:
+        assert (be.lock_owner("maps", b"vol-b") or "").startswith("client.")
+    finally:
+        io.unlock("vol-b_lock", "RadosLock", "foo")
+    assert be.lock_owner("maps", b"vol-b") is None  # unlocked: an empty object, no locker
+
+
 @pytest.mark.parametrize("bad", [b"", b"a\0b"])
 def test_names_no_store_can_hold_are_refused(be, bad):
     needs(be, backends.OBJECTS)
