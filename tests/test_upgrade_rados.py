@@ -110,6 +110,18 @@ def test_offline_upgrade_on_rados_equals_filed_minus_padding(be, tmp_path, sourc
     assert got[Q][32:] == original[32:] and F.parse_v2_header(got[Q]).flags == F.MF_READONLY
 
 
+def test_lock_owner_sees_radosds_lock(be):
+    """radosd's lock: rados_lock_exclusive on an empty NAME_lock; unlocked, the empty object holds nothing."""
+    io = be._pool_objects("maps").io
+    be.write("maps", b"vol-b_lock", b"")
+    io.lock_exclusive("vol-b_lock", rados_io.RADOS_LOCK_NAME, "foo")
+    try:
+        assert (be.lock_owner("maps", b"vol-b") or "").startswith("client.")
+    finally:
+        io.unlock("vol-b_lock", rados_io.RADOS_LOCK_NAME, "foo")
+    assert be.lock_owner("maps", b"vol-b") is None
+
+
 def test_locked_maps_are_left_alone_and_reported(be, tmp_path):
     v1 = F.write_v1(F.BLOCK_SIZE_4M, [(0, ZERO)])
     for n in ("held-vol", "owned-vol", "free-vol"):

@@ -138,20 +138,6 @@ def test_lock_owner_only_for_held_locks(be):
     assert be.lock_owner("maps", b"vol-a") == "node1_1234"
 
 
-def test_rados_locks_held_through_librados_are_seen(be):
-    """radosd's lock: rados_lock_exclusive on an empty NAME_lock."""
-    if be.name != "rados":
-        pytest.skip("a RADOS lock")
-    io = be._pool_objects("maps").io
-    be.write("maps", b"vol-b_lock", b"")
-    io.lock_exclusive("vol-b_lock", "RadosLock", "foo")
-    try:
-        assert (be.lock_owner("maps", b"vol-b") or "").startswith("client.")
-    finally:
-        io.unlock("vol-b_lock", "RadosLock", "foo")
-    assert be.lock_owner("maps", b"vol-b") is None  # unlocked: an empty object, no locker
-
-
 @pytest.mark.parametrize("bad", [b"", b"a\0b"])
 def test_names_no_store_can_hold_are_refused(be, bad):
     needs(be, backends.OBJECTS)
