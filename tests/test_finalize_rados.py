@@ -22,13 +22,7 @@ POOLS = {"maps": "maps", "blocks": "blocks"}  # what tests/fixtures/archipelago-
 @pytest.fixture
 def pools(ceph_cluster, tmp_path, monkeypatch):
     """The config's pools, a namespace of this test's own in them, a healthy store plus two v1 maps."""
-    c = ceph_cluster.rados()
-    try:
-        for p in POOLS.values():
-            if not c.pool_exists(p):
-                c.create_pool(p)
-    finally:
-        c.shutdown()
+    ceph_cluster.ensure_pools(*POOLS.values())
     ns = f"fin-{uuid.uuid4().hex[:10]}"
     be = RadosBackend("maps", "blocks", str(ceph_cluster.conf), None, str(ceph_cluster.keyring), namespace=ns)
     rng = random.Random(5)

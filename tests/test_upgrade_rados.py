@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from crashpoints import CRASHED
+from crashpoints import run_crashing
 from test_upgrade import P, P_SIZE, Q, Q_SIZE, ZERO, files, unpack, v04
 from verify import formats as F
 from verify.backends import rados_io
@@ -28,13 +28,7 @@ SIZES = {P: P_SIZE, Q: Q_SIZE}
 
 @pytest.fixture(scope="module")
 def pools(ceph_cluster):
-    c = ceph_cluster.rados()
-    try:
-        for p in POOLS:
-            if not c.pool_exists(p):
-                c.create_pool(p)
-    finally:
-        c.shutdown()
+    ceph_cluster.ensure_pools(*POOLS)
     return ceph_cluster
 
 
@@ -169,35 +163,14 @@ def crash_store(be) -> None:
 def run_in_child(cluster, ns: str, work: Path, crash_at: int | None) -> bool:
     """upgrade-maps --offline --yes in a forked child with its own librados connection, killed
     (os._exit: no cleanup) just before its crash_at-th librados write or remove."""
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            count = [0]
+    def run():
+        s = upgrade_maps(backend(cluster, ns), apply=True, backup_dir=str(work / "bk"), logdir=None,
+                         pithos_sizes={"c" * 64: 2 * F.BLOCK_SIZE_4M - 7}, jobs=1)
+        if s["exit_code"]:
+            raise SystemExit(s["exit_code"])
 
-            def before_each(orig):
-                def call(*a, **kw):
-                    count[0] += 1
-                    if count[0] == crash_at:
-                        os._exit(CRASHED)
-                    return orig(*a, **kw)
-                return call
-
-            for meth in ("write_at", "remove", "write"):
-                setattr(rados_io.PoolObjects, meth, before_each(getattr(rados_io.PoolObjects, meth)))
-            s = upgrade_maps(backend(cluster, ns), apply=True, backup_dir=str(work / "bk"), logdir=None,
-                             pithos_sizes={"c" * 64: 2 * F.BLOCK_SIZE_4M - 7}, jobs=1)
-            code = s["exit_code"]
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-            code = 3
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    assert code in (0, CRASHED), f"the run failed on its own (exit {code})"
-    return code == CRASHED
+    writes = [(rados_io.PoolObjects, m) for m in ("write_at", "remove", "write")]
+    return run_crashing(run, crash_at or 0, after=False, calls=writes)
 
 
 def test_kill_before_every_librados_write_then_rerun_ends_as_an_uninterrupted_run(pools, tmp_path):

@@ -36,13 +36,7 @@ def _rados(request, tmp_path):
     from verify.backends.rados import RadosBackend
 
     cluster = request.getfixturevalue("ceph_cluster")
-    c = cluster.rados()
-    try:
-        for p in POOLS:
-            if not c.pool_exists(p):
-                c.create_pool(p)
-    finally:
-        c.shutdown()
+    cluster.ensure_pools(*POOLS)
     # a namespace per test: empty stores without a pool per test
     be = RadosBackend(*POOLS, str(cluster.conf), None, str(cluster.keyring), namespace=f"t-{uuid.uuid4().hex[:12]}")
     be.validate()
