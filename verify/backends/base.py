@@ -145,11 +145,11 @@ class ObjectIO(Protocol):
     def write(self, store: str, name: bytes, data: bytes) -> None:
         """Replace the object's content whole, atomically where the store allows it."""
 
-    def write_at(self, store: str, name: bytes, offset: int, data: bytes) -> bool:
+    def write_at(self, store: str, name: bytes, offset: int, data: bytes) -> None:
         """Write ``data`` at ``offset`` as the store's Archipelago peer serves a write request:
         the bytes around it kept, the object created or extended (with zeros) as needed
-        (filed with direct I/O also pads the length to 512). False when it already held
-        exactly what this write leaves, so a replayed write changes nothing."""
+        (filed with direct I/O also pads the length to 512). Idempotent: a replayed write
+        leaves the object as it was."""
 
     def remove(self, store: str, name: bytes) -> bool:
         """Delete the object; False if it was not there."""

@@ -320,14 +320,15 @@ class FiledBackend:
         except OSError as e:
             raise self._fail("cannot write", os.fsencode(os.path.join(root, rel)), e.errno) from None
 
-    def write_at(self, store: str, name: bytes, offset: int, data: bytes) -> bool:
+    def write_at(self, store: str, name: bytes, offset: int, data: bytes) -> None:
         """filed's pwrite, made atomic: the new content whole in a temp, renamed over the object
-        (mode and owner of the object kept; a new one gets filed's mode and the store's owner)."""
+        (mode and owner of the object kept; a new one gets filed's mode and the store's owner).
+        Nothing is written when the object holds that content already (a replay)."""
         path = self._path(store, name)
         current = self.read(store, name)
         new = overlay(current or b"", offset, data, self.direct.get(store, config.DIRECT_DEFAULT))
         if new == current:
-            return False
+            return
         mode, owner = fsops.FILE_MODE, None
         if current is not None:
             try:
@@ -343,7 +344,6 @@ class FiledBackend:
             raise StoreError(str(e)) from None
         except OSError as e:
             raise self._fail("cannot write", path, e.errno) from None
-        return True
 
     def lock_owner(self, store: str, name: bytes) -> str | None:
         """filed writes its unique string into ``NAME_lock`` and unlinks it on release."""

@@ -331,8 +331,8 @@ class RadosBackend:
     def write(self, store: str, name: bytes, data: bytes) -> None:
         self._pool_objects(store).write(name, data)
 
-    def write_at(self, store: str, name: bytes, offset: int, data: bytes) -> bool:
-        return self._pool_objects(store).write_at(name, offset, data)
+    def write_at(self, store: str, name: bytes, offset: int, data: bytes) -> None:
+        self._pool_objects(store).write_at(name, offset, data)
 
     def lock_owner(self, store: str, name: bytes) -> str | None:
         return self._pool_objects(store).lock_owner(name)

@@ -141,24 +141,16 @@ class PoolObjects:
         except rados.Error as e:
             raise self._fail("write", name, e) from None
 
-    def write_at(self, name: bytes, offset: int, data: bytes) -> bool:
+    def write_at(self, name: bytes, offset: int, data: bytes) -> None:
         """``rados_write`` at ``offset``, what radosd does for a write request (the OSD keeps
-        the bytes around it and zero-fills a gap); skipped when the bytes are there already."""
+        the bytes around it and zero-fills a gap); one round trip, idempotent."""
         import rados
 
         key = self._key(name)
         try:
-            if retry(lambda: self.io.read(key, len(data), offset), self.counters) == data and data:
-                return False
-        except rados.ObjectNotFound:
-            pass
-        except rados.Error as e:
-            raise self._fail("read", name, e) from None
-        try:
             retry(lambda: self.io.write(key, bytes(data), offset), self.counters)
         except rados.Error as e:
             raise self._fail("write", name, e) from None
-        return True
 
     def lock_owner(self, name: bytes) -> str | None:
         """radosd locks ``NAME_lock`` with ``rados_lock_exclusive`` (lock "RadosLock"); a clean

@@ -243,7 +243,8 @@ class MapStore:
             return fsops.unlink_if_same(old, new)
         if step.op == "delete":
             return "deleted" if self.backend.remove("maps", self.key(step.obj)) else "already"
-        return "written" if self.backend.write_at("maps", self.key(step.obj), step.offset, step.data) else "already"
+        self.backend.write_at("maps", self.key(step.obj), step.offset, step.data)
+        return "written"
 
 
 class Backups:
