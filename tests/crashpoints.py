@@ -15,11 +15,13 @@ CRASHED = 77
 MUTATING = ("link", "unlink", "rename", "replace", "mkdir", "fsync", "write", "ftruncate", "chmod", "fchmod")
 
 
-def run_crashing(fn, k: int, after: bool) -> bool:
+def run_crashing(fn, k: int, after: bool, calls=None) -> bool:
     """Run ``fn()`` in a forked child that dies at its k-th mutating call, before or after doing it.
 
-    ``os._exit`` is a real crash for the files: no ``finally``, no cleanup. Returns
-    True when the child crashed, False when ``fn`` finished before reaching call k.
+    ``calls``: the (owner, attribute) pairs counted (default: the ``os`` calls of
+    :data:`MUTATING`); a store's write methods count its writes instead. ``os._exit``
+    is a real crash: no ``finally``, no cleanup. Returns True when the child crashed,
+    False when ``fn`` finished before reaching call k.
     """
     pid = os.fork()
     if pid == 0:
@@ -40,8 +42,8 @@ def run_crashing(fn, k: int, after: bool) -> bool:
 
                 return crashing
 
-            for name in MUTATING:
-                setattr(os, name, wrap(getattr(os, name)))
+            for owner, name in calls if calls is not None else [(os, n) for n in MUTATING]:
+                setattr(owner, name, wrap(getattr(owner, name)))
             fn()
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1

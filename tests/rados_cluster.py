@@ -49,6 +49,15 @@ class Cluster:
         c.connect(timeout=10)
         return c
 
+    def ensure_pools(self, *names: str) -> None:
+        c = self.rados()
+        try:
+            for p in names:
+                if not c.pool_exists(p):
+                    c.create_pool(p)
+        finally:
+            c.shutdown()
+
 
 @pytest.fixture(scope="session")
 def ceph_cluster():

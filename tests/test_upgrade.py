@@ -316,11 +316,11 @@ def test_interrupted_plan_is_dropped_when_a_mapper_wrote_the_map_since(tmp_path,
     maps.put("archip_moved-vol", F.write_v1(2 * F.BLOCK_SIZE_4M, entries))
     real_apply, calls = U.MapStore.apply, [0]
 
-    def crash_after_two_steps(self, step, like):
+    def crash_after_two_steps(self, step):
         if calls[0] == 2:
             raise Boom
         calls[0] += 1
-        return real_apply(self, step, like)
+        return real_apply(self, step)
 
     kw = dict(apply=True, backup_dir=str(tmp_path / "bk"), logdir=None, direct=False)
     monkeypatch.setattr(U.MapStore, "apply", crash_after_two_steps)

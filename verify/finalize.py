@@ -20,6 +20,15 @@ in the state dir, and a rerun skips what is done and says so:
 
 Every step is safe to repeat: the restart phases skip nodes already in the wanted
 state, config edits are idempotent, pins are hard links that are kept or restored.
+
+On RADOS pools (``rados_blocker`` for both stores) the flow is shorter, since a pool
+has no old paths and pithos_migrate is a filed setting (said in one line):
+
+    preflight  configs valid and naming the same pools on every node; no volume
+               mapped, no lock held (radosd's RADOS lock or a non-empty NAME_lock)
+    upgrade    upgrade-maps: online (vlmc) when Archipelago runs, offline when it
+               is stopped on every node; journaled and resumable by itself
+    final      the last scan and check; their worse exit code is finalize's
 """
 
 from __future__ import annotations
@@ -42,6 +51,9 @@ from .nodes import Runner, label
 from .pins import PinResult, Quarantine
 from .summary import Summary
 
+RADOS_STEPS = ("preflight", "upgrade", "final")
+PITHOS_MIGRATE_SKIPPED = ("pithos_migrate steps skipped: pithos_migrate is a setting of filed stores, and RADOS "
+                          "pools have no old Pithos paths to migrate from")
 STEPS = ("preflight", "pin", "stop", "enable", "start", "scan", "fix", "settle", "stop-off", "disable",
          "start-off", "restore", "release", "final")
 OLD_PATH_KINDS = ("object_unmigrated", "object_leftover", "object_conflict")
@@ -102,6 +114,7 @@ class Options:
     force: bool = False
     jobs: int = 1
     quarantine_root: str | None = None
+    rados: dict = field(default_factory=dict)  # -c/--ceph-conf, --id, --keyring, --namespace for RADOS pools
     fixer: Callable[[FixContext], list[dict]] = default_fixer
     log: Log = print
     after_step: Callable[[str], None] | None = None  # called after each journaled step (tests crash here)
@@ -176,7 +189,9 @@ class Journal:
 
 @dataclass
 class Cluster:
-    dirs: dict[str, str]
+    dirs: dict[str, str]  # filed stores: role -> archip_dir
+    pools: dict[str, str] = field(default_factory=dict)  # RADOS stores: role -> pool
+    cephx_id: str | None = None
     direct: bool = config_mod.DIRECT_DEFAULT
     configs: dict = field(default_factory=dict)  # node -> ArchipConfig
     warnings: list[str] = field(default_factory=list)
@@ -204,18 +219,23 @@ def read_cluster(opts: Options) -> Cluster:
             opts.log(f"  config: {e}")
         raise ConfigError(f"{len(errors)} config problem(s) on the nodes (listed above); fix them and run again")
     dirs: dict[str, str] = {}
+    pools: dict[str, str] = {}
+    first = label(opts.node_list[0])
     for node, cfg in configs.items():
         for role in ("maps", "blocks"):
             sc = cfg.stores[role]
-            if sc.type != "filed":
-                raise Refused(f"{label(node)}: [{sc.section}] is a rados_blocker; finalize's pithos_migrate "
-                              "steps are for filed stores (run 'archverify upgrade-maps' for RADOS)")
-            d = os.path.abspath(sc.archip_dir)
-            if dirs.setdefault(role, d) != d:
-                raise Refused(f"{label(node)}: [{sc.section}] archip_dir {d} differs from {dirs[role]} on "
-                              f"{label(opts.node_list[0])}; every node must share the same stores")
+            where, what = (pools, sc.pool) if sc.type == "rados" else (dirs, os.path.abspath(sc.archip_dir))
+            if where.setdefault(role, what) != what:
+                key = "pool" if sc.type == "rados" else "archip_dir"
+                raise Refused(f"{label(node)}: [{sc.section}] {key} {what} differs from {where[role]} on "
+                              f"{first}; every node must share the same stores")
+    if dirs and pools:
+        raise Refused(f"{first}: one store is a rados_blocker and the other a file_blocker; finalize does "
+                      "not run on such a mix yet: run 'archverify upgrade-maps' (maps) and "
+                      "'archverify migrate-objects' (blocks) for each store")
     direct = any(cfg.stores["maps"].direct for cfg in configs.values())  # any node padding: pad
-    return Cluster(dirs, direct=direct, configs=configs, warnings=warnings)
+    cephx = next((cfg.stores["maps"].cephx_id for cfg in configs.values() if cfg.stores["maps"].cephx_id), None)
+    return Cluster(dirs, pools, cephx, direct=direct, configs=configs, warnings=warnings)
 
 
 # ---- the flow ----------------------------------------------------------------------------
@@ -397,6 +417,8 @@ class Finalizer:
         self.cluster = read_cluster(self.o)
         for w in self.cluster.warnings:
             self.log(f"  config warning: {w}")
+        if self.cluster.pools:
+            return self._run_rados(yes, params)
         if j.records:
             done = [r["step"] for r in j.records if r.get("step") in STEPS]
             nxt = next((s for s in STEPS if s not in done and (s != "fix" or self.o.fix)), "final")
@@ -505,6 +527,88 @@ class Finalizer:
         self.log("pithos_migrate is off again on every node and the pins are released; undrain the nodes:")
         self.log("    gnt-node modify --drained=False NODE   (or snf-manage backend-modify --drained=False BACKEND_ID)")
         return Outcome("finished", s, s.exit_code, self.cluster.dirs)
+
+
+    # -- RADOS pools ---------------------------------------------------------------------------
+
+    def rados_backend(self):
+        from .backends import entry
+
+        opts = dict(self.o.rados)
+        opts.setdefault("client_id", self.cluster.cephx_id)
+        return entry("rados").build(None, pool=self.cluster.pools["maps"],
+                                    blocks_pool=self.cluster.pools.get("blocks"), **opts)
+
+    def rados_preflight(self, be) -> dict:
+        """Mapped volumes on any node, and held locks: a non-empty lock object, or one radosd holds."""
+        mapped = {}
+        for node in self.o.node_list:
+            vols = self.o.runner.showmapped(node)
+            if vols:
+                mapped[label(node)] = vols
+        summary = scan_mod.scan(be, self.o.jobs, progress=False)
+        held = []
+        for lk in summary.locks:
+            if lk.store != "maps":
+                continue
+            owner = lk.owner or be.lock_owner("maps", lk.name.encode()[:-len(b"_lock")])
+            if owner:
+                held.append(f"{lk.store}:{lk.name} ({owner})")
+        return {"mapped": mapped, "held_locks": held, "findings": dict(summary.per_kind)}
+
+    def upgrade_mode(self) -> str:
+        """'offline' only when Archipelago is stopped on every node; else through the running one."""
+        states = [self.o.runner.status(n).state for n in self.o.node_list]
+        return "offline" if all(st == "stopped" for st in states) else "vlmc"
+
+    def _run_rados(self, yes: bool, params: dict) -> Outcome:
+        from .check import check as check_op
+        from .fixes.upgrade import upgrade_maps
+
+        j = self.journal
+        be = self.rados_backend()
+        pools = ", ".join(f"{r}={p}" for r, p in self.cluster.pools.items())
+        self.log(PITHOS_MIGRATE_SKIPPED)
+        if not yes:
+            pre = self.rados_preflight(be)
+            nodes = ", ".join(label(n) for n in self.o.node_list)
+            self.log(f"finalize plan for nodes {nodes} (RADOS pools: {pools})")
+            self.log("  1. preflight: every node's config names these pools; no volume mapped, no lock held")
+            self.log(f"  2. upgrade-maps ({'offline' if self.upgrade_mode() == 'offline' else 'online, vlmc'}): "
+                     f"{pre['findings'].get('map_v1', 0)} v1 map(s), "
+                     f"{pre['findings'].get('map_upgrade_incomplete', 0)} unfinished upgrade(s)")
+            self.log("  3. final scan and check; exit code as 'archverify check'")
+            self.log(f"journal: {j.path}")
+            for node, vols in pre["mapped"].items():
+                self.log(f"  busy: {node}: {len(vols)} volume(s) mapped")
+            if pre["held_locks"]:
+                self.log(f"  busy: {len(pre['held_locks'])} lock(s) held")
+            self.log("nothing done; run again with --yes to proceed")
+            return Outcome("plan", None, 0, {})
+        if not j.records:
+            j.append("begin", params=params, host=socket.gethostname(), pools=self.cluster.pools)
+        if self.todo("preflight"):
+            pre = self.rados_preflight(be)
+            pre["at_risk"] = 0
+            self.refuse_if_busy(pre)
+            self.step("preflight", mapped=pre["mapped"], held_locks=pre["held_locks"])
+        if self.todo("upgrade"):
+            mode = self.upgrade_mode()
+            self.log(f"upgrade-maps ({mode}) on pool {self.cluster.pools['maps']}")
+            res = upgrade_maps(be, apply=True, backup_dir=str(j.dir / "map-backups"), logdir=str(j.dir / "upgrade-logs"),
+                               mode=mode, jobs=min(4, self.o.jobs), journal_dir=str(j.dir / "fixes" / "upgrade"))
+            counts = res["counts"]
+            self.log("  " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to upgrade"))
+            if res["exit_code"]:
+                for r in res["results"]:
+                    if r["status"] != "upgraded":
+                        self.log(f"  {r['status']} {r['target']}: {r['detail']}")
+            self.step("upgrade", mode=mode, counts=counts)
+        durable.check_stop()
+        s = check_op(be, self.o.jobs, progress=False)
+        self.step("final", findings=dict(s.per_kind), exit_code=s.exit_code)
+        j.append("finished")
+        return Outcome("finished", s, s.exit_code, {})
 
 
 def _kinds(s: Summary, only=None) -> str:

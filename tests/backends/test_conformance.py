@@ -36,13 +36,7 @@ def _rados(request, tmp_path):
     from verify.backends.rados import RadosBackend
 
     cluster = request.getfixturevalue("ceph_cluster")
-    c = cluster.rados()
-    try:
-        for p in POOLS:
-            if not c.pool_exists(p):
-                c.create_pool(p)
-    finally:
-        c.shutdown()
+    cluster.ensure_pools(*POOLS)
     # a namespace per test: empty stores without a pool per test
     be = RadosBackend(*POOLS, str(cluster.conf), None, str(cluster.keyring), namespace=f"t-{uuid.uuid4().hex[:12]}")
     be.validate()
@@ -108,6 +102,35 @@ def test_missing_objects_are_none_never_errors(be):
         assert be.stat(store, b"never-written") is None
         assert be.remove(store, b"never-written") is False
     assert be.list_page("maps") == ([], None)
+
+
+def test_write_at_keeps_the_bytes_around_as_the_peer_does(be):
+    needs(be, backends.OBJECTS)
+    pad = be.name == "filed" and be.direct.get("maps", True)  # filed with direct I/O: whole 512-byte sectors
+
+    def expect(raw: bytes) -> bytes:
+        return raw + bytes(-len(raw) % 512) if pad else raw
+
+    be.write_at("maps", b"new-object", 10, b"abc")  # created, the gap zero-filled
+    assert be.read("maps", b"new-object") == expect(bytes(10) + b"abc")
+    be.write("maps", b"old-map", b"0123456789" * 10)
+    be.write_at("maps", b"old-map", 0, b"HEAD")  # over the first bytes: the tail kept
+    assert be.read("maps", b"old-map") == expect(b"HEAD" + (b"0123456789" * 10)[4:])
+    be.write_at("maps", b"old-map", 0, b"HEAD")  # replayed: nothing changes
+    assert be.read("maps", b"old-map") == expect(b"HEAD" + (b"0123456789" * 10)[4:])
+    be.write_at("maps", b"old-map", 98, b"END!")  # past the end: extended
+    assert be.read("maps", b"old-map")[:102] == b"HEAD" + (b"0123456789" * 10)[4:98] + b"END!"
+    assert be.read("blocks", b"old-map") is None
+
+
+def test_lock_owner_only_for_held_locks(be):
+    needs(be, backends.OBJECTS)
+    be.write("maps", b"vol-a", b"x")
+    assert be.lock_owner("maps", b"vol-a") is None  # no lock object
+    be.write("maps", b"vol-a_lock", b"")
+    assert be.lock_owner("maps", b"vol-a") is None  # what a clean unlock leaves
+    be.write("maps", b"vol-a_lock", b"node1_1234")
+    assert be.lock_owner("maps", b"vol-a") == "node1_1234"
 
 
 @pytest.mark.parametrize("bad", [b"", b"a\0b"])

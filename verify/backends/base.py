@@ -12,7 +12,8 @@ protocols it declares.
 - :class:`ShardedCheck`: the same two stages one shard at a time, the join done
   elsewhere (``check --dask``, :mod:`verify.distributed_check`).
 - :class:`ObjectIO`: a store seen as named objects: list a page, read, stat, write
-  whole, remove. Writers (fixes) go through it.
+  whole, write at an offset (as Archipelago's own peer serves a write), remove, and
+  who holds the peer's lock on a name. Writers (fixes) go through it.
 """
 
 from __future__ import annotations
@@ -144,8 +145,19 @@ class ObjectIO(Protocol):
     def write(self, store: str, name: bytes, data: bytes) -> None:
         """Replace the object's content whole, atomically where the store allows it."""
 
+    def write_at(self, store: str, name: bytes, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` as the store's Archipelago peer serves a write request:
+        the bytes around it kept, the object created or extended (with zeros) as needed
+        (filed with direct I/O also pads the length to 512). Idempotent: a replayed write
+        leaves the object as it was."""
+
     def remove(self, store: str, name: bytes) -> bool:
         """Delete the object; False if it was not there."""
+
+    def lock_owner(self, store: str, name: bytes) -> str | None:
+        """Who holds the peer's lock on ``name`` (filed: a non-empty ``NAME_lock``; RADOS: a
+        locker of radosd's lock on ``NAME_lock``, or a non-empty one), None when nobody does.
+        Empty lock objects are what a clean unlock leaves: nobody holds them."""
 
 
 @runtime_checkable

@@ -31,6 +31,7 @@ from .rados_io import MAX_TRIES, TRANSIENT, PoolObjects  # noqa: F401  (MAX_TRIE
 from .rados_io import errno_of as _errno
 from .rados_io import retry as _retry
 
+_OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
 DEFAULT_SEARCH = "$CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf"
 
@@ -308,14 +309,16 @@ class RadosBackend:
     # -- object I/O, through python-rados (fixes write through this) --
 
     def _pool_objects(self, store: str) -> PoolObjects:
-        """A python-rados twin of this backend (same settings, its own connection) serves object I/O."""
-        if self._objects is None:
-            twin = dataclasses.replace(self, engine="python", _conn=None, _io={}, _objects=None)
-            self._objects = (twin, {})
-        twin, per_store = self._objects
-        if store not in per_store:
-            per_store[store] = PoolObjects(twin.ioctx(store), self.pools()[store])
-        return per_store[store]
+        """A python-rados twin of this backend (same settings, its own connection) serves object I/O.
+        Made once, under a lock: writers call from several threads."""
+        with _OBJECTS_LOCK:
+            if self._objects is None:
+                twin = dataclasses.replace(self, engine="python", _conn=None, _io={}, _objects=None)
+                self._objects = (twin, {})
+            twin, per_store = self._objects
+            if store not in per_store:
+                per_store[store] = PoolObjects(twin.ioctx(store), self.pools()[store])
+            return per_store[store]
 
     def list_page(self, store: str, cursor=None, limit: int = 1000):
         return self._pool_objects(store).list_page(cursor, limit)
@@ -328,6 +331,12 @@ class RadosBackend:
 
     def write(self, store: str, name: bytes, data: bytes) -> None:
         self._pool_objects(store).write(name, data)
+
+    def write_at(self, store: str, name: bytes, offset: int, data: bytes) -> None:
+        self._pool_objects(store).write_at(name, offset, data)
+
+    def lock_owner(self, store: str, name: bytes) -> str | None:
+        return self._pool_objects(store).lock_owner(name)
 
     def remove(self, store: str, name: bytes) -> bool:
         return self._pool_objects(store).remove(name)

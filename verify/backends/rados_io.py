@@ -40,6 +40,29 @@ def retry(fn, counters: Counter):
             counters["retries"] += 1
 
 
+RADOS_LOCK_NAME = "RadosLock"  # radosd.c: the lock it takes on NAME_lock
+
+
+def _get_info_op(lock: str) -> bytes:
+    """cls_lock_get_info_op, Ceph-encoded: version 1, compat 1, length, then the lock's name."""
+    body = len(lock.encode()).to_bytes(4, "little") + lock.encode()
+    return bytes([1, 1]) + len(body).to_bytes(4, "little") + body
+
+
+def _lockers(reply: bytes) -> list[str]:
+    """Who holds the lock, from a cls_lock_get_info_reply: the entity (``client.4123``) of the
+    first locker, then one "?" per further locker (their records are not fixed-size)."""
+    if len(reply) < 10:
+        return []
+    count = int.from_bytes(reply[6:10], "little")
+    if not count:
+        return []
+    # locker_id_t: version, compat, length (6 bytes), then entity_name_t: u8 type, i64 num
+    etype, num = reply[16:17], int.from_bytes(reply[17:25], "little", signed=True)
+    kind = {b"\x01": "mon", b"\x02": "mds", b"\x04": "osd", b"\x08": "client", b"\x10": "mgr"}.get(etype, "?")
+    return [f"{kind}.{num}"] + ["?"] * (count - 1)
+
+
 class Listing:
     """A cursor over one pool's listing: good only in the process that opened it."""
 
@@ -117,6 +140,37 @@ class PoolObjects:
             retry(lambda: self.io.write_full(key, bytes(data)), self.counters)
         except rados.Error as e:
             raise self._fail("write", name, e) from None
+
+    def write_at(self, name: bytes, offset: int, data: bytes) -> None:
+        """``rados_write`` at ``offset``, what radosd does for a write request (the OSD keeps
+        the bytes around it and zero-fills a gap); one round trip, idempotent."""
+        import rados
+
+        key = self._key(name)
+        try:
+            retry(lambda: self.io.write(key, bytes(data), offset), self.counters)
+        except rados.Error as e:
+            raise self._fail("write", name, e) from None
+
+    def lock_owner(self, name: bytes) -> str | None:
+        """radosd locks ``NAME_lock`` with ``rados_lock_exclusive`` (lock "RadosLock"); a clean
+        unlock leaves the object empty with no locker. Lockers are read through the OSD's lock
+        class (python-rados has no ``list_lockers``); a non-empty lock object counts as held too."""
+        import rados
+
+        key = self._key(name + b"_lock")
+        try:
+            _, reply = retry(lambda: self.io.execute(key, "lock", "get_info", _get_info_op(RADOS_LOCK_NAME)),
+                             self.counters)
+        except rados.ObjectNotFound:
+            return None
+        except rados.Error as e:
+            raise self._fail("lock info", name + b"_lock", e) from None
+        lockers = _lockers(reply)
+        if lockers:
+            return ", ".join(lockers)
+        owner = self.read(name + b"_lock", 0, 255)
+        return escape_name(owner.split(b"\0", 1)[0]) if owner else None
 
     def remove(self, name: bytes) -> bool:
         import rados

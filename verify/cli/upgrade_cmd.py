@@ -1,4 +1,4 @@
-"""``archverify upgrade-maps``: every v1 map (and v0 map of known size) becomes v2 (filed)."""
+"""``archverify upgrade-maps``: every v1 map (and v0 map of known size) becomes v2 (filed or RADOS)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from ..durable import catch_stop_signals
 from ..errors import UsageError
 from ..fixes.upgrade import upgrade_maps
 from .conventions import conventions, state_option
-from .migrate_cmd import DEFAULT_JOURNAL_DIR, filed_dirs
-from .store_options import jobs_option
+from .migrate_cmd import DEFAULT_JOURNAL_DIR
+from .output_options import warn
+from .store_options import jobs_option, resolve, store_options
 
 DEFAULT_BACKUP_DIR = "/var/lib/archverify/map-backups"
 
@@ -73,9 +74,7 @@ def sizes_from_pithos_db(url: str) -> dict[str, int]:
 
 
 @click.command("upgrade-maps")
-@click.option("--config", "config_path", type=click.Path(),
-              help="archipelago.conf to read the maps dir (and filed's 'direct') from.")
-@click.option("--maps-dir", type=click.Path(file_okay=False), help="The maps store dir ([blockerm] archip_dir).")
+@store_options
 @click.option("--online", "mode", flag_value="vlmc", help="Through the running Archipelago: vlmc open + close.")
 @click.option("--offline", "mode", flag_value="offline",
               help="archverify writes the v2 maps itself; Archipelago must be stopped on every node.")
@@ -87,21 +86,23 @@ def sizes_from_pithos_db(url: str) -> dict[str, int]:
               help="Journal and run lock; a rerun after a crash resumes from it.")
 @click.option("--vlmc", "vlmc_cmd", default="vlmc", show_default=True, help="--online: the vlmc command.")
 @click.option("--direct-io/--no-direct-io", "direct", default=None,
-              help="--offline: pad written objects to 512 bytes as filed with direct = True does "
-                   "[default: [blockerm] direct from --config, else True as shipped].")
+              help="filed --offline: pad written objects to 512 bytes as filed with direct = True does "
+                   "[default: [blockerm] direct from --config, else True as shipped]. RADOS never pads.")
 @click.option("--v0-size", "v0_sizes", multiple=True, metavar="NAME=BYTES",
               help="Size of a v0 (Pithos) map; repeatable. v0 maps of unknown size are not upgraded.")
 @click.option("--v0-sizes-file", type=click.Path(dir_okay=False), help="Lines of 'NAME BYTES' for v0 maps.")
 @click.option("--pithos-db", metavar="URL", help="Read v0 map sizes from the Pithos database (SQLAlchemy URL).")
 @conventions(writes=True)
 @jobs_option
-def command(config_path, maps_dir, mode, logdir, backup_dir, state_dir, vlmc_cmd, direct, v0_sizes,
-            v0_sizes_file, pithos_db, run, jobs):
-    """Upgrade every v1 map, and every v0 map whose size is known, to v2 (filed).
+def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, mode, logdir, backup_dir, state_dir,
+            vlmc_cmd, direct, v0_sizes, v0_sizes_file, pithos_db, run, jobs, **rados_opts):
+    """Upgrade every v1 map, and every v0 map whose size is known, to v2 (filed or RADOS).
 
     A preview unless --yes. --online opens and closes each volume with vlmc (the
     running mapper upgrades it); --offline writes byte for byte what the v0.4
-    mapper writes, and needs Archipelago stopped on every node. Without either,
+    mapper writes (on RADOS through librados, as radosd writes them), and needs
+    Archipelago stopped on every node. Maps whose lock is held are left alone
+    and reported. Without either,
     'archipelago status' on this node decides. Interrupted upgrades
     (map_upgrade_incomplete) are completed. Truncated and shadowed maps are
     never upgraded nor logged as upgraded. Examples:
@@ -109,19 +110,21 @@ def command(config_path, maps_dir, mode, logdir, backup_dir, state_dir, vlmc_cmd
     \b
       archverify upgrade-maps --config /etc/archipelago/archipelago.conf
       archverify upgrade-maps --config /etc/archipelago/archipelago.conf --offline --yes --logdir /root/upgrade-logs
+      archverify upgrade-maps --backend rados --pool maps -c /etc/ceph/ceph.conf --offline --yes
     """
     apply, journal_dir = run.apply, state_dir
     if apply:
         catch_stop_signals()  # from here a signal stops the upgrade between two maps (exit 130/143)
-    dirs = filed_dirs(config_path, maps_dir, None)
+    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
+    warn(warnings)
+    if direct is not None and be.name == "filed":
+        be.direct["maps"] = direct
     sizes = load_sizes(v0_sizes, v0_sizes_file, pithos_db)
     if mode is None:
         mode = detect_mode() if apply else "offline"
-    if direct is None:
-        direct = direct_from_config(config_path)
-    summary = upgrade_maps(dirs["maps"], apply=apply, backup_dir=backup_dir, logdir=logdir, mode=mode,
+    summary = upgrade_maps(be, apply=apply, backup_dir=backup_dir, logdir=logdir, mode=mode,
                            vlmc=tuple(shlex.split(vlmc_cmd)), jobs=jobs, pithos_sizes=sizes,
-                           journal_dir=journal_dir, direct=direct)
+                           journal_dir=journal_dir)
     if not run.human:
         click.echo(json.dumps(run.document(**summary), sort_keys=True))
     else:

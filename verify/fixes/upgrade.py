@@ -15,8 +15,13 @@ Two ways, same result:
   v0 (64-hex name, size known): the file moves from its old Pithos path first (as
   filed's pithos_migrate does), then map-data ``<hex>_0000000000000000`` and a
   read-only epoch-0 header over the first 32 bytes (the rest of the object stays).
-  A write of ``data`` at ``offset`` leaves the object as filed does: the old bytes
-  around it kept, and with direct I/O the length rounded up to 512 with zeros.
+  On RADOS the same steps, minus the move (a pool has no paths).
+
+The steps are replayed through the store contract's object I/O
+(:meth:`~verify.backends.base.ObjectIO.write_at`, ``remove``), so one writer serves
+every backend: a write of ``data`` at ``offset`` leaves the object as the store's
+peer does (the bytes around it kept; filed with direct I/O rounds the length up
+to 512 with zeros; radosd's ``rados_write`` does not pad).
 
 Unlike the mapper, archverify refuses up front what would leave a v2 map under an
 invalid name (a target shorter than 6 bytes, invalid, or already taken: a
@@ -46,7 +51,6 @@ from . import fsops
 from .fsops import ConflictError
 
 JOURNAL_NAME = "upgrade-maps.journal"
-DIRECT_ALIGN = 512
 HANDLED = ("map_v1", "map_v0", "map_upgrade_incomplete", "map_invalid_name", "map_corrupt")
 
 
@@ -75,18 +79,6 @@ class Plan:
 
 
 # ---- what the mapper writes (pure: bytes in, steps out) --------------------------
-
-
-def overlay(current: bytes, offset: int, data: bytes, direct: bool) -> bytes:
-    """An object after filed serves a write of ``data`` at ``offset`` to it."""
-    end = offset + len(data)
-    buf = bytearray(current)
-    if len(buf) < end:
-        buf.extend(bytes(end - len(buf)))
-    buf[offset:end] = data
-    if direct and len(buf) % DIRECT_ALIGN:
-        buf.extend(bytes(DIRECT_ALIGN - len(buf) % DIRECT_ALIGN))
-    return bytes(buf)
 
 
 def write_map_steps(name: str, m: F.Map, flags: int, epoch: int) -> list[Step]:
@@ -202,30 +194,44 @@ def plan_v0(name: str, data: bytes, size: int, old_path: str | None) -> Plan:
 
 
 class MapStore:
-    """Reads and writes map objects of one filed maps dir at their v0.4 paths."""
+    """The maps store of any backend, through the contract's object I/O: the one writer of the upgrade.
 
-    def __init__(self, root: str, direct: bool):
+    ``root`` is filed's maps dir, for what only a dir has: paths, and the move of a
+    v0 map from its old Pithos path; None on a store without paths (RADOS).
+    """
+
+    def __init__(self, backend, root: str | None = None):
+        self.backend = backend
         self.root = root
-        self.direct = direct
+
+    @staticmethod
+    def key(obj: str) -> bytes:
+        return obj.encode("utf-8", "surrogateescape")
 
     def rel(self, obj: str) -> str:
-        return layout.v04_path(obj.encode()).decode()
+        return layout.v04_path(self.key(obj)).decode("utf-8", "surrogateescape")
 
     def path(self, obj: str) -> str:
         return os.path.join(self.root, self.rel(obj))
 
     def read(self, obj: str) -> bytes | None:
-        try:
-            with open(self.path(obj), "rb") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return None
+        return self.backend.read("maps", self.key(obj))
+
+    def head(self, obj: str, n: int) -> bytes | None:
+        return self.backend.read("maps", self.key(obj), 0, n)
 
     def exists(self, obj: str) -> bool:
-        return os.path.lexists(self.path(obj))
+        return self.backend.stat("maps", self.key(obj)) is not None
 
-    def apply(self, step: Step, like: list[int] | None) -> str:
-        """Serve one request as filed would; ``like`` = [mode, uid, gid] for objects it creates."""
+    def lock_owner(self, obj: str) -> str | None:
+        return self.backend.lock_owner("maps", self.key(obj))
+
+    def read_rel(self, rel: str) -> bytes:
+        with open(os.path.join(self.root, rel), "rb") as fh:
+            return fh.read()
+
+    def apply(self, step: Step) -> str:
+        """Serve one request as the store's peer would."""
         if step.op == "move":
             old, new = os.path.join(self.root, step.src), self.path(step.obj)
             if fsops.inode(old) is None:
@@ -236,17 +242,8 @@ class MapStore:
             fsops.link_into_place(old, new)
             return fsops.unlink_if_same(old, new)
         if step.op == "delete":
-            return fsops.remove(self.root, self.rel(step.obj))
-        current = self.read(step.obj)
-        new = overlay(current or b"", step.offset, step.data, self.direct)
-        if new == current:
-            return "already"
-        try:
-            st = os.lstat(self.path(step.obj))
-            mode, owner = st.st_mode & 0o7777, (st.st_uid, st.st_gid)
-        except FileNotFoundError:
-            mode, owner = (like[0], (like[1], like[2])) if like else (fsops.FILE_MODE, None)
-        fsops.atomic_replace(self.root, self.rel(step.obj), new, mode, owner)
+            return "deleted" if self.backend.remove("maps", self.key(step.obj)) else "already"
+        self.backend.write_at("maps", self.key(step.obj), step.offset, step.data)
         return "written"
 
 
@@ -319,35 +316,47 @@ class Outcome:
 
 def _lock_owner(store: MapStore, names) -> str | None:
     for n in names:
-        data = store.read(n + "_lock")
-        if data is not None:
-            return f"{n}_lock held by {data.decode('utf-8', 'replace').strip() or '?'}"
+        owner = store.lock_owner(n)
+        if owner is not None:
+            return f"{n}_lock held by {owner}"
     return None
 
 
-def make_plan(store: MapStore, kind: str, name: str, path: str, pithos_sizes: dict[str, int] | None) -> Plan:
-    """Decide, from the store as it is now, what upgrading this map takes; PlanError if it must not be done."""
-    raw = os.path.join(store.root, path)
-    with open(raw, "rb") as fh:
-        data = fh.read()
+def _v0_old_path(store: MapStore, name: str, path: str | None) -> str | None:
+    """filed: the v0 map's old Pithos path while its file is still there (None: at its v0.4 path)."""
+    if store.root is None:
+        return None
+    old = (layout.pithos_path(name.encode()) or b"").decode()
+    if old and old != store.rel(name) and os.path.lexists(os.path.join(store.root, old)):
+        if store.exists(name) and fsops.inode(os.path.join(store.root, old)) != fsops.inode(store.path(name)):
+            raise PlanError("a different file sits at its v0.4 path (object_conflict): resolve it first")
+        return old
+    if path is not None and path != store.rel(name):
+        raise PlanError(f"map file at {path}, not at a path v0.4 reads: run 'archverify migrate-objects' first")
+    return None
+
+
+def make_plan(store: MapStore, kind: str, name: str, path: str | None,
+              pithos_sizes: dict[str, int] | None) -> Plan:
+    """Decide, from the store as it is now, what upgrading this map takes; PlanError if it must not be done.
+
+    ``path`` is where a filed scan found the map (None on a store without paths)."""
     if kind == "map_v0":
         size = (pithos_sizes or {}).get(name)
         if size is None:
             raise PlanError("size unknown: give the Pithos database (--pithos-db) so the size is known")
-        old = (layout.pithos_path(name.encode()) or b"").decode()
-        old_path = old if old and old != store.rel(name) and os.path.lexists(os.path.join(store.root, old)) else None
-        if old_path is not None:
-            with open(os.path.join(store.root, old_path), "rb") as fh:
-                data = fh.read()  # what filed serves while the old file exists
-            if store.exists(name) and fsops.inode(os.path.join(store.root, old_path)) != fsops.inode(store.path(name)):
-                raise PlanError("a different file sits at its v0.4 path (object_conflict): resolve it first")
-        elif path != store.rel(name):
-            raise PlanError(f"map file at {path}, not at a path v0.4 reads: run 'archverify migrate-objects' first")
+        old_path = _v0_old_path(store, name, path)
+        data = store.read_rel(old_path) if old_path else store.read(name)  # what filed serves while the old file exists
+        if data is None:
+            raise PlanError(f"{name} is gone")
         return plan_v0(name, data, size, old_path)
-    if path != store.rel(name):
+    if path is not None and path != store.rel(name):
         raise PlanError(f"map file at {path}, not at its v0.4 path: run 'archverify migrate-objects' first")
     if kind == "map_upgrade_incomplete":
         return plan_purge(name, store.read)
+    data = store.read(name)
+    if data is None:
+        raise PlanError(f"{name} is gone")
     info = F.classify(data[: F.HEADER_READ], len(data), name.encode())
     if info.cls is F.HeaderClass.CORRUPT_V1_SHORT:
         raise PlanError("truncated v1 map: its entries are cut short; restore it from backup")
@@ -369,39 +378,40 @@ def _target_ok(target: str) -> bool:
     return len(target.encode()) >= layout.MIN_NAME_LEN and F.is_valid_volume_name(target)
 
 
-def _originals(store: MapStore, plan: Plan) -> dict[str, str]:
-    """Where each object the plan touches is now (a v0 map may still be at its old path)."""
-    paths = {obj: store.path(obj) for obj in plan.touched if os.path.lexists(store.path(obj))}
+def _originals(store: MapStore, plan: Plan) -> dict[str, bytes]:
+    """The bytes of each object the plan touches, as they are now (a v0 map may still be at its old path)."""
+    found = {}
+    for obj in plan.touched:
+        data = store.read(obj)
+        if data is not None:
+            found[obj] = data
     if plan.steps and plan.steps[0].op == "move":
-        paths[plan.name] = os.path.join(store.root, plan.steps[0].src)
-    return paths
+        found[plan.name] = store.read_rel(plan.steps[0].src)
+    return found
+
+
+def save_originals(store: MapStore, plan: Plan, backups: Backups) -> dict[str, str]:
+    return {obj: backups.save(obj, data) for obj, data in _originals(store, plan).items()}
 
 
 def execute(store: MapStore, plan: Plan, journal: Journal, backups: Backups, *, size: int | None = None,
             resume: dict | None = None) -> None:
     """Save the originals, journal the intent, then run the steps, journaling each.
 
-    ``resume`` is the journaled intent of an interrupted run: its backups and
-    file attributes are reused and the steps already recorded are skipped.
+    ``resume`` is the journaled intent of an interrupted run: its backups are
+    reused and the steps already recorded are skipped.
     """
     key = f"map|{plan.name}"
     if resume is None:
-        originals = _originals(store, plan)
-        backup_paths = {}
-        for obj, path in originals.items():
-            with open(path, "rb") as fh:
-                backup_paths[obj] = backups.save(obj, fh.read())
-        st = os.lstat(originals[plan.name])
-        like = [st.st_mode & 0o7777, st.st_uid, st.st_gid]
         journal.append({"ev": "intent", "id": key, "plan": plan.kind, "name": plan.name, "target": plan.target,
-                        "backups": backup_paths, "size": size, "like": like,
+                        "backups": save_originals(store, plan, backups), "size": size,
                         "old_path": plan.steps[0].src if plan.steps and plan.steps[0].op == "move" else None,
                         "nsteps": len(plan.steps)})
         first = 0
     else:
-        like, first = resume.get("like"), resume.get("first", 0)
+        first = resume.get("first", 0)
     for i in range(first, len(plan.steps)):
-        store.apply(plan.steps[i], like)
+        store.apply(plan.steps[i])
         journal.append({"ev": "step", "id": key, "i": i})
     journal.append({"ev": "done", "id": key})
 
@@ -489,28 +499,43 @@ def _target_of(kind: str, name: str) -> str:
     return name
 
 
-def upgrade_maps(maps_dir: str, *, apply: bool, backup_dir: str, logdir: str | None, mode: str = "offline",
+def map_store(maps, direct: bool = config.DIRECT_DEFAULT) -> MapStore:
+    """``maps``: a filed maps dir (``direct``: filed's direct I/O), or a backend offering object I/O."""
+    if isinstance(maps, (str, os.PathLike)):
+        backend = FiledBackend(os.fspath(maps), None, direct={"maps": direct})
+        backend.validate()
+    else:
+        backend = maps
+    return MapStore(backend, backend.dirs()["maps"] if backend.name == "filed" else None)
+
+
+def upgrade_maps(maps, *, apply: bool, backup_dir: str, logdir: str | None, mode: str = "offline",
                  vlmc=("vlmc",), jobs: int = 4, pithos_sizes: dict[str, int] | None = None,
                  journal_dir: str | None = None, direct: bool = config.DIRECT_DEFAULT) -> dict:
-    """Upgrade every v1 map (and v0 map whose size ``pithos_sizes`` gives) of a filed maps store to v2.
+    """Upgrade every v1 map (and v0 map whose size ``pithos_sizes`` gives) of a maps store to v2.
 
-    ``mode``: "offline" (archverify writes, Archipelago must be stopped everywhere)
-    or "vlmc" (through the running Archipelago). ``direct``: filed's ``direct``
-    setting, which pads what it writes to 512 bytes. Returns a summary dict with
+    ``maps``: a filed maps dir, or a backend (filed or RADOS) whose maps store is
+    written through its object I/O. ``mode``: "offline" (archverify writes,
+    Archipelago must be stopped everywhere) or "vlmc" (through the running
+    Archipelago). ``direct``: filed's ``direct`` setting for a dir given by path,
+    which pads what it writes to 512 bytes. Returns a summary dict with
     ``results`` (one per map), ``counts``, the log paths and ``exit_code``.
     """
     if mode not in ("offline", "vlmc"):
         raise ValueError(f"mode must be 'offline' or 'vlmc', not {mode!r}")
-    store = MapStore(maps_dir, direct)
+    store = map_store(maps, direct)
     journal_dir = journal_dir or backup_dir
     outcomes: list[Outcome] = []
     if apply:
-        with stop_between_steps(), run_lock(journal_dir, "upgrade-maps"), store_locks([maps_dir], "upgrade-maps"):
+        # a dir has a store lock file; a pool is guarded by the run lock of the journal dir
+        dirs = [store.root] if store.root is not None else []
+        with stop_between_steps(), run_lock(journal_dir, "upgrade-maps"), store_locks(dirs, "upgrade-maps"):
             journal = Journal(os.path.join(journal_dir, JOURNAL_NAME))
             try:
                 backups = Backups(backup_dir)
                 backups.check()
-                fsops.cleanup_temps(maps_dir)
+                if store.root is not None:
+                    fsops.cleanup_temps(store.root)
                 outcomes += _resume(store, journal, backups, mode)
                 outcomes += _run(store, True, journal, backups, mode, tuple(vlmc), jobs, pithos_sizes)
             finally:
@@ -554,9 +579,9 @@ def _resume(store: MapStore, journal: Journal, backups: Backups, mode: str) -> l
             if _moved_on(store, plan):
                 journal.append({"ev": "failed", "id": rec["id"], "error": "store changed since; decided again"})
                 continue
-            execute(store, plan, journal, backups, resume={"like": rec.get("like"), "first": first})
+            execute(store, plan, journal, backups, resume={"first": first})
             out.append(Outcome(name, plan.target, "resumed", plan.kind, "upgraded", "resumed after an interruption"))
-        except (PlanError, ConflictError, OSError) as e:
+        except (PlanError, ConflictError, StoreError, OSError) as e:
             journal.append({"ev": "failed", "id": rec["id"], "error": str(e)})
             out.append(Outcome(name, rec.get("target", name), "resumed", rec.get("plan", ""), "failed",
                                f"resuming an interrupted upgrade: {e}"))
@@ -574,21 +599,20 @@ def _moved_on(store: MapStore, plan: Plan) -> bool:
     return current[: F.V2_HEADER_LEN] != final[-1].data[: F.V2_HEADER_LEN]
 
 
-def _scan(maps_dir: str, jobs: int):
-    backend = FiledBackend(maps_dir, None)
-    backend.validate()
-    result = run_shards(backend, backend.shards(1), jobs, progress=False)
+def _scan(backend, jobs: int):
+    """The maps store's findings this command handles, one per (kind, map)."""
+    result = run_shards(backend, [sh for sh in backend.shards(1) if sh.store == "maps"], jobs, progress=False)
     seen = set()
     found = []
     for f in sorted(result.findings, key=lambda f: (f.name, f.kind, f.path or "")):
-        if f.kind in HANDLED and f.path is not None and (f.kind, f.name) not in seen:
+        if f.kind in HANDLED and (f.kind, f.name) not in seen:
             seen.add((f.kind, f.name))
             found.append(f)
     return found
 
 
 def _run(store, apply, journal, backups, mode, vlmc, jobs, pithos_sizes) -> list[Outcome]:
-    findings = [f for f in _scan(store.root, jobs) if f.kind != "map_corrupt" or _is_v1(store, f.path)]
+    findings = [f for f in _scan(store.backend, jobs) if f.kind != "map_corrupt" or _is_v1(store, f.name)]
 
     def one(f) -> Outcome:
         if apply:
@@ -615,7 +639,7 @@ def _run(store, apply, journal, backups, mode, vlmc, jobs, pithos_sizes) -> list
         try:
             size = (pithos_sizes or {}).get(f.name) if f.kind == "map_v0" else None
             execute(store, plan, journal, backups, size=size)
-        except (ConflictError, OSError) as e:
+        except (ConflictError, StoreError, OSError) as e:
             journal.append({"ev": "failed", "id": f"map|{plan.name}", "error": str(e)})
             return Outcome(f.name, plan.target, f.kind, plan.kind, "failed", str(e))
         return Outcome(f.name, plan.target, f.kind, plan.kind, "upgraded")
@@ -624,23 +648,18 @@ def _run(store, apply, journal, backups, mode, vlmc, jobs, pithos_sizes) -> list
         return map_steps(pool, one, findings)
 
 
-def _is_v1(store: MapStore, path: str) -> bool:
+def _is_v1(store: MapStore, name: str) -> bool:
     """Only corrupt *v1* maps are upgrade candidates (the old tool logged truncated ones as upgraded)."""
     try:
-        with open(os.path.join(store.root, path), "rb") as fh:
-            return fh.read(4) == b"\x01\x00\x00\x00"
-    except OSError:
+        return store.head(name, 4) == b"\x01\x00\x00\x00"
+    except StoreError:
         return False
 
 
 def _online(store, plan, kind, journal, backups, vlmc, pithos_sizes) -> Outcome:
     key = f"map|{plan.name}"
-    backup_paths = {}
-    for obj, path in _originals(store, plan).items():
-        with open(path, "rb") as fh:
-            backup_paths[obj] = backups.save(obj, fh.read())
     journal.append({"ev": "intent", "id": key, "mode": "vlmc", "plan": plan.kind, "name": plan.name,
-                    "target": plan.target, "backups": backup_paths})
+                    "target": plan.target, "backups": save_originals(store, plan, backups)})
     size = (pithos_sizes or {}).get(plan.name) if plan.kind == "v0" else None
     err = vlmc_upgrade(vlmc, plan.target, size) or verify_upgraded(store, plan)
     if err:
