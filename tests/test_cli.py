@@ -408,3 +408,14 @@ def test_from_a_terminal(sample_dir, planted):
     assert b"Traceback" not in err
     assert p.returncode == 1
     assert {(f["kind"], f["store"], f["name"]) for f in json.loads(p.stdout)["findings"]} == planted
+
+
+def test_an_error_naming_a_path_with_control_characters_is_one_line(tmp_path):
+    """A store path holding a newline or an escape sequence cannot forge a second stderr line."""
+    bad = tmp_path / "maps\narchverify: error: forged\x1b[2J"
+    r = subprocess.run([sys.executable, "-m", "verify", "scan", "--maps-dir", str(bad)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archverify: error:")
+    assert "\x1b" not in r.stderr and "\\n" in lines[0]

@@ -11,6 +11,7 @@ import click
 
 from .. import __version__, nativejob
 from ..errors import ArchverifyError, Terminated
+from ..findings import printable
 
 EPILOG = """\b
 Exit codes: 0 nothing found, 1 findings, 2 usage/config error or part of a
@@ -40,7 +41,7 @@ class Group(click.Group):
             with nativejob.stop_on_signals():
                 return super().invoke(ctx)
         except ArchverifyError as e:
-            click.echo(f"archverify: error: {e}", err=True)
+            click.echo(f"archverify: error: {printable(str(e))}", err=True)  # a path may hold a newline
             sys.exit(e.exit_code)
         except KeyboardInterrupt as e:  # the work already stopped and joined its threads
             terminated = isinstance(e, Terminated)
@@ -53,7 +54,7 @@ class Group(click.Group):
         except Exception as e:  # noqa: BLE001 - the one place a bug becomes one line
             if debugging(ctx):
                 traceback.print_exc()
-            click.echo(f"archverify: internal error: {type(e).__name__}: {e}"
+            click.echo(f"archverify: internal error: {type(e).__name__}: {printable(str(e))}"
                        + ("" if debugging(ctx) else f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"),
                        err=True)
             sys.exit(EXIT_INTERNAL)
