@@ -288,6 +288,17 @@ def _start(args) -> tuple[subprocess.Popen, float]:
     return p, time.monotonic()
 
 
+def _wait_for_first_record(p: subprocess.Popen, journal: Path, limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while p.poll() is None and time.monotonic() < deadline:
+        try:
+            if journal.stat().st_size > 0:
+                return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.001)
+
+
 def _leftovers(*dirs) -> list[str]:
     out = []
     for d in dirs:
@@ -319,7 +330,12 @@ def _signal_runs(scratch: Path, pristine: Path, args, stores, journal: str, norm
         work = fresh(f"run{i}")
         sig = (signal.SIGINT, signal.SIGTERM)[i % 2]
         p, _ = _start(args(work))
-        time.sleep(rng.uniform(0.2, 0.9) * window)
+        if i % 4 == 3:
+            # under load the random moments can all fall before the first write: two runs are
+            # signalled once the journal holds a record, so some signal lands amid the writes
+            _wait_for_first_record(p, work / "j" / journal)
+        else:
+            time.sleep(rng.uniform(0.2, 0.9) * window)
         p.send_signal(sig)
         _, err = p.communicate(timeout=300)
         assert p.returncode in normal | {128 + sig}, (i, sig, p.returncode, err)
