@@ -206,3 +206,15 @@ def test_apt_install_for_real(deb, tmp_path):
     assert subprocess.run(["man", "-w", "archverify-scan"], capture_output=True).returncode == 0
     p = subprocess.run(["systemctl", "is-enabled", "archverify-check.timer"], capture_output=True, text=True)
     assert p.stdout.strip() != "enabled"
+
+
+@pytest.mark.slow
+def test_the_packaged_archverify_scans_a_rados_pool(installed, ceph_cluster, rados_store):
+    """The .deb's own /usr/bin/archverify, with Debian's python3-rados, on the session's real Ceph."""
+    import json
+
+    p = av(installed, "scan", "--backend", "rados", "-c", str(ceph_cluster.conf), "-k", str(ceph_cluster.keyring),
+           "--pool", "maps", "--blocks-pool", "blocks", "--format", "json")
+    assert p.returncode == 1, p.stderr  # the planted pool has findings
+    doc = json.loads(p.stdout)
+    assert {(f["kind"], f["name"]) for f in doc["findings"]} == rados_store.planted
