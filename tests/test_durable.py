@@ -288,11 +288,12 @@ def _start(args) -> tuple[subprocess.Popen, float]:
     return p, time.monotonic()
 
 
-def _wait_for_first_record(p: subprocess.Popen, journal: Path, limit: float = 120.0) -> None:
+def _wait_for_first_done(p: subprocess.Popen, journal: Path, limit: float = 120.0) -> None:
+    """Until the journal records a finished step (or the run ends): the writes have begun."""
     deadline = time.monotonic() + limit
     while p.poll() is None and time.monotonic() < deadline:
         try:
-            if journal.stat().st_size > 0:
+            if b'"ev":"done"' in journal.read_bytes():
                 return
         except FileNotFoundError:
             pass
@@ -332,8 +333,8 @@ def _signal_runs(scratch: Path, pristine: Path, args, stores, journal: str, norm
         p, _ = _start(args(work))
         if i % 4 == 3:
             # under load the random moments can all fall before the first write: two runs are
-            # signalled once the journal holds a record, so some signal lands amid the writes
-            _wait_for_first_record(p, work / "j" / journal)
+            # signalled once the journal records a finished step, so some signal lands amid the writes
+            _wait_for_first_done(p, work / "j" / journal)
         else:
             time.sleep(rng.uniform(0.2, 0.9) * window)
         p.send_signal(sig)
