@@ -16,7 +16,7 @@ import pytest
 
 from dask_faults import killing
 from rados_cluster import write_rados_store
-from test_check import CHECK_KINDS, build_store
+from planted_check import CHECK_KINDS, build_store
 from verify import backends
 from verify import check as check_op
 from verify.backends import BadObjectName

@@ -9,7 +9,7 @@ from pathlib import Path
 from verify.cli.main import cli
 from verify.findings import KINDS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli_reference():
