@@ -190,7 +190,7 @@ def test_scan_finds_what_was_planted(be):
 
 
 def _plant_check_store(be, root: Path):
-    """tests/test_check.py's store, each object written by name through the contract."""
+    """tests/ops/test_check.py's store, each object written by name through the contract."""
     p = build_store(root)
     for store, top in (("maps", p.maps), ("blocks", p.blocks)):
         for dirpath, _dirs, files in os.walk(top):
