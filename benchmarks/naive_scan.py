@@ -4,7 +4,7 @@ name, full paths from the store root for every probe).
 
 It is kept for two reasons: it is the baseline the benchmark's ratios are measured
 against, and it is an independent oracle of the scanner's rules
-(tests/test_reference_agreement.py holds the two against each other). Precedence,
+(tests/ops/test_reference_agreement.py holds the two against each other). Precedence,
 probes and stray rules follow ``check_file``/``check_map``/``walk`` of the scanner;
 the byte-level verdict of a header is :func:`verify.formats.classify`, the Python
 twin of ``_rules.h``.

@@ -2,7 +2,7 @@
  * archverify: the classification rules of verify/formats.py, in C, for the
  * GIL-free hot loops (verify/_scan.pyx for filed, verify/_rados.pyx for RADOS).
  *
- * Pure functions over bytes: no I/O, no allocation. tests/test_rules_twin.py
+ * Pure functions over bytes: no I/O, no allocation. tests/native/test_rules_twin.py
  * holds every function here against its Python twin on the same inputs.
  */
 #ifndef ARCHVERIFY_RULES_H

@@ -716,7 +716,7 @@ cdef class FiledShard:
 
 
 # ---- test hooks: the C rules of _rules.h, callable from Python ----------------------
-# tests/test_rules_twin.py holds each of these against its twin in verify/formats.py on
+# tests/native/test_rules_twin.py holds each of these against its twin in verify/formats.py on
 # the same inputs; nothing else calls them.
 
 _CLASS_NAMES = ("not_map", "v0", "v1", "v2", "corrupt_short", "corrupt_version", "corrupt_blocksize",

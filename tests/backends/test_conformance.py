@@ -16,7 +16,7 @@ import pytest
 
 from dask_faults import killing
 from rados_cluster import write_rados_store
-from test_check import CHECK_KINDS, build_store
+from planted_check import CHECK_KINDS, build_store
 from verify import backends
 from verify import check as check_op
 from verify.backends import BadObjectName
@@ -190,7 +190,7 @@ def test_scan_finds_what_was_planted(be):
 
 
 def _plant_check_store(be, root: Path):
-    """tests/test_check.py's store, each object written by name through the contract."""
+    """tests/ops/test_check.py's store, each object written by name through the contract."""
     p = build_store(root)
     for store, top in (("maps", p.maps), ("blocks", p.blocks)):
         for dirpath, _dirs, files in os.walk(top):

@@ -24,7 +24,7 @@ from verify.cli.main import cli
 from verify.findings import KINDS
 from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FINDING_KEYS = {"kind", "name", "store", "path", "detail"}
 M4 = F.BLOCK_SIZE_4M
 

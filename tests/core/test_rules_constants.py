@@ -8,7 +8,7 @@ from pathlib import Path
 from verify import _scan
 from verify import formats as F
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_c_constants_equal_formats_py():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent / "verify"
+ROOT = Path(__file__).resolve().parents[2] / "verify"
 
 
 def module_name(path: Path) -> str:

@@ -24,7 +24,7 @@ from verify.durable import Journal, atomic_write, run_lock, store_locks
 from verify.errors import Interrupted, LockedError, StoreError
 from verify.sample import FiledStoreWriter, pithos_hash, write_sample
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 

@@ -18,7 +18,7 @@ from verify import layout
 from verify import scan as scan_op
 from verify.backends.filed import FiledBackend
 
-GOLDEN = Path(__file__).parent / "fixtures" / "golden"
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "golden"
 
 P = "cf3c2dba1fb61d4c13efe4e7c43165a39ff15f7350ef40593240e58887871ed5"  # v0 map at its old Pithos path
 Q = "65a3b1970fadbf71fcda00f622b4a9d1a530a96d3efcaf7c4d4dc5277941906f"  # v0 map at its sha256 path

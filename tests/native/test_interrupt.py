@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEED = 20100
 DEADLINE_S = 120  # a stopped run ends in well under a second; this only catches a hang
 

@@ -18,8 +18,8 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-import test_refjoin
-from test_refjoin import expected, shard_sides
+import refjoin_sides
+from refjoin_sides import expected, shard_sides
 from verify import distributed, refjoin
 from verify.backends.filed import FiledBackend
 from verify.cli.main import cli
@@ -28,10 +28,10 @@ from verify.sample import write_sample
 
 pytest.importorskip("distributed")
 # the killing backend below is defined here, so workers get it by value, not by import
-for _mod in (sys.modules[__name__], test_refjoin):
+for _mod in (sys.modules[__name__], refjoin_sides):
     cloudpickle.register_pickle_by_value(_mod)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from verify.backends.rados import RadosBackend
 from verify.cli.main import cli
 from verify.fixes.upgrade import upgrade_maps
 
-GOLDEN = Path(__file__).parent / "fixtures"
-STANDINS = Path(__file__).parent / "standins"
+GOLDEN = Path(__file__).parents[1] / "fixtures"
+STANDINS = Path(__file__).parents[1] / "standins"
 POOLS = ("upgrade-maps", "upgrade-blocks")
 SIZES = {P: P_SIZE, Q: Q_SIZE}
 

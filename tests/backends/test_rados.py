@@ -15,7 +15,7 @@ import pytest
 from verify.backends import rados as rb
 from verify.summary import ShardResult, Summary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.rados
 
 

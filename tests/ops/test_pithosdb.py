@@ -20,7 +20,7 @@ from verify.errors import ConfigError, StoreError
 from verify.pithos_sample import create_schema, load_rows, write_pithos_sample
 
 pytestmark = pytest.mark.postgres
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """``archverify check --backend rados`` against the session's real single-node Ceph.
 
-The store is the one tests/test_check.py plants on filed (dangling references in
+The store is the one tests/ops/test_check.py plants on filed (dangling references in
 v0, v1 and v2 maps, a deleted map, a snapshot and a clone sharing objects, orphans,
 entry-level corruption, a short map-data object, flipped bytes in Pithos blocks),
 copied object by object into two pools of its own. The strongest test: both
@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from test_check import CHECK_KINDS, build_store
+from planted_check import CHECK_KINDS, build_store
 from verify import check as check_op
 from verify import formats as F
 from verify.backends import rados as rb
 from verify.backends.filed import FiledBackend
 from verify.findings import KINDS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.rados
 MAPS, BLOCKS = "check-maps", "check-blocks"
 # what only a filed store can have: where a file lies

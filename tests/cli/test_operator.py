@@ -24,7 +24,7 @@ import pytest
 from verify.findings import KINDS
 from verify.sample import write_sample
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 ENV.pop("ARCHVERIFY_DEBUG", None)
 KIND_ROW = re.compile(r"^(?:info|warn|ERROR|UNREAD)\s+(\w+)\s+[\d,]+\s", re.M)

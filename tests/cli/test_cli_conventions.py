@@ -25,7 +25,7 @@ from verify.cli.main import cli
 from verify.findings import KINDS
 from verify.progress import Measure, Progress
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 from standins.harness import make_cluster  # noqa: E402
 

@@ -28,7 +28,7 @@ from verify import scan as scan_op
 from verify.backends.filed import FiledBackend
 from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 M4 = F.BLOCK_SIZE_4M
 ZERO1 = [F.Entry(F.ZERO_HASH, F.OF_ZERO)]
 

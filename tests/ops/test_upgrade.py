@@ -20,8 +20,8 @@ from verify.fixes import upgrade as U
 from verify.fixes.upgrade import upgrade_maps
 from verify.sample import FiledStoreWriter, write_sample
 
-GOLDEN = Path(__file__).parent / "fixtures" / "golden_steps"
-STANDINS = Path(__file__).parent / "standins"
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "golden_steps"
+STANDINS = Path(__file__).parents[1] / "standins"
 P = "cf3c2dba1fb61d4c13efe4e7c43165a39ff15f7350ef40593240e58887871ed5"  # v0, at its old Pithos path
 Q = "65a3b1970fadbf71fcda00f622b4a9d1a530a96d3efcaf7c4d4dc5277941906f"  # v0, at its sha256 path
 P_SIZE, Q_SIZE = 50331548, 5 * F.BLOCK_SIZE_4M  # P as Pithos knows it; Q opened without a size

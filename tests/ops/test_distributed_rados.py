@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("rados_cluster", reason="the RADOS test fixtures (tests/rados_cluster.py) are not here")
 pytestmark = pytest.mark.rados
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def scan(ceph_cluster, *more):

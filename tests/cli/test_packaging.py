@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEBIAN12 = Path("/etc/debian_version").exists() and Path("/usr/bin/dpkg-buildpackage").exists()
 
 

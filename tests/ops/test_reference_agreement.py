@@ -17,7 +17,7 @@ from verify.backends.filed import FiledBackend
 from verify.sample import AT_RISK_NAMES, FiledStoreWriter, write_sample
 from verify.scan import scan
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def _load(name: str):

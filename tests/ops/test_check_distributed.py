@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from dask_faults import killing
-from test_check import build_store
+from planted_check import build_store
 from verify import distributed, distributed_check, refjoin
 from verify import formats as F
 from verify.backends.filed import FiledBackend
@@ -234,12 +234,12 @@ def test_unreadable_part_stops_the_later_stages_on_dask(tmp_path_factory):
         os.chmod(root, 0o755)
         p = build_store(root / "store", seed=3)
         locked = sorted(d for d in p.blocks.iterdir() if d.is_dir())[0]
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         drop = None
         if os.geteuid() == 0:
             # root reads everything: drop to nobody so that mode 000 means what it says, with a
             # copy of the package nobody can import wherever this checkout lives
-            shutil.copytree(Path(__file__).resolve().parent.parent / "verify", root / "pkg" / "verify",
+            shutil.copytree(Path(__file__).resolve().parents[2] / "verify", root / "pkg" / "verify",
                             ignore=shutil.ignore_patterns("__pycache__"))
             env["PYTHONPATH"] = str(root / "pkg")
             env["PYTHONDONTWRITEBYTECODE"] = "1"

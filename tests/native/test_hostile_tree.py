@@ -23,7 +23,7 @@ import pytest
 from verify import formats as F
 from verify.layout import v04_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60  # each run takes well under a second; this only turns a hang into a failure
 CONTENT = b"a block of data\n"
 X = hashlib.sha256(CONTENT).hexdigest()  # a Pithos block: its name is its content's hash
