@@ -233,7 +233,7 @@ def dask_address():
                       dashboard_address=None, silence_logs=logging.ERROR,
                       scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
         with Client(lc, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(2, timeout=180)
             yield lc.scheduler_address
 
 

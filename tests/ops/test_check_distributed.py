@@ -38,7 +38,7 @@ def cluster():
                       dashboard_address=None, silence_logs=logging.ERROR,
                       scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
         with Client(lc, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(2, timeout=180)
             yield lc.scheduler_address, client
 
 
@@ -208,7 +208,7 @@ def test_killed_worker_result_still_exact(cluster, stores, tmp_path, method):
                        sort_keys=True)
     assert found == sorted_findings(doc)
     assert summary.exit_code == code
-    client.wait_for_workers(2, timeout=60)  # the nanny restarted it for the next tests
+    client.wait_for_workers(2, timeout=180)  # the nanny restarted it for the next tests
 
 
 def test_backend_without_sharded_check_refused_with_one_line(stores):

@@ -43,7 +43,7 @@ def cluster():
                       dashboard_address=None, silence_logs=logging.ERROR,
                       scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
         with Client(lc, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(2, timeout=180)
             yield lc.scheduler_address, client
 
 
@@ -153,7 +153,7 @@ def test_killed_worker_shard_is_rerun_and_result_exact(cluster, larger, tmp_path
     assert [f.as_dict() for f in summary.findings] == doc["findings"]
     assert {k: v for k, v in summary.counters.items() if v} == doc["summary"]["counters"]
     assert summary.exit_code == code
-    client.wait_for_workers(2, timeout=60)  # the nanny restarted it for the next tests
+    client.wait_for_workers(2, timeout=180)  # the nanny restarted it for the next tests
 
 
 def free_port() -> int:
@@ -234,7 +234,7 @@ def test_distributed_reference_join_matches_local(cluster, parts):
 def test_join_survives_a_worker_killed_while_holding_shards(cluster):
     """The shards' records live on the workers; kill one holding some, the scheduler recomputes them."""
     _, client = cluster
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=180)
     seeds = list(range(6))
     futures = client.map(synthetic_shard, seeds, pure=False)
     client.gather(futures)  # all computed and held on the workers
@@ -248,7 +248,7 @@ def test_join_survives_a_worker_killed_while_holding_shards(cluster):
     assert list(result.iter_orphans()) == orphans
     assert (result.referenced, result.stored) == (n_refs, n_stored)
     assert gone(pid)
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=180)
 
 
 @dataclass
