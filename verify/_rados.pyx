@@ -140,8 +140,8 @@ cdef enum:
 DEF HEADBUF = 256       # >= AV_HEADER_READ, and the most of a lock owner we keep
 DEF DETAILMAX = 600
 DEF PAGE = 1024         # objects per rados_object_list call
-DEF MAX_TRIES = 4
-DEF QPAGES = 4          # listed pages the listing thread may run ahead       # a transient error is retried this many times less one
+DEF MAX_TRIES = 4       # a transient error is retried this many times less one
+DEF QPAGES = 4          # listed pages the listing thread may run ahead
 
 ctypedef struct page_t:
     rados_object_list_item *items
@@ -150,7 +150,7 @@ ctypedef struct page_t:
 ctypedef struct pend_t:
     char *name
     size_t n
-    uint64_t nb
+    av_map_facts_t f    # all but the map-data, which is found out after the listing
 
 ctypedef struct slot_t:
     void *loop
@@ -164,11 +164,10 @@ ctypedef struct slot_t:
     unsigned char buf[HEADBUF]
     int got
     int subr            # error of a failed submit, handled as the op's result
-    uint64_t size
+    uint64_t size       # what an aio stat answers
     time_t mtime
-    av_header_t h
-    uint64_t blk
-    uint64_t nb
+    av_map_facts_t f    # what is known of a header candidate, for av_map_verdict
+    uint64_t blk        # the map-data block being looked for
 
 ctypedef struct loop_t:
     rados_ioctx_t io
@@ -224,16 +223,24 @@ cdef int cmp_u64(const void *a, const void *b) noexcept nogil:
     return (x > y) - (x < y)
 
 
+cdef bint room_for_one(void **a, size_t n, size_t *cap, size_t elem, size_t first) noexcept nogil:
+    """Grow the array *a of n elements (doubling, from ``first``) so that one more fits; False if out of memory."""
+    cdef void *p
+    cdef size_t c
+    if n < cap[0]:
+        return True
+    c = cap[0] * 2 if cap[0] else first
+    p = realloc(a[0], c * elem)
+    if p == NULL:
+        return False
+    a[0], cap[0] = p, c
+    return True
+
+
 cdef void remember_mapdata(loop_t *L, const char *name, size_t n) noexcept nogil:
-    cdef uint64_t *p
-    cdef size_t cap
-    if L.nmdh == L.capmdh:
-        cap = L.capmdh * 2 if L.capmdh else 1024
-        p = <uint64_t *>realloc(L.mdh, cap * sizeof(uint64_t))
-        if p == NULL:
-            L.oom = 1
-            return
-        L.mdh, L.capmdh = p, cap
+    if not room_for_one(<void **>&L.mdh, L.nmdh, &L.capmdh, sizeof(uint64_t), 1024):
+        L.oom = 1
+        return
     L.mdh[L.nmdh] = name_hash(name, n)
     L.nmdh += 1
 
@@ -367,114 +374,90 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
     issue(L, s)
 
 
-cdef void map_verdict(loop_t *L, slot_t *s) noexcept nogil:
-    """After the header (and, for v1, the size) is known: corrupt, or the probes."""
+cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
+    """Ask av_map_verdict: start the op that finds out the fact it needs, or emit its finding."""
     cdef char detail[DETAILMAX]
-    cdef av_header_t *h = &s.h
+    cdef int code
+    cdef int kind = av_map_verdict(&s.f, &code)
     cdef char *t
-    if h.cls == AV_CORRUPT_SHORT:
-        L.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "signed header of %d bytes (32 needed)", s.got)
-        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
-    elif h.cls == AV_CORRUPT_VERSION:
-        L.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "signed header with unknown version %u", h.version)
-        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
-    elif h.cls == AV_CORRUPT_BLOCKSIZE:
-        L.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "invalid blocksize %u", h.blocksize)
-        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
-    elif h.cls == AV_CORRUPT_V1_SHORT:
-        L.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "v1 map of %llu bytes, header size %llu needs %llu",
-                 <unsigned long long>s.size, <unsigned long long>h.size,
-                 <unsigned long long>(AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * av_div_ceil(h.size, AV_BLOCK_4M)))
-        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
-    elif h.cls == AV_V2 or h.cls == AV_V1:
-        L.counts[C_V2 if h.cls == AV_V2 else C_V1] += 1
-        if s.n > 7 and av_starts_with(s.name, s.n, "archip_") and s.n - 7 >= <size_t>AV_MIN_NAME:
-            t = av_dupn(s.name + 7, s.n - 7)
-            if t == NULL:
-                L.oom = 1
-                release_slot(L, s)
-                return
-            set_target(s, t)
-            s.state = S_PROBE_NAME
-            s.tries = 0
-            issue(L, s)
-            return
-        not_incomplete(L, s)
+    if kind == AV_NEED_SIZE:
+        s.state = S_V1SIZE
+        s.tries = 0
+        issue(L, s)
         return
-    elif h.cls == AV_V0:
-        L.counts[C_V0] += 1
-        snprintf(detail, DETAILMAX, "no header (%s%d bytes read)", "" if s.got < AV_HEADER_READ else ">= ", s.got)
-        emit(L, K_MAP_V0, 0, s.name, s.n, detail)
-    else:
-        L.counts[C_OTHER] += 1
+    if s.state == S_HEADER or s.state == S_V1SIZE:
+        L.counts[class_counter(s.f.h.cls)] += 1  # the header is known for good
+    if kind == AV_NEED_UPGRADED:
+        t = av_dupn(s.name + 7, s.n - 7)
+        if t == NULL:
+            L.oom = 1
+            release_slot(L, s)
+            return
+        set_target(s, t)
+        s.state = S_PROBE_NAME
+        s.tries = 0
+        issue(L, s)
+        return
+    if kind == AV_NEED_MAPDATA:
+        s.blk = 0
+        if L.listing:
+            defer(L, s)
+        else:
+            s.state = S_MAPDATA
+            next_mapdata(L, s)
+            return
+    elif kind != AV_NO_FINDING:
+        av_map_detail(detail, DETAILMAX, code, &s.f, s.name, s.n)
+        emit(L, kind, 0, s.name, s.n, detail)
     release_slot(L, s)
 
 
+cdef inline int class_counter(int cls) noexcept nogil:
+    if cls == AV_V0:
+        return C_V0
+    if cls == AV_V1:
+        return C_V1
+    if cls == AV_V2:
+        return C_V2
+    if cls == AV_NOT_MAP:
+        return C_OTHER
+    return C_CORRUPT
+
+
 cdef void next_mapdata(loop_t *L, slot_t *s) noexcept nogil:
-    """Stat the first map-data block from s.blk on that the listing did not show; done if none."""
+    """Stat the first map-data block from s.blk on that the listing did not show; decide if none."""
     cdef char *t = <char *>malloc(s.n + 18)
     if t == NULL:
         L.oom = 1
         release_slot(L, s)
         return
-    while True:
+    while s.blk < s.f.nb:
         snprintf(t, s.n + 18, "%.*s_%016llx", <int>s.n, s.name, <unsigned long long>s.blk)
         if not listed_mapdata(L, t, s.n + 17):
-            break
+            set_target(s, t)
+            s.state = S_MAPDATA
+            s.tries = 0
+            issue(L, s)
+            return
         s.blk += 1
-        if s.blk == s.nb:
-            free(t)
-            release_slot(L, s)
-            return
-    set_target(s, t)
-    s.state = S_MAPDATA
-    s.tries = 0
-    issue(L, s)
-
-
-cdef void not_incomplete(loop_t *L, slot_t *s) noexcept nogil:
-    """A v1/v2 map that is not an interrupted upgrade: v1, invalid name, or check its map-data."""
-    cdef char detail[DETAILMAX]
-    cdef av_header_t *h = &s.h
-    if h.cls == AV_V1:
-        snprintf(detail, DETAILMAX, "size %llu", <unsigned long long>h.size)
-        emit(L, K_MAP_V1, 0, s.name, s.n, detail)
-    elif not av_valid_volume_name(s.name, s.n):
-        snprintf(detail, DETAILMAX, "v2 map, flags %u, epoch %llu", h.flags, <unsigned long long>h.epoch)
-        emit(L, K_MAP_INVALID, 0, s.name, s.n, detail)
-    else:
-        s.nb = av_mapdata_blocks(h.size, h.blocksize)
-        s.blk = 0
-        if s.nb > 0 and L.listing:
-            defer(L, s)
-        elif s.nb > 0:
-            next_mapdata(L, s)
-            return
-    release_slot(L, s)
+    free(t)
+    s.f.missing = <int64_t>s.f.nb
+    decide(L, s)
 
 
 cdef void defer(loop_t *L, slot_t *s) noexcept nogil:
     """Check this map's map-data after the listing: most of it is then known without a stat."""
     cdef pend_t *p
-    cdef size_t cap
-    if L.npend == L.cappend:
-        cap = L.cappend * 2 if L.cappend else 256
-        p = <pend_t *>realloc(L.pend, cap * sizeof(pend_t))
-        if p == NULL:
-            L.oom = 1
-            return
-        L.pend, L.cappend = p, cap
+    if not room_for_one(<void **>&L.pend, L.npend, &L.cappend, sizeof(pend_t), 256):
+        L.oom = 1
+        return
     p = &L.pend[L.npend]
     p.name = av_dupn(s.name, s.n)
     if p.name == NULL:
         L.oom = 1
         return
     p.n = s.n
-    p.nb = s.nb
+    p.f = s.f
     L.npend += 1
 
 
@@ -494,11 +477,11 @@ cdef void check_deferred(loop_t *L) noexcept nogil:
         s.name = L.pend[i].name
         L.pend[i].name = NULL
         s.n = L.pend[i].n
-        s.nb = L.pend[i].nb
+        s.f = L.pend[i].f
         s.blk = 0
         s.target = s.name
         s.tries = 0
-        s.h.cls = AV_V2
+        s.state = S_MAPDATA
         next_mapdata(L, s)
     for i in range(L.npend):
         free(L.pend[i].name)  # NULL but for those a stop left unchecked
@@ -509,11 +492,9 @@ cdef void check_deferred(loop_t *L) noexcept nogil:
 
 
 cdef void handle(loop_t *L, int code) noexcept nogil:
-    """One completed (or failed to submit) op: advance the slot's state machine."""
+    """One completed (or failed to submit) op: record the fact it found out, then decide."""
     cdef slot_t *s
     cdef int r, err
-    cdef char detail[DETAILMAX]
-    cdef uint64_t fsize
     if code < 0:
         s = &L.slots[-1 - code]
         r = s.subr
@@ -529,12 +510,11 @@ cdef void handle(loop_t *L, int code) noexcept nogil:
                 L.counts[C_VANISHED] += 1  # deleted since it was listed: not an error
                 release_slot(L, s)
             elif s.state == S_PROBE_NAME:
-                not_incomplete(L, s)
+                s.f.upgraded = 0
+                decide(L, s)
             else:  # S_MAPDATA
-                snprintf(detail, DETAILMAX, "map-data %s missing (block %llu of %llu)", s.target,
-                         <unsigned long long>s.blk, <unsigned long long>s.nb)
-                emit(L, K_MAP_DATA_MISSING, 0, s.name, s.n, detail)
-                release_slot(L, s)
+                s.f.missing = <int64_t>s.blk
+                decide(L, s)
             return
         if transient(err) and s.tries + 1 < MAX_TRIES:
             s.tries += 1
@@ -560,33 +540,18 @@ cdef void handle(loop_t *L, int code) noexcept nogil:
     elif s.state == S_HEADER:
         s.got = r
         L.counts[C_HEADER_BYTES] += <uint64_t>r
-        # a read shorter than asked is the whole object; otherwise only v1 needs the real length
-        fsize = <uint64_t>r if r < AV_HEADER_READ else <uint64_t>-1
-        av_classify(s.buf, <size_t>r, fsize, s.name, s.n, &s.h)
-        s.size = <uint64_t>r
-        if s.h.cls == AV_V1 and r >= AV_HEADER_READ and \
-                AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * av_div_ceil(s.h.size, AV_BLOCK_4M) > <uint64_t>r:
-            s.state = S_V1SIZE
-            s.tries = 0
-            issue(L, s)
-            return
-        map_verdict(L, s)
+        # a read shorter than asked is the whole object; otherwise it may be longer
+        av_map_facts(&s.f, s.buf, <size_t>r, <uint64_t>r, r < AV_HEADER_READ, s.name, s.n)
+        decide(L, s)
     elif s.state == S_V1SIZE:
-        av_classify(s.buf, <size_t>s.got, s.size, s.name, s.n, &s.h)
-        map_verdict(L, s)
+        av_map_facts(&s.f, s.buf, <size_t>s.got, s.size, 1, s.name, s.n)
+        decide(L, s)
     elif s.state == S_PROBE_NAME:
-        if r == 8 and av_be32(s.buf + AV_HEADER_READ) == AV_V2_SIGNATURE and av_be32(s.buf + AV_HEADER_READ + 4) == 2:
-            snprintf(detail, DETAILMAX, "v%u map; upgraded map %s exists", s.h.version, s.target)
-            emit(L, K_MAP_INCOMPLETE, 0, s.name, s.n, detail)
-            release_slot(L, s)
-        else:
-            not_incomplete(L, s)
+        s.f.upgraded = av_is_v2_header(s.buf + AV_HEADER_READ, <size_t>r)
+        decide(L, s)
     else:  # S_MAPDATA: present
         s.blk += 1
-        if s.blk < s.nb:
-            next_mapdata(L, s)
-        else:
-            release_slot(L, s)
+        next_mapdata(L, s)
 
 
 cdef void wait_some(loop_t *L) noexcept nogil:

@@ -175,6 +175,12 @@ static inline uint64_t av_mapdata_blocks(uint64_t size, uint32_t blocksize)
     return av_div_ceil(nr, blocksize / AV_V2_ENTRY_LEN);
 }
 
+/* formats.is_v2_header: do the n bytes read of an object start a v2 map header (signature, version 2)? */
+static inline int av_is_v2_header(const unsigned char *head, size_t n)
+{
+    return n >= 8 && av_be32(head) == AV_V2_SIGNATURE && av_be32(head + 4) == 2;
+}
+
 /* formats.classify: head = first n bytes read, file_size = the object's length */
 static inline void av_classify(const unsigned char *head, size_t n, uint64_t file_size,
                                const char *name, size_t namelen, av_header_t *out)

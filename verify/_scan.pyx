@@ -169,7 +169,7 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
         return 0
     got = pread(fd, head, 8, 0)
     close(fd)
-    return 1 if got == 8 and av_be32(head) == AV_V2_SIGNATURE and av_be32(head + 4) == 2 else 0
+    return av_is_v2_header(head, <size_t>got) if got > 0 else 0
 
 
 cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, const char *path,
@@ -739,6 +739,10 @@ def _name_class_for_tests(bytes name):
 def _utf8_valid_for_tests(bytes s):
     """av_utf8_valid: must equal Python's strict UTF-8 decoder."""
     return bool(av_utf8_valid(<const unsigned char *>s, len(s)))
+
+
+def _is_v2_header_for_tests(bytes head):
+    return bool(av_is_v2_header(<const unsigned char *>head, len(head)))
 
 
 def _is_hex64_for_tests(bytes name):

@@ -211,6 +211,11 @@ class HeaderInfo:
     version: int = 0
 
 
+def is_v2_header(head: bytes) -> bool:
+    """Do these first bytes of an object start a v2 map header (signature, version 2)?"""
+    return len(head) >= 8 and struct.unpack_from(">II", head) == (V2_SIGNATURE, 2)
+
+
 def classify(head: bytes, file_size: int, name: bytes) -> HeaderInfo:
     """Decide what an object in the maps store is from its first bytes.
 

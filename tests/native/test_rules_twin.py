@@ -299,3 +299,16 @@ def test_map_verdict_precedence():
     assert F.map_verdict(facts(V2, missing=1))[0] == "map_data_missing"
     assert F.map_verdict(facts(V2, missing=2))[0] is None
     assert F.map_verdict(facts(V2, nb=0, missing=F.UNKNOWN))[0] is None
+
+
+def test_is_v2_header_twin():
+    rng = random.Random(SEED + 8)
+    heads = [b"", b"AMF.", _v2()[:7], _v2()[:8], _v2(), _v2(version=1)[:8], _v2(version=3)]
+    heads += [rng.choice([b"AMF.", b"AMF.\x00\x00\x00\x02", b""]) + rng.randbytes(rng.randrange(0, 12))
+              for _ in range(3000)]
+    verdicts = set()
+    for head in heads:
+        want = F.is_v2_header(head)
+        assert _scan._is_v2_header_for_tests(head) == want, head
+        verdicts.add(want)
+    assert verdicts == {True, False}
