@@ -147,6 +147,16 @@ ctypedef struct page_t:
     rados_object_list_item *items
     int n
 
+# A listing in progress (cursor_open, next_page, cursor_close): the one way this module lists a pool.
+ctypedef struct cursor_t:
+    rados_ioctx_t io
+    rados_object_list_cursor cur     # where the next page starts
+    rados_object_list_cursor finish  # where the listing ends
+    rados_object_list_cursor nxt     # where librados writes the page's end; swapped with cur
+    const int *stop                  # a stop flag to honour between pages, or NULL
+    uint64_t calls, wait_us          # rados_object_list calls made, time spent waiting for them
+    int done
+
 ctypedef struct pend_t:
     char *name
     size_t n
@@ -192,6 +202,8 @@ ctypedef struct loop_t:
     page_t q[QPAGES]    # listed pages from the listing thread, under mu
     int qhead, qcount
     int ldone           # the listing thread has finished
+    int list_err        # and how: 0 or -errno
+    cursor_t *lister    # what the listing thread lists
     int stop            # set from the main thread: no new object is started, ops in flight end
     pthread_cond_t qspace
 
@@ -277,6 +289,31 @@ cdef inline bint transient(int err) noexcept nogil:
             or err == ENOTCONN or err == ECONNRESET or err == ESHUTDOWN or err == ECANCELED or err == ENOMEM)
 
 
+cdef inline bint retry(int err, int tries) noexcept nogil:
+    """The one retry rule of every librados call here: a transient error, tries to spare."""
+    return transient(err) and tries + 1 < MAX_TRIES
+
+
+# the two aio ops
+cdef enum:
+    OP_STAT = 0
+    OP_READ = 1
+
+
+cdef int aio_submit(rados_ioctx_t io, rados_completion_t *comp, int op, const char *oid, char *buf, size_t len,
+                    uint64_t *psize, time_t *pmtime) noexcept nogil:
+    """Start one aio op on the completion *comp: 0, or -errno with *comp released and NULL."""
+    cdef int r
+    if op == OP_STAT:
+        r = rados_aio_stat(io, oid, comp[0], psize, pmtime)
+    else:
+        r = rados_aio_read(io, oid, comp[0], buf, len, 0)
+    if r < 0:
+        rados_aio_release(comp[0])
+        comp[0] = NULL
+    return r
+
+
 cdef void release_slot(loop_t *L, slot_t *s) noexcept nogil:
     if s.target != NULL and s.target != s.name:
         free(s.target)
@@ -314,19 +351,17 @@ cdef void issue(loop_t *L, slot_t *s) noexcept nogil:
         return
     if s.state == S_HEADER:
         L.counts[C_READS] += 1
-        r = rados_aio_read(L.io, s.target, s.comp, <char *>s.buf, AV_HEADER_READ, 0)
+        r = aio_submit(L.io, &s.comp, OP_READ, s.target, <char *>s.buf, AV_HEADER_READ, NULL, NULL)
     elif s.state == S_LOCK:
         L.counts[C_READS] += 1
-        r = rados_aio_read(L.io, s.target, s.comp, <char *>s.buf, HEADBUF - 1, 0)
+        r = aio_submit(L.io, &s.comp, OP_READ, s.target, <char *>s.buf, HEADBUF - 1, NULL, NULL)
     elif s.state == S_PROBE_NAME:
         L.counts[C_PROBES] += 1
-        r = rados_aio_read(L.io, s.target, s.comp, <char *>s.buf + AV_HEADER_READ, 8, 0)
+        r = aio_submit(L.io, &s.comp, OP_READ, s.target, <char *>s.buf + AV_HEADER_READ, 8, NULL, NULL)
     else:  # S_V1SIZE, S_MAPDATA
         L.counts[C_PROBES] += 1
-        r = rados_aio_stat(L.io, s.target, s.comp, &s.size, &s.mtime)
+        r = aio_submit(L.io, &s.comp, OP_STAT, s.target, NULL, 0, &s.size, &s.mtime)
     if r < 0:
-        rados_aio_release(s.comp)
-        s.comp = NULL
         # as if the op had completed with r: retried or reported by the caller's loop
         s.subr = r
         pthread_mutex_lock(&L.mu)
@@ -516,7 +551,7 @@ cdef void handle(loop_t *L, int code) noexcept nogil:
                 s.f.missing = <int64_t>s.blk
                 decide(L, s)
             return
-        if transient(err) and s.tries + 1 < MAX_TRIES:
+        if retry(err, s.tries):
             s.tries += 1
             L.counts[C_RETRIES] += 1
             issue(L, s)
@@ -581,44 +616,77 @@ cdef void drain(loop_t *L) noexcept nogil:
         wait_some(L)
 
 
-ctypedef struct lister_t:
-    loop_t *L
-    rados_object_list_cursor cur
-    rados_object_list_cursor finish
-    rados_object_list_cursor nxt
-    int err             # -errno when the listing stopped on an error
+cdef void cursor_open(cursor_t *c, rados_ioctx_t io, rados_object_list_cursor cur,
+                      rados_object_list_cursor finish, const int *stop) noexcept nogil:
+    """List [cur, finish); the cursor_t owns both from now on (cursor_close frees them)."""
+    memset(c, 0, sizeof(cursor_t))
+    c.io, c.cur, c.finish, c.stop = io, cur, finish, stop
+    c.nxt = rados_object_list_begin(io)  # every output cursor is allocated before librados writes into it
+
+
+cdef void cursor_close(cursor_t *c) noexcept nogil:
+    rados_object_list_cursor_free(c.io, c.cur)
+    rados_object_list_cursor_free(c.io, c.finish)
+    rados_object_list_cursor_free(c.io, c.nxt)
+
+
+cdef int next_page(cursor_t *c, size_t most, rados_object_list_item **out) noexcept nogil:
+    """The next non-empty page of at most ``most`` objects into *out (free with rados_object_list_free
+    and free); its length, 0 at the end (or once stopped), or -errno once retries are spent."""
+    cdef rados_object_list_item *items
+    cdef rados_object_list_cursor tmp
+    cdef int r, tries
+    cdef uint64_t t0
+    while True:
+        if c.done or (c.stop != NULL and av_stopped(c.stop)) or rados_object_list_is_end(c.io, c.cur) \
+                or rados_object_list_cursor_cmp(c.io, c.cur, c.finish) >= 0:
+            c.done = 1
+            return 0
+        items = <rados_object_list_item *>calloc(most, sizeof(rados_object_list_item))
+        if items == NULL:
+            return -ENOMEM
+        tries = 0
+        while True:
+            t0 = now_us()
+            r = rados_object_list(c.io, c.cur, c.finish, most, NULL, 0, items, &c.nxt)
+            c.calls += 1
+            c.wait_us += now_us() - t0
+            if r >= 0 or not retry(-r, tries):
+                break
+            tries += 1
+        if r < 0:
+            free(items)
+            return r
+        if r == 0 and rados_object_list_cursor_cmp(c.io, c.nxt, c.cur) <= 0:
+            c.done = 1  # no progress: the end
+        tmp = c.cur
+        c.cur = c.nxt
+        c.nxt = tmp
+        if r > 0:
+            out[0] = items
+            return r
+        free(items)
 
 
 cdef void *lister_main(void *arg) noexcept nogil:
     """The listing thread: pages of the range into L's page queue, so that the
     round trip of each ``rados_object_list`` overlaps the reads in flight."""
-    cdef lister_t *T = <lister_t *>arg
-    cdef loop_t *L = T.L
-    cdef rados_object_list_item *items
-    cdef rados_object_list_cursor tmp
-    cdef int r = 0, tries = 0
-    cdef uint64_t t0
+    cdef loop_t *L = <loop_t *>arg
+    cdef rados_object_list_item *items = NULL
+    cdef int r
+    cdef uint64_t calls = 0, wait_us = 0
     while True:
-        if av_stopped(&L.stop) or rados_object_list_is_end(L.io, T.cur) \
-                or rados_object_list_cursor_cmp(L.io, T.cur, T.finish) >= 0:
-            r = 0
-            break
-        items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
-        if items == NULL:
-            r = -ENOMEM
-            break
-        t0 = now_us()
-        r = rados_object_list(L.io, T.cur, T.finish, PAGE, NULL, 0, items, &T.nxt)
+        r = next_page(L.lister, PAGE, &items)
         pthread_mutex_lock(&L.mu)
-        L.counts[C_LIST_CALLS] += 1
-        L.counts[C_LIST_US] += now_us() - t0
-        if r < 0:
+        L.counts[C_LIST_CALLS] += L.lister.calls - calls
+        L.counts[C_LIST_US] += L.lister.wait_us - wait_us
+        calls, wait_us = L.lister.calls, L.lister.wait_us
+        if r <= 0:
+            L.list_err = r
+            L.ldone = 1
+            pthread_cond_signal(&L.cv)
             pthread_mutex_unlock(&L.mu)
-            free(items)
-            if transient(-r) and tries + 1 < MAX_TRIES:
-                tries += 1
-                continue
-            break
+            return NULL
         while L.qcount == QPAGES:
             pthread_cond_wait(&L.qspace, &L.mu)
         L.q[(L.qhead + L.qcount) % QPAGES].items = items
@@ -626,35 +694,20 @@ cdef void *lister_main(void *arg) noexcept nogil:
         L.qcount += 1
         pthread_cond_signal(&L.cv)
         pthread_mutex_unlock(&L.mu)
-        tries = 0
-        if r == 0 and rados_object_list_cursor_cmp(L.io, T.nxt, T.cur) <= 0:
-            break  # no progress: the end
-        tmp = T.cur
-        T.cur = T.nxt
-        T.nxt = tmp
-    T.err = r if r < 0 else 0
-    pthread_mutex_lock(&L.mu)
-    L.ldone = 1
-    pthread_cond_signal(&L.cv)
-    pthread_mutex_unlock(&L.mu)
-    return NULL
 
 
-cdef int list_range(loop_t *L, rados_object_list_cursor cur, rados_object_list_cursor finish,
-                    rados_object_list_cursor nxt) noexcept nogil:
-    """List [cur, finish) in a second thread while this one starts and finishes the
+cdef int list_range(loop_t *L, cursor_t *lister) noexcept nogil:
+    """List with ``lister`` in a second thread while this one starts and finishes the
     objects' checks; 0 or -errno of the listing."""
-    cdef lister_t T
     cdef pthread_t th
     cdef int batch[64]
     cdef int k, nb, i, n, done
     cdef rados_object_list_item *items
-    T.L = L
-    T.cur, T.finish, T.nxt = cur, finish, nxt
-    T.err = 0
+    L.lister = lister
+    L.list_err = 0
     L.listing = L.is_maps
     L.ldone = 0
-    if pthread_create(&th, NULL, lister_main, &T) != 0:
+    if pthread_create(&th, NULL, lister_main, L) != 0:
         return -ENOMEM
     while True:
         pthread_mutex_lock(&L.mu)
@@ -689,7 +742,7 @@ cdef int list_range(loop_t *L, rados_object_list_cursor cur, rados_object_list_c
     pthread_join(th, NULL)
     drain(L)
     check_deferred(L)
-    return T.err
+    return L.list_err
 
 
 cdef class Cluster:
@@ -800,18 +853,16 @@ cdef class IoCtx:
 
     def probe(self):
         """List at most one object: 0, or the errno (EPERM/EACCES when the caps lack 'r')."""
-        cdef rados_object_list_item item
-        cdef rados_object_list_cursor a = rados_object_list_begin(self.io)
-        cdef rados_object_list_cursor e = rados_object_list_end(self.io)
-        cdef rados_object_list_cursor nx = rados_object_list_begin(self.io)
+        cdef cursor_t c
+        cdef rados_object_list_item *items = NULL
         cdef int r
+        cursor_open(&c, self.io, rados_object_list_begin(self.io), rados_object_list_end(self.io), NULL)
         with nogil:
-            r = rados_object_list(self.io, a, e, 1, NULL, 0, &item, &nx)
+            r = next_page(&c, 1, &items)
         if r > 0:
-            rados_object_list_free(r, &item)
-        rados_object_list_cursor_free(self.io, a)
-        rados_object_list_cursor_free(self.io, e)
-        rados_object_list_cursor_free(self.io, nx)
+            rados_object_list_free(r, items)
+            free(items)
+        cursor_close(&c)
         return -r if r < 0 else 0
 
     def __dealloc__(self):
@@ -880,20 +931,18 @@ cdef class RadosShard:
         cdef rados_object_list_cursor start = rados_object_list_begin(io)
         cdef rados_object_list_cursor finish = rados_object_list_begin(io)
         cdef rados_object_list_cursor scratch = rados_object_list_begin(io)
-        cdef rados_object_list_cursor nxt = rados_object_list_begin(io)
         cdef size_t lo = self.lo, hi = self.hi, total = self.total
+        cdef cursor_t lister
         cdef int r
         with nogil:
             rados_object_list_slice(io, begin, end, lo, total, &start, &scratch)
             rados_object_list_slice(io, begin, end, hi - 1, total, &scratch, &finish)
-            r = list_range(&self.L, start, finish, nxt)
-        # list_range swaps its cur/nxt: they are still start and nxt, whichever is which
+            cursor_open(&lister, io, start, finish, &self.L.stop)
+            r = list_range(&self.L, &lister)
+            cursor_close(&lister)
         rados_object_list_cursor_free(io, begin)
         rados_object_list_cursor_free(io, end)
-        rados_object_list_cursor_free(io, start)
-        rados_object_list_cursor_free(io, finish)
         rados_object_list_cursor_free(io, scratch)
-        rados_object_list_cursor_free(io, nxt)
         self.done = True
         self.list_err = -r if r < 0 else 0
         return self.list_err
@@ -951,60 +1000,41 @@ cdef class Lister:
     pool of 10^8 objects never becomes a Python list."""
 
     cdef readonly IoCtx ioctx
-    cdef rados_object_list_cursor cur
-    cdef rados_object_list_cursor end
+    cdef cursor_t c
     cdef readonly bint done
 
     def __cinit__(self, IoCtx ioctx):
         self.ioctx = ioctx
-        self.cur = rados_object_list_begin(ioctx.io)
-        self.end = rados_object_list_end(ioctx.io)
+        cursor_open(&self.c, ioctx.io, rados_object_list_begin(ioctx.io), rados_object_list_end(ioctx.io), NULL)
         self.done = False
 
     def __dealloc__(self):
         if self.ioctx is not None:
-            rados_object_list_cursor_free(self.ioctx.io, self.cur)
-            rados_object_list_cursor_free(self.ioctx.io, self.end)
+            cursor_close(&self.c)
 
     def next_page(self):
         """Up to PAGE names ([] once done); OSError(errno) when the listing fails for good."""
-        cdef rados_ioctx_t io = self.ioctx.io
-        cdef rados_object_list_item *items
-        cdef rados_object_list_cursor nxt
-        cdef int r = 0, tries = 0, i
-        while not self.done:
-            if rados_object_list_is_end(io, self.cur) or rados_object_list_cursor_cmp(io, self.cur, self.end) >= 0:
-                self.done = True
-                break
-            items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
-            if items == NULL:
-                raise MemoryError()
-            nxt = rados_object_list_begin(io)
-            with nogil:
-                r = rados_object_list(io, self.cur, self.end, PAGE, NULL, 0, items, &nxt)
-            if r < 0:
-                free(items)
-                rados_object_list_cursor_free(io, nxt)
-                if transient(-r) and tries + 1 < MAX_TRIES:
-                    tries += 1
-                    continue
-                raise OSError(-r, "object list")
-            out = [items[i].oid[:items[i].oid_length] for i in range(r)]
+        cdef rados_object_list_item *items = NULL
+        cdef int r, i
+        with nogil:
+            r = next_page(&self.c, PAGE, &items)
+        if r < 0:
+            raise OSError(-r, "object list")
+        if r == 0:
+            self.done = True
+            return []
+        try:
+            return [items[i].oid[:items[i].oid_length] for i in range(r)]
+        finally:
             rados_object_list_free(r, items)
             free(items)
-            if r == 0 and rados_object_list_cursor_cmp(io, nxt, self.cur) <= 0:
-                self.done = True
-            rados_object_list_cursor_free(io, self.cur)
-            self.cur = nxt
-            if out:
-                return out
-        return []
 
 
 cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, int op, char **bufs,
                   uint64_t *lens, time_t *mtimes, int *errs) noexcept nogil:
     """One op per object with ``todo[i]`` set, all in flight, then all waited for; transient
-    errors retried. op 0: stat into lens; op 1: read lens[i] bytes into bufs[i] (lens = bytes read)."""
+    errors retried by the rule of ``retry``. OP_STAT: stat into lens; OP_READ: read lens[i] bytes into bufs[i]
+    (lens = bytes read)."""
     cdef Py_ssize_t i
     cdef int r, tries
     cdef rados_completion_t *comps = <rados_completion_t *>calloc(n + 1, sizeof(rados_completion_t))
@@ -1015,20 +1045,14 @@ cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, 
         return
     for tries in range(MAX_TRIES):
         for i in range(n):
-            if not todo[i] or (tries and not (errs[i] and transient(errs[i]))):
+            if not todo[i] or (tries and not (errs[i] and retry(errs[i], tries - 1))):
                 continue
             errs[i] = 0
-            if op == 1 and lens[i] == 0:
+            if op == OP_READ and lens[i] == 0:
                 continue
             r = rados_aio_create_completion2(NULL, NULL, &comps[i])
             if r == 0:
-                if op == 0:
-                    r = rados_aio_stat(io, oids[i], comps[i], &lens[i], &mtimes[i])
-                else:
-                    r = rados_aio_read(io, oids[i], comps[i], bufs[i], lens[i], 0)
-                if r < 0:
-                    rados_aio_release(comps[i])
-                    comps[i] = NULL
+                r = aio_submit(io, &comps[i], op, oids[i], bufs[i], lens[i], &lens[i], &mtimes[i])
             if r < 0:
                 errs[i] = -r
         for i in range(n):
@@ -1039,7 +1063,7 @@ cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, 
                 comps[i] = NULL
                 if r < 0:
                     errs[i] = -r
-                elif op == 1:
+                elif op == OP_READ:
                     lens[i] = <uint64_t>r
     free(comps)
 
@@ -1078,7 +1102,7 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
                 bufs[i] = pre + <size_t>first * i
                 sizes[i] = first
             with nogil:
-                aio_all(io, n, oids, todo, 1, bufs, sizes, mtimes, errs)
+                aio_all(io, n, oids, todo, OP_READ, bufs, sizes, mtimes, errs)
             for i in range(n):
                 bufs[i] = NULL
                 if errs[i]:
@@ -1089,7 +1113,7 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
             free(pre)
             pre = NULL
         with nogil:
-            aio_all(io, n, oids, todo, 0, bufs, sizes, mtimes, errs)
+            aio_all(io, n, oids, todo, OP_STAT, bufs, sizes, mtimes, errs)
         for i in range(n):
             if todo[i]:
                 if errs[i]:
@@ -1101,7 +1125,7 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
                     datas[i] = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>sizes[i])
                     bufs[i] = PyBytes_AS_STRING(datas[i])
         with nogil:
-            aio_all(io, n, oids, todo, 1, bufs, sizes, mtimes, errs)
+            aio_all(io, n, oids, todo, OP_READ, bufs, sizes, mtimes, errs)
         out = []
         for i in range(n):
             if errs[i]:
