@@ -106,7 +106,7 @@ from .findings import RECORD_KINDS as KIND_NAMES
 # ---- counters (names as for filed: "files" are listed objects) ----
 cdef enum:
     C_FILES = 0
-    C_V0 = 1
+    C_V0 = 1            # v0, v1, v2, corrupt in this order: C_V0 + av_class_tally(class)
     C_V1 = 2
     C_V2 = 3
     C_CORRUPT = 4
@@ -421,7 +421,7 @@ cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
         issue(L, s)
         return
     if s.state == S_HEADER or s.state == S_V1SIZE:
-        L.counts[class_counter(s.f.h.cls)] += 1  # the header is known for good
+        L.counts[C_OTHER if s.f.h.cls == AV_NOT_MAP else C_V0 + av_class_tally(s.f.h.cls)] += 1  # known for good
     if kind == AV_NEED_UPGRADED:
         t = av_dupn(s.name + 7, s.n - 7)
         if t == NULL:
@@ -445,18 +445,6 @@ cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
         av_map_detail(detail, DETAILMAX, code, &s.f, s.name, s.n)
         emit(L, kind, 0, s.name, s.n, detail)
     release_slot(L, s)
-
-
-cdef inline int class_counter(int cls) noexcept nogil:
-    if cls == AV_V0:
-        return C_V0
-    if cls == AV_V1:
-        return C_V1
-    if cls == AV_V2:
-        return C_V2
-    if cls == AV_NOT_MAP:
-        return C_OTHER
-    return C_CORRUPT
 
 
 cdef void next_mapdata(loop_t *L, slot_t *s) noexcept nogil:
@@ -589,6 +577,16 @@ cdef void handle(loop_t *L, int code) noexcept nogil:
         next_mapdata(L, s)
 
 
+cdef int take_ready(loop_t *L, int *batch) noexcept nogil:
+    """With L.mu held: move up to 64 completed ops' slot codes into ``batch``; how many."""
+    cdef int nb = 0
+    while L.rhead != L.rtail and nb < 64:
+        batch[nb] = L.ready[L.rhead]
+        L.rhead = (L.rhead + 1) % L.rcap
+        nb += 1
+    return nb
+
+
 cdef void wait_some(loop_t *L) noexcept nogil:
     """Block until at least one op completed, then handle every completed one."""
     cdef int batch[64]
@@ -596,11 +594,7 @@ cdef void wait_some(loop_t *L) noexcept nogil:
     pthread_mutex_lock(&L.mu)
     while L.rhead == L.rtail:
         pthread_cond_wait(&L.cv, &L.mu)
-    nb = 0
-    while L.rhead != L.rtail and nb < 64:
-        batch[nb] = L.ready[L.rhead]
-        L.rhead = (L.rhead + 1) % L.rcap
-        nb += 1
+    nb = take_ready(L, batch)
     pthread_mutex_unlock(&L.mu)
     for k in range(nb):
         handle(L, batch[k])
@@ -713,11 +707,7 @@ cdef int list_range(loop_t *L, cursor_t *lister) noexcept nogil:
         pthread_mutex_lock(&L.mu)
         while L.rhead == L.rtail and L.qcount == 0 and not L.ldone:
             pthread_cond_wait(&L.cv, &L.mu)
-        nb = 0
-        while L.rhead != L.rtail and nb < 64:
-            batch[nb] = L.ready[L.rhead]
-            L.rhead = (L.rhead + 1) % L.rcap
-            nb += 1
+        nb = take_ready(L, batch)
         items = NULL
         n = 0
         if L.qcount > 0:

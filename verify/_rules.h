@@ -175,6 +175,13 @@ static inline uint64_t av_mapdata_blocks(uint64_t size, uint32_t blocksize)
     return av_div_ceil(nr, blocksize / AV_V2_ENTRY_LEN);
 }
 
+/* Which of the loops' four map tallies a header class adds to: 0 v0, 1 v1, 2 v2, 3 corrupt
+   (AV_NOT_MAP is counted by each loop as it sees fit). */
+static inline int av_class_tally(int cls)
+{
+    return cls == AV_V0 ? 0 : cls == AV_V1 ? 1 : cls == AV_V2 ? 2 : 3;
+}
+
 /* formats.is_v2_header: do the n bytes read of an object start a v2 map header (signature, version 2)? */
 static inline int av_is_v2_header(const unsigned char *head, size_t n)
 {

@@ -20,6 +20,7 @@ cdef extern from "_rules.h" nogil:
     uint32_t AV_V2_SIGNATURE
     uint32_t av_be32(const unsigned char *p)
     int av_is_v2_header(const unsigned char *head, size_t n)
+    int av_class_tally(int cls)
     int av_is_hex64(const char *name, size_t n)
     int av_is_mapdata_name(const char *name, size_t n)
     int av_starts_with(const char *name, size_t len, const char *prefix)

@@ -84,7 +84,7 @@ from .findings import RECORD_KINDS as KIND_NAMES
 cdef enum:
     C_FILES = 0
     C_DIRS = 1
-    C_V0 = 2
+    C_V0 = 2            # C_V0 + av_class_tally(class): v0, v1, v2, corrupt in this order
     C_V1 = 3
     C_V2 = 4
     C_CORRUPT = 5
@@ -206,7 +206,7 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
     close(fd)
     b.counts[C_HEADER_BYTES] += <uint64_t>got
     av_map_facts(&f, head, <size_t>got, <uint64_t>st.st_size, 1, name, n)
-    b.counts[class_counter(f.h.cls, not_map_counter)] += 1
+    b.counts[not_map_counter if f.h.cls == AV_NOT_MAP else C_V0 + av_class_tally(f.h.cls)] += 1
     while True:
         kind = av_map_verdict(&f, &code)
         if kind == AV_NEED_UPGRADED:
@@ -226,19 +226,6 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
     if kind != AV_NO_FINDING:
         av_map_detail(detail, DETAILMAX, code, &f, name, n)
         emit(b, kind, 0, name, n, path, detail)
-
-
-cdef inline int class_counter(int cls, int not_map_counter) noexcept nogil:
-    """The counter of a header class: v0, v1, v2, corrupt, or the caller's for not a map."""
-    if cls == AV_V0:
-        return C_V0
-    if cls == AV_V1:
-        return C_V1
-    if cls == AV_V2:
-        return C_V2
-    if cls == AV_NOT_MAP:
-        return not_map_counter
-    return C_CORRUPT
 
 
 cdef int64_t first_missing_mapdata(ctx_t *ctx, tbuf_t *b, const char *name, size_t n, uint64_t nb,
