@@ -106,7 +106,7 @@ from .findings import RECORD_KINDS as KIND_NAMES
 # ---- counters (names as for filed: "files" are listed objects) ----
 cdef enum:
     C_FILES = 0
-    C_V0 = 1
+    C_V0 = 1            # v0, v1, v2, corrupt in this order: C_V0 + av_class_tally(class)
     C_V1 = 2
     C_V2 = 3
     C_CORRUPT = 4
@@ -140,17 +140,27 @@ cdef enum:
 DEF HEADBUF = 256       # >= AV_HEADER_READ, and the most of a lock owner we keep
 DEF DETAILMAX = 600
 DEF PAGE = 1024         # objects per rados_object_list call
-DEF MAX_TRIES = 4
-DEF QPAGES = 4          # listed pages the listing thread may run ahead       # a transient error is retried this many times less one
+DEF MAX_TRIES = 4       # a transient error is retried this many times less one
+DEF QPAGES = 4          # listed pages the listing thread may run ahead
 
 ctypedef struct page_t:
     rados_object_list_item *items
     int n
 
+# A listing in progress (cursor_open, next_page, cursor_close): the one way this module lists a pool.
+ctypedef struct cursor_t:
+    rados_ioctx_t io
+    rados_object_list_cursor cur     # where the next page starts
+    rados_object_list_cursor finish  # where the listing ends
+    rados_object_list_cursor nxt     # where librados writes the page's end; swapped with cur
+    const int *stop                  # a stop flag to honour between pages, or NULL
+    uint64_t calls, wait_us          # rados_object_list calls made, time spent waiting for them
+    int done
+
 ctypedef struct pend_t:
     char *name
     size_t n
-    uint64_t nb
+    av_map_facts_t f    # all but the map-data, which is found out after the listing
 
 ctypedef struct slot_t:
     void *loop
@@ -164,11 +174,10 @@ ctypedef struct slot_t:
     unsigned char buf[HEADBUF]
     int got
     int subr            # error of a failed submit, handled as the op's result
-    uint64_t size
+    uint64_t size       # what an aio stat answers
     time_t mtime
-    av_header_t h
-    uint64_t blk
-    uint64_t nb
+    av_map_facts_t f    # what is known of a header candidate, for av_map_verdict
+    uint64_t blk        # the map-data block being looked for
 
 ctypedef struct loop_t:
     rados_ioctx_t io
@@ -193,6 +202,8 @@ ctypedef struct loop_t:
     page_t q[QPAGES]    # listed pages from the listing thread, under mu
     int qhead, qcount
     int ldone           # the listing thread has finished
+    int list_err        # and how: 0 or -errno
+    cursor_t *lister    # what the listing thread lists
     int stop            # set from the main thread: no new object is started, ops in flight end
     pthread_cond_t qspace
 
@@ -224,16 +235,24 @@ cdef int cmp_u64(const void *a, const void *b) noexcept nogil:
     return (x > y) - (x < y)
 
 
+cdef bint room_for_one(void **a, size_t n, size_t *cap, size_t elem, size_t first) noexcept nogil:
+    """Grow the array *a of n elements (doubling, from ``first``) so that one more fits; False if out of memory."""
+    cdef void *p
+    cdef size_t c
+    if n < cap[0]:
+        return True
+    c = cap[0] * 2 if cap[0] else first
+    p = realloc(a[0], c * elem)
+    if p == NULL:
+        return False
+    a[0], cap[0] = p, c
+    return True
+
+
 cdef void remember_mapdata(loop_t *L, const char *name, size_t n) noexcept nogil:
-    cdef uint64_t *p
-    cdef size_t cap
-    if L.nmdh == L.capmdh:
-        cap = L.capmdh * 2 if L.capmdh else 1024
-        p = <uint64_t *>realloc(L.mdh, cap * sizeof(uint64_t))
-        if p == NULL:
-            L.oom = 1
-            return
-        L.mdh, L.capmdh = p, cap
+    if not room_for_one(<void **>&L.mdh, L.nmdh, &L.capmdh, sizeof(uint64_t), 1024):
+        L.oom = 1
+        return
     L.mdh[L.nmdh] = name_hash(name, n)
     L.nmdh += 1
 
@@ -268,6 +287,31 @@ cdef void on_complete(rados_completion_t c, void *arg) noexcept nogil:
 cdef inline bint transient(int err) noexcept nogil:
     return (err == ETIMEDOUT or err == EAGAIN or err == EINTR or err == EIO or err == EBUSY
             or err == ENOTCONN or err == ECONNRESET or err == ESHUTDOWN or err == ECANCELED or err == ENOMEM)
+
+
+cdef inline bint retry(int err, int tries) noexcept nogil:
+    """The one retry rule of every librados call here: a transient error, tries to spare."""
+    return transient(err) and tries + 1 < MAX_TRIES
+
+
+# the two aio ops
+cdef enum:
+    OP_STAT = 0
+    OP_READ = 1
+
+
+cdef int aio_submit(rados_ioctx_t io, rados_completion_t *comp, int op, const char *oid, char *buf, size_t len,
+                    uint64_t *psize, time_t *pmtime) noexcept nogil:
+    """Start one aio op on the completion *comp: 0, or -errno with *comp released and NULL."""
+    cdef int r
+    if op == OP_STAT:
+        r = rados_aio_stat(io, oid, comp[0], psize, pmtime)
+    else:
+        r = rados_aio_read(io, oid, comp[0], buf, len, 0)
+    if r < 0:
+        rados_aio_release(comp[0])
+        comp[0] = NULL
+    return r
 
 
 cdef void release_slot(loop_t *L, slot_t *s) noexcept nogil:
@@ -307,19 +351,17 @@ cdef void issue(loop_t *L, slot_t *s) noexcept nogil:
         return
     if s.state == S_HEADER:
         L.counts[C_READS] += 1
-        r = rados_aio_read(L.io, s.target, s.comp, <char *>s.buf, AV_HEADER_READ, 0)
+        r = aio_submit(L.io, &s.comp, OP_READ, s.target, <char *>s.buf, AV_HEADER_READ, NULL, NULL)
     elif s.state == S_LOCK:
         L.counts[C_READS] += 1
-        r = rados_aio_read(L.io, s.target, s.comp, <char *>s.buf, HEADBUF - 1, 0)
+        r = aio_submit(L.io, &s.comp, OP_READ, s.target, <char *>s.buf, HEADBUF - 1, NULL, NULL)
     elif s.state == S_PROBE_NAME:
         L.counts[C_PROBES] += 1
-        r = rados_aio_read(L.io, s.target, s.comp, <char *>s.buf + AV_HEADER_READ, 8, 0)
+        r = aio_submit(L.io, &s.comp, OP_READ, s.target, <char *>s.buf + AV_HEADER_READ, 8, NULL, NULL)
     else:  # S_V1SIZE, S_MAPDATA
         L.counts[C_PROBES] += 1
-        r = rados_aio_stat(L.io, s.target, s.comp, &s.size, &s.mtime)
+        r = aio_submit(L.io, &s.comp, OP_STAT, s.target, NULL, 0, &s.size, &s.mtime)
     if r < 0:
-        rados_aio_release(s.comp)
-        s.comp = NULL
         # as if the op had completed with r: retried or reported by the caller's loop
         s.subr = r
         pthread_mutex_lock(&L.mu)
@@ -367,114 +409,78 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
     issue(L, s)
 
 
-cdef void map_verdict(loop_t *L, slot_t *s) noexcept nogil:
-    """After the header (and, for v1, the size) is known: corrupt, or the probes."""
+cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
+    """Ask av_map_verdict: start the op that finds out the fact it needs, or emit its finding."""
     cdef char detail[DETAILMAX]
-    cdef av_header_t *h = &s.h
+    cdef int code
+    cdef int kind = av_map_verdict(&s.f, &code)
     cdef char *t
-    if h.cls == AV_CORRUPT_SHORT:
-        L.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "signed header of %d bytes (32 needed)", s.got)
-        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
-    elif h.cls == AV_CORRUPT_VERSION:
-        L.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "signed header with unknown version %u", h.version)
-        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
-    elif h.cls == AV_CORRUPT_BLOCKSIZE:
-        L.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "invalid blocksize %u", h.blocksize)
-        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
-    elif h.cls == AV_CORRUPT_V1_SHORT:
-        L.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "v1 map of %llu bytes, header size %llu needs %llu",
-                 <unsigned long long>s.size, <unsigned long long>h.size,
-                 <unsigned long long>(AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * av_div_ceil(h.size, AV_BLOCK_4M)))
-        emit(L, K_MAP_CORRUPT, 0, s.name, s.n, detail)
-    elif h.cls == AV_V2 or h.cls == AV_V1:
-        L.counts[C_V2 if h.cls == AV_V2 else C_V1] += 1
-        if s.n > 7 and av_starts_with(s.name, s.n, "archip_") and s.n - 7 >= <size_t>AV_MIN_NAME:
-            t = av_dupn(s.name + 7, s.n - 7)
-            if t == NULL:
-                L.oom = 1
-                release_slot(L, s)
-                return
-            set_target(s, t)
-            s.state = S_PROBE_NAME
-            s.tries = 0
-            issue(L, s)
-            return
-        not_incomplete(L, s)
+    if kind == AV_NEED_SIZE:
+        s.state = S_V1SIZE
+        s.tries = 0
+        issue(L, s)
         return
-    elif h.cls == AV_V0:
-        L.counts[C_V0] += 1
-        snprintf(detail, DETAILMAX, "no header (%s%d bytes read)", "" if s.got < AV_HEADER_READ else ">= ", s.got)
-        emit(L, K_MAP_V0, 0, s.name, s.n, detail)
-    else:
-        L.counts[C_OTHER] += 1
+    if s.state == S_HEADER or s.state == S_V1SIZE:
+        L.counts[C_OTHER if s.f.h.cls == AV_NOT_MAP else C_V0 + av_class_tally(s.f.h.cls)] += 1  # known for good
+    if kind == AV_NEED_UPGRADED:
+        t = av_dupn(s.name + 7, s.n - 7)
+        if t == NULL:
+            L.oom = 1
+            release_slot(L, s)
+            return
+        set_target(s, t)
+        s.state = S_PROBE_NAME
+        s.tries = 0
+        issue(L, s)
+        return
+    if kind == AV_NEED_MAPDATA:
+        s.blk = 0
+        if L.listing:
+            defer(L, s)
+        else:
+            s.state = S_MAPDATA
+            next_mapdata(L, s)
+            return
+    elif kind != AV_NO_FINDING:
+        av_map_detail(detail, DETAILMAX, code, &s.f, s.name, s.n)
+        emit(L, kind, 0, s.name, s.n, detail)
     release_slot(L, s)
 
 
 cdef void next_mapdata(loop_t *L, slot_t *s) noexcept nogil:
-    """Stat the first map-data block from s.blk on that the listing did not show; done if none."""
+    """Stat the first map-data block from s.blk on that the listing did not show; decide if none."""
     cdef char *t = <char *>malloc(s.n + 18)
     if t == NULL:
         L.oom = 1
         release_slot(L, s)
         return
-    while True:
+    while s.blk < s.f.nb:
         snprintf(t, s.n + 18, "%.*s_%016llx", <int>s.n, s.name, <unsigned long long>s.blk)
         if not listed_mapdata(L, t, s.n + 17):
-            break
+            set_target(s, t)
+            s.state = S_MAPDATA
+            s.tries = 0
+            issue(L, s)
+            return
         s.blk += 1
-        if s.blk == s.nb:
-            free(t)
-            release_slot(L, s)
-            return
-    set_target(s, t)
-    s.state = S_MAPDATA
-    s.tries = 0
-    issue(L, s)
-
-
-cdef void not_incomplete(loop_t *L, slot_t *s) noexcept nogil:
-    """A v1/v2 map that is not an interrupted upgrade: v1, invalid name, or check its map-data."""
-    cdef char detail[DETAILMAX]
-    cdef av_header_t *h = &s.h
-    if h.cls == AV_V1:
-        snprintf(detail, DETAILMAX, "size %llu", <unsigned long long>h.size)
-        emit(L, K_MAP_V1, 0, s.name, s.n, detail)
-    elif not av_valid_volume_name(s.name, s.n):
-        snprintf(detail, DETAILMAX, "v2 map, flags %u, epoch %llu", h.flags, <unsigned long long>h.epoch)
-        emit(L, K_MAP_INVALID, 0, s.name, s.n, detail)
-    else:
-        s.nb = av_mapdata_blocks(h.size, h.blocksize)
-        s.blk = 0
-        if s.nb > 0 and L.listing:
-            defer(L, s)
-        elif s.nb > 0:
-            next_mapdata(L, s)
-            return
-    release_slot(L, s)
+    free(t)
+    s.f.missing = <int64_t>s.f.nb
+    decide(L, s)
 
 
 cdef void defer(loop_t *L, slot_t *s) noexcept nogil:
     """Check this map's map-data after the listing: most of it is then known without a stat."""
     cdef pend_t *p
-    cdef size_t cap
-    if L.npend == L.cappend:
-        cap = L.cappend * 2 if L.cappend else 256
-        p = <pend_t *>realloc(L.pend, cap * sizeof(pend_t))
-        if p == NULL:
-            L.oom = 1
-            return
-        L.pend, L.cappend = p, cap
+    if not room_for_one(<void **>&L.pend, L.npend, &L.cappend, sizeof(pend_t), 256):
+        L.oom = 1
+        return
     p = &L.pend[L.npend]
     p.name = av_dupn(s.name, s.n)
     if p.name == NULL:
         L.oom = 1
         return
     p.n = s.n
-    p.nb = s.nb
+    p.f = s.f
     L.npend += 1
 
 
@@ -494,11 +500,11 @@ cdef void check_deferred(loop_t *L) noexcept nogil:
         s.name = L.pend[i].name
         L.pend[i].name = NULL
         s.n = L.pend[i].n
-        s.nb = L.pend[i].nb
+        s.f = L.pend[i].f
         s.blk = 0
         s.target = s.name
         s.tries = 0
-        s.h.cls = AV_V2
+        s.state = S_MAPDATA
         next_mapdata(L, s)
     for i in range(L.npend):
         free(L.pend[i].name)  # NULL but for those a stop left unchecked
@@ -509,11 +515,9 @@ cdef void check_deferred(loop_t *L) noexcept nogil:
 
 
 cdef void handle(loop_t *L, int code) noexcept nogil:
-    """One completed (or failed to submit) op: advance the slot's state machine."""
+    """One completed (or failed to submit) op: record the fact it found out, then decide."""
     cdef slot_t *s
     cdef int r, err
-    cdef char detail[DETAILMAX]
-    cdef uint64_t fsize
     if code < 0:
         s = &L.slots[-1 - code]
         r = s.subr
@@ -529,14 +533,13 @@ cdef void handle(loop_t *L, int code) noexcept nogil:
                 L.counts[C_VANISHED] += 1  # deleted since it was listed: not an error
                 release_slot(L, s)
             elif s.state == S_PROBE_NAME:
-                not_incomplete(L, s)
+                s.f.upgraded = 0
+                decide(L, s)
             else:  # S_MAPDATA
-                snprintf(detail, DETAILMAX, "map-data %s missing (block %llu of %llu)", s.target,
-                         <unsigned long long>s.blk, <unsigned long long>s.nb)
-                emit(L, K_MAP_DATA_MISSING, 0, s.name, s.n, detail)
-                release_slot(L, s)
+                s.f.missing = <int64_t>s.blk
+                decide(L, s)
             return
-        if transient(err) and s.tries + 1 < MAX_TRIES:
+        if retry(err, s.tries):
             s.tries += 1
             L.counts[C_RETRIES] += 1
             issue(L, s)
@@ -560,33 +563,28 @@ cdef void handle(loop_t *L, int code) noexcept nogil:
     elif s.state == S_HEADER:
         s.got = r
         L.counts[C_HEADER_BYTES] += <uint64_t>r
-        # a read shorter than asked is the whole object; otherwise only v1 needs the real length
-        fsize = <uint64_t>r if r < AV_HEADER_READ else <uint64_t>-1
-        av_classify(s.buf, <size_t>r, fsize, s.name, s.n, &s.h)
-        s.size = <uint64_t>r
-        if s.h.cls == AV_V1 and r >= AV_HEADER_READ and \
-                AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * av_div_ceil(s.h.size, AV_BLOCK_4M) > <uint64_t>r:
-            s.state = S_V1SIZE
-            s.tries = 0
-            issue(L, s)
-            return
-        map_verdict(L, s)
+        # a read shorter than asked is the whole object; otherwise it may be longer
+        av_map_facts(&s.f, s.buf, <size_t>r, <uint64_t>r, r < AV_HEADER_READ, s.name, s.n)
+        decide(L, s)
     elif s.state == S_V1SIZE:
-        av_classify(s.buf, <size_t>s.got, s.size, s.name, s.n, &s.h)
-        map_verdict(L, s)
+        av_map_facts(&s.f, s.buf, <size_t>s.got, s.size, 1, s.name, s.n)
+        decide(L, s)
     elif s.state == S_PROBE_NAME:
-        if r == 8 and av_be32(s.buf + AV_HEADER_READ) == AV_V2_SIGNATURE and av_be32(s.buf + AV_HEADER_READ + 4) == 2:
-            snprintf(detail, DETAILMAX, "v%u map; upgraded map %s exists", s.h.version, s.target)
-            emit(L, K_MAP_INCOMPLETE, 0, s.name, s.n, detail)
-            release_slot(L, s)
-        else:
-            not_incomplete(L, s)
+        s.f.upgraded = av_is_v2_header(s.buf + AV_HEADER_READ, <size_t>r)
+        decide(L, s)
     else:  # S_MAPDATA: present
         s.blk += 1
-        if s.blk < s.nb:
-            next_mapdata(L, s)
-        else:
-            release_slot(L, s)
+        next_mapdata(L, s)
+
+
+cdef int take_ready(loop_t *L, int *batch) noexcept nogil:
+    """With L.mu held: move up to 64 completed ops' slot codes into ``batch``; how many."""
+    cdef int nb = 0
+    while L.rhead != L.rtail and nb < 64:
+        batch[nb] = L.ready[L.rhead]
+        L.rhead = (L.rhead + 1) % L.rcap
+        nb += 1
+    return nb
 
 
 cdef void wait_some(loop_t *L) noexcept nogil:
@@ -596,11 +594,7 @@ cdef void wait_some(loop_t *L) noexcept nogil:
     pthread_mutex_lock(&L.mu)
     while L.rhead == L.rtail:
         pthread_cond_wait(&L.cv, &L.mu)
-    nb = 0
-    while L.rhead != L.rtail and nb < 64:
-        batch[nb] = L.ready[L.rhead]
-        L.rhead = (L.rhead + 1) % L.rcap
-        nb += 1
+    nb = take_ready(L, batch)
     pthread_mutex_unlock(&L.mu)
     for k in range(nb):
         handle(L, batch[k])
@@ -616,44 +610,77 @@ cdef void drain(loop_t *L) noexcept nogil:
         wait_some(L)
 
 
-ctypedef struct lister_t:
-    loop_t *L
-    rados_object_list_cursor cur
-    rados_object_list_cursor finish
-    rados_object_list_cursor nxt
-    int err             # -errno when the listing stopped on an error
+cdef void cursor_open(cursor_t *c, rados_ioctx_t io, rados_object_list_cursor cur,
+                      rados_object_list_cursor finish, const int *stop) noexcept nogil:
+    """List [cur, finish); the cursor_t owns both from now on (cursor_close frees them)."""
+    memset(c, 0, sizeof(cursor_t))
+    c.io, c.cur, c.finish, c.stop = io, cur, finish, stop
+    c.nxt = rados_object_list_begin(io)  # every output cursor is allocated before librados writes into it
+
+
+cdef void cursor_close(cursor_t *c) noexcept nogil:
+    rados_object_list_cursor_free(c.io, c.cur)
+    rados_object_list_cursor_free(c.io, c.finish)
+    rados_object_list_cursor_free(c.io, c.nxt)
+
+
+cdef int next_page(cursor_t *c, size_t most, rados_object_list_item **out) noexcept nogil:
+    """The next non-empty page of at most ``most`` objects into *out (free with rados_object_list_free
+    and free); its length, 0 at the end (or once stopped), or -errno once retries are spent."""
+    cdef rados_object_list_item *items
+    cdef rados_object_list_cursor tmp
+    cdef int r, tries
+    cdef uint64_t t0
+    while True:
+        if c.done or (c.stop != NULL and av_stopped(c.stop)) or rados_object_list_is_end(c.io, c.cur) \
+                or rados_object_list_cursor_cmp(c.io, c.cur, c.finish) >= 0:
+            c.done = 1
+            return 0
+        items = <rados_object_list_item *>calloc(most, sizeof(rados_object_list_item))
+        if items == NULL:
+            return -ENOMEM
+        tries = 0
+        while True:
+            t0 = now_us()
+            r = rados_object_list(c.io, c.cur, c.finish, most, NULL, 0, items, &c.nxt)
+            c.calls += 1
+            c.wait_us += now_us() - t0
+            if r >= 0 or not retry(-r, tries):
+                break
+            tries += 1
+        if r < 0:
+            free(items)
+            return r
+        if r == 0 and rados_object_list_cursor_cmp(c.io, c.nxt, c.cur) <= 0:
+            c.done = 1  # no progress: the end
+        tmp = c.cur
+        c.cur = c.nxt
+        c.nxt = tmp
+        if r > 0:
+            out[0] = items
+            return r
+        free(items)
 
 
 cdef void *lister_main(void *arg) noexcept nogil:
     """The listing thread: pages of the range into L's page queue, so that the
     round trip of each ``rados_object_list`` overlaps the reads in flight."""
-    cdef lister_t *T = <lister_t *>arg
-    cdef loop_t *L = T.L
-    cdef rados_object_list_item *items
-    cdef rados_object_list_cursor tmp
-    cdef int r = 0, tries = 0
-    cdef uint64_t t0
+    cdef loop_t *L = <loop_t *>arg
+    cdef rados_object_list_item *items = NULL
+    cdef int r
+    cdef uint64_t calls = 0, wait_us = 0
     while True:
-        if av_stopped(&L.stop) or rados_object_list_is_end(L.io, T.cur) \
-                or rados_object_list_cursor_cmp(L.io, T.cur, T.finish) >= 0:
-            r = 0
-            break
-        items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
-        if items == NULL:
-            r = -ENOMEM
-            break
-        t0 = now_us()
-        r = rados_object_list(L.io, T.cur, T.finish, PAGE, NULL, 0, items, &T.nxt)
+        r = next_page(L.lister, PAGE, &items)
         pthread_mutex_lock(&L.mu)
-        L.counts[C_LIST_CALLS] += 1
-        L.counts[C_LIST_US] += now_us() - t0
-        if r < 0:
+        L.counts[C_LIST_CALLS] += L.lister.calls - calls
+        L.counts[C_LIST_US] += L.lister.wait_us - wait_us
+        calls, wait_us = L.lister.calls, L.lister.wait_us
+        if r <= 0:
+            L.list_err = r
+            L.ldone = 1
+            pthread_cond_signal(&L.cv)
             pthread_mutex_unlock(&L.mu)
-            free(items)
-            if transient(-r) and tries + 1 < MAX_TRIES:
-                tries += 1
-                continue
-            break
+            return NULL
         while L.qcount == QPAGES:
             pthread_cond_wait(&L.qspace, &L.mu)
         L.q[(L.qhead + L.qcount) % QPAGES].items = items
@@ -661,45 +688,26 @@ cdef void *lister_main(void *arg) noexcept nogil:
         L.qcount += 1
         pthread_cond_signal(&L.cv)
         pthread_mutex_unlock(&L.mu)
-        tries = 0
-        if r == 0 and rados_object_list_cursor_cmp(L.io, T.nxt, T.cur) <= 0:
-            break  # no progress: the end
-        tmp = T.cur
-        T.cur = T.nxt
-        T.nxt = tmp
-    T.err = r if r < 0 else 0
-    pthread_mutex_lock(&L.mu)
-    L.ldone = 1
-    pthread_cond_signal(&L.cv)
-    pthread_mutex_unlock(&L.mu)
-    return NULL
 
 
-cdef int list_range(loop_t *L, rados_object_list_cursor cur, rados_object_list_cursor finish,
-                    rados_object_list_cursor nxt) noexcept nogil:
-    """List [cur, finish) in a second thread while this one starts and finishes the
+cdef int list_range(loop_t *L, cursor_t *lister) noexcept nogil:
+    """List with ``lister`` in a second thread while this one starts and finishes the
     objects' checks; 0 or -errno of the listing."""
-    cdef lister_t T
     cdef pthread_t th
     cdef int batch[64]
     cdef int k, nb, i, n, done
     cdef rados_object_list_item *items
-    T.L = L
-    T.cur, T.finish, T.nxt = cur, finish, nxt
-    T.err = 0
+    L.lister = lister
+    L.list_err = 0
     L.listing = L.is_maps
     L.ldone = 0
-    if pthread_create(&th, NULL, lister_main, &T) != 0:
+    if pthread_create(&th, NULL, lister_main, L) != 0:
         return -ENOMEM
     while True:
         pthread_mutex_lock(&L.mu)
         while L.rhead == L.rtail and L.qcount == 0 and not L.ldone:
             pthread_cond_wait(&L.cv, &L.mu)
-        nb = 0
-        while L.rhead != L.rtail and nb < 64:
-            batch[nb] = L.ready[L.rhead]
-            L.rhead = (L.rhead + 1) % L.rcap
-            nb += 1
+        nb = take_ready(L, batch)
         items = NULL
         n = 0
         if L.qcount > 0:
@@ -724,7 +732,7 @@ cdef int list_range(loop_t *L, rados_object_list_cursor cur, rados_object_list_c
     pthread_join(th, NULL)
     drain(L)
     check_deferred(L)
-    return T.err
+    return L.list_err
 
 
 cdef class Cluster:
@@ -835,18 +843,16 @@ cdef class IoCtx:
 
     def probe(self):
         """List at most one object: 0, or the errno (EPERM/EACCES when the caps lack 'r')."""
-        cdef rados_object_list_item item
-        cdef rados_object_list_cursor a = rados_object_list_begin(self.io)
-        cdef rados_object_list_cursor e = rados_object_list_end(self.io)
-        cdef rados_object_list_cursor nx = rados_object_list_begin(self.io)
+        cdef cursor_t c
+        cdef rados_object_list_item *items = NULL
         cdef int r
+        cursor_open(&c, self.io, rados_object_list_begin(self.io), rados_object_list_end(self.io), NULL)
         with nogil:
-            r = rados_object_list(self.io, a, e, 1, NULL, 0, &item, &nx)
+            r = next_page(&c, 1, &items)
         if r > 0:
-            rados_object_list_free(r, &item)
-        rados_object_list_cursor_free(self.io, a)
-        rados_object_list_cursor_free(self.io, e)
-        rados_object_list_cursor_free(self.io, nx)
+            rados_object_list_free(r, items)
+            free(items)
+        cursor_close(&c)
         return -r if r < 0 else 0
 
     def __dealloc__(self):
@@ -915,20 +921,18 @@ cdef class RadosShard:
         cdef rados_object_list_cursor start = rados_object_list_begin(io)
         cdef rados_object_list_cursor finish = rados_object_list_begin(io)
         cdef rados_object_list_cursor scratch = rados_object_list_begin(io)
-        cdef rados_object_list_cursor nxt = rados_object_list_begin(io)
         cdef size_t lo = self.lo, hi = self.hi, total = self.total
+        cdef cursor_t lister
         cdef int r
         with nogil:
             rados_object_list_slice(io, begin, end, lo, total, &start, &scratch)
             rados_object_list_slice(io, begin, end, hi - 1, total, &scratch, &finish)
-            r = list_range(&self.L, start, finish, nxt)
-        # list_range swaps its cur/nxt: they are still start and nxt, whichever is which
+            cursor_open(&lister, io, start, finish, &self.L.stop)
+            r = list_range(&self.L, &lister)
+            cursor_close(&lister)
         rados_object_list_cursor_free(io, begin)
         rados_object_list_cursor_free(io, end)
-        rados_object_list_cursor_free(io, start)
-        rados_object_list_cursor_free(io, finish)
         rados_object_list_cursor_free(io, scratch)
-        rados_object_list_cursor_free(io, nxt)
         self.done = True
         self.list_err = -r if r < 0 else 0
         return self.list_err
@@ -986,60 +990,41 @@ cdef class Lister:
     pool of 10^8 objects never becomes a Python list."""
 
     cdef readonly IoCtx ioctx
-    cdef rados_object_list_cursor cur
-    cdef rados_object_list_cursor end
+    cdef cursor_t c
     cdef readonly bint done
 
     def __cinit__(self, IoCtx ioctx):
         self.ioctx = ioctx
-        self.cur = rados_object_list_begin(ioctx.io)
-        self.end = rados_object_list_end(ioctx.io)
+        cursor_open(&self.c, ioctx.io, rados_object_list_begin(ioctx.io), rados_object_list_end(ioctx.io), NULL)
         self.done = False
 
     def __dealloc__(self):
         if self.ioctx is not None:
-            rados_object_list_cursor_free(self.ioctx.io, self.cur)
-            rados_object_list_cursor_free(self.ioctx.io, self.end)
+            cursor_close(&self.c)
 
     def next_page(self):
         """Up to PAGE names ([] once done); OSError(errno) when the listing fails for good."""
-        cdef rados_ioctx_t io = self.ioctx.io
-        cdef rados_object_list_item *items
-        cdef rados_object_list_cursor nxt
-        cdef int r = 0, tries = 0, i
-        while not self.done:
-            if rados_object_list_is_end(io, self.cur) or rados_object_list_cursor_cmp(io, self.cur, self.end) >= 0:
-                self.done = True
-                break
-            items = <rados_object_list_item *>calloc(PAGE, sizeof(rados_object_list_item))
-            if items == NULL:
-                raise MemoryError()
-            nxt = rados_object_list_begin(io)
-            with nogil:
-                r = rados_object_list(io, self.cur, self.end, PAGE, NULL, 0, items, &nxt)
-            if r < 0:
-                free(items)
-                rados_object_list_cursor_free(io, nxt)
-                if transient(-r) and tries + 1 < MAX_TRIES:
-                    tries += 1
-                    continue
-                raise OSError(-r, "object list")
-            out = [items[i].oid[:items[i].oid_length] for i in range(r)]
+        cdef rados_object_list_item *items = NULL
+        cdef int r, i
+        with nogil:
+            r = next_page(&self.c, PAGE, &items)
+        if r < 0:
+            raise OSError(-r, "object list")
+        if r == 0:
+            self.done = True
+            return []
+        try:
+            return [items[i].oid[:items[i].oid_length] for i in range(r)]
+        finally:
             rados_object_list_free(r, items)
             free(items)
-            if r == 0 and rados_object_list_cursor_cmp(io, nxt, self.cur) <= 0:
-                self.done = True
-            rados_object_list_cursor_free(io, self.cur)
-            self.cur = nxt
-            if out:
-                return out
-        return []
 
 
 cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, int op, char **bufs,
                   uint64_t *lens, time_t *mtimes, int *errs) noexcept nogil:
     """One op per object with ``todo[i]`` set, all in flight, then all waited for; transient
-    errors retried. op 0: stat into lens; op 1: read lens[i] bytes into bufs[i] (lens = bytes read)."""
+    errors retried by the rule of ``retry``. OP_STAT: stat into lens; OP_READ: read lens[i] bytes into bufs[i]
+    (lens = bytes read)."""
     cdef Py_ssize_t i
     cdef int r, tries
     cdef rados_completion_t *comps = <rados_completion_t *>calloc(n + 1, sizeof(rados_completion_t))
@@ -1050,20 +1035,14 @@ cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, 
         return
     for tries in range(MAX_TRIES):
         for i in range(n):
-            if not todo[i] or (tries and not (errs[i] and transient(errs[i]))):
+            if not todo[i] or (tries and not (errs[i] and retry(errs[i], tries - 1))):
                 continue
             errs[i] = 0
-            if op == 1 and lens[i] == 0:
+            if op == OP_READ and lens[i] == 0:
                 continue
             r = rados_aio_create_completion2(NULL, NULL, &comps[i])
             if r == 0:
-                if op == 0:
-                    r = rados_aio_stat(io, oids[i], comps[i], &lens[i], &mtimes[i])
-                else:
-                    r = rados_aio_read(io, oids[i], comps[i], bufs[i], lens[i], 0)
-                if r < 0:
-                    rados_aio_release(comps[i])
-                    comps[i] = NULL
+                r = aio_submit(io, &comps[i], op, oids[i], bufs[i], lens[i], &lens[i], &mtimes[i])
             if r < 0:
                 errs[i] = -r
         for i in range(n):
@@ -1074,7 +1053,7 @@ cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, 
                 comps[i] = NULL
                 if r < 0:
                     errs[i] = -r
-                elif op == 1:
+                elif op == OP_READ:
                     lens[i] = <uint64_t>r
     free(comps)
 
@@ -1113,7 +1092,7 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
                 bufs[i] = pre + <size_t>first * i
                 sizes[i] = first
             with nogil:
-                aio_all(io, n, oids, todo, 1, bufs, sizes, mtimes, errs)
+                aio_all(io, n, oids, todo, OP_READ, bufs, sizes, mtimes, errs)
             for i in range(n):
                 bufs[i] = NULL
                 if errs[i]:
@@ -1124,7 +1103,7 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
             free(pre)
             pre = NULL
         with nogil:
-            aio_all(io, n, oids, todo, 0, bufs, sizes, mtimes, errs)
+            aio_all(io, n, oids, todo, OP_STAT, bufs, sizes, mtimes, errs)
         for i in range(n):
             if todo[i]:
                 if errs[i]:
@@ -1136,7 +1115,7 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
                     datas[i] = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>sizes[i])
                     bufs[i] = PyBytes_AS_STRING(datas[i])
         with nogil:
-            aio_all(io, n, oids, todo, 1, bufs, sizes, mtimes, errs)
+            aio_all(io, n, oids, todo, OP_READ, bufs, sizes, mtimes, errs)
         out = []
         for i in range(n):
             if errs[i]:

@@ -2,7 +2,7 @@
  * archverify: the classification rules of verify/formats.py, in C, for the
  * GIL-free hot loops (verify/_scan.pyx for filed, verify/_rados.pyx for RADOS).
  *
- * Pure functions over bytes: no I/O, no allocation. tests/native/test_rules_twin.py
+ * Pure functions over bytes and facts: no I/O, no allocation. tests/native/test_rules_twin.py
  * holds every function here against its Python twin on the same inputs.
  */
 #ifndef ARCHVERIFY_RULES_H
@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #define AV_V2_SIGNATURE 0x414d462eu
@@ -174,6 +175,19 @@ static inline uint64_t av_mapdata_blocks(uint64_t size, uint32_t blocksize)
     return av_div_ceil(nr, blocksize / AV_V2_ENTRY_LEN);
 }
 
+/* Which of the loops' four map tallies a header class adds to: 0 v0, 1 v1, 2 v2, 3 corrupt
+   (AV_NOT_MAP is counted by each loop as it sees fit). */
+static inline int av_class_tally(int cls)
+{
+    return cls == AV_V0 ? 0 : cls == AV_V1 ? 1 : cls == AV_V2 ? 2 : 3;
+}
+
+/* formats.is_v2_header: do the n bytes read of an object start a v2 map header (signature, version 2)? */
+static inline int av_is_v2_header(const unsigned char *head, size_t n)
+{
+    return n >= 8 && av_be32(head) == AV_V2_SIGNATURE && av_be32(head + 4) == 2;
+}
+
 /* formats.classify: head = first n bytes read, file_size = the object's length */
 static inline void av_classify(const unsigned char *head, size_t n, uint64_t file_size,
                                const char *name, size_t namelen, av_header_t *out)
@@ -209,6 +223,186 @@ static inline void av_classify(const unsigned char *head, size_t n, uint64_t fil
         return;
     }
     out->cls = av_is_hex64(name, namelen) ? AV_V0 : AV_NOT_MAP;
+}
+
+/* Outcome codes of the hot loops' C records, shared by _scan, _rados and _check; their
+   strings are verify.findings.RECORD_KINDS, in this order (tests hold the two together). */
+enum av_record_kind {
+    K_LOCK = 0, /* not a finding: a lock file or object, detail = owner string */
+    K_STRAY = 1,
+    K_UNREADABLE = 2,
+    K_UNMIGRATED = 3,
+    K_LEFTOVER = 4,
+    K_CONFLICT = 5,
+    K_MISPLACED = 6,
+    K_AT_RISK = 7,
+    K_MAP_CORRUPT = 8,
+    K_MAP_INCOMPLETE = 9,
+    K_MAP_INVALID = 10,
+    K_MAP_DATA_MISSING = 11,
+    K_MAP_V1 = 12,
+    K_MAP_V0 = 13,
+    K_ORPHAN = 14,
+    K_REF = 15, /* not a finding: one entry naming a missing object */
+    K_MISMATCH = 16,
+};
+
+/* ---- one map's verdict: facts in, finding out (formats.map_verdict is the twin) ----
+
+   A loop reads a header candidate, fills the facts with av_map_facts, and asks
+   av_map_verdict. The answer is a finding kind (K_MAP_*), AV_NO_FINDING, or a
+   request for one more fact that takes I/O; the loop finds it out, fills it in and
+   asks again. So every loop does exactly the I/O the rules need, in their order,
+   and the order of the rules (corrupt > incomplete > v1 > invalid name > map-data
+   missing; v0 alone) is written here only. */
+
+#define AV_UNKNOWN (-1) /* a fact not yet found out */
+
+typedef struct {
+    av_header_t h;      /* av_classify of its first bytes */
+    uint64_t size;      /* the object's length; only a lower bound while !size_known */
+    int size_known;
+    int name_valid;     /* av_valid_volume_name(its name) */
+    int upgraded;       /* archip_NAME: NAME holds a v2 header (1/0); AV_UNKNOWN until probed */
+    uint64_t nb;        /* map-data objects its v2 header calls for */
+    int64_t missing;    /* first missing map-data block, nb when none; AV_UNKNOWN until checked */
+} av_map_facts_t;
+
+/* what av_map_verdict answers besides a K_MAP_* kind */
+enum av_map_step {
+    AV_NO_FINDING = -1,  /* not a map, or a complete v2 map */
+    AV_NEED_SIZE = -2,   /* the object's real length (a v1 map whose entries go past what was read) */
+    AV_NEED_UPGRADED = -3, /* does NAME hold a v2 header? (for archip_NAME) */
+    AV_NEED_MAPDATA = -4,  /* the first missing map-data block, or none */
+};
+
+/* which detail goes with the finding (formats.MapDetail, in this order) */
+enum av_map_detail {
+    AV_D_NONE = 0,
+    AV_D_SHORT_HEADER = 1,
+    AV_D_UNKNOWN_VERSION = 2,
+    AV_D_BAD_BLOCKSIZE = 3,
+    AV_D_V1_TRUNCATED = 4,
+    AV_D_UPGRADED_EXISTS = 5,
+    AV_D_V1 = 6,
+    AV_D_INVALID_NAME = 7,
+    AV_D_MAPDATA_MISSING = 8,
+    AV_D_V0 = 9,
+};
+
+static inline uint64_t av_v1_length(uint64_t size)
+{
+    return AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * av_div_ceil(size, AV_BLOCK_4M);
+}
+
+/* The facts the first bytes and the name give: head = the n bytes read of it; size = its
+   length when size_known, else n (a read as long as asked: the object may be longer). */
+static inline void av_map_facts(av_map_facts_t *f, const unsigned char *head, size_t n, uint64_t size,
+                                int size_known, const char *name, size_t namelen)
+{
+    av_classify(head, n, size_known ? size : UINT64_MAX, name, namelen, &f->h);
+    f->size = size;
+    f->size_known = size_known;
+    f->name_valid = av_valid_volume_name(name, namelen);
+    /* only archip_NAME with a NAME long enough to be an object can have been upgraded to NAME */
+    f->upgraded = av_starts_with(name, namelen, "archip_") && namelen - 7 >= AV_MIN_NAME ? AV_UNKNOWN : 0;
+    f->nb = f->h.cls == AV_V2 ? av_mapdata_blocks(f->h.size, f->h.blocksize) : 0;
+    f->missing = AV_UNKNOWN;
+}
+
+/* The one map finding of a header candidate (first applicable wins), or the fact still needed. */
+static inline int av_map_verdict(const av_map_facts_t *f, int *detail)
+{
+    *detail = AV_D_NONE;
+    switch (f->h.cls) {
+    case AV_CORRUPT_SHORT:
+        *detail = AV_D_SHORT_HEADER;
+        return K_MAP_CORRUPT;
+    case AV_CORRUPT_VERSION:
+        *detail = AV_D_UNKNOWN_VERSION;
+        return K_MAP_CORRUPT;
+    case AV_CORRUPT_BLOCKSIZE:
+        *detail = AV_D_BAD_BLOCKSIZE;
+        return K_MAP_CORRUPT;
+    case AV_CORRUPT_V1_SHORT:
+        *detail = AV_D_V1_TRUNCATED;
+        return K_MAP_CORRUPT;
+    case AV_V0:
+        *detail = AV_D_V0;
+        return K_MAP_V0;
+    case AV_V1:
+        if (!f->size_known && av_v1_length(f->h.size) > f->size)
+            return AV_NEED_SIZE;
+        break;
+    case AV_V2:
+        break;
+    default:
+        return AV_NO_FINDING;
+    }
+    if (f->upgraded == AV_UNKNOWN)
+        return AV_NEED_UPGRADED;
+    if (f->upgraded) {
+        *detail = AV_D_UPGRADED_EXISTS;
+        return K_MAP_INCOMPLETE;
+    }
+    if (f->h.cls == AV_V1) {
+        *detail = AV_D_V1;
+        return K_MAP_V1;
+    }
+    if (!f->name_valid) {
+        *detail = AV_D_INVALID_NAME;
+        return K_MAP_INVALID;
+    }
+    if (f->nb == 0)
+        return AV_NO_FINDING;
+    if (f->missing == AV_UNKNOWN)
+        return AV_NEED_MAPDATA;
+    if ((uint64_t)f->missing < f->nb) {
+        *detail = AV_D_MAPDATA_MISSING;
+        return K_MAP_DATA_MISSING;
+    }
+    return AV_NO_FINDING;
+}
+
+/* The detail text of a verdict (formats.map_detail): what an operator reads beside the kind. */
+static inline void av_map_detail(char *out, size_t cap, int detail, const av_map_facts_t *f, const char *name,
+                                 size_t namelen)
+{
+    const av_header_t *h = &f->h;
+    unsigned long long size = (unsigned long long)f->size;
+    switch (detail) {
+    case AV_D_SHORT_HEADER:
+        snprintf(out, cap, "signed header of %llu bytes (32 needed)", size);
+        break;
+    case AV_D_UNKNOWN_VERSION:
+        snprintf(out, cap, "signed header with unknown version %u", h->version);
+        break;
+    case AV_D_BAD_BLOCKSIZE:
+        snprintf(out, cap, "invalid blocksize %u", h->blocksize);
+        break;
+    case AV_D_V1_TRUNCATED:
+        snprintf(out, cap, "v1 map of %llu bytes, header size %llu needs %llu", size, (unsigned long long)h->size,
+                 (unsigned long long)av_v1_length(h->size));
+        break;
+    case AV_D_UPGRADED_EXISTS:
+        snprintf(out, cap, "v%u map; upgraded map %.*s exists", h->version, (int)(namelen - 7), name + 7);
+        break;
+    case AV_D_V1:
+        snprintf(out, cap, "size %llu", (unsigned long long)h->size);
+        break;
+    case AV_D_INVALID_NAME:
+        snprintf(out, cap, "v2 map, flags %u, epoch %llu", h->flags, (unsigned long long)h->epoch);
+        break;
+    case AV_D_MAPDATA_MISSING:
+        snprintf(out, cap, "map-data %.*s_%016llx missing (block %llu of %llu)", (int)namelen, name,
+                 (unsigned long long)f->missing, (unsigned long long)f->missing, (unsigned long long)f->nb);
+        break;
+    case AV_D_V0:
+        snprintf(out, cap, "%s%llu bytes", f->size_known ? "" : ">= ", size);
+        break;
+    default:
+        snprintf(out, cap, "%s", "");
+    }
 }
 
 /* strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), as Python's decoder */

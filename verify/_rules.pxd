@@ -1,6 +1,6 @@
 # Cython declarations of _rules.h (the C twin of formats.py), cimported by every hot loop:
 #     from ._rules cimport *
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 cdef extern from "_rules.h" nogil:
     ctypedef struct av_header_t:
@@ -19,6 +19,8 @@ cdef extern from "_rules.h" nogil:
     unsigned long long AV_BLOCK_4M
     uint32_t AV_V2_SIGNATURE
     uint32_t av_be32(const unsigned char *p)
+    int av_is_v2_header(const unsigned char *head, size_t n)
+    int av_class_tally(int cls)
     int av_is_hex64(const char *name, size_t n)
     int av_is_mapdata_name(const char *name, size_t n)
     int av_starts_with(const char *name, size_t len, const char *prefix)
@@ -32,24 +34,23 @@ cdef extern from "_rules.h" nogil:
     void av_hex(const unsigned char *inp, size_t n, char *out)
     void av_errno_clear()
 
-
-# Outcome codes of the hot loops' C records, shared by _scan, _rados and _check; their
-# strings are verify.findings.RECORD_KINDS, in this order (tests hold the two together).
-cdef enum:
-    K_LOCK = 0              # not a finding: a lock file or object, detail = owner string
-    K_STRAY = 1
-    K_UNREADABLE = 2
-    K_UNMIGRATED = 3
-    K_LEFTOVER = 4
-    K_CONFLICT = 5
-    K_MISPLACED = 6
-    K_AT_RISK = 7
-    K_MAP_CORRUPT = 8
-    K_MAP_INCOMPLETE = 9
-    K_MAP_INVALID = 10
-    K_MAP_DATA_MISSING = 11
-    K_MAP_V1 = 12
-    K_MAP_V0 = 13
-    K_ORPHAN = 14
-    K_REF = 15              # not a finding: one entry naming a missing object
-    K_MISMATCH = 16
+    # the record kinds (enum av_record_kind), named by verify.findings.RECORD_KINDS in order
+    enum:
+        K_LOCK, K_STRAY, K_UNREADABLE, K_UNMIGRATED, K_LEFTOVER, K_CONFLICT, K_MISPLACED, K_AT_RISK
+        K_MAP_CORRUPT, K_MAP_INCOMPLETE, K_MAP_INVALID, K_MAP_DATA_MISSING, K_MAP_V1, K_MAP_V0
+        K_ORPHAN, K_REF, K_MISMATCH
+    # one map's verdict: facts in, a K_MAP_* kind or the next fact to find out
+    ctypedef struct av_map_facts_t:
+        av_header_t h
+        uint64_t size
+        int size_known
+        int name_valid
+        int upgraded
+        uint64_t nb
+        int64_t missing
+    int AV_UNKNOWN, AV_NO_FINDING, AV_NEED_SIZE, AV_NEED_UPGRADED, AV_NEED_MAPDATA
+    void av_map_facts(av_map_facts_t *f, const unsigned char *head, size_t n, uint64_t size, int size_known,
+                      const char *name, size_t namelen)
+    int av_map_verdict(const av_map_facts_t *f, int *detail)
+    void av_map_detail(char *out, size_t cap, int detail, const av_map_facts_t *f, const char *name,
+                       size_t namelen)

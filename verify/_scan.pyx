@@ -14,7 +14,7 @@ counters. The rules themselves are in _rules.h (the C twin of formats.py).
 """
 
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
 from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENOMEM, ENXIO, ENODEV
@@ -84,7 +84,7 @@ from .findings import RECORD_KINDS as KIND_NAMES
 cdef enum:
     C_FILES = 0
     C_DIRS = 1
-    C_V0 = 2
+    C_V0 = 2            # C_V0 + av_class_tally(class): v0, v1, v2, corrupt in this order
     C_V1 = 3
     C_V2 = 4
     C_CORRUPT = 5
@@ -169,24 +169,22 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
         return 0
     got = pread(fd, head, 8, 0)
     close(fd)
-    return 1 if got == 8 and av_be32(head) == AV_V2_SIGNATURE and av_be32(head + 4) == 2 else 0
+    return av_is_v2_header(head, <size_t>got) if got > 0 else 0
 
 
 cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, const char *path,
                     int not_map_counter) noexcept nogil:
-    """Read a header candidate and decide its one map finding (first applicable wins).
+    """Read a header candidate, find out the facts its verdict asks for, emit its one map finding.
 
+    The verdict is av_map_verdict's (_rules.h); this only does the I/O.
     ``not_map_counter`` is the counter to bump when the object turns out not to be a map.
     """
     cdef unsigned char head[64]
     cdef char detail[DETAILMAX]
-    cdef char rel[PATHMAX]
-    cdef char mdname[300]
     cdef stat st
-    cdef av_header_t h
-    cdef int fd, incomplete, err
+    cdef av_map_facts_t f
+    cdef int fd, kind, code, err = 0
     cdef ssize_t got
-    cdef uint64_t nb, blk
     fd = openat(fd3, name, FILE_OPEN)
     if fd < 0:
         if errno != ENOENT:
@@ -207,72 +205,51 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
         return
     close(fd)
     b.counts[C_HEADER_BYTES] += <uint64_t>got
-    av_classify(head, <size_t>got, <uint64_t>st.st_size, name, n, &h)
-    if h.cls == AV_CORRUPT_SHORT:
-        b.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "signed header of %ld bytes (32 needed)", <long>st.st_size)
-        emit(b, K_MAP_CORRUPT, 0, name, n, path, detail)
-    elif h.cls == AV_CORRUPT_VERSION:
-        b.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "signed header with unknown version %u", h.version)
-        emit(b, K_MAP_CORRUPT, 0, name, n, path, detail)
-    elif h.cls == AV_CORRUPT_BLOCKSIZE:
-        b.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "invalid blocksize %u", h.blocksize)
-        emit(b, K_MAP_CORRUPT, 0, name, n, path, detail)
-    elif h.cls == AV_CORRUPT_V1_SHORT:
-        b.counts[C_CORRUPT] += 1
-        snprintf(detail, DETAILMAX, "v1 map of %ld bytes, header size %llu needs %llu",
-                 <long>st.st_size, <unsigned long long>h.size,
-                 <unsigned long long>(AV_V1_HEADER_LEN + AV_V1_ENTRY_LEN * av_div_ceil(h.size, AV_BLOCK_4M)))
-        emit(b, K_MAP_CORRUPT, 0, name, n, path, detail)
-    elif h.cls == AV_V2 or h.cls == AV_V1:
-        b.counts[C_V2 if h.cls == AV_V2 else C_V1] += 1
-        incomplete = 0
-        if n > 7 and name[0] == b'a' and name[1] == b'r' and name[2] == b'c' and name[3] == b'h' \
-                and name[4] == b'i' and name[5] == b'p' and name[6] == b'_':
-            incomplete = probe_v2(ctx, b, name + 7, n - 7)
-            if incomplete < 0:
+    av_map_facts(&f, head, <size_t>got, <uint64_t>st.st_size, 1, name, n)
+    b.counts[not_map_counter if f.h.cls == AV_NOT_MAP else C_V0 + av_class_tally(f.h.cls)] += 1
+    while True:
+        kind = av_map_verdict(&f, &code)
+        if kind == AV_NEED_UPGRADED:
+            f.upgraded = probe_v2(ctx, b, name + 7, n - 7)
+            if f.upgraded < 0:
                 err = errno
                 snprintf(detail, DETAILMAX, "probe of %.*s", <int>(n - 7), name + 7)
                 unreadable(b, err, name, n, path, detail)
                 return
-        if incomplete:
-            snprintf(detail, DETAILMAX, "v%u map; upgraded map %.*s exists", h.version, <int>(n - 7), name + 7)
-            emit(b, K_MAP_INCOMPLETE, 0, name, n, path, detail)
-        elif h.cls == AV_V1:
-            snprintf(detail, DETAILMAX, "size %llu", <unsigned long long>h.size)
-            emit(b, K_MAP_V1, 0, name, n, path, detail)
-        elif not av_valid_volume_name(name, n):
-            snprintf(detail, DETAILMAX, "v2 map, flags %u, epoch %llu", h.flags, <unsigned long long>h.epoch)
-            emit(b, K_MAP_INVALID, 0, name, n, path, detail)
-        else:
-            nb = av_mapdata_blocks(h.size, h.blocksize)
-            blk = 0
-            while blk < nb:
-                snprintf(mdname, sizeof(mdname), "%.*s_%016llx", <int>n, name, <unsigned long long>blk)
-                av_v04_rel(mdname, strlen(mdname), rel, PATHMAX)
-                b.counts[C_PROBES] += 1
-                err = 0
-                if fstatat(ctx.rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0:
-                    err = errno
-                elif S_ISREG(st.st_mode):
-                    blk += 1
-                    continue
-                if err != 0 and err != ENOENT and err != ENOTDIR and err != ENAMETOOLONG:  # too long: cannot exist
-                    snprintf(detail, DETAILMAX, "stat of map-data %s", mdname)
-                    emit(b, K_UNREADABLE, err, name, n, path, detail)
-                    return
-                snprintf(detail, DETAILMAX, "map-data %s missing (block %llu of %llu)", mdname,
-                         <unsigned long long>blk, <unsigned long long>nb)
-                emit(b, K_MAP_DATA_MISSING, 0, name, n, path, detail)
+        elif kind == AV_NEED_MAPDATA:
+            f.missing = first_missing_mapdata(ctx, b, name, n, f.nb, detail, &err)
+            if f.missing < 0:
+                emit(b, K_UNREADABLE, err, name, n, path, detail)
                 return
-    elif h.cls == AV_V0:
-        b.counts[C_V0] += 1
-        snprintf(detail, DETAILMAX, "%ld bytes", <long>st.st_size)
-        emit(b, K_MAP_V0, 0, name, n, path, detail)
-    else:
-        b.counts[not_map_counter] += 1
+        else:
+            break
+    if kind != AV_NO_FINDING:
+        av_map_detail(detail, DETAILMAX, code, &f, name, n)
+        emit(b, kind, 0, name, n, path, detail)
+
+
+cdef int64_t first_missing_mapdata(ctx_t *ctx, tbuf_t *b, const char *name, size_t n, uint64_t nb,
+                                   char *detail, int *err) noexcept nogil:
+    """The first of NAME's nb map-data files that is not a file where v0.4 keeps it, or nb;
+    -1 with ``err`` and ``detail`` set when one cannot be looked at."""
+    cdef char rel[PATHMAX]
+    cdef char mdname[300]
+    cdef stat st
+    cdef uint64_t blk = 0
+    while blk < nb:
+        snprintf(mdname, sizeof(mdname), "%.*s_%016llx", <int>n, name, <unsigned long long>blk)
+        av_v04_rel(mdname, strlen(mdname), rel, PATHMAX)
+        b.counts[C_PROBES] += 1
+        if fstatat(ctx.rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0:
+            err[0] = errno
+            if err[0] != ENOENT and err[0] != ENOTDIR and err[0] != ENAMETOOLONG:  # too long: cannot exist
+                snprintf(detail, DETAILMAX, "stat of map-data %s", mdname)
+                return -1
+            return <int64_t>blk
+        if not S_ISREG(st.st_mode):
+            return <int64_t>blk
+        blk += 1
+    return <int64_t>nb
 
 
 cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
@@ -751,6 +728,10 @@ def _utf8_valid_for_tests(bytes s):
     return bool(av_utf8_valid(<const unsigned char *>s, len(s)))
 
 
+def _is_v2_header_for_tests(bytes head):
+    return bool(av_is_v2_header(<const unsigned char *>head, len(head)))
+
+
 def _is_hex64_for_tests(bytes name):
     return bool(av_is_hex64(name, len(name)))
 
@@ -760,7 +741,8 @@ def _constants_for_tests():
     return {"V2_SIGNATURE": AV_V2_SIGNATURE, "V2_HEADER_LEN": AV_V2_HEADER_LEN, "V1_HEADER_LEN": AV_V1_HEADER_LEN,
             "V1_ENTRY_LEN": AV_V1_ENTRY_LEN, "V2_ENTRY_LEN": AV_V2_ENTRY_LEN, "BLOCK_SIZE_4M": AV_BLOCK_4M,
             "V2_NAME_MAX": AV_V2_NAME_MAX, "MF_DELETED": AV_MF_DELETED, "OF_ZERO": AV_OF_ZERO,
-            "OF_DELETED": AV_OF_DELETED, "OF_KNOWN": AV_OF_KNOWN}
+            "OF_DELETED": AV_OF_DELETED, "OF_KNOWN": AV_OF_KNOWN, "SCAN_HEADER_READ": AV_HEADER_READ,
+            "MIN_NAME_LEN": AV_MIN_NAME}
 
 
 def _v04_rel_for_tests(bytes name):
@@ -773,3 +755,33 @@ def _v04_rel_for_tests(bytes name):
 def _mapdata_blocks_for_tests(unsigned long long size, unsigned int blocksize):
     """av_mapdata_blocks: how many map-data objects the scanner probes for."""
     return av_mapdata_blocks(size, blocksize)
+
+
+_MAP_STEPS = {AV_NO_FINDING: None, AV_NEED_SIZE: "need_size", AV_NEED_UPGRADED: "need_upgraded",
+              AV_NEED_MAPDATA: "need_mapdata"}
+
+
+def _map_facts_for_tests(bytes head, unsigned long long size, bint size_known, bytes name):
+    """av_map_facts: (header as _classify_for_tests, size, size_known, name_valid, upgraded, nb, missing)."""
+    cdef av_map_facts_t f
+    av_map_facts(&f, <const unsigned char *>head, len(head), size, size_known, name, len(name))
+    h = (_CLASS_NAMES[f.h.cls], f.h.size, f.h.blocksize, f.h.flags, f.h.epoch, f.h.version)
+    return h, f.size, bool(f.size_known), bool(f.name_valid), f.upgraded, f.nb, f.missing
+
+
+def _map_verdict_for_tests(str cls, unsigned long long hsize, unsigned int blocksize, unsigned int flags,
+                           unsigned long long epoch, unsigned int version, unsigned long long size,
+                           bint size_known, bint name_valid, int upgraded, unsigned long long nb,
+                           long long missing, bytes name):
+    """av_map_verdict and av_map_detail on given facts: (kind or step name or None, detail code, text)."""
+    cdef av_map_facts_t f
+    cdef int code
+    cdef char detail[DETAILMAX]
+    f.h.cls = _CLASS_NAMES.index(cls)
+    f.h.size, f.h.blocksize, f.h.flags, f.h.epoch, f.h.version = hsize, blocksize, flags, epoch, version
+    f.size, f.size_known, f.name_valid, f.upgraded, f.nb, f.missing = size, size_known, name_valid, upgraded, nb, missing
+    kind = av_map_verdict(&f, &code)
+    if kind < 0:
+        return _MAP_STEPS[kind], code, b""
+    av_map_detail(detail, DETAILMAX, code, &f, name, len(name))
+    return KIND_NAMES[kind], code, <bytes>detail

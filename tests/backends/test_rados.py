@@ -224,6 +224,9 @@ def test_python_rules_agree_with_the_extension_on_counters(backend, ceph_cluster
     pick = lambda r: Counter({k: v for k, v in r.counters.items() if k.split(".", 1)[1] in keep})  # noqa: E731
     assert pick(c_res) == pick(py_res)
     assert sorted((f.kind, f.name) for f in c_res.findings) == sorted((f.kind, f.name) for f in py_res.findings)
+    # one verdict (av_map_verdict and its twin formats.map_verdict): the same details too
+    maps = lambda r: sorted((f.kind, f.name, f.detail) for f in r.findings if f.kind.startswith("map_"))  # noqa: E731
+    assert maps(c_res) == maps(py_res) and maps(c_res)
     assert sorted(c_res.locks) == sorted(py_res.locks)
 
 

@@ -78,12 +78,12 @@ def test_held_locks_are_those_with_an_owner():
 
 
 def test_record_kinds_name_finding_kinds():
-    """The C records' kind codes (K_* in verify/_rules.pxd) are named by RECORD_KINDS, in order."""
+    """The C records' kind codes (K_* in verify/_rules.h) are named by RECORD_KINDS, in order."""
     from verify.findings import RECORD_KINDS
 
     assert len(set(RECORD_KINDS)) == len(RECORD_KINDS)
     assert set(RECORD_KINDS) - {"lock", "ref"} <= set(KINDS)
-    pxd = (Path(__file__).resolve().parents[2] / "verify" / "_rules.pxd").read_text()
+    pxd = (Path(__file__).resolve().parents[2] / "verify" / "_rules.h").read_text()
     codes = dict(re.findall(r"^    (K_[A-Z0-9_]+) = (\d+)", pxd, flags=re.M))
     assert sorted(int(v) for v in codes.values()) == list(range(len(RECORD_KINDS)))
     assert RECORD_KINDS[int(codes["K_LOCK"])] == "lock" and RECORD_KINDS[int(codes["K_REF"])] == "ref"

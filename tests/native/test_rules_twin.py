@@ -13,6 +13,7 @@ import struct
 import pytest
 
 from verify import formats as F
+from verify.findings import MAP_KINDS
 
 _scan = pytest.importorskip("verify._scan")
 
@@ -200,3 +201,114 @@ def test_mapdata_blocks_twin():
         cases.append((rng.getrandbits(rng.choice([8, 20, 40, 64])), bs))
     for size, bs in cases:
         assert _scan._mapdata_blocks_for_tests(size, bs) == F.mapdata_blocks(size, bs), (size, bs)
+
+
+# ---- one map's verdict: av_map_facts / av_map_verdict / av_map_detail ----------------------
+
+
+def py_map_facts(head: bytes, size: int, size_known: bool, name: bytes):
+    f = F.map_facts(head, size, size_known, name)
+    h = f.header
+    return ((h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version), f.size, f.size_known, f.name_valid,
+            f.upgraded, f.nb, f.missing)
+
+
+def _map_names(rng: random.Random):
+    hex64 = bytes(rng.choice(HEX) for _ in range(64))
+    yield from [b"vol-1", b"archip_vol-1", b"archip_", b"archip_12345", b"archip_123456", hex64,
+                b"archip_" + hex64, b"vol_0123456789abcdef", b"archip_vol_0123456789abcdef", b"x_lock",
+                "v\u00e9l".encode(), b"bad-\xff-name"]
+    yield from (rng.choice([b"", b"archip_"]) + n for n in _volume_names(rng))
+
+
+def test_map_facts_twin_on_generated_headers():
+    rng = random.Random(SEED + 6)
+    names = list(_map_names(rng))
+    seen = set()
+    for head in _heads(rng):
+        for size in _file_sizes(rng, head):
+            for name in (rng.choice(names), names[5]):  # names[5]: 64 hex digits, a v0 name
+                known = rng.random() < 0.7
+                if not known:
+                    size = len(head)
+                want = py_map_facts(head, size, known, name)
+                assert _scan._map_facts_for_tests(head, size, known, name) == want, (head.hex(), size, known, name)
+                seen.add((want[0][0], want[4]))
+    assert {u for _, u in seen} == {F.UNKNOWN, 0}
+    assert {c for c, _ in seen} == {c.value for c in F.HeaderClass}
+
+
+def _facts(rng: random.Random):
+    """Facts as loops gather them, each one at every value that changes a verdict."""
+    for _ in range(20000):
+        cls = rng.choice(list(F.HeaderClass))
+        bs = rng.choice([256, 4096, F.BLOCK_SIZE_4M, 1 << 31, rng.getrandbits(32)])
+        hsize = rng.choice([0, 1, F.BLOCK_SIZE_4M, 100 * F.BLOCK_SIZE_4M + 1, rng.getrandbits(40),
+                            rng.getrandbits(64)])
+        header = F.HeaderInfo(cls, hsize, bs, rng.getrandbits(32), rng.getrandbits(64),
+                              rng.choice([0, 1, 2, 3, rng.getrandbits(32)]))
+        known = rng.random() < 0.5
+        v1len = F.v1_length(hsize)
+        size = rng.choice([0, 11, 31, 64, v1len - 1, v1len, v1len + 1, rng.getrandbits(63)]) % (1 << 63)
+        nb = rng.choice([0, 1, 2, 7, rng.getrandbits(40)])
+        missing = rng.choice([F.UNKNOWN, 0, nb // 2, max(0, nb - 1), nb])
+        facts = F.MapFacts(header, size, known, rng.random() < 0.7, rng.choice([F.UNKNOWN, 0, 1]), nb, missing)
+        name = rng.choice([b"archip_vol-1", b"archip_" + bytes(rng.choice(HEX) for _ in range(64)),
+                           b"archip_" + rng.randbytes(rng.randrange(0, 30)).replace(b"\0", b"x")])
+        yield facts, name
+
+
+def test_map_verdict_and_detail_twin_on_generated_facts():
+    rng = random.Random(SEED + 7)
+    outcomes = set()
+    for f, name in _facts(rng):
+        kind, code = F.map_verdict(f)
+        want = (kind.value if isinstance(kind, F.MapStep) else kind, code.value,
+                F.map_detail(code, f, name) if isinstance(kind, str) else b"")
+        h = f.header
+        got = _scan._map_verdict_for_tests(h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version, f.size,
+                                           f.size_known, f.name_valid, f.upgraded, f.nb, f.missing, name)
+        assert got == want, (f, name)
+        outcomes.add(want[:2])
+    kinds = {k for k, _ in outcomes}
+    assert kinds == {None, *(s.value for s in F.MapStep), *(k for k in MAP_KINDS)}
+    assert {c for _, c in outcomes} == {d.value for d in F.MapDetail}
+
+
+def test_map_verdict_precedence():
+    """corrupt and v0 on their header alone; then incomplete > v1 > invalid name > map-data missing."""
+    def facts(cls, **kw):
+        base = dict(size=64, size_known=True, name_valid=True, upgraded=0, nb=2, missing=2)
+        base.update(kw)
+        return F.MapFacts(F.HeaderInfo(cls, 100 * F.BLOCK_SIZE_4M, F.BLOCK_SIZE_4M, 0, 1, 2), **base)
+
+    V1, V2 = F.HeaderClass.V1, F.HeaderClass.V2
+    for cls in F.HeaderClass:
+        if cls.corrupt:
+            assert F.map_verdict(facts(cls, upgraded=1, name_valid=False, missing=0))[0] == "map_corrupt"
+    assert F.map_verdict(facts(F.HeaderClass.V0, upgraded=F.UNKNOWN))[0] == "map_v0"
+    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN))[0] is None
+    assert F.map_verdict(facts(V1, size_known=False, size=64))[0] is F.MapStep.NEED_SIZE
+    assert F.map_verdict(facts(V1, size_known=False, size=F.v1_length(100 * F.BLOCK_SIZE_4M)))[0] == "map_v1"
+    assert F.map_verdict(facts(V2, upgraded=F.UNKNOWN, name_valid=False))[0] is F.MapStep.NEED_UPGRADED
+    assert F.map_verdict(facts(V1, upgraded=1))[0] == "map_upgrade_incomplete"
+    assert F.map_verdict(facts(V2, upgraded=1, name_valid=False, missing=0))[0] == "map_upgrade_incomplete"
+    assert F.map_verdict(facts(V1, name_valid=False, missing=0))[0] == "map_v1"
+    assert F.map_verdict(facts(V2, name_valid=False, missing=0))[0] == "map_invalid_name"
+    assert F.map_verdict(facts(V2, missing=F.UNKNOWN))[0] is F.MapStep.NEED_MAPDATA
+    assert F.map_verdict(facts(V2, missing=1))[0] == "map_data_missing"
+    assert F.map_verdict(facts(V2, missing=2))[0] is None
+    assert F.map_verdict(facts(V2, nb=0, missing=F.UNKNOWN))[0] is None
+
+
+def test_is_v2_header_twin():
+    rng = random.Random(SEED + 8)
+    heads = [b"", b"AMF.", _v2()[:7], _v2()[:8], _v2(), _v2(version=1)[:8], _v2(version=3)]
+    heads += [rng.choice([b"AMF.", b"AMF.\x00\x00\x00\x02", b""]) + rng.randbytes(rng.randrange(0, 12))
+              for _ in range(3000)]
+    verdicts = set()
+    for head in heads:
+        want = F.is_v2_header(head)
+        assert _scan._is_v2_header_for_tests(head) == want, head
+        verdicts.add(want)
+    assert verdicts == {True, False}

@@ -383,26 +383,14 @@ def _py_probe(io) -> int:
     return 0
 
 
-def name_class(raw: bytes) -> str:
-    """_rules.h av_name_class: lock, hash, mapdata, temp or plain, in that order."""
-    if raw.endswith(b"_lock"):
-        return "lock"
-    if raw.endswith(b"_hash"):
-        return "hash"
-    if F.is_mapdata_name(raw):
-        return "mapdata"
-    if b"_lock" in raw or b"_hash" in raw:
-        return "temp"
-    return "plain"
-
-
 def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, locks: list) -> None:
-    """One listed object by the rules of _rados.pyx (and _scan.pyx check_map), in Python."""
+    """One listed object, as _rados.pyx checks it: the same I/O, the verdict of formats.map_verdict
+    (the twin of the native loops' av_map_verdict)."""
     import rados
 
     name = raw.decode("utf-8", "surrogateescape")
     counters["files"] += 1
-    nc = name_class(raw)
+    nc = F.name_class(raw).value
     if nc in ("hash", "temp"):
         counters["hash_files" if nc == "hash" else "temp_files"] += 1
         return
@@ -425,7 +413,7 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
             counters["locks"] += 1
             locks.append((raw, owner.split(b"\0", 1)[0]))
             return
-        head = _retry(lambda: io.read(name, F_HEADER_READ, 0), counters)
+        head = _retry(lambda: io.read(name, F.SCAN_HEADER_READ, 0), counters)
     except rados.ObjectNotFound:
         counters["vanished"] += 1
         return
@@ -433,10 +421,10 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
         unreadable(e, "read of lock" if nc == "lock" else "read")
         return
     counters["header_bytes"] += len(head)
-    size = len(head) if len(head) < F_HEADER_READ else 1 << 62
-    info = F.classify(head, size, raw)
-    if info.cls is F.HeaderClass.V1 and len(head) >= F_HEADER_READ and \
-            F.V1_HEADER_LEN + F.V1_ENTRY_LEN * F.nr_objs(info.size) > len(head):
+    # a read shorter than asked is the whole object; otherwise it may be longer
+    facts = F.map_facts(head, len(head), len(head) < F.SCAN_HEADER_READ, raw)
+    kind, detail = F.map_verdict(facts)
+    if kind is F.MapStep.NEED_SIZE:
         try:
             counters["probes"] += 1
             size = _retry(lambda: io.stat(name), counters)[0]
@@ -446,54 +434,45 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
         except rados.Error as e:
             unreadable(e, "stat")
             return
-        info = F.classify(head, size, raw)
-    if info.cls.corrupt:
-        counters["corrupt"] += 1
-        findings.append(("map_corrupt", raw, info.cls.value))
-        return
-    if info.cls is F.HeaderClass.V0:
-        counters["v0"] += 1
-        findings.append(("map_v0", raw, "no header"))
-        return
-    if info.cls is F.HeaderClass.NOT_MAP:
-        counters["other"] += 1
-        return
-    counters["v2" if info.cls is F.HeaderClass.V2 else "v1"] += 1
-    if raw.startswith(b"archip_") and len(raw) - 7 >= 6:
-        target = name[7:]
-        try:
-            counters["probes"] += 1
-            other = _retry(lambda: io.read(target, 8, 0), counters)
-        except rados.ObjectNotFound:
-            other = b""
-        except rados.Error as e:
-            unreadable(e, "probe of", target)
-            return
-        if len(other) == 8 and other[:4] == F.V2_HEADER.pack(F.V2_SIGNATURE, 2, 0, 0, 0, 0)[:4] and \
-                int.from_bytes(other[4:8], "big") == 2:
-            findings.append(("map_upgrade_incomplete", raw, f"upgraded map {target} exists"))
-            return
-    if info.cls is F.HeaderClass.V1:
-        findings.append(("map_v1", raw, f"size {info.size}"))
-        return
-    if not F.is_valid_volume_name(name):
-        findings.append(("map_invalid_name", raw, f"v2 map, flags {info.flags}, epoch {info.epoch}"))
-        return
-    nb = F.mapdata_blocks(info.size, info.blocksize)
-    for blk in range(nb):
-        md = F.mapdata_name(name, blk)
-        try:
-            counters["probes"] += 1
-            _retry(lambda: io.stat(md), counters)
-        except rados.ObjectNotFound:
-            findings.append(("map_data_missing", raw, f"map-data {md} missing (block {blk} of {nb})"))
-            return
-        except rados.Error as e:
-            unreadable(e, "stat of map-data", md)
-            return
+        facts = F.map_facts(head, size, True, raw)
+        kind, detail = F.map_verdict(facts)
+    counters[_CLASS_COUNTER.get(facts.header.cls, "corrupt")] += 1
+    while isinstance(kind, F.MapStep):
+        if kind is F.MapStep.NEED_UPGRADED:
+            target = name[len(F.ARCHIP_PREFIX):]
+            try:
+                counters["probes"] += 1
+                other = _retry(lambda: io.read(target, 8, 0), counters)
+            except rados.ObjectNotFound:
+                other = b""
+            except rados.Error as e:
+                unreadable(e, "probe of", target)
+                return
+            facts.upgraded = int(F.is_v2_header(other))
+        elif kind is F.MapStep.NEED_MAPDATA:
+            facts.missing = facts.nb
+            for blk in range(facts.nb):
+                md = F.mapdata_name(name, blk)
+                try:
+                    counters["probes"] += 1
+                    _retry(lambda: io.stat(md), counters)
+                except rados.ObjectNotFound:
+                    facts.missing = blk
+                    break
+                except rados.Error as e:
+                    unreadable(e, "stat of map-data", md)
+                    return
+        else:
+            raise AssertionError(f"{kind} asked twice")
+        kind, detail = F.map_verdict(facts)
+    if kind is not None:
+        findings.append((kind, raw, escape_name(F.map_detail(detail, facts, raw))))
 
 
-F_HEADER_READ = 64  # _rules.h AV_HEADER_READ
+_CLASS_COUNTER = {F.HeaderClass.V0: "v0", F.HeaderClass.V1: "v1", F.HeaderClass.V2: "v2",
+                  F.HeaderClass.NOT_MAP: "other"}
+
+
 
 
 def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | None,
