@@ -1,0 +1,31 @@
+# Cython declarations of _walk.h: the one filed directory walker, with a callback per file.
+#     from ._walk cimport *
+
+from libc.stdint cimport uint64_t
+
+cdef extern from "_walk.h" nogil:
+    enum:
+        AV_WALK_PATHMAX
+        AV_WALK_OPENDIR
+        AV_WALK_READDIR
+        AV_WALK_LSTAT
+        AV_WALK_NOMEM
+    ctypedef void (*av_walk_file_fn)(void *ctx, void *tb, uint64_t unit, int dirfd, const char *d1,
+                                     const char *d2, const char *d3, const char *name) noexcept nogil
+    ctypedef void (*av_walk_stray_fn)(void *ctx, void *tb, const char *name, const char *path, int type,
+                                      int depth) noexcept nogil
+    ctypedef void (*av_walk_unreadable_fn)(void *ctx, void *tb, int err, const char *name, const char *path,
+                                           int op) noexcept nogil
+    ctypedef void (*av_walk_dir_fn)(void *ctx, void *tb) noexcept nogil
+    ctypedef struct av_walk_t:
+        int rootfd
+        const int *stop
+        void *ctx
+        char *threads
+        size_t thread_size
+        av_walk_file_fn file
+        av_walk_stray_fn stray
+        av_walk_unreadable_fn unreadable
+        av_walk_dir_fn dir
+    void av_walk_join(char *out, const char *a, const char *b, const char *c, const char *name)
+    int av_walk_run(const av_walk_t *w, char *const *tops, size_t ntop, int jobs)
