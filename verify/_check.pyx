@@ -2,8 +2,8 @@
 """The reference check's hot loops for filed stores, without the GIL, in parallel.
 
 One :class:`FiledRefCheck` runs the passes of ``archverify check`` over a maps dir and
-a blocks dir, each pass a walk of ``ROOT/d1/d2/d3/NAME`` with top-level dirs handed
-to OpenMP threads (as verify/_scan.pyx does):
+a blocks dir, each pass a walk of ``ROOT/d1/d2/d3/NAME`` by the walker the scan uses
+(verify/_walk.h), with the pass's rule as its per-file callback:
 
 1. ``read_maps``: every map's entries (v0, v1, v2 from its map-data objects at
    their v0.4 paths); entry-level corruption; each referenced name's fingerprint
@@ -51,14 +51,7 @@ cdef extern from "<sys/stat.h>" nogil:
     bint S_ISDIR(unsigned int m)
 
 cdef extern from "<dirent.h>" nogil:
-    ctypedef struct DIR
-    cdef struct dirent:
-        unsigned char d_type
-        char d_name[256]
-    DIR *fdopendir(int fd)
-    dirent *readdir(DIR *d)
-    int closedir(DIR *d)
-    unsigned char DT_UNKNOWN, DT_DIR, DT_REG
+    unsigned char DT_REG
 
 cdef extern from "<stdio.h>" nogil:
     int snprintf(char *buf, size_t n, const char *fmt, ...)
@@ -80,6 +73,7 @@ cdef extern from "<openssl/sha.h>" nogil:
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h
+from ._walk cimport *  # the filed directory walker: _walk.h
 
 cdef extern from "_check.h" nogil:
     ctypedef struct av_fp_t:
@@ -661,15 +655,19 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
 
 
 
-cdef void on_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2, const char *d3,
+cdef void on_file(void *vctx, void *tb, uint64_t unit, int fd3, const char *d1, const char *d2, const char *d3,
                   const char *name) noexcept nogil:
+    """The walker's callback (verify/_walk.h) for a regular file at object depth: the pass's rule."""
+    cdef ctx_t *ctx = <ctx_t *>vctx
+    cdef tbuf_t *b = <tbuf_t *>tb
     cdef size_t n = strlen(name)
     cdef char path[PATHMAX]
     cdef int nc
+    b.unit = <int>unit
     b.counts[C_FILES] += 1
     if n < AV_MIN_NAME or not av_utf8_valid(<const unsigned char *>name, n):
         return  # a stray entry: the scan reports it
-    snprintf(path, PATHMAX, "%s/%s/%s/%s", d1, d2, d3, name)
+    av_walk_join(path, d1, d2, d3, name)
     if ctx.mode == MODE_REFS or ctx.mode == MODE_MISSING:
         nc = av_name_class(name, n)
         if nc == AV_NAME_PLAIN:
@@ -680,47 +678,13 @@ cdef void on_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2
         data_file(ctx, b, fd3, d1, d2, d3, name, n, path)
 
 
-cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *d2, const char *dname,
-               int depth) noexcept nogil:
-    """Directory ``dname`` at depth 1..3 and below; only regular files at depth 4 are objects."""
-    cdef char path[PATHMAX]
-    cdef int fd, t
-    cdef DIR *d
-    cdef dirent *e
-    fd = openat(parentfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-    if fd < 0:
-        if errno != ENOENT and errno != ENOTDIR and errno != ELOOP:
-            if depth == 1:
-                snprintf(path, PATHMAX, "%s", dname)
-            elif depth == 2:
-                snprintf(path, PATHMAX, "%s/%s", d1, dname)
-            else:
-                snprintf(path, PATHMAX, "%s/%s/%s", d1, d2, dname)
-            emit_s(b, K_UNREADABLE, errno, dname, strlen(dname), path, "opendir")
+cdef void on_unreadable(void *ctx, void *tb, int err, const char *name, const char *path, int op) noexcept nogil:
+    """A directory that cannot be opened or listed. What is not a directory any more, and an
+    entry whose type cannot be read, are the scan's to report (stray, unreadable)."""
+    if op == AV_WALK_LSTAT or (op == AV_WALK_OPENDIR and (err == ENOTDIR or err == ELOOP)):
         return
-    d = fdopendir(fd)
-    if d == NULL:
-        close(fd)
-        return
-    while not av_stopped(&ctx.stop):
-        av_errno_clear()
-        e = readdir(d)
-        if e == NULL:
-            if errno != 0:
-                emit_s(b, K_UNREADABLE, errno, dname, strlen(dname), dname, "readdir")
-            break
-        if e.d_name[0] == b'.' and (e.d_name[1] == 0 or (e.d_name[1] == b'.' and e.d_name[2] == 0)):
-            continue
-        t = av_entry_type(fd, e.d_name, e.d_type)  # -1 (vanished, unstattable): neither file nor dir
-        if depth == 3:
-            if t == DT_REG:
-                on_file(ctx, b, fd, d1, d2, dname, e.d_name)
-        elif t == DT_DIR:
-            if depth == 1:
-                walk(ctx, b, fd, dname, NULL, e.d_name, 2)
-            else:
-                walk(ctx, b, fd, d1, dname, e.d_name, 3)
-    closedir(d)
+    emit_s(<tbuf_t *>tb, K_UNREADABLE, err, name, strlen(name), path,
+           b"readdir" if op == AV_WALK_READDIR else (b"readdir buffer" if op == AV_WALK_NOMEM else b"opendir"))
 
 
 cdef size_t count_missing(const av_fpset_t *refs, const uint8_t *present) noexcept nogil:
@@ -880,34 +844,22 @@ cdef class FiledRefCheck:
         return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     cdef void _walk(self, int rootfd, int mode) except *:
-        import os
-        from ._scan import bucket
-        from .layout import skipped_at_root
-        units = []
-        with os.scandir(rootfd) as it:
-            for e in it:
-                if skipped_at_root(os.fsencode(e.name), e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False)):
-                    continue  # lost+found, archverify's own store lock: the scan skips them too
-                if e.is_dir(follow_symlinks=False) and self.lo <= bucket(os.fsencode(e.name)) < self.hi:
-                    units.append(os.fsencode(e.name))
-        units.sort()
-        cdef int nunits = len(units)
-        cdef char **names = <char **>malloc((nunits + 1) * sizeof(char *))
-        if names == NULL:
-            raise MemoryError()
-        cdef Py_ssize_t i
-        for i in range(nunits):
-            names[i] = <char *>(<bytes>units[i])
+        """One pass: the walker (verify/_walk.h) over the store's top-level dirs in [lo, hi)."""
+        from ._scan import root_entries
+        cdef av_walk_t w
+        cdef int t
+        tops, _others = root_entries(rootfd, self.lo, self.hi)  # the scan reports the others
         self.ctx.rootfd = rootfd
         self.ctx.mode = mode
-        cdef int tid, t
-        try:
-            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=self.jobs):
-                tid = threadid()
-                self.bufs[tid].unit = <int>i
-                walk(&self.ctx, &self.bufs[tid], rootfd, NULL, NULL, names[i], 1)
-        finally:
-            free(names)
+        memset(&w, 0, sizeof(w))
+        w.rootfd = rootfd
+        w.stop = &self.ctx.stop
+        w.ctx = &self.ctx
+        w.threads = <char *>self.bufs
+        w.thread_size = sizeof(tbuf_t)
+        w.file = on_file
+        w.unreadable = on_unreadable
+        walk_tops(&w, tops, self.jobs)
         for t in range(self.jobs):
             if self.bufs[t].oom or self.bufs[t].refs.oom or self.bufs[t].recs.oom:
                 raise MemoryError("out of memory during the reference check")

@@ -388,23 +388,6 @@ def root_entries(int rootfd, int lo=0, int hi=256):
     return dirs, others
 
 
-cdef int walk_store(av_walk_t *w, list tops, int jobs) except -1:
-    """Runs the walker (verify/_walk.h) over the top-level dirs ``tops`` without the GIL."""
-    cdef Py_ssize_t i, ntop = len(tops)
-    cdef int rc
-    cdef char **names = <char **>malloc((ntop + 1) * sizeof(char *))
-    if names == NULL:
-        raise MemoryError()
-    for i in range(ntop):
-        names[i] = <char *>(<bytes>tops[i])
-    with nogil:
-        rc = av_walk_run(w, names, ntop, jobs)
-    free(names)
-    if rc != 0:
-        raise MemoryError()
-    return 0
-
-
 cdef class FiledShard:
     """Scans the top-level dirs of one filed store whose bucket is in [lo, hi)."""
 
@@ -461,7 +444,7 @@ cdef class FiledShard:
         w.stray = on_stray
         w.unreadable = on_unreadable
         w.dir = on_dir
-        walk_store(&w, self.units, self.jobs)
+        walk_tops(&w, self.units, self.jobs)
         self.done = True
 
     def stop(self):

@@ -2,6 +2,7 @@
 #     from ._walk cimport *
 
 from libc.stdint cimport uint64_t
+from libc.stdlib cimport free, malloc
 
 cdef extern from "_walk.h" nogil:
     enum:
@@ -29,3 +30,20 @@ cdef extern from "_walk.h" nogil:
         av_walk_dir_fn dir
     void av_walk_join(char *out, const char *a, const char *b, const char *c, const char *name)
     int av_walk_run(const av_walk_t *w, char *const *tops, size_t ntop, int jobs)
+
+
+cdef inline int walk_tops(av_walk_t *w, list tops, int jobs) except -1:
+    """Runs the walker over the top-level dirs ``tops`` (bytes, sorted) without the GIL."""
+    cdef Py_ssize_t i, ntop = len(tops)
+    cdef int rc
+    cdef char **names = <char **>malloc((ntop + 1) * sizeof(char *))
+    if names == NULL:
+        raise MemoryError()
+    for i in range(ntop):
+        names[i] = <char *>(<bytes>tops[i])
+    with nogil:
+        rc = av_walk_run(w, names, ntop, jobs)
+    free(names)
+    if rc != 0:
+        raise MemoryError()
+    return 0
