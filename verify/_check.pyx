@@ -195,6 +195,16 @@ ctypedef struct ctx_t:
     uint64_t win_width
     int sample_all
 
+# The fingerprint sets of one reference check (_check.h): the referenced objects, those found
+# stored, the missing ones and who names them. The filed passes and ReferenceIndex hold one each.
+ctypedef struct refsets_t:
+    av_fpset_t refs
+    av_fpset_t missing
+    uint8_t *present     # per referenced fingerprint: found stored
+    uint32_t *mrefs      # references per missing fingerprint
+    uint32_t *mmaps      # maps per missing fingerprint
+
+
 # one map's problems, folded into a single map_corrupt record
 ctypedef struct mapstate_t:
     const char *name
@@ -696,32 +706,31 @@ cdef size_t count_missing(const av_fpset_t *refs, const uint8_t *present) noexce
     return m
 
 
-cdef int index_missing(const av_fpset_t *refs, const uint8_t *present, av_fpset_t *missing, uint32_t **mrefs,
-                       uint32_t **mmaps, ctx_t *ctx) except -1:
+cdef int index_missing(refsets_t *s, ctx_t *ctx) except -1:
     """The missing fingerprints as an indexed set, with counters of the entries and maps naming
     each, wired into ``ctx`` so that the next pass over the maps records who names them."""
-    cdef size_t i, m = count_missing(refs, present)
-    free(missing.a)
-    free(missing.idx)
-    missing.idx = NULL
-    free(mrefs[0])
-    free(mmaps[0])
-    missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
-    mrefs[0] = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
-    mmaps[0] = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
-    if missing.a == NULL or mrefs[0] == NULL or mmaps[0] == NULL:
+    cdef size_t i, m = count_missing(&s.refs, s.present)
+    free(s.missing.a)
+    free(s.missing.idx)
+    s.missing.idx = NULL
+    free(s.mrefs)
+    free(s.mmaps)
+    s.missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
+    s.mrefs = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
+    s.mmaps = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
+    if s.missing.a == NULL or s.mrefs == NULL or s.mmaps == NULL:
         raise MemoryError()
     m = 0
-    for i in range(refs.n):
-        if not present[i] and refs.a[i].lo & AV_FP_NEEDED:
-            missing.a[m] = refs.a[i]
+    for i in range(s.refs.n):
+        if not s.present[i] and s.refs.a[i].lo & AV_FP_NEEDED:
+            s.missing.a[m] = s.refs.a[i]
             m += 1
-    missing.n = m
-    if av_fpset_index(missing) != 0:
+    s.missing.n = m
+    if av_fpset_index(&s.missing) != 0:
         raise MemoryError()
-    ctx.missing = missing
-    ctx.mrefs = mrefs[0]
-    ctx.mmaps = mmaps[0]
+    ctx.missing = &s.missing
+    ctx.mrefs = s.mrefs
+    ctx.mmaps = s.mmaps
     return 0
 
 
@@ -770,6 +779,61 @@ cdef int load_keys(av_fpset_t *s, const unsigned char[::1] recs, Py_ssize_t widt
     return 0
 
 
+cdef void refsets_free(refsets_t *s) noexcept nogil:
+    free(s.refs.a)
+    free(s.refs.idx)
+    free(s.missing.a)
+    free(s.missing.idx)
+    free(s.present)
+    free(s.mrefs)
+    free(s.mmaps)
+
+
+cdef void tbuf_free(tbuf_t *b) noexcept nogil:
+    av_recs_free(&b.recs)
+    free(b.refs.a)
+    free(b.buf)
+    free(b.seen)
+    free(b.shown)
+
+
+cdef int refsets_explain(refsets_t *s, ctx_t *ctx, const unsigned char[::1] recs, Py_ssize_t width) except -1:
+    """The keys of join records (missing objects found by a join elsewhere) as the missing set,
+    with zeroed counters, wired into ``ctx`` for a pass over the maps that names them."""
+    load_keys(&s.missing, recs, width)
+    free(s.mrefs)
+    free(s.mmaps)
+    s.mrefs = <uint32_t *>calloc(s.missing.n + 1, sizeof(uint32_t))
+    s.mmaps = <uint32_t *>calloc(s.missing.n + 1, sizeof(uint32_t))
+    if s.mrefs == NULL or s.mmaps == NULL:
+        raise MemoryError()
+    ctx.missing = &s.missing
+    ctx.mrefs = s.mrefs
+    ctx.mmaps = s.mmaps
+    return 0
+
+
+cdef object refsets_missing_counts(const refsets_t *s, bytes name):
+    """(maps, entries) naming this missing object, counted by the last pass that named them."""
+    cdef unsigned char md[32]
+    cdef av_fp_t fp
+    cdef long k
+    if s.missing.a == NULL:
+        return 0, 0
+    SHA256(<const unsigned char *>name, len(name), md)
+    av_fp_from_digest(md, &fp)
+    k = av_fpset_find(&s.missing, &fp)
+    if k < 0:
+        return 0, 0
+    return s.mmaps[k], s.mrefs[k]
+
+
+cdef size_t refsets_memory(const refsets_t *s) noexcept nogil:
+    """Bytes held by the referenced-fingerprint set (array + index + presence flags)."""
+    cdef size_t nb = (<size_t>1 << s.refs.bits) + 1 if s.refs.idx != NULL else 0
+    return s.refs.n * sizeof(av_fp_t) + nb * sizeof(uint32_t) + (s.refs.n + 1 if s.present != NULL else 0)
+
+
 cdef class FiledRefCheck:
     """The passes of the reference and data check over one filed maps dir and blocks dir."""
 
@@ -777,11 +841,7 @@ cdef class FiledRefCheck:
     cdef tbuf_t *bufs
     cdef int jobs
     cdef int mapsfd, blocksfd
-    cdef av_fpset_t refs
-    cdef av_fpset_t missing
-    cdef uint8_t *present
-    cdef uint32_t *mrefs
-    cdef uint32_t *mmaps
+    cdef refsets_t sets
     cdef object maps_root, blocks_root
     cdef int lo, hi
     cdef readonly bint frozen
@@ -801,11 +861,7 @@ cdef class FiledRefCheck:
         self.bufs = <tbuf_t *>calloc(jobs, sizeof(tbuf_t))
         if self.bufs == NULL:
             raise MemoryError()
-        memset(&self.refs, 0, sizeof(av_fpset_t))
-        memset(&self.missing, 0, sizeof(av_fpset_t))
-        self.present = NULL
-        self.mrefs = NULL
-        self.mmaps = NULL
+        memset(&self.sets, 0, sizeof(refsets_t))
         self.frozen = False
 
     def __dealloc__(self):
@@ -813,19 +869,9 @@ cdef class FiledRefCheck:
         cdef int t
         if self.bufs != NULL:
             for t in range(self.jobs):
-                av_recs_free(&self.bufs[t].recs)
-                free(self.bufs[t].refs.a)
-                free(self.bufs[t].buf)
-                free(self.bufs[t].seen)
-                free(self.bufs[t].shown)
+                tbuf_free(&self.bufs[t])
             free(self.bufs)
-        free(self.refs.a)
-        free(self.refs.idx)
-        free(self.missing.a)
-        free(self.missing.idx)
-        free(self.present)
-        free(self.mrefs)
-        free(self.mmaps)
+        refsets_free(&self.sets)
         if self.mapsfd >= 0:
             close(self.mapsfd)
         if self.blocksfd >= 0:
@@ -905,15 +951,15 @@ cdef class FiledRefCheck:
             total = av_fp_sort_unique(a, off)
         if total > 0:
             a = <av_fp_t *>realloc(a, total * sizeof(av_fp_t))
-        self.refs.a = a
-        self.refs.n = total
-        if av_fpset_index(&self.refs) != 0:
+        self.sets.refs.a = a
+        self.sets.refs.n = total
+        if av_fpset_index(&self.sets.refs) != 0:
             raise MemoryError()
-        self.present = <uint8_t *>calloc(total + 1, 1)
-        if self.present == NULL:
+        self.sets.present = <uint8_t *>calloc(total + 1, 1)
+        if self.sets.present == NULL:
             raise MemoryError()
-        self.ctx.refs = &self.refs
-        self.ctx.present = self.present
+        self.ctx.refs = &self.sets.refs
+        self.ctx.present = self.sets.present
         self.frozen = True
         return total
 
@@ -927,13 +973,13 @@ cdef class FiledRefCheck:
         return self._count_missing()
 
     cdef size_t _count_missing(self):
-        return count_missing(&self.refs, self.present)
+        return count_missing(&self.sets.refs, self.sets.present)
 
     cdef int _alloc_shown(self) except -1:
         cdef int t
         for t in range(self.jobs):
             free(self.bufs[t].shown)
-            self.bufs[t].shown = <uint8_t *>calloc(self.missing.n + 1, 1)
+            self.bufs[t].shown = <uint8_t *>calloc(self.sets.missing.n + 1, 1)
             if self.bufs[t].shown == NULL:
                 raise MemoryError()
         return 0
@@ -944,7 +990,7 @@ cdef class FiledRefCheck:
 
     def explain_missing(self):
         """Pass 4: the maps again, recording the first entries that name each missing object."""
-        index_missing(&self.refs, self.present, &self.missing, &self.mrefs, &self.mmaps, &self.ctx)
+        index_missing(&self.sets, &self.ctx)
         self._alloc_shown()
         saved = self.counters()
         self._walk(self.mapsfd, MODE_MISSING)
@@ -955,18 +1001,11 @@ cdef class FiledRefCheck:
                 self.bufs[t].counts[c] = 0
         for c in range(NCOUNT):
             self.bufs[0].counts[c] = saved[COUNTER_NAMES[c]]
-        return self.missing.n
+        return self.sets.missing.n
 
     def missing_counts(self, bytes name):
         """(maps, references) that name this missing object, counted in explain_missing()."""
-        cdef unsigned char md[32]
-        cdef av_fp_t fp
-        SHA256(<const unsigned char *>name, len(name), md)
-        av_fp_from_digest(md, &fp)
-        cdef long k = av_fpset_find(&self.missing, &fp) if self.missing.a != NULL else -1
-        if k < 0:
-            return 0, 0
-        return self.mmaps[k], self.mrefs[k]
+        return refsets_missing_counts(&self.sets, name)
 
     # -- one shard of a join run elsewhere (--dask): fingerprints out, differences back in --
 
@@ -982,21 +1021,12 @@ cdef class FiledRefCheck:
 
     def export(self, bytes locator):
         """The frozen fingerprints as join records (:func:`export_records`)."""
-        return export_records(&self.refs, locator)
+        return export_records(&self.sets.refs, locator)
 
     def explain(self, const unsigned char[::1] recs, Py_ssize_t width):
         """Pass 4 on this shard's maps for the missing keys in ``recs``: ``ref`` records and
         :meth:`missing_counts` as :meth:`explain_missing` gives them, for this shard alone."""
-        load_keys(&self.missing, recs, width)
-        free(self.mrefs)
-        free(self.mmaps)
-        self.mrefs = <uint32_t *>calloc(self.missing.n + 1, sizeof(uint32_t))
-        self.mmaps = <uint32_t *>calloc(self.missing.n + 1, sizeof(uint32_t))
-        if self.mrefs == NULL or self.mmaps == NULL:
-            raise MemoryError()
-        self.ctx.missing = &self.missing
-        self.ctx.mrefs = self.mrefs
-        self.ctx.mmaps = self.mmaps
+        refsets_explain(&self.sets, &self.ctx, recs, width)
         self._alloc_shown()
         if self.mapsfd < 0:
             self.mapsfd = self._open(self.maps_root)
@@ -1004,8 +1034,8 @@ cdef class FiledRefCheck:
 
     def find_orphans(self, const unsigned char[::1] recs, Py_ssize_t width):
         """This blocks shard again: an ``object_orphan`` record for each stored object keyed in ``recs``."""
-        load_keys(&self.refs, recs, width)
-        self.ctx.refs = &self.refs
+        load_keys(&self.sets.refs, recs, width)
+        self.ctx.refs = &self.sets.refs
         if self.blocksfd < 0:
             self.blocksfd = self._open(self.blocks_root)
         self._walk(self.blocksfd, MODE_ORPHANS)
@@ -1044,8 +1074,7 @@ cdef class FiledRefCheck:
 
     def memory(self):
         """Bytes held by the referenced-fingerprint set (array + index + presence flags)."""
-        cdef size_t nb = (<size_t>1 << self.refs.bits) + 1 if self.refs.idx != NULL else 0
-        return self.refs.n * sizeof(av_fp_t) + nb * sizeof(uint32_t) + (self.refs.n + 1 if self.present else 0)
+        return refsets_memory(&self.sets)
 
     def take_records(self):
         """[(kind, name, path, detail, errno, aux)] recorded since the last call, then forgotten."""
@@ -1076,11 +1105,7 @@ cdef class ReferenceIndex:
 
     cdef ctx_t ctx
     cdef tbuf_t b
-    cdef av_fpset_t refs
-    cdef av_fpset_t missing
-    cdef uint8_t *present
-    cdef uint32_t *mrefs
-    cdef uint32_t *mmaps
+    cdef refsets_t sets
     cdef bytes last_map
     cdef readonly bint frozen
 
@@ -1088,27 +1113,13 @@ cdef class ReferenceIndex:
         self.last_map = None
         memset(&self.ctx, 0, sizeof(ctx_t))
         memset(&self.b, 0, sizeof(tbuf_t))
-        memset(&self.refs, 0, sizeof(av_fpset_t))
-        memset(&self.missing, 0, sizeof(av_fpset_t))
+        memset(&self.sets, 0, sizeof(refsets_t))
         self.ctx.mode = MODE_REFS
-        self.present = NULL
-        self.mrefs = NULL
-        self.mmaps = NULL
 
     def __dealloc__(self):
         self._clear()
-        av_recs_free(&self.b.recs)
-        free(self.b.refs.a)
-        free(self.b.buf)
-        free(self.b.seen)
-        free(self.b.shown)
-        free(self.refs.a)
-        free(self.refs.idx)
-        free(self.missing.a)
-        free(self.missing.idx)
-        free(self.present)
-        free(self.mrefs)
-        free(self.mmaps)
+        tbuf_free(&self.b)
+        refsets_free(&self.sets)
 
     cdef void _clear(self):
         av_recs_clear(&self.b.recs)
@@ -1160,7 +1171,7 @@ cdef class ReferenceIndex:
         for nm, _index in refs:
             SHA256(<const unsigned char *>nm, len(nm), md)
             av_fp_from_digest(md, &fp)
-            k = av_fpset_find(&self.missing, &fp)
+            k = av_fpset_find(&self.sets.missing, &fp)
             if k >= 0:
                 self.b.shown[k] = 0
 
@@ -1193,20 +1204,20 @@ cdef class ReferenceIndex:
     def freeze(self):
         """No more references: the sorted set. Returns how many distinct objects are referenced."""
         self.b.refs.n = av_fp_sort_unique(self.b.refs.a, self.b.refs.n)
-        self.refs.a = self.b.refs.a
-        self.refs.n = self.b.refs.n
+        self.sets.refs.a = self.b.refs.a
+        self.sets.refs.n = self.b.refs.n
         self.b.refs.a = NULL
         self.b.refs.n = self.b.refs.cap = 0
-        if av_fpset_index(&self.refs) != 0:
+        if av_fpset_index(&self.sets.refs) != 0:
             raise MemoryError()
-        self.present = <uint8_t *>calloc(self.refs.n + 1, 1)
-        if self.present == NULL:
+        self.sets.present = <uint8_t *>calloc(self.sets.refs.n + 1, 1)
+        if self.sets.present == NULL:
             raise MemoryError()
-        self.ctx.refs = &self.refs
-        self.ctx.present = self.present
+        self.ctx.refs = &self.sets.refs
+        self.ctx.present = self.sets.present
         self.ctx.mode = MODE_STORED
         self.frozen = True
-        return self.refs.n
+        return self.sets.refs.n
 
     def mark_stored(self, names):
         """Names listed in the blocks store (objects only: no _lock, _hash); returns those no map names."""
@@ -1220,62 +1231,45 @@ cdef class ReferenceIndex:
         for nm in names:
             SHA256(<const unsigned char *>nm, len(nm), md)
             av_fp_from_digest(md, &fp)
-            k = av_fpset_find(&self.refs, &fp)
+            k = av_fpset_find(&self.sets.refs, &fp)
             if k >= 0:
-                av_mark(self.present, <size_t>k)
+                av_mark(self.sets.present, <size_t>k)
             else:
                 orphans.append(nm)
         return orphans
 
     def missing_total(self):
-        return count_missing(&self.refs, self.present)
+        return count_missing(&self.sets.refs, self.sets.present)
 
     def start_explain(self):
         """After mark_stored: the add_* calls now return the entries naming missing objects."""
-        index_missing(&self.refs, self.present, &self.missing, &self.mrefs, &self.mmaps, &self.ctx)
+        index_missing(&self.sets, &self.ctx)
         free(self.b.shown)
-        self.b.shown = <uint8_t *>calloc(self.missing.n + 1, 1)
+        self.b.shown = <uint8_t *>calloc(self.sets.missing.n + 1, 1)
         if self.b.shown == NULL:
             raise MemoryError()
         self.ctx.mode = MODE_MISSING
 
     def export(self, bytes locator):
         """After freeze(): the referenced fingerprints as join records (:func:`export_records`)."""
-        return export_records(&self.refs, locator)
+        return export_records(&self.sets.refs, locator)
 
     def explain(self, const unsigned char[::1] recs, Py_ssize_t width):
         """Instead of freeze(): the add_* calls now return the entries naming the keys of ``recs``
         (missing objects found by a join elsewhere), and :meth:`missing_counts` counts them."""
-        load_keys(&self.missing, recs, width)
-        free(self.mrefs)
-        free(self.mmaps)
+        refsets_explain(&self.sets, &self.ctx, recs, width)
         free(self.b.shown)
-        self.mrefs = <uint32_t *>calloc(self.missing.n + 1, sizeof(uint32_t))
-        self.mmaps = <uint32_t *>calloc(self.missing.n + 1, sizeof(uint32_t))
-        self.b.shown = <uint8_t *>calloc(self.missing.n + 1, 1)
-        if self.mrefs == NULL or self.mmaps == NULL or self.b.shown == NULL:
+        self.b.shown = <uint8_t *>calloc(self.sets.missing.n + 1, 1)
+        if self.b.shown == NULL:
             raise MemoryError()
-        self.ctx.missing = &self.missing
-        self.ctx.mrefs = self.mrefs
-        self.ctx.mmaps = self.mmaps
         self.ctx.mode = MODE_MISSING
 
     def missing_counts(self, bytes name):
         """(maps, entries) naming this missing object, counted while explaining."""
-        cdef unsigned char md[32]
-        cdef av_fp_t fp
-        if self.missing.a == NULL:
-            return 0, 0
-        SHA256(<const unsigned char *>name, len(name), md)
-        av_fp_from_digest(md, &fp)
-        cdef long k = av_fpset_find(&self.missing, &fp)
-        if k < 0:
-            return 0, 0
-        return self.mmaps[k], self.mrefs[k]
+        return refsets_missing_counts(&self.sets, name)
 
     def counters(self):
         return {COUNTER_NAMES[c]: self.b.counts[c] for c in range(NCOUNT)}
 
     def memory(self):
-        cdef size_t nb = (<size_t>1 << self.refs.bits) + 1 if self.refs.idx != NULL else 0
-        return self.refs.n * sizeof(av_fp_t) + nb * sizeof(uint32_t) + (self.refs.n + 1 if self.present else 0)
+        return refsets_memory(&self.sets)
