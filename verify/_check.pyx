@@ -707,18 +707,14 @@ cdef size_t count_missing(const av_fpset_t *refs, const uint8_t *present) noexce
 
 
 cdef int index_missing(refsets_t *s, ctx_t *ctx) except -1:
-    """The missing fingerprints as an indexed set, with counters of the entries and maps naming
-    each, wired into ``ctx`` so that the next pass over the maps records who names them."""
+    """The referenced fingerprints needed and not found stored as the indexed missing set, with
+    counters of who names each (:func:`name_missing`)."""
     cdef size_t i, m = count_missing(&s.refs, s.present)
     free(s.missing.a)
     free(s.missing.idx)
     s.missing.idx = NULL
-    free(s.mrefs)
-    free(s.mmaps)
     s.missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
-    s.mrefs = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
-    s.mmaps = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
-    if s.missing.a == NULL or s.mrefs == NULL or s.mmaps == NULL:
+    if s.missing.a == NULL:
         raise MemoryError()
     m = 0
     for i in range(s.refs.n):
@@ -727,6 +723,18 @@ cdef int index_missing(refsets_t *s, ctx_t *ctx) except -1:
             m += 1
     s.missing.n = m
     if av_fpset_index(&s.missing) != 0:
+        raise MemoryError()
+    return name_missing(s, ctx)
+
+
+cdef int name_missing(refsets_t *s, ctx_t *ctx) except -1:
+    """Zeroed counters of the entries and maps naming each missing fingerprint, wired into
+    ``ctx`` so that the next pass over the maps records who names them."""
+    free(s.mrefs)
+    free(s.mmaps)
+    s.mrefs = <uint32_t *>calloc(s.missing.n + 1, sizeof(uint32_t))
+    s.mmaps = <uint32_t *>calloc(s.missing.n + 1, sizeof(uint32_t))
+    if s.mrefs == NULL or s.mmaps == NULL:
         raise MemoryError()
     ctx.missing = &s.missing
     ctx.mrefs = s.mrefs
@@ -798,19 +806,9 @@ cdef void tbuf_free(tbuf_t *b) noexcept nogil:
 
 
 cdef int refsets_explain(refsets_t *s, ctx_t *ctx, const unsigned char[::1] recs, Py_ssize_t width) except -1:
-    """The keys of join records (missing objects found by a join elsewhere) as the missing set,
-    with zeroed counters, wired into ``ctx`` for a pass over the maps that names them."""
+    """The keys of join records (missing objects found by a join elsewhere) as the missing set."""
     load_keys(&s.missing, recs, width)
-    free(s.mrefs)
-    free(s.mmaps)
-    s.mrefs = <uint32_t *>calloc(s.missing.n + 1, sizeof(uint32_t))
-    s.mmaps = <uint32_t *>calloc(s.missing.n + 1, sizeof(uint32_t))
-    if s.mrefs == NULL or s.mmaps == NULL:
-        raise MemoryError()
-    ctx.missing = &s.missing
-    ctx.mrefs = s.mrefs
-    ctx.mmaps = s.mmaps
-    return 0
+    return name_missing(s, ctx)
 
 
 cdef object refsets_missing_counts(const refsets_t *s, bytes name):
@@ -1063,14 +1061,7 @@ cdef class FiledRefCheck:
         return files
 
     def counters(self):
-        cdef int t, c
-        out = {}
-        for c in range(NCOUNT):
-            total = 0
-            for t in range(self.jobs):
-                total += self.bufs[t].counts[c]
-            out[COUNTER_NAMES[c]] = total
-        return out
+        return walk_counters(<const char *>self.bufs[0].counts, sizeof(tbuf_t), self.jobs, COUNTER_NAMES)
 
     def memory(self):
         """Bytes held by the referenced-fingerprint set (array + index + presence flags)."""
@@ -1079,15 +1070,9 @@ cdef class FiledRefCheck:
     def take_records(self):
         """[(kind, name, path, detail, errno, aux)] recorded since the last call, then forgotten."""
         cdef int t
-        cdef size_t i
-        cdef av_rec_t *r
         out = []
         for t in range(self.jobs):
-            for i in range(self.bufs[t].recs.n):
-                r = &self.bufs[t].recs.a[i]
-                out.append((KIND_NAMES[r.kind], <bytes>r.name if r.name != NULL else b"",
-                            <bytes>r.path if r.path != NULL else None,
-                            <bytes>r.detail if r.detail != NULL else b"", r.err, r.aux))
+            walk_records(out, &self.bufs[t].recs, KIND_NAMES, True)
         self._free_records()
         return out
 

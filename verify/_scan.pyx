@@ -461,29 +461,16 @@ cdef class FiledShard:
         return files, dirs
 
     def counters(self):
-        cdef int t, c
-        out = {}
-        for c in range(NCOUNT):
-            total = 0
-            for t in range(self.jobs):
-                total += self.bufs[t].counts[c]
-            out[COUNTER_NAMES[c]] = total
-        return out
+        return walk_counters(<const char *>self.bufs[0].counts, sizeof(tbuf_t), self.jobs, COUNTER_NAMES)
 
     def records(self):
         """[(kind, name bytes, path bytes, detail bytes, errno)] in no particular order."""
         cdef int t
-        cdef size_t i
-        cdef av_rec_t *r
         out = []
         for t in range(self.jobs):
             if self.bufs[t].recs.oom:
                 raise MemoryError("out of memory while recording findings")
-            for i in range(self.bufs[t].recs.n):
-                r = &self.bufs[t].recs.a[i]
-                out.append((KIND_NAMES[r.kind], <bytes>r.name if r.name != NULL else b"",
-                            <bytes>r.path if r.path != NULL else None,
-                            <bytes>r.detail if r.detail != NULL else b"", r.err))
+            walk_records(out, &self.bufs[t].recs, KIND_NAMES, False)
         return out
 
 

@@ -4,6 +4,8 @@
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 
+from ._native cimport av_rec_t, av_recs_t
+
 cdef extern from "_walk.h" nogil:
     enum:
         AV_WALK_PATHMAX
@@ -47,3 +49,32 @@ cdef inline int walk_tops(av_walk_t *w, list tops, int jobs) except -1:
     if rc != 0:
         raise MemoryError()
     return 0
+
+
+cdef inline dict walk_counters(const char *first, size_t stride, int jobs, tuple names):
+    """Each thread's counters summed: ``first`` is thread 0's array of len(names) uint64 counters,
+    thread t's lies ``t * stride`` bytes further (the counters of one thread state per thread)."""
+    cdef int t
+    cdef Py_ssize_t c
+    out = {}
+    for c in range(len(names)):
+        total = 0
+        for t in range(jobs):
+            total += (<const uint64_t *>(first + <size_t>t * stride))[c]
+        out[names[c]] = total
+    return out
+
+
+cdef inline void walk_records(list out, const av_recs_t *recs, tuple kinds, bint with_aux) except *:
+    """A thread's records as (kind, name, path, detail, errno[, aux]) tuples appended to ``out``."""
+    cdef size_t i
+    cdef const av_rec_t *r
+    for i in range(recs.n):
+        r = &recs.a[i]
+        name = <bytes>r.name if r.name != NULL else b""
+        path = <bytes>r.path if r.path != NULL else None
+        detail = <bytes>r.detail if r.detail != NULL else b""
+        if with_aux:
+            out.append((kinds[r.kind], name, path, detail, r.err, r.aux))
+        else:
+            out.append((kinds[r.kind], name, path, detail, r.err))
