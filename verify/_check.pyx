@@ -895,13 +895,7 @@ cdef class FiledRefCheck:
         tops, _others = root_entries(rootfd, self.lo, self.hi)  # the scan reports the others
         self.ctx.rootfd = rootfd
         self.ctx.mode = mode
-        memset(&w, 0, sizeof(w))
-        w.rootfd = rootfd
-        w.stop = &self.ctx.stop
-        w.ctx = &self.ctx
-        w.threads = <char *>self.bufs
-        w.thread_size = sizeof(tbuf_t)
-        w.file = on_file
+        av_walk_init(&w, rootfd, &self.ctx.stop, &self.ctx, self.bufs, sizeof(tbuf_t), on_file)
         w.unreadable = on_unreadable
         walk_tops(&w, tops, self.jobs)
         for t in range(self.jobs):

@@ -434,13 +434,7 @@ cdef class FiledShard:
         self.units, others = root_entries(self.ctx.rootfd, self.lo, self.hi)
         for nm, t in others:
             stray(&self.bufs[0], <const char *>nm, <const char *>nm, t, 1)
-        memset(&w, 0, sizeof(w))
-        w.rootfd = self.ctx.rootfd
-        w.stop = &self.ctx.stop
-        w.ctx = &self.ctx
-        w.threads = <char *>self.bufs
-        w.thread_size = sizeof(tbuf_t)
-        w.file = on_file
+        av_walk_init(&w, self.ctx.rootfd, &self.ctx.stop, &self.ctx, self.bufs, sizeof(tbuf_t), on_file)
         w.stray = on_stray
         w.unreadable = on_unreadable
         w.dir = on_dir

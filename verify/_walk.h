@@ -60,6 +60,22 @@ typedef struct {
     void (*dir)(void *ctx, void *tb);
 } av_walk_t;
 
+/* A walk of the store at ROOTFD handing each file to FILE, with one state of THREAD_SIZE bytes
+   per thread at THREADS; the optional callbacks are left out (set them after). */
+static inline void av_walk_init(av_walk_t *w, int rootfd, const int *stop, void *ctx, void *threads,
+                                size_t thread_size,
+                                void (*file)(void *, void *, uint64_t, int, const char *, const char *,
+                                             const char *, const char *))
+{
+    memset(w, 0, sizeof(*w));
+    w->rootfd = rootfd;
+    w->stop = stop;
+    w->ctx = ctx;
+    w->threads = (char *)threads;
+    w->thread_size = thread_size;
+    w->file = file;
+}
+
 /* the kernel's record, read straight from getdents64 */
 struct av_dirent64 {
     uint64_t d_ino;

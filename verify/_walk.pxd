@@ -30,6 +30,8 @@ cdef extern from "_walk.h" nogil:
         av_walk_stray_fn stray
         av_walk_unreadable_fn unreadable
         av_walk_dir_fn dir
+    void av_walk_init(av_walk_t *w, int rootfd, const int *stop, void *ctx, void *threads, size_t thread_size,
+                      av_walk_file_fn file)
     void av_walk_join(char *out, const char *a, const char *b, const char *c, const char *name)
     int av_walk_run(const av_walk_t *w, char *const *tops, size_t ntop, int jobs)
 
