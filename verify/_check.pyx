@@ -2,8 +2,8 @@
 """The reference check's hot loops for filed stores, without the GIL, in parallel.
 
 One :class:`FiledRefCheck` runs the passes of ``archverify check`` over a maps dir and
-a blocks dir, each pass a walk of ``ROOT/d1/d2/d3/NAME`` with top-level dirs handed
-to OpenMP threads (as verify/_scan.pyx does):
+a blocks dir, each pass a walk of ``ROOT/d1/d2/d3/NAME`` by the walker the scan uses
+(verify/_walk.h), with the pass's rule as its per-file callback:
 
 1. ``read_maps``: every map's entries (v0, v1, v2 from its map-data objects at
    their v0.4 paths); entry-level corruption; each referenced name's fingerprint
@@ -51,14 +51,7 @@ cdef extern from "<sys/stat.h>" nogil:
     bint S_ISDIR(unsigned int m)
 
 cdef extern from "<dirent.h>" nogil:
-    ctypedef struct DIR
-    cdef struct dirent:
-        unsigned char d_type
-        char d_name[256]
-    DIR *fdopendir(int fd)
-    dirent *readdir(DIR *d)
-    int closedir(DIR *d)
-    unsigned char DT_UNKNOWN, DT_DIR, DT_REG
+    unsigned char DT_REG
 
 cdef extern from "<stdio.h>" nogil:
     int snprintf(char *buf, size_t n, const char *fmt, ...)
@@ -80,6 +73,7 @@ cdef extern from "<openssl/sha.h>" nogil:
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h
+from ._walk cimport *  # the filed directory walker: _walk.h
 
 cdef extern from "_check.h" nogil:
     ctypedef struct av_fp_t:
@@ -200,6 +194,16 @@ ctypedef struct ctx_t:
     uint64_t win_start
     uint64_t win_width
     int sample_all
+
+# The fingerprint sets of one reference check (_check.h): the referenced objects, those found
+# stored, the missing ones and who names them. The filed passes and ReferenceIndex hold one each.
+ctypedef struct refsets_t:
+    av_fpset_t refs
+    av_fpset_t missing
+    uint8_t *present     # per referenced fingerprint: found stored
+    uint32_t *mrefs      # references per missing fingerprint
+    uint32_t *mmaps      # maps per missing fingerprint
+
 
 # one map's problems, folded into a single map_corrupt record
 ctypedef struct mapstate_t:
@@ -661,15 +665,19 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
 
 
 
-cdef void on_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2, const char *d3,
+cdef void on_file(void *vctx, void *tb, uint64_t unit, int fd3, const char *d1, const char *d2, const char *d3,
                   const char *name) noexcept nogil:
+    """The walker's callback (verify/_walk.h) for a regular file at object depth: the pass's rule."""
+    cdef ctx_t *ctx = <ctx_t *>vctx
+    cdef tbuf_t *b = <tbuf_t *>tb
     cdef size_t n = strlen(name)
     cdef char path[PATHMAX]
     cdef int nc
+    b.unit = <int>unit
     b.counts[C_FILES] += 1
     if n < AV_MIN_NAME or not av_utf8_valid(<const unsigned char *>name, n):
         return  # a stray entry: the scan reports it
-    snprintf(path, PATHMAX, "%s/%s/%s/%s", d1, d2, d3, name)
+    av_walk_join(path, d1, d2, d3, name)
     if ctx.mode == MODE_REFS or ctx.mode == MODE_MISSING:
         nc = av_name_class(name, n)
         if nc == AV_NAME_PLAIN:
@@ -680,47 +688,13 @@ cdef void on_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2
         data_file(ctx, b, fd3, d1, d2, d3, name, n, path)
 
 
-cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *d2, const char *dname,
-               int depth) noexcept nogil:
-    """Directory ``dname`` at depth 1..3 and below; only regular files at depth 4 are objects."""
-    cdef char path[PATHMAX]
-    cdef int fd, t
-    cdef DIR *d
-    cdef dirent *e
-    fd = openat(parentfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-    if fd < 0:
-        if errno != ENOENT and errno != ENOTDIR and errno != ELOOP:
-            if depth == 1:
-                snprintf(path, PATHMAX, "%s", dname)
-            elif depth == 2:
-                snprintf(path, PATHMAX, "%s/%s", d1, dname)
-            else:
-                snprintf(path, PATHMAX, "%s/%s/%s", d1, d2, dname)
-            emit_s(b, K_UNREADABLE, errno, dname, strlen(dname), path, "opendir")
+cdef void on_unreadable(void *ctx, void *tb, int err, const char *name, const char *path, int op) noexcept nogil:
+    """A directory that cannot be opened or listed. What is not a directory any more, and an
+    entry whose type cannot be read, are the scan's to report (stray, unreadable)."""
+    if op == AV_WALK_LSTAT or (op == AV_WALK_OPENDIR and (err == ENOTDIR or err == ELOOP)):
         return
-    d = fdopendir(fd)
-    if d == NULL:
-        close(fd)
-        return
-    while not av_stopped(&ctx.stop):
-        av_errno_clear()
-        e = readdir(d)
-        if e == NULL:
-            if errno != 0:
-                emit_s(b, K_UNREADABLE, errno, dname, strlen(dname), dname, "readdir")
-            break
-        if e.d_name[0] == b'.' and (e.d_name[1] == 0 or (e.d_name[1] == b'.' and e.d_name[2] == 0)):
-            continue
-        t = av_entry_type(fd, e.d_name, e.d_type)  # -1 (vanished, unstattable): neither file nor dir
-        if depth == 3:
-            if t == DT_REG:
-                on_file(ctx, b, fd, d1, d2, dname, e.d_name)
-        elif t == DT_DIR:
-            if depth == 1:
-                walk(ctx, b, fd, dname, NULL, e.d_name, 2)
-            else:
-                walk(ctx, b, fd, d1, dname, e.d_name, 3)
-    closedir(d)
+    emit_s(<tbuf_t *>tb, K_UNREADABLE, err, name, strlen(name), path,
+           b"readdir" if op == AV_WALK_READDIR else (b"readdir buffer" if op == AV_WALK_NOMEM else b"opendir"))
 
 
 cdef size_t count_missing(const av_fpset_t *refs, const uint8_t *present) noexcept nogil:
@@ -732,32 +706,39 @@ cdef size_t count_missing(const av_fpset_t *refs, const uint8_t *present) noexce
     return m
 
 
-cdef int index_missing(const av_fpset_t *refs, const uint8_t *present, av_fpset_t *missing, uint32_t **mrefs,
-                       uint32_t **mmaps, ctx_t *ctx) except -1:
-    """The missing fingerprints as an indexed set, with counters of the entries and maps naming
-    each, wired into ``ctx`` so that the next pass over the maps records who names them."""
-    cdef size_t i, m = count_missing(refs, present)
-    free(missing.a)
-    free(missing.idx)
-    missing.idx = NULL
-    free(mrefs[0])
-    free(mmaps[0])
-    missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
-    mrefs[0] = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
-    mmaps[0] = <uint32_t *>calloc(m + 1, sizeof(uint32_t))
-    if missing.a == NULL or mrefs[0] == NULL or mmaps[0] == NULL:
+cdef int index_missing(refsets_t *s, ctx_t *ctx) except -1:
+    """The referenced fingerprints needed and not found stored as the indexed missing set, with
+    counters of who names each (:func:`name_missing`)."""
+    cdef size_t i, m = count_missing(&s.refs, s.present)
+    free(s.missing.a)
+    free(s.missing.idx)
+    s.missing.idx = NULL
+    s.missing.a = <av_fp_t *>malloc((m + 1) * sizeof(av_fp_t))
+    if s.missing.a == NULL:
         raise MemoryError()
     m = 0
-    for i in range(refs.n):
-        if not present[i] and refs.a[i].lo & AV_FP_NEEDED:
-            missing.a[m] = refs.a[i]
+    for i in range(s.refs.n):
+        if not s.present[i] and s.refs.a[i].lo & AV_FP_NEEDED:
+            s.missing.a[m] = s.refs.a[i]
             m += 1
-    missing.n = m
-    if av_fpset_index(missing) != 0:
+    s.missing.n = m
+    if av_fpset_index(&s.missing) != 0:
         raise MemoryError()
-    ctx.missing = missing
-    ctx.mrefs = mrefs[0]
-    ctx.mmaps = mmaps[0]
+    return name_missing(s, ctx)
+
+
+cdef int name_missing(refsets_t *s, ctx_t *ctx) except -1:
+    """Zeroed counters of the entries and maps naming each missing fingerprint, wired into
+    ``ctx`` so that the next pass over the maps records who names them."""
+    free(s.mrefs)
+    free(s.mmaps)
+    s.mrefs = <uint32_t *>calloc(s.missing.n + 1, sizeof(uint32_t))
+    s.mmaps = <uint32_t *>calloc(s.missing.n + 1, sizeof(uint32_t))
+    if s.mrefs == NULL or s.mmaps == NULL:
+        raise MemoryError()
+    ctx.missing = &s.missing
+    ctx.mrefs = s.mrefs
+    ctx.mmaps = s.mmaps
     return 0
 
 
@@ -806,6 +787,51 @@ cdef int load_keys(av_fpset_t *s, const unsigned char[::1] recs, Py_ssize_t widt
     return 0
 
 
+cdef void refsets_free(refsets_t *s) noexcept nogil:
+    free(s.refs.a)
+    free(s.refs.idx)
+    free(s.missing.a)
+    free(s.missing.idx)
+    free(s.present)
+    free(s.mrefs)
+    free(s.mmaps)
+
+
+cdef void tbuf_free(tbuf_t *b) noexcept nogil:
+    av_recs_free(&b.recs)
+    free(b.refs.a)
+    free(b.buf)
+    free(b.seen)
+    free(b.shown)
+
+
+cdef int refsets_explain(refsets_t *s, ctx_t *ctx, const unsigned char[::1] recs, Py_ssize_t width) except -1:
+    """The keys of join records (missing objects found by a join elsewhere) as the missing set."""
+    load_keys(&s.missing, recs, width)
+    return name_missing(s, ctx)
+
+
+cdef object refsets_missing_counts(const refsets_t *s, bytes name):
+    """(maps, entries) naming this missing object, counted by the last pass that named them."""
+    cdef unsigned char md[32]
+    cdef av_fp_t fp
+    cdef long k
+    if s.missing.a == NULL:
+        return 0, 0
+    SHA256(<const unsigned char *>name, len(name), md)
+    av_fp_from_digest(md, &fp)
+    k = av_fpset_find(&s.missing, &fp)
+    if k < 0:
+        return 0, 0
+    return s.mmaps[k], s.mrefs[k]
+
+
+cdef size_t refsets_memory(const refsets_t *s) noexcept nogil:
+    """Bytes held by the referenced-fingerprint set (array + index + presence flags)."""
+    cdef size_t nb = (<size_t>1 << s.refs.bits) + 1 if s.refs.idx != NULL else 0
+    return s.refs.n * sizeof(av_fp_t) + nb * sizeof(uint32_t) + (s.refs.n + 1 if s.present != NULL else 0)
+
+
 cdef class FiledRefCheck:
     """The passes of the reference and data check over one filed maps dir and blocks dir."""
 
@@ -813,11 +839,7 @@ cdef class FiledRefCheck:
     cdef tbuf_t *bufs
     cdef int jobs
     cdef int mapsfd, blocksfd
-    cdef av_fpset_t refs
-    cdef av_fpset_t missing
-    cdef uint8_t *present
-    cdef uint32_t *mrefs
-    cdef uint32_t *mmaps
+    cdef refsets_t sets
     cdef object maps_root, blocks_root
     cdef int lo, hi
     cdef readonly bint frozen
@@ -837,11 +859,7 @@ cdef class FiledRefCheck:
         self.bufs = <tbuf_t *>calloc(jobs, sizeof(tbuf_t))
         if self.bufs == NULL:
             raise MemoryError()
-        memset(&self.refs, 0, sizeof(av_fpset_t))
-        memset(&self.missing, 0, sizeof(av_fpset_t))
-        self.present = NULL
-        self.mrefs = NULL
-        self.mmaps = NULL
+        memset(&self.sets, 0, sizeof(refsets_t))
         self.frozen = False
 
     def __dealloc__(self):
@@ -849,19 +867,9 @@ cdef class FiledRefCheck:
         cdef int t
         if self.bufs != NULL:
             for t in range(self.jobs):
-                av_recs_free(&self.bufs[t].recs)
-                free(self.bufs[t].refs.a)
-                free(self.bufs[t].buf)
-                free(self.bufs[t].seen)
-                free(self.bufs[t].shown)
+                tbuf_free(&self.bufs[t])
             free(self.bufs)
-        free(self.refs.a)
-        free(self.refs.idx)
-        free(self.missing.a)
-        free(self.missing.idx)
-        free(self.present)
-        free(self.mrefs)
-        free(self.mmaps)
+        refsets_free(&self.sets)
         if self.mapsfd >= 0:
             close(self.mapsfd)
         if self.blocksfd >= 0:
@@ -880,34 +888,16 @@ cdef class FiledRefCheck:
         return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     cdef void _walk(self, int rootfd, int mode) except *:
-        import os
-        from ._scan import bucket
-        from .layout import skipped_at_root
-        units = []
-        with os.scandir(rootfd) as it:
-            for e in it:
-                if skipped_at_root(os.fsencode(e.name), e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False)):
-                    continue  # lost+found, archverify's own store lock: the scan skips them too
-                if e.is_dir(follow_symlinks=False) and self.lo <= bucket(os.fsencode(e.name)) < self.hi:
-                    units.append(os.fsencode(e.name))
-        units.sort()
-        cdef int nunits = len(units)
-        cdef char **names = <char **>malloc((nunits + 1) * sizeof(char *))
-        if names == NULL:
-            raise MemoryError()
-        cdef Py_ssize_t i
-        for i in range(nunits):
-            names[i] = <char *>(<bytes>units[i])
+        """One pass: the walker (verify/_walk.h) over the store's top-level dirs in [lo, hi)."""
+        from ._scan import root_entries
+        cdef av_walk_t w
+        cdef int t
+        tops, _others = root_entries(rootfd, self.lo, self.hi)  # the scan reports the others
         self.ctx.rootfd = rootfd
         self.ctx.mode = mode
-        cdef int tid, t
-        try:
-            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=self.jobs):
-                tid = threadid()
-                self.bufs[tid].unit = <int>i
-                walk(&self.ctx, &self.bufs[tid], rootfd, NULL, NULL, names[i], 1)
-        finally:
-            free(names)
+        av_walk_init(&w, rootfd, &self.ctx.stop, &self.ctx, self.bufs, sizeof(tbuf_t), on_file)
+        w.unreadable = on_unreadable
+        walk_tops(&w, tops, self.jobs)
         for t in range(self.jobs):
             if self.bufs[t].oom or self.bufs[t].refs.oom or self.bufs[t].recs.oom:
                 raise MemoryError("out of memory during the reference check")
@@ -953,15 +943,15 @@ cdef class FiledRefCheck:
             total = av_fp_sort_unique(a, off)
         if total > 0:
             a = <av_fp_t *>realloc(a, total * sizeof(av_fp_t))
-        self.refs.a = a
-        self.refs.n = total
-        if av_fpset_index(&self.refs) != 0:
+        self.sets.refs.a = a
+        self.sets.refs.n = total
+        if av_fpset_index(&self.sets.refs) != 0:
             raise MemoryError()
-        self.present = <uint8_t *>calloc(total + 1, 1)
-        if self.present == NULL:
+        self.sets.present = <uint8_t *>calloc(total + 1, 1)
+        if self.sets.present == NULL:
             raise MemoryError()
-        self.ctx.refs = &self.refs
-        self.ctx.present = self.present
+        self.ctx.refs = &self.sets.refs
+        self.ctx.present = self.sets.present
         self.frozen = True
         return total
 
@@ -975,13 +965,13 @@ cdef class FiledRefCheck:
         return self._count_missing()
 
     cdef size_t _count_missing(self):
-        return count_missing(&self.refs, self.present)
+        return count_missing(&self.sets.refs, self.sets.present)
 
     cdef int _alloc_shown(self) except -1:
         cdef int t
         for t in range(self.jobs):
             free(self.bufs[t].shown)
-            self.bufs[t].shown = <uint8_t *>calloc(self.missing.n + 1, 1)
+            self.bufs[t].shown = <uint8_t *>calloc(self.sets.missing.n + 1, 1)
             if self.bufs[t].shown == NULL:
                 raise MemoryError()
         return 0
@@ -992,7 +982,7 @@ cdef class FiledRefCheck:
 
     def explain_missing(self):
         """Pass 4: the maps again, recording the first entries that name each missing object."""
-        index_missing(&self.refs, self.present, &self.missing, &self.mrefs, &self.mmaps, &self.ctx)
+        index_missing(&self.sets, &self.ctx)
         self._alloc_shown()
         saved = self.counters()
         self._walk(self.mapsfd, MODE_MISSING)
@@ -1003,18 +993,11 @@ cdef class FiledRefCheck:
                 self.bufs[t].counts[c] = 0
         for c in range(NCOUNT):
             self.bufs[0].counts[c] = saved[COUNTER_NAMES[c]]
-        return self.missing.n
+        return self.sets.missing.n
 
     def missing_counts(self, bytes name):
         """(maps, references) that name this missing object, counted in explain_missing()."""
-        cdef unsigned char md[32]
-        cdef av_fp_t fp
-        SHA256(<const unsigned char *>name, len(name), md)
-        av_fp_from_digest(md, &fp)
-        cdef long k = av_fpset_find(&self.missing, &fp) if self.missing.a != NULL else -1
-        if k < 0:
-            return 0, 0
-        return self.mmaps[k], self.mrefs[k]
+        return refsets_missing_counts(&self.sets, name)
 
     # -- one shard of a join run elsewhere (--dask): fingerprints out, differences back in --
 
@@ -1030,21 +1013,12 @@ cdef class FiledRefCheck:
 
     def export(self, bytes locator):
         """The frozen fingerprints as join records (:func:`export_records`)."""
-        return export_records(&self.refs, locator)
+        return export_records(&self.sets.refs, locator)
 
     def explain(self, const unsigned char[::1] recs, Py_ssize_t width):
         """Pass 4 on this shard's maps for the missing keys in ``recs``: ``ref`` records and
         :meth:`missing_counts` as :meth:`explain_missing` gives them, for this shard alone."""
-        load_keys(&self.missing, recs, width)
-        free(self.mrefs)
-        free(self.mmaps)
-        self.mrefs = <uint32_t *>calloc(self.missing.n + 1, sizeof(uint32_t))
-        self.mmaps = <uint32_t *>calloc(self.missing.n + 1, sizeof(uint32_t))
-        if self.mrefs == NULL or self.mmaps == NULL:
-            raise MemoryError()
-        self.ctx.missing = &self.missing
-        self.ctx.mrefs = self.mrefs
-        self.ctx.mmaps = self.mmaps
+        refsets_explain(&self.sets, &self.ctx, recs, width)
         self._alloc_shown()
         if self.mapsfd < 0:
             self.mapsfd = self._open(self.maps_root)
@@ -1052,8 +1026,8 @@ cdef class FiledRefCheck:
 
     def find_orphans(self, const unsigned char[::1] recs, Py_ssize_t width):
         """This blocks shard again: an ``object_orphan`` record for each stored object keyed in ``recs``."""
-        load_keys(&self.refs, recs, width)
-        self.ctx.refs = &self.refs
+        load_keys(&self.sets.refs, recs, width)
+        self.ctx.refs = &self.sets.refs
         if self.blocksfd < 0:
             self.blocksfd = self._open(self.blocks_root)
         self._walk(self.blocksfd, MODE_ORPHANS)
@@ -1081,32 +1055,18 @@ cdef class FiledRefCheck:
         return files
 
     def counters(self):
-        cdef int t, c
-        out = {}
-        for c in range(NCOUNT):
-            total = 0
-            for t in range(self.jobs):
-                total += self.bufs[t].counts[c]
-            out[COUNTER_NAMES[c]] = total
-        return out
+        return walk_counters(<const char *>self.bufs[0].counts, sizeof(tbuf_t), self.jobs, COUNTER_NAMES)
 
     def memory(self):
         """Bytes held by the referenced-fingerprint set (array + index + presence flags)."""
-        cdef size_t nb = (<size_t>1 << self.refs.bits) + 1 if self.refs.idx != NULL else 0
-        return self.refs.n * sizeof(av_fp_t) + nb * sizeof(uint32_t) + (self.refs.n + 1 if self.present else 0)
+        return refsets_memory(&self.sets)
 
     def take_records(self):
         """[(kind, name, path, detail, errno, aux)] recorded since the last call, then forgotten."""
         cdef int t
-        cdef size_t i
-        cdef av_rec_t *r
         out = []
         for t in range(self.jobs):
-            for i in range(self.bufs[t].recs.n):
-                r = &self.bufs[t].recs.a[i]
-                out.append((KIND_NAMES[r.kind], <bytes>r.name if r.name != NULL else b"",
-                            <bytes>r.path if r.path != NULL else None,
-                            <bytes>r.detail if r.detail != NULL else b"", r.err, r.aux))
+            walk_records(out, &self.bufs[t].recs, KIND_NAMES, True)
         self._free_records()
         return out
 
@@ -1124,11 +1084,7 @@ cdef class ReferenceIndex:
 
     cdef ctx_t ctx
     cdef tbuf_t b
-    cdef av_fpset_t refs
-    cdef av_fpset_t missing
-    cdef uint8_t *present
-    cdef uint32_t *mrefs
-    cdef uint32_t *mmaps
+    cdef refsets_t sets
     cdef bytes last_map
     cdef readonly bint frozen
 
@@ -1136,27 +1092,13 @@ cdef class ReferenceIndex:
         self.last_map = None
         memset(&self.ctx, 0, sizeof(ctx_t))
         memset(&self.b, 0, sizeof(tbuf_t))
-        memset(&self.refs, 0, sizeof(av_fpset_t))
-        memset(&self.missing, 0, sizeof(av_fpset_t))
+        memset(&self.sets, 0, sizeof(refsets_t))
         self.ctx.mode = MODE_REFS
-        self.present = NULL
-        self.mrefs = NULL
-        self.mmaps = NULL
 
     def __dealloc__(self):
         self._clear()
-        av_recs_free(&self.b.recs)
-        free(self.b.refs.a)
-        free(self.b.buf)
-        free(self.b.seen)
-        free(self.b.shown)
-        free(self.refs.a)
-        free(self.refs.idx)
-        free(self.missing.a)
-        free(self.missing.idx)
-        free(self.present)
-        free(self.mrefs)
-        free(self.mmaps)
+        tbuf_free(&self.b)
+        refsets_free(&self.sets)
 
     cdef void _clear(self):
         av_recs_clear(&self.b.recs)
@@ -1208,7 +1150,7 @@ cdef class ReferenceIndex:
         for nm, _index in refs:
             SHA256(<const unsigned char *>nm, len(nm), md)
             av_fp_from_digest(md, &fp)
-            k = av_fpset_find(&self.missing, &fp)
+            k = av_fpset_find(&self.sets.missing, &fp)
             if k >= 0:
                 self.b.shown[k] = 0
 
@@ -1241,20 +1183,20 @@ cdef class ReferenceIndex:
     def freeze(self):
         """No more references: the sorted set. Returns how many distinct objects are referenced."""
         self.b.refs.n = av_fp_sort_unique(self.b.refs.a, self.b.refs.n)
-        self.refs.a = self.b.refs.a
-        self.refs.n = self.b.refs.n
+        self.sets.refs.a = self.b.refs.a
+        self.sets.refs.n = self.b.refs.n
         self.b.refs.a = NULL
         self.b.refs.n = self.b.refs.cap = 0
-        if av_fpset_index(&self.refs) != 0:
+        if av_fpset_index(&self.sets.refs) != 0:
             raise MemoryError()
-        self.present = <uint8_t *>calloc(self.refs.n + 1, 1)
-        if self.present == NULL:
+        self.sets.present = <uint8_t *>calloc(self.sets.refs.n + 1, 1)
+        if self.sets.present == NULL:
             raise MemoryError()
-        self.ctx.refs = &self.refs
-        self.ctx.present = self.present
+        self.ctx.refs = &self.sets.refs
+        self.ctx.present = self.sets.present
         self.ctx.mode = MODE_STORED
         self.frozen = True
-        return self.refs.n
+        return self.sets.refs.n
 
     def mark_stored(self, names):
         """Names listed in the blocks store (objects only: no _lock, _hash); returns those no map names."""
@@ -1268,62 +1210,45 @@ cdef class ReferenceIndex:
         for nm in names:
             SHA256(<const unsigned char *>nm, len(nm), md)
             av_fp_from_digest(md, &fp)
-            k = av_fpset_find(&self.refs, &fp)
+            k = av_fpset_find(&self.sets.refs, &fp)
             if k >= 0:
-                av_mark(self.present, <size_t>k)
+                av_mark(self.sets.present, <size_t>k)
             else:
                 orphans.append(nm)
         return orphans
 
     def missing_total(self):
-        return count_missing(&self.refs, self.present)
+        return count_missing(&self.sets.refs, self.sets.present)
 
     def start_explain(self):
         """After mark_stored: the add_* calls now return the entries naming missing objects."""
-        index_missing(&self.refs, self.present, &self.missing, &self.mrefs, &self.mmaps, &self.ctx)
+        index_missing(&self.sets, &self.ctx)
         free(self.b.shown)
-        self.b.shown = <uint8_t *>calloc(self.missing.n + 1, 1)
+        self.b.shown = <uint8_t *>calloc(self.sets.missing.n + 1, 1)
         if self.b.shown == NULL:
             raise MemoryError()
         self.ctx.mode = MODE_MISSING
 
     def export(self, bytes locator):
         """After freeze(): the referenced fingerprints as join records (:func:`export_records`)."""
-        return export_records(&self.refs, locator)
+        return export_records(&self.sets.refs, locator)
 
     def explain(self, const unsigned char[::1] recs, Py_ssize_t width):
         """Instead of freeze(): the add_* calls now return the entries naming the keys of ``recs``
         (missing objects found by a join elsewhere), and :meth:`missing_counts` counts them."""
-        load_keys(&self.missing, recs, width)
-        free(self.mrefs)
-        free(self.mmaps)
+        refsets_explain(&self.sets, &self.ctx, recs, width)
         free(self.b.shown)
-        self.mrefs = <uint32_t *>calloc(self.missing.n + 1, sizeof(uint32_t))
-        self.mmaps = <uint32_t *>calloc(self.missing.n + 1, sizeof(uint32_t))
-        self.b.shown = <uint8_t *>calloc(self.missing.n + 1, 1)
-        if self.mrefs == NULL or self.mmaps == NULL or self.b.shown == NULL:
+        self.b.shown = <uint8_t *>calloc(self.sets.missing.n + 1, 1)
+        if self.b.shown == NULL:
             raise MemoryError()
-        self.ctx.missing = &self.missing
-        self.ctx.mrefs = self.mrefs
-        self.ctx.mmaps = self.mmaps
         self.ctx.mode = MODE_MISSING
 
     def missing_counts(self, bytes name):
         """(maps, entries) naming this missing object, counted while explaining."""
-        cdef unsigned char md[32]
-        cdef av_fp_t fp
-        if self.missing.a == NULL:
-            return 0, 0
-        SHA256(<const unsigned char *>name, len(name), md)
-        av_fp_from_digest(md, &fp)
-        cdef long k = av_fpset_find(&self.missing, &fp)
-        if k < 0:
-            return 0, 0
-        return self.mmaps[k], self.mrefs[k]
+        return refsets_missing_counts(&self.sets, name)
 
     def counters(self):
         return {COUNTER_NAMES[c]: self.b.counts[c] for c in range(NCOUNT)}
 
     def memory(self):
-        cdef size_t nb = (<size_t>1 << self.refs.bits) + 1 if self.refs.idx != NULL else 0
-        return self.refs.n * sizeof(av_fp_t) + nb * sizeof(uint32_t) + (self.refs.n + 1 if self.present else 0)
+        return refsets_memory(&self.sets)

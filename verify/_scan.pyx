@@ -2,18 +2,16 @@
 """The filed hot loop: walk ``ROOT/d1/d2/d3/NAME`` without the GIL, in parallel.
 
 One :class:`FiledShard` covers the top-level dirs whose 2-hex name falls in
-``[lo, hi)`` (anything else at the top level counts as bucket 0). Threads list
-the top-level dirs, then take their subdirs from an OpenMP dynamic schedule;
-each walks its dir with
-openat/getdents64 relative to directory fds, never follows a symlink,
-hashes names with libcrypto, reads at most AV_HEADER_READ bytes of a map header
+``[lo, hi)`` (anything else at the top level counts as bucket 0). The walk is
+verify/_walk.h's (openat/getdents64 relative to directory fds, no symlink
+followed, in parallel work units); for each file its callback
+hashes the name with libcrypto, reads at most AV_HEADER_READ bytes of a map header
 with pread, and probes the few other paths a rule needs (a v0.4 path, a map-data
 object, NAME for archip_NAME) with fstatat/openat. Per-object outcomes are C
 records; Python objects are made only after the GIL is back, for findings and
 counters. The rules themselves are in _rules.h (the C twin of formats.py).
 """
 
-from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
@@ -45,30 +43,6 @@ cdef extern from "<sys/stat.h>" nogil:
 cdef extern from "<dirent.h>" nogil:
     unsigned char DT_UNKNOWN, DT_DIR, DT_REG, DT_LNK
 
-cdef extern from *:
-    """
-    #include <sys/syscall.h>
-    #include <unistd.h>
-    /* the kernel's record, read straight from getdents64: no DIR stream, so no
-       fstat per directory (fdopendir's), which on NFS or FUSE is a round trip */
-    struct av_dirent64 {
-        uint64_t d_ino;
-        int64_t d_off;
-        unsigned short d_reclen;
-        unsigned char d_type;
-        char d_name[256]; /* as glibc's struct dirent64: names end at their NUL */
-    };
-    static inline long av_getdents64(int fd, void *buf, size_t n)
-    {
-        return syscall(SYS_getdents64, fd, buf, n);
-    }
-    """
-    cdef struct av_dirent64:
-        unsigned short d_reclen
-        unsigned char d_type
-        char d_name[1]
-    long av_getdents64(int fd, void *buf, size_t n) nogil
-
 cdef extern from "<stdio.h>" nogil:
     int snprintf(char *buf, size_t n, const char *fmt, ...)
 
@@ -77,6 +51,7 @@ cdef extern from "<openssl/sha.h>" nogil:
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h
+from ._walk cimport *  # the filed directory walker: _walk.h
 
 from .findings import RECORD_KINDS as KIND_NAMES
 
@@ -106,8 +81,6 @@ cdef int FILE_OPEN = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
 
 DEF PATHMAX = 1200   # d1/d2/d3/NAME with each part <= 255 bytes
 DEF DETAILMAX = 1300
-DEF MAX_TOP_FDS = 512  # top-level dirs kept open between the two phases (256 in a sane store)
-DEF DIRBUF = 32768   # getdents64 buffer: a leaf dir of a big store fits in one call
 
 ctypedef struct tbuf_t:
     av_recs_t recs
@@ -130,17 +103,6 @@ cdef void unreadable(tbuf_t *b, int err, const char *name, size_t n, const char 
                      const char *op) noexcept nogil:
     """A path that could not be read: recorded with its errno, the walk goes on."""
     emit(b, K_UNREADABLE, err, name, n, path, op)
-
-
-cdef int join_path(char *out, const char *a, const char *b, const char *c, const char *name) noexcept nogil:
-    """Builds a path relative to the root from up to three dir names and a name."""
-    if c != NULL:
-        return snprintf(out, PATHMAX, "%s/%s/%s/%s", a, b, c, name)
-    if b != NULL:
-        return snprintf(out, PATHMAX, "%s/%s/%s", a, b, name)
-    if a != NULL:
-        return snprintf(out, PATHMAX, "%s/%s", a, name)
-    return snprintf(out, PATHMAX, "%s", name)
 
 
 cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept nogil:
@@ -289,7 +251,7 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
     cdef int at_v04, at_old, nc, err
     cdef stat here, there
     b.counts[C_FILES] += 1
-    join_path(path, d1, d2, d3, name)
+    av_walk_join(path, d1, d2, d3, name)
     if n < AV_MIN_NAME:
         snprintf(detail, DETAILMAX, "name shorter than 6 bytes")
         emit(b, K_STRAY, 0, name, n, path, detail)
@@ -353,12 +315,12 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
         b.counts[C_TEMP] += 1
 
 
-cdef inline bint is_dot(const char *s) noexcept nogil:
-    return s[0] == b'.' and (s[1] == 0 or (s[1] == b'.' and s[2] == 0))
-
-
 cdef void stray(tbuf_t *b, const char *name, const char *path, int t, int depth) noexcept nogil:
+    """An entry the layout does not expect; a file counts as one wherever it is, and so does
+    anything at object depth."""
     cdef char detail[DETAILMAX]
+    if t == DT_REG or depth == 4:
+        b.counts[C_FILES] += 1
     if t == DT_LNK:
         snprintf(detail, DETAILMAX, "symlink (never followed)")
     elif t == DT_DIR:
@@ -370,149 +332,30 @@ cdef void stray(tbuf_t *b, const char *name, const char *path, int t, int depth)
     emit(b, K_STRAY, 0, name, strlen(name), path, detail)
 
 
-cdef void walk(ctx_t *ctx, tbuf_t *b, int parentfd, const char *d1, const char *d2, const char *d3,
-               const char *dname, int depth) noexcept nogil:
-    """Walk one directory at depth 1..3 (``dname`` inside ``parentfd``) and below."""
-    cdef char path[PATHMAX]
-    cdef char epath[PATHMAX]
-    cdef int fd, t, err
-    cdef long nread, pos
-    cdef char *buf
-    cdef av_dirent64 *e
-    if depth == 1:
-        join_path(path, NULL, NULL, NULL, dname)
-    elif depth == 2:
-        join_path(path, d1, NULL, NULL, dname)
-    else:
-        join_path(path, d1, d2, NULL, dname)
-    fd = openat(parentfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-    if fd < 0:
-        if errno != ENOENT:
-            unreadable(b, errno, dname, strlen(dname), path, "opendir")
-        return
-    buf = <char *>malloc(DIRBUF)
-    if buf == NULL:
-        unreadable(b, ENOMEM, dname, strlen(dname), path, "readdir buffer")
-        close(fd)
-        return
-    b.counts[C_DIRS] += 1
-    while True:
-        nread = av_getdents64(fd, buf, DIRBUF)
-        if nread <= 0:
-            if nread < 0 and errno != ENOENT:
-                unreadable(b, errno, dname, strlen(dname), path, "readdir")
-            break
-        if av_stopped(&ctx.stop):
-            break
-        pos = 0
-        while pos < nread:
-            if av_stopped(&ctx.stop):
-                break
-            e = <av_dirent64 *>(buf + pos)
-            pos += e.d_reclen
-            if is_dot(e.d_name):
-                continue
-            t = av_entry_type(fd, e.d_name, e.d_type)
-            err = errno
-            if depth == 1:
-                join_path(epath, dname, NULL, NULL, e.d_name)
-            elif depth == 2:
-                join_path(epath, d1, dname, NULL, e.d_name)
-            else:
-                join_path(epath, d1, d2, dname, e.d_name)
-            if t < 0:
-                # no d_type and the entry is gone by now: vanished, not an error
-                if err != ENOENT:
-                    unreadable(b, err, e.d_name, strlen(e.d_name), epath, "lstat")
-                continue
-            if depth == 3:
-                if t == DT_REG:
-                    check_file(ctx, b, fd, d1, d2, dname, e.d_name)
-                else:
-                    b.counts[C_FILES] += 1
-                    stray(b, e.d_name, epath, t, 4)
-            elif t == DT_DIR:
-                if depth == 1:
-                    walk(ctx, b, fd, dname, NULL, NULL, e.d_name, 2)
-                else:
-                    walk(ctx, b, fd, d1, dname, NULL, e.d_name, 3)
-            else:
-                if t == DT_REG:
-                    b.counts[C_FILES] += 1
-                stray(b, e.d_name, epath, t, depth + 1)
-    free(buf)
-    close(fd)
+# ---- the walker's callbacks (verify/_walk.h): ctx is a ctx_t, tb a thread's tbuf_t ----
+
+cdef void on_file(void *ctx, void *tb, uint64_t unit, int dirfd, const char *d1, const char *d2, const char *d3,
+                  const char *name) noexcept nogil:
+    check_file(<ctx_t *>ctx, <tbuf_t *>tb, dirfd, d1, d2, d3, name)
 
 
-ctypedef struct top_t:
-    int fd          # the top-level dir, kept open for phase 2; -1 if it could not be opened
-    char *name      # borrowed from a Python bytes object that outlives the scan
-    char **subs     # names of its subdirectories: phase 2's work units
-    size_t nsubs
-    size_t cap
+cdef void on_stray(void *ctx, void *tb, const char *name, const char *path, int t, int depth) noexcept nogil:
+    stray(<tbuf_t *>tb, name, path, t, depth)
 
 
-cdef void list_top(ctx_t *ctx, tbuf_t *b, top_t *t) noexcept nogil:
-    """Phase 1: list one top-level dir, handle what is not a dir, keep its subdirs as work units.
+cdef void on_unreadable(void *ctx, void *tb, int err, const char *name, const char *path, int op) noexcept nogil:
+    cdef const char *what = b"opendir"
+    if op == AV_WALK_READDIR:
+        what = b"readdir"
+    elif op == AV_WALK_LSTAT:
+        what = b"lstat"
+    elif op == AV_WALK_NOMEM:
+        what = b"readdir buffer"
+    unreadable(<tbuf_t *>tb, err, name, strlen(name), path, what)
 
-    A subdir whose name cannot be kept (out of memory) is walked here and now instead.
-    """
-    cdef char path[PATHMAX]
-    cdef int fd, ty
-    cdef long nread, pos
-    cdef char *buf
-    cdef char **grown
-    cdef av_dirent64 *e
-    t.fd = -1
-    fd = openat(ctx.rootfd, t.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-    if fd < 0:
-        if errno != ENOENT:
-            unreadable(b, errno, t.name, strlen(t.name), t.name, "opendir")
-        return
-    buf = <char *>malloc(DIRBUF)
-    if buf == NULL:
-        unreadable(b, ENOMEM, t.name, strlen(t.name), t.name, "readdir buffer")
-        close(fd)
-        return
-    b.counts[C_DIRS] += 1
-    while True:
-        nread = av_getdents64(fd, buf, DIRBUF)
-        if nread <= 0:
-            if nread < 0 and errno != ENOENT:
-                unreadable(b, errno, t.name, strlen(t.name), t.name, "readdir")
-            break
-        if av_stopped(&ctx.stop):
-            break
-        pos = 0
-        while pos < nread:
-            e = <av_dirent64 *>(buf + pos)
-            pos += e.d_reclen
-            if is_dot(e.d_name):
-                continue
-            ty = av_entry_type(fd, e.d_name, e.d_type)
-            join_path(path, t.name, NULL, NULL, e.d_name)
-            if ty < 0:
-                if errno != ENOENT:
-                    unreadable(b, errno, e.d_name, strlen(e.d_name), path, "lstat")
-                continue
-            if ty == DT_DIR:
-                if t.nsubs == t.cap:
-                    grown = <char **>realloc(t.subs, (t.cap * 2 + 16) * sizeof(char *))
-                    if grown != NULL:
-                        t.subs = grown
-                        t.cap = t.cap * 2 + 16
-                if t.nsubs < t.cap:
-                    t.subs[t.nsubs] = av_dupn(e.d_name, strlen(e.d_name))
-                    if t.subs[t.nsubs] != NULL:
-                        t.nsubs += 1
-                        continue
-                walk(ctx, b, fd, t.name, NULL, NULL, e.d_name, 2)
-            else:
-                if ty == DT_REG:
-                    b.counts[C_FILES] += 1
-                stray(b, e.d_name, path, ty, 2)
-    free(buf)
-    t.fd = fd
+
+cdef void on_dir(void *ctx, void *tb) noexcept nogil:
+    (<tbuf_t *>tb).counts[C_DIRS] += 1
 
 
 def bucket(name: bytes) -> int:
@@ -520,6 +363,29 @@ def bucket(name: bytes) -> int:
     if len(name) == 2 and all(c in b"0123456789abcdef" for c in name):
         return int(name, 16)
     return 0
+
+
+def root_entries(int rootfd, int lo=0, int hi=256):
+    """What a walk of the shard [lo, hi) starts from: (its top-level dirs, sorted; the other
+    entries at the root as (name, DT_* type or 0)). lost+found and archverify's own store lock
+    are no part of the store (verify/layout.py skipped_at_root)."""
+    import os
+    from .layout import skipped_at_root
+    dirs, others = [], []
+    with os.scandir(rootfd) as it:
+        for e in it:
+            nm = os.fsencode(e.name)
+            if not lo <= bucket(nm) < hi:
+                continue
+            is_dir, is_file = e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False)
+            if skipped_at_root(nm, is_dir, is_file):
+                continue
+            if is_dir:
+                dirs.append(nm)
+            else:
+                others.append((nm, DT_LNK if e.is_symlink() else (DT_REG if is_file else 0)))
+    dirs.sort()
+    return dirs, others
 
 
 cdef class FiledShard:
@@ -530,7 +396,6 @@ cdef class FiledShard:
     cdef int jobs
     cdef object root
     cdef list units
-    cdef list root_entries
     cdef public int lo, hi
     cdef readonly bint done
 
@@ -562,95 +427,19 @@ cdef class FiledShard:
     def run(self):
         """Walk the shard; raises OSError only when the store root itself cannot be opened."""
         import os
-        from .layout import skipped_at_root
+        cdef av_walk_t w
         if self.done:
             raise RuntimeError("shard already scanned")
         self.ctx.rootfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        units = []
-        with os.scandir(self.ctx.rootfd) as it:
-            for e in it:
-                nm = os.fsencode(e.name)
-                if not self.lo <= bucket(nm) < self.hi:
-                    continue
-                if skipped_at_root(nm, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False)):
-                    continue  # lost+found, archverify's own store lock
-                if e.is_dir(follow_symlinks=False):
-                    units.append(nm)
-                else:
-                    t = DT_LNK if e.is_symlink() else (DT_REG if e.is_file(follow_symlinks=False) else 0)
-                    if t == DT_REG:
-                        self.bufs[0].counts[C_FILES] += 1
-                    stray(&self.bufs[0], <const char *>nm, <const char *>nm, t, 1)
-        units.sort()
-        self.units = units
-        cdef Py_ssize_t i, k, ntop = len(units)
-        cdef int tid, nthreads
-        if ntop > MAX_TOP_FDS:
-            self._run_one_level(units)
-            self.done = True
-            return
-        # Phase 1 lists the top-level dirs; phase 2 walks their subdirs, up to 65536
-        # work units: fine enough that --jobs 128 keeps every thread busy to the end
-        # (one unit per top-level dir leaves most threads idle in the last round).
-        cdef top_t *tops = <top_t *>calloc(ntop + 1, sizeof(top_t))
-        cdef top_t **utop = NULL
-        cdef char **usub = NULL
-        cdef Py_ssize_t nunits = 0
-        if tops == NULL:
-            raise MemoryError()
-        try:
-            for i in range(ntop):
-                tops[i].fd = -1
-                tops[i].name = <char *>(<bytes>units[i])
-            nthreads = max(1, min(self.jobs, ntop))  # more threads than units would only idle
-            for i in prange(ntop, nogil=True, schedule="dynamic", chunksize=1, num_threads=nthreads):
-                tid = threadid()
-                list_top(&self.ctx, &self.bufs[tid], &tops[i])
-            for i in range(ntop):
-                nunits += tops[i].nsubs
-            utop = <top_t **>malloc((nunits + 1) * sizeof(top_t *))
-            usub = <char **>malloc((nunits + 1) * sizeof(char *))
-            if utop == NULL or usub == NULL:
-                raise MemoryError()
-            nunits = 0
-            for i in range(ntop):
-                for k in range(<Py_ssize_t>tops[i].nsubs):
-                    utop[nunits] = &tops[i]
-                    usub[nunits] = tops[i].subs[k]
-                    nunits += 1
-            nthreads = max(1, min(self.jobs, nunits))
-            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=nthreads):
-                tid = threadid()
-                walk(&self.ctx, &self.bufs[tid], utop[i].fd, utop[i].name, NULL, NULL, usub[i], 2)
-        finally:
-            for i in range(ntop):
-                if tops[i].fd >= 0:
-                    close(tops[i].fd)
-                for k in range(<Py_ssize_t>tops[i].nsubs):
-                    free(tops[i].subs[k])
-                free(tops[i].subs)
-            free(tops)
-            free(utop)
-            free(usub)
+        self.units, others = root_entries(self.ctx.rootfd, self.lo, self.hi)
+        for nm, t in others:
+            stray(&self.bufs[0], <const char *>nm, <const char *>nm, t, 1)
+        av_walk_init(&w, self.ctx.rootfd, &self.ctx.stop, &self.ctx, self.bufs, sizeof(tbuf_t), on_file)
+        w.stray = on_stray
+        w.unreadable = on_unreadable
+        w.dir = on_dir
+        walk_tops(&w, self.units, self.jobs)
         self.done = True
-
-    def _run_one_level(self, list units):
-        """One work unit per top-level dir: for stores with too many of them to keep open."""
-        cdef Py_ssize_t i, nunits = len(units)
-        cdef int tid
-        cdef char **names = <char **>malloc((nunits + 1) * sizeof(char *))
-        if names == NULL:
-            raise MemoryError()
-        for i in range(nunits):
-            names[i] = <char *>(<bytes>units[i])
-        # a top-level dir is the unit of work: more threads than dirs would only idle
-        cdef int nthreads = max(1, min(self.jobs, nunits))
-        try:
-            for i in prange(nunits, nogil=True, schedule="dynamic", chunksize=1, num_threads=nthreads):
-                tid = threadid()
-                walk(&self.ctx, &self.bufs[tid], self.ctx.rootfd, NULL, NULL, NULL, names[i], 1)
-        finally:
-            free(names)
 
     def stop(self):
         """Make run() return soon (between two directory entries); safe from another thread."""
@@ -666,29 +455,16 @@ cdef class FiledShard:
         return files, dirs
 
     def counters(self):
-        cdef int t, c
-        out = {}
-        for c in range(NCOUNT):
-            total = 0
-            for t in range(self.jobs):
-                total += self.bufs[t].counts[c]
-            out[COUNTER_NAMES[c]] = total
-        return out
+        return walk_counters(<const char *>self.bufs[0].counts, sizeof(tbuf_t), self.jobs, COUNTER_NAMES)
 
     def records(self):
         """[(kind, name bytes, path bytes, detail bytes, errno)] in no particular order."""
         cdef int t
-        cdef size_t i
-        cdef av_rec_t *r
         out = []
         for t in range(self.jobs):
             if self.bufs[t].recs.oom:
                 raise MemoryError("out of memory while recording findings")
-            for i in range(self.bufs[t].recs.n):
-                r = &self.bufs[t].recs.a[i]
-                out.append((KIND_NAMES[r.kind], <bytes>r.name if r.name != NULL else b"",
-                            <bytes>r.path if r.path != NULL else None,
-                            <bytes>r.detail if r.detail != NULL else b"", r.err))
+            walk_records(out, &self.bufs[t].recs, KIND_NAMES, False)
         return out
 
 
