@@ -13,7 +13,10 @@ Each round runs, one after the other (so a noisy neighbour slows all alike):
 
 The ratios are medians over the rounds of each round's ratio. Then one round per
 ``--jobs`` value of --sweep (the default's justification), and ``strace -c -f`` of
-the scan and of the C walk: syscalls per file of each, per syscall.
+the scan and of the C walk: syscalls per file of each, per syscall. As root, the
+sweep is repeated on a cold cache (the page cache dropped before each run), the
+I/O-bound case the default --jobs is chosen for. Each command's line also says how
+much was read from disk meanwhile (/proc/vmstat), so a "warm" run that was not is seen.
 """
 
 from __future__ import annotations
@@ -37,6 +40,32 @@ def scan_cmd(maps: str, blocks: str, out: str, jobs: int | None = None) -> list[
     cmd = [sys.executable, "-m", "verify", "scan", "--maps-dir", maps, "--blocks-dir", blocks,
            "--format", "json", "--output", out, "--no-progress"]
     return cmd + (["--jobs", str(jobs)] if jobs else [])
+
+
+def disk_kb() -> int:
+    """KiB read from block devices since boot (/proc/vmstat pgpgin): a "warm" run that reads is not warm."""
+    with open("/proc/vmstat") as fh:
+        for line in fh:
+            if line.startswith("pgpgin "):
+                return int(line.split()[1])
+    return 0
+
+
+def drop_caches() -> bool:
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as fh:
+            fh.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def measured(cmd: list[str], **kw) -> tuple[float, float, float, int]:
+    """(wall s, CPU s, peak RSS MiB, KiB read from disk meanwhile: by anyone, so an upper bound)."""
+    before = disk_kb()
+    wall, cpu, rss = timed(cmd, **kw)
+    return wall, cpu, rss, disk_kb() - before
 
 
 def load() -> str:
@@ -67,6 +96,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep", default="1,2,4,8,16", help="--jobs values timed once each after the rounds")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--skip-strace", action="store_true")
+    ap.add_argument("--skip-cold", action="store_true", help="no cold-cache sweep (it empties the page cache)")
     a = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="scan-bench-"))
     tree = a.tree or work / "tree"
@@ -89,14 +119,15 @@ def main(argv=None) -> int:
         rounds = []
         for k in range(a.pairs):
             r = {"load": load()}
-            r["scan"] = timed(scan_cmd(maps, blocks, ours))
-            r["walk"] = timed(walk, stdout=subprocess.DEVNULL)
+            r["scan"] = measured(scan_cmd(maps, blocks, ours))
+            r["walk"] = measured(walk, stdout=subprocess.DEVNULL)
             if not a.skip_naive:
-                r["naive"] = timed(naive_cmd(maps, blocks, theirs))
-            r["find"] = timed(find_cmd(maps, blocks))
+                r["naive"] = measured(naive_cmd(maps, blocks, theirs))
+            r["find"] = measured(find_cmd(maps, blocks))
             rounds.append(r)
             print(f"  round {k + 1} (load {r['load']}): " + ", ".join(
-                f"{name} {v[0]:.2f}s" for name, v in r.items() if name != "load"), flush=True)
+                f"{name} {v[0]:.2f}s ({v[3] / 1024:.0f} MiB from disk)" for name, v in r.items() if name != "load"),
+                  flush=True)
         med = {name: statistics.median(r[name][0] for r in rounds) for name in rounds[0] if name != "load"}
         ratio = {name: statistics.median(r[name][0] / r["scan"][0] for r in rounds) for name in med}
         print(f"\n{'command':<34}{'median s':>9}{'CPU s':>8}{'RSS MiB':>9}{'time / scan':>12}")
@@ -112,21 +143,34 @@ def main(argv=None) -> int:
         print(f"scan vs find:  {ratio['find']:.1f}x faster")
         print(f"(median of {a.pairs} alternated rounds; load average {rounds[0]['load']} -> {load()})")
 
-        print("\n--jobs sweep (alternated, median of the rounds):")
         jobs = [int(j) for j in a.sweep.split(",") if j]
-        sweep: dict[int, list[float]] = {j: [] for j in jobs}
-        for _ in range(a.pairs):
+        for temp in ("warm", "cold"):
+            if temp == "cold" and (a.skip_cold or not drop_caches()):
+                print("\n--jobs sweep, cold cache: skipped (needs root to drop the page cache)")
+                continue
+            print(f"\n--jobs sweep, {temp} cache (alternated, median of {a.pairs}; wall s / CPU s / MiB from disk):")
+            sweep: dict[int, list] = {j: [] for j in jobs}
+            for _ in range(a.pairs):
+                for j in jobs:
+                    if temp == "cold":
+                        drop_caches()
+                    sweep[j].append(measured(scan_cmd(maps, blocks, ours, j)))
+            if temp == "cold":
+                drop_caches()
+                cw = measured(walk, stdout=subprocess.DEVNULL)
+                print(f"  C walk, 1 thread: {cw[0]:6.2f}s {cw[1]:6.2f}s {cw[3] / 1024:6.0f}")
             for j in jobs:
-                sweep[j].append(timed(scan_cmd(maps, blocks, ours, j))[0])
-        for j in jobs:
-            print(f"  --jobs {j:<4} {statistics.median(sweep[j]):6.2f}s")
-        print(f"  (load average {load()})")
+                w = statistics.median(x[0] for x in sweep[j])
+                c = statistics.median(x[1] for x in sweep[j])
+                d = statistics.median(x[3] for x in sweep[j])
+                print(f"  --jobs {j:<4} {w:6.2f}s {c:6.2f}s {d / 1024:6.0f}")
+            print(f"  (load average {load()})")
 
         if not a.skip_strace and shutil.which("strace"):
             files = m["files_total"]
             sc = strace_counts(scan_cmd(maps, blocks, ours), work)
             wc = strace_counts(walk, work)
-            keys = sorted(set(wc) | {k for k, v in sc.items() if v > files // 100},
+            keys = sorted({k for k, v in (*sc.items(), *wc.items()) if v > files // 1000},
                           key=lambda k: -(sc.get(k, 0) + wc.get(k, 0)))
             print(f"\nsyscalls per file (strace -c -f, {files:,} files):")
             print(f"  {'syscall':<16}{'scan':>10}{'C walk':>10}")
