@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from verify import formats as F  # noqa: E402
+from verify.cli.store_options import default_read_jobs  # noqa: E402
 
 
 class Writer:
@@ -263,7 +264,8 @@ def bench_memory(root: Path, refs: int, jobs: int) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--objects", type=int, default=60000)
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--jobs", type=int, default=default_read_jobs(),
+                    help="threads [the CLI's default]")
     ap.add_argument("--data-mb", type=int, default=256)
     ap.add_argument("--refs", type=int, default=5_000_000)
     ap.add_argument("--dir", type=Path, help="work dir [default: a temp dir, removed after]")

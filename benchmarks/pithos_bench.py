@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from verify.cli.store_options import default_read_jobs  # noqa: E402
+
 CHILD = r"""
 import json, resource, sys, time
 from verify import pithosdb
@@ -147,7 +149,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="250000,500000,1000000", help="row counts, comma-separated")
     ap.add_argument("--naive-rows", type=int, default=None, help="rows for the naive baseline [smallest size]")
-    ap.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("-j", "--jobs", type=int, default=default_read_jobs(),
+                    help="threads [the CLI's default]")
     ap.add_argument("--port", type=int, default=55439)
     ap.add_argument("--pairs", type=int, default=3, help="alternated (check, C floor) pairs on the smallest size")
     ap.add_argument("--workdir", help="keep the store and cluster here (reused when it exists) [a temp dir, removed]")

@@ -145,7 +145,9 @@ def main(argv=None) -> int:
 
         jobs = [int(j) for j in a.sweep.split(",") if j]
         for temp in ("warm", "cold"):
-            if temp == "cold" and (a.skip_cold or not drop_caches()):
+            if temp == "cold" and a.skip_cold:
+                continue
+            if temp == "cold" and not drop_caches():
                 print("\n--jobs sweep, cold cache: skipped (needs root to drop the page cache)")
                 continue
             print(f"\n--jobs sweep, {temp} cache (alternated, median of {a.pairs}; wall s / CPU s / MiB from disk):")
