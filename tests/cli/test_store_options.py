@@ -1,4 +1,4 @@
-"""The default -j of the commands that only read a store: 8 threads per CPU, at most 64."""
+"""verify/cli/store_options.py: the default -j of the commands that only read a store (8 threads per CPU, at most 64)."""
 
 from verify.cli.store_options import default_read_jobs
 
