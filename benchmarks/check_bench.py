@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.caches import drop_caches  # noqa: E402
 from verify import formats as F  # noqa: E402
 from verify.cli.store_options import default_read_jobs  # noqa: E402
 
@@ -156,17 +157,6 @@ def bench_scan_vs_check(root: Path, jobs: int, reps: int = 3) -> dict:
     out["ratio"] = statistics.median(ratios)
     out["ratios"] = ratios
     return out
-
-
-def drop_caches() -> bool:
-    """Empties the page cache (root only): True when it worked."""
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
-            fh.write("3\n")
-        return True
-    except OSError:
-        return False
 
 
 HASH_LOOP = """

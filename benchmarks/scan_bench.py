@@ -33,6 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from benchmarks.caches import disk_kb, drop_caches  # noqa: E402
 from benchmarks.run import CPUS, ENV, ensure_tree, find_cmd, naive_cmd, same_findings, timed  # noqa: E402
 
 
@@ -40,25 +41,6 @@ def scan_cmd(maps: str, blocks: str, out: str, jobs: int | None = None) -> list[
     cmd = [sys.executable, "-m", "verify", "scan", "--maps-dir", maps, "--blocks-dir", blocks,
            "--format", "json", "--output", out, "--no-progress"]
     return cmd + (["--jobs", str(jobs)] if jobs else [])
-
-
-def disk_kb() -> int:
-    """KiB read from block devices since boot (/proc/vmstat pgpgin): a "warm" run that reads is not warm."""
-    with open("/proc/vmstat") as fh:
-        for line in fh:
-            if line.startswith("pgpgin "):
-                return int(line.split()[1])
-    return 0
-
-
-def drop_caches() -> bool:
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
-            fh.write("3\n")
-        return True
-    except OSError:
-        return False
 
 
 def measured(cmd: list[str], **kw) -> tuple[float, float, float, int]:
@@ -139,8 +121,8 @@ def main(argv=None) -> int:
             print(f"{labels[name]:<34}{med[name]:>9.2f}{cpu:>8.2f}{rss:>9.1f}{ratio[name]:>12.2f}")
         print(f"\nscan / C walk: {1 / ratio['walk']:.2f}x the time (target <= 0.6x)")
         if "naive" in ratio:
-            print(f"scan vs naive: {ratio['naive']:.1f}x faster (target >= 4x)")
-        print(f"scan vs find:  {ratio['find']:.1f}x faster")
+            print(f"naive scan / scan: {ratio['naive']:.2f}x the time (target >= 4x)")
+        print(f"find / scan:       {ratio['find']:.2f}x the time")
         print(f"(median of {a.pairs} alternated rounds; load average {rounds[0]['load']} -> {load()})")
 
         jobs = [int(j) for j in a.sweep.split(",") if j]
