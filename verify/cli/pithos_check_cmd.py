@@ -29,7 +29,7 @@ def maps_lookup(backend, jobs: int):
               help="Also list maps in the store that no Pithos version names (info; walks the maps store, "
                    "keeps every map name in memory).")
 @store_options
-@jobs_option
+@jobs_option(reads_only=True)
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
 @output_options
 def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir,

@@ -17,7 +17,7 @@ from .store_options import jobs_option, resolve, store_options
 
 @click.command("scan")
 @store_options
-@jobs_option
+@jobs_option(reads_only=True)
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
 @output_options
 @dask_options
