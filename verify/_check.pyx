@@ -27,34 +27,7 @@ from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr, memcmp
 from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENXIO, ENODEV
 
-cdef extern from "<fcntl.h>" nogil:
-    int openat(int dirfd, const char *path, int flags, ...)
-    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK
-    int AT_SYMLINK_NOFOLLOW
-    int posix_fadvise(int fd, long off, long n, int advice)
-    int POSIX_FADV_SEQUENTIAL
-
-cdef extern from "<unistd.h>" nogil:
-    ssize_t pread(int fd, void *buf, size_t n, long off)
-    ssize_t read(int fd, void *buf, size_t n)
-    int close(int fd)
-
-cdef extern from "<sys/stat.h>" nogil:
-    cdef struct stat:
-        unsigned long st_dev
-        unsigned long st_ino
-        unsigned int st_mode
-        long st_size
-    int fstatat(int dirfd, const char *path, stat *buf, int flags)
-    int fstat(int fd, stat *buf)
-    bint S_ISREG(unsigned int m)
-    bint S_ISDIR(unsigned int m)
-
-cdef extern from "<dirent.h>" nogil:
-    unsigned char DT_REG
-
-cdef extern from "<stdio.h>" nogil:
-    int snprintf(char *buf, size_t n, const char *fmt, ...)
+from ._sys cimport *  # the POSIX and libcrypto calls, declared once: _sys.pxd
 
 cdef extern from *:
     """
@@ -62,14 +35,6 @@ cdef extern from *:
     static inline void errno_set(int e) { errno = e; }
     """
     void errno_set(int e) nogil
-
-cdef extern from "<openssl/sha.h>" nogil:
-    ctypedef struct SHA256_CTX:
-        pass
-    unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
-    int SHA256_Init(SHA256_CTX *c)
-    int SHA256_Update(SHA256_CTX *c, const void *data, size_t n)
-    int SHA256_Final(unsigned char *md, SHA256_CTX *c)
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h

@@ -24,27 +24,7 @@ from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memcmp, memchr
 from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENODEV
 
-cdef extern from "<fcntl.h>" nogil:
-    int openat(int dirfd, const char *path, int flags, ...)
-    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK
-
-cdef extern from "<unistd.h>" nogil:
-    ssize_t pread(int fd, void *buf, size_t n, long off)
-    int close(int fd)
-
-cdef extern from "<sys/stat.h>" nogil:
-    cdef struct stat:
-        unsigned int st_mode
-        long st_size
-    int fstat(int fd, stat *buf)
-    bint S_ISREG(unsigned int m)
-    bint S_ISDIR(unsigned int m)
-
-cdef extern from "<stdio.h>" nogil:
-    int snprintf(char *buf, size_t n, const char *fmt, ...)
-
-cdef extern from "<openssl/sha.h>" nogil:
-    unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
+from ._sys cimport *  # the POSIX and libcrypto calls, declared once: _sys.pxd
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 from ._native cimport av_stopped, av_request_stop, av_v04_rel, av_pithos_rel

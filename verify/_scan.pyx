@@ -17,37 +17,7 @@ from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
 from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENOMEM, ENXIO, ENODEV
 
-cdef extern from "<fcntl.h>" nogil:
-    int openat(int dirfd, const char *path, int flags, ...)
-    int O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK
-    int AT_SYMLINK_NOFOLLOW
-
-cdef extern from "<unistd.h>" nogil:
-    ssize_t pread(int fd, void *buf, size_t n, long off)
-    int close(int fd)
-
-cdef extern from "<sys/stat.h>" nogil:
-    ctypedef unsigned long dev_t
-    ctypedef unsigned long ino_t
-    cdef struct stat:
-        dev_t st_dev
-        ino_t st_ino
-        unsigned int st_mode
-        long st_size
-    int fstatat(int dirfd, const char *path, stat *buf, int flags)
-    int fstat(int fd, stat *buf)
-    bint S_ISREG(unsigned int m)
-    bint S_ISDIR(unsigned int m)
-    bint S_ISLNK(unsigned int m)
-
-cdef extern from "<dirent.h>" nogil:
-    unsigned char DT_UNKNOWN, DT_DIR, DT_REG, DT_LNK
-
-cdef extern from "<stdio.h>" nogil:
-    int snprintf(char *buf, size_t n, const char *fmt, ...)
-
-cdef extern from "<openssl/sha.h>" nogil:
-    unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
+from ._sys cimport *  # the POSIX and libcrypto calls, declared once: _sys.pxd
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h

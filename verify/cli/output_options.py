@@ -143,3 +143,12 @@ def render(fmt, output, logdir, max_shown, head: report.Head, sections, report_w
         raise OutputError(f"{where}: cannot write the report: {e.strerror or e}") from None
 
 
+
+def report_and_exit(run, command: str, backend_name: str, stores: dict, summary, sections, output, logdir,
+                    max_shown) -> None:
+    """The end of a read-only command: its report (or only the --quiet line), then its exit code."""
+    head = report.Head(command, backend_name, stores, summary, tuple(run.warnings))
+    render(run.fmt, output, logdir, max_shown, head, sections, report_wanted=bool(output) or not (run.quiet and run.human))
+    if run.quiet and run.human:
+        click.echo(report.quiet_line(command, summary))
+    sys.exit(summary.exit_code)

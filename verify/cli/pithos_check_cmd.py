@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .. import backends, nativejob, pithos_report, pithosdb, report
 from ..errors import UsageError
 from ..scan import progress_bar
 from .conventions import conventions
-from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
+from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
 from .store_options import jobs_option, resolve, store_options
 
 
@@ -57,9 +55,5 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
         lookup.close()
     nativejob.work_done()
     stores = {"maps": be.describe()["maps"], "pithos_db": {"url": pithosdb.safe(url)}}
-    head = report.Head("pithos-check", be.name, stores, summary, tuple(run.warnings))
-    render(run.fmt, output, logdir, max_shown, head, pithos_report.sections(summary, run.verbose, stores),
-           report_wanted=bool(output) or not (run.quiet and run.human))
-    if run.quiet and run.human:
-        click.echo(report.quiet_line("pithos-check", summary))
-    sys.exit(summary.exit_code)
+    report_and_exit(run, "pithos-check", be.name, stores, summary, pithos_report.sections(summary, run.verbose, stores),
+                    output, logdir, max_shown)

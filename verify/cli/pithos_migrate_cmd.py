@@ -87,21 +87,18 @@ def _set(value: bool, config_path, nodes_spec, node_cmd, run: Run) -> None:
         click.echo(f"takes effect when Archipelago starts again: {follow}")
 
 
-@command.command("enable")
-@node_options
-@conventions(writes=True)
-def enable(config_path, nodes_spec, node_cmd, run: Run):
-    """pithos_migrate = True on every node (filed migrates old Pithos objects as they are accessed).
+def _toggle(value: bool, name: str, doc: str):
+    """The ``enable`` and ``disable`` subcommands: the same options, one value each."""
+    def toggle(config_path, nodes_spec, node_cmd, run: Run):
+        _set(value, config_path, nodes_spec, node_cmd, run)
 
-    Shows the changes; writes them with --yes."""
-    _set(True, config_path, nodes_spec, node_cmd, run)
+    toggle.__doc__ = doc
+    return command.command(name)(node_options(conventions(writes=True)(toggle)))
 
 
-@command.command("disable")
-@node_options
-@conventions(writes=True)
-def disable(config_path, nodes_spec, node_cmd, run: Run):
-    """pithos_migrate = False on every node (filed serves old paths in place, unlinks nothing).
+enable = _toggle(True, "enable", """pithos_migrate = True on every node (filed migrates old Pithos objects as they are accessed).
 
-    Shows the changes; writes them with --yes."""
-    _set(False, config_path, nodes_spec, node_cmd, run)
+    Shows the changes; writes them with --yes.""")
+disable = _toggle(False, "disable", """pithos_migrate = False on every node (filed serves old paths in place, unlinks nothing).
+
+    Shows the changes; writes them with --yes.""")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .. import nativejob, report
@@ -11,7 +9,7 @@ from .. import scan as scan_op
 from ..progress import Progress
 from .conventions import conventions
 from .dask_options import dask_options
-from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
+from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
 from .store_options import jobs_option, resolve, store_options
 
 
@@ -47,9 +45,5 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
     else:
         summary = scan_op.scan(be, jobs, Progress(progress), shards or 1)
     nativejob.work_done()
-    head = report.Head("scan", be.name, stores, summary, tuple(run.warnings))
-    render(run.fmt, output, logdir, max_shown, head, report.scan_sections(summary, run.verbose, stores),
-           report_wanted=bool(output) or not (run.quiet and run.human))
-    if run.quiet and run.human:
-        click.echo(report.quiet_line("scan", summary))
-    sys.exit(summary.exit_code)
+    report_and_exit(run, "scan", be.name, stores, summary, report.scan_sections(summary, run.verbose, stores),
+                    output, logdir, max_shown)
