@@ -95,6 +95,21 @@ def engine_for(url):
                          connect_args={"connect_timeout": CONNECT_TIMEOUT, "application_name": "archverify"})
 
 
+def estimated_rows(url) -> int | None:
+    """PostgreSQL's own estimate of the ``versions`` rows (``pg_class.reltuples``): a progress total
+    that costs one catalogue lookup, not a count. None when unknown (never analysed, unreachable);
+    the stream itself reports connection problems."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with engine_for(url).connect() as conn:
+            n = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": TABLE}).scalar()
+    except (SQLAlchemyError, OSError):
+        return None
+    return int(n) if n is not None and n > 0 else None
+
+
 def _columns(conn) -> set[str] | None:
     from sqlalchemy import text
 

@@ -28,6 +28,7 @@ class Measure:
 
     count: int
     seconds: float
+    estimated: bool = False  # a cheap first count (a database's estimate), not a previous run's
 
     def as_dict(self) -> dict:
         return {"count": self.count, "seconds": round(self.seconds, 3)}
@@ -109,8 +110,11 @@ class Stage:
             self.bar = tqdm(desc=desc, unit=unit, unit_scale=True, file=progress.stream, leave=False,
                             dynamic_ncols=True, total=self.expect.count if self.expect and self.expect.count else None)
         elif progress.mode == "lines":
-            self._line("started" + (f"; the previous run counted {self.expect.count:,} {unit}s in "
-                                    f"{duration(self.expect.seconds)}" if self.expect else ""))
+            if self.expect and self.expect.estimated:
+                self._line(f"started; about {self.expect.count:,} {unit}s expected")
+            else:
+                self._line("started" + (f"; the previous run counted {self.expect.count:,} {unit}s in "
+                                        f"{duration(self.expect.seconds)}" if self.expect else ""))
 
     def update(self, n: int = 1) -> None:
         self.count += n

@@ -385,3 +385,24 @@ def test_human_report_errors_first_per_store_few_per_kind_absolute_paths(store, 
             per_kind[kind] += 1
     assert set(per_kind) == {k for k, _ in want} and set(per_kind) <= set(KINDS)
     assert all(n == min(2, sum(c for (k, _), c in want.items() if k == kind)) for kind, n in per_kind.items())
+
+
+@pytest.mark.postgres
+def test_pithos_check_progress_total_is_the_databases_estimate(pg_admin, tmp_path):
+    """No previous run to learn from: the total is PostgreSQL's own row estimate, once analysed."""
+    import psycopg
+
+    from verify.pithos_sample import create_schema, load_rows, write_pithos_sample
+
+    sample = write_pithos_sample(tmp_path / "maps")
+    url = pg_admin("pithos_progress")
+    with psycopg.connect(url, autocommit=True) as conn:
+        create_schema(conn)
+        load_rows(conn, sample.rows, nodes=len(sample.rows))
+        conn.execute("ANALYZE versions")
+        estimate = int(conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'versions'").fetchone()[0])
+    env = {**ENV, "ARCHVERIFY_PROGRESS_INTERVAL": "0"}
+    p = run("pithos-check", "--db", url, "--maps-dir", sample.maps_dir, "--progress", env=env)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert estimate > 0 and f"about {estimate:,} rows expected" in p.stderr
+    assert re.search(rf"[\d,]+/{estimate:,} rows \(\d+%\)", p.stderr)

@@ -6,6 +6,7 @@ import click
 
 from .. import backends, nativejob, pithos_report, pithosdb, report
 from ..errors import UsageError
+from ..progress import Measure, Progress
 from ..scan import progress_bar
 from .conventions import conventions
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
@@ -49,7 +50,11 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
     check_outputs(be.describe(), output=output, logdir=logdir)
     lookup = maps_lookup(be, jobs)
     try:
-        with progress_bar(progress, "pithos", "checking Pithos versions", unit="row") as bar:
+        bars = Progress(progress)
+        rows = pithosdb.estimated_rows(url) if bars.enabled else None  # the bar's total, from the catalogue
+        if rows:
+            bars.expected["pithos"] = Measure(rows, 0.0, estimated=True)
+        with progress_bar(bars, "pithos", "checking Pithos versions", unit="row") as bar:
             summary = pithosdb.check(url, lookup, orphans=orphans, progress=bar.update)
     finally:
         lookup.close()
