@@ -3,6 +3,7 @@ shard is recomputed elsewhere and the result stays exact."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 
@@ -37,3 +38,20 @@ def killing(be, marker, method: str = "check_shard", victim: tuple = ("maps", 0)
 
     kept = {f.name: getattr(be, f.name) for f in dataclasses.fields(be) if f.init and not f.name.startswith("_")}
     return KillFirstAttempt(**kept, marker=str(marker), method=method, victim=victim)
+
+
+@contextlib.contextmanager
+def two_workers():
+    """A real LocalCluster of two single-threaded worker processes on 127.0.0.1: (scheduler address, client)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from verify import distributed
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR,
+                      scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
+        with Client(lc, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=180)  # a loaded machine may take minutes to start them
+            yield lc.scheduler_address, client

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import dask_faults
 from dask_faults import killing
 from rados_cluster import write_rados_store
 from planted_check import CHECK_KINDS, build_store
@@ -223,18 +224,8 @@ def test_reference_check_finds_what_was_planted(be, planted):
 @pytest.fixture(scope="module")
 def dask_address():
     pytest.importorskip("distributed")
-    import logging
-
-    from distributed import Client, LocalCluster
-
-    from verify import distributed
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR,
-                      scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
-        with Client(lc, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=180)
-            yield lc.scheduler_address
+    with dask_faults.two_workers() as (address, _client):
+        yield address
 
 
 def counts(summary) -> dict:

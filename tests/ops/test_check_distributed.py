@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -16,9 +15,10 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
+import dask_faults
 from dask_faults import killing
 from planted_check import build_store
-from verify import distributed, distributed_check, refjoin
+from verify import distributed_check, refjoin
 from verify import formats as F
 from verify.backends.filed import FiledBackend
 from verify.cli.main import cli
@@ -32,14 +32,8 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 @pytest.fixture(scope="module")
 def cluster():
     """Two single-threaded worker processes, shared by every test of this module."""
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR,
-                      scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
-        with Client(lc, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=180)
-            yield lc.scheduler_address, client
+    with dask_faults.two_workers() as cluster:
+        yield cluster
 
 
 @dataclass

@@ -18,6 +18,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
+import dask_faults
 import refjoin_sides
 from refjoin_sides import expected, shard_sides
 from verify import distributed, refjoin
@@ -37,14 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def cluster():
     """Two single-threaded worker processes, shared by every test of this module."""
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR,
-                      scheduler_kwargs=distributed.NO_HTTP_PORT) as lc:
-        with Client(lc, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=180)
-            yield lc.scheduler_address, client
+    with dask_faults.two_workers() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
