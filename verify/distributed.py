@@ -149,7 +149,8 @@ def check_workers(client, backend: Backend) -> None:
 
 
 def portable(backend: Backend) -> Backend:
-    """The backend as it travels: without this process's open handles (fields named ``_*``)."""
+    """The backend as it travels: without this process's open handles (fields named ``_*``),
+    in it and in the backends it holds (a mixed backend's parts)."""
     if not dataclasses.is_dataclass(backend):
         return backend
     unset = type(dataclasses.MISSING)  # by type: a class that travelled by value holds copies of the sentinel
@@ -160,6 +161,10 @@ def portable(backend: Backend) -> Backend:
                 reset[f.name] = f.default_factory()
             elif not isinstance(f.default, unset):
                 reset[f.name] = f.default
+        elif f.init:
+            value = getattr(backend, f.name)
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                reset[f.name] = portable(value)
     return dataclasses.replace(backend, **reset) if reset else backend
 
 

@@ -5,10 +5,9 @@
    its objects; both hand the join 24-byte records (16-byte key: the first 128 bits
    of sha256(name), the local check's fingerprint; 2 bytes shard, 5 spare, 1 byte
    "an entry needs this object"). :func:`verify.refjoin.join_distributed` diffs them
-   partitioned by key range over the workers. Missing keys that some entry needs go
-   back to the maps shards that named them (their first entries and counts, merged
-   here in shard order into one ``object_missing`` each, as a local run words it);
-   orphan keys go back to the blocks shards that hold them (``object_orphan``).
+   partitioned by key range over the workers; :mod:`verify.shard_join` turns the
+   result into findings as a local run words them (missing keys back to the maps
+   shards that named them, orphan keys to the blocks shards that hold them).
 3. **data** (``--verify-data``): each blocks shard hashes its own Pithos blocks in
    the sample window.
 
@@ -23,17 +22,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from . import _check, backends, refjoin
+from . import backends, refjoin
 from .backends import Backend, Shard
 from .check import SampleWindow, run_stages
 from .distributed import (DEFAULT_RETRIES, DEFAULT_TIMEOUT, SHARDS_PER_WORKER, as_finished, check_workers, connect,
                           on_worker, portable, resident, run_shards, submit_shards, worker_count)
 from .errors import UsageError
-from .references import missing_findings
+from .shard_join import WIDTH, findings_of_join, locator, sides_of
 from .summary import ShardResult, Summary
-
-SPARE = 5
-WIDTH = refjoin.KEY + 2 + SPARE + 1  # key, shard lo, spare, needed flag
 
 
 @dataclass
@@ -53,14 +49,9 @@ def _sides_of(out: CheckShardOutput) -> refjoin.Sides:
     return out.sides
 
 
-def _locator(shard: Shard) -> bytes:
-    return shard.lo.to_bytes(2, "big") + bytes(SPARE)
-
-
 def fingerprints_task(backend, shard: Shard, jobs: int) -> CheckShardOutput:
-    result, recs = on_worker(resident(backend).check_shard, shard, jobs, _locator(shard))
-    sides = refjoin.Sides(refs=recs, width=WIDTH) if shard.store == "maps" else refjoin.Sides(stored=recs, width=WIDTH)
-    return CheckShardOutput(result, sides)
+    result, recs = on_worker(resident(backend).check_shard, shard, jobs, locator(shard))
+    return CheckShardOutput(result, sides_of(shard, recs))
 
 
 def explain_task(backend, shard: Shard, records: bytes, jobs: int):
@@ -73,38 +64,6 @@ def orphans_task(backend, shard: Shard, records: bytes, jobs: int) -> ShardResul
 
 def data_task(backend, shard: Shard, jobs: int, window: tuple[int, int, bool]) -> ShardResult:
     return on_worker(resident(backend).verify_data_shard, shard, jobs, window)
-
-
-def _group(records: bytes, store: str, shards: list[Shard], needed_only: bool) -> dict[Shard, bytes]:
-    """Join records grouped by the shard of ``store`` that produced them."""
-    by_lo = {s.lo: s for s in shards if s.store == store}
-    groups: dict[Shard, bytearray] = {}
-    for i in range(0, len(records), WIDTH):
-        rec = records[i:i + WIDTH]
-        if needed_only and not rec[-1]:
-            continue  # only deleted entries or deleted maps name it: nothing is missing
-        groups.setdefault(by_lo[int.from_bytes(rec[refjoin.KEY:refjoin.KEY + 2], "big")], bytearray()).extend(rec)
-    return {s: bytes(b) for s, b in groups.items()}
-
-
-def merge_missing(parts: list[tuple[list, dict]], path_of=None) -> list:
-    """One ``object_missing`` per object from the explain passes of several maps shards, in shard order.
-
-    Each shard recorded its first few entries per object; the first few over all
-    shards in shard order are those a one-process walk records, and counts add up.
-    """
-    shown: dict[bytes, list] = {}
-    counts: Counter = Counter()
-    for refs, per_name in parts:
-        for ref in refs:
-            kept = shown.setdefault(ref[0], [])
-            if len(kept) < _check.REFS_SHOWN:
-                kept.append(ref)
-        for name, (maps, entries) in per_name.items():
-            counts[name, 0] += maps
-            counts[name, 1] += entries
-    return missing_findings([r for kept in shown.values() for r in kept],
-                            lambda name: (counts[name, 0], counts[name, 1]), path_of)
 
 
 def _in_order(client, futures, shards, progress=False, desc="shards") -> list:
@@ -122,22 +81,15 @@ def references(client, backend: Backend, shards: list[Shard], jobs: int, parts: 
     merged = _in_order(client, results, shards, progress, desc)
     join = refjoin.join_distributed(client, sides, parts, retries)
     del outputs, results, sides  # the workers drop the records
-    missing = _group(join.missing, "maps", shards, needed_only=True)
-    orphans = _group(join.orphans, "blocks", shards, needed_only=False)
     be = portable(backend)
-    explain = sorted(missing, key=shards.index)
-    futures = [client.submit(explain_task, be, s, missing[s], jobs, pure=False, retries=retries) for s in explain]
-    out = ShardResult.merge_all(merged)
-    out.findings += merge_missing(_in_order(client, futures, explain), backend.object_path)
-    held = list(orphans)
-    futures = [client.submit(orphans_task, be, s, orphans[s], jobs, pure=False, retries=retries) for s in held]
-    out = out.merge(ShardResult.merge_all(_in_order(client, futures, held)))
-    missing_keys = {bytes(r[:refjoin.KEY]) for recs in missing.values() for r in refjoin._iter(recs, WIDTH)}
-    extra = {"referenced_objects": join.referenced, "missing_objects": len(missing_keys),
-             # the largest record set one join partition held: this run's per-node index
-             "index_bytes": max(join.partition_bytes, default=0)}
-    out.counters.update({f"refs.{k}": v for k, v in extra.items() if v})
-    return out
+
+    def ask(task, asked):
+        futures = [client.submit(task, be, s, recs, jobs, pure=False, retries=retries) for s, recs in asked]
+        return _in_order(client, futures, [s for s, _ in asked])
+
+    found = findings_of_join(join, shards, lambda asked: ask(explain_task, asked),
+                             lambda asked: ask(orphans_task, asked), backend.object_path)
+    return ShardResult.merge_all(merged).merge(found)
 
 
 def data(client, backend: Backend, shards: list[Shard], jobs: int, window: SampleWindow,

@@ -1,9 +1,10 @@
 """The store contract, held to account on every registered backend with the same tests.
 
 Each backend in ``verify.backends.REGISTRY`` gets fresh, empty stores here (filed: two
-tmp dirs; RADOS: a namespace of its own in two pools of the session's real Ceph) and
+tmp dirs; RADOS: a namespace of its own in two pools of the session's real Ceph;
+mixed: a filed dir for one store and a pool for the other, both ways round) and
 must pass every test of this module for the capabilities it declares. A new backend
-adds one builder to :data:`BUILDERS`; the first test fails until it does.
+adds its builders to :data:`BUILDERS`; the first test fails until it does.
 """
 
 from __future__ import annotations
@@ -44,16 +45,35 @@ def _rados(request, tmp_path):
     return be
 
 
-BUILDERS = {"filed": _filed, "rados": _rados}
+def _mixed(filed_role):
+    def build(request, tmp_path):
+        from verify.backends.filed import FiledBackend
+        from verify.backends.mixed import MixedBackend
+
+        whole = _rados(request, tmp_path)
+        (tmp_path / filed_role).mkdir()
+        filed = FiledBackend(*[str(tmp_path / filed_role) if r == filed_role else None for r in ("maps", "blocks")])
+        pools = [None if r == filed_role else p for r, p in zip(("maps", "blocks"), POOLS)]
+        rados = type(whole)(*pools, whole.ceph_conf, None, whole.keyring, namespace=whole.namespace)
+        parts = (filed, rados) if filed_role == "maps" else (rados, filed)
+        be = MixedBackend(*parts)
+        be.validate()
+        return be
+    return build
+
+
+# builder name: (registered backend, builder)
+BUILDERS = {"filed": ("filed", _filed), "rados": ("rados", _rados),
+            "mixed-filed-blocks": ("mixed", _mixed("blocks")), "mixed-filed-maps": ("mixed", _mixed("maps"))}
 
 
 def test_every_registered_backend_is_held_to_the_suite():
-    assert set(BUILDERS) == set(backends.names())
+    assert {name for name, _ in BUILDERS.values()} == set(backends.names())
 
 
-@pytest.fixture(params=backends.names())
+@pytest.fixture(params=list(BUILDERS))
 def be(request, tmp_path):
-    return BUILDERS[request.param](request, tmp_path)
+    return BUILDERS[request.param][1](request, tmp_path)
 
 
 def needs(be, capability):
@@ -107,7 +127,8 @@ def test_missing_objects_are_none_never_errors(be):
 
 def test_write_at_keeps_the_bytes_around_as_the_peer_does(be):
     needs(be, backends.OBJECTS)
-    pad = be.name == "filed" and be.direct.get("maps", True)  # filed with direct I/O: whole 512-byte sectors
+    maps = backends.store_backend(be, "maps")
+    pad = maps.name == "filed" and maps.direct.get("maps", True)  # filed with direct I/O: whole 512-byte sectors
 
     def expect(raw: bytes) -> bytes:
         return raw + bytes(-len(raw) % 512) if pad else raw
@@ -295,11 +316,15 @@ def test_killed_worker_sharded_check_still_exact(be, planted, dask_address, tmp_
 
 
 def store_flags(be) -> list[str]:
-    """The command-line flags naming ``be``'s stores."""
-    if be.name == "filed":
-        return ["--maps-dir", be.maps_dir, "--blocks-dir", be.blocks_dir]
-    return ["--backend", "rados", "--pool", be.pool, "--blocks-pool", be.blocks_pool, "-c", be.ceph_conf,
-            "--keyring", be.keyring, "--namespace", be.namespace]
+    """The command-line flags naming ``be``'s stores (no --backend: the flags imply it)."""
+    flags = []
+    for role, filed_flag, rados_flag in (("maps", "--maps-dir", "--pool"), ("blocks", "--blocks-dir", "--blocks-pool")):
+        part = backends.store_backend(be, role)
+        flags += [filed_flag, part.dirs()[role]] if part.name == "filed" else [rados_flag, part.pools()[role]]
+    rados = next((p for p in map(backends.store_backend, [be, be], backends.ROLES) if p.name == "rados"), None)
+    if rados is not None:
+        flags += ["-c", rados.ceph_conf, "--keyring", rados.keyring, "--namespace", rados.namespace]
+    return flags
 
 
 def test_cli_check_dask_equals_local(be, planted):

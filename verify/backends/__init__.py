@@ -9,6 +9,11 @@ that select it; the commands read it and never probe a backend for methods. A
 backend module is imported only when it is used (RADOS needs librados).
 
 Adding a backend: its module, and one line in :data:`REGISTRY`.
+
+Each store (``maps``, ``blocks``) is of one kind; when archipelago.conf or the flags
+put the two stores in different kinds (filed blocks and RADOS maps, or the reverse),
+the ``mixed`` backend holds one backend per store and sends each call to the one
+holding that store.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from .base import (MAP_LOOKUP, OBJECTS, PROTOCOLS, REFERENCES, SCAN, SHARDED, Ba
 
 Backend = Scan  # what every backend offers
 
-__all__ = ["Backend", "BadObjectName", "Entry", "MAP_LOOKUP", "OBJECTS", "ObjectIO", "PROTOCOLS", "ProgressFn",
-           "REFERENCES", "REGISTRY", "ReferenceCheck", "SCAN", "SHARDED", "Scan", "Shard", "ShardedCheck", "choose",
-           "entry", "names", "split", "strerror", "supports"]
+__all__ = ["Backend", "BadObjectName", "Entry", "MAP_LOOKUP", "MIXED", "OBJECTS", "ObjectIO", "PROTOCOLS",
+           "ProgressFn", "REFERENCES", "REGISTRY", "ROLES", "ReferenceCheck", "SCAN", "SHARDED", "Scan", "Shard",
+           "ShardedCheck", "choose", "entry", "names", "split", "store_backend", "store_kinds", "strerror",
+           "supports"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class Entry:
     module: str  # under verify.backends
     cls: str
     capabilities: frozenset[str]
-    selected_by: tuple[str, ...] = ()  # store options that imply this backend when nothing else says
+    options: tuple[str, str] = ("", "")  # the flags that put the maps store, the blocks store in this kind
 
     def load(self) -> type:
         return vars(importlib.import_module(f"{__name__}.{self.module}"))[self.cls]
@@ -48,9 +54,12 @@ class Entry:
 _ALL = frozenset({SCAN, REFERENCES, SHARDED, OBJECTS})
 
 REGISTRY: tuple[Entry, ...] = (
-    Entry("filed", "filed", "FiledBackend", _ALL | {MAP_LOOKUP}),  # the default
-    Entry("rados", "rados", "RadosBackend", _ALL, selected_by=("pool",)),
+    Entry("filed", "filed", "FiledBackend", _ALL | {MAP_LOOKUP}, ("maps_dir", "blocks_dir")),  # the default
+    Entry("rados", "rados", "RadosBackend", _ALL, ("pool", "blocks_pool")),
+    Entry("mixed", "mixed", "MixedBackend", _ALL),  # one store filed, the other RADOS
 )
+MIXED = "mixed"
+ROLES = ("maps", "blocks")
 
 
 def names() -> list[str]:
@@ -67,12 +76,35 @@ def supports(backend, capability: str) -> bool:
     return e is not None and capability in e.capabilities
 
 
-def choose(name: str | None, config_type: str | None, options: dict) -> Entry:
-    """The backend named by ``--backend``, else by the config's maps store, else implied by the options."""
-    for wanted in (name, config_type):
-        if wanted is not None:
-            e = entry(wanted)
-            if e is None:
-                raise UsageError(f"no backend {wanted!r}; archverify knows {', '.join(names())}")
-            return e
-    return next((e for e in REGISTRY if any(options.get(o) for o in e.selected_by)), REGISTRY[0])
+def store_kinds(config_types: dict[str, str] | None, options: dict) -> dict[str, str]:
+    """The kind of each store: a flag naming it (``--pool``, ``--blocks-dir``, ...) wins over
+    archipelago.conf; without either, the blocks store is taken to be of the maps store's kind."""
+    kinds: dict[str, str] = {}
+    for i, role in enumerate(ROLES):
+        flagged = [e.name for e in REGISTRY if e.options[i] and options.get(e.options[i])]
+        if len(flagged) > 1:
+            flags = " and ".join("--" + entry(n).options[i].replace("_", "-") for n in flagged)
+            raise UsageError(f"{flags} both name the {role} store: give one")
+        kind = flagged[0] if flagged else (config_types or {}).get(role)
+        if kind is not None:
+            kinds[role] = kind
+    kinds.setdefault("maps", REGISTRY[0].name)
+    kinds.setdefault("blocks", kinds["maps"])
+    return kinds
+
+
+def choose(name: str | None, config_types: dict[str, str] | None, options: dict) -> Entry:
+    """The backend named by ``--backend``, else the one the stores' kinds call for: one kind for
+    both stores is that kind's backend, two kinds are ``mixed``."""
+    if name is not None:
+        e = entry(name)
+        if e is None:
+            raise UsageError(f"no backend {name!r}; archverify knows {', '.join(names())}")
+        return e
+    kinds = store_kinds(config_types, options)
+    return entry(kinds["maps"] if kinds["maps"] == kinds["blocks"] else MIXED)
+
+
+def store_backend(backend, role: str):
+    """The backend that holds ``role``'s store: ``backend`` itself, or a mixed backend's part."""
+    return backend.part(role) if backend.name == MIXED else backend

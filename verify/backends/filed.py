@@ -36,28 +36,36 @@ __all__ = ["BUCKETS", "FiledBackend", "from_options", "records_to_result", "spli
 
 
 def from_options(cfg, validate: bool = True, maps_dir=None, blocks_dir=None, pithos_migrate="auto",
-                 **_others) -> FiledBackend:
-    """The dirs from the flags, else from archipelago.conf; each must be an openable dir (``validate``)."""
-    if cfg is not None and cfg.stores["maps"].type != "filed" and not maps_dir:
+                 roles=("maps", "blocks"), **_others) -> FiledBackend:
+    """The dirs from the flags, else from archipelago.conf; each must be an openable dir (``validate``).
+
+    ``roles``: the stores this backend holds (a mixed backend's filed part holds one)."""
+    def configured(role):
+        sc = cfg.stores[role] if cfg is not None else None
+        return sc.archip_dir if sc is not None and sc.type == "filed" else None
+
+    if "maps" in roles and cfg is not None and cfg.stores["maps"].type != "filed" and not maps_dir:
         raise UsageError(f"{cfg.path}: [blockerm] is a {cfg.stores['maps'].type} store; use --backend rados")
-    mdir = maps_dir or (cfg.stores["maps"].archip_dir if cfg else None)
-    bdir = blocks_dir or (cfg.stores["blocks"].archip_dir if cfg and cfg.stores["blocks"].type == "filed" else None)
-    if not mdir:
+    mdir = (maps_dir or configured("maps")) if "maps" in roles else None
+    bdir = (blocks_dir or configured("blocks")) if "blocks" in roles else None
+    if "maps" in roles and not mdir:
         raise UsageError("filed backend needs --maps-dir (or --config)")
+    if "maps" not in roles and not bdir:
+        raise UsageError("filed blocks store: give --blocks-dir (or a --config with a file_blocker [blockerb])")
     # two trees: one equal to or inside the other would be walked twice, its maps taken for blocks and its
     # blocks for maps (false object_missing); the rule is the config reader's, for archip_dirs
-    if bdir and config.stores_overlap(mdir, bdir):
+    if mdir and bdir and config.stores_overlap(mdir, bdir):
         raise UsageError(f"the maps store {mdir} and the blocks store {bdir} are the same dir or lie "
                          "one inside the other: every file would be counted in both; give each its own dir")
     off = {}
-    for role in ("maps", "blocks"):
+    for role in roles:
         if pithos_migrate == "off":
             off[role] = True
         elif pithos_migrate == "auto" and cfg is not None:
             off[role] = cfg.stores[role].known_off
-    direct = {role: cfg.stores[role].direct for role in ("maps", "blocks")
+    direct = {role: cfg.stores[role].direct for role in roles
               if cfg is not None and cfg.stores[role].type == "filed"}
-    be = FiledBackend(os.fspath(mdir), os.fspath(bdir) if bdir else None, off, direct)
+    be = FiledBackend(os.fspath(mdir) if mdir else None, os.fspath(bdir) if bdir else None, off, direct)
     if validate:
         be.validate()
     return be
@@ -96,7 +104,7 @@ def overlay(current: bytes, offset: int, data: bytes, direct: bool) -> bytes:
 
 @dataclass
 class FiledBackend:
-    maps_dir: str
+    maps_dir: str | None  # None only as a mixed backend's part holding the blocks store
     blocks_dir: str | None = None
     pithos_migrate_off: dict | None = None  # role -> True when known off
     direct: dict | None = None  # role -> filed's direct I/O ([blocker*] direct): writes padded to 512
@@ -107,10 +115,7 @@ class FiledBackend:
         self.direct = self.direct or {}
 
     def dirs(self) -> dict[str, str]:
-        d = {"maps": self.maps_dir}
-        if self.blocks_dir:
-            d["blocks"] = self.blocks_dir
-        return d
+        return {role: path for role, path in (("maps", self.maps_dir), ("blocks", self.blocks_dir)) if path}
 
     def validate(self) -> None:
         """Fail before any walk starts: every store dir must be an openable directory."""
@@ -176,14 +181,14 @@ class FiledBackend:
         """Findings decided within the shard, and its join records (``locator`` in each)."""
         from .filed_check import shard_fingerprints
 
-        return shard_fingerprints(self.maps_dir, self._blocks(), shard.store, shard.lo, shard.hi, jobs, locator)
+        return shard_fingerprints(self.dirs()[shard.store], shard.store, shard.lo, shard.hi, jobs, locator)
 
     def explain_shard(self, shard: Shard, jobs: int, records: bytes,
                       width: int) -> tuple[list[Ref], dict[bytes, tuple[int, int]]]:
         """The first entries of this maps shard naming each missing key, and their counts."""
         from .filed_check import shard_missing
 
-        return shard_missing(self.maps_dir, self._blocks(), shard.lo, shard.hi, jobs, records, width)
+        return shard_missing(self.maps_dir, shard.lo, shard.hi, jobs, records, width)
 
     def orphans_shard(self, shard: Shard, jobs: int, records: bytes, width: int) -> ShardResult:
         from .filed_check import shard_orphans

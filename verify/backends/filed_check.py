@@ -95,29 +95,29 @@ def _ref_counters(rc, only: tuple[str, ...] | None = None) -> Counter:
                     if v and not k.startswith("data_") and (only is None or k in only)})
 
 
-def shard_fingerprints(maps_dir: str, blocks_dir: str, store: str, lo: int, hi: int, jobs: int,
+def shard_fingerprints(root: str, store: str, lo: int, hi: int, jobs: int,
                        locator: bytes) -> tuple[ShardResult, bytes]:
     """Pass 1 (maps) or 3 (blocks) on top-level dirs [lo, hi): findings decided here, and join records.
 
     A maps shard gives one record per object its entries name (flag byte 1 if an entry
     needs it); a blocks shard one per object stored where v0.4 reads it (flag 0).
     """
-    rc = _load().FiledRefCheck(maps_dir, blocks_dir, jobs, lo, hi)
+    rc = _load().FiledRefCheck(root, root, jobs, lo, hi)  # ``root``: the store dir of the shard
     res = ShardResult()
     if store == "maps":
-        res.findings += _findings("maps", _run(rc.read_maps, rc, None, maps_dir))
+        res.findings += _findings("maps", _run(rc.read_maps, rc, None, root))
         rc.freeze()
     else:
-        res.findings += _findings("blocks", _run(rc.list_stored, rc, None, blocks_dir))
+        res.findings += _findings("blocks", _run(rc.list_stored, rc, None, root))
     res.counters = _ref_counters(rc)
     return res, bytes(rc.export(locator))
 
 
-def shard_missing(maps_dir: str, blocks_dir: str, lo: int, hi: int, jobs: int, records: bytes,
+def shard_missing(maps_dir: str, lo: int, hi: int, jobs: int, records: bytes,
                   width: int) -> tuple[list[tuple[bytes, bytes, int]], dict[bytes, tuple[int, int]]]:
     """Pass 4 on one maps shard for the missing keys in ``records``: the first entries naming each
     (entry name, map name, index), and per name (maps, entries) of this shard naming it."""
-    rc = _load().FiledRefCheck(maps_dir, blocks_dir, jobs, lo, hi)
+    rc = _load().FiledRefCheck(maps_dir, maps_dir, jobs, lo, hi)
     recs = _run(lambda: rc.explain(records, width), rc, None, maps_dir)
     refs = first_refs(recs)
     return refs, {n: rc.missing_counts(n) for n in {r[0] for r in refs}}

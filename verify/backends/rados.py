@@ -63,22 +63,35 @@ def _engine():
 
 
 def from_options(cfg, validate: bool = True, pool=None, blocks_pool=None, ceph_conf=None, client_id=None, keyring=None,
-                 namespace=None, inflight=256, connect_timeout=10.0, **_others) -> RadosBackend:
+                 namespace=None, inflight=256, connect_timeout=10.0, roles=("maps", "blocks"),
+                 **_others) -> RadosBackend:
     """Pools and cephx id from the flags, else from archipelago.conf; connects and checks both pools.
 
+    ``roles``: the stores this backend holds (a mixed backend's RADOS part holds one).
     Always validated, even for --dask: the report names the engine this machine chose."""
-    maps_sc = cfg.stores["maps"] if cfg is not None else None
-    blocks_sc = cfg.stores["blocks"] if cfg is not None else None
-    if pool is None and maps_sc is not None:
-        if maps_sc.type != "rados":
-            raise UsageError(f"{cfg.path}: [blockerm] is a {maps_sc.type} store; give --pool for a RADOS scan")
-        pool = maps_sc.pool
-    if blocks_pool is None and blocks_sc is not None and blocks_sc.type == "rados":
-        blocks_pool = blocks_sc.pool
-    if client_id is None and maps_sc is not None and maps_sc.type == "rados":
-        client_id = maps_sc.cephx_id
-    if not pool:
-        raise UsageError("rados backend needs --pool (the maps pool) or --config with a rados_blocker [blockerm]")
+    def configured(role):
+        sc = cfg.stores[role] if cfg is not None else None
+        return sc if sc is not None and sc.type == "rados" else None
+
+    if "maps" in roles:
+        if pool is None and cfg is not None:
+            if configured("maps") is None:
+                raise UsageError(f"{cfg.path}: [blockerm] is a {cfg.stores['maps'].type} store; "
+                                 "give --pool for a RADOS scan")
+            pool = configured("maps").pool
+        if not pool:
+            raise UsageError("rados backend needs --pool (the maps pool) or --config with a rados_blocker [blockerm]")
+    else:
+        pool = None
+    if "blocks" in roles:
+        if blocks_pool is None and configured("blocks") is not None:
+            blocks_pool = configured("blocks").pool
+        if "maps" not in roles and not blocks_pool:
+            raise UsageError("RADOS blocks store: give --blocks-pool (or a --config with a rados_blocker [blockerb])")
+    else:
+        blocks_pool = None
+    if client_id is None:
+        client_id = next((sc.cephx_id for sc in map(configured, roles) if sc is not None and sc.cephx_id), None)
     if client_id and client_id.startswith("client."):
         client_id = client_id[len("client."):]
     for what, path in (("ceph.conf", ceph_conf), ("keyring", keyring)):
@@ -95,7 +108,7 @@ def from_options(cfg, validate: bool = True, pool=None, blocks_pool=None, ceph_c
 
 @dataclass
 class RadosBackend:
-    pool: str
+    pool: str | None  # the maps pool; None only as a mixed backend's part holding the blocks store
     blocks_pool: str | None = None
     ceph_conf: str | None = None
     client_id: str | None = None
@@ -121,10 +134,7 @@ class RadosBackend:
         return f"client.{self.client_id or 'admin'}"
 
     def pools(self) -> dict[str, str]:
-        p = {"maps": self.pool}
-        if self.blocks_pool:
-            p["blocks"] = self.blocks_pool
-        return p
+        return {role: pool for role, pool in (("maps", self.pool), ("blocks", self.blocks_pool)) if pool}
 
     # ---- connection ------------------------------------------------------------
 

@@ -335,7 +335,7 @@ class _FirstRefs:
             del kept[_refs_shown():]
 
     def ordered(self) -> list[Ref]:
-        """All kept entries in rank order: a shard's part for verify.distributed_check.merge_missing."""
+        """All kept entries in rank order: a shard's part for verify.shard_join.merge_missing."""
         flat = sorted((key, name) for name, kept in self.kept.items() for key in kept)
         return [(name, key[2], key[3]) for key, name in flat]
 
@@ -476,7 +476,6 @@ def _ref_counters(c: Counter) -> Counter:
 def shard_fingerprints(backend, shard: Shard, locator: bytes) -> tuple[ShardResult, bytes]:
     """A maps shard: its maps read, findings decided here, the referenced fingerprints exported.
     A blocks shard: its stored objects' fingerprints (flag 0), ``NAME_hash`` orphans decided here."""
-    _need_blocks(backend)
     res = ShardResult()
     if shard.store == "maps":
         idx = _load_index()
@@ -488,6 +487,7 @@ def shard_fingerprints(backend, shard: Shard, locator: bytes) -> tuple[ShardResu
         idx.freeze()
         res.counters = _ref_counters(c)
         return res, bytes(idx.export(locator))
+    _need_blocks(backend)
     blocks = _Pool(backend, "blocks", shard)
     c = Counter()
     recs = bytearray()

@@ -23,7 +23,8 @@ def store_options(f):
                      help="archipelago.conf to read the stores from [default: /etc/archipelago/archipelago.conf "
                           "when no store flags are given]"),
         click.option("--backend", type=click.Choice(backends.names()),
-                     help="Store type; taken from the config when not given."),
+                     help="Store type; taken from the config and the store flags when not given ('mixed': "
+                          "one store filed, the other RADOS, e.g. --blocks-dir with --pool)."),
         click.option("--maps-dir", type=click.Path(readable=False), help="filed: the maps store dir ([blockerm] archip_dir)."),
         click.option("--blocks-dir", type=click.Path(readable=False), help="filed: the blocks store dir ([blockerb] archip_dir)."),
         click.option("--pithos-migrate", "pithos_migrate", type=click.Choice(PM_CHOICES), default="auto", show_default=True,
@@ -118,7 +119,8 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate
         cfg = config_mod.load(config_path)
         warnings += cfg.warnings
     options = dict(rados_opts, maps_dir=maps_dir, blocks_dir=blocks_dir, pithos_migrate=pithos_migrate)
-    kind = backends.choose(backend, cfg.stores["maps"].type if cfg is not None else None, options)
+    types = {role: sc.type for role, sc in cfg.stores.items()} if cfg is not None else None
+    kind = backends.choose(backend, types, options)
     return kind.build(cfg, validate=validate, **options), warnings
 
 

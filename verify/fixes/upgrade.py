@@ -42,6 +42,7 @@ from typing import Callable
 from .. import config
 from .. import formats as F
 from .. import layout
+from ..backends import store_backend
 from ..backends.filed import FiledBackend
 from ..durable import (Journal, atomic_write, check_stop, fsync_dir, map_steps, run_lock, stop_between_steps,
                        store_locks, written_temp)
@@ -505,7 +506,7 @@ def map_store(maps, direct: bool = config.DIRECT_DEFAULT) -> MapStore:
         backend = FiledBackend(os.fspath(maps), None, direct={"maps": direct})
         backend.validate()
     else:
-        backend = maps
+        backend = store_backend(maps, "maps")  # a mixed backend's maps part
     return MapStore(backend, backend.dirs()["maps"] if backend.name == "filed" else None)
 
 
