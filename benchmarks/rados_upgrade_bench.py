@@ -15,8 +15,13 @@ their own, and end with the same objects in the pool:
 Pairs are run alternately (which side goes first swaps every pair); the ratio printed is
 the median over the pairs of archverify's maps/s over the loop's.
 
+``--delay-max S`` runs both sides with client-side latency injected (Ceph's
+``ms_inject_delay_*``: each OSD reply delayed uniformly by 0..S seconds), which stands
+for a cluster across a network, where each synchronous round trip costs milliseconds.
+
     python benchmarks/rados_upgrade_bench.py                       # starts its own cluster
     python benchmarks/rados_upgrade_bench.py --conf /path/ceph.conf --maps 1000 --pairs 5
+    python benchmarks/rados_upgrade_bench.py --maps 100 --delay-max 0.004
 """
 
 from __future__ import annotations
@@ -90,6 +95,8 @@ def main() -> None:
     ap.add_argument("--maps", type=int, default=300)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("-j", "--jobs", type=int, default=8)
+    ap.add_argument("--delay-max", type=float, default=0.0,
+                    help="inject 0..S seconds of latency into every OSD reply, on both sides [0: none]")
     a = ap.parse_args()
     started = None
     conf, keyring = a.conf, a.keyring
@@ -107,17 +114,27 @@ def main() -> None:
             c.create_pool(POOL)
         c.shutdown()
         maps = v1_maps(a.maps)
+        run_conf = conf
+        if a.delay_max > 0:
+            inject = (f"ms inject delay type = osd\nms inject delay max = {a.delay_max}\n"
+                      "ms inject delay probability = 1\n")
+            text = Path(conf).read_text()
+            text = text.replace("[client]\n", "[client]\n" + inject, 1) if "[client]\n" in text else \
+                text + "\n[client]\n" + inject
+            run_conf = str(Path(tempfile.mkdtemp(prefix="archverify-upgrade-bench-conf-")) / "delayed.conf")
+            Path(run_conf).write_text(text)
         ratios = []
         for i in range(a.pairs):
             sides = ["archverify", "loop"] if i % 2 == 0 else ["loop", "archverify"]
             rate = {}
             for side in sides:
-                be = load(conf, keyring, maps)
+                be = backend(run_conf, keyring, load(conf, keyring, maps).namespace)  # loaded without the delay
                 rate[side] = run_archverify(be, a.jobs, a.maps) if side == "archverify" else run_loop(be, sorted(maps))
             ratios.append(rate["archverify"] / rate["loop"])
             print(f"pair {i + 1}: archverify {rate['archverify']:.1f} maps/s, loop {rate['loop']:.1f} maps/s, "
                   f"ratio {ratios[-1]:.2f}", flush=True)
-        print(f"offline upgrade on RADOS, {a.maps} v1 maps, -j {a.jobs}: archverify / synchronous loop = "
+        delay = f", latency 0-{a.delay_max * 1000:g} ms per OSD reply" if a.delay_max > 0 else ""
+        print(f"offline upgrade on RADOS, {a.maps} v1 maps, -j {a.jobs}{delay}: archverify / synchronous loop = "
               f"{statistics.median(ratios):.2f} (median of {a.pairs} alternated pairs)")
     finally:
         if started is not None:

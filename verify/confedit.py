@@ -6,7 +6,8 @@ comment's spelling, which Archipelago ignores) is renamed rather than left next 
 the real one. The file is replaced atomically (temp file in the same dir, fsync,
 rename, fsync of the dir) with its owner and mode, after a timestamped backup, and
 only when something changes, so running the same command twice is harmless.
-``pithos_migrate`` is a filed setting: a ``rados_blocker`` section is refused. The
+``pithos_migrate`` is a filed setting: only ``file_blocker`` sections are edited (a
+mixed config, one store RADOS, has one), a file with none is refused. The
 file is read by :mod:`verify.config` first, so an error there (one Archipelago would
 trip on) refuses the edit with the same words as every other command.
 """
@@ -24,7 +25,6 @@ from configupdater import ConfigUpdater
 from . import config, durable
 from .errors import ConfigError, Refused
 
-SECTIONS = tuple(config.SECTIONS.values())
 KEY = "pithos_migrate"
 HYPHEN_KEY = config.HYPHEN_KEY
 
@@ -69,22 +69,29 @@ def _updater(text: str, where: str) -> ConfigUpdater:
     return u
 
 
-def set_pithos_migrate(text: str, value: bool, where: str) -> tuple[str, list[str]]:
-    """The text with ``pithos_migrate = value`` in both sections, and what changed (empty: nothing).
+def filed_sections(cfg: config.ArchipConfig) -> tuple[str, ...]:
+    """The blocker sections where pithos_migrate means something: the file_blocker ones."""
+    return tuple(sc.section for sc in cfg.stores.values() if sc.type != "rados")
 
-    Every ``pithos_migrate`` line of a section (a repeated section or key included)
-    gets the value; the result is read back and must differ from the original in
-    ``pithos_migrate`` alone, or nothing is returned but an error.
+
+def set_pithos_migrate(text: str, value: bool, where: str) -> tuple[str, list[str]]:
+    """The text with ``pithos_migrate = value`` in each file_blocker section, and what changed
+    (empty: nothing).
+
+    Every ``pithos_migrate`` line of such a section (a repeated section or key
+    included) gets the value; a rados_blocker section is left as it is. The result is
+    read back and must differ from the original in those lines alone, or nothing is
+    returned but an error.
     """
     cfg = _read(text, where)
-    for sc in cfg.stores.values():
-        if sc.type == "rados":
-            raise Refused(f"{where} [{sc.section}]: type is rados_blocker; pithos_migrate is a file_blocker (filed) "
-                          "setting and means nothing on RADOS, so this file is left as it is")
+    sections = filed_sections(cfg)
+    if not sections:
+        raise Refused(f"{where}: [blockerb] and [blockerm] are rados_blocker; pithos_migrate is a file_blocker "
+                      "(filed) setting and means nothing on RADOS, so this file is left as it is")
     u = _updater(text, where)
     want = "True" if value else "False"
     changes: list[str] = []
-    for sec in SECTIONS:
+    for sec in sections:
         blocks = [b for b in u.iter_sections() if b.name == sec]
         real = [o for b in blocks for o in b.iter_options() if o.key == KEY]
         hyphen = [o for b in blocks for o in b.iter_options() if o.key == HYPHEN_KEY]
@@ -111,23 +118,24 @@ def set_pithos_migrate(text: str, value: bool, where: str) -> tuple[str, list[st
     if not changes:
         return text, []
     new = str(u)
-    _same_but_pithos_migrate(text, new, value, where)
+    _same_but_pithos_migrate(text, new, value, where, sections)
     return new, changes
 
 
-def _same_but_pithos_migrate(old: str, new: str, value: bool, where: str) -> None:
-    """The edit as Archipelago will read it: pithos_migrate = value in both sections, all else as before."""
+def _same_but_pithos_migrate(old: str, new: str, value: bool, where: str, sections: tuple[str, ...]) -> None:
+    """The edit as Archipelago will read it: pithos_migrate = value in ``sections``, all else as before."""
     def effective(text: str) -> dict:
         ini = config.parse(text.encode("utf-8", "surrogateescape"))
         out = {}
         for sec in [ini.defaults, *ini.sections.values()]:
             for e in sec.entries:
-                if not (sec.name in SECTIONS and e.key in (KEY, HYPHEN_KEY)):
+                if not (sec.name in sections and e.key in (KEY, HYPHEN_KEY)):
                     out[(sec.name, e.key)] = e.value
         return out
 
     after = config.loads(new, where)
-    if effective(old) != effective(new) or any(sc.pithos_migrate is not value for sc in after.stores.values()):
+    if effective(old) != effective(new) or any(sc.pithos_migrate is not value for sc in after.stores.values()
+                                               if sc.section in sections):
         raise ConfigError(f"{where}: cannot edit this file safely (the edit would change more than "
                           "pithos_migrate); set it by hand [not_editable]")
 

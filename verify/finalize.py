@@ -29,6 +29,11 @@ has no old paths and pithos_migrate is a filed setting (said in one line):
     upgrade    upgrade-maps: online (vlmc) when Archipelago runs, offline when it
                is stopped on every node; journaled and resumable by itself
     final      the last scan and check; their worse exit code is finalize's
+
+A mixed config (one store a file_blocker, the other a rados_blocker) runs the filed
+flow for its filed store: pins, restarts and pithos_migrate in that store's section
+only, migrate-objects on its dir; the scans read both stores (the mixed backend),
+--fix upgrades the maps wherever they are, and the final step is a scan and check.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ from .summary import Summary
 RADOS_STEPS = ("preflight", "upgrade", "final")
 PITHOS_MIGRATE_SKIPPED = ("pithos_migrate steps skipped: pithos_migrate is a setting of filed stores, and RADOS "
                           "pools have no old Pithos paths to migrate from")
+MIXED_NOTE = ("{pools} in RADOS: pithos_migrate is set in [{sections}] only (a filed setting; pools have no "
+              "old Pithos paths), and the final step is a scan and check of both stores")
 STEPS = ("preflight", "pin", "stop", "enable", "start", "scan", "fix", "settle", "stop-off", "disable",
          "start-off", "restore", "release", "final")
 OLD_PATH_KINDS = ("object_unmigrated", "object_leftover", "object_conflict")
@@ -83,10 +90,13 @@ class FixContext:
     nodes: list[str | None]
     jobs: int = 1
     direct: bool = config_mod.DIRECT_DEFAULT  # filed's direct I/O of the maps store (padding of what it writes)
+    maps: object = None  # the maps store when it is not a dir of ``dirs``: a backend with object I/O (a pool)
+    vlmc: tuple[str, ...] = ("vlmc",)
 
 
 def default_fixer(ctx: FixContext) -> list[dict]:
-    """migrate-objects then upgrade-maps (through vlmc: Archipelago runs), journaled in the state dir.
+    """migrate-objects on the filed stores, then upgrade-maps (through vlmc: Archipelago runs),
+    journaled in the state dir.
 
     vlmc runs on this machine, which is one of the nodes: finalize is run from one.
     """
@@ -97,9 +107,10 @@ def default_fixer(ctx: FixContext) -> list[dict]:
         raise UsageError(f"--fix needs migrate-objects and upgrade-maps, missing from this installation ({e})") from None
     ops = list(migrate_objects(dict(ctx.dirs), apply=True, journal_dir=str(ctx.journal_dir / "migrate"),
                                jobs=ctx.jobs))
-    res = upgrade_maps(ctx.dirs["maps"], apply=True, backup_dir=str(ctx.backup_dir), logdir=str(ctx.logdir),
-                       mode="vlmc", jobs=min(4, ctx.jobs), journal_dir=str(ctx.journal_dir / "upgrade"),
-                       direct=ctx.direct)
+    maps = ctx.maps if ctx.maps is not None else ctx.dirs["maps"]
+    res = upgrade_maps(maps, apply=True, backup_dir=str(ctx.backup_dir), logdir=str(ctx.logdir),
+                       mode="vlmc", vlmc=ctx.vlmc, jobs=min(4, ctx.jobs),
+                       journal_dir=str(ctx.journal_dir / "upgrade"), direct=ctx.direct)
     ops += list(res.get("results", []))
     return ops
 
@@ -115,6 +126,7 @@ class Options:
     jobs: int = 1
     quarantine_root: str | None = None
     rados: dict = field(default_factory=dict)  # -c/--ceph-conf, --id, --keyring, --namespace for RADOS pools
+    vlmc: tuple[str, ...] = ("vlmc",)  # the command online map upgrades run
     fixer: Callable[[FixContext], list[dict]] = default_fixer
     log: Log = print
     after_step: Callable[[str], None] | None = None  # called after each journaled step (tests crash here)
@@ -196,9 +208,17 @@ class Cluster:
     configs: dict = field(default_factory=dict)  # node -> ArchipConfig
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def mixed(self) -> bool:
+        return bool(self.dirs) and bool(self.pools)
+
+    def sections(self) -> str:
+        """The config sections of the filed stores, where pithos_migrate is set."""
+        return "] and [".join(config_mod.SECTIONS[r] for r in ("blocks", "maps") if r in self.dirs)
+
 
 def read_cluster(opts: Options) -> Cluster:
-    """Every node's archipelago.conf, checked; all must be filed and name the same dirs."""
+    """Every node's archipelago.conf, checked; all must name the same dirs and pools."""
     errors: list[str] = []
     warnings: list[str] = []
     configs = {}
@@ -229,12 +249,8 @@ def read_cluster(opts: Options) -> Cluster:
                 key = "pool" if sc.type == "rados" else "archip_dir"
                 raise Refused(f"{label(node)}: [{sc.section}] {key} {what} differs from {where[role]} on "
                               f"{first}; every node must share the same stores")
-    if dirs and pools:
-        raise Refused(f"{first}: one store is a rados_blocker and the other a file_blocker; finalize does "
-                      "not run on such a mix yet: run 'archverify upgrade-maps' (maps) and "
-                      "'archverify migrate-objects' (blocks) for each store")
     direct = any(cfg.stores["maps"].direct for cfg in configs.values())  # any node padding: pad
-    cephx = next((cfg.stores["maps"].cephx_id for cfg in configs.values() if cfg.stores["maps"].cephx_id), None)
+    cephx = next((cfg.stores[r].cephx_id for cfg in configs.values() for r in pools if cfg.stores[r].cephx_id), None)
     return Cluster(dirs, pools, cephx, direct=direct, configs=configs, warnings=warnings)
 
 
@@ -256,13 +272,47 @@ class Finalizer:
         self.journal = Journal(opts.state_dir)
         self.cluster: Cluster | None = None
         self.quarantines: dict[str, Quarantine] = {}
+        self._rados = None  # the pools' backend, made at first use
 
     # -- building blocks of the steps
-    def scan(self, pithos_migrate_on: bool) -> Summary:
+    def backend(self, pithos_migrate_on: bool = True):
+        """Both stores: the filed dirs (pithos_migrate as the step has it), the pools, or a mix."""
         dirs = self.cluster.dirs
-        be = FiledBackend(dirs["maps"], dirs.get("blocks"), {r: not pithos_migrate_on for r in dirs})
-        be.validate()
-        return scan_mod.scan(be, self.o.jobs, progress=False)
+        filed = None
+        if dirs:
+            filed = FiledBackend(dirs.get("maps"), dirs.get("blocks"), {r: not pithos_migrate_on for r in dirs})
+            filed.validate()
+            if not self.cluster.pools:
+                return filed
+        rados = self.rados_backend()
+        if filed is None:
+            return rados
+        from .backends.mixed import MixedBackend
+
+        return MixedBackend(*(filed if r in dirs else rados for r in ("maps", "blocks")))
+
+    def scan(self, pithos_migrate_on: bool) -> Summary:
+        return scan_mod.scan(self.backend(pithos_migrate_on), self.o.jobs, progress=False)
+
+    def held_locks(self, summary: Summary, be) -> list[str]:
+        """Locks someone holds: a non-empty lock object, or on a pool one radosd holds a RADOS lock on."""
+        held = []
+        for lk in summary.locks:
+            owner = lk.owner
+            if not owner and lk.store in self.cluster.pools and lk.name.endswith("_lock"):
+                owner = be.lock_owner(lk.store, lk.name.encode()[:-len(b"_lock")])
+            if owner:
+                held.append(f"{lk.store}:{lk.name} ({owner})")
+        return held
+
+    def mapped(self) -> dict[str, list[str]]:
+        """Volumes mapped on each node: reasons to refuse without --force."""
+        out = {}
+        for node in self.o.node_list:
+            vols = self.o.runner.showmapped(node)
+            if vols:
+                out[label(node)] = vols
+        return out
 
     def quarantine(self, store: str) -> Quarantine:
         if store not in self.quarantines:
@@ -331,30 +381,31 @@ class Finalizer:
     # -- preflight and plan
     def preflight(self) -> dict:
         """Mapped volumes and held locks: reasons to refuse without --force."""
-        mapped = {}
-        for node in self.o.node_list:
-            vols = self.o.runner.showmapped(node)
-            if vols:
-                mapped[label(node)] = vols
-        summary = self.scan(pithos_migrate_on=True)
-        held = summary.held_locks
-        return {"mapped": mapped, "held_locks": [f"{lk.store}:{lk.name} ({lk.owner})" for lk in held],
+        be = self.backend(pithos_migrate_on=True)
+        summary = scan_mod.scan(be, self.o.jobs, progress=False)
+        return {"mapped": self.mapped(), "held_locks": self.held_locks(summary, be),
                 "at_risk": sum(1 for f in summary.findings if f.kind == "object_at_risk"),
                 "findings": dict(summary.per_kind)}
+
+    def stores_line(self) -> str:
+        return ", ".join([f"{r}={d}" for r, d in self.cluster.dirs.items()]
+                         + [f"{r}=pool {p}" for r, p in self.cluster.pools.items()])
 
     def print_plan(self, pre: dict) -> None:
         nodes = ", ".join(label(n) for n in self.o.node_list)
         stop = "archipelago stop -f" if self.o.force else "archipelago stop"
+        final = ("final scan and check; exit code as 'archverify check'" if self.cluster.mixed
+                 else "final scan; exit code as 'archverify scan'")
         lines = [
-            f"finalize plan for nodes {nodes} (stores: " + ", ".join(f"{r}={d}" for r, d in self.cluster.dirs.items()) + ")",
+            f"finalize plan for nodes {nodes} (stores: {self.stores_line()})",
             f"  1. pin {pre['at_risk']} object(s) at risk (hard links in {self.quarantine_hint()})",
             f"  2. '{stop}' on every node",
-            f"  3. pithos_migrate = True in [blockerb] and [blockerm] of {self.o.config_path} on every node",
+            f"  3. pithos_migrate = True in [{self.cluster.sections()}] of {self.o.config_path} on every node",
             "  4. 'archipelago start' on every node, then scan",
             "  5. " + ("migrate-objects and upgrade-maps (--fix)" if self.o.fix else "no fixes (add --fix)"),
             "  6. restore pinned objects filed removed; wait until nothing is left at an old Pithos path",
             "  7. stop, pithos_migrate = False, start on every node; restore; release the pins",
-            "  8. final scan; exit code as 'archverify scan'",
+            f"  8. {final}",
             f"journal: {self.journal.path}",
         ]
         for ln in lines:
@@ -417,8 +468,11 @@ class Finalizer:
         self.cluster = read_cluster(self.o)
         for w in self.cluster.warnings:
             self.log(f"  config warning: {w}")
-        if self.cluster.pools:
+        if not self.cluster.dirs:
             return self._run_rados(yes, params)
+        if self.cluster.mixed:
+            pools = " and ".join(f"the {r} store (pool {p})" for r, p in self.cluster.pools.items())
+            self.log(MIXED_NOTE.format(pools=pools[0].upper() + pools[1:], sections=self.cluster.sections()))
         if j.records:
             done = [r["step"] for r in j.records if r.get("step") in STEPS]
             nxt = next((s for s in STEPS if s not in done and (s != "fix" or self.o.fix)), "final")
@@ -465,8 +519,9 @@ class Finalizer:
             self.step("scan", findings=dict(s.per_kind))
         if self.o.fix and self.todo("fix"):
             self.log("fixing: migrate-objects, upgrade-maps")
+            maps = self.rados_backend() if "maps" in self.cluster.pools else None
             ctx = FixContext(dict(self.cluster.dirs), j.dir / "fixes", j.dir / "upgrade-logs", j.dir / "map-backups",
-                             self.o.runner, self.o.node_list, self.o.jobs, self.cluster.direct)
+                             self.o.runner, self.o.node_list, self.o.jobs, self.cluster.direct, maps, self.o.vlmc)
             for d in (ctx.journal_dir / "migrate", ctx.journal_dir / "upgrade", ctx.logdir, ctx.backup_dir):
                 d.mkdir(parents=True, exist_ok=True)
             ops = self.o.fixer(ctx)
@@ -521,7 +576,12 @@ class Finalizer:
             self.log(f"released {len(results)} pin(s)")
             self.step("release", released=len(results))
         durable.check_stop()
-        s = self.scan(pithos_migrate_on=False)
+        if self.cluster.mixed:
+            from .check import check as check_op
+
+            s = check_op(self.backend(pithos_migrate_on=False), self.o.jobs, progress=False)
+        else:
+            s = self.scan(pithos_migrate_on=False)
         self.step("final", findings=dict(s.per_kind), exit_code=s.exit_code)
         j.append("finished")
         self.log("pithos_migrate is off again on every node and the pins are released; undrain the nodes:")
@@ -532,29 +592,23 @@ class Finalizer:
     # -- RADOS pools ---------------------------------------------------------------------------
 
     def rados_backend(self):
+        """The pools of the config (a mixed config's one pool) with -c/--id/--keyring/--namespace;
+        one connection for the whole run."""
         from .backends import entry
 
-        opts = dict(self.o.rados)
-        opts.setdefault("client_id", self.cluster.cephx_id)
-        return entry("rados").build(None, pool=self.cluster.pools["maps"],
-                                    blocks_pool=self.cluster.pools.get("blocks"), **opts)
+        if self._rados is None:
+            opts = dict(self.o.rados)
+            opts.setdefault("client_id", self.cluster.cephx_id)
+            pools = self.cluster.pools
+            self._rados = entry("rados").build(None, pool=pools.get("maps"), blocks_pool=pools.get("blocks"),
+                                               roles=tuple(pools), **opts)
+        return self._rados
 
     def rados_preflight(self, be) -> dict:
         """Mapped volumes on any node, and held locks: a non-empty lock object, or one radosd holds."""
-        mapped = {}
-        for node in self.o.node_list:
-            vols = self.o.runner.showmapped(node)
-            if vols:
-                mapped[label(node)] = vols
         summary = scan_mod.scan(be, self.o.jobs, progress=False)
-        held = []
-        for lk in summary.locks:
-            if lk.store != "maps":
-                continue
-            owner = lk.owner or be.lock_owner("maps", lk.name.encode()[:-len(b"_lock")])
-            if owner:
-                held.append(f"{lk.store}:{lk.name} ({owner})")
-        return {"mapped": mapped, "held_locks": held, "findings": dict(summary.per_kind)}
+        return {"mapped": self.mapped(), "held_locks": self.held_locks(summary, be),
+                "findings": dict(summary.per_kind)}
 
     def upgrade_mode(self) -> str:
         """'offline' only when Archipelago is stopped on every node; else through the running one."""
@@ -596,7 +650,8 @@ class Finalizer:
             mode = self.upgrade_mode()
             self.log(f"upgrade-maps ({mode}) on pool {self.cluster.pools['maps']}")
             res = upgrade_maps(be, apply=True, backup_dir=str(j.dir / "map-backups"), logdir=str(j.dir / "upgrade-logs"),
-                               mode=mode, jobs=min(4, self.o.jobs), journal_dir=str(j.dir / "fixes" / "upgrade"))
+                               mode=mode, vlmc=self.o.vlmc, jobs=min(4, self.o.jobs),
+                               journal_dir=str(j.dir / "fixes" / "upgrade"))
             counts = res["counts"]
             self.log("  " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to upgrade"))
             if res["exit_code"]:

@@ -62,6 +62,18 @@ def test_hyphen_key_is_replaced_not_duplicated():
     assert len(changes) == 3  # rename in blockerb; remove the hyphen key and flip the value in blockerm
 
 
+def test_mixed_config_edits_the_file_blocker_section_alone():
+    """Filed blocks, RADOS maps: pithos_migrate is set in [blockerb]; [blockerm] stays byte for byte."""
+    text = conf_text("mixed")
+    new, changes = confedit.set_pithos_migrate(text, True, "x")
+    assert changes == ["[blockerb] pithos_migrate = True added"]
+    assert archipelago_reads(new)["blockerb"] is True
+    section = lambda t: t[t.index("[blockerm]"):t.index("[mapperd]")]  # noqa: E731
+    assert section(new) == section(text) and "pithos_migrate" not in section(new)
+    assert confedit.set_pithos_migrate(new, True, "x") == (new, [])  # idempotent
+    assert [s.value for s in confedit.status(new, "x")[0]] == [True, None]
+
+
 def test_rados_refused_and_bad_files():
     with pytest.raises(Refused):
         confedit.set_pithos_migrate(conf_text("rados"), True, "x")

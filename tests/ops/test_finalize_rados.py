@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +80,27 @@ def test_plan_then_offline_run_ends_clean_and_resumes_after_a_crash(pools, tmp_p
         assert F.parse_v2_header(be.read("maps", n.encode())).epoch == 1
         assert be.read("maps", f"archip_{n}".encode()) is None
     assert c.events("stop") == []  # nothing restarted: pithos_migrate is not a pool's setting
+
+
+def test_online_run_upgrades_through_vlmc(pools, tmp_path, monkeypatch):
+    """Archipelago runs on the nodes: the maps are upgraded by vlmc open/close (the stand-in over the
+    same pool), nothing is restarted, and the final check is clean."""
+    be, c = pools
+    for k, v in {"VLMC_RADOS_POOL": be.pool, "VLMC_RADOS_CONF": be.ceph_conf, "VLMC_RADOS_KEYRING": be.keyring,
+                 "VLMC_RADOS_NAMESPACE": be.namespace}.items():
+        monkeypatch.setenv(k, v)
+    for n in c.nodes:
+        c.standin(n, "archipelago", "start")
+    vlmc = (sys.executable, str(Path(__file__).parents[1] / "standins" / "vlmc_rados"))
+    out = Finalizer(options(be, c, tmp_path, [], vlmc=vlmc)).run(yes=True)
+    assert out.state == "finished" and out.exit_code == 0
+    upgrade = next(json.loads(ln) for ln in (tmp_path / "state" / "finalize.journal").read_text().splitlines()
+                   if json.loads(ln).get("step") == "upgrade")
+    assert upgrade["mode"] == "vlmc" and upgrade["counts"] == {"upgraded": 2}
+    for n in ("legacy-vol", "older-vol"):
+        assert F.parse_v2_header(be.read("maps", n.encode())).epoch == 1
+        assert be.read("maps", f"{n}_lock".encode()) == b""  # vlmc close leaves radosd's lock object empty
+    assert c.events("stop") == []
 
 
 def test_a_held_lock_refuses(pools, tmp_path):

@@ -36,13 +36,20 @@ __all__ = ["BUCKETS", "FiledBackend", "from_options", "records_to_result", "spli
 
 
 def from_options(cfg, validate: bool = True, maps_dir=None, blocks_dir=None, pithos_migrate="auto",
-                 roles=("maps", "blocks"), **_others) -> FiledBackend:
+                 roles=None, **_others) -> FiledBackend:
     """The dirs from the flags, else from archipelago.conf; each must be an openable dir (``validate``).
 
-    ``roles``: the stores this backend holds (a mixed backend's filed part holds one)."""
+    ``roles``: the stores this backend holds (a mixed backend's filed part holds one);
+    by default both, or the one store a mixed config keeps in a dir when no flag names
+    the other (``migrate-objects`` on a mixed config: pools have no old paths)."""
     def configured(role):
         sc = cfg.stores[role] if cfg is not None else None
         return sc.archip_dir if sc is not None and sc.type == "filed" else None
+
+    if roles is None:
+        roles = ("maps", "blocks")
+        if not maps_dir and cfg is not None and configured("maps") is None and configured("blocks") is not None:
+            roles = ("blocks",)
 
     if "maps" in roles and cfg is not None and cfg.stores["maps"].type != "filed" and not maps_dir:
         raise UsageError(f"{cfg.path}: [blockerm] is a {cfg.stores['maps'].type} store; use --backend rados")

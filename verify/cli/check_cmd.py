@@ -63,9 +63,10 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
     warn(warnings)
     if not backends.supports(be, backends.REFERENCES):
         raise UsageError(f"the {be.name} backend cannot run the reference check yet; use 'scan'")
-    if "blocks" not in be.describe():
-        raise UsageError("the check needs the blocks store too: give --blocks-dir or --blocks-pool "
-                         "(or a --config with [blockerb])")
+    for role, section, flags in (("maps", "blockerm", "--maps-dir or --pool"),
+                                 ("blocks", "blockerb", "--blocks-dir or --blocks-pool")):
+        if role not in be.describe():
+            raise UsageError(f"the check needs the {role} store too: give {flags} (or a --config with [{section}])")
     stores = be.describe()
     check_outputs(stores, output=output, logdir=logdir, state=state_dir, lock=lock_path,
                   prometheus_textfile=prom_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -39,9 +40,11 @@ def rados_flags(f):
 @jobs_option
 @click.option("--max-shown", type=click.IntRange(0), default=report.DEFAULT_SHOWN, show_default=True,
               help="Findings listed per kind in the report (-v: all).")
+@click.option("--vlmc", "vlmc_cmd", default="vlmc", show_default=True,
+              help="The vlmc command online map upgrades run (on this node).")
 @rados_flags
 @conventions(writes=True)
-def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine_dir, jobs, max_shown, run,
+def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine_dir, jobs, max_shown, vlmc_cmd, run,
             **rados_opts):
     """Finish the upgrade: pithos_migrate on, restarts, fixes, pithos_migrate off again.
 
@@ -52,7 +55,10 @@ def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine
 
     On RADOS pools (rados_blocker in the config): preflight, upgrade-maps (online
     while Archipelago runs, offline when it is stopped on every node), then the
-    final scan and check; the pithos_migrate steps do not apply to pools.
+    final scan and check; the pithos_migrate steps do not apply to pools. With
+    one store filed and the other RADOS, the steps above run for the filed store
+    (pithos_migrate in its section only), the scans read both, --fix upgrades the
+    maps in the pool, and the final step is a scan and check.
 
     \b
       archverify finalize --nodes node1,node2,node3              # the plan
@@ -65,7 +71,7 @@ def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine
     nodes, runner = resolve_nodes(nodes_spec, node_cmd)
     opts = fin.Options(config_path, [n for n in nodes if n is not None] or None, runner, Path(state_dir), fix=fix,
                        force=force, jobs=jobs, quarantine_root=quarantine_dir, log=run.say,
-                       rados={k: v for k, v in rados_opts.items() if v is not None})
+                       rados={k: v for k, v in rados_opts.items() if v is not None}, vlmc=tuple(shlex.split(vlmc_cmd)))
     finalizer = fin.Finalizer(opts)
     try:
         out = finalizer.run(yes)
@@ -81,7 +87,8 @@ def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine
                  summary=out.summary.as_dict() if out.summary is not None else None,
                  findings=[f.as_dict() for f in out.summary.findings] if out.summary is not None else [])
     elif out.summary is not None and not run.quiet:
-        report.write_human(sys.stdout, out.summary, "rados" if pools else "filed", stores, max_shown,
+        kind = "mixed" if pools and out.dirs else "rados" if pools else "filed"
+        report.write_human(sys.stdout, out.summary, kind, stores, max_shown,
                            command="finalize",
                            verbose=run.verbose)
     if run.human and out.state == "finished":

@@ -84,7 +84,8 @@ def render_results(results: list[dict], run: Run, out=None) -> int:
 def command(config_path, maps_dir, blocks_dir, state_dir, run: Run, resolve_identical, legacy_dirs, jobs):
     """Move unmigrated, misplaced and leftover objects to their v0.4 path (filed only).
 
-    A preview unless --yes. Each move is filed's own (link, then unlink the old
+    On a config with one store filed and the other a RADOS pool, the filed store
+    is fixed (a pool has no old paths). A preview unless --yes. Each move is filed's own (link, then unlink the old
     name), safe while Archipelago runs and safe to interrupt: a rerun finishes
     the job. Conflicts (two different files for one object) are only reported;
     objects whose old and new paths are one file are never touched. Examples:

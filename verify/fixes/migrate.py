@@ -70,7 +70,7 @@ def _skip_reason(name: str) -> str | None:
 
 def find_work(dirs: dict[str, str], jobs: int) -> list[Work]:
     """Scan (every finding, not deduplicated) and turn placement findings into work items."""
-    backend = FiledBackend(dirs["maps"], dirs.get("blocks"))
+    backend = FiledBackend(dirs.get("maps"), dirs.get("blocks"))  # a mixed config has one
     backend.validate()
     result = run_shards(backend, backend.shards(1), jobs, progress=False)
     work = []
