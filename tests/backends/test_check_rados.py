@@ -254,3 +254,37 @@ def test_namespace_is_the_store(ceph_cluster, planted):
         with c.open_ioctx(BLOCKS) as b:
             b.remove_object(lost)
         c.shutdown()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_maps_with_names_filed_could_not_hold_are_read(ceph_cluster, engine):
+    """radosd has no shortest name: a map named in fewer than filed's 6 bytes is a map the scan counts,
+    and the check reads its entries (a missing object found, a present one not an orphan)."""
+    import uuid
+
+    ceph_cluster.ensure_pools(MAPS, BLOCKS)
+    be = rb.RadosBackend(MAPS, BLOCKS, str(ceph_cluster.conf), None, str(ceph_cluster.keyring), engine=engine,
+                         namespace=f"names-{uuid.uuid4().hex[:8]}")
+    kept, lost = "a" * 64, "archip_" + "b" * 64
+    be.write("blocks", kept.encode(), b"")
+    for name in ("vol-5", "v2"):
+        header, md = F.write_v2(2 * F.BLOCK_SIZE_4M, [F.Entry(kept, 0), F.Entry(lost, F.OF_ARCHIP)], name=name)
+        be.write("maps", name.encode(), header)
+        for k, v in md.items():
+            be.write("maps", k.encode(), v)
+    s = check_op.check(be, 2, progress=False)
+    assert s.counters["maps.v2"] == 2 and s.counters["refs.maps_v2"] == 2
+    assert {(f.kind, f.name) for f in s.findings} == {("object_missing", lost)}
+    assert "2 entries of 2 maps" in s.findings[0].detail
+
+
+def test_object_io_refuses_names_python_rados_cannot_send(ceph_cluster):
+    """python-rados names objects by str, sent as UTF-8: a non-UTF-8 name is refused in one line, untouched."""
+    from verify.backends import BadObjectName
+
+    ceph_cluster.ensure_pools(MAPS, BLOCKS)
+    be = backend(ceph_cluster)
+    for call in (lambda: be.write("maps", b"vol-\xff\xfe", b"x"), lambda: be.read("maps", b"vol-\xff\xfe"),
+                 lambda: be.remove("maps", b"vol-\xff\xfe")):
+        with pytest.raises(BadObjectName, match="not UTF-8"):
+            call()

@@ -47,7 +47,6 @@ DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
 DATA_FIRST = F.BLOCK_SIZE_4M + 1  # a Pithos block is read in one round trip, without a stat
 HEAD_FIRST = 4096  # v2 headers (512 bytes with direct I/O) and small v0/v1 maps in one round trip
 BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in
-MIN_NAME = 6  # as filed's check: shorter names in the maps pool are not maps (the scan reports them)
 FP_SPACE = 1 << 64
 BUCKETS = 256  # a name's bucket: crc32(name) % BUCKETS; shards are ranges of buckets
 
@@ -209,7 +208,9 @@ class _MapPass:
             if self.progress is not None:
                 self.progress(len(page))
             for n in page:
-                if len(n) >= MIN_NAME and F.name_class(n) is F.NameClass.PLAIN and _utf8(n):
+                # every plain name is a map candidate, as the scan counts it: radosd has no shortest
+                # name and no encoding (filed's 6-byte minimum is filed's, its scan reports those)
+                if F.name_class(n) is F.NameClass.PLAIN:
                     if self.explain:
                         self.rank[n] = (bucket(n), self.seq)
                         self.seq += 1
@@ -386,14 +387,6 @@ def _ahead(gen: Iterator, depth: int = 1) -> Iterator:
     finally:
         stop.set()
         t.join()
-
-
-def _utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _hash_orphans(blocks: _Pool, hashes: list[bytes], counters: Counter) -> list[Finding]:

@@ -85,7 +85,11 @@ class PoolObjects:
     def _key(name: bytes) -> str:
         if not name or b"\0" in name:
             raise BadObjectName(f"object name {escape_name(name)!r}: RADOS cannot hold it (empty or NUL)")
-        return name.decode("utf-8", "surrogateescape")
+        try:
+            return name.decode("utf-8")
+        except UnicodeDecodeError:  # python-rados names objects by str only, sent as UTF-8
+            raise BadObjectName(f"object name {escape_name(name)!r}: not UTF-8, which python-rados (the writer's "
+                                "library) cannot name; leave it to Archipelago") from None
 
     def list_page(self, cursor: Listing | None, limit: int) -> tuple[list[bytes], Listing | None]:
         import rados
