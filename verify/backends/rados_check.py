@@ -148,6 +148,8 @@ class _Pool:
                 return None, E.ENOENT
             except rados.Error as e:
                 return None, errno_of(e)
+            except UnicodeError:  # python-rados sends names as UTF-8: this one it cannot name
+                return None, E.EILSEQ
 
         with ThreadPoolExecutor(max(1, min(len(names), 32))) as ex:
             return list(ex.map(one, names))
