@@ -14,10 +14,13 @@ from .store_options import jobs_option, resolve, store_options
 
 
 def maps_lookup(backend, jobs: int):
-    """The backend's map lookup, if its kind declares one (verify/backends/__init__.py)."""
-    if not backends.supports(backend, backends.MAP_LOOKUP):
-        raise UsageError(f"pithos-check does not support the {backend.name} backend yet")
-    return backend.maps_lookup(jobs)
+    """The map lookup of the backend holding the maps store, if its kind declares one
+    (verify/backends/__init__.py); a mixed config's filed maps dir has one."""
+    maps = backends.store_backend(backend, "maps")
+    if not backends.supports(maps, backends.MAP_LOOKUP):
+        raise UsageError(f"pithos-check reads filed maps stores; this maps store is {maps.name} "
+                         f"({', '.join(f'{k} {v}' for k, v in maps.describe()['maps'].items() if k in ('pool', 'dir'))})")
+    return maps.maps_lookup(jobs)
 
 
 @click.command("pithos-check")
