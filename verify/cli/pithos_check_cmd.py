@@ -18,8 +18,9 @@ def maps_lookup(backend, jobs: int):
     (verify/backends/__init__.py); a mixed config's filed maps dir has one."""
     maps = backends.store_backend(backend, "maps")
     if not backends.supports(maps, backends.MAP_LOOKUP):
+        where = maps.describe()["maps"]
         raise UsageError(f"pithos-check reads filed maps stores; this maps store is {maps.name} "
-                         f"({', '.join(f'{k} {v}' for k, v in maps.describe()['maps'].items() if k in ('pool', 'dir'))})")
+                         f"({where.get('pool') or where.get('dir')})")
     return maps.maps_lookup(jobs)
 
 
