@@ -53,6 +53,13 @@ class HumanSection:
         return None
 
 
+def _where(store: dict) -> str:
+    """A store in the head line: its dir, ``pool NAME`` (a pool and a dir may share a name), or its URL."""
+    if store.get("dir"):
+        return _abs(store["dir"])
+    return f"pool {store['pool']}" if store.get("pool") else str(store.get("url"))
+
+
 @dataclass(frozen=True)
 class Head:
     command: str
@@ -96,8 +103,7 @@ def render(fmt: str, out: TextIO, head: Head, sections: tuple[Section, ...], max
         out.write(json.dumps(line) + "\n")
     elif fmt == "human":
         w = _printable_writer(out)
-        where = ", ".join(printable(f"{role}={_abs(info.get('dir')) or info.get('pool') or info.get('url')}")
-                          for role, info in head.stores.items())
+        where = ", ".join(printable(f"{role}={_where(info)}") for role, info in head.stores.items())
         w(f"archverify {__version__} {head.command} ({head.backend}): {where}\n")
         for s in sections:
             s.human(w, max_shown)
