@@ -64,6 +64,24 @@ ctypedef struct ctx_t:
     int stop             # set from the main thread (av_request_stop): walks return between entries
 
 
+ctypedef struct where_t:
+    # a file at object depth: d1/d2/d3/name; its path is joined only when a record needs it
+    const char *d1
+    const char *d2
+    const char *d3
+    const char *name
+    bint joined
+    char path[PATHMAX]
+
+
+cdef inline const char *path_of(where_t *at) noexcept nogil:
+    """The file's path relative to the store root (joined at the first call)."""
+    if not at.joined:
+        av_walk_join(at.path, at.d1, at.d2, at.d3, at.name)
+        at.joined = True
+    return at.path
+
+
 cdef inline void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen,
                       const char *path, const char *detail) noexcept nogil:
     av_emit(&b.recs, kind, err, 0, name, namelen, path, strlen(path) if path != NULL else 0, detail)
@@ -104,7 +122,7 @@ cdef int probe_v2(ctx_t *ctx, tbuf_t *b, const char *name, size_t n) noexcept no
     return av_is_v2_header(head, <size_t>got) if got > 0 else 0
 
 
-cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, const char *path,
+cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, where_t *at,
                     int not_map_counter) noexcept nogil:
     """Read a header candidate, find out the facts its verdict asks for, emit its one map finding.
 
@@ -120,19 +138,19 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
     fd = openat(fd3, name, FILE_OPEN)
     if fd < 0:
         if errno != ENOENT:
-            unreadable(b, errno, name, n, path, "open")
+            unreadable(b, errno, name, n, path_of(at), "open")
         return
     if fstat(fd, &st) != 0:
-        unreadable(b, errno, name, n, path, "fstat")
+        unreadable(b, errno, name, n, path_of(at), "fstat")
         close(fd)
         return
     if not S_ISREG(st.st_mode):  # replaced since it was listed: never read a FIFO or a device
         close(fd)
-        stray(b, name, path, DT_LNK if S_ISLNK(st.st_mode) else 0, 4)
+        stray(b, name, path_of(at), DT_LNK if S_ISLNK(st.st_mode) else 0, 4)
         return
     got = pread(fd, head, AV_HEADER_READ, 0)
     if got < 0:
-        unreadable(b, errno, name, n, path, "read")
+        unreadable(b, errno, name, n, path_of(at), "read")
         close(fd)
         return
     close(fd)
@@ -146,18 +164,18 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
             if f.upgraded < 0:
                 err = errno
                 snprintf(detail, DETAILMAX, "probe of %.*s", <int>(n - 7), name + 7)
-                unreadable(b, err, name, n, path, detail)
+                unreadable(b, err, name, n, path_of(at), detail)
                 return
         elif kind == AV_NEED_MAPDATA:
             f.missing = first_missing_mapdata(ctx, b, name, n, f.nb, detail, &err)
             if f.missing < 0:
-                emit(b, K_UNREADABLE, err, name, n, path, detail)
+                emit(b, K_UNREADABLE, err, name, n, path_of(at), detail)
                 return
         else:
             break
     if kind != AV_NO_FINDING:
         av_map_detail(detail, DETAILMAX, code, &f, name, n)
-        emit(b, kind, 0, name, n, path, detail)
+        emit(b, kind, 0, name, n, path_of(at), detail)
 
 
 cdef int64_t first_missing_mapdata(ctx_t *ctx, tbuf_t *b, const char *name, size_t n, uint64_t nb,
@@ -184,7 +202,7 @@ cdef int64_t first_missing_mapdata(ctx_t *ctx, tbuf_t *b, const char *name, size
     return <int64_t>nb
 
 
-cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, const char *path) noexcept nogil:
+cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, where_t *at) noexcept nogil:
     """A lock file's owner string; a lock released since the listing is no lock at all."""
     cdef char owner[256]
     cdef stat st
@@ -193,27 +211,27 @@ cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, const char *
     if fd < 0:
         if errno == ENOENT:
             return
-        unreadable(b, errno, name, n, path, "open")
+        unreadable(b, errno, name, n, path_of(at), "open")
     elif fstat(fd, &st) != 0 or not S_ISREG(st.st_mode):
         close(fd)  # replaced since it was listed: never read a FIFO or a device
         return
     else:
         got = pread(fd, owner, 255, 0)
         if got < 0:
-            unreadable(b, errno, name, n, path, "read")
+            unreadable(b, errno, name, n, path_of(at), "read")
         close(fd)
     if got < 0:
         got = 0
     owner[got] = 0
     b.counts[C_LOCKS] += 1
-    emit(b, K_LOCK, 0, name, n, path, owner)
+    emit(b, K_LOCK, 0, name, n, path_of(at), owner)
 
 
 cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2, const char *d3,
                      const char *name) noexcept nogil:
     """Every rule for one regular file at object depth."""
     cdef size_t n = strlen(name)
-    cdef char path[PATHMAX]
+    cdef where_t at
     cdef char rel[PATHMAX]
     cdef char detail[DETAILMAX]
     cdef unsigned char md[32]
@@ -221,14 +239,14 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
     cdef int at_v04, at_old, nc, err
     cdef stat here, there
     b.counts[C_FILES] += 1
-    av_walk_join(path, d1, d2, d3, name)
+    at.d1, at.d2, at.d3, at.name, at.joined = d1, d2, d3, name, False
     if n < AV_MIN_NAME:
         snprintf(detail, DETAILMAX, "name shorter than 6 bytes")
-        emit(b, K_STRAY, 0, name, n, path, detail)
+        emit(b, K_STRAY, 0, name, n, path_of(&at), detail)
         return
     if not av_utf8_valid(<const unsigned char *>name, n):
         snprintf(detail, DETAILMAX, "name is not valid UTF-8")
-        emit(b, K_STRAY, 0, name, n, path, detail)
+        emit(b, K_STRAY, 0, name, n, path_of(&at), detail)
         return
     SHA256(<const unsigned char *>name, n, md)
     av_hex(md, 3, hx)
@@ -240,44 +258,44 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
         if at_old and at_v04:
             if not ctx.pm_off:
                 snprintf(detail, DETAILMAX, "old and v0.4 paths coincide")
-                emit(b, K_AT_RISK, 0, name, n, path, detail)
+                emit(b, K_AT_RISK, 0, name, n, path_of(&at), detail)
         elif at_old:
             snprintf(rel, PATHMAX, "%c%c/%c%c/%c%c/%s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], name)
             b.counts[C_PROBES] += 1
             if fstatat(ctx.rootfd, rel, &there, AT_SYMLINK_NOFOLLOW) != 0:
                 if errno == ENOENT or errno == ENOTDIR:
                     snprintf(detail, DETAILMAX, "v0.4 path %s absent", rel)
-                    emit(b, K_UNMIGRATED, 0, name, n, path, detail)
+                    emit(b, K_UNMIGRATED, 0, name, n, path_of(&at), detail)
                 else:
                     err = errno
                     snprintf(detail, DETAILMAX, "stat of %s", rel)
-                    unreadable(b, err, name, n, path, detail)
+                    unreadable(b, err, name, n, path_of(&at), detail)
             elif fstatat(fd3, name, &here, AT_SYMLINK_NOFOLLOW) != 0:
                 if errno != ENOENT:
-                    unreadable(b, errno, name, n, path, "stat")
+                    unreadable(b, errno, name, n, path_of(&at), "stat")
             elif here.st_dev == there.st_dev and here.st_ino == there.st_ino:
                 snprintf(detail, DETAILMAX, "same inode at %s", rel)
-                emit(b, K_LEFTOVER, 0, name, n, path, detail)
+                emit(b, K_LEFTOVER, 0, name, n, path_of(&at), detail)
             else:
                 snprintf(detail, DETAILMAX, "different file at %s (%ld vs %ld bytes)", rel,
                          <long>here.st_size, <long>there.st_size)
-                emit(b, K_CONFLICT, 0, name, n, path, detail)
+                emit(b, K_CONFLICT, 0, name, n, path_of(&at), detail)
         elif not at_v04:
             snprintf(detail, DETAILMAX, "v0.4 path is %c%c/%c%c/%c%c/", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5])
-            emit(b, K_MISPLACED, 0, name, n, path, detail)
+            emit(b, K_MISPLACED, 0, name, n, path_of(&at), detail)
     elif not at_v04:
         snprintf(detail, DETAILMAX, "v0.4 path is %c%c/%c%c/%c%c/", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5])
-        emit(b, K_MISPLACED, 0, name, n, path, detail)
+        emit(b, K_MISPLACED, 0, name, n, path_of(&at), detail)
     nc = av_name_class(name, n)
     if nc == AV_NAME_LOCK:
-        read_lock(b, fd3, name, n, path)
+        read_lock(b, fd3, name, n, &at)
     elif ctx.is_maps and nc == AV_NAME_MAPDATA:
         b.counts[C_MAPDATA] += 1
     elif ctx.is_maps:
         # NAME_hash and temp names are still header candidates: a volume may be called
         # "db_hash_store" (a valid name), and its v1 map "archip_db_hash_store". A real
         # hash or temp file holds hex digits or an owner string, never a map header.
-        check_map(ctx, b, fd3, name, n, path,
+        check_map(ctx, b, fd3, name, n, &at,
                   C_HASH if nc == AV_NAME_HASH else (C_TEMP if nc == AV_NAME_TEMP else C_OTHER))
     elif nc == AV_NAME_HASH:
         b.counts[C_HASH] += 1

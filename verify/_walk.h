@@ -15,6 +15,11 @@
    file is handed the number of the unit it is in: sorted by it, records come out in
    the order of a one-thread walk, whatever --jobs.
 
+   Nothing is done per entry that the entry does not need: a path is joined only for a
+   callback that reports one (a file's callback gets the names, and joins its path only
+   for a record), and each thread lists into its own buffers, one per depth, allocated
+   once per walk rather than once per directory.
+
    The stop flag is read before every unit and every entry. Compiled into each
    extension that includes it (with -fopenmp); called without the GIL. */
 #ifndef AV_WALK_H
@@ -100,17 +105,23 @@ static inline void *av_walk_thread(const av_walk_t *w)
     return w->threads + (size_t)omp_get_thread_num() * w->thread_size;
 }
 
-/* A path relative to the root from up to three dir names (NULL where absent) and a name. */
+/* A path relative to the root from up to three dir names (each NULL where absent) and a name,
+   "/"-joined into out (AV_WALK_PATHMAX bytes; never more than 4 parts of <= 255 bytes). */
 static inline void av_walk_join(char *out, const char *a, const char *b, const char *c, const char *name)
 {
-    if (c != NULL)
-        snprintf(out, AV_WALK_PATHMAX, "%s/%s/%s/%s", a, b, c, name);
-    else if (b != NULL)
-        snprintf(out, AV_WALK_PATHMAX, "%s/%s/%s", a, b, name);
-    else if (a != NULL)
-        snprintf(out, AV_WALK_PATHMAX, "%s/%s", a, name);
-    else
-        snprintf(out, AV_WALK_PATHMAX, "%s", name);
+    const char *parts[4] = {a, b, c, name};
+    size_t len = 0, n;
+    int i;
+    for (i = 0; i < 4; i++) {
+        if (parts[i] == NULL)
+            continue;
+        if (len > 0 && len < AV_WALK_PATHMAX - 1)
+            out[len++] = '/';
+        n = strnlen(parts[i], AV_WALK_PATHMAX - 1 - len);
+        memcpy(out + len, parts[i], n);
+        len += n;
+    }
+    out[len] = 0;
 }
 
 /* PATH/NAME into out (AV_WALK_PATHMAX bytes; never more than 4 parts of <= 255 bytes). */
@@ -137,53 +148,74 @@ static inline void av_walk_stray(const av_walk_t *w, void *tb, const char *name,
         w->stray(w->ctx, tb, name, path, type, depth);
 }
 
-/* Opens DNAME in PARENTFD (PATH relative to the root) and its getdents64 buffer; -1 when the
-   dir is gone or unreadable (reported). */
-static int av_walk_open(const av_walk_t *w, void *tb, int parentfd, const char *dname, const char *path,
-                        char **buf)
+/* A walk's listing buffers for one thread: one per depth (1..3) of a directory being listed. */
+#define AV_WALK_DEPTHS 3
+#define av_walk_bufs_alloc() ((char *)malloc((size_t)AV_WALK_DEPTHS * AV_WALK_DIRBUF))
+#define av_walk_buf_at(bufs, depth) ((bufs) + (size_t)((depth) - 1) * AV_WALK_DIRBUF)
+
+/* Opens DNAME in PARENTFD (its path ROOT/[A/[B/]]DNAME, A and B NULL where absent) for listing into
+   *BUF: the caller's buffer if it has one, else one allocated here (*OWNED then set: free it).
+   -1 when the dir is gone or unreadable (reported). */
+static int av_walk_open(const av_walk_t *w, void *tb, int parentfd, const char *a, const char *b, const char *dname,
+                        char **buf, int *owned)
 {
-    int fd = openat(parentfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    char path[AV_WALK_PATHMAX];
+    int err, fd = openat(parentfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    *owned = 0;
     if (fd < 0) {
-        if (errno != ENOENT)
-            av_walk_unreadable(w, tb, errno, dname, path, AV_WALK_OPENDIR);
+        err = errno;
+        if (err != ENOENT) {
+            av_walk_join(path, a, b, NULL, dname);
+            av_walk_unreadable(w, tb, err, dname, path, AV_WALK_OPENDIR);
+        }
         return -1;
     }
-    *buf = (char *)malloc(AV_WALK_DIRBUF);
     if (*buf == NULL) {
-        av_walk_unreadable(w, tb, ENOMEM, dname, path, AV_WALK_NOMEM);
-        close(fd);
-        return -1;
+        *buf = (char *)malloc(AV_WALK_DIRBUF);
+        if (*buf == NULL) {
+            av_walk_join(path, a, b, NULL, dname);
+            av_walk_unreadable(w, tb, ENOMEM, dname, path, AV_WALK_NOMEM);
+            close(fd);
+            return -1;
+        }
+        *owned = 1;
     }
     if (w->dir != NULL)
         w->dir(w->ctx, tb);
     return fd;
 }
 
-/* The next batch of entries of FD: bytes read, 0 at the end (or when stopped or unreadable). */
-static long av_walk_read(const av_walk_t *w, void *tb, int fd, char *buf, const char *dname, const char *path)
+/* The next batch of entries of FD (ROOT/[A/[B/]]DNAME): bytes read, 0 at the end (or when stopped
+   or unreadable). */
+static long av_walk_read(const av_walk_t *w, void *tb, int fd, char *buf, const char *a, const char *b,
+                         const char *dname)
 {
+    char path[AV_WALK_PATHMAX];
     long nread = av_getdents64(fd, buf, AV_WALK_DIRBUF);
-    if (nread < 0 && errno != ENOENT)
-        av_walk_unreadable(w, tb, errno, dname, path, AV_WALK_READDIR);
+    int err = errno;
+    if (nread < 0 && err != ENOENT) {
+        av_walk_join(path, a, b, NULL, dname);
+        av_walk_unreadable(w, tb, err, dname, path, AV_WALK_READDIR);
+    }
     if (nread < 0 || av_stopped(w->stop))
         return 0;
     return nread;
 }
 
-/* Walks directory DNAME (inside PARENTFD) at depth 1..3 and below; d1, d2 name its parents. */
+/* Walks directory DNAME (inside PARENTFD) at depth 1..3 and below; d1, d2 name its parents. BUFS
+   are the thread's listing buffers (av_walk_bufs_alloc), or NULL: one is allocated per directory. */
 static void av_walk_dir(const av_walk_t *w, void *tb, uint64_t unit, int parentfd, const char *d1, const char *d2,
-                        const char *dname, int depth)
+                        const char *dname, int depth, char *bufs)
 {
-    char path[AV_WALK_PATHMAX];
+    const char *a = depth > 1 ? d1 : NULL, *b = depth > 2 ? d2 : NULL; /* the parents, as a path has them */
     char epath[AV_WALK_PATHMAX];
-    char *buf = NULL;
+    char *buf = bufs != NULL ? av_walk_buf_at(bufs, depth) : NULL;
     long nread, pos;
-    int fd, t, err;
-    av_walk_join(path, depth > 1 ? d1 : NULL, depth > 2 ? d2 : NULL, NULL, dname);
-    fd = av_walk_open(w, tb, parentfd, dname, path, &buf);
+    int fd, t, err, owned;
+    fd = av_walk_open(w, tb, parentfd, a, b, dname, &buf, &owned);
     if (fd < 0)
         return;
-    while ((nread = av_walk_read(w, tb, fd, buf, dname, path)) > 0) {
+    while ((nread = av_walk_read(w, tb, fd, buf, a, b, dname)) > 0) {
         for (pos = 0; pos < nread && !av_stopped(w->stop);) {
             struct av_dirent64 *e = (struct av_dirent64 *)(buf + pos);
             pos += e->d_reclen;
@@ -194,7 +226,7 @@ static void av_walk_dir(const av_walk_t *w, void *tb, uint64_t unit, int parentf
             if (t < 0) {
                 /* no d_type and the entry is gone by now: vanished, not an error */
                 if (err != ENOENT) {
-                    av_walk_child(epath, path, e->d_name);
+                    av_walk_join(epath, a, b, dname, e->d_name);
                     av_walk_unreadable(w, tb, err, e->d_name, epath, AV_WALK_LSTAT);
                 }
                 continue;
@@ -203,16 +235,17 @@ static void av_walk_dir(const av_walk_t *w, void *tb, uint64_t unit, int parentf
                 w->file(w->ctx, tb, unit, fd, d1, d2, dname, e->d_name);
             } else if (depth < 3 && t == DT_DIR) {
                 if (depth == 1)
-                    av_walk_dir(w, tb, unit, fd, dname, NULL, e->d_name, 2);
+                    av_walk_dir(w, tb, unit, fd, dname, NULL, e->d_name, 2, bufs);
                 else
-                    av_walk_dir(w, tb, unit, fd, d1, dname, e->d_name, 3);
+                    av_walk_dir(w, tb, unit, fd, d1, dname, e->d_name, 3, bufs);
             } else if (w->stray != NULL) {
-                av_walk_child(epath, path, e->d_name);
+                av_walk_join(epath, a, b, dname, e->d_name);
                 av_walk_stray(w, tb, e->d_name, epath, t, depth + 1);
             }
         }
     }
-    free(buf);
+    if (owned)
+        free(buf);
     close(fd);
 }
 
@@ -233,12 +266,12 @@ static void av_walk_list_top(const av_walk_t *w, void *tb, uint64_t unit, av_wal
     char path[AV_WALK_PATHMAX];
     char *buf = NULL;
     long nread, pos;
-    int fd, ty;
+    int fd, ty, owned;
     t->fd = -1;
-    fd = av_walk_open(w, tb, w->rootfd, t->name, t->name, &buf);
+    fd = av_walk_open(w, tb, w->rootfd, NULL, NULL, t->name, &buf, &owned);
     if (fd < 0)
         return;
-    while ((nread = av_walk_read(w, tb, fd, buf, t->name, t->name)) > 0) {
+    while ((nread = av_walk_read(w, tb, fd, buf, NULL, NULL, t->name)) > 0) {
         for (pos = 0; pos < nread;) {
             struct av_dirent64 *e = (struct av_dirent64 *)(buf + pos);
             pos += e->d_reclen;
@@ -272,7 +305,7 @@ static void av_walk_list_top(const av_walk_t *w, void *tb, uint64_t unit, av_wal
                     continue;
                 }
             }
-            av_walk_dir(w, tb, unit, fd, t->name, NULL, e->d_name, 2);
+            av_walk_dir(w, tb, unit, fd, t->name, NULL, e->d_name, 2, NULL);
         }
     }
     free(buf);
@@ -290,11 +323,16 @@ static inline int av_walk_threads(int jobs, size_t units)
 /* One unit per top-level dir: for stores with too many of them to keep open. */
 static void av_walk_one_level(const av_walk_t *w, char *const *tops, size_t ntop, int jobs)
 {
-    long i;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(av_walk_threads(jobs, ntop))
-    for (i = 0; i < (long)ntop; i++)
-        if (!av_stopped(w->stop))
-            av_walk_dir(w, av_walk_thread(w), (uint64_t)i, w->rootfd, NULL, NULL, tops[i], 1);
+#pragma omp parallel num_threads(av_walk_threads(jobs, ntop))
+    {
+        char *bufs = av_walk_bufs_alloc(); /* NULL: each directory allocates its own */
+        long i;
+#pragma omp for schedule(dynamic, 1)
+        for (i = 0; i < (long)ntop; i++)
+            if (!av_stopped(w->stop))
+                av_walk_dir(w, av_walk_thread(w), (uint64_t)i, w->rootfd, NULL, NULL, tops[i], 1, bufs);
+        free(bufs);
+    }
 }
 
 /* Walks the top-level dirs TOPS (sorted; what else lies at the root is the caller's) with up
@@ -337,10 +375,17 @@ static int av_walk_run(const av_walk_t *w, char *const *tops, size_t ntop, int j
                 usub[nunits] = t[i].subs[k];
                 nunits++;
             }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(av_walk_threads(jobs, nunits))
-        for (u = 0; u < (long)nunits; u++)
-            if (!av_stopped(w->stop))
-                av_walk_dir(w, av_walk_thread(w), ntop + (uint64_t)u, utop[u]->fd, utop[u]->name, NULL, usub[u], 2);
+#pragma omp parallel num_threads(av_walk_threads(jobs, nunits))
+        {
+            char *bufs = av_walk_bufs_alloc(); /* NULL: each directory allocates its own */
+            long v;
+#pragma omp for schedule(dynamic, 1)
+            for (v = 0; v < (long)nunits; v++)
+                if (!av_stopped(w->stop))
+                    av_walk_dir(w, av_walk_thread(w), ntop + (uint64_t)v, utop[v]->fd, utop[v]->name, NULL, usub[v],
+                                2, bufs);
+            free(bufs);
+        }
     }
     for (i = 0; i < ntop; i++) {
         if (t[i].fd >= 0)
