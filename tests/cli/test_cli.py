@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from verify import config as config_mod
 from verify import formats as F
-from verify.cli.main import cli
+from verify.cli.main import COMMANDS, cli
 from verify.findings import KINDS
 from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
 
@@ -373,6 +373,46 @@ def test_help_of_every_command():
     for args in ([], ["scan"], ["sample"]):
         r = invoke(*args, "--help")
         assert r.exit_code == 0 and "Usage:" in r.stdout
+
+
+_LOADED_COMMANDS = """
+import json, sys
+from verify.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+sys.stderr.write(json.dumps({"exit": code, "modules": sorted(m for m in sys.modules if m.endswith("_cmd"))}))
+"""
+
+
+def _loaded_commands(*args):
+    """(exit code, stdout, the verify.cli.*_cmd modules loaded) of one real run of the command line."""
+    p = subprocess.run([sys.executable, "-c", _LOADED_COMMANDS, *map(str, args)], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    doc = json.loads(p.stderr.splitlines()[-1])
+    return doc["exit"], p.stdout, doc["modules"]
+
+
+def test_a_command_loads_no_other_commands_module(sample_dir, planted):
+    code, out, modules = _loaded_commands("scan", "--config", sample_dir / "archipelago.conf", "--format", "json",
+                                          "--no-progress")
+    assert code == 1
+    assert {(f["kind"], f["store"], f["name"]) for f in json.loads(out)["findings"]} == planted
+    assert modules == ["verify.cli.scan_cmd"]
+    code, out, modules = _loaded_commands("--help")  # lists every command with its short help: loads them all
+    assert code == 0
+    assert modules == sorted(f"verify.cli.{m}" for m in COMMANDS.values())
+    for name in COMMANDS:
+        assert f"  {name} " in out, name
+
+
+def test_every_command_module_is_registered_under_its_own_name():
+    on_disk = {p.stem for p in (REPO / "verify" / "cli").glob("*_cmd.py")}
+    assert set(COMMANDS.values()) == on_disk
+    for name in cli.list_commands(None):
+        assert cli.get_command(None, name).name == name
+    assert cli.get_command(None, "no-such-command") is None
 
 
 def test_progress_bar_goes_to_stderr_only(sample_dir, planted):

@@ -49,7 +49,8 @@ def run(*args, env=None, cwd=REPO, timeout=300):
 
 
 def leaf_commands(group=cli, prefix=()):
-    for name, cmd in group.commands.items():
+    for name in group.list_commands(None):
+        cmd = group.get_command(None, name)
         if hasattr(cmd, "commands"):
             yield from leaf_commands(cmd, prefix + (name,))
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import sys
@@ -29,12 +30,36 @@ def debugging(ctx: click.Context | None = None) -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
+# Every command and the module (in verify.cli) whose ``command`` it is. A module is imported
+# only when its command runs or is listed (``--help``), so that ``archverify scan`` pays for
+# the imports of the scan alone (click's "lazily loading subcommands" pattern).
+COMMANDS = {
+    "check": "check_cmd", "config": "config_cmd", "finalize": "finalize_cmd", "migrate-objects": "migrate_cmd",
+    "pithos-check": "pithos_check_cmd", "pithos-migrate": "pithos_migrate_cmd", "report": "report_cmd",
+    "restart": "restart_cmd", "sample": "sample_cmd", "scan": "scan_cmd", "upgrade-maps": "upgrade_cmd",
+}
+
+
 class Group(click.Group):
     """Turns every ArchverifyError into one line on stderr and its exit code.
 
     Anything else is a bug: one line and exit 2, the traceback only when debugging,
-    so a cron mail or a terminal never gets a page of Python.
+    so a cron mail or a terminal never gets a page of Python. Subcommands named in
+    ``lazy_commands`` (name: module of this package) are imported at first use.
     """
+
+    def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            module = importlib.import_module(f"{__package__}.{self.lazy_commands[cmd_name]}")
+            self.add_command(module.command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx):
         try:
@@ -123,7 +148,8 @@ def _pipe_safe(stream):
                             line_buffering=stream.line_buffering, write_through=False)
 
 
-@click.group(cls=Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=Group, lazy_commands=COMMANDS, epilog=EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="archverify")
 @click.option("--debug", is_flag=True, help=f"Show the traceback of an internal error (also: {DEBUG_ENV}=1).")
 @click.pass_context
@@ -133,18 +159,6 @@ def cli(ctx, debug):
     Start with 'archverify scan --config /etc/archipelago/archipelago.conf'.
     """
     ctx.meta["archverify.debug"] = debug
-
-
-def _register():
-    from . import (check_cmd, config_cmd, finalize_cmd, migrate_cmd, pithos_check_cmd, pithos_migrate_cmd,
-                   report_cmd, restart_cmd, sample_cmd, scan_cmd, upgrade_cmd)
-
-    for mod in (scan_cmd, check_cmd, pithos_check_cmd, config_cmd, pithos_migrate_cmd, restart_cmd, finalize_cmd,
-                migrate_cmd, upgrade_cmd, sample_cmd, report_cmd):
-        cli.add_command(mod.command)
-
-
-_register()
 
 
 def main(argv=None):
