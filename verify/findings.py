@@ -179,3 +179,21 @@ def escape_name(raw: bytes | str) -> str:
     if s.isprintable() and "\\" not in s:
         return s
     return _NAME_RE.sub(_escape_char, s)
+
+
+# Bytes that escape_name leaves as they are, whatever surrounds them: printable ASCII but "\\".
+_PLAIN_ASCII = bytes(range(0x20, 0x7F)).replace(b"\\", b"")
+
+
+def escape_names(raws: list[bytes]) -> list[str]:
+    """``[escape_name(r) for r in raws]``, for the many names of one shard's records at once.
+
+    Names in a store are nearly always plain printable ASCII: joined by newlines, the
+    whole batch is checked in one pass (nothing but the newlines is left once the plain
+    bytes are deleted), then decoded and split in one; otherwise each name goes through
+    :func:`escape_name`.
+    """
+    blob = b"\n".join(raws)
+    if not raws or blob.translate(None, _PLAIN_ASCII) != b"\n" * (len(raws) - 1):
+        return [escape_name(r) for r in raws]
+    return blob.decode("ascii").split("\n")

@@ -13,7 +13,7 @@ from verify import formats as F
 from verify import report
 from verify.cli.main import cli
 from verify.cli.output_options import warn
-from verify.findings import KINDS, Finding, escape_name, printable
+from verify.findings import KINDS, Finding, escape_name, escape_names, printable
 from verify.sample import FiledStoreWriter
 from verify.summary import ShardResult, Summary
 
@@ -42,6 +42,14 @@ def test_escape_name_is_printable_and_maps_back_to_one_name():
     assert escape_name(b"a\nb\tc") == "a\\nb\\tc"
     assert escape_name(b"a\\b") == "a\\\\b"
     assert escape_name(escape_name(b"x\ny")) != escape_name(b"x\ny")  # a backslash is escaped, so it is unambiguous
+
+
+def test_escape_names_is_escape_name_of_each():
+    odd = [b"", b"plain", b"a\\b", b"a\nb", b"bad-\xff", "caf\u00e9".encode(), b"\x7f", b"\x1b[31m", b"~ !"]
+    for raw in odd + [bytes([b]) for b in range(256)]:
+        for batch in ([raw], [b"plain", raw, b""], [raw, raw]):
+            assert escape_names(batch) == [escape_name(r) for r in batch], batch
+    assert escape_names([]) == []
 
 
 def test_printable_leaves_escaped_names_alone():

@@ -47,6 +47,37 @@ def test_one_finding_per_kind_store_and_name():
     assert s.per_kind == Counter({"object_unmigrated": 2})
 
 
+def _dedupe_by_comparisons(findings):
+    """The dedupe rule written plainly (sort everything, group, sort again): the oracle."""
+    groups: dict = {}
+    for f in sorted(findings, key=lambda f: (f.kind, f.store, f.name, f.path or "", f.detail)):
+        groups.setdefault((f.kind, f.store, f.name), []).append(f)
+    out = []
+    for g in groups.values():
+        extra = ""
+        if len(g) > 1:
+            extra = "; also at " + ", ".join(x.path or "?" for x in g[1:4]) + (
+                f" and {len(g) - 4} more" if len(g) > 4 else "")
+        out.append(Finding(g[0].kind, g[0].store, g[0].name, g[0].path, g[0].detail + extra))
+    return sorted(out, key=lambda f: (-KINDS[f.kind].severity, f.kind, f.store, f.name))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_order_of_findings_and_locks_is_that_of_plain_comparisons(seed):
+    rng = random.Random(seed)
+    kinds = sorted(KINDS)
+    findings = [Finding(rng.choice(kinds), rng.choice(["maps", "blocks"]), f"o{rng.randrange(30)}",
+                        rng.choice([None, "", "aa/bb/cc/x", "aa/bb/cc/y", "dd/ee/ff/x"]), rng.choice(["", "d1", "d2"]))
+                for _ in range(rng.randrange(50, 400))]
+    locks = [Lock(rng.choice(["maps", "blocks"]), f"v{rng.randrange(40)}_lock", rng.choice(["", "n1_1", "n2_7"]))
+             for _ in range(rng.randrange(10, 200))]
+    s = Summary.from_result(ShardResult(findings=list(findings), locks=list(locks)))
+    assert s.findings == _dedupe_by_comparisons(findings)
+    assert s.locks == sorted(locks)  # the dataclass's own order
+    worst = max(KINDS[f.kind].severity for f in findings)
+    assert s.exit_code == (2 if worst == Severity.UNREADABLE else 1 if worst >= Severity.WARNING else 0)
+
+
 @pytest.mark.parametrize(
     ("kinds", "code"),
     [

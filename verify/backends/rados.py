@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from .. import formats as F
 from .. import nativejob
 from ..errors import StoreError, UsageError
-from ..findings import Finding, escape_name
+from ..findings import Finding, escape_name, escape_names
 from ..summary import Lock, ShardResult
 from . import rados_check
 from .base import ProgressFn, Ref, Shard, Window, split, strerror
@@ -354,14 +354,16 @@ class RadosBackend:
     def _result(self, shard: Shard, rs, list_err: int) -> ShardResult:
         res = ShardResult()
         res.counters = Counter({f"{shard.store}.{k}": v for k, v in rs.counters().items() if v})
-        for kind, name, detail, err in rs.records():
-            name_s, detail_s = escape_name(name), escape_name(detail)
+        records = rs.records()
+        names, details = escape_names([r[1] for r in records]), escape_names([r[2] for r in records])
+        store, locks, findings = shard.store, res.locks, res.findings
+        for (kind, _, _, err), name_s, detail_s in zip(records, names, details):
             if kind == "lock":
-                res.locks.append(Lock(shard.store, name_s, detail_s))
+                locks.append(Lock(store, name_s, detail_s))
                 continue
             if kind == "unreadable":
                 detail_s = f"{detail_s}: {strerror(err)}"
-            res.findings.append(Finding(kind, shard.store, name_s, None, detail_s))
+            findings.append(Finding(kind, store, name_s, None, detail_s))
         if list_err:
             res.findings.append(_list_failure(shard, self.pools()[shard.store], list_err))
         return res
