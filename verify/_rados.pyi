@@ -19,6 +19,7 @@ class IoCtx:
     pool: str
     namespace: str | None
     def probe(self) -> int: ...
+    def object_count(self) -> int: ...
 
 class RadosShard:
     ioctx: IoCtx

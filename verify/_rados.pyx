@@ -77,6 +77,9 @@ cdef extern from "rados/librados.h" nogil:
     int rados_ioctx_create(rados_t cluster, const char *pool_name, rados_ioctx_t *ioctx)
     void rados_ioctx_destroy(rados_ioctx_t io)
     void rados_ioctx_set_namespace(rados_ioctx_t io, const char *nspace)
+    struct rados_pool_stat_t:
+        uint64_t num_objects
+    int rados_ioctx_pool_stat(rados_ioctx_t io, rados_pool_stat_t *stats)
     rados_object_list_cursor rados_object_list_begin(rados_ioctx_t io)
     rados_object_list_cursor rados_object_list_end(rados_ioctx_t io)
     int rados_object_list_is_end(rados_ioctx_t io, rados_object_list_cursor cur)
@@ -854,6 +857,17 @@ cdef class IoCtx:
             free(items)
         cursor_close(&c)
         return -r if r < 0 else 0
+
+    def object_count(self):
+        """The pool's object count as Ceph keeps it (rados_ioctx_pool_stat, one call): all its
+        namespaces, as of the last statistics the monitors have (0 without a ceph-mgr). OSError."""
+        cdef rados_pool_stat_t st
+        cdef int r
+        with nogil:
+            r = rados_ioctx_pool_stat(self.io, &st)
+        if r < 0:
+            raise OSError(-r, "pool_stat")
+        return st.num_objects
 
     def __dealloc__(self):
         if self.io != NULL:

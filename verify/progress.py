@@ -7,7 +7,9 @@ and ends, so a journal shows where a long run is. Otherwise: nothing.
 
 Totals come from the previous run's measurements (``check --state`` keeps them,
 :mod:`verify.state`): the same store has about as many files, references and blocks
-as last night, so its count is the total and its duration the first ETA.
+as last night, so its count is the total and its duration the first ETA. Where there
+is no previous run, a cheap estimate may serve (PostgreSQL's row estimate, a RADOS
+pool's object count): shown as one, ``~`` before the total.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class Measure:
         except (KeyError, TypeError, ValueError):
             return None
         return cls(count, seconds) if count >= 0 and seconds >= 0 else None
+
+
+# tqdm's own bar with "~" before an estimated total: "1.2k/~100k"
+ESTIMATED_BAR = "{l_bar}{bar}| {n_fmt}/~{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 
 def duration(seconds: float) -> str:
@@ -100,6 +106,7 @@ class Stage:
     def __init__(self, progress: Progress, key: str, desc: str, unit: str):
         self.progress, self.key, self.desc, self.unit = progress, key, desc, unit
         self.expect = progress.expected.get(key)
+        self.estimated = bool(self.expect and self.expect.estimated)
         self.count = 0
         self.t0 = self.last = time.monotonic()
         self.bar = None
@@ -108,7 +115,8 @@ class Stage:
             from tqdm import tqdm
 
             self.bar = tqdm(desc=desc, unit=unit, unit_scale=True, file=progress.stream, leave=False,
-                            dynamic_ncols=True, total=self.expect.count if self.expect and self.expect.count else None)
+                            dynamic_ncols=True, total=self.expect.count if self.expect and self.expect.count else None,
+                            bar_format=ESTIMATED_BAR if self.estimated else None)
         elif progress.mode == "lines":
             if self.expect and self.expect.estimated:
                 self._line(f"started; about {self.expect.count:,} {unit}s expected")
@@ -133,7 +141,8 @@ class Stage:
         elapsed = (now if now is not None else time.monotonic()) - self.t0
         rate = self.count / elapsed if elapsed > 0 else 0.0
         total = self.expect.count if self.expect else None
-        text = f"{self.count:,}" + (f"/{total:,} {self.unit}s ({100 * self.count / total:.0f}%)" if total
+        about = "~" if self.estimated else ""
+        text = f"{self.count:,}" + (f"/{about}{total:,} {self.unit}s ({100 * self.count / total:.0f}%)" if total
                                     else f" {self.unit}s")
         text += f", {rate:,.0f} {self.unit}s/s"
         eta = self.eta(elapsed, rate)
@@ -147,6 +156,8 @@ class Stage:
         left = max(self.expect.count - self.count, 0)
         if rate > 0:
             return left / rate
+        if self.estimated:
+            return None  # an estimate has no duration
         return max(self.expect.seconds - elapsed, 0.0)  # nothing counted yet: the previous duration
 
     def close(self) -> None:

@@ -33,6 +33,11 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def at_terminal(*args, env=None, timeout=300) -> tuple[int, str]:
     """Runs ``archverify ARGS`` with stdin, stdout and stderr on one pty of 100x30; returns (code, screen text)."""
+    return on_pty([sys.executable, "-m", "verify", *map(str, args)], env, timeout)
+
+
+def on_pty(argv: list[str], env=None, timeout=300) -> tuple[int, str]:
+    """Runs ``argv`` with stdin, stdout and stderr on one pty of 100x30; returns (code, screen text)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     chunks: list[bytes] = []
@@ -50,8 +55,8 @@ def at_terminal(*args, env=None, timeout=300) -> tuple[int, str]:
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        p = subprocess.Popen([sys.executable, "-m", "verify", *map(str, args)], stdin=slave, stdout=slave,
-                             stderr=slave, env=env or ENV, cwd=REPO, start_new_session=True)
+        p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env or ENV, cwd=REPO,
+                             start_new_session=True)
         os.close(slave)
         slave = None
         code = p.wait(timeout=timeout)
@@ -135,6 +140,48 @@ def test_scan_at_a_terminal(store):
     assert code == 1, text
     # the scan decides every planted kind but the reference ones
     assert planted - {"object_missing", "object_orphan", "object_content_mismatch"} <= screen_kinds(text)
+
+
+def test_rados_scan_at_a_terminal_totals_with_the_pools_object_count(ceph_cluster, rados_store):
+    """The bar's total is Ceph's object count of the pools, shown as an estimate ("~"); a cluster
+    that reports 0 (the test cluster has no ceph-mgr to keep pool statistics) gives no total."""
+    c = ceph_cluster.rados()
+    try:
+        counts = []
+        for pool in (rados_store.maps_pool, rados_store.blocks_pool):
+            with c.open_ioctx(pool) as io:
+                counts.append(io.get_stats()["num_objects"])
+    finally:
+        c.shutdown()
+    code, text = at_terminal("scan", "--backend", "rados", "--pool", rados_store.maps_pool, "--blocks-pool",
+                             rados_store.blocks_pool, "-c", ceph_cluster.conf, "-k", ceph_cluster.keyring)
+    assert_no_traceback(text)
+    assert code == 1, text
+    assert {k for k, _ in rados_store.planted} <= screen_kinds(text)
+    screen = ANSI.sub("", text)
+    assert "scan (rados)" in screen  # the bar was drawn
+    if all(counts):
+        assert re.search(r"\d/~[\d.]+k? \[", screen), screen
+    else:
+        assert "/~" not in screen and not re.search(r"\d/\d", screen), screen
+
+
+_ESTIMATED_BAR = """
+import sys, time
+from verify.progress import Measure, Progress
+bars = Progress(True, {"scan": Measure(250000, 0.0, estimated=True)})
+with bars.stage("scan", "scan (rados)") as st:
+    for _ in range(5):
+        st.update(1000)
+        time.sleep(0.12)
+"""
+
+
+def test_an_estimated_total_is_shown_as_one_at_a_terminal():
+    code, text = on_pty([sys.executable, "-c", _ESTIMATED_BAR])
+    assert code == 0, text
+    screen = ANSI.sub("", text)
+    assert re.search(r"scan \(rados\): +\d+%.*\d(\.\d+)?k/~250k \[", screen), screen
 
 
 def test_clean_store_at_a_terminal(clean_store):

@@ -368,6 +368,25 @@ class RadosBackend:
             res.findings.append(_list_failure(shard, self.pools()[shard.store], list_err))
         return res
 
+    def estimated_objects(self) -> int | None:
+        """About how many objects a scan of the pools lists, for a progress bar's total: Ceph's
+        object count of each pool (one call per pool). It counts every namespace and lags behind
+        recent writes, so it is an estimate; None where it says nothing (a namespace is set, a
+        count is 0 as without a ceph-mgr, or the stats cannot be read)."""
+        if self.namespace:
+            return None
+        total = 0
+        for role in self.pools():
+            io = self.ioctx(role)
+            try:
+                count = io.object_count() if self.engine == "c" else io.get_stats()["num_objects"]
+            except Exception:  # noqa: BLE001 - OSError or rados.Error: a bar without a total, never a failed scan
+                return None
+            if not count:
+                return None
+            total += count
+        return total
+
 
 def _list_failure(shard: Shard, pool: str, err: int) -> Finding:
     return Finding("unreadable", shard.store, pool, None,
