@@ -320,17 +320,21 @@ static inline int av_walk_threads(int jobs, size_t units)
     return jobs;
 }
 
-/* One unit per top-level dir: for stores with too many of them to keep open. */
-static void av_walk_one_level(const av_walk_t *w, char *const *tops, size_t ntop, int jobs)
+/* Walks N work units with up to JOBS threads, each listing into its own buffers: unit i is the
+   dir NAMES[i] at DEPTH (1 or 2) in FDS[i] (the root when FDS is NULL), under the top-level dir
+   PARENTS[i] at depth 2; its files are handed unit number FIRST + i. */
+static void av_walk_units(const av_walk_t *w, size_t n, int jobs, const int *fds, char *const *parents,
+                          char *const *names, int depth, uint64_t first)
 {
-#pragma omp parallel num_threads(av_walk_threads(jobs, ntop))
+#pragma omp parallel num_threads(av_walk_threads(jobs, n))
     {
         char *bufs = av_walk_bufs_alloc(); /* NULL: each directory allocates its own */
         long i;
 #pragma omp for schedule(dynamic, 1)
-        for (i = 0; i < (long)ntop; i++)
+        for (i = 0; i < (long)n; i++)
             if (!av_stopped(w->stop))
-                av_walk_dir(w, av_walk_thread(w), (uint64_t)i, w->rootfd, NULL, NULL, tops[i], 1, bufs);
+                av_walk_dir(w, av_walk_thread(w), first + (uint64_t)i, fds != NULL ? fds[i] : w->rootfd,
+                            parents != NULL ? parents[i] : NULL, NULL, names[i], depth, bufs);
         free(bufs);
     }
 }
@@ -341,13 +345,13 @@ static void av_walk_one_level(const av_walk_t *w, char *const *tops, size_t ntop
 static int av_walk_run(const av_walk_t *w, char *const *tops, size_t ntop, int jobs)
 {
     av_walk_top_t *t;
-    av_walk_top_t **utop = NULL;
-    char **usub = NULL;
+    int *ufd = NULL;
+    char **upar = NULL, **usub = NULL;
     size_t i, k, nunits = 0;
     long u;
     int rc = 0;
-    if (ntop > AV_WALK_MAX_TOP_FDS) {
-        av_walk_one_level(w, tops, ntop, jobs);
+    if (ntop > AV_WALK_MAX_TOP_FDS) { /* too many to keep open: one unit per top-level dir */
+        av_walk_units(w, ntop, jobs, NULL, NULL, tops, 1, 0);
         return 0;
     }
     t = (av_walk_top_t *)calloc(ntop + 1, sizeof(av_walk_top_t));
@@ -363,29 +367,21 @@ static int av_walk_run(const av_walk_t *w, char *const *tops, size_t ntop, int j
             av_walk_list_top(w, av_walk_thread(w), (uint64_t)u, &t[u]);
     for (i = 0; i < ntop; i++)
         nunits += t[i].nsubs;
-    utop = (av_walk_top_t **)malloc((nunits + 1) * sizeof(av_walk_top_t *));
+    ufd = (int *)malloc((nunits + 1) * sizeof(int));
+    upar = (char **)malloc((nunits + 1) * sizeof(char *));
     usub = (char **)malloc((nunits + 1) * sizeof(char *));
-    if (utop == NULL || usub == NULL) {
+    if (ufd == NULL || upar == NULL || usub == NULL) {
         rc = -1;
     } else {
         nunits = 0;
         for (i = 0; i < ntop; i++)
             for (k = 0; k < t[i].nsubs; k++) {
-                utop[nunits] = &t[i];
+                ufd[nunits] = t[i].fd;
+                upar[nunits] = (char *)t[i].name;
                 usub[nunits] = t[i].subs[k];
                 nunits++;
             }
-#pragma omp parallel num_threads(av_walk_threads(jobs, nunits))
-        {
-            char *bufs = av_walk_bufs_alloc(); /* NULL: each directory allocates its own */
-            long v;
-#pragma omp for schedule(dynamic, 1)
-            for (v = 0; v < (long)nunits; v++)
-                if (!av_stopped(w->stop))
-                    av_walk_dir(w, av_walk_thread(w), ntop + (uint64_t)v, utop[v]->fd, utop[v]->name, NULL, usub[v],
-                                2, bufs);
-            free(bufs);
-        }
+        av_walk_units(w, nunits, jobs, ufd, upar, usub, 2, ntop);
     }
     for (i = 0; i < ntop; i++) {
         if (t[i].fd >= 0)
@@ -395,7 +391,8 @@ static int av_walk_run(const av_walk_t *w, char *const *tops, size_t ntop, int j
         free(t[i].subs);
     }
     free(t);
-    free(utop);
+    free(ufd);
+    free(upar);
     free(usub);
     return rc;
 }
