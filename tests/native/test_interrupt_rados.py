@@ -267,29 +267,23 @@ def test_upgrade_maps_on_rados_stopped_by_sigint_resumes_to_the_same_pool(ceph_c
         ns, work = f"up-{i}-{uuid.uuid4().hex[:8]}", tmp_path / f"run{i}"
         _load(ceph_cluster, ns, maps)
         journal = work / "j" / "upgrade-maps.journal"
-        p = subprocess.Popen([sys.executable, "-m", "verify", *args(ns, work)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
+        r = Run(args(ns, work), "c")
         want = rng.randrange(1, len(maps) // 2)  # finished steps journaled before the signal
-        while p.poll() is None:
+        while r.p.poll() is None:
             try:
                 if journal.read_bytes().count(b'"ev":"done"') >= want:
                     break
             except FileNotFoundError:
                 pass
             time.sleep(0.002)
-        p.send_signal(signal.SIGINT)
-        try:
-            _, err = p.communicate(timeout=DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.communicate()
-            pytest.fail(f"upgrade-maps still running {DEADLINE_S}s after SIGINT")
-        err = err.decode("utf-8", "replace")
-        assert p.returncode in (0, 130), err
+        r.p.send_signal(signal.SIGINT)
+        code = r.finish(f"upgrade-maps, SIGINT after {want} steps")
+        err = "\n".join(r.lines)
+        assert code in (0, 130), err
         assert "Traceback" not in err
         now = _pool(ceph_cluster, ns)
-        if p.returncode == 130:
-            assert len(err.strip().splitlines()) == 1, err
+        if code == 130:
+            assert len(r.lines) == 1, err
             assert Journal(journal).pending() == []  # stopped between two steps, none half done
             partial += now != reference
         for name, data in now.items():  # every object as it was, or as the uninterrupted run leaves it
