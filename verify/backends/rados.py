@@ -517,6 +517,7 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
     findings: list = []
     locks: list = []
     lock = threading.Lock()
+    stop = threading.Event()
     list_err = 0
 
     def listed():
@@ -527,6 +528,8 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
         whole = shard.lo == 0 and shard.hi == shard.total
         try:
             for obj in io.list_objects():
+                if stop.is_set():
+                    return
                 raw = obj.key.encode("utf-8", "surrogateescape")
                 if whole or shard.lo <= zlib.crc32(raw) % shard.total < shard.hi:
                     yield raw
@@ -534,6 +537,8 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
             list_err = _errno(e)
 
     def one(raw: bytes):
+        if stop.is_set():
+            return
         c: Counter = Counter()
         f: list = []
         lk: list = []
@@ -545,9 +550,13 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
         if progress is not None:
             progress(1)
 
-    with ThreadPoolExecutor(max(1, min(inflight, 32))) as ex:
-        for _ in ex.map(one, listed()):
-            pass
+    def work():
+        with ThreadPoolExecutor(max(1, min(inflight, 32))) as ex:
+            for _ in ex.map(one, listed()):
+                pass
+
+    # the main thread only waits, so that a signal stops the workers between two objects (verify/nativejob.py)
+    nativejob.run(work, stop.set, name="rados-scan-py")
     res = ShardResult()
     res.counters = Counter({f"{shard.store}.{k}": v for k, v in counters.items() if v})
     for kind, raw, detail in findings:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .. import formats as F
-from .. import refjoin
+from .. import nativejob, refjoin
 from ..errors import StoreError
 from ..findings import Finding, escape_name
 from ..references import missing_findings
@@ -69,12 +69,11 @@ class _Pool:
 
     def pages(self) -> Iterator[list[bytes]]:
         """The pool's (shard's) names a page at a time; StoreError-free: a failed listing raises OSError."""
-        if self.shard is None:
-            yield from self._pages()
-            return
-        lo, hi, total = self.shard.lo, self.shard.hi, self.shard.total
         for page in self._pages():
-            yield [n for n in page if lo <= bucket(n, total) < hi]
+            nativejob.checkpoint()  # a signal caught while a library ran stops the run here, a page later at most
+            if self.shard is not None:
+                page = [n for n in page if self.shard.lo <= bucket(n, self.shard.total) < self.shard.hi]
+            yield page
 
     def _pages(self) -> Iterator[list[bytes]]:
         if self.c:
@@ -130,6 +129,7 @@ class _Pool:
 
         ``first``: bytes of a first read that needs no stat (objects shorter are done in one
         round trip); with ``whole`` false only those are wanted."""
+        nativejob.checkpoint()  # and here, a window of reads later at most (in whichever thread reads)
         if self.c:
             from .. import _rados
 
