@@ -22,7 +22,7 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memcmp, memchr
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENODEV
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENODEV, EISDIR, ESPIPE
 
 from ._sys cimport *  # the POSIX and libcrypto calls, declared once: _sys.pxd
 
@@ -72,12 +72,15 @@ DEF SNAP_PREFIX_LEN = 7  # "archip:"
 
 
 # ---- which old Pithos leaf dirs exist ----------------------------------------------
-# A 64-hex name's old path is tried first, as filed does; but most such dirs do not
-# exist, and a failed open costs as much as a successful one. The first time a name
-# needs ``d1/d2``, that dir is listed once (at most 65536 listings per run) and
-# its 2-hex subdirs kept as 256 bits; then the old path is opened only where its
-# leaf dir exists. v0.4 never creates files at old paths, so a leaf dir created
-# after its listing cannot hold one.
+# A 64-hex name's old path is tried first, as filed does; most such paths do not exist.
+# For the first few names under one ``d1/d2`` the old path is simply opened (one
+# openat that fails): listing ``d1/d2`` costs openat, two getdents64 and close, which
+# pays off only when many rows share that dir. From the fifth name on, ``d1/d2`` is
+# listed once and its 2-hex entries kept as 256 bits; the old path is then opened only
+# where its leaf exists. v0.4 never creates files at old paths, so a leaf created after
+# its listing cannot hold one. Where ``d1/d2`` cannot be listed (a symlink, no read
+# permission, out of fds) names keep being probed directly: listing is only a shortcut,
+# it never changes what is found.
 cdef extern from *:
     """
     #include <dirent.h>
@@ -85,9 +88,14 @@ cdef extern from *:
     #include <unistd.h>
     #include <stdint.h>
     #include <errno.h>
+    enum { AV_OLD_UNLISTED = 0, AV_OLD_LISTED = 1, AV_OLD_DIRECT = 2 };
+    #define AV_OLD_LIST_AFTER 4    /* names under one d1/d2 probed directly before it is listed */
+    #define AV_OLD_DIRBUF 8192     /* 256 two-letter entries and a few others fit in one getdents64 */
+
     typedef struct {
-        uint8_t state[65536];      /* 0 not listed yet, 1 listed */
-        uint64_t bits[65536 * 4];  /* which d3 exist under each d1/d2 */
+        uint8_t state[65536];      /* per d1/d2: AV_OLD_UNLISTED, _LISTED or _DIRECT */
+        uint8_t asks[65536];       /* names seen under d1/d2 while unlisted (stops counting when listed) */
+        uint64_t bits[65536 * 4];  /* listed: which d3 exist under each d1/d2 */
     } av_oldcache_t;
 
     static inline size_t av_oldcache_size(void)
@@ -100,42 +108,57 @@ cdef extern from *:
         return c <= '9' ? c - '0' : c - 'a' + 10;
     }
 
-    /* 1: ROOT/d1/d2/d3 may hold NAME's old path; 0: it does not exist; -1: listing failed (errno) */
+    static inline int av_is_hex(char c)
+    {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    }
+
+    /* List ROOT/REL (d1/d2) into B, 256 bits of which 2-hex entries exist: AV_OLD_LISTED, or
+       AV_OLD_DIRECT when it cannot be listed in full (then nothing is concluded from it). A
+       d1/d2 that is absent or not a dir holds nothing: listed, empty. */
+    static int av_old_list(int rootfd, const char *rel, uint64_t b[4])
+    {
+        char buf[AV_OLD_DIRBUF] __attribute__((aligned(8)));
+        long got;
+        int fd = openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return errno == ENOENT || errno == ENOTDIR ? AV_OLD_LISTED : AV_OLD_DIRECT;
+        while ((got = getdents64(fd, buf, sizeof(buf))) > 0) {
+            for (long off = 0; off < got; ) {
+                struct dirent64 *e = (struct dirent64 *)(buf + off);
+                const char *n = e->d_name;
+                if (av_is_hex(n[0]) && av_is_hex(n[1]) && n[2] == 0) {
+                    unsigned v = av_hexval(n[0]) << 4 | av_hexval(n[1]);
+                    b[v >> 6] |= 1ull << (v & 63);
+                }
+                off += e->d_reclen;
+            }
+        }
+        close(fd);
+        return got < 0 ? AV_OLD_DIRECT : AV_OLD_LISTED;
+    }
+
+    /* 1: open NAME's old path ROOT/d1/d2/d3/NAME; 0: it cannot exist (d1/d2 listed, no d3) */
     static int av_old_leaf(int rootfd, av_oldcache_t *c, const char *name)
     {
         unsigned d1 = av_hexval(name[0]) << 4 | av_hexval(name[1]);
         unsigned d2 = av_hexval(name[2]) << 4 | av_hexval(name[3]);
         unsigned d3 = av_hexval(name[4]) << 4 | av_hexval(name[5]);
         unsigned k = d1 << 8 | d2;
-        if (!__atomic_load_n(&c->state[k], __ATOMIC_ACQUIRE)) {
+        uint8_t state = __atomic_load_n(&c->state[k], __ATOMIC_ACQUIRE);
+        if (state == AV_OLD_UNLISTED) {
+            if (__atomic_add_fetch(&c->asks[k], 1, __ATOMIC_RELAXED) <= AV_OLD_LIST_AFTER)
+                return 1;
+            /* two threads may list the same dir at once: both store the same answer */
             uint64_t b[4] = {0, 0, 0, 0};
             char rel[6] = {name[0], name[1], '/', name[2], name[3], 0};
-            int fd = openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd < 0) {
-                if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
-                    return -1;
-            } else {
-                DIR *d = fdopendir(fd);
-                if (d == NULL) {
-                    close(fd);
-                    return -1;
-                }
-                struct dirent *e;
-                while ((e = readdir(d)) != NULL) {
-                    const char *n = e->d_name;
-                    int h0 = (n[0] >= '0' && n[0] <= '9') || (n[0] >= 'a' && n[0] <= 'f');
-                    int h1 = (n[1] >= '0' && n[1] <= '9') || (n[1] >= 'a' && n[1] <= 'f');
-                    if (h0 && h1 && n[2] == 0) {
-                        unsigned v = av_hexval(n[0]) << 4 | av_hexval(n[1]);
-                        b[v >> 6] |= 1ull << (v & 63);
-                    }
-                }
-                closedir(d);
-            }
+            state = av_old_list(rootfd, rel, b);
             for (int i = 0; i < 4; i++)
                 __atomic_store_n(&c->bits[k * 4 + i], b[i], __ATOMIC_RELAXED);
-            __atomic_store_n(&c->state[k], 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&c->state[k], state, __ATOMIC_RELEASE);
         }
+        if (state == AV_OLD_DIRECT)
+            return 1;
         return (int)((__atomic_load_n(&c->bits[k * 4 + (d3 >> 6)], __ATOMIC_RELAXED) >> (d3 & 63)) & 1);
     }
     """
@@ -225,6 +248,7 @@ cdef void probe(int rootfd, av_oldcache_t *oc, item_t *it, bint row_size) noexce
     cdef int fd = -1
     cdef int step, err
     cdef ssize_t got = 0
+    cdef int64_t fsize = -1
     cdef int64_t limit
     cdef const char *name = it.name
     cdef size_t n = <size_t>it.n
@@ -241,12 +265,7 @@ cdef void probe(int rootfd, av_oldcache_t *oc, item_t *it, bint row_size) noexce
         if step == 0:
             if not av_is_hex64(name, n):
                 continue
-            err = av_old_leaf(rootfd, oc, name)
-            if err < 0:
-                it.err = errno
-                it.where = W_ERROR
-                return
-            if err == 0:
+            if not av_old_leaf(rootfd, oc, name):
                 continue
             fd = open_rel(rootfd, name, n, 1, rel)
             it.where = W_PITHOS
@@ -261,23 +280,38 @@ cdef void probe(int rootfd, av_oldcache_t *oc, item_t *it, bint row_size) noexce
             fd = open_rel(rootfd, alt, n + 7, 0, rel)
             it.where = W_ARCHIP
         if fd >= 0:
-            # only a regular file is read; a directory is no map (the next place is tried)
-            if fstat(fd, &st) != 0:
-                it.err = errno
-            elif S_ISDIR(st.st_mode):
+            # The read comes first and says most: a directory fails with EISDIR (no map: the
+            # next place is tried), a FIFO with ESPIPE (nothing is read from it), and a short
+            # read of a regular file gives its size. Only a full read (size unknown) or an
+            # empty one (a regular file, or a device that reads as empty) needs fstat, which
+            # also refuses a device (a read of at most 4 KiB, non-blocking, never repeated).
+            got = pread(fd, head, HEAD, 0)
+            if got < 0:
+                err = errno
                 close(fd)
                 fd = -1
-                continue
-            elif not S_ISREG(st.st_mode):
-                it.err = -1  # ERR_NOT_REGULAR
-            else:
-                got = pread(fd, head, HEAD, 0)
-                if got >= 0:
+                if err == EISDIR:
+                    continue
+                it.err = -1 if err == ESPIPE else err  # -1: ERR_NOT_REGULAR
+                it.where = W_ERROR
+                return
+            if got == HEAD or got == 0:
+                if fstat(fd, &st) != 0:
+                    it.err = errno
+                elif S_ISDIR(st.st_mode):  # EISDIR covers the filesystems we know; this, the others
+                    close(fd)
+                    fd = -1
+                    continue
+                elif not S_ISREG(st.st_mode):
+                    it.err = -1  # ERR_NOT_REGULAR
+                else:
+                    fsize = st.st_size
                     break
-                it.err = errno
-            close(fd)
-            it.where = W_ERROR
-            return
+                close(fd)
+                it.where = W_ERROR
+                return
+            fsize = got
+            break
         elif not absent(errno):
             # ENXIO, ENODEV: a socket, or a device without its driver: not a regular file either
             it.err = -1 if errno == ENXIO or errno == ENODEV else errno  # -1: ERR_NOT_REGULAR
@@ -286,7 +320,7 @@ cdef void probe(int rootfd, av_oldcache_t *oc, item_t *it, bint row_size) noexce
     if fd < 0:
         it.where = W_MISSING
         return
-    it.fsize = st.st_size
+    it.fsize = fsize
     if it.where == W_ARCHIP:
         av_classify(head, <size_t>got, <uint64_t>it.fsize, alt, n + 7, &it.h)
     else:
