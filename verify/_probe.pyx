@@ -78,8 +78,8 @@ DEF SNAP_PREFIX_LEN = 7  # "archip:"
 # pays off only when many rows share that dir. From the fifth name on, ``d1/d2`` is
 # listed once and its 2-hex entries kept as 256 bits; the old path is then opened only
 # where its leaf exists. v0.4 never creates files at old paths, so a leaf created after
-# its listing cannot hold one. Where ``d1/d2`` cannot be listed (a symlink, no read
-# permission, out of fds) names keep being probed directly: listing is only a shortcut,
+# its listing cannot hold one. Where ``d1/d2`` cannot be listed (no read permission,
+# out of fds, a symlink loop) names keep being probed directly: listing is only a shortcut,
 # it never changes what is found.
 cdef extern from *:
     """
@@ -120,7 +120,8 @@ cdef extern from *:
     {
         char buf[AV_OLD_DIRBUF] __attribute__((aligned(8)));
         long got;
-        int fd = openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        /* followed if a symlink, as the direct probes' openat follows every dir of the path */
+        int fd = openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
             return errno == ENOENT || errno == ENOTDIR ? AV_OLD_LISTED : AV_OLD_DIRECT;
         while ((got = getdents64(fd, buf, sizeof(buf))) > 0) {
