@@ -10,7 +10,9 @@ then open and read each map in Python. Prints one line per run and the ratios.
 The floor, measured alternately with the check on the smallest size (--pairs
 pairs, median of the pairs' ratios): benchmarks/pithos_ceiling.c, one C thread
 doing the lookup per row (sha256 path, openat, fstat, pread, close, count the v0
-entries) on the same rows, fetched by ``psql ... COPY TO STDOUT``.
+entries) on the same rows, fetched by ``psql ... COPY TO STDOUT``; and the same
+program with ``--old-path``, which also tries each 64-hex name's old Pithos path
+first (one more openat per row), as the check must: the same lookups as the check's.
 
     python benchmarks/pithos_bench.py                 # 250k, 500k, 1M rows
     python benchmarks/pithos_bench.py --sizes 100000  # quicker
@@ -131,12 +133,13 @@ def run_child(mode: str, url: str, maps: Path, jobs: int) -> dict:
     return json.loads(p.stdout)
 
 
-def run_ceiling(binary: Path, url: str, maps: Path, work: Path) -> dict:
+def run_ceiling(binary: Path, url: str, maps: Path, work: Path, old_path: bool = False) -> dict:
     """The C floor over the same rows, whole pipeline timed; peak RSS of the C program (GNU time)."""
     rss = work / "ceiling.rss"
     copy = "COPY (SELECT mapfile, size FROM versions WHERE mapfile IS NOT NULL) TO STDOUT"
+    flag = "--old-path " if old_path else ""
     cmd = (f"psql -X -q {shlex.quote(url)} -c {shlex.quote(copy)} | "
-           f"/usr/bin/time -f %M -o {rss} {binary} {shlex.quote(str(maps))}")
+           f"/usr/bin/time -f %M -o {rss} {binary} {flag}{shlex.quote(str(maps))}")
     t0 = time.monotonic()
     out = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, check=True).stdout
     dt = time.monotonic() - t0
@@ -197,12 +200,15 @@ def main() -> int:
         for _ in range(args.pairs):
             c = run_ceiling(binary, urls[n0], maps, work)
             r = run_child("fast", urls[n0], maps, args.jobs)
-            assert c["rows"] == r["rows"] and c["findings"] == r["findings"], (c, r)
-            pairs.append((r, c))
-        for r, c in pairs:
-            print(f"{'C floor':<8}{c['rows']:>10,}{c['seconds']:>9.2f}{c['rows'] / c['seconds']:>11,.0f}{'':>12}"
-                  f"{c['rss_mib']:>14.1f}{c['findings']:>10}  (pair: check {r['rows'] / r['seconds']:,.0f} rows/s)")
-        ratio = statistics.median(c["seconds"] / r["seconds"] for r, c in pairs)
+            o = run_ceiling(binary, urls[n0], maps, work, old_path=True)
+            assert c["rows"] == r["rows"] == o["rows"] and c["findings"] == r["findings"] == o["findings"], (c, r, o)
+            pairs.append((r, c, o))
+        for r, c, o in pairs:
+            for label, f in (("C floor", c), ("C+old", o)):
+                print(f"{label:<8}{f['rows']:>10,}{f['seconds']:>9.2f}{f['rows'] / f['seconds']:>11,.0f}{'':>12}"
+                      f"{f['rss_mib']:>14.1f}{f['findings']:>10}  (pair: check {r['rows'] / r['seconds']:,.0f} rows/s)")
+        ratio = statistics.median(c["seconds"] / r["seconds"] for r, c, _ in pairs)
+        ratio_old = statistics.median(o["seconds"] / r["seconds"] for r, _, o in pairs)
         nn = args.naive_rows or sizes[0]
         naive = run_child("naive", urls[nn], maps, 1)
         print(f"{'naive':<8}{naive['rows']:>10,}{naive['seconds']:>9.2f}{naive['rows'] / naive['seconds']:>11,.0f}"
@@ -217,7 +223,8 @@ def main() -> int:
         print(f"peak RSS {sizes[0]:,} -> {sizes[-1]:,} rows: {results[sizes[0]]['rss_mib']:.1f} -> "
               f"{results[sizes[-1]]['rss_mib']:.1f} MiB (naive at {nn:,} rows: {naive['rss_mib']:.1f} MiB)")
         print(f"pithos-check / C floor (same rows, same lookups) at {n0:,} rows: {ratio:.0%} of the floor's rate "
-              f"(median of {len(pairs)} alternated pairs, whole process; target >= 80%); load average "
+              f"(median of {len(pairs)} alternated pairs, whole process; target >= 80%); {ratio_old:.0%} of the "
+              f"floor that also tries the old Pithos path (--old-path); load average "
               f"{load0:.1f} -> {os.getloadavg()[0]:.1f}")
     finally:
         subprocess.run([str(script), "stop", str(cluster)], capture_output=True)

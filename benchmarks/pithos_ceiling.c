@@ -6,14 +6,18 @@
  *   sha256(NAME) -> hh/hh/hh/NAME; openat; fstat; pread(4096); close;
  *   count the v0 entries read and compare them with the row's size.
  *
- * It leaves out what pithos-check also does (the old Pithos path of a 64-hex name,
- * cached per directory; archip_NAME when NAME is missing; counting past 4 KiB):
- * on the benchmark's store those cost nothing or never happen, so this is a
- * floor the real check cannot beat with one thread. Rows come from the database
- * through `psql -c "COPY (...) TO STDOUT"`, so both sides pay for fetching them.
+ * It leaves out what pithos-check also does: archip_NAME when NAME is missing and
+ * counting past 4 KiB (which never happen on the benchmark's store) and, unless
+ * --old-path is given, the old Pithos path of a 64-hex name, which filed serves first
+ * and so must be tried first: with --old-path, one openat of d1/d2/d3/NAME before the
+ * sha256 path (on the benchmark's store it fails: one more path lookup per row, the
+ * cheapest way to ask when few rows share a d1/d2 dir). Without it this is a floor the
+ * real check cannot beat with one thread; with it, the same lookups as the check's.
+ * Rows come from the database through `psql -c "COPY (...) TO STDOUT"`, so both sides
+ * pay for fetching them.
  *
  *   psql URL -c "COPY (SELECT mapfile, size FROM versions WHERE mapfile IS NOT NULL) TO STDOUT" \
- *       | pithos_ceiling MAPS_DIR
+ *       | pithos_ceiling [--old-path] MAPS_DIR
  *   prints "<rows> <missing> <size mismatches>"
  *
  * Built and run by benchmarks/pithos_bench.py (gcc -O2 ... -lcrypto).
@@ -34,13 +38,15 @@ static const unsigned char zero32[32];
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MAPS_DIR < rows\n", argv[0]);
+    int old_path = argc == 3 && strcmp(argv[1], "--old-path") == 0;
+    if (argc != 2 + old_path) {
+        fprintf(stderr, "usage: %s [--old-path] MAPS_DIR < rows\n", argv[0]);
         return 64;
     }
-    int rootfd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const char *maps = argv[1 + old_path];
+    int rootfd = open(maps, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) {
-        perror(argv[1]);
+        perror(maps);
         return 2;
     }
     static const char hx[] = "0123456789abcdef";
@@ -59,15 +65,28 @@ int main(int argc, char **argv)
         rows++;
         if (n + 10 > sizeof(rel))
             continue;
-        SHA256((const unsigned char *)line, n, md);
-        for (int i = 0; i < 3; i++) {
-            rel[3 * i] = hx[md[i] >> 4];
-            rel[3 * i + 1] = hx[md[i] & 15];
-            rel[3 * i + 2] = '/';
+        int fd = -1;
+        if (old_path && n == 64 && strspn(line, "0123456789abcdef") >= 64) {
+            for (int i = 0; i < 3; i++) {
+                rel[3 * i] = line[2 * i];
+                rel[3 * i + 1] = line[2 * i + 1];
+                rel[3 * i + 2] = '/';
+            }
+            memcpy(rel + 9, line, n);
+            rel[9 + n] = 0;
+            fd = openat(rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         }
-        memcpy(rel + 9, line, n);
-        rel[9 + n] = 0;
-        int fd = openat(rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+            SHA256((const unsigned char *)line, n, md);
+            for (int i = 0; i < 3; i++) {
+                rel[3 * i] = hx[md[i] >> 4];
+                rel[3 * i + 1] = hx[md[i] & 15];
+                rel[3 * i + 2] = '/';
+            }
+            memcpy(rel + 9, line, n);
+            rel[9 + n] = 0;
+            fd = openat(rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        }
         if (fd < 0) {
             missing++;
             continue;
