@@ -122,13 +122,23 @@ static inline void av_recs_free(av_recs_t *b)
     b->cap = 0;
 }
 
+/* sha256 of a short string: OpenSSL 3's one-shot SHA256() looks the algorithm up on every
+   call (about 1 us, five times the hashing of a name); the context calls do not. */
+static inline void av_sha256(const void *p, size_t n, unsigned char md[32])
+{
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, p, n);
+    SHA256_Final(md, &c);
+}
+
 /* The v0.4 filed path of NAME relative to the store root, "hh/hh/hh/NAME" from sha256(NAME)
    (verify/layout.py v04_path). */
 static inline void av_v04_rel(const char *name, size_t n, char *out, size_t outlen)
 {
     unsigned char md[32];
     char hx[6];
-    SHA256((const unsigned char *)name, n, md);
+    av_sha256(name, n, md);
     av_hex(md, 3, hx);
     snprintf(out, outlen, "%c%c/%c%c/%c%c/%.*s", hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], (int)n, name);
 }
