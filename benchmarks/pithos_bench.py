@@ -134,17 +134,18 @@ def run_child(mode: str, url: str, maps: Path, jobs: int) -> dict:
 
 
 def run_ceiling(binary: Path, url: str, maps: Path, work: Path, old_path: bool = False) -> dict:
-    """The C floor over the same rows, whole pipeline timed; peak RSS of the C program (GNU time)."""
+    """The C floor over the same rows, whole pipeline timed; peak RSS and CPU of the C program (GNU time)."""
     rss = work / "ceiling.rss"
     copy = "COPY (SELECT mapfile, size FROM versions WHERE mapfile IS NOT NULL) TO STDOUT"
     flag = "--old-path " if old_path else ""
     cmd = (f"psql -X -q {shlex.quote(url)} -c {shlex.quote(copy)} | "
-           f"/usr/bin/time -f %M -o {rss} {binary} {flag}{shlex.quote(str(maps))}")
+           f"/usr/bin/time -f '%M %U %S' -o {rss} {binary} {flag}{shlex.quote(str(maps))}")
     t0 = time.monotonic()
     out = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, check=True).stdout
     dt = time.monotonic() - t0
     rows, missing, mismatch = (int(x) for x in out.split())
-    return {"rows": rows, "seconds": dt, "rss_mib": int(rss.read_text().split()[-1]) / 1024,
+    kib, user, system = rss.read_text().split()[-3:]
+    return {"rows": rows, "seconds": dt, "rss_mib": int(kib) / 1024, "cpu_s": float(user) + float(system),
             "findings": missing + mismatch}
 
 
@@ -205,10 +206,13 @@ def main() -> int:
             pairs.append((r, c, o))
         for r, c, o in pairs:
             for label, f in (("C floor", c), ("C+old", o)):
-                print(f"{label:<8}{f['rows']:>10,}{f['seconds']:>9.2f}{f['rows'] / f['seconds']:>11,.0f}{'':>12}"
+                print(f"{label:<8}{f['rows']:>10,}{f['seconds']:>9.2f}{f['rows'] / f['seconds']:>11,.0f}"
+                      f"{f['cpu_s'] / f['rows'] * 1e6:>12.1f}"
                       f"{f['rss_mib']:>14.1f}{f['findings']:>10}  (pair: check {r['rows'] / r['seconds']:,.0f} rows/s)")
         ratio = statistics.median(c["seconds"] / r["seconds"] for r, c, _ in pairs)
         ratio_old = statistics.median(o["seconds"] / r["seconds"] for r, _, o in pairs)
+        cpu = {k: statistics.median(f[k]["cpu_s"] / f[k]["rows"] * 1e6 for f in
+                                    ({"r": r, "c": c, "o": o} for r, c, o in pairs)) for k in "rco"}
         nn = args.naive_rows or sizes[0]
         naive = run_child("naive", urls[nn], maps, 1)
         print(f"{'naive':<8}{naive['rows']:>10,}{naive['seconds']:>9.2f}{naive['rows'] / naive['seconds']:>11,.0f}"
@@ -226,6 +230,8 @@ def main() -> int:
               f"(median of {len(pairs)} alternated pairs, whole process; target >= 80%); {ratio_old:.0%} of the "
               f"floor that also tries the old Pithos path (--old-path); load average "
               f"{load0:.1f} -> {os.getloadavg()[0]:.1f}")
+        print(f"CPU per row (median of the pairs; the C side without psql's): check {cpu['r']:.1f} us, "
+              f"C floor {cpu['c']:.1f} us, C+old {cpu['o']:.1f} us")
     finally:
         subprocess.run([str(script), "stop", str(cluster)], capture_output=True)
         if not args.workdir:
