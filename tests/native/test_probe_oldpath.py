@@ -11,7 +11,6 @@ was listed is not looked into (v0.4 never creates files at old paths).
 from __future__ import annotations
 
 import os
-import socket
 import stat
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import pytest
 
 from verify import layout
 from verify._probe import ERR_NOT_REGULAR, MapProbe
+
+from test_hostile_tree import _place  # tests/native is on sys.path (no __init__.py)
 
 LIST_AFTER = 4  # names under one d1/d2 probed directly before it is listed (AV_OLD_LIST_AFTER)
 V0 = bytes(range(1, 33)) + bytes(range(2, 34))  # a v0 map of two entries: size 4 MiB + 1 fits it
@@ -110,24 +111,13 @@ def test_a_leaf_created_after_the_listing_is_not_looked_into(root):
 
 
 def _special(p: Path, kind: str, target: Path) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "fifo":
-        os.mkfifo(p)
-    elif kind == "socket":
-        cwd = os.getcwd()
-        os.chdir(p.parent)  # a socket path is limited to 108 bytes: bind it relative
-        try:
-            s = socket.socket(socket.AF_UNIX)
-            s.bind(p.name)
-            s.close()
-        finally:
-            os.chdir(cwd)
-    elif kind in ("zero", "null"):
-        os.mknod(p, stat.S_IFCHR | 0o644, os.makedev(1, 5 if kind == "zero" else 3))
+    if kind == "null":
+        p.parent.mkdir(parents=True, exist_ok=True)
+        os.mknod(p, stat.S_IFCHR | 0o644, os.makedev(1, 3))  # /dev/null: reads as empty
     elif kind == "dir":
-        p.mkdir()
+        p.mkdir(parents=True)
     else:
-        p.symlink_to(target)
+        _place(p, "device" if kind == "zero" else kind, target)  # fifo, socket, /dev/zero, symlink
 
 
 @pytest.mark.parametrize("kind", ["fifo", "socket", "zero", "null", "symlink", "dir"])
