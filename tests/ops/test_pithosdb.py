@@ -246,6 +246,24 @@ def test_bad_urls(url, sample):
     assert "Traceback" not in line
 
 
+@pytest.mark.parametrize("url, shown, args", [
+    ("postgresql://pithos@db.example:5433/pithos", "postgresql+psycopg://pithos@db.example:5433/pithos",
+     {"user": "pithos", "host": "db.example", "port": 5433, "dbname": "pithos"}),
+    ("postgres+psycopg://u%40corp@[::1]/p%20db?sslmode=require",
+     "postgresql+psycopg://u%40corp@[::1]/p db?sslmode=require",
+     {"user": "u@corp", "host": "::1", "dbname": "p db", "sslmode": "require"}),
+    ("postgresql:///pithos?host=/run/postgresql", "postgresql+psycopg:///pithos?host=%2Frun%2Fpostgresql",
+     {"dbname": "pithos", "host": "/run/postgresql"}),
+])
+def test_url_forms_operators_write(url, shown, args):
+    """What libpq is handed, and how the URL appears in reports (never with its password)."""
+    u = pithosdb.resolve_url(url)
+    assert pithosdb.safe(u) == shown and u.connect_args() == args
+    env = pithosdb.resolve_url(None, {"PITHOS_DB_URL": url.replace("//", "//x:s3cret@", 1) if "@" not in url else
+                                      url.replace("@", ":s3cret@", 1)})
+    assert env.password == "s3cret" and "s3cret" not in pithosdb.safe(env)
+
+
 def test_password_on_the_command_line_is_refused(db, sample):
     url = db.replace("postgres@", "postgres:s3cret@")
     line = _one_line_error(*run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir)))
