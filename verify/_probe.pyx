@@ -4,7 +4,7 @@
 The Pithos cross-check asks, for millions of database rows, "is map NAME in the
 store, in which version, of which size?". Walking the store would be the slow way
 round: this probes the few paths the mapper itself would open, per name, in
-parallel threads (openat + one pread of up to 4 KiB, fstat only for larger objects), and
+parallel threads (openat, fstat, one pread of up to 4 KiB), and
 classifies the header with ``_rules.h`` (the C twin of ``formats.classify``).
 
 Lookup order, as v0.4 filed and the mapper do it: a 64-hex NAME at its old Pithos
@@ -22,7 +22,7 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memcmp, memchr
-from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENODEV, EISDIR, ESPIPE
+from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENODEV
 
 from ._sys cimport *  # the POSIX and libcrypto calls, declared once: _sys.pxd
 
@@ -281,37 +281,29 @@ cdef void probe(int rootfd, av_oldcache_t *oc, item_t *it, bint row_size) noexce
             fd = open_rel(rootfd, alt, n + 7, 0, rel)
             it.where = W_ARCHIP
         if fd >= 0:
-            # The read comes first and says most: a directory fails with EISDIR (no map: the
-            # next place is tried), a FIFO with ESPIPE (nothing is read from it), and a short
-            # read of a regular file gives its size. Only a full read (size unknown) or an
-            # empty one (a regular file, or a device that reads as empty) needs fstat, which
-            # also refuses a device (a read of at most 4 KiB, non-blocking, never repeated).
-            got = pread(fd, head, HEAD, 0)
-            if got < 0:
-                err = errno
+            # fstat first: only a regular file is read (a device may answer a read, and a read of
+            # some devices is not harmless); a directory is no map, and the next place is tried
+            if fstat(fd, &st) != 0:
+                it.err = errno
+                close(fd)
+                it.where = W_ERROR
+                return
+            if S_ISDIR(st.st_mode):
                 close(fd)
                 fd = -1
-                if err == EISDIR:
-                    continue
-                it.err = -1 if err == ESPIPE else err  # -1: ERR_NOT_REGULAR
-                it.where = W_ERROR
-                return
-            if got == HEAD or got == 0:
-                if fstat(fd, &st) != 0:
-                    it.err = errno
-                elif S_ISDIR(st.st_mode):  # EISDIR covers the filesystems we know; this, the others
-                    close(fd)
-                    fd = -1
-                    continue
-                elif not S_ISREG(st.st_mode):
-                    it.err = -1  # ERR_NOT_REGULAR
-                else:
-                    fsize = st.st_size
-                    break
+                continue
+            if not S_ISREG(st.st_mode):
+                it.err = -1  # ERR_NOT_REGULAR
                 close(fd)
                 it.where = W_ERROR
                 return
-            fsize = got
+            got = pread(fd, head, HEAD, 0)
+            if got < 0:
+                it.err = errno
+                close(fd)
+                it.where = W_ERROR
+                return
+            fsize = st.st_size
             break
         elif not absent(errno):
             # ENXIO, ENODEV: a socket, or a device without its driver: not a regular file either

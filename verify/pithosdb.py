@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
-from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from . import nativejob
 from .errors import ConfigError, StoreError
@@ -44,81 +43,16 @@ EXAMPLES_SHOWN = 3  # rows named in a finding's detail when many rows share one 
 # ---- connecting ------------------------------------------------------------------
 
 
-_URL = re.compile(r"""
-    (?P<scheme>[\w+]+)://
-    (?:(?P<username>[^:/]*)(?::(?P<password>[^@]*))?@)?
-    (?:(?:\[(?P<ipv6host>[^/?]+)\]|(?P<ipv4host>[^/:?]+))?(?::(?P<port>[^/?]*))?)?
-    (?:/(?P<database>[^?]*))?
-    (?:\?(?P<query>.*))?
-    $""", re.X | re.S)
-
-
-@dataclass(frozen=True)
-class DbUrl:
-    """A PostgreSQL URL, parsed once: what psycopg connects with, and how it is shown.
-
-    The check talks to psycopg directly (no ORM layer: its rows and its import cost
-    more than the lookups they feed); the URL follows SQLAlchemy's spelling, which
-    operators already write (``postgresql[+psycopg]://USER[:PASSWORD]@HOST[:PORT]/DB[?KEY=VALUE]``)."""
-
-    username: str | None
-    password: str | None
-    host: str | None
-    port: int | None
-    database: str
-    query: tuple[tuple[str, str], ...] = ()
-
-    def connect_args(self) -> dict:
-        args = {k: v for k, v in (("user", self.username), ("password", self.password), ("host", self.host),
-                                  ("port", self.port), ("dbname", self.database)) if v is not None}
-        args.update(self.query)
-        return args
-
-    def render(self) -> str:
-        """The URL without its password."""
-        s = "postgresql+psycopg://"
-        if self.username is not None:
-            s += quote(self.username, safe=" +")
-            if self.password is not None:
-                s += ":***"
-            s += "@"
-        if self.host is not None:
-            s += f"[{self.host}]" if ":" in self.host else self.host
-        if self.port is not None:
-            s += f":{self.port}"
-        s += f"/{self.database}"
-        if self.query:
-            s += "?" + urlencode(sorted(self.query))
-        return s
-
-
-def _parse_url(raw: str, source: str) -> DbUrl:
-    m = _URL.match(raw.strip())
-    if m is None:
-        raise ConfigError(f"{source}: not a database URL (expected postgresql://USER@HOST[:PORT]/DB)")
-    backend, _, driver = m["scheme"].partition("+")
-    if backend not in ("postgresql", "postgres") or driver not in ("", "psycopg"):
-        raise ConfigError(f"{source}: {m['scheme']!r} is not a PostgreSQL URL (expected postgresql://USER@HOST/DB)")
-    port = m["port"]
-    if port:
-        try:
-            port = int(port)
-        except ValueError:
-            raise ConfigError(f"{source}: not a database URL (port {port!r} is not a number)") from None
-    return DbUrl(username=None if m["username"] is None else unquote(m["username"]),
-                 password=None if m["password"] is None else unquote(m["password"]),
-                 host=m["ipv6host"] or m["ipv4host"], port=port or None,
-                 database=unquote(m["database"] or ""),
-                 query=tuple(parse_qsl(m["query"] or "", keep_blank_values=True)))
-
-
-def resolve_url(cli_url: str | None, environ=os.environ) -> DbUrl:
-    """The database URL from ``--db`` or ``PITHOS_DB_URL``.
+def resolve_url(cli_url: str | None, environ=os.environ):
+    """The database URL from ``--db`` or ``PITHOS_DB_URL``, as a SQLAlchemy URL for psycopg 3.
 
     A password inside ``--db`` is refused: it would be visible to every user in
     ``ps``. ``PITHOS_DB_URL`` may carry one (the environment is private to the user),
     but ``PGPASSWORD`` or ``~/.pgpass`` are the better places.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     source = "--db"
     raw = cli_url
     if raw is None:
@@ -126,89 +60,112 @@ def resolve_url(cli_url: str | None, environ=os.environ) -> DbUrl:
         source = ENV_URL
     if not raw:
         raise ConfigError(f"say which Pithos database to read: --db postgresql://USER@HOST/DB or {ENV_URL}")
-    url = _parse_url(raw, source)
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"{source}: not a database URL (expected postgresql://USER@HOST[:PORT]/DB)") from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend not in ("postgresql", "postgres") or driver not in ("", "psycopg"):
+        raise ConfigError(f"{source}: {url.drivername!r} is not a PostgreSQL URL (expected postgresql://USER@HOST/DB)")
     if url.password is not None and source == "--db":
         raise ConfigError("--db: the URL contains a password, which every user could read in 'ps'; "
                           f"put it in PGPASSWORD or ~/.pgpass (or the whole URL in {ENV_URL})")
     if not url.database:
         raise ConfigError(f"{source}: the URL names no database (postgresql://USER@HOST/DB)")
-    return url
+    return url.set(drivername="postgresql+psycopg")
 
 
-def safe(url: DbUrl) -> str:
-    return url.render()
+def safe(url) -> str:
+    return url.render_as_string(hide_password=True)
 
 
 def _one_line(exc: BaseException) -> str:
     """psycopg's message without its hints and line breaks."""
-    text = str(exc).strip() or type(exc).__name__
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip() or type(orig).__name__
     first = text.splitlines()[0]
     return re.sub(r"\s+", " ", first)
 
 
-def _connect(url: DbUrl):
-    import psycopg
+def engine_for(url):
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
 
-    return psycopg.connect(connect_timeout=CONNECT_TIMEOUT, application_name="archverify", **url.connect_args())
+    return create_engine(url, poolclass=NullPool,
+                         connect_args={"connect_timeout": CONNECT_TIMEOUT, "application_name": "archverify"})
 
 
-def estimated_rows(url: DbUrl) -> int | None:
+def estimated_rows(url) -> int | None:
     """PostgreSQL's own estimate of the ``versions`` rows (``pg_class.reltuples``): a progress total
     that costs one catalogue lookup, not a count. None when unknown (never analysed, unreachable);
     the stream itself reports connection problems."""
-    import psycopg
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        with _connect(url) as conn:
-            n = conn.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (TABLE,)).fetchone()[0]
-    except (psycopg.Error, OSError):
+        with engine_for(url).connect() as conn:
+            n = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": TABLE}).scalar()
+    except (SQLAlchemyError, OSError):
         return None
     return int(n) if n is not None and n > 0 else None
 
 
 def _columns(conn) -> set[str] | None:
-    rows = conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                        "AND attnum > 0 AND NOT attisdropped", (TABLE,)).fetchall()
-    if not rows and conn.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone()[0] is None:
+    from sqlalchemy import text
+
+    rows = conn.execute(text("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(:t) "
+                             "AND attnum > 0 AND NOT attisdropped"), {"t": TABLE}).all()
+    if not rows and conn.execute(text("SELECT to_regclass(:t)"), {"t": TABLE}).scalar() is None:
         return None
     return {r[0] for r in rows}
 
 
-def stream_rows(url: DbUrl, batch: int = BATCH, columns: tuple[str, ...] = COLUMNS) -> Iterator[list[tuple]]:
+def stream_rows(url, batch: int = BATCH, columns: tuple[str, ...] = COLUMNS) -> Iterator[list[tuple]]:
     """Batches of ``versions`` rows (tuples in ``columns`` order) with a non-null mapfile.
 
     One read-only transaction, one server-side cursor fetching ``batch`` rows at a
-    time. Connection problems, a missing table or column: StoreError, one line.
+    time. SQLAlchemy connects and holds the transaction; the rows come from
+    psycopg's own named cursor in it, as plain tuples (SQLAlchemy's row objects
+    cost more than the lookups they feed). Connection problems, a missing table or
+    column: StoreError, one line.
     """
     import psycopg
     from psycopg import sql
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     where = safe(url)
+    eng = engine_for(url)
     try:
-        conn = _connect(url)
-    except psycopg.Error as e:
-        raise StoreError(f"{where}: cannot connect: {_one_line(e)}") from None
-    try:
+        try:
+            conn = eng.connect()
+        except DBAPIError as e:
+            raise StoreError(f"{where}: cannot connect: {_one_line(e)}") from None
         with conn:
-            conn.read_only = True
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            have = _columns(conn)
-            if have is None:
-                raise StoreError(f"{where}: no table '{TABLE}' (is this Pithos's database? "
-                                 "check the database name and search_path)")
-            missing = [c for c in columns if c not in have]
-            if missing:
-                raise StoreError(f"{where}: table '{TABLE}' has no column {', '.join(missing)} "
-                                 "(a Pithos database before the mapfile migration 2efddde15abf?)")
-            stmt = sql.SQL("SELECT {} FROM {} WHERE mapfile IS NOT NULL").format(
-                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(TABLE))
-            with conn.cursor(name="archverify_versions") as cur:
-                cur.itersize = batch
-                cur.execute(stmt)
-                while part := cur.fetchmany(batch):
-                    yield part
-    except psycopg.Error as e:
-        raise StoreError(f"{where}: {_one_line(e)}") from None
+            conn = conn.execution_options(postgresql_readonly=True, isolation_level="REPEATABLE READ")
+            try:
+                with conn.begin():
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    have = _columns(conn)
+                    if have is None:
+                        raise StoreError(f"{where}: no table '{TABLE}' (is this Pithos's database? "
+                                         "check the database name and search_path)")
+                    missing = [c for c in columns if c not in have]
+                    if missing:
+                        raise StoreError(f"{where}: table '{TABLE}' has no column {', '.join(missing)} "
+                                         "(a Pithos database before the mapfile migration 2efddde15abf?)")
+                    stmt = sql.SQL("SELECT {} FROM {} WHERE mapfile IS NOT NULL").format(
+                        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(TABLE))
+                    with conn.connection.driver_connection.cursor(name="archverify_versions") as cur:
+                        cur.itersize = batch
+                        cur.execute(stmt)
+                        while part := cur.fetchmany(batch):
+                            yield part
+            except (DBAPIError, psycopg.Error) as e:
+                raise StoreError(f"{where}: {_one_line(e)}") from None
+            except SQLAlchemyError as e:
+                raise StoreError(f"{where}: {_one_line(e)}") from None
+    finally:
+        eng.dispose()
 
 
 def v0_sizes(url, conflicts: dict[str, set[int]] | None = None) -> dict[str, int]:
