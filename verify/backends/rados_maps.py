@@ -83,8 +83,12 @@ class RadosMaps:
         windows = list(_chunks(todo, self.pool.window))
         if self.jobs > 1 and len(windows) > 1:
             # read_whole releases the GIL while its window is in flight: windows overlap
-            with ThreadPoolExecutor(min(self.jobs, len(windows)), thread_name_prefix="rados-maps") as ex:
+            ex = ThreadPoolExecutor(min(self.jobs, len(windows)), thread_name_prefix="rados-maps")
+            try:
                 parts = list(ex.map(self._window, windows))
+            finally:
+                # on Ctrl-C only the windows in flight finish (each owns its buffers), the rest never start
+                ex.shutdown(wait=True, cancel_futures=True)
         else:
             parts = [self._window(w) for w in windows]
         for part in parts:
