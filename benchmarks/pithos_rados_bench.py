@@ -9,13 +9,18 @@ long) into a pool of a throwaway single-node Ceph (scripts/ceph-dev-cluster, or
 * ``check``: ``pithosdb.check`` over ``RadosBackend.maps_lookup`` (what the command runs);
 * ``aio floor``: the same names read with ``verify._rados.read_whole`` alone, in the
   same windows, rows fetched by the same server-side cursor, no verdicts (the reads
-  and the row stream the check cannot avoid);
+  and the row stream the check cannot avoid; its findings column counts the names
+  absent, read again as ``archip_NAME``);
 * ``sync loop``: what a plain script does: every row fetched client-side, then one
   synchronous python-rados read of 4 KiB per map (and of ``archip_NAME`` when absent),
-  the v0 entries counted in Python.
+  the v0 entries counted in Python; stopped after --baseline-seconds, its rate taken
+  over the rows it did.
 
 The check and the floor are run alternately (--pairs), the ratio is the median of
-the pairs'. Findings are compared between all three.
+the pairs'. All of it runs twice: on the local cluster as is (where a round trip costs
+less than the CPU around it), and with client-side latency injected (Ceph's
+``ms_inject_delay_*``, up to --delay-max seconds per message), which stands for a
+cluster across a network.
 
     python benchmarks/pithos_rados_bench.py                  # 50,000 rows
     python benchmarks/pithos_rados_bench.py --rows 200000 --conf /path/ceph.conf
@@ -77,7 +82,11 @@ else:
     c.connect(timeout=30)
     io = c.open_ioctx(sys.argv[6])
     findings = 0
+    limit, rows = float(sys.argv[7]), 0
     for size, name in data:
+        if limit and time.monotonic() - t0 > limit:
+            break
+        rows += 1
         try:
             body = io.read(name, 4096, 0)
         except rados.ObjectNotFound:
@@ -90,7 +99,6 @@ else:
         while n * 32 + 32 <= len(body) and body[n * 32:n * 32 + 32] != bytes(32):
             n += 1
         findings += n != F.nr_objs(size)
-    rows = len(data)
     c.shutdown()
 dt = time.monotonic() - t0
 ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -129,9 +137,9 @@ def write_pool(conf: str, keyring: str | None, count: int) -> list[tuple[str, in
         c.shutdown()
 
 
-def run_child(mode: str, url: str, conf: str, keyring: str | None, jobs: int) -> dict:
+def run_child(mode: str, url: str, conf: str, keyring: str | None, jobs: int, limit_s: float = 0) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.run([sys.executable, "-c", CHILD, mode, url, conf, keyring or "", str(jobs), POOL],
+    p = subprocess.run([sys.executable, "-c", CHILD, mode, url, conf, keyring or "", str(jobs), POOL, str(limit_s)],
                        capture_output=True, text=True, env=env, check=True)
     return json.loads(p.stdout)
 
@@ -139,6 +147,29 @@ def run_child(mode: str, url: str, conf: str, keyring: str | None, jobs: int) ->
 def line(label: str, r: dict) -> str:
     return (f"{label:<11}{r['rows']:>9,}{r['seconds']:>9.2f}{r['rows'] / r['seconds']:>10,.0f}"
             f"{r['cpu_s'] / r['rows'] * 1e6:>12.1f}{r['findings']:>10}")
+
+
+def measure(label: str, url: str, conf: str, keyring: str | None, args) -> None:
+    load0 = os.getloadavg()[0]
+    print(f"\n{label}\n{'run':<11}{'rows':>9}{'seconds':>9}{'rows/s':>10}{'CPU us/row':>12}{'findings':>10}")
+    pairs = []
+    for _ in range(args.pairs):
+        r = run_child("check", url, conf, keyring, args.jobs)
+        f = run_child("floor", url, conf, keyring, args.jobs)
+        print(line("check", r), flush=True)
+        print(line("aio floor", f), flush=True)
+        pairs.append((r, f))
+    naive = run_child("sync", url, conf, keyring, 1, args.baseline_seconds)
+    print(line("sync loop", naive), flush=True)
+    assert all(r["findings"] == pairs[0][0]["findings"] for r, _ in pairs)
+    floor_ratio = statistics.median(f["seconds"] / r["seconds"] for r, f in pairs)
+    check_rate = statistics.median(r["rows"] / r["seconds"] for r, _ in pairs)
+    print(f"check / aio floor (same reads, same row stream): {floor_ratio:.0%} of the floor's rate "
+          f"(median of {len(pairs)} alternated pairs)")
+    print(f"check / synchronous python-rados loop: {check_rate / (naive['rows'] / naive['seconds']):.1f}x its rate "
+          f"(median check run)")
+    print(f"machine: {os.cpu_count()} CPUs, -j {args.jobs}, load average {load0:.1f} -> {os.getloadavg()[0]:.1f}",
+          flush=True)
 
 
 def main() -> int:
@@ -150,6 +181,8 @@ def main() -> int:
     ap.add_argument("-j", "--jobs", type=int, default=default_read_jobs(), help="threads [the CLI's default]")
     ap.add_argument("--pairs", type=int, default=3, help="alternated (check, aio floor) pairs")
     ap.add_argument("--conf", help="an existing cluster's ceph.conf (client.admin keyring); default: start one")
+    ap.add_argument("--delay-max", type=float, default=0.004, help="injected latency per message, seconds")
+    ap.add_argument("--baseline-seconds", type=float, default=20.0, help="the sync loop stops after this long")
     ap.add_argument("--port", type=int, default=55441, help="the throwaway PostgreSQL's port")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pithos-rados-bench-"))
@@ -170,25 +203,13 @@ def main() -> int:
         maps = write_pool(conf, keyring, args.rows)
         print(f"pool: {args.rows:,} v0 maps written ({time.monotonic() - t0:.1f}s)", flush=True)
         url = load_db(admin, "pithos_rados_bench", maps)
-        load0 = os.getloadavg()[0]
-        print(f"\n{'run':<11}{'rows':>9}{'seconds':>9}{'rows/s':>10}{'CPU us/row':>12}{'findings':>10}")
-        pairs = []
-        for _ in range(args.pairs):
-            r = run_child("check", url, conf, keyring, args.jobs)
-            f = run_child("floor", url, conf, keyring, args.jobs)
-            print(line("check", r), flush=True)
-            print(line("aio floor", f), flush=True)
-            pairs.append((r, f))
-        naive = run_child("sync", url, conf, keyring, 1)
-        print(line("sync loop", naive), flush=True)
-        assert all(r["findings"] == pairs[0][0]["findings"] == naive["findings"] for r, _ in pairs)
-        floor_ratio = statistics.median(f["seconds"] / r["seconds"] for r, f in pairs)
-        median = statistics.median(r["seconds"] for r, _ in pairs)
-        print(f"\ncheck / aio floor (same reads, same row stream): {floor_ratio:.0%} of the floor's rate "
-              f"(median of {len(pairs)} alternated pairs)")
-        print(f"check / synchronous python-rados loop: {naive['seconds'] / median:.1f}x its rate "
-              f"(the median check run against the one loop run)")
-        print(f"machine: {os.cpu_count()} CPUs, -j {args.jobs}, load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")
+        delayed = work / "delayed.conf"
+        inject = f"ms inject delay type = osd\nms inject delay max = {args.delay_max}\nms inject delay probability = 1\n"
+        text = Path(conf).read_text()
+        delayed.write_text(text.replace("[client]\n", "[client]\n" + inject, 1) if "[client]\n" in text
+                           else text + "\n[client]\n" + inject)
+        for label, cf in (("local cluster", conf), (f"latency injected (up to {args.delay_max}s)", str(delayed))):
+            measure(label, url, cf, keyring, args)
     finally:
         subprocess.run([str(pg), "stop", str(work / "pg")], capture_output=True)
         if started is not None:
