@@ -10,6 +10,7 @@ adds its builders to :data:`BUILDERS`; the first test fails until it does.
 from __future__ import annotations
 
 import os
+import struct
 import uuid
 from pathlib import Path
 
@@ -182,6 +183,85 @@ def test_listing_pages_cover_everything_exactly_once(be, limit):
         assert page  # a page with a next page is never empty
     assert sorted(seen) == sorted(names)  # each exactly once
     assert pages >= len(names) // limit
+
+
+# ---- map lookup by name (pithos-check) -----------------------------------------------------
+
+M = 4 << 20
+
+
+def _lookup_maps() -> dict[bytes, bytes]:
+    """Maps of every version Pithos may name, as bytes (hand-made from FORMATS.md's layouts
+    where the writers could hide a reader's mistake)."""
+    from verify import formats as F
+
+    digests = [bytes([i % 255 + 1]) * 32 for i in range(200)]
+    header, md = F.write_v2(3 * M, [F.Entry(F.ZERO_HASH, F.OF_ZERO)] * 3, flags=F.MF_READONLY, epoch=0,
+                            name="vol-v2-new")
+    maps = {
+        b"1a" * 32: b"".join(digests[:3]) + bytes(32) + digests[5],  # v0: 3 entries, then the end
+        b"2b" * 32: b"".join(digests),  # v0 of 200 entries: more than one 4 KiB read holds
+        b"3c" * 32: F.ZERO_DIGEST,  # an empty file's map: one zero-block entry
+        b"snf_file_0123456789abcdef": b"".join(digests[:2]),  # unsigned, not v1: v0 (assume-v0)
+        b"4d" * 32: b"".join(digests[:2]).ljust(512, b"\0"),  # padded by direct I/O
+        b"archip_vol-v1-old": struct.pack("<IQ", 1, 2 * M) + (b"\0" + F.ZERO_DIGEST) * 2,
+        b"archip_vol-v1-big": struct.pack("<IQ", 1, 200 * M) + (b"\0" + F.ZERO_DIGEST) * 200,  # > 4 KiB
+        b"archip_vol-v1-cut": struct.pack("<IQ", 1, 2 * M) + b"\0" * 20,  # truncated: corrupt
+        b"vol-v2-new": header,
+        b"archip_vol-v2-new": struct.pack("<IQ", 1, 9 * M),  # NAME answers first: never looked at
+        b"vol-bad-version": struct.pack(">IIQIIQ", F.V2_SIGNATURE, 9, M, M, 0, 0),
+        b"vol-empty-object": b"",
+    }
+    maps.update({k.encode(): v for k, v in md.items()})
+    return maps
+
+
+LOOKED_UP = ["1a" * 32, "2b" * 32, "3c" * 32, "snf_file_0123456789abcdef", "4d" * 32, "vol-v1-old", "vol-v1-big",
+             "vol-v1-cut", "vol-v2-new", "vol-bad-version", "vol-empty-object", "vol-nowhere", "5e" * 32, "", "a\0b"]
+
+
+def test_map_lookup_answers_as_filed_does(be, tmp_path):
+    """Maps of each version written through the object I/O, looked up by name: the same answer
+    as filed's for the same bytes, placement (where, path) aside."""
+    needs(be, backends.MAP_LOOKUP)
+    needs(be, backends.OBJECTS)
+    import dataclasses
+
+    from verify import layout
+    from verify.maplookup import FiledMaps, LookupError_, MapInfo
+
+    maps = _lookup_maps()
+    ref_root = tmp_path / "reference-maps"
+    for name, data in maps.items():
+        be.write("maps", name, data)
+        p = ref_root / layout.v04_path(name).decode()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(be.read("maps", name))  # what the store holds (filed with direct I/O pads it)
+    limits = [10, 300, 0, 5, 10, None, None, None, None, None, 3, 1, 1, 1, 1]
+    part = backends.store_backend(be, "maps")
+    with FiledMaps(str(ref_root)) as ref:
+        lookup = part.maps_lookup(2)
+        try:
+            for lim in (limits, None, [4] * len(LOOKED_UP)):
+                got, want = lookup.lookup_maps(LOOKED_UP, lim), ref.lookup_maps(LOOKED_UP, lim)
+                assert set(got) == set(LOOKED_UP)
+                for name in LOOKED_UP:
+                    g, w = got[name], want[name]
+                    if isinstance(w, MapInfo):
+                        assert isinstance(g, MapInfo), name
+                        assert dataclasses.replace(g, where="", path=None) == \
+                            dataclasses.replace(w, where="", path=None), name
+                        assert g.where == ("pool" if part.name == "rados" else w.where)
+                    else:
+                        assert g == w, name
+            bad = lookup.lookup_maps(["", "a\0b"])
+            assert bad == {"": LookupError_("", 0), "a\0b": LookupError_("a\0b", 0)}
+            assert {n: i.v0_entries for n, i in lookup.lookup_maps(LOOKED_UP[:2], [500, 500]).items()} == \
+                {"1a" * 32: 3, "2b" * 32: 200}
+            listed = {(n, h.cls.value) for n, _p, h in lookup.list_maps()}
+            assert listed == {(n, h.cls.value) for n, _p, h in ref.list_maps()}
+        finally:
+            lookup.close()
 
 
 # ---- the scan and the reference check of the same planted store ---------------------------

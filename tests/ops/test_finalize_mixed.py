@@ -147,7 +147,7 @@ def test_cli_scan_check_and_plan_on_a_mixed_config(mixed, tmp_path):
     assert check.returncode == 1 and "Traceback" not in check.stderr
     assert not [f for f in cdoc["findings"] if f["kind"] == "object_missing"]  # unmigrated objects are still served
     pithos = c.archverify("pithos-check", *flags[:-3], "--db", "postgresql://pithos@127.0.0.1:9/pithos")
-    assert pithos.returncode == 2 and len(pithos.stderr.strip().splitlines()) == 1  # the maps are in a pool
+    assert pithos.returncode == 2 and len(pithos.stderr.strip().splitlines()) == 1  # no database there
     plan = c.archverify("finalize", *c.nodes_arg(), "-c", maps.ceph_conf, "--keyring", maps.keyring, "--namespace",
                         maps.namespace, "--state", str(tmp_path / "state"))
     assert plan.returncode == 0 and "Traceback" not in plan.stderr, plan.stderr

@@ -51,10 +51,10 @@ class Entry:
         return importlib.import_module(f"{__name__}.{self.module}").from_options(cfg, validate=validate, **options)
 
 
-_ALL = frozenset({SCAN, REFERENCES, SHARDED, OBJECTS})
+_ALL = frozenset({SCAN, REFERENCES, SHARDED, OBJECTS, MAP_LOOKUP})
 
 REGISTRY: tuple[Entry, ...] = (
-    Entry("filed", "filed", "FiledBackend", _ALL | {MAP_LOOKUP}, ("maps_dir", "blocks_dir")),  # the default
+    Entry("filed", "filed", "FiledBackend", _ALL, ("maps_dir", "blocks_dir")),  # the default
     Entry("rados", "rados", "RadosBackend", _ALL, ("pool", "blocks_pool")),
     Entry("mixed", "mixed", "MixedBackend", _ALL),  # one store filed, the other RADOS
 )

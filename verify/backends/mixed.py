@@ -93,6 +93,10 @@ class MixedBackend:
     def object_path(self, name: bytes) -> str | None:
         return self.blocks.object_path(name)
 
+    def maps_lookup(self, jobs: int):
+        """The maps part's map lookup (pithos-check reads only the maps store)."""
+        return self.maps.maps_lookup(jobs)
+
     # ---- object I/O: the part holding the store --------------------------------------------
 
     def list_page(self, store: str, cursor=None, limit: int = 1000):

@@ -316,6 +316,12 @@ class RadosBackend:
     def object_path(self, name: bytes) -> str | None:
         return None  # a pool has no paths
 
+    def maps_lookup(self, jobs: int):
+        """Map lookups by name in the maps pool, as the mapper opens them (pithos-check)."""
+        from .rados_maps import RadosMaps
+
+        return RadosMaps(self, jobs)
+
     # -- object I/O, through python-rados (fixes write through this) --
 
     def _pool_objects(self, store: str) -> PoolObjects:

@@ -14,12 +14,12 @@ from .store_options import jobs_option, resolve, store_options
 
 
 def maps_lookup(backend, jobs: int):
-    """The map lookup of the backend holding the maps store, if its kind declares one
-    (verify/backends/__init__.py); a mixed config's filed maps dir has one."""
+    """The map lookup of the backend holding the maps store (a filed dir or a RADOS pool; a
+    mixed config's maps part), if its kind declares one (verify/backends/__init__.py)."""
     maps = backends.store_backend(backend, "maps")
     if not backends.supports(maps, backends.MAP_LOOKUP):
         where = maps.describe()["maps"]
-        raise UsageError(f"pithos-check reads filed maps stores; this maps store is {maps.name} "
+        raise UsageError(f"pithos-check cannot look maps up by name in this {maps.name} maps store "
                          f"({where.get('pool') or where.get('dir')})")
     return maps.maps_lookup(jobs)
 
@@ -40,13 +40,15 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
     """Check that every map Pithos's database needs exists in the maps store, with the right size.
 
     Streams table 'versions' (rows with a mapfile) in a read-only transaction and
-    looks each map up as the mapper would: v0 (at its v0.4 or old Pithos path), v1
-    (archip_NAME) or v2. Snapshot rows (archip:NAME) are looked up as NAME. Never
-    writes to the database or the store. Examples:
+    looks each map up as the mapper would: v0 (on filed at its v0.4 or old Pithos
+    path), v1 (archip_NAME) or v2, in a filed maps dir or a RADOS maps pool.
+    Snapshot rows (archip:NAME) are looked up as NAME. Never writes to the database
+    or the store. Examples:
 
     \b
       PGPASSWORD=... archverify pithos-check --db postgresql://pithos@db1/pithos --config /etc/archipelago/archipelago.conf
       archverify pithos-check --db postgresql://pithos@db1/pithos --maps-dir /srv/pithos/data/maps --format json
+      archverify pithos-check --db postgresql://pithos@db1/pithos --pool maps -c /etc/ceph/ceph.conf
     """
     url = pithosdb.resolve_url(db_url)  # validate before any slow work
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
