@@ -64,3 +64,16 @@ def pg_admin(pg_server):
         return admin_url.rsplit("/", 1)[0] + "/" + name
 
     return create
+
+
+def pithos_database(pg_admin, name: str, rows) -> str:
+    """A fresh database ``name`` holding Pithos's schema and ``rows`` (one node each): its URL."""
+    import psycopg
+
+    from verify.pithos_sample import create_schema, load_rows
+
+    url = pg_admin(name)
+    with psycopg.connect(url) as conn:
+        create_schema(conn)
+        load_rows(conn, rows, nodes=len(rows))
+    return url

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from pg_server import pithos_database
 from verify import formats as F
 from verify import layout, maplookup, pithosdb
 from verify.cli.main import cli
@@ -30,10 +31,8 @@ def sample(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def db(pg_admin, sample):
-    url = pg_admin("pithos_planted")
+    url = pithos_database(pg_admin, "pithos_planted", sample.rows)
     with psycopg.connect(url) as conn:
-        create_schema(conn)
-        load_rows(conn, sample.rows, nodes=len(sample.rows))
         # a role that may only read: the check must work with it
         conn.execute("DROP ROLE IF EXISTS pithos_reader")
         conn.execute("CREATE ROLE pithos_reader LOGIN")

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from pg_server import pithos_database
 from verify import formats as F
 from verify.backends import rados as rb
 from verify.cli.main import cli
@@ -35,11 +36,7 @@ def sample(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def db(pg_admin, sample):
-    url = pg_admin("pithos_rados")
-    with psycopg.connect(url) as conn:
-        create_schema(conn)
-        load_rows(conn, sample.rows, nodes=len(sample.rows))
-    return url
+    return pithos_database(pg_admin, "pithos_rados", sample.rows)
 
 
 @pytest.fixture(scope="module")
