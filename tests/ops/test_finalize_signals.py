@@ -1,11 +1,12 @@
-"""``archverify finalize --yes --fix`` as a real process, stopped by Ctrl-C again and again, then run to its end.
+"""``archverify finalize --yes --fix`` as a real process, stopped again and again, then run to its end.
 
-Against the stand-in nodes and ``clean_store`` (tests/ops/test_finalize.py), SIGINT comes at
+Against the stand-in nodes and ``clean_store`` (tests/ops/test_finalize.py), SIGINT (Ctrl-C), then
+SIGTERM (systemd stopping a unit) comes at
 seeded moments: once the journal (``STATE/finalize.journal``) has grown to a seeded number of
 records, plus a seeded fraction of a second, so that it lands between two steps or in the
-middle of one (a restart, the fixes). Sent to the process alone (``kill -INT``) or to its
-process group, as Ctrl-C at a terminal does, where the node commands it runs get it too.
-Each interrupted run exits 130 with one line and no traceback, and loses no object; each
+middle of one (a restart, the fixes). Sent to the process alone (``kill``) or to its
+process group, as a terminal or a unit's control group does, where the node commands it runs
+get it too. Each interrupted run exits 130 or 143 with one line and no traceback, and loses no object; each
 rerun says it resumes; the last ends finished with exit 0, ``pithos_migrate`` off on every
 node, every object there and the store clean.
 """
@@ -52,7 +53,7 @@ def _wait(p: subprocess.Popen, what: str) -> tuple[str, str]:
         pytest.fail(f"{what}: finalize still running {DEADLINE_S}s after SIGINT\n{out}\n{err}")
 
 
-def test_finalize_interrupted_by_sigint_again_and_again_then_finished(tmp_path, running):
+def test_finalize_interrupted_again_and_again_then_finished(tmp_path, running):
     pytest.importorskip("verify.fixes.migrate")
     pytest.importorskip("verify.fixes.upgrade")
     store, info, c = running(clean_store)
@@ -75,28 +76,32 @@ def test_finalize_interrupted_by_sigint_again_and_again_then_finished(tmp_path, 
                 time.sleep(0.001)
         else:
             time.sleep(rng.uniform(0, 0.3))  # between two steps or inside one
+        # SIGINT as Ctrl-C sends it, SIGTERM as systemd stops a service: to the process alone, or to its
+        # whole group (a terminal, or a unit's control group: the node commands get it too)
+        sig = signal.SIGINT if k < 2 else signal.SIGTERM
         if p.poll() is None:
             if k % 2:
-                os.killpg(p.pid, signal.SIGINT)  # Ctrl-C at a terminal: the node commands get it too
+                os.killpg(p.pid, sig)
             else:
-                p.send_signal(signal.SIGINT)
+                p.send_signal(sig)
         out, err = _wait(p, f"run {k} at {n} records")
-        where = f"run {k}, SIGINT after {n} records: exit {p.returncode}\n{out}\n{err}"
-        assert p.returncode in (0, 130), where
+        where = f"run {k}, {sig.name} after {n} records: exit {p.returncode}\n{out}\n{err}"
+        assert p.returncode in (0, 128 + sig), where
         assert "Traceback" not in err and "Traceback" not in out, where
         if k:  # the journal had grown: the run said it resumes
             assert any(line.startswith("resuming") for line in out.splitlines()), where
-        if p.returncode == 130:
+        if p.returncode == 128 + sig:
             assert len(err.strip().splitlines()) == 1, where
-            stopped.append(journal_steps(tmp_path)[-1])
+            stopped.append((sig.name, journal_steps(tmp_path)[-1]))
             for fix in (tmp_path / "state" / "fixes").rglob("*.journal"):
                 assert Journal(fix).pending() == [], f"{fix.name}: a step begun and not finished\n{where}"
         now = blocks_content(store)
         assert {name: now.get(name) for name in before} == before, f"an object lost or changed\n{where}"
         if p.returncode == 0:
             break
-    assert len(stopped) >= 2, stopped  # most runs were stopped, at different steps
-    assert len(set(stopped)) >= 2, stopped
+    assert len(stopped) >= 2, stopped  # most runs were stopped, at different steps, by both signals
+    assert len({step for _, step in stopped}) >= 2, stopped
+    assert {name for name, _ in stopped} == {"SIGINT", "SIGTERM"}, stopped
     if p.returncode != 0:  # the same command again, to the end
         r = c.archverify("finalize", *args)
         assert r.returncode == 0, r.stdout + r.stderr
