@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from one_line import one_line_error
 from verify import config as config_mod
 from verify import formats as F
 from verify.cli.main import COMMANDS, cli
@@ -37,10 +38,7 @@ def invoke(*args) -> "click.testing.Result":  # noqa: F821
 
 
 def assert_one_line_error(r, code=2):
-    assert r.exit_code == code, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("archverify: error:"), r.stderr
-    assert "Traceback" not in r.stderr and r.stdout == ""
+    one_line_error(r.exit_code, r.stdout, r.stderr, code)
 
 
 @pytest.fixture(scope="module")

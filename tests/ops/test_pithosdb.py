@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from one_line import one_line_error
 from pg_server import pithos_database
 from verify import formats as F
 from verify import layout, maplookup, pithosdb
@@ -218,7 +219,7 @@ def test_transaction_is_read_only(pg_admin, sample):
     with pytest.raises(StoreError, match="read-only"):
         list(pithosdb.stream_rows(pithosdb.resolve_url(url)))
     code, out, err = run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir))
-    _one_line_error(code, out, err)
+    one_line_error(code, out, err)
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 0
 
@@ -232,16 +233,9 @@ def test_pithos_db_url_from_the_environment(db, sample):
 # ---- errors: exit 2, one line ------------------------------------------------------
 
 
-def _one_line_error(code, out, err):
-    assert code == 2 and out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("archverify: error:")
-    return lines[0]
-
-
 @pytest.mark.parametrize("url", ["not a url", "mysql://u@h/db", "postgresql://u@h:notaport/db", "postgresql://u@h"])
 def test_bad_urls(url, sample):
-    line = _one_line_error(*run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir)))
+    line = one_line_error(*run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir)))
     assert "Traceback" not in line
 
 
@@ -267,7 +261,7 @@ def test_url_forms_operators_write(url, shown, args):
 
 def test_password_on_the_command_line_is_refused(db, sample):
     url = db.replace("postgres@", "postgres:s3cret@")
-    line = _one_line_error(*run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir)))
+    line = one_line_error(*run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir)))
     assert "s3cret" not in line
     with pytest.raises(ConfigError):
         pithosdb.resolve_url(url)
@@ -276,7 +270,7 @@ def test_password_on_the_command_line_is_refused(db, sample):
 
 def test_no_database_url_at_all(sample, monkeypatch):
     monkeypatch.delenv("PITHOS_DB_URL", raising=False)
-    _one_line_error(*run("pithos-check", "--maps-dir", str(sample.maps_dir)))
+    one_line_error(*run("pithos-check", "--maps-dir", str(sample.maps_dir)))
 
 
 def test_unreachable_server(sample):
@@ -285,19 +279,19 @@ def test_unreachable_server(sample):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    line = _one_line_error(*run("pithos-check", "--db", f"postgresql://postgres@127.0.0.1:{port}/pithos",
+    line = one_line_error(*run("pithos-check", "--db", f"postgresql://postgres@127.0.0.1:{port}/pithos",
                                 "--maps-dir", str(sample.maps_dir)))
     assert f"127.0.0.1:{port}" in line
 
 
 def test_no_such_database(db, sample):
-    _one_line_error(*run("pithos-check", "--db", db.rsplit("/", 1)[0] + "/no_such_db", "--maps-dir",
+    one_line_error(*run("pithos-check", "--db", db.rsplit("/", 1)[0] + "/no_such_db", "--maps-dir",
                          str(sample.maps_dir)))
 
 
 def test_missing_table(pg_admin, sample):
     url = pg_admin("pithos_empty")
-    _one_line_error(*run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir)))
+    one_line_error(*run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir)))
     with pytest.raises(StoreError):
         list(pithosdb.stream_rows(pithosdb.resolve_url(url)))
 
@@ -307,12 +301,12 @@ def test_missing_column(pg_admin, sample):
     with psycopg.connect(url) as conn:
         create_schema(conn)
         conn.execute("ALTER TABLE versions DROP COLUMN mapfile")
-    line = _one_line_error(*run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir)))
+    line = one_line_error(*run("pithos-check", "--db", url, "--maps-dir", str(sample.maps_dir)))
     assert "mapfile" in line
 
 
 def test_missing_maps_dir(db, tmp_path):
-    _one_line_error(*run("pithos-check", "--db", db, "--maps-dir", str(tmp_path / "nope")))
+    one_line_error(*run("pithos-check", "--db", db, "--maps-dir", str(tmp_path / "nope")))
 
 
 def test_cli_process_end_to_end(db, sample, tmp_path):

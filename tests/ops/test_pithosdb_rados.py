@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from one_line import one_line_error
 from pg_server import pithos_database
 from verify import formats as F
 from verify.backends import rados as rb
@@ -146,21 +147,15 @@ def test_names_only_a_pool_holds_and_names_it_cannot(ceph_cluster, engine):
         assert {n for n, _p, _h in lookup.list_maps()} == {"v2", "archip_v1"}  # v0 only by a 64-hex name
 
 
-def _one_line_exit_2(code, out, err):
-    assert code == 2 and out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("archverify: error:"), err
-
-
 def test_missing_pool_is_one_line(db, ceph_cluster):
-    _one_line_exit_2(*run("pithos-check", "--db", db, *cluster_flags(ceph_cluster, "default", "no-such-pool")))
+    one_line_error(*run("pithos-check", "--db", db, *cluster_flags(ceph_cluster, "default", "no-such-pool")))
 
 
 def test_unreachable_cluster_is_one_line(db, ceph_cluster, tmp_path):
     conf = tmp_path / "ceph.conf"
     lines = ceph_cluster.conf.read_text().splitlines()
     conf.write_text("\n".join("mon host = [v2:127.0.0.1:1]" if ln.startswith("mon host") else ln for ln in lines) + "\n")
-    _one_line_exit_2(*run("pithos-check", "--db", db, "--pool", POOL, "-c", conf, "--keyring", ceph_cluster.keyring,
+    one_line_error(*run("pithos-check", "--db", db, "--pool", POOL, "-c", conf, "--keyring", ceph_cluster.keyring,
                           "--connect-timeout", "2"))
 
 
