@@ -20,20 +20,12 @@ def run_shards(backend: Backend, shards: list[Shard], jobs: int, progress: Progr
     return ShardResult.merge_all(results)
 
 
-def estimated_total(backend: Backend) -> int | None:
-    """About how many objects a scan of ``backend`` lists, where a store can tell cheaply: RADOS
-    keeps an object count per pool. Filed cannot: counting files is the walk itself (and a
-    filesystem's count of inodes in use is not per store directory)."""
-    estimate = getattr(backend, "estimated_objects", None)
-    return estimate() if estimate is not None else None
-
-
 def scan(backend: Backend, jobs: int, progress: Progress | bool | None = None, shards_per_store: int = 1) -> Summary:
     """Scan both stores of ``backend`` on this machine with ``jobs`` threads."""
     t0 = time.monotonic()
     progress = as_progress(progress)
     if progress.enabled and "scan" not in progress.expected:
-        total = estimated_total(backend)
+        total = backend.estimated_objects()  # RADOS keeps an object count per pool; filed cannot tell
         if total:
             progress.expected["scan"] = Measure(total, 0.0, estimated=True)
     result = run_shards(backend, backend.shards(shards_per_store), jobs, progress)

@@ -76,6 +76,10 @@ class Scan(Protocol):
     def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         """Scan one shard; unreadable parts become ``unreadable`` findings, never exceptions."""
 
+    def estimated_objects(self) -> int | None:
+        """About how many objects a scan lists, where the store can tell cheaply (a progress
+        bar's total, shown as an estimate); None where it cannot."""
+
 
 @runtime_checkable
 class ReferenceCheck(Protocol):

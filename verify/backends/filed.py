@@ -155,6 +155,11 @@ class FiledBackend:
     def shards(self, per_store: int = 1) -> list[Shard]:
         return [Shard(role, lo, hi, BUCKETS) for role in self.dirs() for lo, hi in split(BUCKETS, per_store)]
 
+    def estimated_objects(self) -> int | None:
+        """None: counting files is the walk itself (and a filesystem's count of inodes in use is
+        not per store dir)."""
+        return None
+
     def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         scan = _load_scanner()
         root = self.dirs()[shard.store]

@@ -66,6 +66,11 @@ class MixedBackend:
     def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         return self.part(shard.store).scan_shard(shard, jobs, progress)
 
+    def estimated_objects(self) -> int | None:
+        """Both parts' estimates, or None when either part has none (half a total would mislead)."""
+        counts = [be.estimated_objects() for _, be in self._parts()]
+        return None if None in counts else sum(counts)
+
     # ---- check: the references through the sharded join, the data on the blocks part -------
 
     def check_references(self, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
