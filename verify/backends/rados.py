@@ -25,7 +25,6 @@ from .. import nativejob
 from ..errors import StoreError, UsageError
 from ..findings import Finding, escape_name, escape_names
 from ..summary import Lock, ShardResult
-from . import rados_check
 from .base import ProgressFn, Ref, Shard, Window, split, strerror
 from .rados_io import MAX_TRIES, TRANSIENT, PoolObjects  # noqa: F401  (MAX_TRIES, TRANSIENT: as before, for callers)
 from .rados_io import errno_of as _errno
@@ -34,6 +33,13 @@ from .rados_io import retry as _retry
 _OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
 DEFAULT_SEARCH = "$CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf"
+
+
+def _stages():
+    """verify.backends.rados_check, imported on first use: only ``check`` needs it, not a scan."""
+    from . import rados_check
+
+    return rados_check
 
 
 def _engine():
@@ -292,26 +298,26 @@ class RadosBackend:
 
     def check_references(self, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         """Every map's entries against every object of the blocks pool."""
-        return rados_check.check_references(self, jobs, progress)
+        return _stages().check_references(self, jobs, progress)
 
     def verify_data(self, jobs: int, window: Window, progress: ProgressFn | None = None) -> ShardResult:
         """Content hashes of the 64-hex objects whose fingerprint is in ``window`` (start, width, all)."""
-        return rados_check.verify_data(self, jobs, window, progress)
+        return _stages().verify_data(self, jobs, window, progress)
 
     # -- the same stages one shard (a range of name hash buckets) at a time (check --dask) --
 
     def check_shard(self, shard: Shard, jobs: int, locator: bytes) -> tuple[ShardResult, bytes]:
-        return rados_check.shard_fingerprints(self, shard, locator)
+        return _stages().shard_fingerprints(self, shard, locator)
 
     def explain_shard(self, shard: Shard, jobs: int, records: bytes,
                       width: int) -> tuple[list[Ref], dict[bytes, tuple[int, int]]]:
-        return rados_check.shard_missing(self, shard, records, width)
+        return _stages().shard_missing(self, shard, records, width)
 
     def orphans_shard(self, shard: Shard, jobs: int, records: bytes, width: int) -> ShardResult:
-        return rados_check.shard_orphans(self, shard, records, width)
+        return _stages().shard_orphans(self, shard, records, width)
 
     def verify_data_shard(self, shard: Shard, jobs: int, window: Window) -> ShardResult:
-        return rados_check.verify_data(self, jobs, window, None, shard)
+        return _stages().verify_data(self, jobs, window, None, shard)
 
     def object_path(self, name: bytes) -> str | None:
         return None  # a pool has no paths
