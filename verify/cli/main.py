@@ -61,6 +61,24 @@ class Group(click.Group):
             self.add_command(module.command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """click's main, but a usage error is one line, ``archverify: error: ...``, and exit 2,
+        as every other error is (not click's usage block of three lines)."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.ClickException as e:
+            hint = ""
+            if isinstance(e, click.exceptions.UsageError) and e.ctx is not None:
+                hint = f" (see '{e.ctx.command_path} --help')"
+            click.echo(f"archverify: error: {printable(e.format_message())}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("archverify: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx):
         try:
             with nativejob.stop_on_signals():

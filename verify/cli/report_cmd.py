@@ -16,7 +16,7 @@ from .output_options import check_outputs, opened_output
 @state_option(required=True, help="The state dir that 'archverify check --state DIR' keeps its runs in.")
 @click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False),
               help="Write the page to FILE (atomically: a reader never sees half a page).")
-@conventions()
+@conventions(creates="the --html page")
 def command(state_dir, html_path, run: Run):
     """Write the findings of the runs kept in --state as one HTML page.
 

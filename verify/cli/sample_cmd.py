@@ -37,7 +37,7 @@ pithos_migrate = True
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--seed", type=int, default=4, show_default=True, help="Same seed, same store.")
 @click.option("--volumes", type=click.IntRange(1, 100000), default=12, show_default=True, help="Healthy volumes to write.")
-@conventions()
+@conventions(creates="files in a new or empty DIRECTORY")
 def command(directory, seed, volumes, run: Run):
     """Write a sample filed store (maps/, blocks/ and archipelago.conf) into DIRECTORY.
 

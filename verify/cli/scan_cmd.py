@@ -15,9 +15,9 @@ from .store_options import jobs_option, resolve, store_options
 
 @click.command("scan")
 @store_options
-@jobs_option(reads_only=True)
+@jobs_option
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
-@output_options
+@output_options(totals=" (on RADOS with the pools' object count as its total)")
 @dask_options
 def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
             progress, dask_address, shards, dask_timeout, **rados_opts):
