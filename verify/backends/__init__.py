@@ -98,11 +98,11 @@ def store_kinds(config_types: dict[str, str] | None, options: dict) -> dict[str,
 
 
 def choose(name: str | None, config_types: dict[str, str] | None, options: dict,
-           given: frozenset[str] | set[str] = frozenset()) -> Entry:
+           given: dict[str, str] | None = None) -> Entry:
     """The backend named by ``--backend``, else the one the stores' kinds call for: one kind for
     both stores is that kind's backend, two kinds are ``mixed``.
 
-    ``given``: the options the user typed. One that only another kind reads would be
+    ``given``: the options the user typed (name -> as typed). One that only another kind reads would be
     ignored without a word (``--backend rados --maps-dir DIR`` scanning the pool, not DIR):
     it is refused instead."""
     if name is not None:
@@ -112,19 +112,16 @@ def choose(name: str | None, config_types: dict[str, str] | None, options: dict,
     else:
         kinds = store_kinds(config_types, options)
         e = entry(kinds["maps"] if kinds["maps"] == kinds["blocks"] else MIXED)
+    given = given or {}
     if e.flags:
         for other in REGISTRY:
             stray = [o for o in other.flags if o in given and o not in e.flags]
             if stray:
                 why = f"--backend {name}" if name is not None else "by the config and the store flags"
-                raise UsageError(f"{_flag(stray[0])} is a {other.name} option, but both stores are {e.name} here "
+                raise UsageError(f"{given[stray[0]]} is a {other.name} option, but both stores are {e.name} here "
                                  f"({why}): it would be ignored; drop it"
                                  + (" or give --backend mixed" if name else ""))
     return e
-
-
-def _flag(option: str) -> str:
-    return "--" + option.replace("_", "-")
 
 
 def store_backend(backend, role: str):

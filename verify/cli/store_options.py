@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 
 import click
 
@@ -179,13 +180,17 @@ def _names_keyring(conf: str) -> bool:
         return False  # the backend reports an unreadable ceph.conf, with its path
 
 
-def given_options() -> set[str]:
-    """The options typed on this command line (not defaults, not $CEPH_ARGS)."""
+def given_options() -> dict[str, str]:
+    """The options typed on this command line (not defaults, not $CEPH_ARGS): name -> as typed."""
     ctx = click.get_current_context(silent=True)
     if ctx is None:
-        return set()
-    return {p.name for p in ctx.command.params
-            if ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE}
+        return {}
+    argv = set(sys.argv[1:])
+    out = {}
+    for p in ctx.command.params:
+        if ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE:
+            out[p.name] = next((o for o in p.opts + p.secondary_opts if o in argv), p.opts[0] if p.opts else p.name)
+    return out
 
 
 def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, **rados_opts):
