@@ -16,8 +16,10 @@ from .conventions import conventions, state_option
 from .dask_options import dask_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
+from .exit_status import READS, READS_STOPPED, exit_status
 
 
+@exit_status({**READS, 2: READS[2] + ", --lock held"}, READS_STOPPED)
 @click.command("check")
 @store_options
 @jobs_option
@@ -60,7 +62,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
     window = check_op.SampleWindow.of(sample)
     # with --dask the workers read the stores, so they (not this machine) must see them
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
-                           **rados_opts)
+                           needs=(), **rados_opts)  # a store left out is refused below, not warned of
     warn(warnings)
     if not backends.supports(be, backends.REFERENCES):
         raise UsageError(f"the {be.name} backend cannot run the reference check yet; use 'scan'")

@@ -17,10 +17,14 @@ from .conventions import conventions, state_option
 from .node_options import node_options, resolve_nodes
 from .output_options import max_shown_option
 from .store_options import jobs_option, pithos_db_option, rados_options
+from .exit_status import ERROR, JOURNALED_STOPPED, exit_status
 
 DEFAULT_STATE_DIR = "/var/lib/archverify/finalize"
 
 
+@exit_status({0: "finished with nothing found, or the plan shown",
+              1: "findings in the final check, or objects still at an old path (waiting)",
+              2: ERROR + ", a node or store unreachable, or refused (volumes mapped, locks held)"}, JOURNALED_STOPPED)
 @click.command("finalize")
 @node_options
 @click.option("--fix", is_flag=True, help="Also run migrate-objects and upgrade-maps while pithos_migrate is on.")
@@ -50,7 +54,7 @@ def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine
     Objects whose old and new paths coincide are pinned (hard-linked aside) before
     pithos_migrate goes on and put back if filed removes them. Every completed
     step goes to a journal in --state: after an interruption, run the same
-    command again and it continues where it stopped. Exit code as 'scan'.
+    command again and it continues where it stopped.
 
     On RADOS pools (rados_blocker in the config): preflight, upgrade-maps (online
     while Archipelago runs, offline when it is stopped on every node), then the

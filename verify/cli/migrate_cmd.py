@@ -16,6 +16,7 @@ from .conventions import Run, conventions, state_option
 from .options import apply_options
 from .output_options import warn
 from .store_options import jobs_option, resolve
+from .exit_status import FIXES, JOURNALED_STOPPED, exit_status
 
 DEFAULT_JOURNAL_DIR = "/var/lib/archverify"
 
@@ -73,6 +74,7 @@ def render_results(results: list[dict], run: Run, out=None) -> int:
     return 1 if counts.get("planned") or counts.get("conflict") or counts.get("failed") else 0
 
 
+@exit_status(FIXES, JOURNALED_STOPPED)
 @click.command("migrate-objects")
 @filed_store_options
 @click.option("--resolve-identical", is_flag=True,

@@ -11,6 +11,7 @@ from ..scan import progress_bar
 from .conventions import conventions
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
 from .store_options import jobs_option, pithos_db_option, resolve, store_options
+from .exit_status import READS, READS_STOPPED, exit_status
 
 
 def maps_lookup(backend, jobs: int):
@@ -24,6 +25,8 @@ def maps_lookup(backend, jobs: int):
     return maps.maps_lookup(jobs)
 
 
+@exit_status({0: "every map found, with its size", 1: "findings", 2: READS[2] + ", the database unreachable"},
+             READS_STOPPED)
 @click.command("pithos-check")
 @pithos_db_option(f"Pithos's database [default: ${pithosdb.ENV_URL}]:")
 @click.option("--orphans", is_flag=True,
@@ -49,7 +52,7 @@ def command(pithos_db, orphans, config_path, backend, maps_dir, blocks_dir, pith
       archverify pithos-check --pithos-db postgresql://pithos@db1/pithos --pool maps -c /etc/ceph/ceph.conf
     """
     url = pithosdb.resolve_url(pithos_db)  # validate before any slow work
-    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
+    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, needs=("maps",), **rados_opts)
     warn(warnings)
     check_outputs(be.describe(), output=output, logdir=logdir)
     lookup = maps_lookup(be, jobs)

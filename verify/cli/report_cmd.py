@@ -10,8 +10,10 @@ from .. import html_report
 from ..errors import OutputError
 from .conventions import Run, conventions, state_option, warn
 from .output_options import check_outputs, opened_output
+from .exit_status import CREATES, exit_status
 
 
+@exit_status(CREATES)
 @click.command("report")
 @state_option(required=True, help="The state dir that 'archverify check --state DIR' keeps its runs in.")
 @click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False),

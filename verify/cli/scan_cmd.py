@@ -11,8 +11,10 @@ from .conventions import conventions
 from .dask_options import dask_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
 from .store_options import jobs_option, resolve, store_options
+from .exit_status import READS, READS_STOPPED, exit_status
 
 
+@exit_status(READS, READS_STOPPED)
 @click.command("scan")
 @store_options
 @jobs_option

@@ -193,10 +193,12 @@ def given_options() -> dict[str, str]:
     return out
 
 
-def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, **rados_opts):
+def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, needs=backends.ROLES,
+            **rados_opts):
     """Builds the backend the registry names for the config and flags; validates before any slow work.
 
-    The warnings returned say which store was left out, when the flags name only one."""
+    The warnings returned say which store of those the command ``needs`` was left out, when
+    the flags name only one."""
     cfg = None
     if config_path is None and not (maps_dir or blocks_dir or rados_opts.get("pool") or rados_opts.get("blocks_pool")):
         if config_mod.DEFAULT_PATH.exists():
@@ -218,7 +220,7 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate
     be = kind.build(cfg, validate=validate, **options)
     if kind.name != backends.MIXED:
         for i, role in enumerate(backends.ROLES):
-            if role not in be.describe():
+            if role in needs and role not in be.describe():
                 warnings.append(f"only the {backends.ROLES[1 - i]} store was read: the {role} store was not "
                                 f"named (--{kind.options[i].replace('_', '-')}, or --config)")
     return be, warnings

@@ -19,6 +19,7 @@ from .conventions import conventions, state_option
 from .migrate_cmd import DEFAULT_JOURNAL_DIR
 from .output_options import warn
 from .store_options import given_options, jobs_option, pithos_db_option, resolve, store_options
+from .exit_status import FIXES, JOURNALED_STOPPED, exit_status
 
 DEFAULT_BACKUP_DIR = "/var/lib/archverify/map-backups"
 ONLINE_JOBS = 4  # vlmc processes at once, as finalize runs them
@@ -74,6 +75,8 @@ def sizes_from_pithos_db(url: str) -> dict[str, int]:
     return pithosdb.v0_sizes(pithosdb.resolve_url(url))
 
 
+@exit_status({0: "nothing left to upgrade", 1: "maps left: a preview's plan, failed or invalid maps", 2: FIXES[2]},
+             JOURNALED_STOPPED)
 @click.command("upgrade-maps")
 @store_options(pithos_migrate=False)
 @click.option("--online", "mode", flag_value="vlmc", help="Through the running Archipelago: vlmc open + close.")
@@ -116,7 +119,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, mode, lo
     apply, journal_dir = run.apply, state_dir
     if apply:
         catch_stop_signals()  # from here a signal stops the upgrade between two maps (exit 130/143)
-    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
+    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, needs=("maps",), **rados_opts)
     warn(warnings)
     maps_part = backends.store_backend(be, "maps")
     if direct is not None and maps_part.name == "filed":
