@@ -24,7 +24,7 @@ import click  # noqa: E402
 import pytest  # noqa: E402
 
 from tests.one_line import one_line_error  # noqa: E402
-from verify.cli.main import cli  # noqa: E402
+from verify.cli.main import every_command  # noqa: E402
 from verify.cli.output_options import output_options  # noqa: E402
 from verify.cli.store_options import ceph_options, jobs_option, pithos_db_option, rados_options  # noqa: E402
 
@@ -48,22 +48,13 @@ RESOURCES = {  # the option set, and every command that reaches the resource
 }
 
 
-def _commands() -> dict[str, click.Command]:
-    ctx = click.Context(cli, info_name="archverify")
-    out = {}
-    for name in cli.list_commands(ctx):
-        cmd = cli.get_command(ctx, name)
-        out[name] = cmd
-        for sub, c in getattr(cmd, "commands", {}).items():
-            out[f"{name} {sub}"] = c
-    return out
 
 
 @pytest.mark.parametrize("resource", sorted(RESOURCES))
 def test_every_command_reaching_a_resource_takes_the_same_flags(resource):
     """The same names, spellings and defaults; a command with one of a set's flags has all of them."""
     shared, reaching = RESOURCES[resource]
-    for name, cmd in _commands().items():
+    for name, cmd in every_command().items():
         own = {p.name: p for p in cmd.params}
         has = set(shared) & set(own)
         if name not in reaching:
@@ -77,7 +68,7 @@ def test_every_command_reaching_a_resource_takes_the_same_flags(resource):
 
 
 def test_one_jobs_default_everywhere():
-    jobs = {name: next(p for p in cmd.params if p.name == "jobs") for name, cmd in _commands().items()
+    jobs = {name: next(p for p in cmd.params if p.name == "jobs") for name, cmd in every_command().items()
             if any(p.name == "jobs" for p in cmd.params)}
     assert {p.default for p in jobs.values()} == {None}  # resolved by default_read_jobs() in one place
     assert len({p.help.split("]")[0].split(";")[0] for p in jobs.values()}) == 1

@@ -179,6 +179,19 @@ def cli(ctx, debug):
     ctx.meta["archverify.debug"] = debug
 
 
+def every_command() -> dict[str, click.Command]:
+    """Every command and subcommand by the name typed ('pithos-migrate enable'): for the docs
+    and the man pages (this imports every command's module)."""
+    ctx = click.Context(cli, info_name="archverify")
+    out = {}
+    for name in cli.list_commands(ctx):
+        cmd = cli.get_command(ctx, name)
+        out[name] = cmd
+        for sub, c in sorted(getattr(cmd, "commands", {}).items()):
+            out[f"{name} {sub}"] = c
+    return out
+
+
 def main(argv=None):
     """Console-script entry point; click usage errors exit 2, as ours do."""
     sys.stdout, sys.stderr = _pipe_safe(sys.stdout), _pipe_safe(sys.stderr)
