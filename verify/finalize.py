@@ -128,6 +128,7 @@ class Options:
     quarantine_root: str | None = None
     rados: dict = field(default_factory=dict)  # -c/--ceph-conf, --id, --keyring, --namespace, ... for RADOS pools
     pools: dict = field(default_factory=dict)  # --pool/--blocks-pool: must be the pools the config names
+    rados_typed: frozenset = frozenset()  # the RADOS flags typed (as typed): refused when no store is a pool
     backup_dir: Path | None = None  # upgrade-maps' backups [default: STATE/map-backups]
     logdir: Path | None = None  # upgrade-maps' logs [default: STATE/upgrade-logs]
     pithos_sizes: Callable[[], dict] | None = None  # v0 map sizes, read when a fix step needs them
@@ -471,6 +472,10 @@ class Finalizer:
                 raise UsageError(f"{j.path}: an unfinished finalize for {first.get('params')} is recorded there; "
                                  "run it again with the same --nodes and --config, or move the journal away")
         self.cluster = read_cluster(self.o)
+        if not self.cluster.pools and (self.o.rados_typed or self.o.pools):
+            flag = sorted(self.o.rados_typed)[0] if self.o.rados_typed else "--pool"
+            raise UsageError(f"{flag} is a RADOS option, but {self.o.config_path} names no pool (both stores "
+                             "are filed): it would be ignored; drop it")
         for w in self.cluster.warnings:
             self.log(f"  config warning: {w}")
         if not self.cluster.dirs:

@@ -26,7 +26,8 @@ import pytest  # noqa: E402
 from tests.one_line import one_line_error  # noqa: E402
 from verify.cli.main import every_command  # noqa: E402
 from verify.cli.output_options import output_options  # noqa: E402
-from verify.cli.store_options import ceph_options, jobs_option, pithos_db_option, rados_options  # noqa: E402
+from verify.cli.store_options import (ceph_options, jobs_option, pithos_db_option, rados_options,  # noqa: E402
+                                      store_options)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +38,8 @@ def _params(deco, only=None, but=()) -> dict[str, click.Option]:
 
 
 RESOURCES = {  # the option set, and every command that reaches the resource
+    "store dirs": (_params(store_options, only=("maps_dir", "blocks_dir")),
+                   {"scan", "check", "pithos-check", "upgrade-maps", "migrate-objects"}),
     "ceph": (_params(ceph_options), {"scan", "check", "pithos-check", "upgrade-maps", "finalize", "config"}),
     "pools": (_params(rados_options, but=_params(ceph_options)),
               {"scan", "check", "pithos-check", "upgrade-maps", "finalize"}),

@@ -10,13 +10,13 @@ from pathlib import Path
 import click
 
 from .. import finalize as fin
-from .. import pithosdb, report
+from .. import backends, pithosdb, report
 from ..durable import catch_stop_signals
 from ..restart import RestartFailed
 from .conventions import conventions, state_option
 from .node_options import node_options, resolve_nodes
 from .output_options import max_shown_option
-from .store_options import jobs_option, pithos_db_option, rados_options
+from .store_options import given_options, jobs_option, pithos_db_option, rados_options
 from .exit_status import ERROR, JOURNALED_STOPPED, exit_status
 
 DEFAULT_STATE_DIR = "/var/lib/archverify/finalize"
@@ -81,9 +81,12 @@ def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine
         def sizes():
             return sizes_from_pithos_db(pithos_db)
     pools = {r: p for r, p in (("maps", pool), ("blocks", blocks_pool)) if p is not None}
+    typed = given_options()
+    rados_typed = frozenset(v for k, v in typed.items() if k in backends.entry("rados").flags)
     opts = fin.Options(config_path, [n for n in nodes if n is not None] or None, runner, Path(state_dir), fix=fix,
                        force=force, jobs=jobs, quarantine_root=quarantine_dir, log=run.say,
                        rados={k: v for k, v in rados_opts.items() if v is not None}, pools=pools,
+                       rados_typed=rados_typed,
                        backup_dir=Path(backup_dir) if backup_dir else None, logdir=Path(logdir) if logdir else None,
                        pithos_sizes=sizes, vlmc=tuple(shlex.split(vlmc_cmd)))
     finalizer = fin.Finalizer(opts)
