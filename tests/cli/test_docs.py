@@ -158,3 +158,17 @@ def test_the_unit_and_the_cron_line_take_only_options_check_has():
         given = {a.split("=")[0] for a in argv[2:] if a.startswith("-")}
         assert given <= _spellings(), given
     assert "--progress" in _exec_start(UNIT)  # the journal gets progress lines
+
+
+# options a help names that are not the command's own, and why
+NOT_OWN = {"finalize": {"-f"}, "restart": {"-f", "-l", "-o"},  # 'archipelago stop -f', an ssh example
+           "pithos-migrate": {"--yes"},  # its subcommands'
+           "sample": {"--config"}}  # the 'archverify scan --config' to run next
+
+
+def test_no_help_mentions_an_option_its_command_lacks():
+    for name, cmd in every_command().items():
+        own = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+        text = (cmd.help or "") + " ".join((getattr(p, "help", "") or "") for p in cmd.params)
+        named = set(re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", text))
+        assert sorted(named - own - NOT_OWN.get(name, set())) == [], name

@@ -66,7 +66,7 @@ def _engine():
 
 
 @contextlib.contextmanager
-def _stderr_swallowed():
+def stderr_swallowed():
     """fd 2 sent to a scratch file for the duration (librados writes there from C, past
     ``err_to_stderr = false`` for some lines); Python's own stderr is flushed first."""
     try:
@@ -194,7 +194,7 @@ class RadosBackend:
     def _connect_quietly(self, step):
         """``step()`` with librados' own lines on stderr (a DNS SRV lookup, auth errors) kept out
         of the user's terminal: whatever went wrong is said once, by :meth:`_connect_error`."""
-        with _stderr_swallowed():
+        with stderr_swallowed():
             return step()
 
     def connect(self):

@@ -21,6 +21,8 @@ def _pool_checker(ceph_conf, client_id, keyring=None, timeout=5.0):
         import rados  # type: ignore
     except ImportError:
         return lambda pool: None
+    from ..backends.rados import stderr_swallowed
+
     cluster = None
 
     def exists(pool):
@@ -29,7 +31,8 @@ def _pool_checker(ceph_conf, client_id, keyring=None, timeout=5.0):
             if cluster is None:
                 cluster = rados.Rados(conffile=ceph_conf or "", rados_id=client_id,
                                       conf={"keyring": keyring} if keyring else None)
-                cluster.connect(timeout=int(timeout))
+                with stderr_swallowed():  # librados' own lines: the verdict says "cannot tell"
+                    cluster.connect(timeout=int(timeout))
             return bool(cluster.pool_exists(pool))
         except Exception:
             return None
