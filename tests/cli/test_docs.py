@@ -132,6 +132,8 @@ def test_man_pages_one_per_command_exit_status_own_see_also_existing(tmp_path):
         text = pages["archverify-" + name.replace(" ", "-")]
         status = text[text.index(".SH EXIT STATUS"):text.index(".SH", text.index(".SH EXIT STATUS") + 1)]
         assert set(int(c) for c in re.findall(r"^\\fB(\d+)\\fR$", status, flags=re.M)) == set(cmd.exit_codes), name
+    top = pages["archverify"]
+    assert all(f" {code} " in top[top.index(".SH EXIT STATUS"):] for code in (0, 1, 2, 130, 143))
     for name, text in pages.items():
         refs = set(re.findall(r"\\fB([a-z\\-]+)\\fR\(1\)", text))
         assert {r.replace("\\-", "-") for r in refs} <= set(pages), name

@@ -16,7 +16,8 @@ from ..findings import printable
 
 EPILOG = """\b
 Exit codes: 0 nothing found, 1 findings, 2 usage/config error or part of a
-store unreadable. Run 'archverify COMMAND --help' for each command."""
+store unreadable, 130 interrupted (SIGINT), 143 terminated (SIGTERM); each
+command's own end its help. Run 'archverify COMMAND --help' for each command."""
 
 
 EXIT_INTERNAL = 2
