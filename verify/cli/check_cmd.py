@@ -62,7 +62,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
     window = check_op.SampleWindow.of(sample)
     # with --dask the workers read the stores, so they (not this machine) must see them
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
-                           needs=(), **rados_opts)  # a store left out is refused below, not warned of
+                           **rados_opts)
     warn(warnings)
     if not backends.supports(be, backends.REFERENCES):
         raise UsageError(f"the {be.name} backend cannot run the reference check yet; use 'scan'")

@@ -52,7 +52,7 @@ def command(pithos_db, orphans, config_path, backend, maps_dir, blocks_dir, pith
       archverify pithos-check --pithos-db postgresql://pithos@db1/pithos --pool maps -c /etc/ceph/ceph.conf
     """
     url = pithosdb.resolve_url(pithos_db)  # validate before any slow work
-    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, needs=("maps",), **rados_opts)
+    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
     warn(warnings)
     check_outputs(be.describe(), output=output, logdir=logdir)
     lookup = maps_lookup(be, jobs)

@@ -193,12 +193,8 @@ def given_options() -> dict[str, str]:
     return out
 
 
-def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, needs=backends.ROLES,
-            **rados_opts):
-    """Builds the backend the registry names for the config and flags; validates before any slow work.
-
-    The warnings returned say which store of those the command ``needs`` was left out, when
-    the flags name only one."""
+def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, **rados_opts):
+    """Builds the backend the registry names for the config and flags; validates before any slow work."""
     cfg = None
     if config_path is None and not (maps_dir or blocks_dir or rados_opts.get("pool") or rados_opts.get("blocks_pool")):
         if config_mod.DEFAULT_PATH.exists():
@@ -217,13 +213,19 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate
         named = [role for role, flag in zip(backends.ROLES, kind.options) if options.get(flag)]
         if named == ["blocks"]:
             options["roles"] = ("blocks",)  # --blocks-dir alone reads the blocks store, as --maps-dir alone the maps
-    be = kind.build(cfg, validate=validate, **options)
-    if kind.name != backends.MIXED:
-        for i, role in enumerate(backends.ROLES):
-            if role in needs and role not in be.describe():
-                warnings.append(f"only the {backends.ROLES[1 - i]} store was read: the {role} store was not "
-                                f"named (--{kind.options[i].replace('_', '-')}, or --config)")
-    return be, warnings
+    return kind.build(cfg, validate=validate, **options), warnings
+
+
+def unread_stores(be, config_path) -> list[str]:
+    """What a command that reads both stores says at its end when the flags named only one
+    (``--maps-dir`` alone): the other store was not read. (At the end, so that a run refused
+    later is still one line; with --config the stores are the config's.)"""
+    kind = backends.entry(be.name)
+    if config_path is not None or kind is None or kind.name == backends.MIXED:
+        return []
+    return [f"only the {backends.ROLES[1 - i]} store was read: the {role} store was not named "
+            f"(--{kind.options[i].replace('_', '-')}, or --config)"
+            for i, role in enumerate(backends.ROLES) if role not in be.describe()]
 
 
 READ_JOBS_PER_CPU = 8  # a walk's threads mostly wait for the disk: see default_read_jobs

@@ -119,7 +119,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, mode, lo
     apply, journal_dir = run.apply, state_dir
     if apply:
         catch_stop_signals()  # from here a signal stops the upgrade between two maps (exit 130/143)
-    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, needs=("maps",), **rados_opts)
+    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
     warn(warnings)
     maps_part = backends.store_backend(be, "maps")
     if direct is not None and maps_part.name == "filed":
