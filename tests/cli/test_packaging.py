@@ -95,7 +95,8 @@ def test_the_deb_installs_a_working_archverify(deb, installed, tmp_path):
 def test_man_pages_and_completion_are_shipped(installed):
     man = installed / "usr/share/man/man1"
     pages = sorted(p.name for p in man.iterdir())
-    cmds = ["check", "config", "finalize", "migrate-objects", "pithos-check", "pithos-migrate", "report", "restart",
+    cmds = ["check", "config", "finalize", "migrate-objects", "pithos-check", "pithos-migrate",
+            "pithos-migrate-disable", "pithos-migrate-enable", "pithos-migrate-status", "report", "restart",
             "sample", "scan", "upgrade-maps"]
     assert pages == sorted(["archverify.1.gz"] + [f"archverify-{c}.1.gz" for c in cmds])
     if shutil.which("man") is None:

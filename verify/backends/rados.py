@@ -11,9 +11,12 @@ missing caps become one-line :class:`~verify.errors.StoreError` s before any lis
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno as E
 import os
+import sys
+import tempfile
 import threading
 import zlib
 from collections import Counter
@@ -66,6 +69,27 @@ def _engine():
             "the RADOS backend needs librados: install the Debian packages librados-dev and python3-rados "
             "and rebuild archverify (make build), or use --backend filed"
         ) from None
+
+
+@contextlib.contextmanager
+def stderr_swallowed():
+    """fd 2 sent to a scratch file for the duration (librados writes there from C, past
+    ``err_to_stderr = false`` for some lines); Python's own stderr is flushed first."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as scratch:
+            os.dup2(scratch.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def from_options(cfg, validate: bool = True, pool=None, blocks_pool=None, ceph_conf=None, client_id=None, keyring=None,
@@ -156,8 +180,13 @@ class RadosBackend:
         if err in (E.EACCES, E.EPERM):
             return StoreError(f"the cluster refused {self.user}: wrong key in "
                               f"{self.keyring or 'the keyring'}, or no such cephx user (EACCES)")
+        if err == E.ENOENT and not self._mon_host().strip():
+            # librados then asks DNS for a ceph-mon SRV record; ENOENT says that found none either
+            return StoreError(f"no monitor address configured: {conf} sets no 'mon host' (and DNS has no "
+                              "ceph-mon SRV record); add 'mon host = ADDR' to it, or give -c/--conf PATH")
         if err == E.ENOENT:
-            return StoreError(f"no keyring with a key for {self.user} found; give --keyring PATH")
+            return StoreError(f"no keyring with a key for {self.user} found"
+                              + (f" in {self.keyring}" if self.keyring else "") + "; give -k/--keyring PATH")
         if err == E.EINVAL and op.startswith("conf_set"):
             return StoreError(f"librados refused option {op[9:]!r}")
         return StoreError(f"cannot connect to the Ceph cluster as {self.user} ({op}): {strerror(err)}")
@@ -168,6 +197,12 @@ class RadosBackend:
         except Exception:
             return "?"
 
+    def _connect_quietly(self, step):
+        """``step()`` with librados' own lines on stderr (a DNS SRV lookup, auth errors) kept out
+        of the user's terminal: whatever went wrong is said once, by :meth:`_connect_error`."""
+        with stderr_swallowed():
+            return step()
+
     def connect(self):
         if self._conn is not None:
             return self._conn
@@ -177,12 +212,13 @@ class RadosBackend:
             from .. import _rados
 
             try:
-                conn = _rados.Cluster(self.client_id, self.ceph_conf, self.keyring, self.connect_timeout, op_timeout)
+                conn = self._connect_quietly(lambda: _rados.Cluster(self.client_id, self.ceph_conf, self.keyring,
+                                                                    self.connect_timeout, op_timeout))
             except OSError as e:
                 raise self._connect_error(e.errno, e.strerror) from None
             self._conn = conn
             try:
-                conn.connect()
+                self._connect_quietly(conn.connect)
             except OSError as e:
                 raise self._connect_error(e.errno, e.strerror) from None
         else:
@@ -209,7 +245,7 @@ class RadosBackend:
                 raise self._connect_error(_errno(e), "CEPH_ARGS") from None
             self._conn = conn
             try:
-                conn.connect(timeout=max(1, round(self.connect_timeout)))
+                self._connect_quietly(lambda: conn.connect(timeout=max(1, round(self.connect_timeout))))
             except rados.Error as e:
                 raise self._connect_error(abs(getattr(e, "errno", None) or E.EIO), "connect") from None
         return self._conn

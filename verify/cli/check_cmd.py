@@ -16,13 +16,15 @@ from .conventions import conventions, state_option
 from .dask_options import dask_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
+from .exit_status import READS, READS_STOPPED, exit_status
 
 
+@exit_status({**READS, 2: READS[2] + ", --lock held"}, READS_STOPPED)
 @click.command("check")
 @store_options
-@jobs_option(reads_only=True)
+@jobs_option
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
-@output_options
+@output_options(totals=" with its total and ETA: what the previous run kept in --state measured")
 @click.option("--verify-data", is_flag=True,
               help="Also hash every Pithos block (64-hex name) and compare with its name: reads all their bytes.")
 @click.option("--verify-data-sample", "sample", type=click.FloatRange(0, 1, min_open=True),
@@ -34,7 +36,8 @@ from .store_options import jobs_option, resolve, store_options
                    "totals and ETAs) in DIR; the summary shows what is new and what was resolved.")
 @click.option("--since-last", is_flag=True, help="List the new and the resolved findings (needs --state).")
 @click.option("--prometheus-textfile", "prom_path", type=click.Path(dir_okay=False),
-              help="Write metrics for node_exporter's textfile collector to FILE (atomically).")
+              help="Write metrics for node_exporter's textfile collector to FILE (atomically); Debian's collector "
+                   "reads /var/lib/prometheus/node-exporter/.")
 @dask_options
 def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
             progress, verify_data, sample, lock_path, state_dir, since_last, prom_path,
@@ -50,7 +53,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
     \b
       archverify check --config /etc/archipelago/archipelago.conf --lock /run/lock/archverify.lock \\
           --state /var/lib/archverify --verify-data-sample 0.143 \\
-          --prometheus-textfile /var/lib/node_exporter/archverify.prom --quiet
+          --prometheus-textfile /var/lib/prometheus/node-exporter/archverify.prom --quiet
       archverify check --config /etc/archipelago/archipelago.conf --dask tcp://head:8786 -j 16
     """
     if since_last and not state_dir:
