@@ -173,7 +173,9 @@ class Stage:
             return None  # an estimate has no duration
         return max(self.expect.seconds - elapsed, 0.0)  # nothing counted yet: the previous duration
 
-    def close(self) -> None:
+    def close(self, ended: str = "done") -> None:
+        """End the stage: ``done``, ``interrupted`` (a signal) or ``stopped`` (an error). Only a stage
+        that ran to its end is recorded as the next run's expectation, and only it says ``done``."""
         if self.closed:
             return
         self.closed = True
@@ -181,11 +183,15 @@ class Stage:
         if self._ticker is not None:
             self._ticker.join()
         seconds = time.monotonic() - self.t0
-        self.progress.record(self.key, self.count, seconds)
+        if ended == "done":
+            self.progress.record(self.key, self.count, seconds)
         if self.bar is not None:
             self.bar.close()
         elif self.progress.mode == "lines":
-            self._line(f"done: {self.count:,} {self.unit}s in {duration(seconds)}")
+            if ended == "done":
+                self._line(f"done: {self.count:,} {self.unit}s in {duration(seconds)}")
+            else:
+                self._line(f"{ended} after {self.count:,} {self.unit}s in {duration(seconds)}; not finished")
 
     def _line(self, text: str) -> None:
         try:
@@ -197,5 +203,8 @@ class Stage:
     def __enter__(self) -> Stage:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # SIGTERM arrives as errors.Terminated, a KeyboardInterrupt
+            self.close("interrupted" if issubclass(exc_type, KeyboardInterrupt) else "stopped")

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED = 20200
 POOLS = ("sig-maps", "sig-blocks")
 DEADLINE_S = 20  # a stopped run ends in well under a second; this only catches a hang
-PROGRESS = re.compile(r"^archverify: progress: (.*?\)): (?:(started)|done: ([\d,]+) |([\d,]+)[/ ])")
+PROGRESS = re.compile(r"^archverify: progress: (.*?\)): "
+                      r"(?:(started)|done: ([\d,]+) |([\d,]+)[/ ]|(interrupted) after ([\d,]+) )")
 
 
 def _aio_write_all(io, items) -> None:
@@ -128,16 +129,19 @@ class Run:
 
 
 def _stages(lines: list[str]) -> dict[str, dict]:
-    """Per stage: started (bool), the last count seen, the done count (None if not done)."""
+    """Per stage: started (bool), the last count seen, the done count (None if not done), the count
+    an interrupted stage said it stopped at (None if it did not say so)."""
     out: dict[str, dict] = {}
     for ln in lines:
         m = PROGRESS.match(ln)
         if m:
-            st = out.setdefault(m[1], {"started": False, "seen": 0, "done": None})
+            st = out.setdefault(m[1], {"started": False, "seen": 0, "done": None, "interrupted": None})
             if m[2]:
                 st["started"] = True
             elif m[3]:
                 st["done"] = int(m[3].replace(",", ""))
+            elif m[5]:
+                st["interrupted"] = int(m[6].replace(",", ""))
             else:
                 st["seen"] = int(m[4].replace(",", ""))
     return out
@@ -183,7 +187,9 @@ def _assert_clean_stop(cmd: str, engine: str, out: Path, lines_before: list[str]
         under_way = stage in before and before[stage]["seen"] < totals[stage] // 2 and before[stage]["done"] is None
         if not under_way and stage in before:
             continue
-        assert st["done"] is None or st["done"] < totals[stage], f"{stage} ran to its end\n{where}"
+        assert st["done"] is None, f"{stage} said done though interrupted\n{where}"
+        assert st["interrupted"] is not None and st["interrupted"] < totals[stage], \
+            f"{stage} did not say it was interrupted\n{where}"
 
 
 RUNS = [("c", "scan", 4), ("c", "check", 3), ("c", "check-data", 3), ("python", "scan", 2), ("python", "check-data", 2)]

@@ -349,7 +349,12 @@ def test_since_last_new_and_resolved(tmp_path):
     state = tmp_path / "state"
     r1 = run_cli(*store_args(p), "--state", state, "--since-last", "--format", "json")
     first = json.loads(r1.stdout)["check"]["since_last"]
-    assert (first["previous"], first["new"], first["resolved"]) == (None, 0, 0)
+    assert {k: first[k] for k in ("previous", "baseline", "new", "resolved")} == \
+        {"previous": None, "baseline": False, "new": None, "resolved": None}
+    quiet = run_cli(*store_args(p), "--state", tmp_path / "other-state", "-q").stdout
+    assert "no baseline yet" in quiet and "new 0" not in quiet
+    human = run_cli(*store_args(p), "--state", tmp_path / "third-state", "--since-last").stdout
+    assert "no baseline yet" in human
     # restore one missing object, lose a referenced one
     fixed = F.copyup_name("volume-b", 1, 2)
     FiledStoreWriter(p.blocks).put(fixed, b"restored")
@@ -362,7 +367,7 @@ def test_since_last_new_and_resolved(tmp_path):
     sl = json.loads(r2.stdout)["check"]["since_last"]
     assert sl["new_findings"] == [["object_missing", "blocks", lost]]
     assert sl["resolved_findings"] == [["object_missing", "blocks", fixed]]
-    assert (sl["new"], sl["resolved"]) == (1, 1)
+    assert (sl["new"], sl["resolved"], sl["baseline"]) == (1, 1, True)
     runs = sorted((state / "runs").glob("*.json.gz"))
     assert len(runs) == 2
     with gzip.open(runs[-1], "rt") as fh:

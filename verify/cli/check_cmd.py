@@ -95,8 +95,9 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
                report_wanted=bool(output) or not (run.quiet and run.human))
         if prom_path:
             try:
-                metrics.write_textfile(prom_path, summary, len(delta.new) if delta else None,
-                                       len(delta.resolved) if delta else None)
+                known = delta is not None and delta.previous is not None  # no baseline: no new/resolved gauges
+                metrics.write_textfile(prom_path, summary, len(delta.new) if known else None,
+                                       len(delta.resolved) if known else None)
             except OSError as e:
                 raise OutputError(f"{prom_path}: cannot write the metrics: {e.strerror or e}") from None
         if run.quiet and run.human:
