@@ -10,6 +10,7 @@ pin the reference stage to what the real code leaves behind.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import json
@@ -398,6 +399,36 @@ def test_prometheus_textfile_parses(planted, tmp_path):
     assert samples[("archverify_check_exit_code", ())] == 1
     assert abs(samples[("archverify_check_last_success_timestamp_seconds", ())] - time.time()) < 120
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically, nothing left behind
+
+
+def _samples(prom) -> dict:
+    return {s.name: s.value for fam in text_string_to_metric_families(prom.read_text()) for s in fam.samples
+            if not s.labels}
+
+
+def test_a_run_that_ends_before_reading_still_writes_its_exit_code(planted, tmp_path):
+    """A broken config, a held lock: exit 2 before any number exists. The textfile must say so
+    (the incomplete-run alert reads archverify_check_exit_code), keep the last complete run's time,
+    and not repeat the previous run's findings as this run's."""
+    prom = tmp_path / "archverify.prom"
+    assert run_cli(*store_args(planted), "--prometheus-textfile", prom, "-q").exit_code == 1
+    good = _samples(prom)
+    bad_conf = tmp_path / "archipelago.conf"
+    bad_conf.write_text("[blockerb\narchip_dir = /nowhere\n")
+    r = run_cli("--config", bad_conf, "--prometheus-textfile", prom, "-q")
+    assert r.exit_code == 2
+    after = _samples(prom)
+    assert after["archverify_check_exit_code"] == 2
+    assert after["archverify_check_last_run_timestamp_seconds"] > good["archverify_check_last_run_timestamp_seconds"]
+    assert after["archverify_check_last_success_timestamp_seconds"] == \
+        good["archverify_check_last_success_timestamp_seconds"]
+    assert "archverify_check_findings" not in prom.read_text()
+    lock = tmp_path / "run.lock"
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        r = run_cli(*store_args(planted), "--lock", lock, "--prometheus-textfile", prom, "-q")
+    assert r.exit_code == 2 and _samples(prom)["archverify_check_exit_code"] == 2
+    assert not list(tmp_path.glob("*.tmp*"))
 
 
 def _sev(kind):

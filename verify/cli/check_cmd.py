@@ -10,7 +10,7 @@ import click
 from .. import backends
 from .. import check as check_op
 from .. import check_report, metrics, nativejob, report, runlock, state
-from ..errors import OutputError, UsageError
+from ..errors import ArchverifyError, OutputError, Terminated, UsageError
 from ..progress import Progress
 from .conventions import conventions, state_option
 from .dask_options import dask_options
@@ -39,9 +39,7 @@ from .exit_status import READS, READS_STOPPED, exit_status
               help="Write metrics for node_exporter's textfile collector to FILE (atomically); Debian's collector "
                    "reads /var/lib/prometheus/node-exporter/.")
 @dask_options
-def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
-            progress, verify_data, sample, lock_path, state_dir, since_last, prom_path,
-            dask_address, shards, dask_timeout, **rados_opts):
+def command(prom_path, **opts):
     """Prove every map is readable and every object it names is there.
 
     Runs the scan, then reads every map's entries and checks that each object they
@@ -56,6 +54,20 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
           --prometheus-textfile /var/lib/prometheus/node-exporter/archverify.prom --quiet
       archverify check --config /etc/archipelago/archipelago.conf --dask tcp://head:8786 -j 16
     """
+    try:
+        _check(prom_path=prom_path, **opts)
+    except (ArchverifyError, KeyboardInterrupt) as e:
+        # every run leaves its exit code in the textfile, also one that ends before it read anything
+        if prom_path and not isinstance(e, (OutputError, UsageError)):
+            code = e.exit_code if isinstance(e, ArchverifyError) else 143 if isinstance(e, Terminated) else 130
+            with contextlib.suppress(OSError):
+                metrics.write_failure(prom_path, code)
+        raise
+
+
+def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
+           progress, verify_data, sample, lock_path, state_dir, since_last, prom_path,
+           dask_address, shards, dask_timeout, **rados_opts):
     if since_last and not state_dir:
         raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
     verify_data = verify_data or sample is not None
