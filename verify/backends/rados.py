@@ -11,10 +11,12 @@ missing caps become one-line :class:`~verify.errors.StoreError` s before any lis
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import errno as E
 import os
 import threading
+import weakref
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,16 @@ from .rados_io import retry as _retry
 _OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
 DEFAULT_SEARCH = "$CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf"
+# Every connected backend, closed at interpreter exit: a librados client still connected when
+# the process exits aborts it (boost::bad_get, exit 134; see verify/_rados.pyx), and python-rados
+# shuts a client down whenever the collector frees it, even before an ioctx still open on it.
+_CONNECTED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+@atexit.register
+def _close_all() -> None:
+    for be in list(_CONNECTED.values()):
+        be.close()
 
 
 def _engine():
@@ -162,9 +174,32 @@ class RadosBackend:
         except Exception:
             return "?"
 
+    def close(self) -> None:
+        """Close the ioctxs, then the connections (this one and the object-I/O twin's); the next
+        use connects again. Idempotent."""
+        twin, self._objects = (self._objects or (None, None))[0], None
+        if twin is not None:
+            twin.close()
+        conn, ios, self._conn, self._io = self._conn, self._io, None, {}
+        _CONNECTED.pop(id(self), None)
+        if conn is None:
+            return
+        if self.engine != "c":  # python-rados leaves its ioctxs open; the extension closes its own
+            for io in ios.values():
+                io.close()
+        conn.shutdown()
+
+    def __del__(self) -> None:
+        # before the collector clears anything: the ioctxs closed first, whatever order it frees in
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter teardown a module may already be gone
+            pass
+
     def connect(self):
         if self._conn is not None:
             return self._conn
+        _CONNECTED[id(self)] = self
         self.engine = self.engine or _engine()
         op_timeout = self.op_timeout or max(30.0, self.connect_timeout)
         if self.engine == "c":
