@@ -43,7 +43,8 @@ _CONNECTED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 @atexit.register
-def _close_all() -> None:
+def close_all() -> None:
+    """Close every connected backend of this process (at exit, or before its cluster goes away)."""
     for be in list(_CONNECTED.values()):
         be.close()
 
