@@ -41,13 +41,26 @@ class Cluster:
     dir: Path
     conf: Path
     keyring: Path
+    clients: list = field(default_factory=list, repr=False)  # every client handed out, for the teardown
 
     def rados(self):
+        """A connected python-rados client; the caller shuts it down (the session's end does, if not)."""
         import rados
 
         c = rados.Rados(conffile=str(self.conf), conf={"keyring": str(self.keyring)})
         c.connect(timeout=10)
+        self.clients.append(c)
         return c
+
+    def close_clients(self) -> None:
+        """Shut down every client of this process still connected (the fixtures' and the backends'
+        the tests made) while the cluster is up: one still connected at exit can abort the process."""
+        from verify.backends import rados as rados_backend
+
+        rados_backend.close_all()
+        for c in self.clients:
+            c.shutdown()  # idempotent
+        self.clients.clear()
 
     def ensure_pools(self, *names: str) -> None:
         c = self.rados()
@@ -74,9 +87,11 @@ def ceph_cluster():
         subprocess.run([str(SCRIPT), "purge", str(d)], capture_output=True, timeout=60)
         raise RuntimeError(f"ceph-dev-cluster start failed: {e.stderr}") from None
     conf = Path(out.stdout.strip().splitlines()[-1])
+    cluster = Cluster(d, conf, d / "keyring")
     try:
-        yield Cluster(d, conf, d / "keyring")
+        yield cluster
     finally:
+        cluster.close_clients()
         subprocess.run([str(SCRIPT), "purge", str(d)], capture_output=True, timeout=120)
 
 

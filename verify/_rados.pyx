@@ -108,6 +108,24 @@ from ._native cimport *  # the stop flag and the record buffer: _native.h
 
 from .findings import RECORD_KINDS as KIND_NAMES
 
+cimport cython
+import atexit
+import weakref
+
+# Every cluster handle this process holds, shut down at interpreter exit (atexit runs before
+# the modules and the garbage collector free objects): a librados client still connected when
+# the C runtime exits keeps its threads running while exit() destroys libceph-common's static
+# state under them, and the process aborts (boost::bad_get, exit 134) after its work is done.
+# Left to the collector, a handle in a reference cycle may also be shut down before an ioctx
+# still using it, whatever order the objects were made in.
+_LIVE_CLUSTERS = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_all():
+    for c in list(_LIVE_CLUSTERS):
+        c.shutdown()
+
 # ---- counters (names as for filed: "files" are listed objects) ----
 cdef enum:
     C_FILES = 0
@@ -772,21 +790,27 @@ cdef int list_range(loop_t *L, cursor_t *lister) noexcept nogil:
 
 
 cdef class Cluster:
-    """A connected librados client (cephx, timeouts set before connecting)."""
+    """A connected librados client (cephx, timeouts set before connecting).
+
+    :meth:`shutdown` (or interpreter exit) closes its ioctxs, then the client."""
 
     cdef rados_t cluster
     cdef bint connected
     cdef readonly object conf_path
+    cdef object ioctxs  # weakref.WeakSet of the IoCtx opened on it
+    cdef object __weakref__
 
     def __cinit__(self):
         self.cluster = NULL
         self.connected = False
+        self.ioctxs = weakref.WeakSet()
 
     def __init__(self, client_id=None, conf_path=None, keyring=None, connect_timeout=10.0, op_timeout=30.0,
                  options=None):
         """Raises OSError(errno, what failed) on any failure; the caller words it for people."""
         cdef int r
         cdef bytes cid
+        _LIVE_CLUSTERS.add(self)
         if client_id:
             cid = client_id.encode()
             r = rados_create(&self.cluster, cid)
@@ -854,17 +878,39 @@ cdef class Cluster:
         return True
 
     def open(self, pool, namespace=None):
-        return IoCtx(self, pool, namespace)
+        if self.cluster == NULL:
+            raise OSError(ENOTCONN, "ioctx_create")
+        io = IoCtx(self, pool, namespace)
+        self.ioctxs.add(io)
+        return io
+
+    def shutdown(self):
+        """Close every ioctx opened on this client, then the client (its threads end). Idempotent."""
+        cdef IoCtx io
+        cdef rados_t c = self.cluster
+        if c == NULL:
+            return
+        for io in list(self.ioctxs):
+            io.close()
+        self.cluster = NULL
+        self.connected = False
+        with nogil:
+            rados_shutdown(c)
+        _LIVE_CLUSTERS.discard(self)
 
     def __dealloc__(self):
+        # the ioctxs hold this object, so none is left by the time it is freed
         if self.cluster != NULL:
             rados_shutdown(self.cluster)
+            self.cluster = NULL
 
 
+@cython.no_gc_clear  # freed only after what it holds: never a live ioctx on a client already shut down
 cdef class IoCtx:
     cdef rados_ioctx_t io
     cdef readonly Cluster cluster
     cdef readonly object pool, namespace
+    cdef object __weakref__
 
     def __cinit__(self, Cluster cluster, pool, namespace=None):
         cdef int r
@@ -902,11 +948,17 @@ cdef class IoCtx:
             raise OSError(-r, "pool_stat")
         return st.num_objects
 
-    def __dealloc__(self):
+    def close(self):
+        """Destroy the ioctx (before its client is shut down); idempotent."""
         if self.io != NULL:
             rados_ioctx_destroy(self.io)
+            self.io = NULL
+
+    def __dealloc__(self):
+        self.close()
 
 
+@cython.no_gc_clear
 cdef class RadosShard:
     """Scans the objects of parts ``[lo, hi)`` of a pool split into ``total`` parts."""
 
@@ -1026,6 +1078,7 @@ cdef class RadosShard:
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
+@cython.no_gc_clear  # its cursor is freed through its ioctx
 cdef class Lister:
     """Every object name of a pool (in the ioctx's namespace), a page at a time.
 
@@ -1042,7 +1095,7 @@ cdef class Lister:
         self.done = False
 
     def __dealloc__(self):
-        if self.ioctx is not None:
+        if self.ioctx is not None and self.ioctx.io != NULL:  # else freed with its ioctx
             cursor_close(&self.c)
 
     def next_page(self):

@@ -11,6 +11,7 @@ missing caps become one-line :class:`~verify.errors.StoreError` s before any lis
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import errno as E
@@ -18,6 +19,7 @@ import os
 import sys
 import tempfile
 import threading
+import weakref
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +38,17 @@ from .rados_io import retry as _retry
 _OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
 DEFAULT_SEARCH = "$CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf"
+# Every connected backend, closed at interpreter exit: a librados client still connected when
+# the process exits aborts it (boost::bad_get, exit 134; see verify/_rados.pyx), and python-rados
+# shuts a client down whenever the collector frees it, even before an ioctx still open on it.
+_CONNECTED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every connected backend of this process (at exit, or before its cluster goes away)."""
+    for be in list(_CONNECTED.values()):
+        be.close()
 
 
 def _stages():
@@ -203,9 +216,32 @@ class RadosBackend:
         with stderr_swallowed():
             return step()
 
+    def close(self) -> None:
+        """Close the ioctxs, then the connections (this one and the object-I/O twin's); the next
+        use connects again. Idempotent."""
+        twin, self._objects = (self._objects or (None, None))[0], None
+        if twin is not None:
+            twin.close()
+        conn, ios, self._conn, self._io = self._conn, self._io, None, {}
+        _CONNECTED.pop(id(self), None)
+        if conn is None:
+            return
+        if self.engine != "c":  # python-rados leaves its ioctxs open; the extension closes its own
+            for io in ios.values():
+                io.close()
+        conn.shutdown()
+
+    def __del__(self) -> None:
+        # before the collector clears anything: the ioctxs closed first, whatever order it frees in
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter teardown a module may already be gone
+            pass
+
     def connect(self):
         if self._conn is not None:
             return self._conn
+        _CONNECTED[id(self)] = self
         self.engine = self.engine or _engine()
         op_timeout = self.op_timeout or max(30.0, self.connect_timeout)
         if self.engine == "c":
