@@ -304,7 +304,9 @@ cdef bint listed_mapdata(loop_t *L, const char *name, size_t n) noexcept nogil:
 
 
 cdef inline bint transient(int err) noexcept nogil:
-    return (err == ETIMEDOUT or err == EAGAIN or err == EINTR or err == EIO or err == EBUSY
+    # not ETIMEDOUT: librados resent the op on every OSD map change for the whole rados_osd_op_timeout;
+    # a timed-out op stops the loop (stalled) and the caller the run (verify/backends/rados_io.stalled)
+    return (err == EAGAIN or err == EINTR or err == EIO or err == EBUSY
             or err == ENOTCONN or err == ECONNRESET or err == ESHUTDOWN or err == ECANCELED or err == ENOMEM)
 
 
@@ -567,11 +569,13 @@ cdef void handle(loop_t *L, slot_t *s) noexcept nogil:
                 s.f.missing = <int64_t>s.blk
                 decide(L, s)
             return
-        if retry(err, s.tries):
+        if retry(err, s.tries) and not av_stopped(&L.stop):
             s.tries += 1
             L.counts[C_RETRIES] += 1
             issue(L, s)
             return
+        if err == ETIMEDOUT:
+            av_request_stop(&L.stop)  # the cluster stopped answering: nothing new is started
         if s.state == S_HEADER:
             fail(L, s, err, "read")
         elif s.state == S_LOCK:
@@ -714,6 +718,8 @@ cdef void *lister_main(void *arg) noexcept nogil:
         L.counts[C_LIST_US] += L.lister.wait_us - wait_us
         calls, wait_us = L.lister.calls, L.lister.wait_us
         if r <= 0:
+            if r == -ETIMEDOUT:
+                av_request_stop(&L.stop)  # as a timed-out read: the deferred map-data checks are not started
             L.list_err = r
             L.ldone = 1
             pthread_cond_signal(&L.cv)

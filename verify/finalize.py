@@ -479,16 +479,12 @@ class Finalizer:
         for w in self.cluster.warnings:
             self.log(f"  config warning: {w}")
         if not self.cluster.dirs:
+            self.log_resume(RADOS_STEPS, yes)
             return self._run_rados(yes, params)
         if self.cluster.mixed:
             pools = " and ".join(f"the {r} store (pool {p})" for r, p in self.cluster.pools.items())
             self.log(MIXED_NOTE.format(pools=pools[0].upper() + pools[1:], sections=self.cluster.sections()))
-        if j.records:
-            done = [r["step"] for r in j.records if r.get("step") in STEPS]
-            nxt = next((s for s in STEPS if s not in done and (s != "fix" or self.o.fix)), "final")
-            how = "resuming" if yes else "--yes resumes"
-            self.log(f"{how} the finalize started {j.records[0]['t']}: done {', '.join(done) or 'nothing'}; "
-                     f"continuing with {nxt}")
+        self.log_resume(STEPS, yes)
         if not yes:
             pre = self.preflight()
             self.print_plan(pre)
@@ -637,6 +633,17 @@ class Finalizer:
         """'offline' only when Archipelago is stopped on every node; else through the running one."""
         states = [self.o.runner.status(n).state for n in self.o.node_list]
         return "offline" if all(st == "stopped" for st in states) else "vlmc"
+
+    def log_resume(self, steps: tuple[str, ...], yes: bool) -> None:
+        """Say that a journal is being resumed, what it holds and what comes next (every flow)."""
+        j = self.journal
+        if not j.records:
+            return
+        done = [r["step"] for r in j.records if r.get("step") in steps]
+        nxt = next((s for s in steps if s not in done and (s != "fix" or self.o.fix)), "final")
+        how = "resuming" if yes else "--yes resumes"
+        self.log(f"{how} the finalize started {j.records[0]['t']}: done {', '.join(done) or 'nothing'}; "
+                 f"continuing with {nxt}")
 
     def _run_rados(self, yes: bool, params: dict) -> Outcome:
         from .check import check as check_op

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 
+from rados_cluster import aio_write_all, volumes
 from verify import formats as F
 from verify.durable import Journal
-from verify.sample import pithos_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20200
@@ -42,39 +42,18 @@ PROGRESS = re.compile(r"^archverify: progress: (.*?\)): "
                       r"(?:(started)|done: ([\d,]+) |([\d,]+)[/ ]|(interrupted) after ([\d,]+) )")
 
 
-def _aio_write_all(io, items) -> None:
-    pending = []
-    for name, data in items:
-        pending.append(io.aio_write_full(name, data))
-        if len(pending) >= 512:
-            for c in pending:
-                c.wait_for_complete()
-            pending = []
-    for c in pending:
-        c.wait_for_complete()
-
-
 @pytest.fixture(scope="module")
 def big_ns(ceph_cluster) -> str:
     """5000 v2 maps of 4 entries (header and map-data) naming 20000 Pithos blocks of 256 bytes: 30k objects."""
     ceph_cluster.ensure_pools(*POOLS)
     ns = f"sig-{uuid.uuid4().hex[:8]}"
-    rng = random.Random(SEED)
-    maps, blocks = [], []
-    for v in range(5000):
-        entries = []
-        for _ in range(4):
-            data = rng.randbytes(256)
-            blocks.append((pithos_hash(data), data))
-            entries.append(F.Entry(blocks[-1][0], 0))
-        header, md = F.write_v2(4 * F.BLOCK_SIZE_4M, entries, name=f"vol-{v:05d}")
-        maps += [(f"vol-{v:05d}", header), *md.items()]
+    maps, blocks = volumes(random.Random(SEED), 5000, 4, 256)
     c = ceph_cluster.rados()
     try:
         for pool, items in zip(POOLS, (maps, blocks)):
             with c.open_ioctx(pool) as io:
                 io.set_namespace(ns)
-                _aio_write_all(io, items)
+                aio_write_all(io, items)
     finally:
         c.shutdown()
     return ns
@@ -242,7 +221,7 @@ def _load(cluster, ns: str, objects: dict[str, bytes]) -> None:
     try:
         with c.open_ioctx(POOLS[0]) as io:
             io.set_namespace(ns)
-            _aio_write_all(io, objects.items())
+            aio_write_all(io, objects.items())
     finally:
         c.shutdown()
 

@@ -33,7 +33,9 @@ from ..summary import Lock, ShardResult
 from .base import ProgressFn, Ref, Shard, Window, split, strerror
 from .rados_io import MAX_TRIES, TRANSIENT, PoolObjects  # noqa: F401  (MAX_TRIES, TRANSIENT: as before, for callers)
 from .rados_io import errno_of as _errno
+from .rados_io import listing_error as _listing_error
 from .rados_io import retry as _retry
+from .rados_io import stalled as _stalled
 
 _OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
@@ -106,7 +108,7 @@ def stderr_swallowed():
 
 
 def from_options(cfg, validate: bool = True, pool=None, blocks_pool=None, ceph_conf=None, client_id=None, keyring=None,
-                 namespace=None, inflight=256, connect_timeout=10.0, roles=("maps", "blocks"),
+                 namespace=None, inflight=256, connect_timeout=10.0, op_timeout=30.0, roles=("maps", "blocks"),
                  **_others) -> RadosBackend:
     """Pools and cephx id from the flags, else from archipelago.conf; connects and checks both pools.
 
@@ -144,7 +146,8 @@ def from_options(cfg, validate: bool = True, pool=None, blocks_pool=None, ceph_c
                     pass
             except OSError as e:
                 raise StoreError(f"{path}: cannot read {what}: {e.strerror}") from None
-    be = RadosBackend(pool, blocks_pool, ceph_conf, client_id, keyring, namespace, inflight, connect_timeout)
+    be = RadosBackend(pool, blocks_pool, ceph_conf, client_id, keyring, namespace, inflight, connect_timeout,
+                      op_timeout=op_timeout)
     be.validate()
     return be
 
@@ -160,7 +163,7 @@ class RadosBackend:
     inflight: int = 256
     connect_timeout: float = 10.0
     engine: str | None = None  # "c" or "python"; chosen at first use
-    op_timeout: float | None = None  # OSD op timeout; default max(30 s, connect_timeout)
+    op_timeout: float = 30.0  # rados_osd_op_timeout: an op unanswered this long stops the run (rados_io.stalled)
     name: str = "rados"
     _conn: object = field(default=None, repr=False, compare=False)
     _io: dict = field(default_factory=dict, repr=False, compare=False)
@@ -243,7 +246,7 @@ class RadosBackend:
             return self._conn
         _CONNECTED[id(self)] = self
         self.engine = self.engine or _engine()
-        op_timeout = self.op_timeout or max(30.0, self.connect_timeout)
+        op_timeout = self.op_timeout
         if self.engine == "c":
             from .. import _rados
 
@@ -262,7 +265,7 @@ class RadosBackend:
 
             conf = {"client_mount_timeout": str(max(1, round(self.connect_timeout))),
                     "rados_mon_op_timeout": str(max(1, round(self.connect_timeout))),
-                    "rados_osd_op_timeout": str(round(op_timeout)),
+                    "rados_osd_op_timeout": str(max(1, round(op_timeout))),
                     "log_to_stderr": "false", "err_to_stderr": "false"}
             if self.keyring:
                 conf["keyring"] = self.keyring
@@ -347,7 +350,7 @@ class RadosBackend:
     def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         io = self.ioctx(shard.store)
         if self.engine != "c":
-            return _py_scan(io, shard, self.pools()[shard.store], self.inflight, progress)
+            return _py_scan(io, shard, self.pools()[shard.store], self.inflight, progress, op_timeout=self.op_timeout)
         from .. import _rados
 
         rs = _rados.RadosShard(io, shard.lo, shard.hi, shard.total, self.inflight, maps=shard.store == "maps")
@@ -359,7 +362,8 @@ class RadosBackend:
         io = self.ioctx(store)
         shard = Shard(store, 0, PARTS, PARTS)
         if self.engine != "c":
-            return _py_scan(io, shard, self.pools()[store], self.inflight, progress, names=list(names))
+            return _py_scan(io, shard, self.pools()[store], self.inflight, progress, names=list(names),
+                            op_timeout=self.op_timeout)
         from .. import _rados
 
         rs = _rados.RadosShard(io, 0, 1, 1, self.inflight, maps=store == "maps")
@@ -439,6 +443,12 @@ class RadosBackend:
         res = ShardResult()
         res.counters = Counter({f"{shard.store}.{k}": v for k, v in rs.counters().items() if v})
         records = rs.records()
+        pool = self.pools()[shard.store]
+        if list_err == E.ETIMEDOUT:
+            raise _stalled(pool, self.op_timeout, "listing")
+        for kind, name, detail, err in records:
+            if kind == "unreadable" and err == E.ETIMEDOUT:  # the loop stopped at the first one
+                raise _stalled(pool, self.op_timeout, detail.decode("utf-8", "surrogateescape"), name)
         names, details = escape_names([r[1] for r in records]), escape_names([r[2] for r in records])
         store, locks, findings = shard.store, res.locks, res.findings
         for (kind, _, _, err), name_s, detail_s in zip(records, names, details):
@@ -495,7 +505,7 @@ def _py_probe(io) -> int:
             break
     except rados.Error as e:
         return abs(getattr(e, "errno", None) or E.EIO)
-    return 0
+    return _listing_error(io)  # an empty listing may be a refused one
 
 
 def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, locks: list) -> None:
@@ -519,6 +529,8 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
 
     def unreadable(e, what: str, target: str | None = None):
         detail = what + (f" {target}" if target else "")
+        if _errno(e) == E.ETIMEDOUT:
+            raise _Stalled(detail, raw)
         findings.append(("unreadable", raw, f"{detail}: {strerror(_errno(e))}"))
 
     try:
@@ -584,6 +596,10 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
         findings.append((kind, raw, escape_name(F.map_detail(detail, facts, raw))))
 
 
+class _Stalled(Exception):
+    """An op of the fallback timed out: (what, object name); the scan stops (rados_io.stalled)."""
+
+
 _CLASS_COUNTER = {F.HeaderClass.V0: "v0", F.HeaderClass.V1: "v1", F.HeaderClass.V2: "v2",
                   F.HeaderClass.NOT_MAP: "other"}
 
@@ -591,7 +607,7 @@ _CLASS_COUNTER = {F.HeaderClass.V0: "v0", F.HeaderClass.V1: "v1", F.HeaderClass.
 
 
 def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | None,
-             names: list | None = None) -> ShardResult:
+             names: list | None = None, op_timeout: float = 30.0) -> ShardResult:
     """The fallback: python-rados listing (filtered to the shard by a hash of the name) and
     a thread pool of synchronous checks. Slow, but the same rules and findings."""
     import rados
@@ -603,6 +619,7 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
     lock = threading.Lock()
     stop = threading.Event()
     list_err = 0
+    timed_out: list[_Stalled] = []
 
     def listed():
         nonlocal list_err
@@ -619,6 +636,8 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
                     yield raw
         except rados.Error as e:
             list_err = _errno(e)
+            return
+        list_err = _listing_error(io)  # an op that failed ended the listing early
 
     def one(raw: bytes):
         if stop.is_set():
@@ -626,7 +645,12 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
         c: Counter = Counter()
         f: list = []
         lk: list = []
-        py_check(io, raw, maps, c, f, lk)
+        try:
+            py_check(io, raw, maps, c, f, lk)
+        except _Stalled as e:
+            timed_out.append(e)
+            stop.set()  # nothing new is started; the reads in flight end within the op timeout
+            return
         with lock:
             counters.update(c)
             findings.extend(f)
@@ -641,6 +665,10 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
 
     # the main thread only waits, so that a signal stops the workers between two objects (verify/nativejob.py)
     nativejob.run(work, stop.set, name="rados-scan-py")
+    if list_err == E.ETIMEDOUT:
+        raise _stalled(pool, op_timeout, "listing")
+    if timed_out:
+        raise _stalled(pool, op_timeout, *timed_out[0].args)
     res = ShardResult()
     res.counters = Counter({f"{shard.store}.{k}": v for k, v in counters.items() if v})
     for kind, raw, detail in findings:

@@ -40,7 +40,7 @@ from ..findings import Finding, escape_name
 from ..references import missing_findings
 from ..summary import ShardResult
 from .base import ProgressFn, Ref, Shard, Window, strerror
-from .rados_io import errno_of, retry
+from .rados_io import errno_of, listing_error, retry, stalled
 
 MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
 DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
@@ -66,14 +66,21 @@ class _Pool:
         self.store = role
         self.window = max(1, backend.inflight)
         self.shard = shard
+        self.op_timeout = backend.op_timeout
 
     def pages(self) -> Iterator[list[bytes]]:
-        """The pool's (shard's) names a page at a time; StoreError-free: a failed listing raises OSError."""
-        for page in self._pages():
-            nativejob.checkpoint()  # a signal caught while a library ran stops the run here, a page later at most
-            if self.shard is not None:
-                page = [n for n in page if self.shard.lo <= bucket(n, self.shard.total) < self.shard.hi]
-            yield page
+        """The pool's (shard's) names a page at a time. A failed listing raises OSError, one the
+        OSDs stopped answering a StoreError (rados_io.stalled)."""
+        try:
+            for page in self._pages():
+                nativejob.checkpoint()  # a signal caught while a library ran stops the run here, a page later at most
+                if self.shard is not None:
+                    page = [n for n in page if self.shard.lo <= bucket(n, self.shard.total) < self.shard.hi]
+                yield page
+        except OSError as e:
+            if e.errno == E.ETIMEDOUT:
+                raise stalled(self.pool, self.op_timeout, "listing") from None
+            raise
 
     def _pages(self) -> Iterator[list[bytes]]:
         if self.c:
@@ -96,6 +103,9 @@ class _Pool:
                     page = []
         except rados.Error as e:
             raise OSError(errno_of(e), "object list") from None
+        err = listing_error(self.io)  # an op that failed ended the listing early
+        if err:
+            raise OSError(err, "object list")
         if page:
             yield page
 
@@ -130,15 +140,26 @@ class _Pool:
         ``first``: bytes of a first read that needs no stat (objects shorter are done in one
         round trip); with ``whole`` false only those are wanted."""
         nativejob.checkpoint()  # and here, a window of reads later at most (in whichever thread reads)
+        got = self._read(names, maxlen, first, whole)
+        for name, (_data, err) in zip(names, got):
+            if err == E.ETIMEDOUT:
+                raise stalled(self.pool, self.op_timeout, "read", name)
+        return got
+
+    def _read(self, names: list[bytes], maxlen: int, first: int, whole: bool) -> list[tuple[bytes | None, int]]:
         if self.c:
             from .. import _rados
 
             return _rados.read_whole(self.io, names, maxlen, first, whole)
         import rados
 
+        timed_out = threading.Event()  # one op timed out: the names not yet begun are not tried
+
         def one(raw: bytes):
             name = raw.decode("utf-8", "surrogateescape")
             c: Counter = Counter()
+            if timed_out.is_set():
+                return None, E.ETIMEDOUT
             try:
                 size = retry(lambda: self.io.stat(name), c)[0]
                 if size > maxlen:
@@ -147,6 +168,8 @@ class _Pool:
             except rados.ObjectNotFound:
                 return None, E.ENOENT
             except rados.Error as e:
+                if errno_of(e) == E.ETIMEDOUT:
+                    timed_out.set()
                 return None, errno_of(e)
             except UnicodeError:  # python-rados sends names as UTF-8: this one it cannot name
                 return None, E.EILSEQ

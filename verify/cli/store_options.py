@@ -74,6 +74,9 @@ def rados_options(f=None, *, pools_help: str = ""):
                      help="rados: reads in flight at once."),
         click.option("--connect-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
                      help="rados: seconds to wait for the cluster before giving up."),
+        click.option("--op-timeout", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
+                     help="rados: seconds an OSD may take to answer one read (rados_osd_op_timeout); "
+                          "an unanswered one stops the run with exit 2."),
     ]
     return apply_options(f, opts)
 
