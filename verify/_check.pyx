@@ -41,9 +41,6 @@ from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _nat
 from ._walk cimport *  # the filed directory walker: _walk.h
 
 cdef extern from "_check.h" nogil:
-    ctypedef struct av_fp_t:
-        uint64_t hi
-        uint64_t lo
     ctypedef struct av_fpbuf_t:
         av_fp_t *a
         size_t n
@@ -131,7 +128,6 @@ DEF V0_CHUNK = 1 << 20
 
 cdef const char *ZERO_HEX = b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 cdef const char *ARCHIP = b"archip_"
-cdef unsigned char ZEROS[4096]   # fed for runs of zeros inside a block
 
 ctypedef struct tbuf_t:
     av_recs_t recs
@@ -243,7 +239,6 @@ cdef void reference(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, const char *ename, si
 
     ``needed``: a live entry of a live map, whose object must exist; otherwise the
     entry only keeps its object from counting as an orphan."""
-    cdef unsigned char md[32]
     cdef av_fp_t fp
     cdef long k
     cdef size_t i
@@ -255,8 +250,7 @@ cdef void reference(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, const char *ename, si
         b.counts[C_KEEPS] += 1
     if ctx.mode == MODE_MISSING and not needed:
         return
-    SHA256(<const unsigned char *>ename, en, md)
-    av_fp_from_digest(md, &fp)
+    av_fingerprint(ename, en, &fp)
     if ctx.mode == MODE_REFS:
         if needed:
             fp.lo |= AV_FP_NEEDED
@@ -504,28 +498,18 @@ cdef int probe_object(int rootfd, const char *name, size_t n) noexcept nogil:
     """Is there a regular file for NAME where v0.4 filed looks (old Pithos path, then sha256 path)?"""
     cdef char rel[PATHMAX]
     cdef stat st
-    if av_is_hex64(name, n):
-        av_pithos_rel(name, n, rel, PATHMAX)
-        if fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 and S_ISREG(st.st_mode):
+    cdef int step
+    for step in range(2):
+        if av_probe_rel(step, name, n, rel, PATHMAX) and fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 \
+                and S_ISREG(st.st_mode):
             return 1
-    av_v04_rel(name, n, rel, PATHMAX)
-    return fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 and S_ISREG(st.st_mode)
+    return 0
 
 
-cdef inline bint dirs_are(const char *d1, const char *d2, const char *d3, const char *hx) noexcept nogil:
-    return (d1[0] == hx[0] and d1[1] == hx[1] and d1[2] == 0 and d2[0] == hx[2] and d2[1] == hx[3]
-            and d2[2] == 0 and d3[0] == hx[4] and d3[1] == hx[5] and d3[2] == 0)
-
-
-cdef int placed(const char *d1, const char *d2, const char *d3, const char *name, size_t n,
-                unsigned char *md) noexcept nogil:
+cdef inline int placed(const char *d1, const char *d2, const char *d3, const char *name, size_t n,
+                       unsigned char *md) noexcept nogil:
     """sha256(name) into md; 1 if the file is at a path v0.4 filed reads (sha256 or old Pithos path)."""
-    cdef char hx[6]
-    SHA256(<const unsigned char *>name, n, md)
-    av_hex(md, 3, hx)
-    if dirs_are(d1, d2, d3, hx):
-        return 1
-    return av_is_hex64(name, n) and dirs_are(d1, d2, d3, name)
+    return av_placement(d1, d2, d3, name, n, md) != 0
 
 
 cdef void stored_file(ctx_t *ctx, tbuf_t *b, const char *d1, const char *d2, const char *d3,
@@ -534,16 +518,18 @@ cdef void stored_file(ctx_t *ctx, tbuf_t *b, const char *d1, const char *d2, con
     cdef av_fp_t fp
     cdef long k
     cdef char detail[DETAILMAX]
-    cdef int nc = av_name_class(name, n)
-    if nc == AV_NAME_LOCK or nc == AV_NAME_TEMP:
+    cdef int sc = av_stored_class(name, n)
+    cdef size_t tn
+    if sc == AV_STORED_SKIP:
         return
-    if nc == AV_NAME_HASH:
+    if sc == AV_STORED_HASH:
         if ctx.mode == MODE_ORPHANS:
             return  # decided (and counted) while listing: it needs no join
         b.counts[C_HASH_FILES] += 1
-        if not probe_object(ctx.rootfd, name, n - 5):
+        tn = av_hash_target_len(n)
+        if not probe_object(ctx.rootfd, name, tn):
             b.counts[C_ORPHANS] += 1
-            snprintf(detail, DETAILMAX, "hash file of %.*s, which is not in the store", <int>(n - 5), name)
+            snprintf(detail, DETAILMAX, "hash file of %.*s, which is not in the store", <int>tn, name)
             emit_s(b, K_ORPHAN, 0, name, n, path, detail)
         return
     if not placed(d1, d2, d3, name, n, md):
@@ -573,16 +559,14 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
     cdef char hexmd[65]
     cdef char detail[DETAILMAX]
     cdef av_fp_t fp
-    cdef SHA256_CTX sha
+    cdef av_content_t sha
     cdef int fd
     cdef ssize_t r
-    cdef size_t nz, zeros = 0, chunk
-    cdef uint64_t total = 0
     cdef stat st
     if not av_is_hex64(name, n) or not placed(d1, d2, d3, name, n, md):
         return
     av_fp_from_digest(md, &fp)
-    if not ctx.sample_all and fp.hi - ctx.win_start >= ctx.win_width:
+    if not av_in_window(fp.hi, ctx.win_start, ctx.win_width, ctx.sample_all):
         b.counts[C_DATA_UNSAMPLED] += 1
         return
     fd = open_regular(fd3, name, &st)
@@ -594,7 +578,7 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
     if grow(b, DATA_CHUNK) != 0:
         close(fd)
         return
-    SHA256_Init(&sha)
+    av_content_init(&sha)
     while True:
         if av_stopped(&ctx.stop):
             close(fd)
@@ -606,26 +590,13 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
             return
         if r == 0:
             break
-        total += <uint64_t>r
-        nz = av_nonzero_len(b.buf, <size_t>r)
-        if nz == 0:
-            zeros += <size_t>r
-            continue
-        # zeros between non-zero data are content; only the trailing run is stripped
-        while zeros > 0:
-            chunk = zeros if zeros < 4096 else 4096
-            SHA256_Update(&sha, ZEROS, chunk)
-            zeros -= chunk
-        SHA256_Update(&sha, b.buf, nz)
-        zeros = <size_t>r - nz
+        av_content_update(&sha, b.buf, <size_t>r)
     close(fd)
-    SHA256_Final(md, &sha)
+    av_content_final(&sha, hexmd)
     b.counts[C_DATA_OBJECTS] += 1
-    b.counts[C_DATA_BYTES] += total
-    av_hex(md, 32, hexmd)
+    b.counts[C_DATA_BYTES] += sha.total
     if memcmp(hexmd, name, 64) != 0:
-        hexmd[64] = 0
-        snprintf(detail, DETAILMAX, "content (%llu bytes) hashes to %s", <unsigned long long>total, hexmd)
+        snprintf(detail, DETAILMAX, "content (%llu bytes) hashes to %s", <unsigned long long>sha.total, hexmd)
         emit_s(b, K_MISMATCH, 0, name, n, path, detail)
 
 
@@ -778,13 +749,11 @@ cdef int refsets_explain(refsets_t *s, ctx_t *ctx, const unsigned char[::1] recs
 
 cdef object refsets_missing_counts(const refsets_t *s, bytes name):
     """(maps, entries) naming this missing object, counted by the last pass that named them."""
-    cdef unsigned char md[32]
     cdef av_fp_t fp
     cdef long k
     if s.missing.a == NULL:
         return 0, 0
-    SHA256(<const unsigned char *>name, len(name), md)
-    av_fp_from_digest(md, &fp)
+    av_fingerprint(name, len(name), &fp)
     k = av_fpset_find(&s.missing, &fp)
     if k < 0:
         return 0, 0
@@ -1108,13 +1077,11 @@ cdef class ReferenceIndex:
     cdef void _unshow(self, list refs):
         """The first few entries per missing object are counted per call, not per index: the caller
         ranks what each call returns (verify/backends/rados_check.py), whatever the listing order."""
-        cdef unsigned char md[32]
         cdef av_fp_t fp
         cdef long k
         cdef bytes nm
         for nm, _index in refs:
-            SHA256(<const unsigned char *>nm, len(nm), md)
-            av_fp_from_digest(md, &fp)
+            av_fingerprint(nm, len(nm), &fp)
             k = av_fpset_find(&self.sets.missing, &fp)
             if k >= 0:
                 self.b.shown[k] = 0
@@ -1133,12 +1100,10 @@ cdef class ReferenceIndex:
 
     def add_names(self, names, bint needed=True):
         """Referenced names given directly (already parsed elsewhere)."""
-        cdef unsigned char md[32]
         cdef av_fp_t fp
         cdef bytes nm
         for nm in names:
-            SHA256(<const unsigned char *>nm, len(nm), md)
-            av_fp_from_digest(md, &fp)
+            av_fingerprint(nm, len(nm), &fp)
             if needed:
                 fp.lo |= AV_FP_NEEDED
             av_fpbuf_push(&self.b.refs, &fp)
@@ -1165,7 +1130,6 @@ cdef class ReferenceIndex:
 
     def mark_stored(self, names):
         """Names listed in the blocks store (objects only: no _lock, _hash); returns those no map names."""
-        cdef unsigned char md[32]
         cdef av_fp_t fp
         cdef long k
         cdef bytes nm
@@ -1173,8 +1137,7 @@ cdef class ReferenceIndex:
             raise RuntimeError("freeze() first")
         orphans = []
         for nm in names:
-            SHA256(<const unsigned char *>nm, len(nm), md)
-            av_fp_from_digest(md, &fp)
+            av_fingerprint(nm, len(nm), &fp)
             k = av_fpset_find(&self.sets.refs, &fp)
             if k >= 0:
                 av_mark(self.sets.present, <size_t>k)
