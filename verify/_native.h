@@ -123,7 +123,7 @@ static inline void av_recs_free(av_recs_t *b)
     b->cap = 0;
 }
 
-/* sha256 of a short string: OpenSSL 3's one-shot SHA256() looks the algorithm up on every
+/* sha256 of a short string: OpenSSL 3's one-shot call looks the algorithm up on every
    call (about 1 us, five times the hashing of a name); the context calls do not. */
 static inline void av_sha256(const void *p, size_t n, unsigned char md[32])
 {

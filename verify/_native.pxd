@@ -33,7 +33,6 @@ cdef extern from "_native.h" nogil:
     void av_request_stop(int *flag)
     void av_v04_rel(const char *name, size_t n, char *out, size_t outlen)
     void av_pithos_rel(const char *name, size_t n, char *out, size_t outlen)
-    void av_sha256(const void *p, size_t n, unsigned char *md)
     void av_fingerprint(const char *name, size_t n, av_fp_t *fp)
     ctypedef struct av_content_t:
         uint64_t total

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Callable, Protocol
 
+from . import formats as F
 from .backends import Backend, ReferenceCheck
 from .errors import UsageError
 from .findings import MAP_KINDS, Severity
@@ -34,7 +35,7 @@ from .progress import Progress
 from .scan import progress_bar, run_shards
 from .summary import ShardResult, Summary
 
-FP_SPACE = 1 << 64  # sample windows are ranges of a name's 64-bit fingerprint (first 8 bytes of sha256)
+FP_SPACE = F.FP_SPACE  # sample windows are ranges of a name's 64-bit fingerprint (formats.fingerprint_hi)
 
 
 class ReferenceBackend(Backend, ReferenceCheck, Protocol):
@@ -71,7 +72,7 @@ class SampleWindow:
         return self.start, self.width, self.everything
 
     def contains(self, fp: int) -> bool:
-        return self.everything or (fp - self.start) % FP_SPACE < self.width
+        return F.in_window(fp, self.start, self.width, self.everything)
 
 
 def unsafe(result: ShardResult) -> bool:
