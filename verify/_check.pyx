@@ -173,6 +173,7 @@ ctypedef struct mapstate_t:
     const char *path
     uint64_t nbad
     int deleted          # a deleted map: its entries keep objects but need none
+    int version          # its header's version (0, 1, 2): the map_corrupt record's aux
     char first[600]
 
 
@@ -230,7 +231,8 @@ cdef void finish_map(tbuf_t *b, ctx_t *ctx, mapstate_t *ms) noexcept nogil:
         snprintf(detail, DETAILMAX, "%s", ms.first)
     else:
         snprintf(detail, DETAILMAX, "%s; %llu problems in all", ms.first, <unsigned long long>ms.nbad)
-    emit_s(b, K_MAP_CORRUPT, 0, ms.name, ms.n, ms.path, detail)
+    emit(b, K_MAP_CORRUPT, 0, ms.name, ms.n, ms.path, strlen(ms.path) if ms.path != NULL else 0, detail,
+         <uint64_t>ms.version)
 
 
 cdef void reference(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, const char *ename, size_t en,
@@ -451,6 +453,7 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
     ms.path = path
     ms.nbad = 0
     ms.deleted = 0
+    ms.version = 0 if h.cls == AV_V0 else (1 if h.cls == AV_V1 else 2)
     b.nseen = 0
     if h.cls == AV_V0:
         b.counts[C_MAPS_V0] += 1
@@ -1052,6 +1055,7 @@ cdef class ReferenceIndex:
         ms.path = NULL
         ms.nbad = 0
         ms.deleted = deleted
+        ms.version = version
         if map_name != self.last_map:  # a map's chunks come one after another: count each map once
             self.b.nseen = 0
             self.last_map = map_name

@@ -77,3 +77,11 @@ def test_format_magic_is_written_once():
         text = py.read_text()
         assert "\\x01\\x00\\x00\\x00" not in text, f"{py.relative_to(ROOT)}: use formats.is_v1_header / V1_MAGIC"
         assert not re.search(r"0x414[dD]462[eE]|b\"AMF\.", text), f"{py.relative_to(ROOT)}: use formats.V2_SIGNATURE"
+
+
+def test_no_decision_is_taken_from_a_findings_words():
+    """A finding's detail is for people: code decides on its kind and fields (e.g. ``version``)."""
+    pattern = re.compile(r"\bdetail(_s)?\.(startswith|endswith|split|find|index)\(|\bin \w+\.detail\b|re\.\w+\(.*\.detail")
+    for py in _sources("*.py", "*/*.py"):
+        for k, line in enumerate(py.read_text().splitlines(), 1):
+            assert not pattern.search(line), f"{py.relative_to(ROOT)}:{k} decides from a detail text: {line.strip()}"

@@ -277,6 +277,7 @@ class _MapPass:
             return None
         cls, size, blocksize, flags = info
         m = _Map(name, self.rank.pop(name, (0, 0)))
+        m.version = {"v0": 0, "v1": 1}.get(cls, 2)
         if cls == "v0":
             self.counters["maps_v0"] += 1
             self._feed(self.idx.add_v0(name, data), m)
@@ -301,7 +302,8 @@ class _MapPass:
     def _finish(self, m: _Map) -> None:
         if m.nbad and not m.deleted and not self.explain:
             more = f"; {m.nbad} problems in all" if m.nbad > 1 else ""
-            self.findings.append(Finding("map_corrupt", "maps", escape_name(m.name), None, f"{m.first}{more}"))
+            self.findings.append(Finding("map_corrupt", "maps", escape_name(m.name), None, f"{m.first}{more}",
+                                         m.version))
 
     def _mapdata(self, maps: list[_Map]) -> None:
         def wanted():
@@ -342,6 +344,7 @@ class _Map:
     name: bytes
     rank: tuple[int, int] = (0, 0)  # (bucket, listing position): the order the first entries are chosen in
     deleted: bool = False
+    version: int = 2  # of its header
     nr: int = 0
     per: int = 1
     nb: int = 0
