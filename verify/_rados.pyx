@@ -1160,6 +1160,38 @@ cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, 
     free(comps)
 
 
+cdef class _Batch:
+    """The per-object arrays of one batch of aio ops (aio_all), freed with it."""
+    cdef list bs
+    cdef Py_ssize_t n
+    cdef uint64_t *sizes
+    cdef time_t *mtimes
+    cdef int *errs
+    cdef int *todo
+    cdef const char **oids
+    cdef char **bufs
+
+    def __cinit__(self, names):
+        cdef Py_ssize_t i
+        self.bs = [x if isinstance(x, bytes) else x.encode() for x in names]
+        self.n = len(self.bs)
+        self.sizes = <uint64_t *>calloc(self.n + 1, sizeof(uint64_t))
+        self.mtimes = <time_t *>calloc(self.n + 1, sizeof(time_t))
+        self.errs = <int *>calloc(self.n + 1, sizeof(int))
+        self.todo = <int *>calloc(self.n + 1, sizeof(int))
+        self.oids = <const char **>calloc(self.n + 1, sizeof(char *))
+        self.bufs = <char **>calloc(self.n + 1, sizeof(char *))
+        if (self.sizes == NULL or self.mtimes == NULL or self.errs == NULL or self.todo == NULL or self.oids == NULL
+                or self.bufs == NULL):
+            raise MemoryError()
+        for i in range(self.n):
+            self.oids[i] = <const char *>(<bytes>self.bs[i])
+            self.todo[i] = 1
+
+    def __dealloc__(self):
+        free(self.sizes); free(self.mtimes); free(self.errs); free(self.todo); free(self.oids); free(self.bufs)
+
+
 def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bint whole=True):
     """Each named object read whole, all of them in flight at once (the caller bounds
     how many it hands in): [(data or None, errno)] in the order given.
@@ -1170,22 +1202,17 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
     straight into a bytes object. ENOENT is an errno like any other here: the caller
     decides what a race means. Objects over ``maxlen`` bytes give EFBIG unread."""
     cdef rados_ioctx_t io = ioctx.io
-    cdef list bs = [x if isinstance(x, bytes) else x.encode() for x in names]
-    cdef Py_ssize_t n = len(bs), i
-    cdef uint64_t *sizes = <uint64_t *>calloc(n + 1, sizeof(uint64_t))
-    cdef time_t *mtimes = <time_t *>calloc(n + 1, sizeof(time_t))
-    cdef int *errs = <int *>calloc(n + 1, sizeof(int))
-    cdef int *todo = <int *>calloc(n + 1, sizeof(int))
-    cdef const char **oids = <const char **>calloc(n + 1, sizeof(char *))
-    cdef char **bufs = <char **>calloc(n + 1, sizeof(char *))
+    cdef _Batch B = _Batch(names)
+    cdef Py_ssize_t n = B.n, i
+    cdef uint64_t *sizes = B.sizes
+    cdef time_t *mtimes = B.mtimes
+    cdef int *errs = B.errs
+    cdef int *todo = B.todo
+    cdef const char **oids = B.oids
+    cdef char **bufs = B.bufs
     cdef char *pre = NULL
     cdef list datas = [None] * n
     try:
-        if sizes == NULL or mtimes == NULL or errs == NULL or todo == NULL or oids == NULL or bufs == NULL:
-            raise MemoryError()
-        for i in range(n):
-            oids[i] = <const char *>(<bytes>bs[i])
-            todo[i] = 1
         if first and n:
             pre = <char *>malloc(<size_t>first * n)
             if pre == NULL:
@@ -1228,4 +1255,14 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
                 out.append((datas[i], 0))
         return out
     finally:
-        free(pre); free(sizes); free(mtimes); free(errs); free(todo); free(oids); free(bufs)
+        free(pre)
+
+
+def stat_sizes(IoCtx ioctx, names):
+    """Each named object's length by an aio stat, all in flight at once (no data read):
+    [(size, errno)] in the order given, size 0 where errno is set."""
+    cdef _Batch B = _Batch(names)
+    cdef Py_ssize_t i
+    with nogil:
+        aio_all(ioctx.io, B.n, B.oids, B.todo, OP_STAT, B.bufs, B.sizes, B.mtimes, B.errs)
+    return [((0, B.errs[i]) if B.errs[i] else (<object>B.sizes[i], 0)) for i in range(B.n)]

@@ -549,3 +549,25 @@ def test_backend_neutral_index_agrees_on_planted(planted):
     orphans = {o.decode() for o in idx.mark_stored(list(stored_names(planted.blocks)))}
     assert orphans == {n for k, _s, n in planted.expect if k == "object_orphan" and not n.endswith("_hash")}
     assert idx.missing_total() == len(planted.missing_refs)
+
+
+def test_corrupt_maps_are_counted_off_the_version_their_reference_finding_reads():
+    """settle_maps takes a corrupt map's version from the reference stage's finding (a field),
+    never from a scan finding's words."""
+    from collections import Counter
+
+    from verify.findings import Finding
+    from verify.summary import ShardResult
+
+    scanned = ShardResult(Counter({"maps.v1": 2, "maps.v2": 3, "maps.v0": 1}), [
+        Finding("map_upgrade_incomplete", "maps", "archip_a", None, "v2 map; upgraded map a exists"),
+        Finding("map_v1", "maps", "archip_b", None, "size 1"),
+        Finding("map_v0", "maps", "c" * 64, None, "64 bytes"),
+        Finding("map_invalid_name", "maps", "d_0123456789abcdef", None, "v2 map, flags 0, epoch 1"),
+    ])
+    refs = ShardResult(Counter(), [Finding("map_corrupt", "maps", n, None, "entry 0: unknown flag bits 0x80", v)
+                                   for n, v in (("archip_a", 1), ("archip_b", 1), ("c" * 64, 0), ("e", 2))])
+    got = check_op.settle_maps(scanned, refs)
+    assert [f.kind for f in got.findings] == ["map_invalid_name"] + ["map_corrupt"] * 4
+    assert {k: v for k, v in got.counters.items() if k.startswith("maps.")} == \
+        {"maps.v2": 2, "maps.corrupt": 4}  # v1: a and b; v0: c; v2: e
