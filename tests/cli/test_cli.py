@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import terminal
 from click.testing import CliRunner
 
 from one_line import one_line_error
@@ -422,31 +424,16 @@ def test_progress_bar_goes_to_stderr_only(sample_dir, planted):
 
 def test_from_a_terminal(sample_dir, planted):
     """stderr on a terminal turns the progress bar on by default."""
-    import pty
-
-    master, slave = pty.openpty()
-    try:
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        p = subprocess.run([sys.executable, "-m", "verify", "scan", "--config", str(sample_dir / "archipelago.conf"),
-                            "--format", "json"], stdout=subprocess.PIPE, stderr=slave, env=env, timeout=120)
-        os.close(slave)
-        slave = None
-        err = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            err += chunk
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    code, err, out = terminal.on_pty([sys.executable, "-m", "verify", "scan", "--config",
+                                      str(sample_dir / "archipelago.conf"), "--format", "json"],
+                                     env, REPO, timeout=120, stdout_pipe=True)
+    err = err.encode()
     assert b"Traceback" not in err
-    assert p.returncode == 1
-    assert {(f["kind"], f["store"], f["name"]) for f in json.loads(p.stdout)["findings"]} == planted
+    assert re.search(rb"\rscan \(filed\): [\d.]+k?file \[", err), err  # the bar, redrawn in place
+    assert re.search(rb"\r +\r", err.split(b"\rscan (filed):")[-1]), err  # and cleared when the scan ends
+    assert code == 1
+    assert {(f["kind"], f["store"], f["name"]) for f in json.loads(out)["findings"]} == planted
 
 
 def test_an_error_naming_a_path_with_control_characters_is_one_line(tmp_path):

@@ -7,19 +7,15 @@ what a shell sees: the exit status, no traceback, and the report on the screen.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
-import struct
 import subprocess
 import sys
-import termios
-import threading
 from pathlib import Path
 
 import pytest
+import terminal
 
 from verify.findings import KINDS
 from verify.sample import write_sample
@@ -38,34 +34,7 @@ def at_terminal(*args, env=None, timeout=300) -> tuple[int, str]:
 
 def on_pty(argv: list[str], env=None, timeout=300) -> tuple[int, str]:
     """Runs ``argv`` with stdin, stdout and stderr on one pty of 100x30; returns (code, screen text)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    chunks: list[bytes] = []
-
-    def drain():
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every slave end is closed
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env or ENV, cwd=REPO,
-                             start_new_session=True)
-        os.close(slave)
-        slave = None
-        code = p.wait(timeout=timeout)
-        reader.join(timeout=60)
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    code, text, _ = terminal.on_pty(argv, env or ENV, REPO, timeout)
     return code, text
 
 
@@ -131,6 +100,11 @@ def test_forced_progress_at_a_terminal_is_a_bar_not_lines(store, tmp_path):
     code, text = at_terminal("check", "--config", conf, "--state", tmp_path / "st", "--progress", env=env)
     assert_no_traceback(text)
     assert code == 1 and "archverify: progress:" not in text
+    # a bar per stage, redrawn in place with a carriage return, then cleared for the summary
+    plain = ANSI.sub("", text)
+    assert re.search(r"\rscan \(filed\): [\d.]+k?file \[", plain), text
+    assert re.search(r"\rcheck: references \(filed\): [\d.]+k?item \[", plain), text
+    assert plain.index("\rscan (filed):") < plain.index("scanned ") < plain.index("check stages:"), text
 
 
 def test_scan_at_a_terminal(store):
