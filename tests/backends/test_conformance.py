@@ -9,6 +9,8 @@ adds its builders to :data:`BUILDERS`; the first test fails until it does.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import struct
 import uuid
@@ -23,6 +25,8 @@ from planted_check import CHECK_KINDS, build_store
 from verify import backends
 from verify import check as check_op
 from verify.backends import BadObjectName
+from verify.errors import StoreError
+from verify.summary import ShardResult
 
 POOLS = ("conformance-maps", "conformance-blocks")
 
@@ -88,6 +92,86 @@ def test_implements_what_it_declares(be):
     assert backends.SCAN in entry.capabilities
     for cap in entry.capabilities:
         assert isinstance(be, backends.PROTOCOLS[cap]), cap
+
+
+# ---- what a scan is told before it starts: validate, describe, shards, estimated_objects ----
+
+
+def _maps_store_missing(be, tmp_path):
+    """``be`` with its maps store replaced by one that does not exist (a dir or a pool)."""
+    if be.name == "mixed":
+        maps, blocks = (be.part("maps"), be.part("blocks"))
+        return type(be)(_maps_store_missing(maps, tmp_path), blocks)
+    if be.name == "filed":
+        return dataclasses.replace(be, maps_dir=str(tmp_path / "no-such-maps-dir"))
+    return dataclasses.replace(be, pool="conformance-no-such-pool")
+
+
+def test_validate_passes_on_stores_that_are_there(be):
+    assert be.validate() is None
+
+
+def test_validate_refuses_a_missing_store_in_one_line_naming_it(be, tmp_path):
+    broken = _maps_store_missing(be, tmp_path)
+    with pytest.raises(StoreError) as e:
+        broken.validate()
+    line = str(e.value)
+    assert "\n" not in line and ("no-such-maps-dir" in line or "conformance-no-such-pool" in line), line
+
+
+def test_describe_names_every_store_it_scans_and_only_those(be):
+    d = be.describe()
+    assert set(d) == {s.store for s in be.shards(1)} == {"maps", "blocks"}
+    assert json.loads(json.dumps(d)) == d  # the report's ``stores`` section, as it is
+    for role, what in d.items():
+        assert what["type"] in backends.names(), (role, what)
+        named = what.get("dir") or what.get("pool")
+        assert named, (role, what)
+
+
+@pytest.mark.parametrize("per_store", [1, 3, 255, 256, 1000])
+def test_shards_cut_each_store_into_disjoint_parts_covering_it(be, per_store):
+    shards = be.shards(per_store)
+    assert shards == be.shards(per_store)  # the same cut every time: resumed and distributed runs agree
+    for role in ("maps", "blocks"):
+        mine = [(s.lo, s.hi, s.total) for s in shards if s.store == role]
+        assert 1 <= len(mine) <= per_store, (role, len(mine))
+        total = mine[0][2]
+        assert {t for _, _, t in mine} == {total}
+        assert mine[0][0] == 0 and mine[-1][1] == total
+        assert all(lo < hi for lo, hi, _ in mine)
+        assert all(hi == lo2 for (_, hi, _), (lo2, _, _) in zip(mine, mine[1:]))
+
+
+# what a store holds, as counted (the rest, such as list calls or probes, is the work done)
+WHAT_IS_STORED = {"files", "v0", "v1", "v2", "corrupt", "mapdata", "other", "locks", "hash_files", "temp_files",
+                  "header_bytes"}
+
+
+def test_every_object_is_scanned_in_exactly_one_shard(be):
+    needs(be, backends.OBJECTS)
+    write_rados_store(_Through(be, "maps"), _Through(be, "blocks"))
+
+    def scanned(per_store):
+        r = ShardResult.merge_all(be.scan_shard(s, 2) for s in be.shards(per_store))
+        seen = {k: n for k, n in r.counters.items() if k.split(".", 1)[1] in WHAT_IS_STORED}
+        return seen, sorted((f.kind, f.store, f.name, f.detail) for f in r.findings)
+
+    whole_counters, whole_findings = scanned(1)
+    assert whole_counters["maps.files"] > 0 and whole_counters["blocks.files"] > 0 and whole_findings
+    for per_store in (4, 256):
+        counters, findings = scanned(per_store)
+        assert counters == whole_counters, per_store
+        assert findings == whole_findings, per_store
+
+
+def test_estimated_objects_is_a_positive_count_or_none_and_never_fails(be):
+    # a count that says nothing (0: an empty store, or a cluster without a ceph-mgr) is None, never a total of 0
+    assert be.estimated_objects() is None
+    needs(be, backends.OBJECTS)
+    write_rados_store(_Through(be, "maps"), _Through(be, "blocks"))
+    est = be.estimated_objects()
+    assert est is None or (isinstance(est, int) and est > 0), est
 
 
 # ---- object I/O -------------------------------------------------------------------------

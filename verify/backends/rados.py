@@ -165,9 +165,10 @@ class RadosBackend:
     engine: str | None = None  # "c" or "python"; chosen at first use
     op_timeout: float = 30.0  # rados_osd_op_timeout: an op unanswered this long stops the run (rados_io.stalled)
     name: str = "rados"
-    _conn: object = field(default=None, repr=False, compare=False)
-    _io: dict = field(default_factory=dict, repr=False, compare=False)
-    _objects: object = field(default=None, repr=False, compare=False)  # python-rados twin for object I/O
+    # a connection and what was opened on it belong to this value: never copied by dataclasses.replace
+    _conn: object = field(default=None, init=False, repr=False, compare=False)
+    _io: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _objects: object = field(default=None, init=False, repr=False, compare=False)  # python-rados twin for object I/O
 
     def __getstate__(self) -> dict:
         """Picklable for other machines (``--dask``): each process makes its own connection."""
@@ -411,7 +412,7 @@ class RadosBackend:
         Made once, under a lock: writers call from several threads."""
         with _OBJECTS_LOCK:
             if self._objects is None:
-                twin = dataclasses.replace(self, engine="python", _conn=None, _io={}, _objects=None)
+                twin = dataclasses.replace(self, engine="python")
                 self._objects = (twin, {})
             twin, per_store = self._objects
             if store not in per_store:
