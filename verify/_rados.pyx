@@ -161,6 +161,7 @@ cdef enum:
     S_LOCK = 5          # read the owner string of NAME_lock
 
 DEF HEADBUF = 256       # >= AV_HEADER_READ, and the most of a lock owner we keep
+DEF KEPTHEAD = 64       # == AV_HEADER_READ (checked when a RadosShard is made)
 DEF SLOTNAME = 240      # names shorter than this live in their slot: no malloc/free per object
 DEF DETAILMAX = 600
 DEF PAGE = 1024         # objects per rados_object_list call
@@ -187,9 +188,18 @@ ctypedef struct pend_t:
     size_t n
     av_map_facts_t f    # all but the map-data, which is found out after the listing
 
+# What the scan read of one header candidate, kept for the check's reference stage (keep=True)
+ctypedef struct kept_t:
+    uint64_t seq        # its place among the candidates, in listing order
+    char *name
+    size_t n
+    int got             # bytes read; fewer than AV_HEADER_READ: the whole object
+    unsigned char head[KEPTHEAD]
+
 ctypedef struct slot_t:
     void *loop
     int idx
+    uint64_t seq        # a header candidate's place in listing order (kept_t.seq)
     int state
     int tries
     char *name          # NUL-terminated copy of the object name (inl, or malloc'd when longer)
@@ -234,12 +244,45 @@ ctypedef struct loop_t:
     int ldone           # the listing thread has finished
     int list_err        # and how: 0 or -errno
     cursor_t *lister    # what the listing thread lists
+    int keep            # keep each header read (kept_t) for the reference stage
+    kept_t *kept
+    size_t nkept, capkept
+    uint64_t ncand      # header candidates started so far
     int stop            # set from the main thread: no new object is started, ops in flight end
     pthread_cond_t qspace
 
 
 cdef inline void emit(loop_t *L, int kind, int err, const char *name, size_t n, const char *detail) noexcept nogil:
     av_emit(&L.recs, kind, err, 0, name, n, NULL, 0, detail)
+
+
+cdef char *room_and_name(loop_t *L, void **a, size_t n, size_t *cap, size_t elem, size_t first,
+                         slot_t *s) noexcept nogil:
+    """Room for one more element of *a (room_for_one) and a copy of the slot's name for it; NULL
+    (L.oom set) if out of memory."""
+    cdef char *name = NULL
+    if room_for_one(a, n, cap, elem, first):
+        name = av_dupn(s.name, s.n)
+    if name == NULL:
+        L.oom = 1
+    return name
+
+
+cdef void keep_head(loop_t *L, slot_t *s, int got) noexcept nogil:
+    """The header read of a candidate, for the reference stage: it reads no header again."""
+    cdef kept_t *k
+    cdef char *name = room_and_name(L, <void **>&L.kept, L.nkept, &L.capkept, sizeof(kept_t), 1024, s)
+    if name == NULL:
+        return
+    k = &L.kept[L.nkept]
+    k.name, k.seq, k.n, k.got = name, s.seq, s.n, got
+    memcpy(k.head, s.buf, got)
+    L.nkept += 1
+
+
+cdef int cmp_kept(const void *a, const void *b) noexcept nogil:
+    cdef uint64_t x = (<const kept_t *>a).seq, y = (<const kept_t *>b).seq
+    return (x > y) - (x < y)
 
 
 cdef extern from "<stdlib.h>" nogil:
@@ -442,6 +485,9 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
     s.tries = 0
     s.got = 0
     s.state = S_LOCK if nc == AV_NAME_LOCK else S_HEADER
+    if nc != AV_NAME_LOCK:
+        s.seq = L.ncand
+        L.ncand += 1
     issue(L, s)
 
 
@@ -473,7 +519,7 @@ cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
             return
     elif kind != AV_NO_FINDING:
         av_map_detail(detail, DETAILMAX, code, &s.f, s.name, s.n)
-        emit(L, kind, 0, s.name, s.n, detail)
+        av_emit(&L.recs, kind, 0, 1 + av_map_version(s.f.h.cls), s.name, s.n, NULL, 0, detail)  # aux: version + 1
     release_slot(L, s)
 
 
@@ -503,14 +549,11 @@ cdef void next_mapdata(loop_t *L, slot_t *s) noexcept nogil:
 cdef void defer(loop_t *L, slot_t *s) noexcept nogil:
     """Check this map's map-data after the listing: most of it is then known without a stat."""
     cdef pend_t *p
-    if not room_for_one(<void **>&L.pend, L.npend, &L.cappend, sizeof(pend_t), 256):
-        L.oom = 1
+    cdef char *name = room_and_name(L, <void **>&L.pend, L.npend, &L.cappend, sizeof(pend_t), 256, s)
+    if name == NULL:
         return
     p = &L.pend[L.npend]
-    p.name = av_dupn(s.name, s.n)
-    if p.name == NULL:
-        L.oom = 1
-        return
+    p.name = name
     p.n = s.n
     p.f = s.f
     L.npend += 1
@@ -595,6 +638,8 @@ cdef void handle(loop_t *L, slot_t *s) noexcept nogil:
     elif s.state == S_HEADER:
         s.got = r
         L.counts[C_HEADER_BYTES] += <uint64_t>r
+        if L.keep:
+            keep_head(L, s, r)
         # a read shorter than asked is the whole object; otherwise it may be longer
         av_map_facts(&s.f, s.buf, <size_t>r, <uint64_t>r, r < AV_HEADER_READ, s.name, s.n)
         decide(L, s)
@@ -974,15 +1019,19 @@ cdef class RadosShard:
     cdef readonly bint done
     cdef readonly int list_err
 
-    def __cinit__(self, IoCtx ioctx, int lo=0, int hi=1, int total=1, int inflight=256, bint maps=True):
+    def __cinit__(self, IoCtx ioctx, int lo=0, int hi=1, int total=1, int inflight=256, bint maps=True,
+                  bint keep=False):
         cdef int i
         if inflight < 1 or not 0 <= lo < hi <= total:
             raise ValueError("bad shard or inflight")
+        if KEPTHEAD != AV_HEADER_READ:
+            raise SystemError("KEPTHEAD differs from AV_HEADER_READ: rebuild with them equal")
         memset(&self.L, 0, sizeof(loop_t))
         self.ioctx = ioctx
         self.lo, self.hi, self.total = lo, hi, total
         self.L.io = ioctx.io
         self.L.is_maps = maps
+        self.L.keep = keep and maps
         self.L.nslots = inflight
         self.L.fcap = inflight + 1
         self.L.slots = <slot_t *>calloc(inflight, sizeof(slot_t))
@@ -1004,6 +1053,7 @@ cdef class RadosShard:
     def __dealloc__(self):
         cdef size_t i
         av_recs_free(&self.L.recs)
+        self._free_kept()
         free(self.L.mdh)
         for i in range(self.L.npend):
             free(self.L.pend[i].name)
@@ -1066,8 +1116,35 @@ cdef class RadosShard:
     def counters(self):
         return {COUNTER_NAMES[c]: self.L.counts[c] for c in range(NCOUNT)}
 
+    cdef void _free_kept(self) noexcept:
+        cdef size_t i
+        for i in range(self.L.nkept):
+            free(self.L.kept[i].name)
+        free(self.L.kept)
+        self.L.kept = NULL
+        self.L.nkept = self.L.capkept = 0
+
+    def kept(self):
+        """With keep=True: what the scan read of each header candidate, in listing order (then freed):
+        (names, first bytes, complete) where complete[i] says the bytes are the whole object."""
+        cdef size_t i
+        cdef kept_t *k
+        if self.L.oom:
+            raise MemoryError("out of memory while keeping header reads")
+        with nogil:
+            qsort(self.L.kept, self.L.nkept, sizeof(kept_t), cmp_kept)  # retried reads complete out of order
+        names, heads = [], []
+        complete = bytearray(self.L.nkept)
+        for i in range(self.L.nkept):
+            k = &self.L.kept[i]
+            names.append(k.name[:k.n])
+            heads.append(<bytes>k.head[:k.got])
+            complete[i] = 1 if k.got < AV_HEADER_READ else 0
+        self._free_kept()
+        return names, heads, complete
+
     def records(self):
-        """[(kind, name bytes, detail bytes, errno)] in no particular order."""
+        """[(kind, name bytes, detail bytes, errno, map version or None)] in no particular order."""
         cdef size_t i
         cdef av_rec_t *r
         if self.L.oom or self.L.recs.oom:
@@ -1076,7 +1153,7 @@ cdef class RadosShard:
         for i in range(self.L.recs.n):
             r = &self.L.recs.a[i]
             out.append((KIND_NAMES[r.kind], r.name[:r.namelen] if r.name != NULL else b"",
-                        <bytes>r.detail if r.detail != NULL else b"", r.err))
+                        <bytes>r.detail if r.detail != NULL else b"", r.err, r.aux - 1 if r.aux else None))
         return out
 
 

@@ -82,6 +82,14 @@ class HeaderClass(Enum):
     def corrupt(self) -> bool:
         return self.value.startswith("corrupt")
 
+    @property
+    def map_version(self) -> int:
+        """The map format this class belongs to, as a map finding names it (av_map_version):
+        0 unsigned, 1 the v1 magic, 2 the v2 signature."""
+        if self in (HeaderClass.V0, HeaderClass.NOT_MAP):
+            return 0
+        return 1 if self in (HeaderClass.V1, HeaderClass.CORRUPT_V1_SHORT) else 2
+
 
 @dataclass(frozen=True)
 class Entry:

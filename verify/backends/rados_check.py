@@ -231,8 +231,9 @@ class _MapPass:
     budget, and fed map by map in entry order (the index counts each map once only
     when its chunks come one after another)."""
 
-    def __init__(self, maps: _Pool, idx, explain: bool, progress: ProgressFn | None):
+    def __init__(self, maps: _Pool, idx, explain: bool, progress: ProgressFn | None, heads=None):
         self.maps, self.idx, self.explain, self.progress = maps, idx, explain, progress
+        self.heads = heads  # (names, first bytes, complete) the scan read of every candidate, or None: list and read
         self.findings: list[Finding] = []
         self.refs = _FirstRefs()
         self.counters: Counter = Counter()
@@ -283,11 +284,38 @@ class _MapPass:
                 self.findings.append(_listing_failed(self.maps, e.errno))
 
     def _head_groups(self) -> Iterator[list]:
+        if self.heads is not None:
+            yield from self._kept_groups()
+            return
         heads = self.maps.stream(self._candidates(), first=HEAD_FIRST)
         while True:
             group = list(itertools.islice(heads, self.maps.window))
             if not group:
                 return
+            self.counters["header_reads"] += len(group)
+            yield group
+
+    def _kept_groups(self) -> Iterator[list]:
+        """The scan's header reads a window at a time, as (name, data, errno): a v2 header or a whole
+        object as read; only a v0 or v1 map longer than the scan's read is read again, whole."""
+        names, heads, complete = self.heads
+        classify = _rules().classify_heads
+        w = self.maps.window
+        for lo in range(0, len(names), w):
+            nativejob.checkpoint()
+            nm, hd = names[lo:lo + w], heads[lo:lo + w]
+            if self.progress is not None:
+                self.progress(len(nm))
+            if self.explain:
+                for n in nm:
+                    self.rank[n] = (bucket(n), self.seq)
+                    self.seq += 1
+            group = [(n, h, 0) for n, h in zip(nm, hd)]
+            again = [i for i, info in enumerate(classify(nm, hd)) if info[0] != "v2" and not complete[lo + i]]
+            if again:
+                self.counters["header_reads"] += len(again)
+                for i, (data, err) in zip(again, self.maps.read([nm[i] for i in again], MAP_MAX, HEAD_FIRST)):
+                    group[i] = (nm[i], data, err)
             yield group
 
     def _one(self, name: bytes, data: bytes | None, err: int, info) -> _Map | None:
@@ -473,7 +501,8 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
     maps, blocks = _Pool(backend, "maps"), _Pool(backend, "blocks")
     idx = _load_index()
     res = ShardResult()
-    first = _MapPass(maps, idx, False, progress)
+    heads = backend.take_heads() if hasattr(backend, "take_heads") else None
+    first = _MapPass(maps, idx, False, progress, heads)
     first.run()
     res.findings += first.findings
     counters = first.counters
@@ -495,7 +524,7 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
     n_missing = idx.missing_total()
     if n_missing:
         idx.start_explain()
-        again = _MapPass(maps, idx, True, progress)
+        again = _MapPass(maps, idx, True, progress, heads)
         again.run()
         res.findings += missing_findings(again.refs.ordered(), idx.missing_counts, path_of=None)
     counters.update(referenced_objects=unique, missing_objects=n_missing, index_bytes=idx.memory())
