@@ -1335,6 +1335,85 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
         free(pre)
 
 
+cdef void aio_pipe(rados_ioctx_t io, Py_ssize_t n, const char **oids, char **bufs, uint64_t *lens, int *errs,
+                   int inflight) noexcept nogil:
+    """An aio read of lens[i] bytes of each object into bufs[i] (lens = bytes read), ``inflight``
+    in flight, the next started as the oldest completes (the scan's FIFO, not waves); transient
+    errors retried by the rule of ``retry``."""
+    cdef Py_ssize_t i, nxt = 0
+    cdef int r, head = 0, count = 0
+    cdef int cap = inflight + 1
+    cdef rados_completion_t *comps = <rados_completion_t *>calloc(n + 1, sizeof(rados_completion_t))
+    cdef int *tries = <int *>calloc(n + 1, sizeof(int))
+    cdef Py_ssize_t *ring = <Py_ssize_t *>calloc(cap, sizeof(Py_ssize_t))
+    if comps == NULL or tries == NULL or ring == NULL:
+        for i in range(n):
+            errs[i] = ENOMEM
+        free(comps); free(tries); free(ring)
+        return
+    while nxt < n or count:
+        if nxt < n and count < inflight:
+            i = nxt
+            nxt += 1
+        else:  # the oldest op in flight
+            i = ring[head]
+            head = (head + 1) % cap
+            count -= 1
+            rados_aio_wait_for_complete(comps[i])
+            r = rados_aio_get_return_value(comps[i])
+            rados_aio_release(comps[i])
+            comps[i] = NULL
+            if r >= 0:
+                lens[i] = <uint64_t>r
+                continue
+            if not retry(-r, tries[i]):
+                errs[i] = -r
+                continue
+            tries[i] += 1
+        errs[i] = 0
+        if lens[i] == 0:
+            continue
+        while True:  # start op i; a failed submit is retried as a failed op would be
+            r = rados_aio_create_completion2(NULL, NULL, &comps[i])
+            if r == 0:
+                r = aio_submit(io, &comps[i], OP_READ, oids[i], bufs[i], lens[i], NULL, NULL)
+            if r == 0 or not retry(-r, tries[i]):
+                break
+            tries[i] += 1
+        if r < 0:
+            errs[i] = -r
+            continue
+        ring[(head + count) % cap] = i
+        count += 1
+    free(comps); free(tries); free(ring)
+
+
+def read_prefixes(IoCtx ioctx, names, lens, int inflight=256):
+    """The first ``lens[i]`` bytes of each named object (all of it when shorter), ``inflight``
+    aio reads in flight at a time, no stat: [(data or None, errno)] in the order given."""
+    cdef _Batch B = _Batch(names)
+    cdef Py_ssize_t i, n = B.n
+    cdef list datas = [None] * n
+    cdef list want = list(lens)
+    if len(want) != n:
+        raise ValueError("names and lens differ in length")
+    for i in range(n):
+        B.sizes[i] = <uint64_t>want[i]
+        datas[i] = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>B.sizes[i])
+        B.bufs[i] = PyBytes_AS_STRING(datas[i])
+    with nogil:
+        aio_pipe(ioctx.io, n, B.oids, B.bufs, B.sizes, B.errs, max(1, inflight))
+    out = []
+    for i in range(n):
+        if B.errs[i]:
+            out.append((None, B.errs[i]))
+        elif B.sizes[i] < <uint64_t>want[i]:
+            out.append((datas[i][:B.sizes[i]], 0))
+        else:
+            out.append((datas[i], 0))
+    return out
+
+
 def stat_sizes(IoCtx ioctx, names):
     """Each named object's length by an aio stat, all in flight at once (no data read):
     [(size, errno)] in the order given, size 0 where errno is set."""

@@ -49,6 +49,9 @@ DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
 DATA_FIRST = F.BLOCK_SIZE_4M + 1  # a Pithos block is read in one round trip, without a stat
 HEAD_FIRST = 4096  # v2 headers (512 bytes with direct I/O) and small v0/v1 maps in one round trip
 BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in
+PIPE = 16  # a window of map-data prefix reads (or of kept headers) is this many times --inflight: the reads
+# go through with --inflight in flight, the next started as the oldest completes, so the waits of one
+# window's last few reads are paid once per PIPE windows
 BUCKETS = 256  # a name's bucket: crc32(name) % BUCKETS; shards are ranges of buckets
 
 
@@ -130,7 +133,7 @@ class _Pool:
             if not group:
                 return
             names = [g[1] for g in group]
-            got = self.read(names, maxlen, most, False) if prefix else self.read(names, maxlen, first)
+            got = self.prefixes(names, [g[2] for g in group]) if prefix else self.read(names, maxlen, first)
             for (key, _name, _size), (data, err) in zip(group, got):
                 yield key, data, err
 
@@ -163,7 +166,21 @@ class _Pool:
         ``first``: bytes of a first read that needs no stat (objects shorter are done in one
         round trip); with ``whole`` false only those are wanted."""
         nativejob.checkpoint()  # and here, a window of reads later at most (in whichever thread reads)
-        got = self._read(names, maxlen, first, whole)
+        return self._answered(names, self._read(names, maxlen, first, whole))
+
+    def prefixes(self, names: list[bytes], lens: list[int]) -> list[tuple[bytes | None, int]]:
+        """The first ``lens[i]`` bytes of each object (fewer when it is shorter): (bytes, 0) or (None,
+        errno); --inflight reads in flight, the next started as the oldest completes (python-rados:
+        each object read whole, the caller cuts)."""
+        nativejob.checkpoint()
+        if self.c:
+            from .. import _rados
+
+            return self._answered(names, _rados.read_prefixes(self.io, names, lens, self.window))
+        return self._answered(names, self._read(names, MAP_MAX, max(lens, default=0), False))
+
+    def _answered(self, names: list[bytes], got: list[tuple[bytes | None, int]]) -> list[tuple[bytes | None, int]]:
+        """``got``, unless an op timed out: the OSDs stopped answering (rados_io.stalled)."""
         for name, (_data, err) in zip(names, got):
             if err == E.ETIMEDOUT:
                 raise stalled(self.pool, self.op_timeout, "read", name)
@@ -300,7 +317,7 @@ class _MapPass:
         object as read; only a v0 or v1 map longer than the scan's read is read again, whole."""
         names, heads, complete = self.heads
         classify = _rules().classify_heads
-        w = self.maps.window
+        w = self.maps.window * PIPE
         for lo in range(0, len(names), w):
             nativejob.checkpoint()
             nm, hd = names[lo:lo + w], heads[lo:lo + w]
@@ -314,7 +331,7 @@ class _MapPass:
             again = [i for i, info in enumerate(classify(nm, hd)) if info[0] != "v2" and not complete[lo + i]]
             if again:
                 self.counters["header_reads"] += len(again)
-                for i, (data, err) in zip(again, self.maps.read([nm[i] for i in again], MAP_MAX, HEAD_FIRST)):
+                for i, data, err in self.maps.stream(((i, nm[i], F.HEADER_READ) for i in again), first=HEAD_FIRST):
                     group[i] = (nm[i], data, err)
             yield group
 
@@ -367,15 +384,15 @@ class _MapPass:
                     yield (k, b, cnt), F.mapdata_name(text, b).encode("utf-8", "surrogateescape"), cnt * F.V2_ENTRY_LEN
 
         done = 0
-        for (k, b, cnt), data, err in self.maps.stream(wanted(), prefix=True):
+        for (k, b, cnt), data, err in self.maps.stream(wanted(), prefix=True, window=self.maps.window * PIPE):
             m = maps[k]
             while done < k:  # every map before this one has had all its map-data
                 self._finish(maps[done])
                 done += 1
             if m.stopped:
                 continue
-            md = F.mapdata_name(m.name.decode("utf-8", "surrogateescape"), b)
             if data is None:
+                md = F.mapdata_name(m.name.decode("utf-8", "surrogateescape"), b)
                 if err == E.ENOENT:
                     m.stopped = True
                     # the scan reports it for maps under valid names; the others are ours to report
