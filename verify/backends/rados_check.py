@@ -32,7 +32,6 @@ import threading
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Iterator
 
 from .. import formats as F
@@ -344,8 +343,7 @@ class _MapPass:
                 self._finding("unreadable", name, "read", err)
             return None
         cls, size, blocksize, flags = info
-        m = _Map(name, self.rank.pop(name, (0, 0)))
-        m.version = {"v0": 0, "v1": 1}.get(cls, 2)
+        m = _Map(name, self.rank.pop(name, _NO_RANK) if self.explain else _NO_RANK, _MAP_VERSION[cls])
         if cls == "v0":
             self.counters["maps_v0"] += 1
             self._feed(self.idx.add_v0(name, data), m)
@@ -353,13 +351,15 @@ class _MapPass:
             self.counters["maps_v1"] += 1
             self._feed(self.idx.add_v1(name, data, F.nr_objs(size)), m)
         elif cls == "v2":
-            self.counters["maps_v2"] += 1
-            m.deleted = bool(flags & F.MF_DELETED)
-            self.counters["maps_deleted"] += m.deleted
-            m.nr = F.nr_objs(size, blocksize)
-            m.per = blocksize // F.V2_ENTRY_LEN
-            m.nb = -(-m.nr // m.per)
-            self.counters["map_bytes"] += len(data)
+            c = self.counters
+            c["maps_v2"] += 1
+            if flags & F.MF_DELETED:
+                m.deleted = True
+                c["maps_deleted"] += 1
+            m.nr = nr = -(-size // blocksize)  # formats.nr_objs
+            m.per = per = blocksize // F.V2_ENTRY_LEN
+            m.nb = -(-nr // per)
+            c["map_bytes"] += len(data)
             return m
         else:
             return None  # not a map, or a corrupt header: the scan reports it
@@ -374,14 +374,16 @@ class _MapPass:
                                          m.version))
 
     def _mapdata(self, maps: list[_Map]) -> None:
+        entry = F.V2_ENTRY_LEN
+
         def wanted():
             for k, m in enumerate(maps):
-                text = m.name.decode("utf-8", "surrogateescape")
+                per, nr, name = m.per, m.nr, m.name
                 for b in range(m.nb):
                     if m.stopped:  # a bogus size stops at the first missing map-data object
                         break
-                    cnt = min(m.per, m.nr - b * m.per)
-                    yield (k, b, cnt), F.mapdata_name(text, b).encode("utf-8", "surrogateescape"), cnt * F.V2_ENTRY_LEN
+                    cnt = min(per, nr - b * per)
+                    yield (k, b, cnt), F.mapdata_raw(name, b), cnt * entry
 
         done = 0
         for (k, b, cnt), data, err in self.maps.stream(wanted(), prefix=True, window=self.maps.window * PIPE):
@@ -407,18 +409,25 @@ class _MapPass:
             self._finish(m)
 
 
-@dataclass
+_NO_RANK = (0, 0)
+_MAP_VERSION = {c.value: c.map_version for c in F.HeaderClass}  # classify_heads' class -> a finding's version
+
+
 class _Map:
-    name: bytes
-    rank: tuple[int, int] = (0, 0)  # (bucket, listing position): the order the first entries are chosen in
-    deleted: bool = False
-    version: int = 2  # of its header
-    nr: int = 0
-    per: int = 1
-    nb: int = 0
-    nbad: int = 0
-    first: str = ""
-    stopped: bool = False
+    """One map being read; the defaults are class attributes (tens of thousands are made a second)."""
+
+    rank: tuple[int, int]  # (bucket, listing position): the order the first entries are chosen in
+    deleted = False
+    version = 2  # of its header
+    nr = 0
+    per = 1
+    nb = 0
+    nbad = 0
+    first = ""
+    stopped = False
+
+    def __init__(self, name: bytes, rank: tuple[int, int] = _NO_RANK, version: int = 2):
+        self.name, self.rank, self.version = name, rank, version
 
 
 class _FirstRefs:
