@@ -1339,9 +1339,11 @@ cdef void aio_pipe(rados_ioctx_t io, Py_ssize_t n, const char **oids, char **buf
                    int inflight) noexcept nogil:
     """An aio read of lens[i] bytes of each object into bufs[i] (lens = bytes read), ``inflight``
     in flight, the next started as the oldest completes (the scan's FIFO, not waves); transient
-    errors retried by the rule of ``retry``."""
+    errors retried by the rule of ``retry``. Once an op timed out, nothing new is started (the
+    ones not begun get ETIMEDOUT too): the cluster stopped answering, the caller stops the run."""
     cdef Py_ssize_t i, nxt = 0
     cdef int r, head = 0, count = 0
+    cdef bint stalled = False
     cdef int cap = inflight + 1
     cdef rados_completion_t *comps = <rados_completion_t *>calloc(n + 1, sizeof(rados_completion_t))
     cdef int *tries = <int *>calloc(n + 1, sizeof(int))
@@ -1352,6 +1354,10 @@ cdef void aio_pipe(rados_ioctx_t io, Py_ssize_t n, const char **oids, char **buf
         free(comps); free(tries); free(ring)
         return
     while nxt < n or count:
+        if nxt < n and stalled:
+            errs[nxt] = ETIMEDOUT
+            nxt += 1
+            continue
         if nxt < n and count < inflight:
             i = nxt
             nxt += 1
@@ -1368,6 +1374,7 @@ cdef void aio_pipe(rados_ioctx_t io, Py_ssize_t n, const char **oids, char **buf
                 continue
             if not retry(-r, tries[i]):
                 errs[i] = -r
+                stalled = stalled or r == -ETIMEDOUT
                 continue
             tries[i] += 1
         errs[i] = 0

@@ -374,6 +374,44 @@ class _MapPass:
                                          m.version))
 
     def _mapdata(self, maps: list[_Map]) -> None:
+        """The map-data of these v2 maps, fed map by map: maps of one map-data object (nearly all:
+        4 MiB blocks make one hold 400 GB of volume) in a batch, the others block by block."""
+        self._single([m for m in maps if m.nb == 1])
+        self._blocks([m for m in maps if m.nb != 1])
+
+    def _single(self, maps: list[_Map]) -> None:
+        lens = [m.nr * F.V2_ENTRY_LEN for m in maps]
+        names = [F.mapdata_raw(m.name, 0) for m in maps]
+        add, feed, finish = self.idx.add_v2, self._feed, self._finish
+        lo, most = 0, self.maps.window * PIPE
+        while lo < len(maps):
+            hi, budget = lo, 0
+            while hi < len(maps) and hi - lo < most and budget < BUDGET:
+                budget += lens[hi]
+                hi += 1
+            nbytes = 0
+            for m, n, (data, err) in zip(maps[lo:hi], lens[lo:hi], self.maps.prefixes(names[lo:hi], lens[lo:hi])):
+                if data is None:
+                    self._missing(m, 0, err)
+                else:
+                    nbytes += len(data)
+                    feed(add(m.name, data[:n], 0, m.nr, m.deleted), m)  # python-rados reads whole objects
+                finish(m)
+            self.counters["map_bytes"] += nbytes
+            lo = hi
+
+    def _missing(self, m: _Map, b: int, err: int) -> None:
+        """Map-data block ``b`` of ``m`` could not be read: gone (the map stops there), or unreadable."""
+        md = F.mapdata_name(m.name.decode("utf-8", "surrogateescape"), b)
+        if err == E.ENOENT:
+            m.stopped = True
+            # the scan reports it for maps under valid names; the others are ours to report
+            if not m.deleted and not F.is_valid_volume_name(md[:-17]):
+                self._finding("map_data_missing", m.name, f"map-data {md} missing (block {b} of {m.nb})")
+        elif not m.deleted:
+            self._finding("unreadable", m.name, f"read of map-data {md}", err)
+
+    def _blocks(self, maps: list[_Map]) -> None:
         entry = F.V2_ENTRY_LEN
 
         def wanted():
@@ -394,14 +432,7 @@ class _MapPass:
             if m.stopped:
                 continue
             if data is None:
-                md = F.mapdata_name(m.name.decode("utf-8", "surrogateescape"), b)
-                if err == E.ENOENT:
-                    m.stopped = True
-                    # the scan reports it for maps under valid names; the others are ours to report
-                    if not m.deleted and not F.is_valid_volume_name(md[:-17]):
-                        self._finding("map_data_missing", m.name, f"map-data {md} missing (block {b} of {m.nb})")
-                elif not m.deleted:
-                    self._finding("unreadable", m.name, f"read of map-data {md}", err)
+                self._missing(m, b, err)
                 continue
             self.counters["map_bytes"] += len(data)
             self._feed(self.idx.add_v2(m.name, data[:cnt * F.V2_ENTRY_LEN], b * m.per, cnt, m.deleted), m)
