@@ -9,7 +9,8 @@ starts an aio op in a free slot: a header read of a map candidate, a read of a
 ``archip_NAME``, an aio stat per map-data object). librados calls back from its own
 threads; the callback only queues the slot, and the driving thread runs each slot's
 small state machine. Per-object outcomes are C records, turned into findings by
-verify/backends/rados.py once the GIL is back. The rules and their precedence are
+verify/backends/rados.py once the GIL is back; with ``keep`` (a check's scan stage) the
+header reads are kept too, for the reference stage. The rules and their precedence are
 those of _scan.pyx ``check_map`` (same _rules.h), minus placement: RADOS has no paths.
 """
 

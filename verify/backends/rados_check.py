@@ -10,7 +10,8 @@ and reads objects whole with aio, a bounded window of them in flight
 (``verify._rados.read_whole``; python-rados with a thread pool where the extension
 is not built).
 
-Passes, as on filed: the maps (every entry of every map); the blocks pool (marks
+Passes, as on filed: the maps (every entry of every map; after a C scan stage from the
+header reads it kept, ``RadosBackend.take_heads``, so that no header is read twice); the blocks pool (marks
 what is stored, reports orphans); only if something is missing, the maps again to
 name the entries that point at it. ``verify_data`` reads every (sampled) 64-hex
 object of the blocks pool and hashes it.
