@@ -22,7 +22,6 @@ import threading
 import weakref
 import zlib
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .. import formats as F
@@ -691,6 +690,8 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
             progress(1)
 
     def work():
+        from concurrent.futures import ThreadPoolExecutor  # the fallback's only: the C scan starts faster
+
         with ThreadPoolExecutor(max(1, min(inflight, 32))) as ex:
             for _ in ex.map(one, listed()):
                 pass
