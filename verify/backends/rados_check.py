@@ -357,7 +357,7 @@ class _MapPass:
             if flags & F.MF_DELETED:
                 m.deleted = True
                 c["maps_deleted"] += 1
-            m.nr = nr = -(-size // blocksize)  # formats.nr_objs
+            m.nr = nr = F.nr_objs(size, blocksize)
             m.per = per = blocksize // F.V2_ENTRY_LEN
             m.nb = -(-nr // per)
             c["map_bytes"] += len(data)
