@@ -453,7 +453,7 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
     ms.path = path
     ms.nbad = 0
     ms.deleted = 0
-    ms.version = 0 if h.cls == AV_V0 else (1 if h.cls == AV_V1 else 2)
+    ms.version = av_map_version(h.cls)
     b.nseen = 0
     if h.cls == AV_V0:
         b.counts[C_MAPS_V0] += 1

@@ -461,7 +461,8 @@ cdef class MapProbe:
 
     def lookup(self, list names, list v0_limits=None):
         """Per name: (where, errno, header class, size, blocksize, flags, epoch, version,
-        file size, v0 entries, v0 entry 0 is the zero block).
+        file size, v0 entries, v0 entry 0 is the zero block, path): ``path`` is where the map
+        was found, relative to the root (av_probe_rel of the step that found it), or None.
 
         ``v0_limits[i]``: count a v0 map's entries up to this many (None: do not count).
         ``names`` must stay alive (they do: the caller holds the list) during the call.
@@ -473,13 +474,21 @@ cdef class MapProbe:
             raise ValueError("probe is closed")
         cdef item_t *items = self.items_of(names, v0_limits, False)
         cdef item_t *it
+        cdef char rel[PATHMAX]
+        cdef bytes obj
         try:
             self.run(items, count, False)
             out = []
             for i in range(count):
                 it = &items[i]
+                path = None
+                if it.where == W_PITHOS or it.where == W_V04 or it.where == W_ARCHIP:
+                    obj = (b"archip_" if it.where == W_ARCHIP else b"") + it.name[:it.n]
+                    # the probe's own step: the old Pithos path (step 0) or the sha256 path (step 1)
+                    if av_probe_rel(0 if it.where == W_PITHOS else 1, obj, len(obj), rel, PATHMAX):
+                        path = <bytes>rel
                 out.append((WHERE_NAMES[it.where], it.err, it.h.cls, it.h.size, it.h.blocksize, it.h.flags,
-                            it.h.epoch, it.h.version, it.fsize, it.v0_entries, bool(it.v0_first_zero)))
+                            it.h.epoch, it.h.version, it.fsize, it.v0_entries, bool(it.v0_first_zero), path))
             return out
         finally:
             free(items)

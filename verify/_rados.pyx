@@ -9,7 +9,8 @@ starts an aio op in a free slot: a header read of a map candidate, a read of a
 ``archip_NAME``, an aio stat per map-data object). librados calls back from its own
 threads; the callback only queues the slot, and the driving thread runs each slot's
 small state machine. Per-object outcomes are C records, turned into findings by
-verify/backends/rados.py once the GIL is back. The rules and their precedence are
+verify/backends/rados.py once the GIL is back; with ``keep`` (a check's scan stage) the
+header reads are kept too, for the reference stage. The rules and their precedence are
 those of _scan.pyx ``check_map`` (same _rules.h), minus placement: RADOS has no paths.
 """
 
@@ -161,6 +162,7 @@ cdef enum:
     S_LOCK = 5          # read the owner string of NAME_lock
 
 DEF HEADBUF = 256       # >= AV_HEADER_READ, and the most of a lock owner we keep
+DEF KEPTHEAD = 64       # == AV_HEADER_READ (checked when a RadosShard is made)
 DEF SLOTNAME = 240      # names shorter than this live in their slot: no malloc/free per object
 DEF DETAILMAX = 600
 DEF PAGE = 1024         # objects per rados_object_list call
@@ -187,9 +189,18 @@ ctypedef struct pend_t:
     size_t n
     av_map_facts_t f    # all but the map-data, which is found out after the listing
 
+# What the scan read of one header candidate, kept for the check's reference stage (keep=True)
+ctypedef struct kept_t:
+    uint64_t seq        # its place among the candidates, in listing order
+    char *name
+    size_t n
+    int got             # bytes read; fewer than AV_HEADER_READ: the whole object
+    unsigned char head[KEPTHEAD]
+
 ctypedef struct slot_t:
     void *loop
     int idx
+    uint64_t seq        # a header candidate's place in listing order (kept_t.seq)
     int state
     int tries
     char *name          # NUL-terminated copy of the object name (inl, or malloc'd when longer)
@@ -234,12 +245,45 @@ ctypedef struct loop_t:
     int ldone           # the listing thread has finished
     int list_err        # and how: 0 or -errno
     cursor_t *lister    # what the listing thread lists
+    int keep            # keep each header read (kept_t) for the reference stage
+    kept_t *kept
+    size_t nkept, capkept
+    uint64_t ncand      # header candidates started so far
     int stop            # set from the main thread: no new object is started, ops in flight end
     pthread_cond_t qspace
 
 
 cdef inline void emit(loop_t *L, int kind, int err, const char *name, size_t n, const char *detail) noexcept nogil:
     av_emit(&L.recs, kind, err, 0, name, n, NULL, 0, detail)
+
+
+cdef char *room_and_name(loop_t *L, void **a, size_t n, size_t *cap, size_t elem, size_t first,
+                         slot_t *s) noexcept nogil:
+    """Room for one more element of *a (room_for_one) and a copy of the slot's name for it; NULL
+    (L.oom set) if out of memory."""
+    cdef char *name = NULL
+    if room_for_one(a, n, cap, elem, first):
+        name = av_dupn(s.name, s.n)
+    if name == NULL:
+        L.oom = 1
+    return name
+
+
+cdef void keep_head(loop_t *L, slot_t *s, int got) noexcept nogil:
+    """The header read of a candidate, for the reference stage: it reads no header again."""
+    cdef kept_t *k
+    cdef char *name = room_and_name(L, <void **>&L.kept, L.nkept, &L.capkept, sizeof(kept_t), 1024, s)
+    if name == NULL:
+        return
+    k = &L.kept[L.nkept]
+    k.name, k.seq, k.n, k.got = name, s.seq, s.n, got
+    memcpy(k.head, s.buf, got)
+    L.nkept += 1
+
+
+cdef int cmp_kept(const void *a, const void *b) noexcept nogil:
+    cdef uint64_t x = (<const kept_t *>a).seq, y = (<const kept_t *>b).seq
+    return (x > y) - (x < y)
 
 
 cdef extern from "<stdlib.h>" nogil:
@@ -442,6 +486,9 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
     s.tries = 0
     s.got = 0
     s.state = S_LOCK if nc == AV_NAME_LOCK else S_HEADER
+    if nc != AV_NAME_LOCK:
+        s.seq = L.ncand
+        L.ncand += 1
     issue(L, s)
 
 
@@ -473,7 +520,7 @@ cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
             return
     elif kind != AV_NO_FINDING:
         av_map_detail(detail, DETAILMAX, code, &s.f, s.name, s.n)
-        emit(L, kind, 0, s.name, s.n, detail)
+        av_emit(&L.recs, kind, 0, 1 + av_map_version(s.f.h.cls), s.name, s.n, NULL, 0, detail)  # aux: version + 1
     release_slot(L, s)
 
 
@@ -503,14 +550,11 @@ cdef void next_mapdata(loop_t *L, slot_t *s) noexcept nogil:
 cdef void defer(loop_t *L, slot_t *s) noexcept nogil:
     """Check this map's map-data after the listing: most of it is then known without a stat."""
     cdef pend_t *p
-    if not room_for_one(<void **>&L.pend, L.npend, &L.cappend, sizeof(pend_t), 256):
-        L.oom = 1
+    cdef char *name = room_and_name(L, <void **>&L.pend, L.npend, &L.cappend, sizeof(pend_t), 256, s)
+    if name == NULL:
         return
     p = &L.pend[L.npend]
-    p.name = av_dupn(s.name, s.n)
-    if p.name == NULL:
-        L.oom = 1
-        return
+    p.name = name
     p.n = s.n
     p.f = s.f
     L.npend += 1
@@ -595,6 +639,8 @@ cdef void handle(loop_t *L, slot_t *s) noexcept nogil:
     elif s.state == S_HEADER:
         s.got = r
         L.counts[C_HEADER_BYTES] += <uint64_t>r
+        if L.keep:
+            keep_head(L, s, r)
         # a read shorter than asked is the whole object; otherwise it may be longer
         av_map_facts(&s.f, s.buf, <size_t>r, <uint64_t>r, r < AV_HEADER_READ, s.name, s.n)
         decide(L, s)
@@ -974,15 +1020,19 @@ cdef class RadosShard:
     cdef readonly bint done
     cdef readonly int list_err
 
-    def __cinit__(self, IoCtx ioctx, int lo=0, int hi=1, int total=1, int inflight=256, bint maps=True):
+    def __cinit__(self, IoCtx ioctx, int lo=0, int hi=1, int total=1, int inflight=256, bint maps=True,
+                  bint keep=False):
         cdef int i
         if inflight < 1 or not 0 <= lo < hi <= total:
             raise ValueError("bad shard or inflight")
+        if KEPTHEAD != AV_HEADER_READ:
+            raise SystemError("KEPTHEAD differs from AV_HEADER_READ: rebuild with them equal")
         memset(&self.L, 0, sizeof(loop_t))
         self.ioctx = ioctx
         self.lo, self.hi, self.total = lo, hi, total
         self.L.io = ioctx.io
         self.L.is_maps = maps
+        self.L.keep = keep and maps
         self.L.nslots = inflight
         self.L.fcap = inflight + 1
         self.L.slots = <slot_t *>calloc(inflight, sizeof(slot_t))
@@ -1004,6 +1054,7 @@ cdef class RadosShard:
     def __dealloc__(self):
         cdef size_t i
         av_recs_free(&self.L.recs)
+        self._free_kept()
         free(self.L.mdh)
         for i in range(self.L.npend):
             free(self.L.pend[i].name)
@@ -1066,8 +1117,35 @@ cdef class RadosShard:
     def counters(self):
         return {COUNTER_NAMES[c]: self.L.counts[c] for c in range(NCOUNT)}
 
+    cdef void _free_kept(self) noexcept:
+        cdef size_t i
+        for i in range(self.L.nkept):
+            free(self.L.kept[i].name)
+        free(self.L.kept)
+        self.L.kept = NULL
+        self.L.nkept = self.L.capkept = 0
+
+    def kept(self):
+        """With keep=True: what the scan read of each header candidate, in listing order (then freed):
+        (names, first bytes, complete) where complete[i] says the bytes are the whole object."""
+        cdef size_t i
+        cdef kept_t *k
+        if self.L.oom:
+            raise MemoryError("out of memory while keeping header reads")
+        with nogil:
+            qsort(self.L.kept, self.L.nkept, sizeof(kept_t), cmp_kept)  # retried reads complete out of order
+        names, heads = [], []
+        complete = bytearray(self.L.nkept)
+        for i in range(self.L.nkept):
+            k = &self.L.kept[i]
+            names.append(k.name[:k.n])
+            heads.append(<bytes>k.head[:k.got])
+            complete[i] = 1 if k.got < AV_HEADER_READ else 0
+        self._free_kept()
+        return names, heads, complete
+
     def records(self):
-        """[(kind, name bytes, detail bytes, errno)] in no particular order."""
+        """[(kind, name bytes, detail bytes, errno, map version or None)] in no particular order."""
         cdef size_t i
         cdef av_rec_t *r
         if self.L.oom or self.L.recs.oom:
@@ -1076,7 +1154,7 @@ cdef class RadosShard:
         for i in range(self.L.recs.n):
             r = &self.L.recs.a[i]
             out.append((KIND_NAMES[r.kind], r.name[:r.namelen] if r.name != NULL else b"",
-                        <bytes>r.detail if r.detail != NULL else b"", r.err))
+                        <bytes>r.detail if r.detail != NULL else b"", r.err, r.aux - 1 if r.aux else None))
         return out
 
 
@@ -1256,6 +1334,92 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
         return out
     finally:
         free(pre)
+
+
+cdef void aio_pipe(rados_ioctx_t io, Py_ssize_t n, const char **oids, char **bufs, uint64_t *lens, int *errs,
+                   int inflight) noexcept nogil:
+    """An aio read of lens[i] bytes of each object into bufs[i] (lens = bytes read), ``inflight``
+    in flight, the next started as the oldest completes (the scan's FIFO, not waves); transient
+    errors retried by the rule of ``retry``. Once an op timed out, nothing new is started (the
+    ones not begun get ETIMEDOUT too): the cluster stopped answering, the caller stops the run."""
+    cdef Py_ssize_t i, nxt = 0
+    cdef int r, head = 0, count = 0
+    cdef bint stalled = False
+    cdef int cap = inflight + 1
+    cdef rados_completion_t *comps = <rados_completion_t *>calloc(n + 1, sizeof(rados_completion_t))
+    cdef int *tries = <int *>calloc(n + 1, sizeof(int))
+    cdef Py_ssize_t *ring = <Py_ssize_t *>calloc(cap, sizeof(Py_ssize_t))
+    if comps == NULL or tries == NULL or ring == NULL:
+        for i in range(n):
+            errs[i] = ENOMEM
+        free(comps); free(tries); free(ring)
+        return
+    while nxt < n or count:
+        if nxt < n and stalled:
+            errs[nxt] = ETIMEDOUT
+            nxt += 1
+            continue
+        if nxt < n and count < inflight:
+            i = nxt
+            nxt += 1
+        else:  # the oldest op in flight
+            i = ring[head]
+            head = (head + 1) % cap
+            count -= 1
+            rados_aio_wait_for_complete(comps[i])
+            r = rados_aio_get_return_value(comps[i])
+            rados_aio_release(comps[i])
+            comps[i] = NULL
+            if r >= 0:
+                lens[i] = <uint64_t>r
+                continue
+            if not retry(-r, tries[i]):
+                errs[i] = -r
+                stalled = stalled or r == -ETIMEDOUT
+                continue
+            tries[i] += 1
+        errs[i] = 0
+        if lens[i] == 0:
+            continue
+        while True:  # start op i; a failed submit is retried as a failed op would be
+            r = rados_aio_create_completion2(NULL, NULL, &comps[i])
+            if r == 0:
+                r = aio_submit(io, &comps[i], OP_READ, oids[i], bufs[i], lens[i], NULL, NULL)
+            if r == 0 or not retry(-r, tries[i]):
+                break
+            tries[i] += 1
+        if r < 0:
+            errs[i] = -r
+            continue
+        ring[(head + count) % cap] = i
+        count += 1
+    free(comps); free(tries); free(ring)
+
+
+def read_prefixes(IoCtx ioctx, names, lens, int inflight=256):
+    """The first ``lens[i]`` bytes of each named object (all of it when shorter), ``inflight``
+    aio reads in flight at a time, no stat: [(data or None, errno)] in the order given."""
+    cdef _Batch B = _Batch(names)
+    cdef Py_ssize_t i, n = B.n
+    cdef list datas = [None] * n
+    cdef list want = list(lens)
+    if len(want) != n:
+        raise ValueError("names and lens differ in length")
+    for i in range(n):
+        B.sizes[i] = <uint64_t>want[i]
+        datas[i] = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>B.sizes[i])
+        B.bufs[i] = PyBytes_AS_STRING(datas[i])
+    with nogil:
+        aio_pipe(ioctx.io, n, B.oids, B.bufs, B.sizes, B.errs, max(1, inflight))
+    out = []
+    for i in range(n):
+        if B.errs[i]:
+            out.append((None, B.errs[i]))
+        elif B.sizes[i] < <uint64_t>want[i]:
+            out.append((datas[i][:B.sizes[i]], 0))
+        else:
+            out.append((datas[i], 0))
+    return out
 
 
 def stat_sizes(IoCtx ioctx, names):

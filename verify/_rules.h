@@ -182,6 +182,13 @@ static inline int av_class_tally(int cls)
     return cls == AV_V0 ? 0 : cls == AV_V1 ? 1 : cls == AV_V2 ? 2 : 3;
 }
 
+/* The map format a header class belongs to, which a map finding names (Finding.version;
+   formats.HeaderClass.map_version): 0 unsigned (v0), 1 the v1 magic, 2 the v2 signature. */
+static inline int av_map_version(int cls)
+{
+    return (cls == AV_V0 || cls == AV_NOT_MAP) ? 0 : (cls == AV_V1 || cls == AV_CORRUPT_V1_SHORT) ? 1 : 2;
+}
+
 /* formats.is_v1_header: do the n bytes read of an object start with the v1 magic (01 00 00 00)? */
 static inline int av_is_v1_header(const unsigned char *head, size_t n)
 {

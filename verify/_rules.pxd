@@ -26,6 +26,7 @@ cdef extern from "_rules.h" nogil:
     size_t av_hash_target_len(size_t n)
     int av_in_window(uint64_t fp_hi, uint64_t start, uint64_t width, int everything)
     int av_class_tally(int cls)
+    int av_map_version(int cls)
     int av_is_hex64(const char *name, size_t n)
     int av_is_mapdata_name(const char *name, size_t n)
     int av_starts_with(const char *name, size_t len, const char *prefix)

@@ -464,6 +464,10 @@ _CLASS_NAMES = ("not_map", "v0", "v1", "v2", "corrupt_short", "corrupt_version",
 _NAME_CLASS_NAMES = ("plain", "lock", "hash", "temp", "mapdata")
 
 
+def _map_version_for_tests(str cls):
+    return av_map_version(_CLASS_NAMES.index(cls))
+
+
 def _classify_for_tests(bytes head, unsigned long long file_size, bytes name):
     """av_classify: (class name, size, blocksize, flags, epoch, version) for ``head``."""
     cdef av_header_t h

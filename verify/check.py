@@ -137,6 +137,9 @@ class LocalStages:
     shards_per_store: int = 1
 
     def scan(self) -> ShardResult:
+        keep = getattr(self.backend, "keep_heads", None)  # RADOS: what the scan reads, the references reuse
+        if keep is not None:
+            keep()
         return run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress)
 
     def references(self) -> ShardResult:

@@ -26,14 +26,15 @@ import itertools
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 from .errors import Interrupted, LockedError, StoreError
 
@@ -363,6 +364,8 @@ def _count_lines(fd: int, end: int) -> int:
 # ---- locks -----------------------------------------------------------------------------
 
 def _holder(what: str) -> str:
+    import socket  # only a writer's lock names its host: a scan does not load it
+
     return f"archverify {what} on host {socket.gethostname()}, pid {os.getpid()}, since {now_iso()}"
 
 

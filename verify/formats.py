@@ -82,6 +82,14 @@ class HeaderClass(Enum):
     def corrupt(self) -> bool:
         return self.value.startswith("corrupt")
 
+    @property
+    def map_version(self) -> int:
+        """The map format this class belongs to, as a map finding names it (av_map_version):
+        0 unsigned, 1 the v1 magic, 2 the v2 signature."""
+        if self in (HeaderClass.V0, HeaderClass.NOT_MAP):
+            return 0
+        return 1 if self in (HeaderClass.V1, HeaderClass.CORRUPT_V1_SHORT) else 2
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -226,8 +234,14 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data.rstrip(b"\0")).hexdigest()
 
 
+def mapdata_raw(map_name: bytes, block: int) -> bytes:
+    """The name of block ``block``'s map-data object of a v2 map: ``NAME_<16 hex>``."""
+    return b"%s_%016x" % (map_name, block)
+
+
 def mapdata_name(map_name: str, block: int) -> str:
-    return f"{map_name}_{block:016x}"
+    """:func:`mapdata_raw` of a decoded name."""
+    return mapdata_raw(map_name.encode("utf-8", "surrogateescape"), block).decode("utf-8", "surrogateescape")
 
 
 def mapdata_blocks(size: int, blocksize: int) -> int:

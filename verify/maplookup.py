@@ -21,7 +21,7 @@ from typing import Iterator, Protocol, Sequence
 
 from . import formats as F
 from .errors import StoreError
-from .layout import pithos_path, probe_paths, v04_path
+from .layout import probe_paths
 
 SNAPSHOT_PREFIX = "archip:"
 
@@ -149,7 +149,7 @@ class FiledMaps:
         names = list(names)
         raw = self._probe.lookup(names, None if v0_limits is None else list(v0_limits))
         out: dict[str, MapInfo | LookupError_ | None] = {}
-        for name, (where, err, cls, size, bs, flags, epoch, version, fsize, v0n, v0z) in zip(names, raw):
+        for name, (where, err, cls, size, bs, flags, epoch, version, fsize, v0n, v0z, rel) in zip(names, raw):
             if where == "missing":
                 out[name] = None
                 continue
@@ -160,8 +160,7 @@ class FiledMaps:
                 out[name] = LookupError_(name, err, self._rel(name))
                 continue
             obj = "archip_" + name if where == "archip" else name
-            raw_obj = obj.encode()
-            path = (pithos_path(raw_obj) if where == "pithos" else v04_path(raw_obj)).decode()
+            path = rel.decode()  # where the probe found it: av_probe_rel's path of that step
             hdr = F.HeaderInfo(_CLS[cls], size, bs, flags, epoch, version)
             out[name] = MapInfo(name, obj, where, hdr, fsize, v0n if v0n >= 0 else None, v0z, path)
         return out

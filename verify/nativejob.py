@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from concurrent.futures import wait
 from typing import Callable, Iterable, TypeVar
 
 from .errors import Terminated, signal_exit
@@ -84,6 +83,8 @@ def wait_futures(futures: list, stop: Callable[[], None]) -> None:
         stop()
         for f in futures:
             f.cancel()  # not started yet: never will
+        from concurrent.futures import wait  # here: a scan that never gets here does not import it (and logging)
+
         while True:
             try:
                 wait(futures)

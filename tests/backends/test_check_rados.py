@@ -104,6 +104,29 @@ def test_same_findings_as_filed_for_the_same_store(ceph_cluster, planted, engine
         assert rados.counters[k] == filed.counters[k], k
 
 
+def test_the_reference_stage_reads_no_header_the_scan_read(ceph_cluster, planted):
+    """The C scan hands its header reads to the reference stage: only a v0 or v1 map longer than
+    the scan's read is read again (whole); the findings and entry counts are the python engine's,
+    which reads every header again."""
+    pytest.importorskip("verify._rados", reason="the librados extension is not built (librados-dev missing)")
+    heads = {}
+    for f in planted.maps.rglob("*"):
+        if f.is_file() and F.name_class(f.name.encode()) is F.NameClass.PLAIN:
+            heads[f.name] = f.read_bytes()
+    again = {n for n, d in heads.items()
+             if len(d) >= F.SCAN_HEADER_READ
+             and F.classify(d[:F.SCAN_HEADER_READ], len(d), n.encode()).cls is not F.HeaderClass.V2}
+    assert again and len(again) < len(heads)  # the store has both kinds
+    c = check_op.check(backend(ceph_cluster, "c"), 2, progress=False)
+    py = check_op.check(backend(ceph_cluster, "python"), 2, progress=False)
+    assert c.counters["refs.header_reads"] == len(again)
+    assert py.counters["refs.header_reads"] == len(heads)
+    assert sorted(c.findings) == sorted(py.findings)
+    refs = {k: v for k, v in c.counters.items() if k.startswith("refs.") and k not in ("refs.header_reads",
+                                                                                         "refs.map_bytes")}
+    assert refs == {k: py.counters[k] for k in refs}
+
+
 def test_missing_detail_names_referencing_maps_and_indexes(ceph_cluster, planted):
     s = check_op.check(backend(ceph_cluster, inflight=3), jobs=1, progress=False)  # windows smaller than a page
     seen = set()

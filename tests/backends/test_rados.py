@@ -222,8 +222,15 @@ def test_python_rules_agree_with_the_extension_on_counters(backend, ceph_cluster
     assert pick(c_res) == pick(py_res)
     assert sorted((f.kind, f.name) for f in c_res.findings) == sorted((f.kind, f.name) for f in py_res.findings)
     # one verdict (av_map_verdict and its twin formats.map_verdict): the same details too
-    maps = lambda r: sorted((f.kind, f.name, f.detail) for f in r.findings if f.kind.startswith("map_"))  # noqa: E731
+    maps = lambda r: sorted((f.kind, f.name, f.detail, f.version)  # noqa: E731
+                            for f in r.findings if f.kind.startswith("map_"))
     assert maps(c_res) == maps(py_res) and maps(c_res)
+    # every map finding names the map version its header read (av_map_version / HeaderClass.map_version)
+    version = {f.name: f.version for f in c_res.findings if f.kind.startswith("map_")}
+    assert None not in version.values(), version
+    assert {version[n] for k, n in rados_store.planted if k == "map_v1"} == {1}
+    assert {version[n] for k, n in rados_store.planted if k == "map_v0"} <= {0}
+    assert all(f.version is None for f in c_res.findings if not f.kind.startswith("map_"))
     assert sorted(c_res.locks) == sorted(py_res.locks)
 
 

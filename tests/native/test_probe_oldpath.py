@@ -168,6 +168,29 @@ def test_a_map_larger_than_one_read_and_an_empty_one(root):
     assert (r[1][0], r[1][1], r[1][8], r[1][9]) == ("pithos", 0, 0, 0)
 
 
+def test_the_path_a_lookup_reports_is_the_probe_step_that_found_the_map(root):
+    """Old path, sha256 path, archip_NAME and a short name: the path is the file the probe read
+    (layout.probe_paths, the twin of av_probe_rel), found by the same step, never chosen anew."""
+    at_old, at_new, archip = name("c0ffee", 1), name("c0ffef", 2), name("c0fff0", 3)
+    short = "volume-7"  # not 64 hex: no old path, the sha256 path only
+    put(old(root, at_old))
+    put(new(root, at_old))  # both: the old path wins, as filed serves it
+    put(new(root, at_new))
+    put(root / os.fsdecode(layout.v04_path(b"archip_" + archip.encode())))
+    put(new(root, short))
+    with _probe(root) as p:
+        got = {n: (r[0], r[-1]) for n, r in zip([at_old, at_new, archip, short, name("c0fff1", 4)],
+                                                   p.lookup([at_old, at_new, archip, short, name("c0fff1", 4)]))}
+    assert got[at_old] == ("pithos", layout.probe_paths(at_old.encode())[0])
+    assert got[at_new] == ("v04", layout.probe_paths(at_new.encode())[-1])
+    assert got[archip] == ("archip", layout.probe_paths(b"archip_" + archip.encode())[-1])
+    assert got[short] == ("v04", layout.probe_paths(short.encode())[0])
+    assert got[name("c0fff1", 4)] == ("missing", None)
+    for n, (_where, path) in got.items():
+        if path is not None:
+            assert (root / os.fsdecode(path)).is_file(), n
+
+
 class _probe:
     """MapProbe as a context manager (closed on the way out)."""
 

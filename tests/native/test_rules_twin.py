@@ -461,3 +461,12 @@ def test_classify_heads_is_classify():
         h = F.classify(head[:F.HEADER_READ], len(head), name)
         assert g == (h.cls.value, h.size, h.blocksize, h.flags), (head.hex(), name)
     assert _check.classify_heads([b"x"], [None]) == [None]
+
+
+def test_map_version_twin_for_every_header_class():
+    """The version a map finding names (av_map_version, HeaderClass.map_version), class by class."""
+    got = {c.value: (_scan._map_version_for_tests(c.value), c.map_version) for c in F.HeaderClass}
+    assert all(c == p for c, p in got.values()), got
+    assert {k: v[0] for k, v in got.items()} == {
+        "not_map": 0, "v0": 0, "v1": 1, "corrupt_v1_short": 1,
+        "v2": 2, "corrupt_short": 2, "corrupt_version": 2, "corrupt_blocksize": 2}

@@ -22,7 +22,6 @@ import threading
 import weakref
 import zlib
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .. import formats as F
@@ -169,11 +168,12 @@ class RadosBackend:
     _conn: object = field(default=None, init=False, repr=False, compare=False)
     _io: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _objects: object = field(default=None, init=False, repr=False, compare=False)  # python-rados twin for object I/O
+    _kept: list | None = field(default=None, init=False, repr=False, compare=False)  # header reads the scan keeps
 
     def __getstate__(self) -> dict:
         """Picklable for other machines (``--dask``): each process makes its own connection."""
         state = dict(self.__dict__)
-        state["_conn"], state["_io"], state["_objects"] = None, {}, None
+        state["_conn"], state["_io"], state["_objects"], state["_kept"] = None, {}, None, None
         return state
 
     @property
@@ -354,9 +354,40 @@ class RadosBackend:
             return _py_scan(io, shard, self.pools()[shard.store], self.inflight, progress, op_timeout=self.op_timeout)
         from .. import _rados
 
-        rs = _rados.RadosShard(io, shard.lo, shard.hi, shard.total, self.inflight, maps=shard.store == "maps")
+        keep = self._kept is not None and shard.store == "maps"
+        rs = _rados.RadosShard(io, shard.lo, shard.hi, shard.total, self.inflight, maps=shard.store == "maps",
+                               keep=keep)
         list_err = _run_polled(rs, rs.run, progress)
-        return self._result(shard, rs, list_err)
+        res = self._result(shard, rs, list_err)
+        if keep and not list_err:
+            self._kept.append((shard.lo, shard.hi, shard.total, rs.kept()))
+        return res
+
+    def keep_heads(self) -> None:
+        """Make the scans that follow keep what they read of each map header (a check's scan stage):
+        the reference stage then reads no header again, and lists no maps pool (C engine only)."""
+        self._kept = []  # only the C engine's scan fills it
+
+    def take_heads(self):
+        """The kept header reads of the whole maps pool, in listing order: (names, heads, complete), or
+        None when the scans did not cover the pool (then the reference stage lists and reads it itself)."""
+        kept, self._kept = self._kept, None
+        if not kept:
+            return None
+        kept.sort(key=lambda k: k[0] / k[2])
+        reach = 0.0
+        for lo, hi, total, _ in kept:
+            if lo / total != reach:
+                return None
+            reach = hi / total
+        if reach != 1.0:
+            return None
+        names, heads, complete = [], [], bytearray()
+        for *_, (n, h, c) in kept:
+            names += n
+            heads += h
+            complete += c
+        return names, heads, bytes(complete)
 
     def check_names(self, store: str, names, progress: ProgressFn | None = None) -> ShardResult:
         """Check the named objects as if they had just been listed (the map rules for ``maps``)."""
@@ -447,18 +478,18 @@ class RadosBackend:
         pool = self.pools()[shard.store]
         if list_err == E.ETIMEDOUT:
             raise _stalled(pool, self.op_timeout, "listing")
-        for kind, name, detail, err in records:
+        for kind, name, detail, err, _version in records:
             if kind == "unreadable" and err == E.ETIMEDOUT:  # the loop stopped at the first one
                 raise _stalled(pool, self.op_timeout, detail.decode("utf-8", "surrogateescape"), name)
         names, details = escape_names([r[1] for r in records]), escape_names([r[2] for r in records])
         store, locks, findings = shard.store, res.locks, res.findings
-        for (kind, _, _, err), name_s, detail_s in zip(records, names, details):
+        for (kind, _, _, err, version), name_s, detail_s in zip(records, names, details):
             if kind == "lock":
                 locks.append(Lock(store, name_s, detail_s))
                 continue
             if kind == "unreadable":
                 detail_s = f"{detail_s}: {strerror(err)}"
-            findings.append(Finding(kind, store, name_s, None, detail_s))
+            findings.append(Finding(kind, store, name_s, None, detail_s, version))
         if list_err:
             res.findings.append(_list_failure(shard, self.pools()[shard.store], list_err))
         return res
@@ -532,7 +563,7 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
         detail = what + (f" {target}" if target else "")
         if _errno(e) == E.ETIMEDOUT:
             raise _Stalled(detail, raw)
-        findings.append(("unreadable", raw, f"{detail}: {strerror(_errno(e))}"))
+        findings.append(("unreadable", raw, f"{detail}: {strerror(_errno(e))}", None))
 
     try:
         counters["reads"] += 1
@@ -594,7 +625,7 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
             raise AssertionError(f"{kind} asked twice")
         kind, detail = F.map_verdict(facts)
     if kind is not None:
-        findings.append((kind, raw, escape_name(F.map_detail(detail, facts, raw))))
+        findings.append((kind, raw, escape_name(F.map_detail(detail, facts, raw)), facts.header.cls.map_version))
 
 
 class _Stalled(Exception):
@@ -660,6 +691,8 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
             progress(1)
 
     def work():
+        from concurrent.futures import ThreadPoolExecutor  # the fallback's only: the C scan starts faster
+
         with ThreadPoolExecutor(max(1, min(inflight, 32))) as ex:
             for _ in ex.map(one, listed()):
                 pass
@@ -672,8 +705,8 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
         raise _stalled(pool, op_timeout, *timed_out[0].args)
     res = ShardResult()
     res.counters = Counter({f"{shard.store}.{k}": v for k, v in counters.items() if v})
-    for kind, raw, detail in findings:
-        res.findings.append(Finding(kind, shard.store, escape_name(raw), None, detail))
+    for kind, raw, detail, version in findings:
+        res.findings.append(Finding(kind, shard.store, escape_name(raw), None, detail, version))
     for raw, owner in locks:
         res.locks.append(Lock(shard.store, escape_name(raw), escape_name(owner)))
     if list_err:

@@ -10,7 +10,8 @@ and reads objects whole with aio, a bounded window of them in flight
 (``verify._rados.read_whole``; python-rados with a thread pool where the extension
 is not built).
 
-Passes, as on filed: the maps (every entry of every map); the blocks pool (marks
+Passes, as on filed: the maps (every entry of every map; after a C scan stage from the
+header reads it kept, ``RadosBackend.take_heads``, so that no header is read twice); the blocks pool (marks
 what is stored, reports orphans); only if something is missing, the maps again to
 name the entries that point at it. ``verify_data`` reads every (sampled) 64-hex
 object of the blocks pool and hashes it.
@@ -32,7 +33,6 @@ import threading
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Iterator
 
 from .. import formats as F
@@ -49,6 +49,9 @@ DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
 DATA_FIRST = F.BLOCK_SIZE_4M + 1  # a Pithos block is read in one round trip, without a stat
 HEAD_FIRST = 4096  # v2 headers (512 bytes with direct I/O) and small v0/v1 maps in one round trip
 BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in
+PIPE = 16  # a window of map-data prefix reads (or of kept headers) is this many times --inflight: the reads
+# go through with --inflight in flight, the next started as the oldest completes, so the waits of one
+# window's last few reads are paid once per PIPE windows
 BUCKETS = 256  # a name's bucket: crc32(name) % BUCKETS; shards are ranges of buckets
 
 
@@ -130,7 +133,7 @@ class _Pool:
             if not group:
                 return
             names = [g[1] for g in group]
-            got = self.read(names, maxlen, most, False) if prefix else self.read(names, maxlen, first)
+            got = self.prefixes(names, [g[2] for g in group]) if prefix else self.read(names, maxlen, first)
             for (key, _name, _size), (data, err) in zip(group, got):
                 yield key, data, err
 
@@ -163,7 +166,21 @@ class _Pool:
         ``first``: bytes of a first read that needs no stat (objects shorter are done in one
         round trip); with ``whole`` false only those are wanted."""
         nativejob.checkpoint()  # and here, a window of reads later at most (in whichever thread reads)
-        got = self._read(names, maxlen, first, whole)
+        return self._answered(names, self._read(names, maxlen, first, whole))
+
+    def prefixes(self, names: list[bytes], lens: list[int]) -> list[tuple[bytes | None, int]]:
+        """The first ``lens[i]`` bytes of each object (fewer when it is shorter): (bytes, 0) or (None,
+        errno); --inflight reads in flight, the next started as the oldest completes (python-rados:
+        each object read whole, the caller cuts)."""
+        nativejob.checkpoint()
+        if self.c:
+            from .. import _rados
+
+            return self._answered(names, _rados.read_prefixes(self.io, names, lens, self.window))
+        return self._answered(names, self._read(names, MAP_MAX, max(lens, default=0), False))
+
+    def _answered(self, names: list[bytes], got: list[tuple[bytes | None, int]]) -> list[tuple[bytes | None, int]]:
+        """``got``, unless an op timed out: the OSDs stopped answering (rados_io.stalled)."""
         for name, (_data, err) in zip(names, got):
             if err == E.ETIMEDOUT:
                 raise stalled(self.pool, self.op_timeout, "read", name)
@@ -231,8 +248,9 @@ class _MapPass:
     budget, and fed map by map in entry order (the index counts each map once only
     when its chunks come one after another)."""
 
-    def __init__(self, maps: _Pool, idx, explain: bool, progress: ProgressFn | None):
+    def __init__(self, maps: _Pool, idx, explain: bool, progress: ProgressFn | None, heads=None):
         self.maps, self.idx, self.explain, self.progress = maps, idx, explain, progress
+        self.heads = heads  # (names, first bytes, complete) the scan read of every candidate, or None: list and read
         self.findings: list[Finding] = []
         self.refs = _FirstRefs()
         self.counters: Counter = Counter()
@@ -283,11 +301,38 @@ class _MapPass:
                 self.findings.append(_listing_failed(self.maps, e.errno))
 
     def _head_groups(self) -> Iterator[list]:
+        if self.heads is not None:
+            yield from self._kept_groups()
+            return
         heads = self.maps.stream(self._candidates(), first=HEAD_FIRST)
         while True:
             group = list(itertools.islice(heads, self.maps.window))
             if not group:
                 return
+            self.counters["header_reads"] += len(group)
+            yield group
+
+    def _kept_groups(self) -> Iterator[list]:
+        """The scan's header reads a window at a time, as (name, data, errno): a v2 header or a whole
+        object as read; only a v0 or v1 map longer than the scan's read is read again, whole."""
+        names, heads, complete = self.heads
+        classify = _rules().classify_heads
+        w = self.maps.window * PIPE
+        for lo in range(0, len(names), w):
+            nativejob.checkpoint()
+            nm, hd = names[lo:lo + w], heads[lo:lo + w]
+            if self.progress is not None:
+                self.progress(len(nm))
+            if self.explain:
+                for n in nm:
+                    self.rank[n] = (bucket(n), self.seq)
+                    self.seq += 1
+            group = [(n, h, 0) for n, h in zip(nm, hd)]
+            again = [i for i, info in enumerate(classify(nm, hd)) if info[0] != "v2" and not complete[lo + i]]
+            if again:
+                self.counters["header_reads"] += len(again)
+                for i, data, err in self.maps.stream(((i, nm[i], F.HEADER_READ) for i in again), first=HEAD_FIRST):
+                    group[i] = (nm[i], data, err)
             yield group
 
     def _one(self, name: bytes, data: bytes | None, err: int, info) -> _Map | None:
@@ -299,8 +344,7 @@ class _MapPass:
                 self._finding("unreadable", name, "read", err)
             return None
         cls, size, blocksize, flags = info
-        m = _Map(name, self.rank.pop(name, (0, 0)))
-        m.version = {"v0": 0, "v1": 1}.get(cls, 2)
+        m = _Map(name, self.rank.pop(name, _NO_RANK) if self.explain else _NO_RANK, _MAP_VERSION[cls])
         if cls == "v0":
             self.counters["maps_v0"] += 1
             self._feed(self.idx.add_v0(name, data), m)
@@ -308,13 +352,15 @@ class _MapPass:
             self.counters["maps_v1"] += 1
             self._feed(self.idx.add_v1(name, data, F.nr_objs(size)), m)
         elif cls == "v2":
-            self.counters["maps_v2"] += 1
-            m.deleted = bool(flags & F.MF_DELETED)
-            self.counters["maps_deleted"] += m.deleted
-            m.nr = F.nr_objs(size, blocksize)
-            m.per = blocksize // F.V2_ENTRY_LEN
-            m.nb = -(-m.nr // m.per)
-            self.counters["map_bytes"] += len(data)
+            c = self.counters
+            c["maps_v2"] += 1
+            if flags & F.MF_DELETED:
+                m.deleted = True
+                c["maps_deleted"] += 1
+            m.nr = nr = F.nr_objs(size, blocksize)
+            m.per = per = blocksize // F.V2_ENTRY_LEN
+            m.nb = -(-nr // per)
+            c["map_bytes"] += len(data)
             return m
         else:
             return None  # not a map, or a corrupt header: the scan reports it
@@ -329,32 +375,65 @@ class _MapPass:
                                          m.version))
 
     def _mapdata(self, maps: list[_Map]) -> None:
+        """The map-data of these v2 maps, fed map by map: maps of one map-data object (nearly all:
+        4 MiB blocks make one hold 400 GB of volume) in a batch, the others block by block."""
+        self._single([m for m in maps if m.nb == 1])
+        self._blocks([m for m in maps if m.nb != 1])
+
+    def _single(self, maps: list[_Map]) -> None:
+        lens = [m.nr * F.V2_ENTRY_LEN for m in maps]
+        names = [F.mapdata_raw(m.name, 0) for m in maps]
+        add, feed, finish = self.idx.add_v2, self._feed, self._finish
+        lo, most = 0, self.maps.window * PIPE
+        while lo < len(maps):
+            hi, budget = lo, 0
+            while hi < len(maps) and hi - lo < most and budget < BUDGET:
+                budget += lens[hi]
+                hi += 1
+            nbytes = 0
+            for m, n, (data, err) in zip(maps[lo:hi], lens[lo:hi], self.maps.prefixes(names[lo:hi], lens[lo:hi])):
+                if data is None:
+                    self._missing(m, 0, err)
+                else:
+                    nbytes += len(data)
+                    feed(add(m.name, data[:n], 0, m.nr, m.deleted), m)  # python-rados reads whole objects
+                finish(m)
+            self.counters["map_bytes"] += nbytes
+            lo = hi
+
+    def _missing(self, m: _Map, b: int, err: int) -> None:
+        """Map-data block ``b`` of ``m`` could not be read: gone (the map stops there), or unreadable."""
+        md = F.mapdata_name(m.name.decode("utf-8", "surrogateescape"), b)
+        if err == E.ENOENT:
+            m.stopped = True
+            # the scan reports it for maps under valid names; the others are ours to report
+            if not m.deleted and not F.is_valid_volume_name(md[:-17]):
+                self._finding("map_data_missing", m.name, f"map-data {md} missing (block {b} of {m.nb})")
+        elif not m.deleted:
+            self._finding("unreadable", m.name, f"read of map-data {md}", err)
+
+    def _blocks(self, maps: list[_Map]) -> None:
+        entry = F.V2_ENTRY_LEN
+
         def wanted():
             for k, m in enumerate(maps):
-                text = m.name.decode("utf-8", "surrogateescape")
+                per, nr, name = m.per, m.nr, m.name
                 for b in range(m.nb):
                     if m.stopped:  # a bogus size stops at the first missing map-data object
                         break
-                    cnt = min(m.per, m.nr - b * m.per)
-                    yield (k, b, cnt), F.mapdata_name(text, b).encode("utf-8", "surrogateescape"), cnt * F.V2_ENTRY_LEN
+                    cnt = min(per, nr - b * per)
+                    yield (k, b, cnt), F.mapdata_raw(name, b), cnt * entry
 
         done = 0
-        for (k, b, cnt), data, err in self.maps.stream(wanted(), prefix=True):
+        for (k, b, cnt), data, err in self.maps.stream(wanted(), prefix=True, window=self.maps.window * PIPE):
             m = maps[k]
             while done < k:  # every map before this one has had all its map-data
                 self._finish(maps[done])
                 done += 1
             if m.stopped:
                 continue
-            md = F.mapdata_name(m.name.decode("utf-8", "surrogateescape"), b)
             if data is None:
-                if err == E.ENOENT:
-                    m.stopped = True
-                    # the scan reports it for maps under valid names; the others are ours to report
-                    if not m.deleted and not F.is_valid_volume_name(md[:-17]):
-                        self._finding("map_data_missing", m.name, f"map-data {md} missing (block {b} of {m.nb})")
-                elif not m.deleted:
-                    self._finding("unreadable", m.name, f"read of map-data {md}", err)
+                self._missing(m, b, err)
                 continue
             self.counters["map_bytes"] += len(data)
             self._feed(self.idx.add_v2(m.name, data[:cnt * F.V2_ENTRY_LEN], b * m.per, cnt, m.deleted), m)
@@ -362,18 +441,25 @@ class _MapPass:
             self._finish(m)
 
 
-@dataclass
+_NO_RANK = (0, 0)
+_MAP_VERSION = {c.value: c.map_version for c in F.HeaderClass}  # classify_heads' class -> a finding's version
+
+
 class _Map:
-    name: bytes
-    rank: tuple[int, int] = (0, 0)  # (bucket, listing position): the order the first entries are chosen in
-    deleted: bool = False
-    version: int = 2  # of its header
-    nr: int = 0
-    per: int = 1
-    nb: int = 0
-    nbad: int = 0
-    first: str = ""
-    stopped: bool = False
+    """One map being read; the defaults are class attributes (tens of thousands are made a second)."""
+
+    rank: tuple[int, int]  # (bucket, listing position): the order the first entries are chosen in
+    deleted = False
+    version = 2  # of its header
+    nr = 0
+    per = 1
+    nb = 0
+    nbad = 0
+    first = ""
+    stopped = False
+
+    def __init__(self, name: bytes, rank: tuple[int, int] = _NO_RANK, version: int = 2):
+        self.name, self.rank, self.version = name, rank, version
 
 
 class _FirstRefs:
@@ -473,7 +559,8 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
     maps, blocks = _Pool(backend, "maps"), _Pool(backend, "blocks")
     idx = _load_index()
     res = ShardResult()
-    first = _MapPass(maps, idx, False, progress)
+    heads = backend.take_heads() if hasattr(backend, "take_heads") else None
+    first = _MapPass(maps, idx, False, progress, heads)
     first.run()
     res.findings += first.findings
     counters = first.counters
@@ -495,7 +582,7 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
     n_missing = idx.missing_total()
     if n_missing:
         idx.start_explain()
-        again = _MapPass(maps, idx, True, progress)
+        again = _MapPass(maps, idx, True, progress, heads)
         again.run()
         res.findings += missing_findings(again.refs.ordered(), idx.missing_counts, path_of=None)
     counters.update(referenced_objects=unique, missing_objects=n_missing, index_bytes=idx.memory())
