@@ -1007,6 +1007,24 @@ cdef class FiledRefCheck:
         self._free_records()
         return out
 
+    def take_record_batches(self, Py_ssize_t batch=16384):
+        """:meth:`take_records` in lists of at most ``batch``, each made only when asked for, so a
+        pass with a million findings never has them all as Python objects at once."""
+        cdef int t
+        cdef size_t i, stop, n
+        try:
+            for t in range(self.jobs):
+                i = 0
+                n = self.bufs[t].recs.n
+                while i < n:
+                    stop = min(i + <size_t>batch, n)
+                    out = []
+                    walk_records_range(out, &self.bufs[t].recs, KIND_NAMES, True, i, stop)
+                    i = stop
+                    yield out
+        finally:
+            self._free_records()
+
 
 cdef class ReferenceIndex:
     """The reference stage for a backend that lists and reads its objects itself (RADOS).

@@ -174,8 +174,12 @@ def settle_maps(scanned: ShardResult, references: ShardResult) -> ShardResult:
     (the version the reference stage read in its header: the finding's ``version``).
     ``scanned.findings`` may be a list or a :class:`FindingSet` (which drops them as it seals).
     """
-    version = {f.name: f"v{2 if f.version is None else f.version}" for f in references.findings
-               if f.kind == "map_corrupt" and f.store == "maps"}
+    found = references.findings
+    corrupt = (found.corrupt_maps.items() if isinstance(found, FindingSet)
+               else ((f.name, f.version) for f in found if f.kind == "map_corrupt" and f.store == "maps"))
+    version = {}
+    for name, v in corrupt:
+        version[name] = f"v{2 if v is None else v}"
     if not version:
         return scanned.absorb(references)
     counters = Counter(scanned.counters)

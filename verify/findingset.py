@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-import json
 import os
+import pickle
 from collections import Counter
 from typing import Iterable, Iterator
 
@@ -66,13 +66,16 @@ def dedupe(findings: list[Finding]) -> list[Finding]:
     return list(dedupe_sorted(sorted(findings, key=order)))
 
 
-def _dump(f: Finding) -> str:
-    return json.dumps([f.kind, f.store, f.name, f.path, f.detail]) + "\n"
+def _row(f: Finding) -> tuple:
+    """A finding as it is spilled: its :func:`order` key, then its path; tuples compare in C."""
+    return _RANK[f.kind], f.kind, f.store, f.name, f.path or "", f.detail, f.path
 
 
-def _load(line: str) -> Finding:
-    k, s, n, p, d = json.loads(line)
-    return Finding(k, s, n, p, d)
+def _finding(row: tuple) -> Finding:
+    return Finding(row[1], row[2], row[3], row[6], row[5])
+
+
+BATCH = 8192  # findings per pickled batch of a spill file
 
 
 def _size(f: Finding) -> int:
@@ -95,18 +98,31 @@ class FindingSet:
         self.per_store: Counter = Counter()  # (kind, store) -> findings
         self.sealed = False
         self.kinds_added: set[str] = set()  # every kind added so far, before dedupe (is the ground safe?)
-        self._drops: list[tuple[int, str, set, tuple]] = []  # (runs written then, store, names, kinds)
+        self.corrupt_maps: dict[str, int | None] = {}  # map_corrupt maps added: name -> version (check.settle_maps)
+        self._drops: list[tuple[int, int, str, set, tuple]] = []  # (runs lo, hi it applies to, store, names, kinds)
         self.add(findings)
 
     def add(self, findings: Iterable[Finding]) -> None:
         if self.sealed:
             raise RuntimeError("finding set already sealed")
-        if isinstance(findings, FindingSet) and not findings.sealed and not (self._buf or self._runs):
-            self.__dict__.update(findings.__dict__)  # an empty set takes another's findings over, as they are
-            return
+        if isinstance(findings, FindingSet) and not findings.sealed and findings.spill is self.spill:
+            if not (self._buf or self._runs):
+                self.__dict__.update(findings.__dict__)  # an empty set takes another's findings over, as they are
+                return
+            # another's sorted runs are runs of this set too; the drops it had apply only to them
+            base = len(self._runs)
+            self._drops += [(base + lo, base + hi, st, names, kinds) for lo, hi, st, names, kinds in findings._drops]
+            self._runs += findings._runs
+            self.kinds_added |= findings.kinds_added
+            for name, v in findings.corrupt_maps.items():
+                self.corrupt_maps[name] = v
+            findings._runs = []
+            findings = findings._buf
         for f in findings:
             self._buf.append(f)
             self.kinds_added.add(f.kind)
+            if f.kind == "map_corrupt" and f.store == "maps":
+                self.corrupt_maps[f.name] = f.version
             self._held += _size(f)
             if self._held > self.budget and self.spill is not None:
                 self._write_run()
@@ -117,21 +133,21 @@ class FindingSet:
         self._buf = [f for f in self._buf if not (f.store == store and f.name in names and f.kind in kinds)]
         self._held = sum(map(_size, self._buf))
         if self._runs:
-            self._drops.append((len(self._runs), store, names, kinds))
+            self._drops.append((0, len(self._runs), store, names, kinds))
 
-    def _kept(self, run: int, findings: Iterator[Finding]) -> Iterator[Finding]:
-        drops = [(st, names, kinds) for upto, st, names, kinds in self._drops if run < upto]
+    def _kept(self, run: int, findings: Iterator[tuple]) -> Iterator[tuple]:
+        drops = [(st, names, kinds) for lo, hi, st, names, kinds in self._drops if lo <= run < hi]
         if not drops:
             return findings
-        return (f for f in findings
-                if not any(f.store == st and f.name in names and f.kind in kinds for st, names, kinds in drops))
+        return (r for r in findings
+                if not any(r[2] == st and r[3] in names and r[1] in kinds for st, names, kinds in drops))
 
     def _write_run(self) -> None:
         self._buf.sort(key=order)
-        name = f"findings-run-{len(self._runs):06d}"
-        with self.spill.writing(name, "w") as fh:
-            for i in range(0, len(self._buf), 4096):
-                fh.write("".join(map(_dump, self._buf[i:i + 4096])))
+        name = self.spill.fresh("findings-run")
+        with self.spill.writing(name) as fh:
+            for i in range(0, len(self._buf), BATCH):
+                pickle.dump(list(map(_row, self._buf[i:i + BATCH])), fh, pickle.HIGHEST_PROTOCOL)
         self._runs.append(self.spill.path(name))
         self._buf, self._held = [], 0
 
@@ -144,13 +160,19 @@ class FindingSet:
             self._count(self._buf)
             return self
         self._buf.sort(key=order)
-        runs = [self._kept(i, self._read(p)) for i, p in enumerate(self._runs)] + [iter(self._buf)]
-        merged = dedupe_sorted(heapq.merge(*runs, key=order))
-        name = "findings"
-        with self.spill.writing(name, "w") as fh:
+        runs = [self._kept(i, self._rows(p)) for i, p in enumerate(self._runs)] + [map(_row, self._buf)]
+        merged = dedupe_sorted(map(_finding, heapq.merge(*runs)))
+        name = self.spill.fresh("findings")
+        with self.spill.writing(name) as fh:
+            batch = []
             for f in merged:
-                self._count((f,))
-                fh.write(_dump(f))
+                batch.append(_row(f))
+                if len(batch) == BATCH:
+                    self._count(batch)
+                    pickle.dump(batch, fh, pickle.HIGHEST_PROTOCOL)
+                    batch = []
+            self._count(batch)
+            pickle.dump(batch, fh, pickle.HIGHEST_PROTOCOL)
         self._file = self.spill.path(name)
         self._buf, self._held = [], 0
         for p in self._runs:
@@ -159,16 +181,23 @@ class FindingSet:
         self._runs = []
         return self
 
-    def _count(self, findings) -> None:
-        for f in findings:
-            self._n += 1
-            self.per_store[f.kind, f.store] += 1
+    def _count(self, rows) -> None:
+        """Counts of findings (in RAM) or rows (spilled)."""
+        self._n += len(rows)
+        if rows and isinstance(rows[0], Finding):
+            self.per_store.update((f.kind, f.store) for f in rows)
+        else:
+            self.per_store.update((r[1], r[2]) for r in rows)
 
-    def _read(self, path: str) -> Iterator[Finding]:
+    def _rows(self, path: str) -> Iterator[tuple]:
         try:
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    yield _load(line)
+            with open(path, "rb") as fh:
+                while True:
+                    try:
+                        batch = pickle.load(fh)
+                    except EOFError:
+                        return
+                    yield from batch
         except OSError as e:
             raise self.spill.error(e) from None
 
@@ -178,7 +207,7 @@ class FindingSet:
 
     def __iter__(self) -> Iterator[Finding]:
         self.seal()
-        return self._read(self._file) if self._file is not None else iter(self._buf)
+        return map(_finding, self._rows(self._file)) if self._file is not None else iter(self._buf)
 
     def __len__(self) -> int:
         self.seal()
@@ -186,6 +215,10 @@ class FindingSet:
 
     def __bool__(self) -> bool:
         return len(self) > 0
+
+    def __iadd__(self, findings: Iterable[Finding]) -> FindingSet:
+        self.add(findings)
+        return self
 
     def __getitem__(self, i):
         """For a few findings (tests, samples): in RAM a list's index; spilled, a read up to it."""

@@ -45,6 +45,12 @@ class Spill:
     tmpdir: str | None = None
     _dir: str | None = field(default=None, repr=False)
     spilled_bytes: int = 0  # what this run wrote to its spill dir
+    _made: int = field(default=0, repr=False)
+
+    def fresh(self, what: str) -> str:
+        """A file name no other spill of this run uses."""
+        self._made += 1
+        return f"{what}-{self._made:06d}"
 
     def share(self, fraction: float) -> int:
         """The part of the budget one holder (finding set, join) may keep in RAM."""
