@@ -46,15 +46,17 @@ class Spill:
     _dir: str | None = field(default=None, repr=False)
     spilled_bytes: int = 0  # what this run wrote to its spill dir
     _made: int = field(default=0, repr=False)
+    made: set = field(default_factory=set)  # what spilled: the ``what`` of each fresh name
 
     def fresh(self, what: str) -> str:
         """A file name no other spill of this run uses."""
         self._made += 1
+        self.made.add(what.rstrip("-0123456789"))
         return f"{what}-{self._made:06d}"
 
     def share(self, fraction: float) -> int:
         """The part of the budget one holder (finding set, join) may keep in RAM."""
-        return max(64 << 10, int(self.memory * fraction))
+        return max(1, int(self.memory * fraction))
 
     def path(self, name: str) -> str:
         if self._dir is None:
