@@ -216,6 +216,9 @@ class FindingSet:
     def __bool__(self) -> bool:
         return len(self) > 0
 
+    def append(self, finding: Finding) -> None:
+        self.add((finding,))
+
     def __iadd__(self, findings: Iterable[Finding]) -> FindingSet:
         self.add(findings)
         return self
