@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import operator
 import os
 import pickle
 from collections import Counter
@@ -63,7 +64,25 @@ def dedupe_sorted(findings: Iterable[Finding]) -> Iterator[Finding]:
 
 def dedupe(findings: list[Finding]) -> list[Finding]:
     """One finding per (kind, store, name), in report order; extra paths go to detail."""
+    if len({(f.kind, f.store, f.name) for f in findings}) == len(findings):
+        return sorted(findings, key=order)  # every key once, as a RADOS pass's findings are
     return list(dedupe_sorted(sorted(findings, key=order)))
+
+
+_KEY = operator.itemgetter(1, 2, 3)
+
+
+def _dedupe_rows(rows: Iterable[tuple]) -> Iterator[tuple]:
+    """:func:`dedupe_sorted` on spilled rows (see :func:`_row`), making no Finding on the way."""
+    for _key, group in itertools.groupby(rows, key=_KEY):
+        first = next(group)
+        rest = [r[6] or "?" for r in itertools.islice(group, 3)]
+        if rest:
+            more = sum(1 for _ in group)
+            extra = f"; also at {', '.join(rest)}" + (f" and {more} more" if more else "")
+            yield first[:5] + (first[5] + extra, first[6])
+        else:
+            yield first
 
 
 def _row(f: Finding) -> tuple:
@@ -161,12 +180,12 @@ class FindingSet:
             return self
         self._buf.sort(key=order)
         runs = [self._kept(i, self._rows(p)) for i, p in enumerate(self._runs)] + [map(_row, self._buf)]
-        merged = dedupe_sorted(map(_finding, heapq.merge(*runs)))
+        merged = _dedupe_rows(heapq.merge(*runs))
         name = self.spill.fresh("findings")
         with self.spill.writing(name) as fh:
             batch = []
-            for f in merged:
-                batch.append(_row(f))
+            for row in merged:
+                batch.append(row)
                 if len(batch) == BATCH:
                     self._count(batch)
                     pickle.dump(batch, fh, pickle.HIGHEST_PROTOCOL)
