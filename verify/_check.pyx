@@ -892,6 +892,12 @@ cdef class FiledRefCheck:
         self.frozen = True
         return total
 
+    def set_range(self, int lo, int hi):
+        """The top-level dirs (shard buckets in [lo, hi)) the next passes walk: a pass over a slice
+        of the store at a time holds the records of that slice only."""
+        self.lo = lo
+        self.hi = hi
+
     def mark_stored(self):
         """Pass 3: walk the blocks store; present objects marked, orphans recorded. Returns #missing."""
         if not self.frozen:

@@ -17,6 +17,9 @@ from ..summary import ShardResult
 from . import ProgressFn
 
 
+SLICE = 16  # top-level dirs (shard buckets) of the blocks store walked per orphan pass
+
+
 def _load():
     try:
         from .. import _check
@@ -77,7 +80,12 @@ def check_references(maps_dir: str, blocks_dir: str, jobs: int, progress: Progre
     res = ShardResult(findings=FindingSet())
     _found(res.findings, "maps", rc.read_maps, rc, progress, maps_dir)
     unique = rc.freeze()
-    _found(res.findings, "blocks", rc.mark_stored, rc, progress, blocks_dir)
+    # a slice of the top-level dirs at a time: the pass holds the C records of one slice (orphans
+    # may be most of a store), which go into the finding set before the next slice is walked
+    for lo in range(0, 256, SLICE):
+        rc.set_range(lo, lo + SLICE)
+        _found(res.findings, "blocks", rc.mark_stored, rc, progress, blocks_dir)
+    rc.set_range(0, 256)
     n_missing = rc.missing_total()
     if n_missing:
         recs = _run(rc.explain_missing, rc, progress, maps_dir)
