@@ -1,6 +1,6 @@
 """Type stub of the compiled reference/data checker (verify/_check.pyx)."""
 
-from typing import Iterable
+from typing import Iterable, Iterator
 
 KIND_NAMES: tuple[str, ...]
 COUNTER_NAMES: tuple[str, ...]
@@ -29,6 +29,8 @@ class FiledRefCheck:
     def counters(self) -> dict[str, int]: ...
     def memory(self) -> int: ...
     def take_records(self) -> list[Record]: ...
+    def take_record_batches(self, batch: int = ...) -> Iterator[list[Record]]: ...
+    def set_range(self, lo: int, hi: int) -> None: ...
 
 class ReferenceIndex:
     frozen: bool

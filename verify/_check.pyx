@@ -892,6 +892,12 @@ cdef class FiledRefCheck:
         self.frozen = True
         return total
 
+    def set_range(self, int lo, int hi):
+        """The top-level dirs (shard buckets in [lo, hi)) the next passes walk: a pass over a slice
+        of the store at a time holds the records of that slice only."""
+        self.lo = lo
+        self.hi = hi
+
     def mark_stored(self):
         """Pass 3: walk the blocks store; present objects marked, orphans recorded. Returns #missing."""
         if not self.frozen:
@@ -1006,6 +1012,24 @@ cdef class FiledRefCheck:
             walk_records(out, &self.bufs[t].recs, KIND_NAMES, True)
         self._free_records()
         return out
+
+    def take_record_batches(self, Py_ssize_t batch=16384):
+        """:meth:`take_records` in lists of at most ``batch``, each made only when asked for, so a
+        pass with a million findings never has them all as Python objects at once."""
+        cdef int t
+        cdef size_t i, stop, n
+        try:
+            for t in range(self.jobs):
+                i = 0
+                n = self.bufs[t].recs.n
+                while i < n:
+                    stop = min(i + <size_t>batch, n)
+                    out = []
+                    walk_records_range(out, &self.bufs[t].recs, KIND_NAMES, True, i, stop)
+                    i = stop
+                    yield out
+        finally:
+            self._free_records()
 
 
 cdef class ReferenceIndex:

@@ -69,9 +69,15 @@ cdef inline dict walk_counters(const char *first, size_t stride, int jobs, tuple
 
 cdef inline void walk_records(list out, const av_recs_t *recs, tuple kinds, bint with_aux) except *:
     """A thread's records as (kind, name, path, detail, errno[, aux]) tuples appended to ``out``."""
+    walk_records_range(out, recs, kinds, with_aux, 0, recs.n)
+
+
+cdef inline void walk_records_range(list out, const av_recs_t *recs, tuple kinds, bint with_aux,
+                                    size_t start, size_t stop) except *:
+    """Records [start, stop) of a thread as :func:`walk_records` gives them."""
     cdef size_t i
     cdef const av_rec_t *r
-    for i in range(recs.n):
+    for i in range(start, stop):
         r = &recs.a[i]
         name = <bytes>r.name if r.name != NULL else b""
         path = <bytes>r.path if r.path != NULL else None

@@ -30,7 +30,8 @@ from typing import Callable, Protocol
 from . import formats as F
 from .backends import Backend, ReferenceCheck
 from .errors import UsageError
-from .findings import MAP_KINDS, Severity
+from .findings import KINDS, MAP_KINDS, Severity
+from .findingset import FindingSet
 from .progress import Progress
 from .scan import progress_bar, run_shards
 from .summary import ShardResult, Summary
@@ -77,7 +78,9 @@ class SampleWindow:
 
 def unsafe(result: ShardResult) -> bool:
     """Part of a store could not be read: later stages would report phantoms."""
-    return any(f.info.severity >= Severity.UNREADABLE for f in result.findings)
+    found = result.findings
+    kinds = found.kinds_added if isinstance(found, FindingSet) else {f.kind for f in found}
+    return any(KINDS[k].severity >= Severity.UNREADABLE for k in kinds)
 
 
 class Executor(Protocol):
@@ -91,7 +94,7 @@ class Executor(Protocol):
 
 
 def _merge(before: ShardResult, part: ShardResult) -> ShardResult:
-    return before.merge(part)
+    return before.absorb(part)
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,11 @@ STAGES = tuple(s.name for s in PIPELINE)
 
 
 def run_stages(executor: Executor, verify_data: bool) -> ShardResult:
-    """The stages in order; once one leaves the ground unsafe, the later ones are skipped and say so."""
-    result = ShardResult()
+    """The stages in order; once one leaves the ground unsafe, the later ones are skipped and say so.
+
+    Each stage's findings go into one :class:`FindingSet` as the stage ends, so the run
+    holds at most one stage's findings as objects, the rest within the memory budget."""
+    result = ShardResult(findings=FindingSet())
     ran: Counter = Counter()
     for stage in PIPELINE:
         if stage.optional and not verify_data:
@@ -169,21 +175,26 @@ def settle_maps(scanned: ShardResult, references: ShardResult) -> ShardResult:
     map-data, bad entries) was seen by the scan as a v0, v1 or v2 map, perhaps with a
     lesser finding: that finding goes, and the map is counted as corrupt, not as its version
     (the version the reference stage read in its header: the finding's ``version``).
+    ``scanned.findings`` may be a list or a :class:`FindingSet` (which drops them as it seals).
     """
-    version = {f.name: f"v{2 if f.version is None else f.version}" for f in references.findings
-               if f.kind == "map_corrupt" and f.store == "maps"}
+    found = references.findings
+    corrupt = (found.corrupt_maps.items() if isinstance(found, FindingSet)
+               else ((f.name, f.version) for f in found if f.kind == "map_corrupt" and f.store == "maps"))
+    version = {}
+    for name, v in corrupt:
+        version[name] = f"v{2 if v is None else v}"
     if not version:
-        return scanned.merge(references)
-    kept, counters = [], Counter(scanned.counters)
-    for f in scanned.findings:
-        if f.store == "maps" and f.name in version and f.kind in MAP_KINDS:
-            continue
-        kept.append(f)
+        return scanned.absorb(references)
+    counters = Counter(scanned.counters)
     for v in version.values():
         counters[f"maps.{v}"] -= 1
         counters["maps.corrupt"] += 1
-    settled = ShardResult(+counters, kept, scanned.locks)
-    return settled.merge(references)
+    if isinstance(scanned.findings, FindingSet):
+        scanned.findings.drop("maps", set(version), MAP_KINDS)
+        scanned.counters = +counters
+        return scanned.absorb(references)
+    kept = [f for f in scanned.findings if not (f.store == "maps" and f.name in version and f.kind in MAP_KINDS)]
+    return ShardResult(+counters, kept, scanned.locks).merge(references)
 
 
 def skipped_stages(summary: Summary) -> list[str]:

@@ -20,7 +20,9 @@ are disjoint key ranges in order, so concatenating their results is sorted.
 
 from __future__ import annotations
 
+import contextlib
 import operator
+import os
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -121,6 +123,67 @@ def join_partition(pieces: list[Sides]) -> JoinResult:
 def join_local(shards: list[Sides]) -> JoinResult:
     """The whole join in this process (one partition): the single-machine path and the tests' reference."""
     return join_partition(shards)
+
+
+SPILL_PARTS = 256  # key ranges a spilled join is cut into: each joined alone, ~1/256 of both sides in RAM
+
+
+class Spool:
+    """Both sides of a local join, gathered shard by shard within a memory budget.
+
+    Up to ``budget`` bytes of records stay in RAM and join as :func:`join_local`
+    does. Past it, what is held and every later shard is cut into
+    :data:`SPILL_PARTS` key ranges appended to two files per range in the spill dir
+    (verify/spill.py); :meth:`join` then joins one range at a time. Ranges are
+    disjoint and in order, so the result is the one the join in RAM gives.
+    """
+
+    def __init__(self, width: int = KEY, spill=None, budget: int | None = None, parts: int = SPILL_PARTS):
+        self.width, self.spill, self.parts = width, spill, parts
+        self.budget = budget if budget is not None else (spill.share(0.5) if spill is not None else None)
+        self.held: list[Sides] = []
+        self.held_bytes = 0
+        self.files: list[tuple[str, str]] | None = None  # (refs, stored) per range once spilled
+
+    def add(self, sides: Sides) -> None:
+        if sides.width != self.width:
+            raise ValueError("shards disagree on the record width")
+        self.held.append(sides)
+        self.held_bytes += len(sides.refs) + len(sides.stored)
+        if self.spill is not None and (self.files is not None or self.held_bytes > self.budget):
+            self._spill()
+
+    def _spill(self) -> None:
+        if self.files is None:
+            self.files = [(self.spill.path(self.spill.fresh(f"join-refs-{i:03d}")),
+                           self.spill.path(self.spill.fresh(f"join-stored-{i:03d}"))) for i in range(self.parts)]
+        for sides in self.held:
+            for (refs_path, stored_path), part in zip(self.files, split(sides, self.parts)):
+                for path, recs in ((refs_path, part.refs), (stored_path, part.stored)):
+                    if recs:
+                        with self.spill.writing(os.path.basename(path), "ab") as fh:
+                            fh.write(recs)
+        self.held, self.held_bytes = [], 0
+
+    def _read(self, path: str) -> bytearray:
+        try:
+            with open(path, "rb") as fh:
+                return bytearray(fh.read())
+        except FileNotFoundError:
+            return bytearray()
+        except OSError as e:
+            raise self.spill.error(e) from None
+
+    def join(self) -> JoinResult:
+        if self.files is None:
+            return join_partition(self.held) if self.held else JoinResult(width=self.width)
+        parts = []
+        for refs_path, stored_path in self.files:
+            parts.append(join_partition([Sides(self._read(refs_path), self._read(stored_path), self.width)]))
+            for p in (refs_path, stored_path):
+                with contextlib.suppress(OSError):
+                    os.unlink(p)
+        return JoinResult.concat(parts)
 
 
 def join_distributed(client, shard_futures: list, parts: int, retries: int = 2) -> JoinResult:

@@ -15,15 +15,17 @@ finding is made (:func:`verify.findings.escape_name`).
 from __future__ import annotations
 
 import json
+import itertools
 import json.encoder
 import os
+from operator import attrgetter
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, TextIO
 
 from . import __version__
-from .durable import write_atomic
+from .durable import replaced
 from .findings import KINDS, Finding, Severity, printable
 from .summary import Summary
 
@@ -70,7 +72,8 @@ class Head:
     warnings: tuple[str, ...] = ()  # every "archverify: warning:" line of the run
 
 
-def document(head: Head, sections: tuple[Section, ...] = ()) -> dict:
+def document(head: Head, sections: tuple[Section, ...] = (), findings: bool = True) -> dict:
+    """The JSON report as one dict (``findings=False``: with an empty list, which :func:`write_json` fills)."""
     doc = {
         "tool": "archverify",
         "version": __version__,
@@ -78,7 +81,7 @@ def document(head: Head, sections: tuple[Section, ...] = ()) -> dict:
         "backend": head.backend,
         "stores": head.stores,
         "summary": head.summary.as_dict(),
-        "findings": [f.as_dict() for f in head.summary.findings],
+        "findings": [f.as_dict() for f in head.summary.findings] if findings else [],
     }
     doc.update(_machine(sections))
     doc["warnings"] = list(head.warnings)
@@ -96,6 +99,30 @@ def jsonl_line(f: Finding) -> str:
             f'"path": {path}, "detail": {_enc(f.detail)}}}\n')
 
 
+def write_json(out: TextIO, head: Head, sections: tuple[Section, ...]) -> None:
+    """``json.dumps(document(...)) + "\\n"`` to the byte, the findings written as they are read
+    (a list of a million dicts and its string would take more RAM than the run)."""
+    text = json.dumps(document(head, sections, findings=False))
+    marker = '"findings": []'
+    at = text.index(marker, text.index('"summary": ') + len(json.dumps(head.summary.as_dict())))
+    out.write(text[:at] + '"findings": [')
+    _write_lines(out, head.summary.findings, sep=", ", end="")
+    out.write("]" + text[at + len(marker):] + "\n")
+
+
+def _write_lines(out: TextIO, findings, sep: str = "", end: str = "\n") -> None:
+    """Findings as JSON objects in batches: ``end`` after each, ``sep`` between (JSON) or not (JSONL)."""
+    batch: list[str] = []
+    first = True
+    for f in findings:
+        batch.append(jsonl_line(f)[:-1])
+        if len(batch) == 4096:
+            out.write(("" if first else sep) + (end + sep).join(batch) + end)
+            batch, first = [], False
+    if batch:
+        out.write(("" if first else sep) + (end + sep).join(batch) + end)
+
+
 def _machine(sections) -> dict:
     return {s.key: s.data() for s in sections if s.key is not None}
 
@@ -105,11 +132,9 @@ def render(fmt: str, out: TextIO, head: Head, sections: tuple[Section, ...], max
     if fmt == "json":
         # one document on one line: json's C encoder only runs without ``indent`` (20x faster
         # on a million findings); pipe it through ``python -m json.tool`` to read it
-        out.write(json.dumps(document(head, sections)) + "\n")
+        write_json(out, head, sections)
     elif fmt == "jsonl":
-        findings = head.summary.findings
-        for i in range(0, len(findings), 4096):
-            out.write("".join(map(jsonl_line, findings[i:i + 4096])))
+        _write_lines(out, head.summary.findings)
         line = {"summary": head.summary.as_dict(), **_machine(sections), "tool": "archverify",
                 "version": __version__, "backend": head.backend, "command": head.command, "stores": head.stores,
                 "warnings": list(head.warnings)}
@@ -188,11 +213,10 @@ class FindingsTable(HumanSection):
             w(f"OK: {self.clean}\n")
             return
         kinds = most_severe_first(per_kind)
-        by_kind: dict[str, list] = {k: [] for k in kinds}
-        per_store: Counter = Counter()
-        for f in summary.findings:
-            by_kind[f.kind].append(f)
-            per_store[(f.kind, f.store)] += 1
+        per_store = summary.findings.per_store
+        limit = None if self.verbose else max_shown
+        # at most ``limit`` of each kind in RAM; -v reads the findings once per kind instead
+        by_kind = summary.findings.first_per_kind(limit) if limit is not None else None
         stores = _store_order({st for _, st in per_store})
         cols = "".join(f"{st:>10}" for st in stores)
         w(f"{'severity':<9}{'kind':<26}{'total':>10}{cols}  what to do\n")
@@ -200,16 +224,15 @@ class FindingsTable(HumanSection):
             k = KINDS[kind]
             counts = "".join(f"{per_store.get((kind, st), 0):>10,}" for st in stores)
             w(f"{SEVERITY_WORD[k.severity]:<9}{kind:<26}{per_kind[kind]:>10,}{counts}  {k.advice}\n")
-        limit = None if self.verbose else max_shown
-        shown = sum(len(v) if limit is None else min(len(v), limit) for v in by_kind.values())
+        shown = sum(per_kind[k] if limit is None else min(per_kind[k], limit) for k in kinds)
         if shown:
             w(f"\n{shown:,} of {len(summary.findings):,} findings"
               + ("" if limit is None else f", at most {limit} per kind") + " (all of them: --format json, "
               "--logdir DIR or -v):\n")
         for kind in kinds:
-            items = by_kind[kind] if limit is None else by_kind[kind][:limit]
-            if not items:
+            if limit == 0:
                 continue
+            items = summary.findings.of_kind(kind) if by_kind is None else by_kind.get(kind, [])
             w(f"  {SEVERITY_WORD[KINDS[kind].severity]} {kind} ({per_kind[kind]:,}):\n")
             for f in items:
                 w(f"    {printable(self.where(f))}" + (f"  ({printable(f.detail)})" if f.detail else "") + "\n")
@@ -279,18 +302,20 @@ def logdir_line(f) -> str:
 
 
 def write_logdir(logdir: str | os.PathLike, summary: Summary) -> list[Path]:
-    """One ``KIND.log`` per kind found, replaced atomically; a failed write leaves no temp file."""
+    """One ``KIND.log`` per kind found, replaced atomically; a failed write leaves no temp file.
+
+    The findings come in kind order, so one file is open at a time and no kind is held in RAM."""
     d = Path(logdir)
     d.mkdir(parents=True, exist_ok=True)
-    by_kind: dict[str, list[str]] = {}
-    for f in summary.findings:
-        by_kind.setdefault(f.kind, []).append(logdir_line(f))
     written = []
-    for kind, lines in by_kind.items():
+    for kind, group in itertools.groupby(summary.findings, key=attrgetter("kind")):
         p = d / f"{kind}.log"
-        write_atomic(p, "\n".join(lines) + "\n")
+        with replaced(p) as fh:
+            for f in group:
+                fh.write(logdir_line(f) + "\n")
         written.append(p)
+    found = {p.stem for p in written}
     for stale in d.glob("*.log"):
-        if stale.stem in KINDS and stale.stem not in by_kind:
+        if stale.stem in KINDS and stale.stem not in found:
             stale.unlink()
     return written

@@ -6,6 +6,7 @@ import time
 
 from .backends import Backend, Shard
 from .progress import Measure, Progress, Stage, as_progress
+from .findingset import FindingSet
 from .summary import ShardResult, Summary
 
 
@@ -15,9 +16,12 @@ def progress_bar(progress: Progress | bool | None, key: str, desc: str, unit: st
 
 
 def run_shards(backend: Backend, shards: list[Shard], jobs: int, progress: Progress | bool | None = None) -> ShardResult:
+    """Each shard's result joins one (its findings a :class:`FindingSet`) as the shard ends."""
+    out = ShardResult(findings=FindingSet())
     with progress_bar(progress, "scan", f"scan ({backend.name})") as bar:
-        results = [backend.scan_shard(s, jobs, bar.update) for s in shards]
-    return ShardResult.merge_all(results)
+        for s in shards:
+            out.absorb(backend.scan_shard(s, jobs, bar.update))
+    return out
 
 
 def scan(backend: Backend, jobs: int, progress: Progress | bool | None = None, shards_per_store: int = 1) -> Summary:

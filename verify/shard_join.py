@@ -17,6 +17,7 @@ from typing import Callable
 
 from . import _check, refjoin
 from .backends import Shard
+from .findingset import current
 from .references import missing_findings
 from .summary import ShardResult
 
@@ -94,17 +95,21 @@ def local_references(backend, jobs: int, progress=None) -> ShardResult:
     Sequential on purpose: each pass is parallel inside (``jobs`` threads, or the
     aio ops in flight) and runs on this thread, so Ctrl-C stops it between work units
     (verify/nativejob.py). The join holds both sides' records (24 bytes an object)
-    at once; at 10^8 objects and more, ``check --dask`` spreads it over the workers."""
+    at once up to its share of ``--memory``, past it key ranges in the spill dir
+    (:class:`verify.refjoin.Spool`); ``check --dask`` spreads it over the workers instead."""
     shards = backend.shards(1)
-    results, sides = [], []
+    results = []
+    spool = refjoin.Spool(WIDTH, current())
     for shard in shards:
         result, recs = backend.check_shard(shard, jobs, locator(shard))
         results.append(result)
-        sides.append(sides_of(shard, recs))
+        n = len(recs) // WIDTH
+        spool.add(sides_of(shard, recs))
+        del recs
         if progress is not None:
-            progress(len(recs) // WIDTH)
-    join = refjoin.join_local(sides)
-    del sides
+            progress(n)
+    join = spool.join()
+    del spool
     found = findings_of_join(
         join, shards,
         lambda asked: [backend.explain_shard(s, jobs, recs, WIDTH) for s, recs in asked],

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from .findings import KINDS, Finding, Severity
+from .findingset import FindingSet, dedupe  # noqa: F401  (dedupe: the rule, importable from here)
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -43,6 +44,16 @@ class ShardResult:
     def merge(self, other: ShardResult) -> ShardResult:
         return ShardResult(self.counters + other.counters, self.findings + other.findings, self.locks + other.locks)
 
+    def absorb(self, other: ShardResult) -> ShardResult:
+        """``other`` added to this result in place; into its :class:`FindingSet` if it has one (bounded RAM)."""
+        if isinstance(self.findings, FindingSet):
+            self.findings.add(other.findings)
+        else:
+            self.findings.extend(other.findings)
+        self.counters.update(other.counters)
+        self.locks.extend(other.locks)
+        return self
+
     @classmethod
     def merge_all(cls, results) -> ShardResult:
         out = cls()
@@ -53,54 +64,32 @@ class ShardResult:
         return out
 
 
-def dedupe(findings: list[Finding]) -> list[Finding]:
-    """One finding per (kind, store, name), in a stable order; extra paths go to detail.
-
-    Of a (kind, store, name) found more than once, the first by (path, detail) stays. The
-    kept findings have distinct keys, so one sort of them decides the whole order.
-    """
-    rank = {k: -kind.severity for k, kind in KINDS.items()}
-    if len({(f.kind, f.store, f.name) for f in findings}) == len(findings):
-        # every key once, as a RADOS scan's findings are (a pool lists each object once)
-        return sorted(findings, key=lambda f: (rank[f.kind], f.kind, f.store, f.name))
-    by_key: dict[tuple[str, str, str], list[Finding]] = {}
-    for f in findings:
-        by_key.setdefault((f.kind, f.store, f.name), []).append(f)
-    out = []
-    for group in by_key.values():
-        first = group[0]
-        if len(group) > 1:
-            group.sort(key=lambda f: (f.path or "", f.detail))
-            first = group[0]
-            more = ", ".join(g.path or "?" for g in group[1:4])
-            extra = f"; also at {more}" + (f" and {len(group) - 4} more" if len(group) > 4 else "")
-            first = Finding(first.kind, first.store, first.name, first.path, first.detail + extra)
-        out.append(first)
-    out.sort(key=lambda f: (rank[f.kind], f.kind, f.store, f.name))
-    return out
-
-
 @dataclass
 class Summary:
-    findings: list[Finding]
+    findings: FindingSet  # deduplicated, in report order; past the memory budget, on disk (verify/findingset.py)
     counters: Counter
     locks: list[Lock]
     elapsed: float = 0.0
 
     @classmethod
     def from_result(cls, result: ShardResult, elapsed: float = 0.0) -> Summary:
-        return cls(dedupe(result.findings), Counter(result.counters), sorted(result.locks, key=lock_order), elapsed)
+        found = result.findings if isinstance(result.findings, FindingSet) else FindingSet(result.findings)
+        return cls(found.seal(), Counter(result.counters), sorted(result.locks, key=lock_order), elapsed)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.findings, FindingSet):
+            self.findings = FindingSet(self.findings).seal()
 
     @property
     def per_kind(self) -> Counter:
-        return Counter(f.kind for f in self.findings)
+        return self.findings.per_kind
 
     @property
     def maps(self) -> dict[str, int]:
         """Map headers per version, as the scan read them; ``corrupt`` is the number of
         ``map_corrupt`` findings (header or entries), since findings are counted only here."""
         maps = {v: self.counters.get(f"maps.{v}", 0) for v in ("v0", "v1", "v2", "mapdata", "other")}
-        maps["corrupt"] = sum(1 for f in self.findings if f.kind == "map_corrupt" and f.store == "maps")
+        maps["corrupt"] = self.findings.per_store.get(("map_corrupt", "maps"), 0)
         return {v: maps[v] for v in ("v0", "v1", "v2", "corrupt", "mapdata", "other")}
 
     @property
@@ -114,7 +103,7 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        worst = max((KINDS[k].severity for k in {f.kind for f in self.findings}), default=Severity.INFO)
+        worst = max((KINDS[k].severity for k in self.per_kind), default=Severity.INFO)
         if worst >= Severity.UNREADABLE:
             return EXIT_TROUBLE
         return EXIT_FINDINGS if worst >= Severity.WARNING else EXIT_OK

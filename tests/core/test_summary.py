@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from verify.findings import KINDS, Finding, Severity
+from verify.findings import KINDS, MAP_KINDS, Finding, Severity
+from verify.findingset import FindingSet, using
+from verify.spill import Spill
 from verify.summary import Lock, ShardResult, Summary
 
 
@@ -119,3 +121,42 @@ def test_record_kinds_name_finding_kinds():
     assert sorted(int(v) for v in codes.values()) == list(range(len(RECORD_KINDS)))
     assert RECORD_KINDS[int(codes["K_LOCK"])] == "lock" and RECORD_KINDS[int(codes["K_REF"])] == "ref"
     assert RECORD_KINDS[int(codes["K_MISMATCH"])] == "object_content_mismatch"
+
+
+def _random_findings(rng, n):
+    kinds = sorted(KINDS)
+    return [Finding(rng.choice(kinds), rng.choice(["maps", "blocks"]), f"o{rng.randrange(30)}",
+                    rng.choice([None, "aa/bb/cc/x", "aa/bb/cc/y", "dd/ee/ff/x", "dd/ee/ff/z", "q/r"]),
+                    rng.choice(["", "d1", "d2"]))
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_spilled_finding_set_gives_what_the_set_in_memory_gives(seed, tmp_path):
+    """Past a tiny budget the set writes sorted runs and merges them: the same findings, the same order,
+    the same counts; a drop forgets only what was added before it; no spill file outlives the run."""
+    rng = random.Random(seed)
+    parts = [_random_findings(rng, rng.randrange(20, 300)) for _ in range(3)]
+    drop = {f"o{i}" for i in rng.sample(range(30), 5)}
+
+    def build(spill):
+        fs = FindingSet(parts[0], spill)
+        other = FindingSet(parts[1], spill)  # a stage's own set, absorbed whole
+        fs.drop("maps", drop, MAP_KINDS)
+        fs.add(other)
+        fs += parts[2]
+        return fs.seal()
+
+    with using(Spill(memory=1 << 30, tmpdir=str(tmp_path))) as big:
+        whole = build(big)
+        assert not whole.spilled
+        expect = list(whole)
+    kept = [f for f in parts[0] if not (f.store == "maps" and f.name in drop and f.kind in MAP_KINDS)]
+    assert expect == _dedupe_by_comparisons(kept + parts[1] + parts[2])
+    with using(Spill(memory=4096, tmpdir=str(tmp_path))) as tiny:
+        spilled = build(tiny)
+        assert spilled.spilled and tiny.spilled_bytes > 0
+        assert list(spilled) == expect and list(spilled) == expect  # read twice: the same
+        assert len(spilled) == len(expect) and spilled.per_kind == Counter(f.kind for f in expect)
+        assert spilled.first_per_kind(2) == {k: [f for f in expect if f.kind == k][:2] for k in spilled.per_kind}
+    assert list(tmp_path.iterdir()) == []

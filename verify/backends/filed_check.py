@@ -11,9 +11,13 @@ from collections import Counter
 
 from .. import nativejob
 from ..errors import StoreError
+from ..findingset import FindingSet
 from ..references import missing_findings, record_findings
 from ..summary import ShardResult
 from . import ProgressFn
+
+
+SLICE = 16  # top-level dirs (shard buckets) of the blocks store walked per orphan pass
 
 
 def _load():
@@ -24,20 +28,32 @@ def _load():
     return _check
 
 
-def _run(fn, rc, progress: ProgressFn | None, root: str) -> list[tuple]:
-    """Runs one pass in a thread (it releases the GIL) while feeding the progress bar; its records.
+def _pass(fn, rc, progress: ProgressFn | None, root: str) -> None:
+    """Runs one pass in a thread (it releases the GIL) while feeding the progress bar.
 
     Interrupted, the pass is stopped and joined before the interruption goes on (verify/nativejob.py)."""
     try:
         nativejob.run(fn, rc.stop, rc.progress, progress, name="check-pass")
     except OSError as e:
         raise StoreError(f"{root}: cannot open store dir: {e.strerror}") from None
+
+
+def _run(fn, rc, progress: ProgressFn | None, root: str) -> list[tuple]:
+    """:func:`_pass`, then its records."""
+    _pass(fn, rc, progress, root)
     return rc.take_records()
 
 
 def _findings(store: str, records) -> list:
     return record_findings(store, [(k, n, p, d, e, aux if k == "map_corrupt" else None)
                                    for k, n, p, d, e, aux in records if k != "ref"])
+
+
+def _found(into: FindingSet, store: str, fn, rc, progress: ProgressFn | None, root: str) -> None:
+    """:func:`_pass`, its findings added to ``into`` a batch at a time (a pass may find millions)."""
+    _pass(fn, rc, progress, root)
+    for batch in rc.take_record_batches():
+        into.add(_findings(store, batch))
 
 
 def first_refs(records) -> list[tuple[bytes, bytes, int]]:
@@ -61,10 +77,15 @@ def first_refs(records) -> list[tuple[bytes, bytes, int]]:
 def check_references(maps_dir: str, blocks_dir: str, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
     """Every map's entries against every stored object: object_missing, object_orphan, map_corrupt."""
     rc = _load().FiledRefCheck(maps_dir, blocks_dir, jobs)
-    res = ShardResult()
-    res.findings += _findings("maps", _run(rc.read_maps, rc, progress, maps_dir))
+    res = ShardResult(findings=FindingSet())
+    _found(res.findings, "maps", rc.read_maps, rc, progress, maps_dir)
     unique = rc.freeze()
-    res.findings += _findings("blocks", _run(rc.mark_stored, rc, progress, blocks_dir))
+    # a slice of the top-level dirs at a time: the pass holds the C records of one slice (orphans
+    # may be most of a store), which go into the finding set before the next slice is walked
+    for lo in range(0, 256, SLICE):
+        rc.set_range(lo, lo + SLICE)
+        _found(res.findings, "blocks", rc.mark_stored, rc, progress, blocks_dir)
+    rc.set_range(0, 256)
     n_missing = rc.missing_total()
     if n_missing:
         recs = _run(rc.explain_missing, rc, progress, maps_dir)
@@ -80,8 +101,8 @@ def verify_data(blocks_dir: str, jobs: int, window: tuple[int, int, bool], progr
     """Content of every 64-hex object (in the sample window, in top-level dirs [lo, hi)) against its name."""
     rc = _load().FiledRefCheck(blocks_dir, blocks_dir, jobs, lo, hi)
     start, width, everything = window
-    res = ShardResult()
-    res.findings += _findings("blocks", _run(lambda: rc.verify_data(start, width, everything), rc, progress, blocks_dir))
+    res = ShardResult(findings=FindingSet())
+    _found(res.findings, "blocks", lambda: rc.verify_data(start, width, everything), rc, progress, blocks_dir)
     c = rc.counters()
     res.counters = Counter({f"data.{k[5:]}": v for k, v in c.items() if v and k.startswith("data_")})
     return res

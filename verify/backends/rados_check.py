@@ -39,6 +39,7 @@ from .. import formats as F
 from .. import nativejob, refjoin
 from ..errors import StoreError
 from ..findings import Finding, escape_name
+from ..findingset import FindingSet
 from ..references import missing_findings
 from ..summary import ShardResult
 from .base import ProgressFn, Ref, Shard, Window, strerror
@@ -558,7 +559,7 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
     _need_blocks(backend)
     maps, blocks = _Pool(backend, "maps"), _Pool(backend, "blocks")
     idx = _load_index()
-    res = ShardResult()
+    res = ShardResult(findings=FindingSet())  # orphans may be most of a pool: within --memory
     heads = backend.take_heads() if hasattr(backend, "take_heads") else None
     first = _MapPass(maps, idx, False, progress, heads)
     first.run()

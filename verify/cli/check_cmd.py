@@ -14,6 +14,7 @@ from ..errors import ArchverifyError, OutputError, Terminated, UsageError
 from ..progress import Progress
 from .conventions import conventions, state_option
 from .dask_options import dask_options
+from .memory_options import budget, memory_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
 from .exit_status import READS, READS_STOPPED, exit_status
@@ -38,6 +39,7 @@ from .exit_status import READS, READS_STOPPED, exit_status
 @click.option("--prometheus-textfile", "prom_path", type=click.Path(dir_okay=False),
               help="Write metrics for node_exporter's textfile collector to FILE (atomically); Debian's collector "
                    "reads /var/lib/prometheus/node-exporter/.")
+@memory_options
 @dask_options
 def command(prom_path, **opts):
     """Prove every map is readable and every object it names is there.
@@ -66,7 +68,7 @@ def command(prom_path, **opts):
 
 
 def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
-           progress, verify_data, sample, lock_path, state_dir, since_last, prom_path,
+           progress, verify_data, sample, lock_path, state_dir, since_last, prom_path, memory, tmpdir,
            dask_address, shards, dask_timeout, **rados_opts):
     if since_last and not state_dir:
         raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
@@ -85,7 +87,7 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run
     stores = be.describe()
     check_outputs(stores, output=output, logdir=logdir, state=state_dir, lock=lock_path,
                   prometheus_textfile=prom_path)
-    with runlock.held(lock_path) if lock_path else contextlib.nullcontext():
+    with runlock.held(lock_path) if lock_path else contextlib.nullcontext(), budget(memory, tmpdir):
         if state_dir:
             state.prepare(state_dir)
         bars = Progress(progress, state.load_expected(state_dir) if state_dir else None)

@@ -9,6 +9,7 @@ from .. import scan as scan_op
 from ..progress import Progress
 from .conventions import conventions
 from .dask_options import dask_options
+from .memory_options import budget, memory_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
 from .store_options import jobs_option, resolve, store_options, unread_stores
 from .exit_status import READS, READS_STOPPED, exit_status
@@ -20,9 +21,10 @@ from .exit_status import READS, READS_STOPPED, exit_status
 @jobs_option
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
 @output_options(totals=" (on RADOS with the pools' object count as its total)")
+@memory_options
 @dask_options
 def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
-            progress, dask_address, shards, dask_timeout, **rados_opts):
+            progress, memory, tmpdir, dask_address, shards, dask_timeout, **rados_opts):
     """Report every object and map that was not migrated to Archipelago v0.4.
 
     Reads map headers (at most 64 bytes each) and directory listings; never
@@ -40,13 +42,14 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
     warn(warnings)
     stores = be.describe()
     check_outputs(stores, output=output, logdir=logdir)
-    if dask_address:
-        from .. import distributed
+    with budget(memory, tmpdir):
+        if dask_address:
+            from .. import distributed
 
-        summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
-    else:
-        summary = scan_op.scan(be, jobs, Progress(progress), shards or 1)
-    nativejob.work_done()
-    warn(unread_stores(be, config_path))
-    report_and_exit(run, "scan", be.name, stores, summary, report.scan_sections(summary, run.verbose, stores),
-                    output, logdir, max_shown)
+            summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
+        else:
+            summary = scan_op.scan(be, jobs, Progress(progress), shards or 1)
+        nativejob.work_done()
+        warn(unread_stores(be, config_path))
+        report_and_exit(run, "scan", be.name, stores, summary, report.scan_sections(summary, run.verbose, stores),
+                        output, logdir, max_shown)

@@ -1,0 +1,97 @@
+"""The memory budget of a run, and the dir its overflow goes to.
+
+``--memory SIZE`` bounds what a run holds at once: past its share of the budget,
+the finding set (verify/findingset.py) writes sorted runs and the reference join
+(verify/refjoin.py) key-range partitions to one private dir under ``--tmpdir``.
+That dir is made on the first spill and removed when the run ends, however it
+ends; a write that fails there (disk full, no permission) ends the run with one
+line and exit 2 before anything is reported or saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+from .errors import ArchverifyError
+
+DEFAULT_MEMORY = 256 << 20  # bytes: what one node gives a nightly check
+MIN_MEMORY = 1 << 20
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+PREFIX = "archverify-spill-"
+
+
+class SpillError(ArchverifyError):
+    """The spill dir cannot be made or written (full, read-only, no permission)."""
+
+
+def parse_size(text: str) -> int:
+    """``256M``, ``256MiB``, ``1g``, ``300000000``: bytes (binary units)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(text), re.IGNORECASE)
+    if not m:
+        raise ValueError(f"{text!r} is not a size (e.g. 256M, 2G)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+@dataclass
+class Spill:
+    """A run's budget (bytes) and its spill dir, made lazily under ``tmpdir`` (default: $TMPDIR)."""
+
+    memory: int = DEFAULT_MEMORY
+    tmpdir: str | None = None
+    _dir: str | None = field(default=None, repr=False)
+    spilled_bytes: int = 0  # what this run wrote to its spill dir
+    _made: int = field(default=0, repr=False)
+    made: set = field(default_factory=set)  # what spilled: the ``what`` of each fresh name
+
+    def fresh(self, what: str) -> str:
+        """A file name no other spill of this run uses."""
+        self._made += 1
+        self.made.add(what.rstrip("-0123456789"))
+        return f"{what}-{self._made:06d}"
+
+    def share(self, fraction: float) -> int:
+        """The part of the budget one holder (finding set, join) may keep in RAM."""
+        return max(1, int(self.memory * fraction))
+
+    def path(self, name: str) -> str:
+        if self._dir is None:
+            base = self.tmpdir or tempfile.gettempdir()
+            try:
+                self._dir = tempfile.mkdtemp(prefix=PREFIX, dir=base)
+            except OSError as e:
+                raise self.error(e, base) from None
+        return os.path.join(self._dir, name)
+
+    def error(self, e: OSError, where: str | None = None) -> SpillError:
+        where = where or self._dir or self.tmpdir or tempfile.gettempdir()
+        self.cleanup()
+        return SpillError(f"{where}: cannot write spill files past the --memory budget: "
+                          f"{e.strerror or e}; give --tmpdir a dir with room or a larger --memory")
+
+    @contextlib.contextmanager
+    def writing(self, name: str, mode: str = "wb"):
+        """A spill file open for writing; any OSError becomes the run's one-line SpillError."""
+        p = self.path(name)
+        try:
+            with open(p, mode) as fh:
+                yield fh
+                fh.flush()
+                self.spilled_bytes += fh.tell()
+        except OSError as e:
+            raise self.error(e) from None
+
+    def cleanup(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> Spill:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
