@@ -59,6 +59,10 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def parts_done(n: int) -> str:
+    return f"{n} part{'' if n == 1 else 's'} done"
+
+
 def part_name(store: str, lo: int, hi: int) -> str:
     """A scan shard's part: ``scan.maps.0-16``."""
     return f"scan.{store}.{lo}-{hi}"
@@ -99,12 +103,16 @@ class Checkpoint:
 
     @classmethod
     def _open(cls, root: Path, print_fp: dict, resume: bool, warn, extra: dict, now: float) -> Checkpoint:
+        try:
+            remove_temps(str(root))  # of a run killed while it wrote a part (we hold the lock)
+        except OSError as e:
+            raise StoreError(f"{root}: cannot clean the checkpoint: {e.strerror or e}") from None
         meta = _read_meta(root)
         if meta is not None:
             began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(meta.get("began", 0)))
             done = len(_part_files(root))
             if not resume:
-                warn(f"{root}: discarding the checkpoint of the run begun {began} ({done} parts done); "
+                warn(f"{root}: discarding the checkpoint of the run begun {began} ({parts_done(done)}); "
                      "starting afresh (give --resume to continue it)")
             elif meta.get("fingerprint") != print_fp:
                 diff = "; ".join(_differences(meta.get("fingerprint") or {}, print_fp)[:3])
@@ -114,7 +122,6 @@ class Checkpoint:
                 warn(f"{root}: the checkpoint of the run begun {began} is older than {MAX_AGE_S // 86400} days; "
                      "starting afresh")
             else:
-                remove_temps(str(root))  # a run killed while writing a part
                 return cls(root, meta, _load_parts(root), True)
             shutil.rmtree(root, ignore_errors=True)
         meta = {"began": now, "fingerprint": print_fp, **extra}
@@ -158,8 +165,8 @@ class Checkpoint:
         try:
             yield
         except TimeBoxed:
-            raise TimeBoxed(f"stopped at the time box (--max-duration {max_duration}): {len(self.parts)} parts "
-                            f"done ({self.done_now} in this run) are kept in {self.root}; run the same command "
+            raise TimeBoxed(f"stopped at the time box (--max-duration {max_duration}): "
+                            f"{parts_done(len(self.parts))} ({self.done_now} in this run) are kept in {self.root}; run the same command "
                             "with --resume to continue") from None
 
 

@@ -17,10 +17,10 @@ from .dask_options import dask_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
 from .resume_options import checkpointing, resume_options, shards_per_store
 from .store_options import jobs_option, resolve, store_options
-from .exit_status import READS, READS_STOPPED, TIME_BOXED, exit_status
+from .exit_status import READS, RESUMABLE_STOPPED, TIME_BOXED, exit_status
 
 
-@exit_status({**READS, 2: READS[2] + ", --lock held", **TIME_BOXED}, READS_STOPPED)
+@exit_status({**READS, 2: READS[2] + ", --lock held", **TIME_BOXED}, RESUMABLE_STOPPED)
 @click.command("check")
 @store_options
 @jobs_option

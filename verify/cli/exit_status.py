@@ -14,6 +14,9 @@ ERROR = "usage or config error"
 READS = {0: "nothing found (informational findings do not count)", 1: "findings",
          2: f"{ERROR}, a store unreachable or part of one unreadable"}
 READS_STOPPED = {130: "interrupted (SIGINT): no report, logs, metrics or state written", 143: "terminated (SIGTERM): as 130"}
+# scan and check: what a stopped run keeps
+RESUMABLE_STOPPED = {130: READS_STOPPED[130] + "; with --state, the finished shards kept for --resume",
+                     143: READS_STOPPED[143]}
 TIME_BOXED = {EXIT_TIME_BOXED: "stopped at --max-duration, the finished shards kept in --state: run it again with "
                                "--resume to continue"}
 FIXES = {0: "nothing left to do", 1: "something left to do: a preview's plan, conflicts or failures",

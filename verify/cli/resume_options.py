@@ -60,10 +60,10 @@ def checkpointing(state_dir: str | None, command: str, backend, options: dict, r
         yield None
         return
     fp = resume.fingerprint(command, backend, options)
-    with resume.Checkpoint.held(state_dir, command, fp, resume_flag, warn, extra) as kept:
+    with resume.Checkpoint.held(state_dir, command, fp, resume_flag, lambda line: warn([line]), extra) as kept:
         if kept.resumed and not quiet:
             began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(kept.meta["began"]))
-            click.echo(f"archverify: resuming the run begun {began}: {len(kept.parts)} parts done", err=True)
+            click.echo(f"archverify: resuming the run begun {began}: {resume.parts_done(len(kept.parts))}", err=True)
         if max_duration:
             nativejob.time_box(resume.parse_duration(max_duration))
         with kept.time_boxed(max_duration):

@@ -12,10 +12,10 @@ from .dask_options import dask_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
 from .resume_options import checkpointing, finished, resume_options, shards_per_store
 from .store_options import jobs_option, resolve, store_options, unread_stores
-from .exit_status import READS, READS_STOPPED, TIME_BOXED, exit_status
+from .exit_status import READS, RESUMABLE_STOPPED, TIME_BOXED, exit_status
 
 
-@exit_status({**READS, **TIME_BOXED}, READS_STOPPED)
+@exit_status({**READS, **TIME_BOXED}, RESUMABLE_STOPPED)
 @click.command("scan")
 @store_options
 @jobs_option
