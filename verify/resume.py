@@ -98,7 +98,11 @@ class Checkpoint:
 
         ``extra``: what a new checkpoint keeps for the runs that continue it (the sample window)."""
         root = Path(state_dir) / "checkpoint" / command
-        with run_lock(root.parent, command):
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(run_lock(root.parent, command, remove=True))
+            except OSError as e:  # writing the holder into the lock file (a full disk)
+                raise StoreError(f"{root.parent}: cannot lock the checkpoint: {e.strerror or e}") from None
             yield cls._open(root, print_fp, resume, warn, extra or {}, time.time() if now is None else now)
 
     @classmethod
