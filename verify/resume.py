@@ -36,6 +36,7 @@ from .summary import Lock, ShardResult
 
 MAX_AGE_S = 7 * 86400  # a week: a nightly time box continues for six more nights, no longer
 DEFAULT_SHARDS = 16  # shards per store when checkpointing (--shards overrides): a stop loses at most one
+PARTS = 256  # what a store is cut into: a filed store's top-level dirs, a RADOS pool's listing slices
 META = "meta.json"
 PART_SUFFIX = ".json.gz"
 
@@ -57,6 +58,12 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{k} {a!r} -> {b!r}")
     return out
+
+
+def default_shards(jobs: int) -> int:
+    """Shards per store when checkpointing: :data:`DEFAULT_SHARDS`, fewer when ``jobs`` is above
+    PARTS / DEFAULT_SHARDS, so that each of a filed shard's threads still has a top-level dir to walk."""
+    return max(1, min(DEFAULT_SHARDS, PARTS // max(1, jobs)))
 
 
 def parts_done(n: int) -> str:

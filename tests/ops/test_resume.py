@@ -85,7 +85,8 @@ def rados_args(cluster, maps=MAPS) -> list[str]:
 
 def command(cmd: str, store: list[str], state: Path, *more: str) -> list[str]:
     extra = ["--verify-data"] if cmd == "check" else []
-    return [cmd, *store, *extra, "--format", "json", "--no-progress", "--state", str(state), *more]
+    # -j 2: resume.default_shards(2) is DEFAULT_SHARDS, whatever this machine's CPU count
+    return [cmd, *store, *extra, "-j", "2", "--format", "json", "--no-progress", "--state", str(state), *more]
 
 
 def run(args: list[str]) -> subprocess.CompletedProcess:

@@ -97,7 +97,7 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run
         if state_dir:
             state.prepare(state_dir)
         bars = Progress(progress, state.load_expected(state_dir) if state_dir else None)
-        per_store = shards_per_store(shards, state_dir, dask_address)
+        per_store = shards_per_store(shards, state_dir, dask_address, jobs)
         kept = stack.enter_context(checkpointing(
             state_dir, "check", be, {"shards": per_store, "verify_data": verify_data, "sample": sample}, resume,
             max_duration, dask_address, run.quiet, {"window": list(window.as_tuple())}))

@@ -39,12 +39,12 @@ def resume_options(f):
     return apply_options(f, opts)
 
 
-def shards_per_store(shards: int | None, state_dir: str | None, dask_address: str | None) -> int:
-    """--shards, else 1, or :data:`verify.resume.DEFAULT_SHARDS` when a checkpoint is kept (a stop
+def shards_per_store(shards: int | None, state_dir: str | None, dask_address: str | None, jobs: int) -> int:
+    """--shards, else 1, or when a checkpoint is kept :func:`verify.resume.default_shards` (a stop
     loses at most one shard's work)."""
     if shards:
         return shards
-    return resume.DEFAULT_SHARDS if state_dir and not dask_address else 1
+    return resume.default_shards(jobs) if state_dir and not dask_address else 1
 
 
 @contextlib.contextmanager

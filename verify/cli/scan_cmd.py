@@ -45,7 +45,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
     warn(warnings)
     stores = be.describe()
     check_outputs(stores, output=output, logdir=logdir, state=state_dir)
-    per_store = shards_per_store(shards, state_dir, dask_address)
+    per_store = shards_per_store(shards, state_dir, dask_address, jobs)
     with checkpointing(state_dir, "scan", be, {"shards": per_store}, resume, max_duration, dask_address,
                        run.quiet) as kept:
         if dask_address:
