@@ -212,7 +212,9 @@ def _time_boxed(cmd: str, store: list[str], tmp_path: Path) -> None:
     ref, total = reference(cmd, store, tmp_path)
     for k in (3, total - 1):
         state = tmp_path / f"box-{cmd}-{k}"
-        args = command(cmd, store, state, "--max-duration", "6h")
+        prom = tmp_path / f"box-{cmd}-{k}.prom"
+        args = command(cmd, store, state, "--max-duration", "6h",
+                       *(["--prometheus-textfile", str(prom)] if cmd == "check" else []))
         p = stop_after(args, k, box=True)
         out, err = p.communicate(timeout=120)
         assert p.returncode == 75, err
@@ -221,7 +223,11 @@ def _time_boxed(cmd: str, store: list[str], tmp_path: Path) -> None:
             f"archverify: stopped at the time box (--max-duration 6h): {resume.parts_done(k)} ({k} in this run) are kept in "
             f"{state / 'checkpoint' / cmd}; run the same command with --resume to continue"], err
         assert len(parts(state, cmd)) == k
+        if cmd == "check":  # the night's metrics say it stopped at the box, not that it failed or finished
+            assert "archverify_check_exit_code 75.0" in prom.read_text()
         assert_resumes_to(ref, args, state, cmd, k)
+        if cmd == "check":
+            assert "archverify_check_exit_code 1.0" in prom.read_text()
 
 
 @pytest.mark.parametrize("cmd", ["scan", "check"])
