@@ -108,6 +108,16 @@ def ceph_cluster():
         subprocess.run([str(SCRIPT), "purge", str(d)], capture_output=True, timeout=120)
 
 
+def copy_into(ioctx, root: Path) -> int:
+    """Every file of a filed store (ROOT/d1/d2/d3/NAME) as the RADOS object NAME."""
+    n = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            ioctx.write_full(f, (Path(dirpath) / f).read_bytes())
+            n += 1
+    return n
+
+
 def aio_write_all(io, items) -> None:
     """(name, bytes) pairs written whole, 512 aio writes in flight at most."""
     pending = []

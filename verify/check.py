@@ -33,6 +33,7 @@ from .errors import UsageError
 from .findings import KINDS, MAP_KINDS, Severity
 from .findingset import FindingSet
 from .progress import Progress
+from .resume import Checkpoint
 from .scan import progress_bar, run_shards
 from .summary import ShardResult, Summary
 
@@ -141,12 +142,14 @@ class LocalStages:
     progress: Progress | bool | None = None
     window: SampleWindow = SampleWindow(0, 0, True)
     shards_per_store: int = 1
+    kept: Checkpoint | None = None  # each finished shard and stage recorded there, or taken from there
 
     def scan(self) -> ShardResult:
         keep = getattr(self.backend, "keep_heads", None)  # RADOS: what the scan reads, the references reuse
-        if keep is not None:
+        if keep is not None:  # shards taken from a checkpoint keep nothing: the references then read all again
             keep()
-        return run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress)
+        return run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress,
+                          self.kept)
 
     def references(self) -> ShardResult:
         return self._with_bar("references", lambda tick: self.backend.check_references(self.jobs, tick))
@@ -157,15 +160,19 @@ class LocalStages:
     def _with_bar(self, stage: str, fn) -> ShardResult:
         with progress_bar(self.progress, stage, f"check: {stage} ({self.backend.name})",
                           unit="object" if stage == "data" else "item") as bar:
-            return fn(bar.update)
+            if self.kept is None:
+                return fn(bar.update)
+            return self.kept.part(stage, lambda: fn(bar.update))
 
 
 def check(backend: ReferenceBackend, jobs: int, progress: Progress | bool | None = None, verify_data: bool = False,
-          sample: SampleWindow | None = None, shards_per_store: int = 1) -> Summary:
-    """Run the stages in order on this machine with ``jobs`` threads; one Summary of all findings."""
+          sample: SampleWindow | None = None, shards_per_store: int = 1, kept: Checkpoint | None = None) -> Summary:
+    """Run the stages in order on this machine with ``jobs`` threads; one Summary of all findings
+    (``kept``: the checkpoint that records each finished shard and stage, verify/resume.py)."""
     t0 = time.monotonic()
-    executor = LocalStages(backend, jobs, progress, sample or SampleWindow.of(None), shards_per_store)
-    return Summary.from_result(run_stages(executor, verify_data), time.monotonic() - t0)
+    executor = LocalStages(backend, jobs, progress, sample or SampleWindow.of(None), shards_per_store, kept)
+    result = run_stages(executor, verify_data)
+    return Summary.from_result(result, time.monotonic() - t0 + (kept.reused_elapsed if kept else 0.0))
 
 
 def settle_maps(scanned: ShardResult, references: ShardResult) -> ShardResult:

@@ -420,14 +420,14 @@ def lock_file(path: str | os.PathLike, what: str = "run") -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def run_lock(directory: str | os.PathLike, name: str) -> Iterator[None]:
-    """One archverify ``name`` per journal dir: ``DIR/NAME.lock``."""
+def run_lock(directory: str | os.PathLike, name: str, remove: bool = False) -> Iterator[None]:
+    """One archverify ``name`` per journal dir: ``DIR/NAME.lock`` (``remove``: gone when released)."""
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as e:
         raise StoreError(f"{directory}: cannot create the journal dir: {e.strerror}") from None
     with _flock(os.path.join(directory, f"{name}.lock"), name,
-                f"another archverify {name} uses this journal dir; not starting"):
+                f"another archverify {name} uses this journal dir; not starting", remove=remove):
         yield
 
 

@@ -55,6 +55,14 @@ class Interrupted(ArchverifyError):
         self.exit_code = 128 + signo
 
 
+class TimeBoxed(KeyboardInterrupt):
+    """``--max-duration`` ran out: the run stops as on Ctrl-C (native passes stopped and joined,
+    no report), keeping the shards it finished for ``--resume``; exit :data:`EXIT_TIME_BOXED`."""
+
+
+EXIT_TIME_BOXED = 75  # sysexits' EX_TEMPFAIL: not finished, try again (cron and systemd can tell it from 0-2)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM: stops the run like Ctrl-C (threads told to stop and joined, no report), exit 143."""
 

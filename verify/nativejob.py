@@ -12,9 +12,10 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from typing import Callable, Iterable, TypeVar
 
-from .errors import Terminated, signal_exit
+from .errors import Terminated, TimeBoxed, signal_exit
 
 T = TypeVar("T")
 POLL_S = 0.1
@@ -110,6 +111,7 @@ class stop_on_signals:
     _current: stop_on_signals | None = None
 
     def __enter__(self) -> stop_on_signals:
+        time_box(None)
         self.saved: dict = {}
         self.caught: int | None = None
         self.done = False
@@ -122,6 +124,7 @@ class stop_on_signals:
         return self
 
     def __exit__(self, *exc) -> None:
+        time_box(None)
         if self.saved:
             stop_on_signals._current = None
             sys.unraisablehook = self.unraisablehook
@@ -146,16 +149,34 @@ class stop_on_signals:
             self.unraisablehook(info)  # ours is raised again at the next checkpoint
 
 
-def checkpoint() -> None:
-    """Raise the caught signal's exception if it has not stopped the run yet (see stop_on_signals)."""
+_deadline: float | None = None  # time.monotonic() at which --max-duration runs out
+
+
+def time_box(seconds: float | None) -> None:
+    """From now on, :func:`checkpoint` raises :class:`TimeBoxed` once ``seconds`` have passed
+    (None: no time box). A native pass polls it, so the box stops it within a poll interval."""
+    global _deadline
+    _deadline = None if seconds is None else time.monotonic() + seconds
+
+
+def _signalled() -> None:
     cur = stop_on_signals._current
     if cur is not None and cur.caught is not None and not cur.done:
         raise Terminated() if cur.caught == signal.SIGTERM else KeyboardInterrupt()
 
 
+def checkpoint() -> None:
+    """Raise the caught signal's exception if it has not stopped the run yet (see stop_on_signals),
+    or :class:`TimeBoxed` once the time box (:func:`time_box`) has run out."""
+    _signalled()
+    if _deadline is not None and time.monotonic() >= _deadline:
+        raise TimeBoxed()
+
+
 def work_done() -> None:
     """The command's work is complete: from now on a signal does not abort the writing of its outputs
-    (an interrupted run writes none; a finished one writes them whole)."""
-    checkpoint()
+    (an interrupted run writes none; a finished one writes them whole), and the time box is over."""
+    _signalled()
+    time_box(None)
     if stop_on_signals._current is not None:
         stop_on_signals._current.done = True

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from planted_check import CHECK_KINDS, build_store
+from rados_cluster import copy_into
 from verify import check as check_op
 from verify import formats as F
 from verify.backends import rados as rb
@@ -30,16 +31,6 @@ MAPS, BLOCKS = "check-maps", "check-blocks"
 # what only a filed store can have: where a file lies
 PLACEMENT = {"object_unmigrated", "object_leftover", "object_conflict", "object_misplaced", "object_at_risk",
              "stray_entry"} | {k for k in KINDS if k.startswith("pithos_")}
-
-
-def copy_into(ioctx, root: Path) -> int:
-    """Every file of a filed store (ROOT/d1/d2/d3/NAME) as the RADOS object NAME."""
-    n = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
-            ioctx.write_full(f, (Path(dirpath) / f).read_bytes())
-            n += 1
-    return n
 
 
 @pytest.fixture(scope="module")

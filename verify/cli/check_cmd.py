@@ -10,17 +10,18 @@ import click
 from .. import backends
 from .. import check as check_op
 from .. import check_report, metrics, nativejob, report, runlock, state
-from ..errors import ArchverifyError, OutputError, Terminated, UsageError
+from ..errors import EXIT_TIME_BOXED, ArchverifyError, OutputError, Terminated, TimeBoxed, UsageError
 from ..progress import Progress
 from .conventions import conventions, state_option
 from .dask_options import dask_options
 from .memory_options import budget, memory_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
+from .resume_options import checkpointing, resume_options, shards_per_store
 from .store_options import jobs_option, resolve, store_options
-from .exit_status import READS, READS_STOPPED, exit_status
+from .exit_status import READS, RESUMABLE_STOPPED, TIME_BOXED, exit_status
 
 
-@exit_status({**READS, 2: READS[2] + ", --lock held"}, READS_STOPPED)
+@exit_status({**READS, 2: READS[2] + ", --lock held", **TIME_BOXED}, RESUMABLE_STOPPED)
 @click.command("check")
 @store_options
 @jobs_option
@@ -34,7 +35,9 @@ from .exit_status import READS, READS_STOPPED, exit_status
 @click.option("--lock", "lock_path", type=click.Path(dir_okay=False),
               help="flock FILE for the whole run; if another run holds it, exit 2 at once.")
 @state_option(help="Keep each run's findings (and each stage's count and duration, the next run's progress "
-                   "totals and ETAs) in DIR; the summary shows what is new and what was resolved.")
+                   "totals and ETAs) in DIR; the summary shows what is new and what was resolved. Also a "
+                   "checkpoint of each finished shard and stage, for --resume (removed when the run completes).")
+@resume_options
 @click.option("--since-last", is_flag=True, help="List the new and the resolved findings (needs --state).")
 @click.option("--prometheus-textfile", "prom_path", type=click.Path(dir_okay=False),
               help="Write metrics for node_exporter's textfile collector to FILE (atomically); Debian's collector "
@@ -55,21 +58,26 @@ def command(prom_path, **opts):
           --state /var/lib/archverify --verify-data-sample 0.143 \\
           --prometheus-textfile /var/lib/prometheus/node-exporter/archverify.prom --quiet
       archverify check --config /etc/archipelago/archipelago.conf --dask tcp://head:8786 -j 16
+
+    With --state, --max-duration 6h and --resume, a night's run stops after 6 hours with
+    exit 75 and the next night's continues it; the report of the run that completes is the
+    one an uninterrupted run gives.
     """
     try:
         _check(prom_path=prom_path, **opts)
     except (ArchverifyError, KeyboardInterrupt) as e:
         # every run leaves its exit code in the textfile, also one that ends before it read anything
         if prom_path and not isinstance(e, (OutputError, UsageError)):
-            code = e.exit_code if isinstance(e, ArchverifyError) else 143 if isinstance(e, Terminated) else 130
+            code = (e.exit_code if isinstance(e, ArchverifyError) else 143 if isinstance(e, Terminated)
+                    else EXIT_TIME_BOXED if isinstance(e, TimeBoxed) else 130)
             with contextlib.suppress(OSError):
                 metrics.write_failure(prom_path, code)
         raise
 
 
 def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
-           progress, verify_data, sample, lock_path, state_dir, since_last, prom_path, memory, tmpdir,
-           dask_address, shards, dask_timeout, **rados_opts):
+           progress, verify_data, sample, lock_path, state_dir, resume, max_duration, since_last, prom_path,
+           memory, tmpdir, dask_address, shards, dask_timeout, **rados_opts):
     if since_last and not state_dir:
         raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
     verify_data = verify_data or sample is not None
@@ -87,17 +95,24 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run
     stores = be.describe()
     check_outputs(stores, output=output, logdir=logdir, state=state_dir, lock=lock_path,
                   prometheus_textfile=prom_path)
-    with runlock.held(lock_path) if lock_path else contextlib.nullcontext(), budget(memory, tmpdir):
+    with runlock.held(lock_path) if lock_path else contextlib.nullcontext(), budget(memory, tmpdir), \
+            contextlib.ExitStack() as stack:
         if state_dir:
             state.prepare(state_dir)
         bars = Progress(progress, state.load_expected(state_dir) if state_dir else None)
+        per_store = shards_per_store(shards, state_dir, dask_address, jobs)
+        kept = stack.enter_context(checkpointing(
+            state_dir, "check", be, {"shards": per_store, "verify_data": verify_data, "sample": sample}, resume,
+            max_duration, dask_address, run.quiet, {"window": list(window.as_tuple())}))
+        if kept is not None:  # a resumed run reads the sample window its first part read, whatever the day
+            window = check_op.SampleWindow(*kept.meta["window"])
         if dask_address:
             from .. import distributed_check
 
             summary = distributed_check.check(be, dask_address, jobs, progress, verify_data, window, shards,
                                               dask_timeout)
         else:
-            summary = check_op.check(be, jobs, bars, verify_data, window, shards or 1)
+            summary = check_op.check(be, jobs, bars, verify_data, window, per_store, kept)
         nativejob.work_done()
         delta = None
         if state_dir:
@@ -116,4 +131,6 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run
                 raise OutputError(f"{prom_path}: cannot write the metrics: {e.strerror or e}") from None
         if run.quiet and run.human:
             click.echo(check_report.quiet_line(summary, facts))
+        if kept is not None:
+            kept.finish()  # the run is complete: nothing to resume
     sys.exit(summary.exit_code)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from ..errors import EXIT_TIME_BOXED
+
 # every command: the signal handling of verify/cli/main.py (and verify/nativejob.py) ends a run so
 STOPPED = {130: "interrupted (SIGINT, Ctrl-C)", 143: "terminated (SIGTERM)"}
 ERROR = "usage or config error"
@@ -12,6 +14,11 @@ ERROR = "usage or config error"
 READS = {0: "nothing found (informational findings do not count)", 1: "findings",
          2: f"{ERROR}, a store unreachable or part of one unreadable"}
 READS_STOPPED = {130: "interrupted (SIGINT): no report, logs, metrics or state written", 143: "terminated (SIGTERM): as 130"}
+# scan and check: what a stopped run keeps
+RESUMABLE_STOPPED = {130: READS_STOPPED[130] + "; with --state, the finished shards kept for --resume",
+                     143: READS_STOPPED[143]}
+TIME_BOXED = {EXIT_TIME_BOXED: "stopped at --max-duration, the finished shards kept in --state: run it again with "
+                               "--resume to continue"}
 FIXES = {0: "nothing left to do", 1: "something left to do: a preview's plan, conflicts or failures",
          2: f"{ERROR}, or a store unreadable"}
 JOURNALED_STOPPED = {130: "interrupted (SIGINT) between two journaled steps: run it again to go on",

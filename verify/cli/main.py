@@ -11,13 +11,13 @@ import traceback
 import click
 
 from .. import __version__, nativejob
-from ..errors import ArchverifyError, Terminated
+from ..errors import EXIT_TIME_BOXED, ArchverifyError, Terminated, TimeBoxed
 from ..findings import printable
 
 EPILOG = """\b
 Exit codes: 0 nothing found, 1 findings, 2 usage/config error or part of a
-store unreadable, 130 interrupted (SIGINT), 143 terminated (SIGTERM); each
-command's own end its help. Run 'archverify COMMAND --help' for each command."""
+store unreadable, 75 stopped at --max-duration (scan, check), 130 interrupted
+(SIGINT), 143 terminated (SIGTERM); each command's own end its help. Run 'archverify COMMAND --help' for each command."""
 
 
 EXIT_INTERNAL = 2
@@ -81,12 +81,15 @@ class Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
+        boxed = None
         try:
             with nativejob.stop_on_signals():
                 return super().invoke(ctx)
         except ArchverifyError as e:
             click.echo(f"archverify: error: {printable(str(e))}", err=True)  # a path may hold a newline
             sys.exit(e.exit_code)
+        except TimeBoxed as e:  # stopped and joined as an interruption is; the one line says how to go on
+            boxed = str(e) or "stopped at the time box (--max-duration)"
         except KeyboardInterrupt as e:  # the work already stopped and joined its threads
             terminated = isinstance(e, Terminated)
         except BrokenPipeError:
@@ -104,6 +107,9 @@ class Group(click.Group):
             sys.exit(EXIT_INTERNAL)
         # only an interruption gets here: out of its except block, the frames it unwound are gone
         # (their finally blocks ran, their threads joined) before the interpreter exits
+        if boxed is not None:
+            click.echo(f"archverify: {printable(boxed)}", err=True)
+            sys.exit(EXIT_TIME_BOXED)
         click.echo(f"archverify: {'terminated' if terminated else 'interrupted'}", err=True)
         sys.exit(143 if terminated else 130)
 
