@@ -328,6 +328,7 @@ cdef int aio_submit(rados_ioctx_t io, rados_completion_t *comp, int op, const ch
     if op == OP_STAT:
         r = rados_aio_stat(io, oid, comp[0], psize, pmtime)
     else:
+        av_limit_take(0, len, NULL)  # --bytes-per-second: the bytes asked for, before they are
         r = rados_aio_read(io, oid, comp[0], buf, len, 0)
     if r < 0:
         rados_aio_release(comp[0])
@@ -415,6 +416,7 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
     cdef slot_t *s
     if av_stopped(&L.stop):
         return
+    av_limit_take(1, 0, &L.stop)  # --objects-per-second: each listed object, before its first op
     L.counts[C_FILES] += 1
     nc = av_name_class(name, n)
     if nc == AV_NAME_HASH:
@@ -795,6 +797,11 @@ cdef int list_range(loop_t *L, cursor_t *lister) noexcept nogil:
     return L.list_err
 
 
+def _limit_use(size_t address):
+    """Points this module's loops at the process's one token bucket (verify/limits.py); 0: no caps."""
+    av_limit_use(<av_limit_t *>address)
+
+
 cdef class Cluster:
     """A connected librados client (cephx, timeouts set before connecting).
 
@@ -1115,6 +1122,8 @@ cdef class Lister:
         if r == 0:
             self.done = True
             return []
+        with nogil:
+            av_limit_take(<uint64_t>r, 0, NULL)  # --objects-per-second: the names listed
         try:
             return [items[i].oid[:items[i].oid_length] for i in range(r)]
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from .backends import Backend, Shard
+from .limits import Limits
 from .progress import Measure, Progress, Stage, as_progress
 from .summary import ShardResult, Summary
 
@@ -20,13 +21,20 @@ def run_shards(backend: Backend, shards: list[Shard], jobs: int, progress: Progr
     return ShardResult.merge_all(results)
 
 
-def scan(backend: Backend, jobs: int, progress: Progress | bool | None = None, shards_per_store: int = 1) -> Summary:
+def estimated(total: int, limits: Limits | None) -> Measure:
+    """An estimated total; under an objects cap its duration (objects / cap) is the first ETA."""
+    seconds = total / limits.objects if limits is not None and limits.objects else 0.0
+    return Measure(total, seconds, estimated=True)
+
+
+def scan(backend: Backend, jobs: int, progress: Progress | bool | None = None, shards_per_store: int = 1,
+         limits: Limits | None = None) -> Summary:
     """Scan both stores of ``backend`` on this machine with ``jobs`` threads."""
     t0 = time.monotonic()
     progress = as_progress(progress)
     if progress.enabled and "scan" not in progress.expected:
         total = backend.estimated_objects()  # RADOS keeps an object count per pool; filed cannot tell
         if total:
-            progress.expected["scan"] = Measure(total, 0.0, estimated=True)
+            progress.expected["scan"] = estimated(total, limits)
     result = run_shards(backend, backend.shards(shards_per_store), jobs, progress)
     return Summary.from_result(result, time.monotonic() - t0)

@@ -10,6 +10,7 @@ from ..progress import Progress
 from .conventions import conventions
 from .dask_options import dask_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
+from .limit_options import announce, limit_options, refuse_with_dask
 from .store_options import jobs_option, resolve, store_options, unread_stores
 from .exit_status import READS, READS_STOPPED, exit_status
 
@@ -18,10 +19,11 @@ from .exit_status import READS, READS_STOPPED, exit_status
 @click.command("scan")
 @store_options
 @jobs_option
+@limit_options
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
 @output_options(totals=" (on RADOS with the pools' object count as its total)")
 @dask_options
-def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
+def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, limits, run, output, logdir, max_shown,
             progress, dask_address, shards, dask_timeout, **rados_opts):
     """Report every object and map that was not migrated to Archipelago v0.4.
 
@@ -34,6 +36,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
       archverify scan --backend rados --pool maps --blocks-pool blocks --conf /etc/ceph/ceph.conf -n client.admin
       archverify scan --config /etc/archipelago/archipelago.conf --dask tcp://head:8786 -j 16
     """
+    refuse_with_dask(limits, dask_address)
     # with --dask the workers read the stores, so they (not this machine) must see them
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
                            **rados_opts)
@@ -45,7 +48,9 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
 
         summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
     else:
-        summary = scan_op.scan(be, jobs, Progress(progress), shards or 1)
+        bars = Progress(progress)
+        announce(limits, be.estimated_objects())
+        summary = scan_op.scan(be, jobs, bars, shards or 1, limits)
     nativejob.work_done()
     warn(unread_stores(be, config_path))
     report_and_exit(run, "scan", be.name, stores, summary, report.scan_sections(summary, run.verbose, stores),
