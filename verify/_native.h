@@ -32,8 +32,8 @@ static inline void av_request_stop(int *flag)
 
 /* The load caps (--max-objects-per-second, --max-bytes-per-second; verify/limits.py): one token
    bucket per process, shared by every thread of every loop. Each unit is due 1/rate after the
-   one before it (idle time is not banked, so the rate is never exceeded for long); a caller
-   waits until its first unit is due, then issues its op or read. Lock-free: threads claim their
+   one before it (idle time is not banked); a caller waits until its last unit is due, so N
+   units never take less than N / rate however many threads share them. Lock-free: threads claim their
    slot of the schedule with one compare-and-swap. Each native module keeps a pointer to the one
    bucket (av_limit_use); NULL, as by default, caps nothing. */
 typedef struct {
@@ -58,7 +58,7 @@ static inline uint64_t av_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* Claims n units of kind k; returns when they are due (at once without a cap). */
+/* Claims n units of kind k; returns when the last of them is due (0 without a cap). */
 static inline uint64_t av_limit_claim(av_limit_t *l, int k, uint64_t n)
 {
     uint64_t now, old, start, next;
@@ -71,7 +71,7 @@ static inline uint64_t av_limit_claim(av_limit_t *l, int k, uint64_t n)
         start = old > now ? old : now;
         next = start + (uint64_t)((double)n * per);
     } while (!__atomic_compare_exchange_n(&l->next[k], &old, next, 1, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
-    return start;
+    return next;
 }
 
 /* Waits (in slices, returning early once *stop is set; stop may be NULL) until `ops` objects and

@@ -57,7 +57,8 @@ def human_duration(seconds: float) -> str:
     if s < 1:
         return "under a second"
     if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60} min"
+        m = (s + 30) // 60  # to the nearest minute
+        return f"{m // 60} h {m % 60} min"
     if s >= 60:
         return f"{s // 60} min {s % 60} s"
     return f"{s} s"
