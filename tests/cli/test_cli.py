@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from one_line import one_line_error
+from terminal import run_at_terminal
 from verify import config as config_mod
 from verify import formats as F
 from verify.cli.main import COMMANDS, cli
@@ -422,31 +423,12 @@ def test_progress_bar_goes_to_stderr_only(sample_dir, planted):
 
 def test_from_a_terminal(sample_dir, planted):
     """stderr on a terminal turns the progress bar on by default."""
-    import pty
-
-    master, slave = pty.openpty()
-    try:
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        p = subprocess.run([sys.executable, "-m", "verify", "scan", "--config", str(sample_dir / "archipelago.conf"),
-                            "--format", "json"], stdout=subprocess.PIPE, stderr=slave, env=env, timeout=120)
-        os.close(slave)
-        slave = None
-        err = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            err += chunk
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    code, out, err = run_at_terminal([sys.executable, "-m", "verify", "scan", "--config",
+                                      str(sample_dir / "archipelago.conf"), "--format", "json"], env)
     assert b"Traceback" not in err
-    assert p.returncode == 1
-    assert {(f["kind"], f["store"], f["name"]) for f in json.loads(p.stdout)["findings"]} == planted
+    assert code == 1
+    assert {(f["kind"], f["store"], f["name"]) for f in json.loads(out)["findings"]} == planted
 
 
 def test_an_error_naming_a_path_with_control_characters_is_one_line(tmp_path):

@@ -7,20 +7,17 @@ what a shell sees: the exit status, no traceback, and the report on the screen.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
-import struct
 import subprocess
 import sys
-import termios
 import threading
 from pathlib import Path
 
 import pytest
 
+from terminal import drain, open_terminal
 from verify.findings import KINDS
 from verify.sample import write_sample
 
@@ -38,21 +35,10 @@ def at_terminal(*args, env=None, timeout=300) -> tuple[int, str]:
 
 def on_pty(argv: list[str], env=None, timeout=300) -> tuple[int, str]:
     """Runs ``argv`` with stdin, stdout and stderr on one pty of 100x30; returns (code, screen text)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    master, slave = open_terminal(30, 100)
     chunks: list[bytes] = []
 
-    def drain():
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every slave end is closed
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
+    reader = threading.Thread(target=drain, args=(master, chunks), daemon=True)
     reader.start()
     try:
         p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env or ENV, cwd=REPO,

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from planted_check import build_store
-from tests.one_line import one_line_error
+from one_line import one_line_error
+from terminal import run_at_terminal
 from verify import limits as L
 
 REPO = Path(__file__).resolve().parents[2]
@@ -157,37 +158,13 @@ def test_a_capped_check_says_its_estimate(planted, tmp_path):
 
 
 def test_a_terminal_shows_the_eta(planted, tmp_path):
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     state = tmp_path / "state"
     base = [sys.executable, "-m", "verify", "check", *map(str, stores(planted)), "--state", str(state),
             "--objects-per-second", "120", "--format", "json"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     assert subprocess.run(base + ["--no-progress"], capture_output=True, env=env, timeout=120).returncode == 1
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal's size: tqdm's width
-    try:
-        p = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=slave, env=env)
-        os.close(slave)
-        slave = None
-        err = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            err += chunk
-        p.wait(timeout=120)
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    assert p.returncode == 1
+    code, _out, err = run_at_terminal(base, env)
+    assert code == 1
     text = err.decode(errors="replace")
     assert re.search(r"\d+/\d+ \[\d\d:\d\d<\d\d:\d\d", text), text  # done/total [elapsed<remaining
     assert "Traceback" not in text
