@@ -328,7 +328,6 @@ cdef int aio_submit(rados_ioctx_t io, rados_completion_t *comp, int op, const ch
     if op == OP_STAT:
         r = rados_aio_stat(io, oid, comp[0], psize, pmtime)
     else:
-        av_limit_take(0, len, NULL)  # --bytes-per-second: the bytes asked for, before they are
         r = rados_aio_read(io, oid, comp[0], buf, len, 0)
     if r < 0:
         rados_aio_release(comp[0])
@@ -558,6 +557,8 @@ cdef void handle(loop_t *L, slot_t *s) noexcept nogil:
         r = rados_aio_get_return_value(s.comp)
         rados_aio_release(s.comp)
         s.comp = NULL
+    if r > 0:  # a read's bytes (a stat answers 0): the loop issues nothing more until the cap allows them
+        av_limit_take(0, <uint64_t>r, &L.stop)
     if r < 0:
         err = -r
         if err == ENOENT:
@@ -1166,6 +1167,7 @@ cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, 
                     errs[i] = -r
                 elif op == OP_READ:
                     lens[i] = <uint64_t>r
+                    av_limit_take(0, <uint64_t>r, NULL)  # --bytes-per-second: the bytes read
     free(comps)
 
 

@@ -5,9 +5,9 @@ A production cluster serves its users while a nightly check reads it; systemd's
 keeps below the caps (as rclone's ``--tpslimit`` and ``--bwlimit`` do). The caps are one
 token bucket per process in C (verify/_native.h ``av_limit_take``), shared by every
 thread of every GIL-free loop: the filed walker takes one object per file it visits and
-the bytes of each read; the RADOS loop one object per listed object and, before each
-aio read, the bytes it asks for; pithos-check one object per map looked up. Python
-paths take from the same bucket (:func:`take`).
+the bytes of each read; the RADOS loop one object per listed object before its first aio
+op, and the bytes of each completed read before it issues more; pithos-check one object
+per map looked up. Python paths take from the same bucket (:func:`take`).
 
 An object is counted once whatever the run does with it, so ``objects / cap`` bounds
 a run's length from below; :func:`estimate_line` says so before a long run.

@@ -155,6 +155,8 @@ def test_a_capped_check_says_its_estimate(planted, tmp_path):
                     f"at 2000 objects/s about {L.human_duration(2 * count / 2000)}")
     quiet, _ = run("check", *stores(planted), "--state", state, "-q", "--objects-per-second", "2000")
     assert "limits" not in quiet.stderr  # -q: one line, the summary
+    journal, _ = run("check", *stores(planted), "--state", state, "-q", "--progress", "--objects-per-second", "2000")
+    assert journal.stderr.startswith("archverify: limits: 2000 objects/s; estimate:")  # as the unit runs it
 
 
 def test_a_terminal_shows_the_eta(planted, tmp_path):

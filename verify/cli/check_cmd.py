@@ -101,7 +101,7 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, lim
                                               dask_timeout)
         else:
             expected = bars.expected.get("scan")
-            announce(limits, expected.count if expected else be.estimated_objects(), 3 if verify_data else 2)
+            announce(limits, expected.count if expected else be.estimated_objects(), 3 if verify_data else 2, bars)
             summary = check_op.check(be, jobs, bars, verify_data, window, shards or 1)
         nativejob.work_done()
         delta = None

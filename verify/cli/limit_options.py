@@ -35,11 +35,12 @@ def limit_options(f):
     return apply_options(wrapper, opts)
 
 
-def announce(caps: limits_mod.Limits, objects: int | None = None, passes: int = 1) -> None:
+def announce(caps: limits_mod.Limits, objects: int | None = None, passes: int = 1, progress=None) -> None:
     """The start line of a capped run on stderr: the caps and, from the store's object count, the
-    estimate of the run's length (not with -q, whose one line is the summary)."""
+    estimate of the run's length. Not with -q (its one line is the summary) unless progress is
+    shown too (a journal: ``--quiet --progress``, as the shipped unit runs)."""
     run = current_run()
-    if not caps or (run is not None and run.quiet):
+    if not caps or (run is not None and run.quiet and not (progress is not None and progress.enabled)):
         return
     line = caps.describe()
     estimate = limits_mod.estimate_line(objects, caps, passes)

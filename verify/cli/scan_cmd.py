@@ -49,7 +49,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, li
         summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
     else:
         bars = Progress(progress)
-        announce(limits, be.estimated_objects())
+        announce(limits, be.estimated_objects(), progress=bars)
         summary = scan_op.scan(be, jobs, bars, shards or 1, limits)
     nativejob.work_done()
     warn(unread_stores(be, config_path))
