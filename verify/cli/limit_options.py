@@ -11,10 +11,11 @@ from ..errors import UsageError
 from .conventions import TOOL, current_run
 from .options import apply_options
 
-OBJECTS_HELP = ("Cap on the objects handled per second (listed, opened or looked up), e.g. 2000 or 2k, as rclone's "
-                "--tpslimit; shared by all threads [default: no cap].")
-BYTES_HELP = ("Cap on the bytes read per second, e.g. 50M (MiB/s), 1.5G or 2000000, as rclone's --bwlimit; "
-              "shared by all threads [default: no cap].")
+OBJECTS_HELP = ("Cap on the objects handled per second (each listed, visited or looked up once per pass), e.g. "
+                "2000 or 2k; one cap shared by all threads, like rclone's tpslimit. A capped run first says "
+                "its caps and, where the store can count its objects, how long it should take [default: no cap].")
+BYTES_HELP = ("Cap on the bytes read per second, e.g. 50M (MiB/s), 1.5G or 2000000; one cap shared by all "
+              "threads, like rclone's bwlimit [default: no cap].")
 
 
 def limit_options(f):
