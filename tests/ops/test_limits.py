@@ -218,3 +218,19 @@ def test_a_missed_night_changes_nothing(planted, tmp_path):
     expect = [sampled_run(planted, straight)[0] for _ in range(2)]
     assert [first, second] == expect
     assert first != second
+
+
+def test_ctrl_c_ends_a_capped_run_at_once(planted):
+    """Threads waiting for the bucket look at the stop flag: a run capped to hours still ends on SIGINT."""
+    import signal
+
+    p = subprocess.Popen([sys.executable, "-m", "verify", "scan", *map(str, stores(planted)), "--no-progress",
+                          "--objects-per-second", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=REPO)
+    time.sleep(3)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert time.monotonic() - t0 < 5
+    assert "Traceback" not in err and out == ""
