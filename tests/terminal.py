@@ -1,8 +1,5 @@
-"""Runs a command at a terminal, as an operator does: its output on a pty of 100x30, read while it runs.
-
-A pty's buffered output is lost once its last slave end closes, so the master is drained by a thread for
-the whole run rather than read after the child has ended.
-"""
+"""Real processes on a pseudo-terminal of a real terminal's size (a pty of 0 columns gets no
+progress bar from tqdm): what an operator at a terminal sees."""
 
 from __future__ import annotations
 
@@ -15,40 +12,41 @@ import termios
 import threading
 
 
-def on_pty(argv: list[str], env: dict, cwd, timeout: float = 300, stdout_pipe: bool = False):
-    """Runs ``argv`` with stdin and stderr on one pty (stdout too unless ``stdout_pipe``).
-
-    Returns (exit code, screen text, stdout bytes): the screen text has ``\\r\\n`` made ``\\n``, and stdout
-    bytes are empty unless ``stdout_pipe``.
-    """
+def open_terminal(rows: int = 24, cols: int = 120) -> tuple[int, int]:
+    """(master, slave) of a new pty of ``rows`` x ``cols``."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    return master, slave
+
+
+def drain(master: int, chunks: list[bytes]) -> None:
+    """Everything written to the terminal, into ``chunks``, until every slave end is closed."""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every slave end is closed
+            return
+        if not chunk:
+            return
+        chunks.append(chunk)
+
+
+def run_at_terminal(argv: list[str], env: dict, timeout: float = 120) -> tuple[int, bytes, bytes]:
+    """``argv`` with its stderr on a terminal and stdout on a pipe: (exit code, stdout, the terminal's bytes)."""
+    master, slave = open_terminal()
     chunks: list[bytes] = []
-
-    def drain():
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every slave end is closed
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    out = b""
+    out: list[bytes] = []
     try:
-        p = subprocess.Popen(argv, stdin=slave, stdout=subprocess.PIPE if stdout_pipe else slave, stderr=slave,
-                             env=env, cwd=cwd, start_new_session=True)
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, env=env)
         os.close(slave)
         slave = None
-        if stdout_pipe:
-            out, _ = p.communicate(timeout=timeout)
-        code = p.wait(timeout=timeout)
-        reader.join(timeout=60)
+        reader = threading.Thread(target=lambda: out.append(p.stdout.read()))  # neither may fill up
+        reader.start()
+        drain(master, chunks)
+        reader.join(timeout)
+        p.wait(timeout=timeout)
     finally:
         if slave is not None:
             os.close(slave)
         os.close(master)
-    return code, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n"), out
+    return p.returncode, b"".join(out), b"".join(chunks)

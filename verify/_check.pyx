@@ -214,6 +214,7 @@ cdef long read_upto(tbuf_t *b, int fd, size_t want, uint64_t off=0) noexcept nog
             break
         got += <size_t>r
     b.counts[C_MAP_BYTES] += got
+    av_limit_take(0, got, NULL)
     return <long>got
 
 
@@ -594,6 +595,7 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
         if r == 0:
             break
         av_content_update(&sha, b.buf, <size_t>r)
+        av_limit_take(0, <uint64_t>r, &ctx.stop)
     close(fd)
     av_content_final(&sha, hexmd)
     b.counts[C_DATA_OBJECTS] += 1
@@ -1216,6 +1218,11 @@ cdef class ReferenceIndex:
 
 _HEADER_CLASSES = ("not_map", "v0", "v1", "v2", "corrupt_short", "corrupt_version", "corrupt_blocksize",
                    "corrupt_v1_short")  # formats.HeaderClass values, in av_header_class order
+
+
+def _limit_use(size_t address):
+    """Points this module's loops at the process's one token bucket (verify/limits.py); 0: no caps."""
+    av_limit_use(<av_limit_t *>address)
 
 
 def fingerprints(names):

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "_check.h"
 #include "_rules.h"
@@ -27,6 +28,70 @@ static inline int av_stopped(const int *flag)
 static inline void av_request_stop(int *flag)
 {
     __atomic_store_n(flag, 1, __ATOMIC_RELAXED);
+}
+
+/* The load caps (--max-objects-per-second, --max-bytes-per-second; verify/limits.py): one token
+   bucket per process, shared by every thread of every loop. Each unit is due 1/rate after the
+   one before it (idle time is not banked); a caller waits until its last unit is due, so N
+   units never take less than N / rate however many threads share them. Lock-free: threads claim their
+   slot of the schedule with one compare-and-swap. Each native module keeps a pointer to the one
+   bucket (av_limit_use); NULL, as by default, caps nothing. */
+typedef struct {
+    double ns_per[2];   /* nanoseconds per object, per byte; 0: no cap */
+    uint64_t next[2];   /* CLOCK_MONOTONIC ns at which the next object, the next byte is due */
+} av_limit_t;
+
+enum { AV_LIMIT_OPS = 0, AV_LIMIT_BYTES = 1 };
+#define AV_LIMIT_SLICE_NS 50000000ULL /* a waiting thread looks at the stop flag this often */
+
+static av_limit_t *av_limit = NULL;
+
+static inline void av_limit_use(av_limit_t *l)
+{
+    __atomic_store_n(&av_limit, l, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t av_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Claims n units of kind k; returns when the last of them is due (0 without a cap). */
+static inline uint64_t av_limit_claim(av_limit_t *l, int k, uint64_t n)
+{
+    uint64_t now, old, start, next;
+    double per = l->ns_per[k];
+    if (per <= 0 || n == 0)
+        return 0;
+    now = av_now_ns();
+    old = __atomic_load_n(&l->next[k], __ATOMIC_RELAXED);
+    do {
+        start = old > now ? old : now;
+        next = start + (uint64_t)((double)n * per);
+    } while (!__atomic_compare_exchange_n(&l->next[k], &old, next, 1, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+    return next;
+}
+
+/* Waits (in slices, returning early once *stop is set; stop may be NULL) until `ops` objects and
+   `bytes` bytes may go under the caps. Called without the GIL, before an op is issued. */
+static inline void av_limit_take(uint64_t ops, uint64_t bytes, const int *stop)
+{
+    av_limit_t *l = __atomic_load_n(&av_limit, __ATOMIC_ACQUIRE);
+    uint64_t due, a, b, now;
+    struct timespec ts;
+    if (l == NULL)
+        return;
+    a = av_limit_claim(l, AV_LIMIT_OPS, ops);
+    b = av_limit_claim(l, AV_LIMIT_BYTES, bytes);
+    due = a > b ? a : b;
+    while ((now = av_now_ns()) < due && !(stop != NULL && av_stopped(stop))) {
+        uint64_t wait = due - now < AV_LIMIT_SLICE_NS ? due - now : AV_LIMIT_SLICE_NS;
+        ts.tv_sec = (time_t)(wait / 1000000000ULL);
+        ts.tv_nsec = (long)(wait % 1000000000ULL);
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* A directory entry's type: d_type, or lstat's answer where the filesystem leaves it

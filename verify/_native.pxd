@@ -42,3 +42,8 @@ cdef extern from "_native.h" nogil:
     int AV_AT_V04, AV_AT_OLD
     int av_placement(const char *d1, const char *d2, const char *d3, const char *name, size_t n, unsigned char *md)
     int av_probe_rel(int step, const char *name, size_t n, char *out, size_t outlen)
+    ctypedef struct av_limit_t:
+        double ns_per[2]
+        uint64_t next[2]
+    void av_limit_use(av_limit_t *l)
+    void av_limit_take(uint64_t ops, uint64_t bytes, const int *stop)

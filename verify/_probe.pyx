@@ -27,7 +27,7 @@ from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENOD
 from ._sys cimport *  # the POSIX and libcrypto calls, declared once: _sys.pxd
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
-from ._native cimport av_stopped, av_request_stop, av_probe_rel
+from ._native cimport av_stopped, av_request_stop, av_probe_rel, av_limit_t, av_limit_use, av_limit_take
 
 # the errno of a map path that holds something other than a regular file (a FIFO, socket or
 # device is never read: it could block or never end); verify/maplookup.py words it
@@ -256,6 +256,7 @@ cdef void probe(int rootfd, av_oldcache_t *oc, item_t *it, bint row_size) noexce
     it.v0_entries = -1
     it.v0_first_zero = 0
     it.h.cls = AV_NOT_MAP
+    av_limit_take(1, 0, NULL)  # --objects-per-second: each map looked up
     if n == 0 or memchr(name, b"/", n) != NULL or memchr(name, 0, n) != NULL or n + 8 > NAMEMAX:
         it.where = W_BADNAME
         return
@@ -349,6 +350,11 @@ cdef uint8_t verdict(item_t *it) noexcept nogil:
             return (VER_V1 if it.h.cls == AV_V1 else VER_V2) << 4
         return ((VER_V1 if it.h.cls == AV_V1 else VER_V2) << 4) | O_SIZE
     return (VER_CORRUPT << 4) | O_CORRUPT
+
+
+def _limit_use(size_t address):
+    """Points this module's loops at the process's one token bucket (verify/limits.py); 0: no caps."""
+    av_limit_use(<av_limit_t *>address)
 
 
 cdef class _Slice:

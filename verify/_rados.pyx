@@ -459,6 +459,7 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
     cdef slot_t *s
     if av_stopped(&L.stop):
         return
+    av_limit_take(1, 0, &L.stop)  # --objects-per-second: each listed object, before its first op
     L.counts[C_FILES] += 1
     nc = av_name_class(name, n)
     if nc == AV_NAME_HASH:
@@ -600,6 +601,8 @@ cdef void handle(loop_t *L, slot_t *s) noexcept nogil:
         r = rados_aio_get_return_value(s.comp)
         rados_aio_release(s.comp)
         s.comp = NULL
+    if r > 0:  # a read's bytes (a stat answers 0): the loop issues nothing more until the cap allows them
+        av_limit_take(0, <uint64_t>r, &L.stop)
     if r < 0:
         err = -r
         if err == ENOENT:
@@ -839,6 +842,11 @@ cdef int list_range(loop_t *L, cursor_t *lister) noexcept nogil:
     drain(L)
     check_deferred(L)
     return L.list_err
+
+
+def _limit_use(size_t address):
+    """Points this module's loops at the process's one token bucket (verify/limits.py); 0: no caps."""
+    av_limit_use(<av_limit_t *>address)
 
 
 cdef class Cluster:
@@ -1193,6 +1201,8 @@ cdef class Lister:
         if r == 0:
             self.done = True
             return []
+        with nogil:
+            av_limit_take(<uint64_t>r, 0, NULL)  # --objects-per-second: the names listed
         try:
             return [items[i].oid[:items[i].oid_length] for i in range(r)]
         finally:
@@ -1235,6 +1245,7 @@ cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, 
                     errs[i] = -r
                 elif op == OP_READ:
                     lens[i] = <uint64_t>r
+                    av_limit_take(0, <uint64_t>r, NULL)  # --bytes-per-second: the bytes read
     free(comps)
 
 

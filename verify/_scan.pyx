@@ -154,6 +154,7 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
         close(fd)
         return
     close(fd)
+    av_limit_take(0, <uint64_t>got, &ctx.stop)
     b.counts[C_HEADER_BYTES] += <uint64_t>got
     av_map_facts(&f, head, <size_t>got, <uint64_t>st.st_size, 1, name, n)
     b.counts[not_map_counter if f.h.cls == AV_NOT_MAP else C_V0 + av_class_tally(f.h.cls)] += 1
@@ -343,6 +344,24 @@ cdef void on_unreadable(void *ctx, void *tb, int err, const char *name, const ch
 
 cdef void on_dir(void *ctx, void *tb) noexcept nogil:
     (<tbuf_t *>tb).counts[C_DIRS] += 1
+
+
+cdef av_limit_t LIMIT  # the one token bucket of the process (the other modules point at it)
+
+
+def _limit_configure(double objects_per_second, double bytes_per_second):
+    """Sets the caps (0: none) and points this module at the bucket; its address, for the others."""
+    LIMIT.ns_per[0] = 1e9 / objects_per_second if objects_per_second > 0 else 0
+    LIMIT.ns_per[1] = 1e9 / bytes_per_second if bytes_per_second > 0 else 0
+    LIMIT.next[0] = LIMIT.next[1] = 0
+    av_limit_use(&LIMIT if objects_per_second > 0 or bytes_per_second > 0 else NULL)
+    return <size_t>&LIMIT if objects_per_second > 0 or bytes_per_second > 0 else 0
+
+
+def _limit_take(uint64_t objects, uint64_t nbytes):
+    """Waits, without the GIL, until the caps let ``objects`` objects and ``nbytes`` bytes go (Python paths)."""
+    with nogil:
+        av_limit_take(objects, nbytes, NULL)
 
 
 def bucket(name: bytes) -> int:

@@ -232,6 +232,7 @@ static void av_walk_dir(const av_walk_t *w, void *tb, uint64_t unit, int parentf
                 continue;
             }
             if (depth == 3 && t == DT_REG) {
+                av_limit_take(1, 0, w->stop); /* --max-objects-per-second: one object, opened next */
                 w->file(w->ctx, tb, unit, fd, d1, d2, dname, e->d_name);
             } else if (depth < 3 && t == DT_DIR) {
                 if (depth == 1)

@@ -48,11 +48,14 @@ class ReferenceBackend(Backend, ReferenceCheck, Protocol):
 class SampleWindow:
     """The deterministic subset of Pithos blocks one ``--verify-data-sample`` run reads.
 
-    An object is in today's window when its fingerprint f (the first 8 bytes of
+    An object is in a run's window when its fingerprint f (the first 8 bytes of
     sha256(name), uniform over [0, 2^64)) satisfies ``(f - start) mod 2^64 < width``,
-    with ``width = ceil(fraction * 2^64)`` and ``start = day * width mod 2^64``, where
-    ``day`` counts UTC days since 1970-01-01. Consecutive days take consecutive slices,
-    so ``ceil(1 / fraction)`` nightly runs (7 with 1/7 or 0.143) read every block once.
+    with ``width = ceil(fraction * 2^64)`` and ``start = runs * width mod 2^64``, where
+    ``runs`` counts the sampled runs done before (``check --state`` keeps the count;
+    without a state dir, UTC days since 1970-01-01 stand in). Consecutive runs take
+    consecutive slices, so ``ceil(1 / fraction)`` runs (7 with 1/7 or 0.143) read every
+    block once, however many nights were missed between them; a run that did not
+    finish its data stage is not counted, so the next run reads the same slice again.
     """
 
     start: int
@@ -60,15 +63,16 @@ class SampleWindow:
     everything: bool
 
     @classmethod
-    def of(cls, fraction: float | None, day: int | None = None) -> SampleWindow:
+    def of(cls, fraction: float | None, runs: int | None = None) -> SampleWindow:
+        """The window of the run after ``runs`` sampled runs (None: no count kept, the UTC day's)."""
         if fraction is None or fraction >= 1:
             return cls(0, 0, True)
         if not 0 < fraction < 1:
             raise UsageError(f"--verify-data-sample {fraction}: give a fraction in (0, 1]")
-        if day is None:
-            day = (datetime.now(timezone.utc).date() - datetime(1970, 1, 1).date()).days
+        if runs is None:
+            runs = (datetime.now(timezone.utc).date() - datetime(1970, 1, 1).date()).days
         width = min(FP_SPACE, math.ceil(Fraction(fraction) * FP_SPACE))
-        return cls((day * width) % FP_SPACE, width, False)
+        return cls((runs * width) % FP_SPACE, width, False)
 
     def as_tuple(self) -> tuple[int, int, bool]:
         return self.start, self.width, self.everything

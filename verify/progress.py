@@ -169,8 +169,8 @@ class Stage:
         left = max(self.expect.count - self.count, 0)
         if rate > 0:
             return left / rate
-        if self.estimated:
-            return None  # an estimate has no duration
+        if self.estimated and not self.expect.seconds:
+            return None  # an estimate without a cap has no duration
         return max(self.expect.seconds - elapsed, 0.0)  # nothing counted yet: the previous duration
 
     def close(self, ended: str = "done") -> None:

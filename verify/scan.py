@@ -6,6 +6,7 @@ import time
 
 from . import nativejob
 from .backends import Backend, Shard
+from .limits import Limits
 from .progress import Measure, Progress, Stage, as_progress
 from .findingset import FindingSet
 from .resume import Checkpoint, part_name
@@ -33,14 +34,21 @@ def run_shards(backend: Backend, shards: list[Shard], jobs: int, progress: Progr
     return out
 
 
+def estimated(total: int, limits: Limits | None) -> Measure:
+    """An estimated total; under an objects cap its duration (objects / cap) is the first ETA."""
+    seconds = total / limits.objects if limits is not None and limits.objects else 0.0
+    return Measure(total, seconds, estimated=True)
+
+
 def scan(backend: Backend, jobs: int, progress: Progress | bool | None = None, shards_per_store: int = 1,
-         kept: Checkpoint | None = None) -> Summary:
-    """Scan both stores of ``backend`` on this machine with ``jobs`` threads (``kept``: see run_shards)."""
+         kept: Checkpoint | None = None, limits: Limits | None = None) -> Summary:
+    """Scan both stores of ``backend`` on this machine with ``jobs`` threads (``kept``: see run_shards;
+    ``limits``: the caps, for the estimate)."""
     t0 = time.monotonic()
     progress = as_progress(progress)
     if progress.enabled and "scan" not in progress.expected:
         total = backend.estimated_objects()  # RADOS keeps an object count per pool; filed cannot tell
         if total:
-            progress.expected["scan"] = Measure(total, 0.0, estimated=True)
+            progress.expected["scan"] = estimated(total, limits)
     result = run_shards(backend, backend.shards(shards_per_store), jobs, progress, kept)
     return Summary.from_result(result, time.monotonic() - t0 + (kept.reused_elapsed if kept else 0.0))

@@ -9,7 +9,9 @@ check fully (a skipped stage, a ``--verify-data-sample`` slice) are carried over
 unchanged, so they are neither resolved now nor new next time.
 
 A run also keeps what each stage counted and how long it took (``progress``): the
-next run's progress shows them as its totals and first ETAs (:mod:`verify.progress`).
+next run's progress shows them as its totals and first ETAs (:mod:`verify.progress`),
+and how many ``--verify-data-sample`` runs read their slice (``sample_runs``): the next
+sampled run reads the slice after theirs (verify.check.SampleWindow), whatever the date.
 """
 
 from __future__ import annotations
@@ -86,6 +88,21 @@ def load_expected(d: str | os.PathLike) -> dict[str, Measure]:
     return {k: m for k, m in out.items() if m is not None}
 
 
+def sample_runs(d: str | os.PathLike) -> int:
+    """How many sampled runs read their slice, as the newest run kept counted them (0 without one).
+
+    An unreadable newest file is left to :func:`load_previous` to report."""
+    runs = _runs(Path(d))
+    if not runs:
+        return 0
+    try:
+        with gzip.open(runs[-1], "rt", encoding="utf-8") as fh:
+            done = json.load(fh).get("sample_runs", 0)
+        return done if isinstance(done, int) and done >= 0 else 0
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
+
+
 def prepare(d: str | os.PathLike) -> None:
     """Fail before the run, not after it, when the state dir cannot be written."""
     d = Path(d) / "runs"
@@ -99,10 +116,11 @@ def prepare(d: str | os.PathLike) -> None:
 
 
 def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], data_complete: bool,
-                     progress: dict | None = None) -> Delta:
+                     progress: dict | None = None, sample_runs_done: int = 0) -> Delta:
     """Compare with the previous run, then store this one (atomically); old runs beyond KEEP_RUNS go.
 
-    ``progress``: what each stage counted and how long it took (``Progress.measured_dict()``)."""
+    ``progress``: what each stage counted and how long it took (``Progress.measured_dict()``);
+    ``sample_runs_done``: the sampled runs that read their slice, this one included (:func:`sample_runs`)."""
     d = Path(d)
     try:
         (d / "runs").mkdir(parents=True, exist_ok=True)
@@ -117,7 +135,7 @@ def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], 
         delta.resolved = sorted(k for k in prev - cur if k[0] in covered)
     known = cur | {k for k in prev if k[0] not in covered}
     doc = {"time": time.time(), "exit_code": summary.exit_code, "stages": stages, "covered": sorted(covered),
-           "findings": sorted(known), "progress": progress or {}}
+           "findings": sorted(known), "progress": progress or {}, "sample_runs": sample_runs_done}
     ns = time.time_ns()
     name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z-{os.getpid()}.json.gz"
     try:

@@ -17,10 +17,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import terminal
 from click.testing import CliRunner
 
 from one_line import one_line_error
+from terminal import run_at_terminal
 from verify import config as config_mod
 from verify import formats as F
 from verify.cli.main import COMMANDS, cli
@@ -425,10 +425,8 @@ def test_progress_bar_goes_to_stderr_only(sample_dir, planted):
 def test_from_a_terminal(sample_dir, planted):
     """stderr on a terminal turns the progress bar on by default."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    code, err, out = terminal.on_pty([sys.executable, "-m", "verify", "scan", "--config",
-                                      str(sample_dir / "archipelago.conf"), "--format", "json"],
-                                     env, REPO, timeout=120, stdout_pipe=True)
-    err = err.encode()
+    code, out, err = run_at_terminal([sys.executable, "-m", "verify", "scan", "--config",
+                                      str(sample_dir / "archipelago.conf"), "--format", "json"], env)
     assert b"Traceback" not in err
     assert re.search(rb"\rscan \(filed\): [\d.]+k?file \[", err), err  # the bar, redrawn in place
     assert re.search(rb"\r +\r", err.split(b"\rscan (filed):")[-1]), err  # and cleared when the scan ends

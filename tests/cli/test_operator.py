@@ -12,11 +12,12 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
-import terminal
 
+from terminal import drain, open_terminal
 from verify.findings import KINDS
 from verify.sample import write_sample
 
@@ -34,7 +35,23 @@ def at_terminal(*args, env=None, timeout=300) -> tuple[int, str]:
 
 def on_pty(argv: list[str], env=None, timeout=300) -> tuple[int, str]:
     """Runs ``argv`` with stdin, stdout and stderr on one pty of 100x30; returns (code, screen text)."""
-    code, text, _ = terminal.on_pty(argv, env or ENV, REPO, timeout)
+    master, slave = open_terminal(30, 100)
+    chunks: list[bytes] = []
+
+    reader = threading.Thread(target=drain, args=(master, chunks), daemon=True)
+    reader.start()
+    try:
+        p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env or ENV, cwd=REPO,
+                             start_new_session=True)
+        os.close(slave)
+        slave = None
+        code = p.wait(timeout=timeout)
+        reader.join(timeout=60)
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
     return code, text
 
 

@@ -25,6 +25,7 @@ import pytest  # noqa: E402
 
 from tests.one_line import one_line_error  # noqa: E402
 from verify.cli.main import every_command  # noqa: E402
+from verify.cli.limit_options import limit_options  # noqa: E402
 from verify.cli.output_options import output_options  # noqa: E402
 from verify.cli.store_options import (ceph_options, jobs_option, pithos_db_option, rados_options,  # noqa: E402
                                       store_options)
@@ -48,6 +49,8 @@ RESOURCES = {  # the option set, and every command that reaches the resource
     "report output": (_params(output_options, only=("output", "progress")), {"scan", "check", "pithos-check"}),
     "findings shown": (_params(output_options, only=("max_shown",)), {"scan", "check", "pithos-check", "finalize"}),
     "jobs": (_params(jobs_option), {"scan", "check", "pithos-check", "upgrade-maps", "finalize", "migrate-objects"}),
+    # the load caps: every command that reads a store's objects, filed or RADOS, without changing them
+    "load caps": (_params(limit_options), {"scan", "check", "pithos-check"}),
 }
 
 

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .. import formats as F
-from .. import nativejob
+from .. import limits, nativejob
 from ..errors import StoreError, UsageError
 from ..findings import Finding, escape_name, escape_names
 from ..summary import Lock, ShardResult
@@ -674,6 +674,7 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
     def one(raw: bytes):
         if stop.is_set():
             return
+        limits.take(1)  # --objects-per-second, from the one bucket the native loops share
         c: Counter = Counter()
         f: list = []
         lk: list = []

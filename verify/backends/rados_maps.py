@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence
 
 from .. import formats as F
+from .. import limits
 from ..errors import StoreError, UsageError
 from ..maplookup import LookupError_, MapInfo
 from .base import strerror
@@ -99,6 +100,7 @@ class RadosMaps:
 
     def _window(self, items: list[tuple[str, bytes, int | None]]) -> dict:
         """One window: NAME for every name, then ``archip_NAME`` for those not there."""
+        limits.take(len(items))  # --objects-per-second: each map looked up
         got = self._heads([raw for _, raw, _ in items])
         again = [i for i, (_data, err, _size) in enumerate(got) if err == E.ENOENT]
         alt = dict(zip(again, self._heads([ARCHIP + items[i][1] for i in again])))

@@ -17,6 +17,7 @@ from .dask_options import dask_options
 from .memory_options import budget, memory_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
 from .resume_options import checkpointing, resume_options, shards_per_store
+from .limit_options import announce, limit_options, refuse_with_dask
 from .store_options import jobs_option, resolve, store_options
 from .exit_status import READS, RESUMABLE_STOPPED, TIME_BOXED, exit_status
 
@@ -25,13 +26,15 @@ from .exit_status import READS, RESUMABLE_STOPPED, TIME_BOXED, exit_status
 @click.command("check")
 @store_options
 @jobs_option
+@limit_options
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
 @output_options(totals=" with its total and ETA: what the previous run kept in --state measured")
 @click.option("--verify-data", is_flag=True,
               help="Also hash every Pithos block (64-hex name) and compare with its name: reads all their bytes.")
 @click.option("--verify-data-sample", "sample", type=click.FloatRange(0, 1, min_open=True),
-              help="With --verify-data: hash only this fraction of the blocks, a different slice each UTC day "
-                   "(1/7 = 0.143 covers the store in a week). Implies --verify-data.")
+              help="With --verify-data: hash only this fraction of the blocks, the next slice on each run that "
+                   "read its own (counted in --state; without it, one slice per UTC day): 1/7 = 0.143 covers "
+                   "the store in 7 runs, however many nights were missed. Implies --verify-data.")
 @click.option("--lock", "lock_path", type=click.Path(dir_okay=False),
               help="flock FILE for the whole run; if another run holds it, exit 2 at once.")
 @state_option(help="Keep each run's findings (and each stage's count and duration, the next run's progress "
@@ -75,13 +78,13 @@ def command(prom_path, **opts):
         raise
 
 
-def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
+def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, limits, run, output, logdir, max_shown,
            progress, verify_data, sample, lock_path, state_dir, resume, max_duration, since_last, prom_path,
            memory, tmpdir, dask_address, shards, dask_timeout, **rados_opts):
     if since_last and not state_dir:
         raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
     verify_data = verify_data or sample is not None
-    window = check_op.SampleWindow.of(sample)
+    refuse_with_dask(limits, dask_address)
     # with --dask the workers read the stores, so they (not this machine) must see them
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
                            **rados_opts)
@@ -99,6 +102,8 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run
             contextlib.ExitStack() as stack:
         if state_dir:
             state.prepare(state_dir)
+        sampled_before = state.sample_runs(state_dir) if state_dir else None
+        window = check_op.SampleWindow.of(sample, sampled_before)
         bars = Progress(progress, state.load_expected(state_dir) if state_dir else None)
         per_store = shards_per_store(shards, state_dir, dask_address, jobs)
         kept = stack.enter_context(checkpointing(
@@ -112,12 +117,16 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run
             summary = distributed_check.check(be, dask_address, jobs, progress, verify_data, window, shards,
                                               dask_timeout)
         else:
+            expected = bars.expected.get("scan")
+            announce(limits, expected.count if expected else be.estimated_objects(), 3 if verify_data else 2, bars)
             summary = check_op.check(be, jobs, bars, verify_data, window, per_store, kept)
         nativejob.work_done()
         delta = None
         if state_dir:
-            delta = state.compare_and_save(state_dir, summary, check_op.ran_stages(summary), window.everything,
-                                           bars.measured_dict())
+            stages = check_op.ran_stages(summary)
+            read_slice = not window.everything and "data" in stages  # the next run reads the next slice
+            delta = state.compare_and_save(state_dir, summary, stages, window.everything, bars.measured_dict(),
+                                           (sampled_before or 0) + read_slice)
         facts = check_report.check_facts(summary, delta, since_last)
         head = report.Head("check", be.name, stores, summary, tuple(run.warnings))
         render(run.fmt, output, logdir, max_shown, head, check_report.sections(summary, facts, run.verbose, stores),

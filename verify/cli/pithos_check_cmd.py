@@ -10,6 +10,7 @@ from ..progress import Measure, Progress
 from ..scan import progress_bar
 from .conventions import conventions
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
+from .limit_options import announce, limit_options
 from .store_options import jobs_option, pithos_db_option, resolve, store_options
 from .exit_status import READS, READS_STOPPED, exit_status
 
@@ -34,10 +35,11 @@ def maps_lookup(backend, jobs: int):
                    "keeps every map name in memory).")
 @store_options
 @jobs_option
+@limit_options
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
 @output_options(totals=" with PostgreSQL's estimate of the rows as its total")
-def command(pithos_db, orphans, config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir,
-            max_shown, progress, **rados_opts):
+def command(pithos_db, orphans, config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, limits, run, output,
+            logdir, max_shown, progress, **rados_opts):
     """Check that every map Pithos's database needs exists in the maps store, with the right size.
 
     Streams table 'versions' (rows with a mapfile) in a read-only transaction and
@@ -56,6 +58,7 @@ def command(pithos_db, orphans, config_path, backend, maps_dir, blocks_dir, pith
     warn(warnings)
     check_outputs(be.describe(), output=output, logdir=logdir)
     lookup = maps_lookup(be, jobs)
+    announce(limits)
     try:
         bars = Progress(progress)
         rows = pithosdb.estimated_rows(url) if bars.enabled else None  # the bar's total, from the catalogue

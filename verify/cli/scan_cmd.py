@@ -12,6 +12,7 @@ from .dask_options import dask_options
 from .memory_options import budget, memory_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
 from .resume_options import checkpointing, finished, resume_options, shards_per_store
+from .limit_options import announce, limit_options, refuse_with_dask
 from .store_options import jobs_option, resolve, store_options, unread_stores
 from .exit_status import READS, RESUMABLE_STOPPED, TIME_BOXED, exit_status
 
@@ -20,6 +21,7 @@ from .exit_status import READS, RESUMABLE_STOPPED, TIME_BOXED, exit_status
 @click.command("scan")
 @store_options
 @jobs_option
+@limit_options
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
 @output_options(totals=" (on RADOS with the pools' object count as its total)")
 @state_option(help="Keep a checkpoint of each finished shard in DIR, so that a run stopped by --max-duration, "
@@ -27,7 +29,7 @@ from .exit_status import READS, RESUMABLE_STOPPED, TIME_BOXED, exit_status
 @resume_options
 @memory_options
 @dask_options
-def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
+def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, limits, run, output, logdir, max_shown,
             progress, state_dir, resume, max_duration, memory, tmpdir, dask_address, shards, dask_timeout,
             **rados_opts):
     """Report every object and map that was not migrated to Archipelago v0.4.
@@ -42,6 +44,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
       archverify scan --config /etc/archipelago/archipelago.conf --dask tcp://head:8786 -j 16
       archverify scan --config /etc/archipelago/archipelago.conf --state /var/lib/archverify --max-duration 6h --resume
     """
+    refuse_with_dask(limits, dask_address)
     # with --dask the workers read the stores, so they (not this machine) must see them
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=not dask_address,
                            **rados_opts)
@@ -56,7 +59,9 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
 
             summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
         else:
-            summary = scan_op.scan(be, jobs, Progress(progress), per_store, kept)
+            bars = Progress(progress)
+            announce(limits, be.estimated_objects(), progress=bars)
+            summary = scan_op.scan(be, jobs, bars, per_store, kept, limits)
         nativejob.work_done()
         warn(unread_stores(be, config_path))
         with finished(kept):
