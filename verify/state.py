@@ -106,8 +106,7 @@ def read_run(path: Path) -> dict:
         raise ValueError(f"state format version {version}, this archverify reads 1 and {VERSION}")
     doc["time"], doc["exit_code"] = float(doc["time"]), int(doc["exit_code"])
     findings = doc.get("findings")
-    if findings is not None:
-        doc["findings"] = [tuple(k) for k in findings]
+    doc["findings"] = None if findings is None else [tuple(k) for k in findings]
     if version == 1:
         doc["counts"], doc["digests"] = _summarize(doc["findings"])
     doc["counts"] = [(str(s), str(k), int(n)) for s, k, n in doc["counts"]]
