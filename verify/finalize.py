@@ -21,6 +21,10 @@ in the state dir, and a rerun skips what is done and says so:
 Every step is safe to repeat: the restart phases skip nodes already in the wanted
 state, config edits are idempotent, pins are hard links that are kept or restored.
 
+The plan (no ``--yes``) runs the same preflight, writes nothing, and lists every step
+with its count and whether the journal has it done; what would make ``--yes`` refuse
+(busy nodes, a ``vlmc`` it cannot run) is listed and the plan exits EXIT_BLOCKED.
+
 On RADOS pools (``rados_blocker`` for both stores) the flow is shorter, since a pool
 has no old paths and pithos_migrate is a filed setting (said in one line):
 
@@ -468,9 +472,10 @@ class Finalizer:
             out["v0_maps_left"] = findings["map_v0"]  # their sizes are in Pithos's database only
         return out
 
-    def show_plan(self, header: str, steps: list[dict], pre: dict, restart_phases: int) -> Outcome:
+    def show_plan(self, header: str, steps: list[dict], pre: dict, restart_phases: int | None) -> Outcome:
         """Say the plan: each step (done ones marked), its count, an estimate and what would
-        block --yes now; exit EXIT_BLOCKED when something would."""
+        block --yes now; exit EXIT_BLOCKED when something would. ``restart_phases``: None
+        counts them from the steps left."""
         self.log(header)
         for i, st in enumerate(steps, 1):
             counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in st.items()
