@@ -21,6 +21,10 @@ in the state dir, and a rerun skips what is done and says so:
 Every step is safe to repeat: the restart phases skip nodes already in the wanted
 state, config edits are idempotent, pins are hard links that are kept or restored.
 
+The plan (no ``--yes``) runs the same preflight, writes nothing, and lists every step
+with its count and whether the journal has it done; what would make ``--yes`` refuse
+(busy nodes, a ``vlmc`` it cannot run) is listed and the plan exits EXIT_BLOCKED.
+
 On RADOS pools (``rados_blocker`` for both stores) the flow is shorter, since a pool
 has no old paths and pithos_migrate is a filed setting (said in one line):
 
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +57,7 @@ from . import restart as restart_mod
 from . import scan as scan_mod
 from .backends.filed import FiledBackend
 from .errors import ArchverifyError, ConfigError, Interrupted, Refused, UsageError
-from .nodes import Runner, label
+from .nodes import NodeError, Runner, label
 from .pins import PinResult, Quarantine
 from .summary import Summary
 
@@ -64,7 +69,14 @@ MIXED_NOTE = ("{pools} in RADOS: pithos_migrate is set in [{sections}] only (a f
 STEPS = ("preflight", "pin", "stop", "enable", "start", "scan", "fix", "settle", "stop-off", "disable",
          "start-off", "restore", "release", "final")
 OLD_PATH_KINDS = ("object_unmigrated", "object_leftover", "object_conflict")
+MOVE_KINDS = ("object_unmigrated", "object_leftover", "object_misplaced")  # what migrate-objects moves or unlinks
 JOURNAL = "finalize.journal"
+EXIT_BLOCKED = 3  # the plan shown, and --yes would refuse now (what blocks is listed)
+RESTART_STEPS = ("stop", "start", "stop-off", "start-off")
+SCAN_STEPS = ("pin", "scan", "settle", "final")  # the steps that scan both stores (the fix scans on its own)
+DEFAULT_NODES_WARNING = ("--nodes not given: finalize acts on this node only. Every node that runs Archipelago on "
+                         "these stores must be named (--nodes n1,n2,...): the others would keep pithos_migrate as "
+                         "it is and keep their volumes open through the restarts")
 
 DRAIN = """\
 Before: drain every node so no VM runs from Archipelago during the restarts (on the Ganeti master):
@@ -269,6 +281,7 @@ class Outcome:
     summary: Summary | None
     exit_code: int
     dirs: dict[str, str] = field(default_factory=dict)
+    plan: dict | None = None  # the plan's steps, what blocks --yes, what is missing, the estimate
 
 
 class Finalizer:
@@ -311,14 +324,28 @@ class Finalizer:
                 held.append(f"{lk.store}:{lk.name} ({owner})")
         return held
 
-    def mapped(self) -> dict[str, list[str]]:
-        """Volumes mapped on each node: reasons to refuse without --force."""
+    def mapped(self, missing: list[str] | None = None) -> dict[str, list[str]]:
+        """Volumes mapped on each node: reasons to refuse without --force. With ``missing`` (the
+        plan), a node where 'vlmc showmapped' cannot run is added there instead of ending the run."""
         out = {}
         for node in self.o.node_list:
-            vols = self.o.runner.showmapped(node)
+            try:
+                vols = self.o.runner.showmapped(node)
+            except NodeError as e:
+                if missing is None:
+                    raise
+                missing.append(f"{e}: --yes needs vlmc (Archipelago's tools) on every node to tell whether a "
+                               "volume is mapped; install it there")
+                continue
             if vols:
                 out[label(node)] = vols
         return out
+
+    def missing_vlmc_here(self, missing: list[str], needed: bool) -> None:
+        """The online map upgrade runs --vlmc on this node: say so now if it is not there."""
+        if needed and shutil.which(self.o.vlmc[0]) is None:
+            missing.append(f"{self.o.vlmc[0]}: not found on this node; the online map upgrade runs it "
+                           "(install vlmc, or give its path with --vlmc)")
 
     def quarantine(self, store: str) -> Quarantine:
         if store not in self.quarantines:
@@ -385,47 +412,121 @@ class Finalizer:
         return [{"node": label(c.node), "changes": c.changes, "backup": c.backup} for c in changes]
 
     # -- preflight and plan
-    def preflight(self) -> dict:
-        """Mapped volumes and held locks: reasons to refuse without --force."""
-        be = self.backend(pithos_migrate_on=True)
+    def preflight(self, plan: bool = False, be=None) -> dict:
+        """Mapped volumes and held locks (a non-empty lock object, or on a pool one radosd holds):
+        reasons to refuse without --force; for the plan also what is missing to tell
+        (``missing``) and how long the scan took. ``be``: the stores [default: as the flow has them]."""
+        be = be if be is not None else self.backend(pithos_migrate_on=True)
         summary = scan_mod.scan(be, self.o.jobs, progress=False)
-        return {"mapped": self.mapped(), "held_locks": self.held_locks(summary, be),
-                "at_risk": sum(1 for f in summary.findings if f.kind == "object_at_risk"),
-                "findings": dict(summary.per_kind)}
+        missing: list[str] | None = [] if plan else None
+        pre = {"mapped": self.mapped(missing), "held_locks": self.held_locks(summary, be),
+               "at_risk": sum(1 for f in summary.findings if f.kind == "object_at_risk"),
+               "findings": dict(summary.per_kind), "scan_seconds": summary.elapsed}
+        if plan:
+            pre["missing"] = missing
+        return pre
 
     def stores_line(self) -> str:
         return ", ".join([f"{r}={d}" for r, d in self.cluster.dirs.items()]
                          + [f"{r}=pool {p}" for r, p in self.cluster.pools.items()])
 
-    def print_plan(self, pre: dict) -> None:
-        nodes = ", ".join(label(n) for n in self.o.node_list)
+    def plan_steps(self, pre: dict) -> list[dict]:
+        """The filed flow's steps, each with what it does, its count where it has one, and
+        whether the journal has it done."""
+        f = pre["findings"]
         stop = "archipelago stop -f" if self.o.force else "archipelago stop"
-        final = ("final scan and check; exit code as 'archverify check'" if self.cluster.mixed
-                 else "final scan; exit code as 'archverify scan'")
-        lines = [
-            f"finalize plan for nodes {nodes} (stores: {self.stores_line()})",
-            f"  1. pin {pre['at_risk']} object(s) at risk (hard links in {self.quarantine_hint()})",
-            f"  2. '{stop}' on every node",
-            f"  3. pithos_migrate = True in [{self.cluster.sections()}] of {self.o.config_path} on every node",
-            "  4. 'archipelago start' on every node, then scan",
-            "  5. " + ("migrate-objects and upgrade-maps (--fix)" if self.o.fix else "no fixes (add --fix)"),
-            "  6. restore pinned objects filed removed; wait until nothing is left at an old Pithos path",
-            "  7. stop, pithos_migrate = False, start on every node; restore; release the pins",
-            f"  8. {final}",
-            f"journal: {self.journal.path}",
+        maps = self.maps_to_upgrade(f)
+        moves = sum(f.get(k, 0) for k in MOVE_KINDS)
+        old = sum(f.get(k, 0) for k in OLD_PATH_KINDS)
+        final = ("scan and check of both stores; exit code as 'archverify check'" if self.cluster.mixed
+                 else "the last scan; exit code as 'archverify scan'")
+        steps = [
+            {"step": "preflight", "what": "configs valid and alike on every node; no volume mapped, no lock held"},
+            {"step": "pin", "what": f"hard-link the objects at risk into {self.quarantine_hint()}",
+             "objects_at_risk": pre["at_risk"]},
+            {"step": "stop", "what": f"'{stop}' on every node"},
+            {"step": "enable", "what": f"pithos_migrate = True in [{self.cluster.sections()}] of "
+                                       f"{self.o.config_path} on every node"},
+            {"step": "start", "what": "'archipelago start' on every node"},
+            {"step": "scan", "what": "scan what lazy migration leaves behind; pin anything newly at risk"},
+            {"step": "fix", "what": ("migrate-objects and upgrade-maps" if self.o.fix else "skipped (add --fix)"),
+             **({"objects_to_move": moves, **maps} if self.o.fix else {})},
+            {"step": "settle", "what": "restore pins filed removed; go on once nothing is at an old Pithos path",
+             "objects_at_old_paths": old},
+            {"step": "stop-off", "what": "'archipelago stop' on every node"},
+            {"step": "disable", "what": "pithos_migrate = False on every node"},
+            {"step": "start-off", "what": "'archipelago start' on every node"},
+            {"step": "restore", "what": "link back any pinned object filed removed"},
+            {"step": "release", "what": "drop the pins of objects back in place"},
+            {"step": "final", "what": final},
         ]
-        for ln in lines:
-            self.log(ln)
+        for st in steps:
+            st["done"] = self.journal.done(st["step"])
+        return steps
+
+    def maps_to_upgrade(self, findings: dict) -> dict:
+        """What upgrade-maps would upgrade: v1 maps, unfinished upgrades, v0 maps when --pithos-db gives sizes."""
+        out = {"maps_to_upgrade": findings.get("map_v1", 0) + findings.get("map_upgrade_incomplete", 0)
+               + (findings.get("map_v0", 0) if self.o.pithos_sizes else 0)}
+        if findings.get("map_v0") and not self.o.pithos_sizes:
+            out["v0_maps_left"] = findings["map_v0"]  # their sizes are in Pithos's database only
+        return out
+
+    def show_plan(self, header: str, steps: list[dict], pre: dict, restart_phases: int | None) -> Outcome:
+        """Say the plan: each step (done ones marked), its count, an estimate and what would
+        block --yes now; exit EXIT_BLOCKED when something would. ``restart_phases``: None
+        counts them from the steps left."""
+        self.log(header)
+        for i, st in enumerate(steps, 1):
+            counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in st.items()
+                               if k not in ("step", "what", "done") and isinstance(v, int))
+            self.log(f"  {i}. {st['step']}: {st['what']}" + (f" ({counts})" if counts else "")
+                     + (" [done]" if st["done"] else ""))
+            if st.get("v0_maps_left"):
+                self.log(f"     {st['v0_maps_left']} v0 map(s) stay: give --pithos-db so their sizes are known")
+        todo = [st["step"] for st in steps if not st["done"]]
+        scans = sum(1 for st in todo if st in SCAN_STEPS)
+        phases = sum(1 for st in todo if st in RESTART_STEPS) if restart_phases is None else restart_phases
+        secs = pre.get("scan_seconds", 0.0)
+        estimate = {"scans": scans, "seconds_per_scan": round(secs, 3), "scan_seconds": round(scans * secs, 3),
+                    "restart_phases": phases, "nodes": len(self.o.node_list)}
+        self.log(f"estimate: {scans} scan(s) of about {secs:.1f}s each (the preflight's) = {scans * secs:.0f}s, "
+                 f"{phases} restart phase(s) on {len(self.o.node_list)} node(s), plus the fixes")
+        self.log(f"journal: {self.journal.path}")
+        blocking = self.busy(pre)
+        blocks = [] if self.o.force else list(blocking)
+        for b in blocking:
+            self.log(f"  busy: {b}")
+        if blocking and self.o.force:
+            self.log("  --force: --yes would go on; mapped volumes freeze on disk I/O while Archipelago is stopped")
+        for m in pre.get("missing", []):
+            self.log(f"  missing: {m}")
+        blocks += pre.get("missing", [])
+        if blocking:
+            self.log(DRAIN)
+        plan = {"steps": steps, "blocked_by": blocks, "missing": pre.get("missing", []), "estimate": estimate,
+                "findings": pre["findings"]}
+        if blocks:
+            self.log(f"nothing done; --yes would refuse now ({len(blocks)} reason(s) above)")
+            return Outcome("plan", None, EXIT_BLOCKED, self.cluster.dirs, plan)
+        self.log("nothing done; run again with --yes to proceed")
+        return Outcome("plan", None, 0, self.cluster.dirs, plan)
 
     def quarantine_hint(self) -> str:
         return ", ".join(str(Quarantine(s, d, self.o.quarantine_root).dir) for s, d in self.cluster.dirs.items())
 
-    def refuse_if_busy(self, pre: dict) -> None:
+    @staticmethod
+    def busy(pre: dict) -> list[str]:
+        """Mapped volumes and held locks, one line per node or kind: what --yes refuses without --force."""
         busy = []
         for node, vols in pre["mapped"].items():
             busy.append(f"{node}: {len(vols)} volume(s) mapped ({', '.join(vols[:5])})")
         if pre["held_locks"]:
             busy.append(f"{len(pre['held_locks'])} lock(s) held: " + ", ".join(pre["held_locks"][:5]))
+        return busy
+
+    def refuse_if_busy(self, pre: dict) -> None:
+        busy = self.busy(pre)
         if not busy:
             return
         for b in busy:
@@ -478,6 +579,8 @@ class Finalizer:
                              "are filed): it would be ignored; drop it")
         for w in self.cluster.warnings:
             self.log(f"  config warning: {w}")
+        if self.o.nodes is None:
+            self.log(f"WARNING: {DEFAULT_NODES_WARNING}")
         if not self.cluster.dirs:
             self.log_resume(RADOS_STEPS, yes)
             return self._run_rados(yes, params)
@@ -486,15 +589,12 @@ class Finalizer:
             self.log(MIXED_NOTE.format(pools=pools[0].upper() + pools[1:], sections=self.cluster.sections()))
         self.log_resume(STEPS, yes)
         if not yes:
-            pre = self.preflight()
-            self.print_plan(pre)
-            for node, vols in pre["mapped"].items():
-                self.log(f"  busy: {node}: {len(vols)} volume(s) mapped")
-            if pre["held_locks"]:
-                self.log(f"  busy: {len(pre['held_locks'])} lock(s) held")
-            self.log(DRAIN)
-            self.log("nothing done; run again with --yes to proceed")
-            return Outcome("plan", None, 0, self.cluster.dirs)
+            pre = self.preflight(plan=True)
+            self.missing_vlmc_here(pre["missing"], self.o.fix and self.o.fixer is default_fixer
+                                   and not self.journal.done("fix"))
+            nodes = ", ".join(label(n) for n in self.o.node_list)
+            return self.show_plan(f"finalize plan for nodes {nodes} (stores: {self.stores_line()})",
+                                  self.plan_steps(pre), pre, None)
         if not j.records:
             j.append("begin", params=params, host=socket.gethostname())
 
@@ -537,6 +637,7 @@ class Finalizer:
                 counts[str(op.get("status", "done"))] = counts.get(str(op.get("status", "done")), 0) + 1
             self.log(f"  {len(ops)} fix operation(s): " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
                                                             or "nothing to do"))
+            self.log_failures(counts, ctx.logdir)
             self.step("fix", operations=counts)
         if self.todo("settle"):
             self.restore_all()
@@ -623,11 +724,12 @@ class Finalizer:
                                                roles=tuple(pools), **opts)
         return self._rados
 
-    def rados_preflight(self, be) -> dict:
-        """Mapped volumes on any node, and held locks: a non-empty lock object, or one radosd holds."""
-        summary = scan_mod.scan(be, self.o.jobs, progress=False)
-        return {"mapped": self.mapped(), "held_locks": self.held_locks(summary, be),
-                "findings": dict(summary.per_kind)}
+    def log_failures(self, counts: dict, logdir: Path) -> None:
+        """Failed and invalid map upgrades: how many, and the log file that lists each with its reason."""
+        for which in ("failed", "invalid"):
+            if counts.get(which):
+                self.log(f"  {counts[which]} map upgrade(s) {which}: each listed with its reason in "
+                         f"{Path(logdir) / f'{which}.log'}")
 
     def upgrade_mode(self) -> str:
         """'offline' only when Archipelago is stopped on every node; else through the running one."""
@@ -654,26 +756,24 @@ class Finalizer:
         pools = ", ".join(f"{r}={p}" for r, p in self.cluster.pools.items())
         self.log(PITHOS_MIGRATE_SKIPPED)
         if not yes:
-            pre = self.rados_preflight(be)
+            pre = self.preflight(plan=True, be=be)
+            mode = "offline" if self.upgrade_mode() == "offline" else "vlmc"
+            self.missing_vlmc_here(pre["missing"], mode == "vlmc" and not self.journal.done("upgrade"))
+            steps = [
+                {"step": "preflight", "what": "every node's config names these pools; no volume mapped, no lock held"},
+                {"step": "upgrade", "what": f"upgrade-maps ({'offline' if mode == 'offline' else 'online, vlmc'})",
+                 **self.maps_to_upgrade(pre["findings"]), "maps_v1": pre["findings"].get("map_v1", 0),
+                 "unfinished_upgrades": pre["findings"].get("map_upgrade_incomplete", 0)},
+                {"step": "final", "what": "the last scan and check; exit code as 'archverify check'"},
+            ]
+            for st in steps:
+                st["done"] = self.journal.done(st["step"])
             nodes = ", ".join(label(n) for n in self.o.node_list)
-            self.log(f"finalize plan for nodes {nodes} (RADOS pools: {pools})")
-            self.log("  1. preflight: every node's config names these pools; no volume mapped, no lock held")
-            self.log(f"  2. upgrade-maps ({'offline' if self.upgrade_mode() == 'offline' else 'online, vlmc'}): "
-                     f"{pre['findings'].get('map_v1', 0)} v1 map(s), "
-                     f"{pre['findings'].get('map_upgrade_incomplete', 0)} unfinished upgrade(s)")
-            self.log("  3. final scan and check; exit code as 'archverify check'")
-            self.log(f"journal: {j.path}")
-            for node, vols in pre["mapped"].items():
-                self.log(f"  busy: {node}: {len(vols)} volume(s) mapped")
-            if pre["held_locks"]:
-                self.log(f"  busy: {len(pre['held_locks'])} lock(s) held")
-            self.log("nothing done; run again with --yes to proceed")
-            return Outcome("plan", None, 0, {})
+            return self.show_plan(f"finalize plan for nodes {nodes} (RADOS pools: {pools})", steps, pre, 0)
         if not j.records:
             j.append("begin", params=params, host=socket.gethostname(), pools=self.cluster.pools)
         if self.todo("preflight"):
-            pre = self.rados_preflight(be)
-            pre["at_risk"] = 0
+            pre = self.preflight(be=be)
             self.refuse_if_busy(pre)
             self.step("preflight", mapped=pre["mapped"], held_locks=pre["held_locks"])
         if self.todo("upgrade"):
@@ -688,6 +788,7 @@ class Finalizer:
                 for r in res["results"]:
                     if r["status"] != "upgraded":
                         self.log(f"  {r['status']} {r['target']}: {r['detail']}")
+                self.log_failures(counts, self.logdir())
             self.step("upgrade", mode=mode, counts=counts)
         durable.check_stop()
         s = check_op(be, self.o.jobs, progress=False)

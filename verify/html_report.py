@@ -3,24 +3,28 @@
 The page is self-contained: the charts are SVG drawn here, the style is inline, and
 nothing in it names a URL, so it opens the same on a laptop with no network, from a
 mail attachment or from a web server's directory listing. It reads the state files
-only (``DIR/runs/*.json.gz``, see verify/state.py): one ``[kind, store, name]`` per
-finding, so the page breaks the findings down by kind and by store, and draws each
-kind's count over the runs kept.
+only (``DIR/runs/*.json.gz``, read by :func:`verify.state.read_run`): every run's
+counts per store and kind, so the page breaks the findings down by kind and by store
+and draws each kind's count over the runs kept; the last run's new and resolved
+findings and, from its full list, the worst findings of each kind (the first
+:data:`SHOWN` by name, with the count). The title names the ``--instance`` and the
+stores the last run checked.
 """
 
 from __future__ import annotations
 
-import gzip
 import html
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
+from . import state as state_mod
 from .errors import StoreError
 from .findings import KINDS, Severity
+
+SHOWN = 20  # names listed per kind, and of the new and the resolved findings
 
 # one colour per severity, readable on white and in grey print
 COLOURS = {Severity.UNREADABLE: "#6a1b9a", Severity.ERROR: "#c62828", Severity.WARNING: "#ef6c00",
@@ -39,6 +43,11 @@ class Run:
     per_kind: Counter = field(default_factory=Counter)
     per_store: Counter = field(default_factory=Counter)
     per_store_kind: Counter = field(default_factory=Counter)  # (store, kind) -> count
+    instance: str | None = None
+    stores: dict = field(default_factory=dict)  # role -> what the run's report says of the store
+    findings: list | None = None  # [kind, store, name], the newest runs only
+    new: dict | None = None  # {"count": N, "first": [[kind, store, name], ...]}; None before a baseline
+    resolved: dict | None = None
 
 
 @dataclass
@@ -58,13 +67,15 @@ def load_history(state_dir: str | Path) -> History:
     runs, unreadable = [], []
     for f in files:
         try:
-            with gzip.open(f, "rt", encoding="utf-8") as fh:
-                doc = json.load(fh)
-            run = Run(f.name, float(doc["time"]), int(doc["exit_code"]), list(doc.get("stages", [])))
-            for kind, store, _name in doc["findings"]:
-                run.per_kind[kind] += 1
-                run.per_store[store] += 1
-                run.per_store_kind[(store, kind)] += 1
+            doc = state_mod.read_run(f)
+            run = Run(f.name, doc["time"], doc["exit_code"], list(doc.get("stages", [])),
+                      instance=doc.get("instance"), stores=dict(doc.get("stores") or {}), findings=doc["findings"])
+            if doc.get("baseline"):
+                run.new, run.resolved = doc.get("new"), doc.get("resolved")
+            for store, kind, n in doc["counts"]:
+                run.per_kind[kind] += n
+                run.per_store[store] += n
+                run.per_store_kind[(store, kind)] += n
         except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
             unreadable.append(f"{f.name}: {e}")
             continue
@@ -172,8 +183,40 @@ th { text-align: left; } td.n { text-align: right; font-variant-numeric: tabular
 .chart .grid { stroke: #e0e0e0; stroke-width: 1; }
 .trends { display: flex; flex-wrap: wrap; gap: 1em; } .none { color: #616161; }
 .sev { display: inline-block; width: .8em; height: .8em; margin-right: .3em; }
-.warn { color: #c62828; }
+.warn { color: #c62828; } td.name { font-family: monospace; word-break: break-all; }
+.more { color: #616161; font-style: italic; } h3 { font-size: 1.05em; margin-bottom: .2em; }
 """
+
+
+def store_label(role: str, desc: dict) -> str:
+    """``maps: /srv/archip/maps`` or ``blocks: pool blocks (ns x)``: where the run looked."""
+    if desc.get("type") == "rados":
+        ns = f" (namespace {desc['namespace']})" if desc.get("namespace") else ""
+        return f"{role}: RADOS pool {desc.get('pool')}{ns}"
+    return f"{role}: {desc.get('dir', '?')}"
+
+
+def title(last: Run, state_dir: str) -> str:
+    """The instance and the stores of the last run; the state dir only for runs that predate them."""
+    stores = "; ".join(store_label(r, last.stores[r]) for r in ("maps", "blocks") if r in last.stores)
+    if last.instance and stores:
+        return f"{last.instance} ({stores})"
+    return last.instance or stores or state_dir
+
+
+def _finding_list(keys: list, count: int, table_id: str) -> list[str]:
+    """A table of [kind, store, name] rows, and how many more there are."""
+    if not count:
+        return ['<p class="none">none</p>']
+    w = [f'<table id="{table_id}"><tr><th>kind</th><th>store</th><th>name</th></tr>']
+    for kind, store, name in keys[:SHOWN]:
+        w.append(f'<tr data-kind="{_esc(kind)}"><td>{_esc(kind)}</td><td>{_esc(store)}</td>'
+                 f'<td class="name">{_esc(name)}</td></tr>')
+    w.append("</table>")
+    if count > min(len(keys), SHOWN):
+        w.append(f'<p class="more">and {count - min(len(keys), SHOWN)} more ({count} in all; '
+                 "'archverify check --since-last' or --logdir lists every one)</p>")
+    return w
 
 
 def render(history: History, state_dir: str) -> str:
@@ -182,16 +225,43 @@ def render(history: History, state_dir: str) -> str:
     kinds_ever = _kind_order({k for r in runs for k in r.per_kind})
     last_kinds = _kind_order(k for k, v in last.per_kind.items() if v)
     total = sum(last.per_kind.values())
+    name = title(last, state_dir)
     w = []
     w.append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">")
-    w.append(f"<title>archverify report: {_esc(state_dir)}</title>\n<style>{STYLE}</style>\n</head>\n<body>")
-    w.append(f"<h1>archverify check: {_esc(state_dir)}</h1>")
+    w.append(f"<title>archverify report: {_esc(name)}</title>\n<style>{STYLE}</style>\n</head>\n<body>")
+    w.append(f'<h1>archverify check: <span id="instance">{_esc(name)}</span></h1>')
+    if last.stores:
+        w.append('<ul id="stores">' + "".join(f"<li>{_esc(store_label(r, d))}</li>" for r, d in
+                                             sorted(last.stores.items())) + "</ul>")
     w.append(f'<p>Last run <b>{_esc(_when(last.time))}</b>, exit code <b>{last.exit_code}</b> '
              f'({_esc(EXIT_MEANING.get(last.exit_code, "unknown"))}), stages {_esc(", ".join(last.stages) or "none")}; '
              f'<b id="total">{total}</b> findings. {len(runs)} runs kept, the first on {_esc(_when(runs[0].time))}.</p>')
     if history.unreadable:
         w.append('<p class="warn">Run files that could not be read (left out): '
                  + "; ".join(_esc(u) for u in history.unreadable) + "</p>")
+
+    w.append("<h2>Since the run before</h2>")
+    if last.new is None:
+        w.append('<p class="none" id="no-baseline">No baseline yet: the last run is the first kept '
+                 "(or the first of this archverify), so nothing is new or resolved.</p>")
+    else:
+        w.append(f'<h3>New: <span id="new-count">{last.new["count"]}</span></h3>')
+        w.extend(_finding_list(last.new.get("first", []), last.new["count"], "new"))
+        w.append(f'<h3>Resolved: <span id="resolved-count">{last.resolved["count"]}</span></h3>')
+        w.extend(_finding_list(last.resolved.get("first", []), last.resolved["count"], "resolved"))
+
+    w.append("<h2>Last run: the worst findings of each kind</h2>")
+    if last.findings is None:
+        w.append('<p class="none">This run keeps counts only.</p>')
+    elif not last_kinds:
+        w.append('<p class="none">none</p>')
+    by_kind: dict[str, list] = {}
+    for f in last.findings or ():
+        by_kind.setdefault(f[0], []).append(f)
+    for k in last_kinds if last.findings is not None else ():
+        keys = by_kind.get(k, [])
+        w.append(f'<h3 data-kind="{_esc(k)}">{_esc(k)}: {last.per_kind[k]}</h3>')
+        w.extend(_finding_list(keys, last.per_kind[k], f"worst-{k}"))
 
     w.append("<h2>Last run: findings by kind</h2>")
     w.append(bar_chart([(k, last.per_kind[k], COLOURS[_severity(k)]) for k in last_kinds]))

@@ -1,8 +1,16 @@
 """What ``check --state DIR`` keeps between runs, and what changed since the last one.
 
-Each run writes ``DIR/runs/<UTC time>.json.gz``: its exit code, the stages it ran
-and one ``[kind, store, name]`` per finding (no paths or details, so a million
-findings take a few MB). The newest file is the previous run of the next one.
+Each run writes ``DIR/runs/<UTC time>.json.gz``: its exit code, the stages it ran,
+the stores and the ``--instance`` name, its counts per store and kind with a digest
+of each kind's set of names, the first :data:`DELTA_CAP` new and resolved findings
+(with their counts), and one ``[kind, store, name]`` per finding (no paths or
+details). Only the newest :data:`FULL_RUNS` runs keep that full list: when a run is
+saved, the one that falls out of that window is rewritten without it, so an old run
+costs a few KB however many findings it had, and the state dir stays under
+:func:`size_bound`. The newest file is the previous run of the next one.
+
+Format ``version`` 2; a file without a version (version 1: the full list and no
+counts) is read as well, and compacted like any other once it is old.
 A finding is *new* when the previous run did not have it; it is *resolved* when the
 previous run had it and this run checked its kind fully. Kinds this run did not
 check fully (a skipped stage, a ``--verify-data-sample`` slice) are carried over
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import json
 import os
 import tempfile
@@ -32,6 +41,11 @@ from .progress import Measure
 from .summary import Summary
 
 KEEP_RUNS = 60  # two months of nightly runs
+FULL_RUNS = 3  # the newest runs that keep every finding (the next run's baseline, the report's lists)
+DELTA_CAP = 100  # new and resolved findings named per run (all are counted)
+VERSION = 2
+COMPACT_BYTES = 24 * 1024  # a compacted run's file is at most this: counts, digests, DELTA_CAP names twice
+FINDING_BYTES = 48  # gzipped bytes per finding in a full list, at most (64-hex names are random)
 Key = tuple[str, str, str]
 
 # which kinds each stage decides (the scan decides everything else)
@@ -56,8 +70,49 @@ def covered_kinds(stages: list[str], data_complete: bool) -> set[str]:
     return kinds
 
 
+def size_bound(findings: int) -> int:
+    """Bytes the state dir stays under when no run had more than ``findings`` findings."""
+    return FULL_RUNS * (findings * FINDING_BYTES + COMPACT_BYTES) + (KEEP_RUNS - FULL_RUNS) * COMPACT_BYTES
+
+
 def _runs(d: Path) -> list[Path]:
     return sorted((d / "runs").glob("*.json.gz"))
+
+
+def digest(names: list[str]) -> str:
+    """One kind's set of ``store/name`` keys as 32 hex: two runs with the same digest had the same findings."""
+    h = hashlib.sha256()
+    for n in sorted(names):
+        h.update(n.encode("utf-8", "surrogatepass") + b"\n")
+    return h.hexdigest()[:32]
+
+
+def _summarize(findings: list[Key]) -> tuple[list, dict[str, str]]:
+    counts: dict[tuple[str, str], int] = {}
+    names: dict[str, list[str]] = {}
+    for kind, store, name in findings:
+        counts[(store, kind)] = counts.get((store, kind), 0) + 1
+        names.setdefault(kind, []).append(f"{store}/{name}")
+    return [[s, k, n] for (s, k), n in sorted(counts.items())], {k: digest(v) for k, v in sorted(names.items())}
+
+
+def read_run(path: Path) -> dict:
+    """One run file as version 2 (``counts`` and ``digests`` made from a version 1 file's list);
+    ``findings`` is None for a compacted run. Raises OSError, EOFError, ValueError, KeyError, TypeError."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        doc = json.load(fh)
+    if not isinstance(doc, dict):
+        raise TypeError("not a JSON object")
+    version = doc.get("version", 1)
+    if version not in (1, VERSION):
+        raise ValueError(f"state format version {version}, this archverify reads 1 and {VERSION}")
+    doc["time"], doc["exit_code"] = float(doc["time"]), int(doc["exit_code"])
+    findings = doc.get("findings")
+    doc["findings"] = None if findings is None else [tuple(k) for k in findings]
+    if version == 1:
+        doc["counts"], doc["digests"] = _summarize(doc["findings"])
+    doc["counts"] = [(str(s), str(k), int(n)) for s, k, n in doc["counts"]]
+    return doc
 
 
 def load_previous(d: Path) -> tuple[str | None, set[Key]]:
@@ -65,10 +120,11 @@ def load_previous(d: Path) -> tuple[str | None, set[Key]]:
     if not runs:
         return None, set()
     try:
-        with gzip.open(runs[-1], "rt", encoding="utf-8") as fh:
-            doc = json.load(fh)
-        return runs[-1].name, {tuple(k) for k in doc["findings"]}
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        doc = read_run(runs[-1])
+        if doc["findings"] is None:
+            raise KeyError("findings")
+        return runs[-1].name, set(doc["findings"])
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise StoreError(f"{runs[-1]}: unreadable state file ({e}); move it away to start afresh") from None
 
 
@@ -116,11 +172,14 @@ def prepare(d: str | os.PathLike) -> None:
 
 
 def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], data_complete: bool,
-                     progress: dict | None = None, sample_runs_done: int = 0) -> Delta:
-    """Compare with the previous run, then store this one (atomically); old runs beyond KEEP_RUNS go.
+                     progress: dict | None = None, sample_runs_done: int = 0, instance: str | None = None,
+                     stores: dict | None = None) -> Delta:
+    """Compare with the previous run, then store this one (atomically); runs beyond FULL_RUNS are
+    compacted, beyond KEEP_RUNS removed.
 
     ``progress``: what each stage counted and how long it took (``Progress.measured_dict()``);
-    ``sample_runs_done``: the sampled runs that read their slice, this one included (:func:`sample_runs`)."""
+    ``sample_runs_done``: the sampled runs that read their slice, this one included (:func:`sample_runs`);
+    ``instance`` and ``stores``: what the run checked, for the report's title."""
     d = Path(d)
     try:
         (d / "runs").mkdir(parents=True, exist_ok=True)
@@ -133,17 +192,43 @@ def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], 
     if prev_name is not None:
         delta.new = sorted(cur - prev)
         delta.resolved = sorted(k for k in prev - cur if k[0] in covered)
-    known = cur | {k for k in prev if k[0] not in covered}
-    doc = {"time": time.time(), "exit_code": summary.exit_code, "stages": stages, "covered": sorted(covered),
-           "findings": sorted(known), "progress": progress or {}, "sample_runs": sample_runs_done}
+    known = sorted(cur | {k for k in prev if k[0] not in covered})
+    counts, digests = _summarize(known)
+    doc = {"version": VERSION, "time": time.time(), "exit_code": summary.exit_code, "stages": stages,
+           "covered": sorted(covered), "instance": instance, "stores": stores or {},
+           "baseline": prev_name is not None, "counts": counts, "digests": digests,
+           "new": {"count": len(delta.new), "first": delta.new[:DELTA_CAP]},
+           "resolved": {"count": len(delta.resolved), "first": delta.resolved[:DELTA_CAP]},
+           "findings": known, "progress": progress or {}, "sample_runs": sample_runs_done}
     ns = time.time_ns()
     name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z-{os.getpid()}.json.gz"
     try:
-        with replaced(d / "runs" / name, binary=True) as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
-            gz.write(json.dumps(doc, separators=(",", ":")).encode())
+        _write(d / "runs" / name, doc)
     except OSError as e:
         raise StoreError(f"{d}: cannot write this run's state: {e.strerror or e}") from None
-    for old in _runs(d)[:-KEEP_RUNS]:
+    runs = _runs(d)
+    for old in runs[:-KEEP_RUNS]:
         with contextlib.suppress(OSError):
             old.unlink()
+    for old in runs[-KEEP_RUNS:-FULL_RUNS]:
+        _compact(old)
     return delta
+
+
+def _write(path: Path, doc: dict) -> None:
+    with replaced(path, binary=True) as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
+        gz.write(json.dumps(doc, separators=(",", ":")).encode())
+
+
+def _compact(path: Path) -> None:
+    """Rewrite an old run without its list (atomically); one that cannot be read is left as it is
+    (the report names it)."""
+    try:
+        doc = read_run(path)
+        if doc["findings"] is None:
+            return
+        del doc["findings"]
+        doc["version"] = VERSION
+        _write(path, doc)
+    except (OSError, EOFError, ValueError, KeyError, TypeError):
+        return

@@ -1,7 +1,9 @@
 """``archverify report --state DIR --html FILE`` on runs kept by a real ``check --state``.
 
-The state dir gets one real run (check on the sample store) and older runs written by
-hand in the format verify/state.py documents, so the trend has something to draw.
+The state dir gets two real runs (check on the sample store; then one orphan removed and
+a stray file added, so the second has a new and a resolved finding) and older runs
+written by hand in the format archverify wrote before state format 2 (a full list, no
+counts), so the trend has something to draw and the old format is read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+from verify import html_report
+from verify.findings import KINDS
 
 ARCHVERIFY = [sys.executable, "-m", "verify"]
 
@@ -37,17 +42,28 @@ def write_run(state: Path, when: float, findings: list[list[str]], exit_code: in
         json.dump(doc, fh)
 
 
+STRAY = "zz-stray-file"
+
+
 @pytest.fixture(scope="module")
 def state(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("report")
     assert run("sample", str(d / "store")).returncode == 0
-    assert run("check", "--config", str(d / "store" / "archipelago.conf"), "--state", str(d / "state"),
-               "--quiet").returncode == 1
-    (real,) = (d / "state" / "runs").glob("*.json.gz")
-    last = json.loads(gzip.open(real, "rt").read())
+    conf = str(d / "store" / "archipelago.conf")
+    first = run("check", "--config", conf, "--state", str(d / "state"), "--format", "json", "--instance", "site-a")
+    found = json.loads(first.stdout)["findings"]
+    orphan = next(f for f in found if f["kind"] == "object_orphan"  # an orphan and nothing else
+                  and [g["kind"] for g in found if g["name"] == f["name"]] == ["object_orphan"])
+    (d / "store" / "blocks" / orphan["path"]).unlink()
+    (d / "store" / "blocks" / STRAY).write_bytes(b"x")
+    assert run("check", "--config", conf, "--state", str(d / "state"), "--quiet",
+               "--instance", "site-a").returncode == 1
+    real = sorted((d / "state" / "runs").glob("*.json.gz"))
+    last = json.loads(gzip.open(real[0], "rt").read())
     for days in (1, 2):  # older runs with more unmigrated objects, fewer after each night's fix
         extra = [["object_unmigrated", "blocks", f"{i:064x}"] for i in range(10 * days)]
         write_run(d / "state", last["time"] - 86400 * days, last["findings"] + extra)
+    (d / "orphan").write_text(orphan["name"])
     return d / "state"
 
 
@@ -105,7 +121,7 @@ def test_counts_match_the_last_run_and_nothing_is_fetched(state, tmp_path):
     got_store_kind = {(r[0], r[1]): int(r[2]) for r in t.rows["by-store"][1:]}
     assert got_kind == dict(want_kind) and "object_unmigrated" in got_kind
     assert got_store_kind == dict(want_store_kind)
-    assert len(t.rows["runs"]) - 1 == 3
+    assert len(t.rows["runs"]) - 1 == 4
     assert int(re.search(r'id="total">(\d+)<', page).group(1)) == sum(want_kind.values())
     # charts: one by kind, one by store, one trend per kind seen in any run
     assert t.svgs == 2 + len(want_kind)
@@ -115,6 +131,46 @@ def test_counts_match_the_last_run_and_nothing_is_fetched(state, tmp_path):
     assert "<script" not in page.lower() and "<link" not in page.lower()
     # atomic: only the page in the directory, no temp file left behind
     assert os.listdir(tmp_path) == ["r.html"]
+
+
+def test_names_the_instance_the_stores_the_new_resolved_and_worst_findings(state, tmp_path):
+    out = tmp_path / "r.html"
+    assert run("report", "--state", str(state), "--html", str(out)).returncode == 0
+    page = out.read_text()
+    t = Tables()
+    t.feed(page)
+    store = state.parent / "store"
+    assert re.search(r"<title>archverify report: site-a \(maps: [^<]*/store/maps; blocks: [^<]*/store/blocks\)</title>",
+                     page)
+    assert str(state) not in page.split("</title>")[0]  # the title names the stores, not the state dir
+    assert f"blocks: {store / 'blocks'}" in page
+    orphan = (state.parent / "orphan").read_text()
+    assert t.rows["new"][1:] == [["stray_entry", "blocks", STRAY]]
+    assert t.rows["resolved"][1:] == [["object_orphan", "blocks", orphan]]
+    findings = last_run(state)["findings"]
+    per_kind = Counter(k for k, _, _ in findings)
+    for kind, n in per_kind.items():  # every kind's first names, capped, and how many there are
+        rows = t.rows[f"worst-{kind}"][1:]
+        assert len(rows) == min(n, html_report.SHOWN)
+        assert [r[1:] for r in rows] == sorted([st, nm] for k, st, nm in findings if k == kind)[:html_report.SHOWN]
+    # the worst kinds come first
+    order = re.findall(r'<h3 data-kind="([a-z_0-9]+)">', page)
+    sev = [KINDS[k].severity for k in order]
+    assert sev == sorted(sev, reverse=True) and set(order) == set(per_kind)
+
+
+def test_many_findings_of_a_kind_are_capped_with_their_count(tmp_path):
+    s = tmp_path / "state"
+    (s / "runs").mkdir(parents=True)
+    write_run(s, 1_700_000_000.0, [["object_orphan", "blocks", f"{i:064x}"] for i in range(250)])
+    out = tmp_path / "r.html"
+    assert run("report", "--state", str(s), "--html", str(out)).returncode == 0
+    page = out.read_text()
+    t = Tables()
+    t.feed(page)
+    assert len(t.rows["worst-object_orphan"]) - 1 == html_report.SHOWN
+    assert f"and {250 - html_report.SHOWN} more (250 in all" in page
+    assert 'id="no-baseline"' in page  # a run of the old format says nothing of new or resolved
 
 
 def test_missing_or_empty_state_is_one_line_exit_2(tmp_path):
@@ -132,7 +188,7 @@ def test_a_damaged_run_file_is_left_out_not_fatal(state, tmp_path):
     assert p.returncode == 0 and "0000-damaged.json.gz" in p.stderr
     t = Tables()
     t.feed((tmp_path / "r.html").read_text())
-    assert len(t.rows["runs"]) - 1 == 3
+    assert len(t.rows["runs"]) - 1 == 4
 
 
 def test_unwritable_target_dir_fails_before_reading(state, tmp_path):
@@ -154,6 +210,19 @@ def test_renders_in_headless_chromium(state, tmp_path):
                         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2000",
                         f"--screenshot={png}", out.as_uri()], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
+    # what the browser made of the page: the names are in its DOM
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", out.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    t = Tables()
+    t.feed(dom.stdout)
+    assert "site-a (maps: " in dom.stdout and str(state.parent / "store" / "blocks") in dom.stdout
+    assert t.rows["new"][1:] == [["stray_entry", "blocks", STRAY]]
+    assert t.rows["resolved"][1:] == [["object_orphan", "blocks", (state.parent / "orphan").read_text()]]
+    for kind in {k for k, _, _ in last_run(state)["findings"]}:
+        assert t.rows[f"worst-{kind}"][1][0] == kind
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

@@ -12,6 +12,7 @@ files, metrics or state behind, and a normal end leaves complete ones.
 from __future__ import annotations
 
 import json
+import re
 import os
 import random
 import signal
@@ -84,8 +85,8 @@ def _assert_clean_end(code: int, err: str, out: Path, cmd: str, sig: int, delay:
         assert not o["report"].exists(), where
         if o["prom"].exists():  # the textfile says how the run ended, and nothing of a run it did not finish
             text = o["prom"].read_text()
-            assert f"archverify_check_exit_code {float(code)}" in text and "archverify_check_findings" not in text, \
-                where
+            assert re.search(r'^archverify_check_exit_code\{archverify_instance="[^"]+"\} ' + f"{float(code)}$", text,
+                             re.M) and "archverify_check_findings" not in text, where
         assert not o["logdir"].exists() or not any(o["logdir"].iterdir()), where
         # no run in the state; only the checkpoint of the finished shards, for --resume (tests/ops/test_resume.py)
         assert not o["state"].exists() or not any(p.is_file() for p in o["state"].rglob("*")

@@ -379,31 +379,62 @@ def test_since_last_new_and_resolved(tmp_path):
     assert not any(k[0] == "object_content_mismatch" for k in json.loads(r4.stdout)["check"]["since_last"]["resolved_findings"])
 
 
+def _labelled(prom) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(prom.read_text()) for s in fam.samples}
+
+
 def test_prometheus_textfile_parses(planted, tmp_path):
     prom = tmp_path / "archverify.prom"
-    r = run_cli(*store_args(planted), "--verify-data", "--prometheus-textfile", prom, "-q")
+    r = run_cli(*store_args(planted), "--verify-data", "--prometheus-textfile", prom, "--instance", "site-a", "-q")
     assert r.exit_code == 1
-    samples = {}
-    for fam in text_string_to_metric_families(prom.read_text()):
-        for s in fam.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    samples = _labelled(prom)
+    inst = ("archverify_instance", "site-a")
+    assert {lb for _, lbs in samples for lb in lbs if lb[0] == "archverify_instance"} == {inst}  # on every sample
+    assert all(inst in lbs for _, lbs in samples)
     per_kind = {}
     for e in planted.expect:
         per_kind[e[0]] = per_kind.get(e[0], 0) + 1
     for kind, n in per_kind.items():
-        assert samples[("archverify_check_findings", (("kind", kind), ("severity", _sev(kind))))] == n
-    assert samples[("archverify_check_findings", (("kind", "object_content_mismatch"), ("severity", "error")))] == 3
-    assert samples[("archverify_check_bytes_verified", ())] > 0
-    assert samples[("archverify_check_maps_checked", ())] > 0
-    assert samples[("archverify_check_objects_checked", ())] > 0
-    assert samples[("archverify_check_exit_code", ())] == 1
-    assert abs(samples[("archverify_check_last_success_timestamp_seconds", ())] - time.time()) < 120
+        assert samples[("archverify_check_findings", (inst, ("kind", kind), ("severity", _sev(kind))))] == n
+    assert samples[("archverify_check_findings", (inst, ("kind", "object_content_mismatch"), ("severity", "error")))] == 3
+    # a closed set of severities: an unreadable finding counts as an error there
+    assert {dict(lbs)["severity"] for name, lbs in samples if name == "archverify_check_findings"} == \
+        {"info", "warning", "error"}
+    assert samples[("archverify_check_findings", (inst, ("kind", "unreadable"), ("severity", "error")))] == 0
+    assert samples[("archverify_check_bytes_verified", (inst,))] > 0
+    assert samples[("archverify_check_maps_checked", (inst,))] > 0
+    assert samples[("archverify_check_objects_checked", (inst,))] > 0
+    assert samples[("archverify_check_exit_code", (inst,))] == 1
+    assert abs(samples[("archverify_check_last_success_timestamp_seconds", (inst,))] - time.time()) < 120
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically, nothing left behind
+
+
+def test_two_checks_on_one_host_keep_their_textfiles_apart(planted, tmp_path):
+    """node_exporter merges every *.prom file: each check has its own, with its own archverify_instance;
+    a check pointed at another's file is refused before it reads, and that file is left as it was."""
+    conf = tmp_path / "site-b.conf"
+    conf.write_text((REPO / "tests/fixtures/archipelago-filed.conf").read_text()
+                    .replace("@MAPS@", str(planted.maps)).replace("@BLOCKS@", str(planted.blocks)))
+    a, b = tmp_path / "archverify-site-a.prom", tmp_path / "archverify-site-b.prom"
+    assert run_cli(*store_args(planted), "--prometheus-textfile", a, "--instance", "site-a", "-q").exit_code == 1
+    assert run_cli("--config", conf, "--prometheus-textfile", b, "-q").exit_code == 1
+    assert {dict(lbs)["archverify_instance"] for _, lbs in _labelled(b)} == {"site-b"}  # the config's name
+    before = a.read_bytes()
+    r = run_cli("--config", conf, "--prometheus-textfile", a, "-q")
+    assert r.exit_code == 2
+    assert "holds the metrics of archverify_instance 'site-a', not 'site-b'" in r.output
+    assert a.read_bytes() == before
+    # nor does a run of the other instance that ends before reading replace it
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[blockerb\narchip_dir = /nowhere\n")
+    assert run_cli("--config", bad, "--prometheus-textfile", a, "-q").exit_code == 2
+    assert a.read_bytes() == before
 
 
 def _samples(prom) -> dict:
     return {s.name: s.value for fam in text_string_to_metric_families(prom.read_text()) for s in fam.samples
-            if not s.labels}
+            if set(s.labels) == {"archverify_instance"}}
 
 
 def test_a_run_that_ends_before_reading_still_writes_its_exit_code(planted, tmp_path):
@@ -411,11 +442,12 @@ def test_a_run_that_ends_before_reading_still_writes_its_exit_code(planted, tmp_
     (the incomplete-run alert reads archverify_check_exit_code), keep the last complete run's time,
     and not repeat the previous run's findings as this run's."""
     prom = tmp_path / "archverify.prom"
-    assert run_cli(*store_args(planted), "--prometheus-textfile", prom, "-q").exit_code == 1
+    inst = ("--instance", "nightly")
+    assert run_cli(*store_args(planted), "--prometheus-textfile", prom, *inst, "-q").exit_code == 1
     good = _samples(prom)
     bad_conf = tmp_path / "archipelago.conf"
     bad_conf.write_text("[blockerb\narchip_dir = /nowhere\n")
-    r = run_cli("--config", bad_conf, "--prometheus-textfile", prom, "-q")
+    r = run_cli("--config", bad_conf, "--prometheus-textfile", prom, *inst, "-q")
     assert r.exit_code == 2
     after = _samples(prom)
     assert after["archverify_check_exit_code"] == 2
@@ -426,15 +458,16 @@ def test_a_run_that_ends_before_reading_still_writes_its_exit_code(planted, tmp_
     lock = tmp_path / "run.lock"
     with open(lock, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        r = run_cli(*store_args(planted), "--lock", lock, "--prometheus-textfile", prom, "-q")
+        r = run_cli(*store_args(planted), "--lock", lock, "--prometheus-textfile", prom, *inst, "-q")
     assert r.exit_code == 2 and _samples(prom)["archverify_check_exit_code"] == 2
     assert not list(tmp_path.glob("*.tmp*"))
 
 
 def _sev(kind):
+    from verify.metrics import SEVERITY_LABEL
     from verify.findings import KINDS
 
-    return KINDS[kind].severity.name.lower()
+    return SEVERITY_LABEL[KINDS[kind].severity]
 
 
 def test_options_are_validated_before_work(planted):

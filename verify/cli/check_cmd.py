@@ -46,8 +46,11 @@ from .exit_status import READS, RESUMABLE_STOPPED, TIME_BOXED, exit_status
               help="Write metrics for node_exporter's textfile collector to FILE (atomically); Debian's collector "
                    "reads /var/lib/prometheus/node-exporter/.")
 @memory_options
+@click.option("--instance", metavar="NAME",
+              help="The archverify_instance label of the metrics (and the name the state and the HTML report "
+                   "give the stores) [default: the --config file's name without .conf, else the stores given].")
 @dask_options
-def command(prom_path, **opts):
+def command(prom_path, instance, **opts):
     """Prove every map is readable and every object it names is there.
 
     Runs the scan, then reads every map's entries and checks that each object they
@@ -66,21 +69,23 @@ def command(prom_path, **opts):
     exit 75 and the next night's continues it; the report of the run that completes is the
     one an uninterrupted run gives.
     """
+    instance = instance or metrics.default_instance(opts["config_path"], {
+        "maps": opts["maps_dir"] or opts.get("pool"), "blocks": opts["blocks_dir"] or opts.get("blocks_pool")})
     try:
-        _check(prom_path=prom_path, **opts)
+        _check(prom_path=prom_path, instance=instance, **opts)
     except (ArchverifyError, KeyboardInterrupt) as e:
         # every run leaves its exit code in the textfile, also one that ends before it read anything
         if prom_path and not isinstance(e, (OutputError, UsageError)):
             code = (e.exit_code if isinstance(e, ArchverifyError) else 143 if isinstance(e, Terminated)
                     else EXIT_TIME_BOXED if isinstance(e, TimeBoxed) else 130)
             with contextlib.suppress(OSError):
-                metrics.write_failure(prom_path, code)
+                metrics.write_failure(prom_path, code, instance=instance)
         raise
 
 
 def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, limits, run, output, logdir, max_shown,
            progress, verify_data, sample, lock_path, state_dir, resume, max_duration, since_last, prom_path,
-           memory, tmpdir, dask_address, shards, dask_timeout, **rados_opts):
+           instance, memory, tmpdir, dask_address, shards, dask_timeout, **rados_opts):
     if since_last and not state_dir:
         raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
     verify_data = verify_data or sample is not None
@@ -98,6 +103,8 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, lim
     stores = be.describe()
     check_outputs(stores, output=output, logdir=logdir, state=state_dir, lock=lock_path,
                   prometheus_textfile=prom_path)
+    if prom_path and (why := metrics.owner_conflict(prom_path, instance)):
+        raise UsageError(why)
     with runlock.held(lock_path) if lock_path else contextlib.nullcontext(), budget(memory, tmpdir), \
             contextlib.ExitStack() as stack:
         if state_dir:
@@ -126,7 +133,7 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, lim
             stages = check_op.ran_stages(summary)
             read_slice = not window.everything and "data" in stages  # the next run reads the next slice
             delta = state.compare_and_save(state_dir, summary, stages, window.everything, bars.measured_dict(),
-                                           (sampled_before or 0) + read_slice)
+                                           (sampled_before or 0) + read_slice, instance=instance, stores=stores)
         facts = check_report.check_facts(summary, delta, since_last)
         head = report.Head("check", be.name, stores, summary, tuple(run.warnings))
         render(run.fmt, output, logdir, max_shown, head, check_report.sections(summary, facts, run.verbose, stores),
@@ -135,7 +142,7 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, lim
             try:
                 known = delta is not None and delta.previous is not None  # no baseline: no new/resolved gauges
                 metrics.write_textfile(prom_path, summary, len(delta.new) if known else None,
-                                       len(delta.resolved) if known else None)
+                                       len(delta.resolved) if known else None, instance=instance)
             except OSError as e:
                 raise OutputError(f"{prom_path}: cannot write the metrics: {e.strerror or e}") from None
         if run.quiet and run.human:

@@ -24,7 +24,9 @@ DEFAULT_STATE_DIR = "/var/lib/archverify/finalize"
 
 @exit_status({0: "finished with nothing found, or the plan shown",
               1: "findings in the final check, or objects still at an old path (waiting)",
-              2: ERROR + ", a node or store unreachable, or refused (volumes mapped, locks held)"}, JOURNALED_STOPPED)
+              2: ERROR + ", a node or store unreachable, or refused (volumes mapped, locks held)",
+              fin.EXIT_BLOCKED: "the plan shown, and --yes would refuse now (volumes mapped, locks held, "
+                                "vlmc missing: listed)"}, JOURNALED_STOPPED)
 @click.command("finalize")
 @node_options
 @click.option("--fix", is_flag=True, help="Also run migrate-objects and upgrade-maps while pithos_migrate is on.")
@@ -100,7 +102,7 @@ def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine
     stores = {r: {"type": "filed", "dir": d} for r, d in out.dirs.items()}
     stores.update({r: {"type": "rados", "pool": p} for r, p in pools.items()})
     if not run.human:
-        run.emit(state=out.state, exit_code=out.exit_code, journal=journal, stores=stores,
+        run.emit(state=out.state, exit_code=out.exit_code, journal=journal, stores=stores, plan=out.plan,
                  summary=out.summary.as_dict() if out.summary is not None else None,
                  findings=[f.as_dict() for f in out.summary.findings] if out.summary is not None else [])
     elif out.summary is not None and not run.quiet:
