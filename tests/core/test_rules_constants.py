@@ -45,6 +45,7 @@ HASHLIB_HOMES = {
     "nodes.py": "the digest a node's shell script checks (not a store rule)",
     "sample.py": "the sample store names its v0 maps by the digest of their entries",
     "pithos_sample.py": "the sample Pithos database names its maps likewise",
+    "state.py": "digests of the finding sets of older runs (not a store rule)",
 }
 
 
