@@ -1383,6 +1383,7 @@ cdef void aio_pipe(rados_ioctx_t io, Py_ssize_t n, const char **oids, char **buf
             comps[i] = NULL
             if r >= 0:
                 lens[i] = <uint64_t>r
+                av_limit_take(0, <uint64_t>r, NULL)  # --bytes-per-second: the bytes read
                 continue
             if not retry(-r, tries[i]):
                 errs[i] = -r
