@@ -38,7 +38,7 @@ cdef extern from "_rules.h" nogil:
     enum:
         K_LOCK, K_STRAY, K_UNREADABLE, K_UNMIGRATED, K_LEFTOVER, K_CONFLICT, K_MISPLACED, K_AT_RISK
         K_MAP_CORRUPT, K_MAP_INCOMPLETE, K_MAP_INVALID, K_MAP_DATA_MISSING, K_MAP_V1, K_MAP_V0
-        K_ORPHAN, K_REF, K_MISMATCH
+        K_ORPHAN, K_REF, K_MISMATCH, K_NOT_A_MAP
     # one map's verdict: facts in, a K_MAP_* kind or the next fact to find out
     ctypedef struct av_map_facts_t:
         av_header_t h
@@ -48,6 +48,10 @@ cdef extern from "_rules.h" nogil:
         int upgraded
         uint64_t nb
         int64_t missing
+        int name_plain
+        uint32_t headn
+        unsigned char head[16]
+    int AV_HEAD_SHOWN
     int AV_UNKNOWN, AV_NO_FINDING, AV_NEED_SIZE, AV_NEED_UPGRADED, AV_NEED_MAPDATA
     void av_map_facts(av_map_facts_t *f, const unsigned char *head, size_t n, uint64_t size, int size_known,
                       const char *name, size_t namelen)

@@ -530,13 +530,14 @@ def _map_facts_for_tests(bytes head, unsigned long long size, bint size_known, b
     cdef av_map_facts_t f
     av_map_facts(&f, <const unsigned char *>head, len(head), size, size_known, name, len(name))
     h = (_CLASS_NAMES[f.h.cls], f.h.size, f.h.blocksize, f.h.flags, f.h.epoch, f.h.version)
-    return h, f.size, bool(f.size_known), bool(f.name_valid), f.upgraded, f.nb, f.missing
+    return (h, f.size, bool(f.size_known), bool(f.name_valid), f.upgraded, f.nb, f.missing, bool(f.name_plain),
+            <bytes>f.head[:f.headn])
 
 
 def _map_verdict_for_tests(str cls, unsigned long long hsize, unsigned int blocksize, unsigned int flags,
                            unsigned long long epoch, unsigned int version, unsigned long long size,
                            bint size_known, bint name_valid, int upgraded, unsigned long long nb,
-                           long long missing, bytes name):
+                           long long missing, bytes name, bint name_plain=True, bytes head=b""):
     """av_map_verdict and av_map_detail on given facts: (kind or step name or None, detail code, text)."""
     cdef av_map_facts_t f
     cdef int code
@@ -544,6 +545,8 @@ def _map_verdict_for_tests(str cls, unsigned long long hsize, unsigned int block
     f.h.cls = _CLASS_NAMES.index(cls)
     f.h.size, f.h.blocksize, f.h.flags, f.h.epoch, f.h.version = hsize, blocksize, flags, epoch, version
     f.size, f.size_known, f.name_valid, f.upgraded, f.nb, f.missing = size, size_known, name_valid, upgraded, nb, missing
+    f.name_plain, f.headn = name_plain, min(len(head), AV_HEAD_SHOWN)
+    memcpy(f.head, <const char *>head, f.headn)
     kind = av_map_verdict(&f, &code)
     if kind < 0:
         return _MAP_STEPS[kind], code, b""

@@ -55,6 +55,10 @@ KINDS: dict[str, Kind] = {
            "a Pithos map (v0, no header) that was never upgraded",
            "run 'archverify upgrade-maps --pithos-db URL' so its size is known",
            "upgrade-maps"),
+        _K("not_a_map", Severity.ERROR,
+           "an object in the maps store that is no map, map-data or lock (empty, truncated, garbage): "
+           "the v0.4 mapper cannot open it (\"No signature found\")",
+           "restore the map from backup, or remove the object if no volume needs it"),
         # -- placement of files (filed) --
         _K("object_unmigrated", Severity.WARNING,
            "a 64-hex object only at its old Pithos path",
@@ -108,9 +112,11 @@ KINDS: dict[str, Kind] = {
 # finding kinds, plus "lock" (a lock file and its owner) and "ref" (an entry naming a missing object).
 RECORD_KINDS = ("lock", "stray_entry", "unreadable", "object_unmigrated", "object_leftover", "object_conflict",
                 "object_misplaced", "object_at_risk", "map_corrupt", "map_upgrade_incomplete", "map_invalid_name",
-                "map_data_missing", "map_v1", "map_v0", "object_orphan", "ref", "object_content_mismatch")
+                "map_data_missing", "map_v1", "map_v0", "object_orphan", "ref", "object_content_mismatch",
+                "not_a_map")
 
-MAP_KINDS = ("map_corrupt", "map_upgrade_incomplete", "map_invalid_name", "map_data_missing", "map_v1", "map_v0")
+MAP_KINDS = ("map_corrupt", "map_upgrade_incomplete", "map_invalid_name", "map_data_missing", "map_v1", "map_v0",
+             "not_a_map")
 
 
 @dataclass(frozen=True, slots=True, order=True)

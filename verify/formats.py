@@ -273,6 +273,10 @@ class MapDetail(Enum):
     INVALID_NAME = 7
     MAPDATA_MISSING = 8
     V0 = 9
+    NOT_A_MAP = 10
+
+
+HEAD_SHOWN = 16  # first bytes of a non-map kept for its detail (AV_HEAD_SHOWN)
 
 
 @dataclass
@@ -286,6 +290,8 @@ class MapFacts:
     upgraded: int  # 1/0: NAME holds a v2 header (for archip_NAME); UNKNOWN until probed
     nb: int  # map-data objects its v2 header calls for
     missing: int = UNKNOWN  # first missing map-data block, nb when none; UNKNOWN until checked
+    name_plain: bool = True  # no lock, hash or temp name (name_class PLAIN)
+    head: bytes = b""  # its first HEAD_SHOWN bytes, for the detail of a non-map
 
 
 def v1_length(size: int) -> int:
@@ -301,7 +307,8 @@ def map_facts(head: bytes, size: int, size_known: bool, name: bytes) -> MapFacts
         else 0
     nb = mapdata_blocks(info.size, info.blocksize) if info.cls is HeaderClass.V2 else 0
     valid = is_valid_volume_name(name.decode("utf-8", "surrogateescape"))
-    return MapFacts(info, size, size_known, valid, upgraded, nb)
+    return MapFacts(info, size, size_known, valid, upgraded, nb, name_plain=name_class(name) is NameClass.PLAIN,
+                    head=head[:HEAD_SHOWN])
 
 
 _CORRUPT_DETAIL = {
@@ -322,6 +329,12 @@ def map_verdict(f: MapFacts) -> tuple[str | MapStep | None, MapDetail]:
     if cls is HeaderClass.V0:
         return "map_v0", MapDetail.V0
     if cls not in (HeaderClass.V1, HeaderClass.V2):
+        # no signature, no 64-hex name: the mapper says "No signature found"; a hash or temp
+        # name holds digits or an owner string, never a map: counted only
+        if cls is HeaderClass.NOT_MAP and f.name_plain:
+            if not f.size_known:  # its length goes in the detail
+                return MapStep.NEED_SIZE, MapDetail.NONE
+            return "not_a_map", MapDetail.NOT_A_MAP
         return None, MapDetail.NONE
     if cls is HeaderClass.V1 and not f.size_known and v1_length(f.header.size) > f.size:
         return MapStep.NEED_SIZE, MapDetail.NONE
@@ -353,6 +366,8 @@ def map_detail(detail: MapDetail, f: MapFacts, name: bytes) -> bytes:
         MapDetail.V1: lambda: f"size {h.size}",
         MapDetail.INVALID_NAME: lambda: f"v2 map, flags {h.flags}, epoch {h.epoch}",
         MapDetail.V0: lambda: f"{'' if f.size_known else '>= '}{f.size} bytes",
+        MapDetail.NOT_A_MAP: lambda: f"{'' if f.size_known else '>= '}{f.size} bytes, no map signature; starts "
+        f"{(f.head[:f.size] if f.size_known else f.head).hex() or '(empty)'}",
     }
     if detail is MapDetail.UPGRADED_EXISTS:
         return b"v%d map; upgraded map %s exists" % (h.version, name[len(ARCHIP_PREFIX):])

@@ -210,7 +210,7 @@ def py_map_facts(head: bytes, size: int, size_known: bool, name: bytes):
     f = F.map_facts(head, size, size_known, name)
     h = f.header
     return ((h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version), f.size, f.size_known, f.name_valid,
-            f.upgraded, f.nb, f.missing)
+            f.upgraded, f.nb, f.missing, f.name_plain, f.head)
 
 
 def _map_names(rng: random.Random):
@@ -252,7 +252,8 @@ def _facts(rng: random.Random):
         size = rng.choice([0, 11, 31, 64, v1len - 1, v1len, v1len + 1, rng.getrandbits(63)]) % (1 << 63)
         nb = rng.choice([0, 1, 2, 7, rng.getrandbits(40)])
         missing = rng.choice([F.UNKNOWN, 0, nb // 2, max(0, nb - 1), nb])
-        facts = F.MapFacts(header, size, known, rng.random() < 0.7, rng.choice([F.UNKNOWN, 0, 1]), nb, missing)
+        facts = F.MapFacts(header, size, known, rng.random() < 0.7, rng.choice([F.UNKNOWN, 0, 1]), nb, missing,
+                           rng.random() < 0.7, rng.randbytes(rng.choice([0, 5, 16])))
         name = rng.choice([b"archip_vol-1", b"archip_" + bytes(rng.choice(HEX) for _ in range(64)),
                            b"archip_" + rng.randbytes(rng.randrange(0, 30)).replace(b"\0", b"x")])
         yield facts, name
@@ -267,7 +268,8 @@ def test_map_verdict_and_detail_twin_on_generated_facts():
                 F.map_detail(code, f, name) if isinstance(kind, str) else b"")
         h = f.header
         got = _scan._map_verdict_for_tests(h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version, f.size,
-                                           f.size_known, f.name_valid, f.upgraded, f.nb, f.missing, name)
+                                           f.size_known, f.name_valid, f.upgraded, f.nb, f.missing, name,
+                                           f.name_plain, f.head)
         assert got == want, (f, name)
         outcomes.add(want[:2])
     kinds = {k for k, _ in outcomes}
