@@ -289,7 +289,9 @@ def test_map_verdict_precedence():
         if cls.corrupt:
             assert F.map_verdict(facts(cls, upgraded=1, name_valid=False, missing=0))[0] == "map_corrupt"
     assert F.map_verdict(facts(F.HeaderClass.V0, upgraded=F.UNKNOWN))[0] == "map_v0"
-    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN))[0] is None
+    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN))[0] == "not_a_map"
+    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN, name_plain=False))[0] is None
+    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, size_known=False))[0] is F.MapStep.NEED_SIZE
     assert F.map_verdict(facts(V1, size_known=False, size=64))[0] is F.MapStep.NEED_SIZE
     assert F.map_verdict(facts(V1, size_known=False, size=F.v1_length(100 * F.BLOCK_SIZE_4M)))[0] == "map_v1"
     assert F.map_verdict(facts(V2, upgraded=F.UNKNOWN, name_valid=False))[0] is F.MapStep.NEED_UPGRADED
