@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """``archverify check --backend rados``: maps/s, references/s, peak RSS, against in the same run:
 
-* ``scan`` on the same pools (target: the whole check within 3x the scan);
+* ``scan`` on the same pools, alternated with the check in pairs (``--pairs``, 3 by
+  default): the median ratio of wall and of CPU seconds (user + system of the whole
+  process), the OSD's op counters (``perf dump`` on its admin socket) read before and
+  after each side, and the load average (target: the whole check within 2x the scan);
 * the python-rados engine of the same check (a thread pool of synchronous reads);
 * a naive loop: list the maps pool, read each map and its map-data objects one
   synchronous read at a time, then stat every referenced object one by one (the
@@ -24,6 +27,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,13 +89,48 @@ def load(conf: str, volumes: int, entries: int, block_kb: int) -> dict:
     return {"maps": 2 * volumes, "references": 2 * volumes * entries, "blocks": nblocks, "bytes": nbytes}
 
 
+def osd_ops(conf: str) -> dict:
+    """The OSD's op counters now (``ceph daemon osd.0 perf dump`` through its admin socket)."""
+    asok = None
+    for line in Path(conf).read_text().splitlines():
+        k, _, v = line.partition("=")
+        if k.strip() == "admin socket":
+            asok = v.strip().replace("$name", "osd.0")
+    if asok is None:
+        return {}
+    p = subprocess.run(["ceph", "--admin-daemon", asok, "perf", "dump"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return {}
+    osd = json.loads(p.stdout).get("osd", {})
+    return {k: osd.get(k, 0) for k in ("op", "op_r", "op_w", "op_rw")}
+
+
+def reused(conf: str, a) -> dict | None:
+    """The facts of pools loaded by an earlier run with the same sizes, or None (then they are loaded)."""
+    import rados
+
+    c = rados.Rados(conffile=conf)
+    c.connect(timeout=30)
+    try:
+        if not (c.pool_exists(MAPS) and c.pool_exists(BLOCKS)):
+            return None
+        heads = sum(1 for o in c.open_ioctx(MAPS).list_objects() if F.name_class(o.key.encode()) is F.NameClass.PLAIN)
+        if heads != 2 * a.volumes:
+            return None
+    finally:
+        c.shutdown()
+    nblocks = a.volumes * a.entries
+    return {"maps": 2 * a.volumes, "references": 2 * nblocks, "blocks": nblocks, "bytes": nblocks * a.block_kb * 1024}
+
+
 def run(args, conf: str, engine: str = "c") -> dict:
-    """One CLI run in a child; wall time and the child's peak RSS."""
+    """One CLI run in a child; wall time, CPU seconds, the OSD ops it caused and the child's peak RSS."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), ARCHVERIFY_RADOS_ENGINE=engine)
     if engine == "c":
         env.pop("ARCHVERIFY_RADOS_ENGINE")
     cmd = [sys.executable, "-m", "verify", *args, "--backend", "rados", "--pool", MAPS, "--blocks-pool", BLOCKS,
            "-c", conf, "--format", "json", "--no-progress"]
+    ops0 = osd_ops(conf)
     with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
         t0 = time.monotonic()
         p = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env)
@@ -103,9 +142,35 @@ def run(args, conf: str, engine: str = "c") -> dict:
         out, err = fo.read(), fe.read()
     if p.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(args)} failed ({p.returncode}): {err.decode().strip()}")
+    ops1 = osd_ops(conf)
     rss = usage.ru_maxrss  # KiB
     doc = json.loads(out)
-    return {"s": took, "inner_s": doc["summary"]["elapsed_s"], "rss_mb": rss / 1024, "doc": doc}
+    return {"s": took, "cpu_s": usage.ru_utime + usage.ru_stime, "inner_s": doc["summary"]["elapsed_s"],
+            "rss_mb": rss / 1024, "ops": {k: ops1[k] - ops0.get(k, 0) for k in ops1}, "doc": doc}
+
+
+def pairs(conf: str, n: int) -> dict:
+    """``check`` then ``scan``, ``n`` times alternated; the median of the pairs' ratios."""
+    load0 = os.getloadavg()[0]
+    run(["scan"], conf)  # warm the OSD and this host
+    got = []
+    for _ in range(n):
+        got.append((run(["check"], conf), run(["scan"], conf)))
+    return {"load": load0, "load_end": os.getloadavg()[0],
+            "wall": statistics.median(c["s"] / s["s"] for c, s in got),
+            "cpu": statistics.median(c["cpu_s"] / s["cpu_s"] for c, s in got),
+            "runs": [{"check": {k: c[k] for k in ("s", "cpu_s", "ops")}, "scan": {k: s[k] for k in ("s", "cpu_s", "ops")}}
+                     for c, s in got]}
+
+
+def report_pairs(r: dict) -> None:
+    print(f"\n== check / scan, {len(r['runs'])} alternated pairs (load average {r['load']:.1f} -> "
+          f"{r['load_end']:.1f})")
+    for k, p in enumerate(r["runs"], 1):
+        c, s = p["check"], p["scan"]
+        print(f"  pair {k}: check {c['s']:.2f}s wall {c['cpu_s']:.2f}s CPU, OSD ops {c['ops']}; "
+              f"scan {s['s']:.2f}s wall {s['cpu_s']:.2f}s CPU, OSD ops {s['ops']}")
+    print(f"  check / scan: {r['wall']:.2f}x wall, {r['cpu']:.2f}x CPU (median of pairs; target <= 2x)", flush=True)
 
 
 def naive(conf: str, seconds: float) -> tuple[int, int, float]:
@@ -205,6 +270,9 @@ def main() -> None:
     ap.add_argument("--conf", help="an existing cluster's ceph.conf (with a client.admin keyring); default: start one")
     ap.add_argument("--delay-max", type=float, default=0.004)
     ap.add_argument("--baseline-seconds", type=float, default=10.0)
+    ap.add_argument("--pairs", type=int, default=3, help="alternated (check, scan) pairs [3]")
+    ap.add_argument("--pairs-only", action="store_true", help="only the alternated pairs on the local cluster")
+    ap.add_argument("--reuse", action="store_true", help="with --conf: keep the pools when they hold --volumes maps")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="archverify-rados-check-bench-"))
@@ -217,7 +285,14 @@ def main() -> None:
                                capture_output=True, text=True, check=True)
             conf = p.stdout.strip().splitlines()[-1]
             print(f"cluster started: {conf}", flush=True)
-        facts = load(conf, a.volumes, a.entries, a.block_kb)
+        facts = reused(conf, a) if a.reuse and a.conf else None
+        facts = facts or load(conf, a.volumes, a.entries, a.block_kb)
+        pr = pairs(conf, a.pairs)
+        report_pairs(pr)
+        if a.pairs_only:
+            if a.json:
+                Path(a.json).write_text(json.dumps({"facts": facts, "pairs": pr}, indent=2) + "\n")
+            return
         delayed = tmp / "delayed.conf"
         inject = f"ms inject delay type = osd\nms inject delay max = {a.delay_max}\nms inject delay probability = 1\n"
         text = Path(conf).read_text()
@@ -232,7 +307,7 @@ def main() -> None:
         for r in results:
             report(r, facts)
         if a.json:
-            Path(a.json).write_text(json.dumps({"facts": facts, "rounds": results}, indent=2) + "\n")
+            Path(a.json).write_text(json.dumps({"facts": facts, "pairs": pr, "rounds": results}, indent=2) + "\n")
     finally:
         if started is not None:
             subprocess.run([str(ROOT / "scripts" / "ceph-dev-cluster"), "purge", str(started)], capture_output=True)

@@ -7,6 +7,7 @@ Tests that use these fixtures skip, loudly, only when the Ceph packages are abse
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -41,13 +42,38 @@ class Cluster:
     dir: Path
     conf: Path
     keyring: Path
+    clients: list = field(default_factory=list, repr=False)  # every client handed out, for the teardown
 
     def rados(self):
+        """A connected python-rados client; the caller shuts it down (the session's end does, if not)."""
         import rados
 
         c = rados.Rados(conffile=str(self.conf), conf={"keyring": str(self.keyring)})
         c.connect(timeout=10)
+        self.clients.append(c)
         return c
+
+    def close_clients(self) -> None:
+        """Shut down every client of this process still connected (the fixtures' and the backends'
+        the tests made) while the cluster is up: one still connected at exit can abort the process."""
+        from verify.backends import rados as rados_backend
+
+        rados_backend.close_all()
+        for c in self.clients:
+            c.shutdown()  # idempotent
+        self.clients.clear()
+
+    def user(self, name: str, caps: list[str], keyring: Path) -> Path:
+        """A cephx user ``client.NAME`` with ``caps`` (``["mon", "allow r", ...]``), its keyring written."""
+        c = self.rados()
+        try:
+            r, buf, err = c.mon_command(json.dumps({"prefix": "auth get-or-create", "entity": f"client.{name}",
+                                                    "caps": caps, "format": "plain"}), b"")
+        finally:
+            c.shutdown()
+        assert r == 0, err
+        keyring.write_bytes(buf)
+        return keyring
 
     def ensure_pools(self, *names: str) -> None:
         c = self.rados()
@@ -74,10 +100,40 @@ def ceph_cluster():
         subprocess.run([str(SCRIPT), "purge", str(d)], capture_output=True, timeout=60)
         raise RuntimeError(f"ceph-dev-cluster start failed: {e.stderr}") from None
     conf = Path(out.stdout.strip().splitlines()[-1])
+    cluster = Cluster(d, conf, d / "keyring")
     try:
-        yield Cluster(d, conf, d / "keyring")
+        yield cluster
     finally:
+        cluster.close_clients()
         subprocess.run([str(SCRIPT), "purge", str(d)], capture_output=True, timeout=120)
+
+
+def aio_write_all(io, items) -> None:
+    """(name, bytes) pairs written whole, 512 aio writes in flight at most."""
+    pending = []
+    for name, data in items:
+        pending.append(io.aio_write_full(name, data))
+        if len(pending) >= 512:
+            for c in pending:
+                c.wait_for_complete()
+            pending = []
+    for c in pending:
+        c.wait_for_complete()
+
+
+def volumes(rng: random.Random, count: int, entries: int, block_bytes: int) -> tuple[list, list]:
+    """``count`` healthy v2 maps ``vol-NNNNN`` of ``entries`` entries each, every entry a Pithos block
+    of ``block_bytes`` random bytes: the maps pool's (name, bytes) pairs and the blocks pool's."""
+    maps, blocks = [], []
+    for v in range(count):
+        ents = []
+        for _ in range(entries):
+            data = rng.randbytes(block_bytes)
+            blocks.append((hashlib.sha256(data.rstrip(b"\0")).hexdigest(), data))  # its Pithos name
+            ents.append(F.Entry(blocks[-1][0], 0))
+        header, md = F.write_v2(entries * F.BLOCK_SIZE_4M, ents, name=f"vol-{v:05d}")
+        maps += [(f"vol-{v:05d}", header), *md.items()]
+    return maps, blocks
 
 
 @dataclass

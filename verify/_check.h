@@ -55,7 +55,7 @@ static inline int av_fp_eq(const av_fp_t *a, const av_fp_t *b)
 
 /* in-place quicksort: glibc's qsort may allocate a copy of the whole array
  * (merge sort), which would double the peak memory this module exists to bound */
-static void av_fp_sort(av_fp_t *a, size_t n)
+static inline void av_fp_sort(av_fp_t *a, size_t n)
 {
     while (n > 16) {
         av_fp_t *x = &a[0], *y = &a[n / 2], *z = &a[n - 1], pivot, t;

@@ -41,9 +41,6 @@ from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _nat
 from ._walk cimport *  # the filed directory walker: _walk.h
 
 cdef extern from "_check.h" nogil:
-    ctypedef struct av_fp_t:
-        uint64_t hi
-        uint64_t lo
     ctypedef struct av_fpbuf_t:
         av_fp_t *a
         size_t n
@@ -131,7 +128,6 @@ DEF V0_CHUNK = 1 << 20
 
 cdef const char *ZERO_HEX = b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 cdef const char *ARCHIP = b"archip_"
-cdef unsigned char ZEROS[4096]   # fed for runs of zeros inside a block
 
 ctypedef struct tbuf_t:
     av_recs_t recs
@@ -177,6 +173,7 @@ ctypedef struct mapstate_t:
     const char *path
     uint64_t nbad
     int deleted          # a deleted map: its entries keep objects but need none
+    int version          # its header's version (0, 1, 2): the map_corrupt record's aux
     char first[600]
 
 
@@ -234,7 +231,8 @@ cdef void finish_map(tbuf_t *b, ctx_t *ctx, mapstate_t *ms) noexcept nogil:
         snprintf(detail, DETAILMAX, "%s", ms.first)
     else:
         snprintf(detail, DETAILMAX, "%s; %llu problems in all", ms.first, <unsigned long long>ms.nbad)
-    emit_s(b, K_MAP_CORRUPT, 0, ms.name, ms.n, ms.path, detail)
+    emit(b, K_MAP_CORRUPT, 0, ms.name, ms.n, ms.path, strlen(ms.path) if ms.path != NULL else 0, detail,
+         <uint64_t>ms.version)
 
 
 cdef void reference(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, const char *ename, size_t en,
@@ -243,7 +241,6 @@ cdef void reference(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, const char *ename, si
 
     ``needed``: a live entry of a live map, whose object must exist; otherwise the
     entry only keeps its object from counting as an orphan."""
-    cdef unsigned char md[32]
     cdef av_fp_t fp
     cdef long k
     cdef size_t i
@@ -255,8 +252,7 @@ cdef void reference(ctx_t *ctx, tbuf_t *b, mapstate_t *ms, const char *ename, si
         b.counts[C_KEEPS] += 1
     if ctx.mode == MODE_MISSING and not needed:
         return
-    SHA256(<const unsigned char *>ename, en, md)
-    av_fp_from_digest(md, &fp)
+    av_fingerprint(ename, en, &fp)
     if ctx.mode == MODE_REFS:
         if needed:
             fp.lo |= AV_FP_NEEDED
@@ -457,6 +453,7 @@ cdef void read_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, c
     ms.path = path
     ms.nbad = 0
     ms.deleted = 0
+    ms.version = 0 if h.cls == AV_V0 else (1 if h.cls == AV_V1 else 2)
     b.nseen = 0
     if h.cls == AV_V0:
         b.counts[C_MAPS_V0] += 1
@@ -504,28 +501,18 @@ cdef int probe_object(int rootfd, const char *name, size_t n) noexcept nogil:
     """Is there a regular file for NAME where v0.4 filed looks (old Pithos path, then sha256 path)?"""
     cdef char rel[PATHMAX]
     cdef stat st
-    if av_is_hex64(name, n):
-        av_pithos_rel(name, n, rel, PATHMAX)
-        if fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 and S_ISREG(st.st_mode):
+    cdef int step
+    for step in range(2):
+        if av_probe_rel(step, name, n, rel, PATHMAX) and fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 \
+                and S_ISREG(st.st_mode):
             return 1
-    av_v04_rel(name, n, rel, PATHMAX)
-    return fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 and S_ISREG(st.st_mode)
+    return 0
 
 
-cdef inline bint dirs_are(const char *d1, const char *d2, const char *d3, const char *hx) noexcept nogil:
-    return (d1[0] == hx[0] and d1[1] == hx[1] and d1[2] == 0 and d2[0] == hx[2] and d2[1] == hx[3]
-            and d2[2] == 0 and d3[0] == hx[4] and d3[1] == hx[5] and d3[2] == 0)
-
-
-cdef int placed(const char *d1, const char *d2, const char *d3, const char *name, size_t n,
-                unsigned char *md) noexcept nogil:
+cdef inline int placed(const char *d1, const char *d2, const char *d3, const char *name, size_t n,
+                       unsigned char *md) noexcept nogil:
     """sha256(name) into md; 1 if the file is at a path v0.4 filed reads (sha256 or old Pithos path)."""
-    cdef char hx[6]
-    SHA256(<const unsigned char *>name, n, md)
-    av_hex(md, 3, hx)
-    if dirs_are(d1, d2, d3, hx):
-        return 1
-    return av_is_hex64(name, n) and dirs_are(d1, d2, d3, name)
+    return av_placement(d1, d2, d3, name, n, md) != 0
 
 
 cdef void stored_file(ctx_t *ctx, tbuf_t *b, const char *d1, const char *d2, const char *d3,
@@ -534,16 +521,18 @@ cdef void stored_file(ctx_t *ctx, tbuf_t *b, const char *d1, const char *d2, con
     cdef av_fp_t fp
     cdef long k
     cdef char detail[DETAILMAX]
-    cdef int nc = av_name_class(name, n)
-    if nc == AV_NAME_LOCK or nc == AV_NAME_TEMP:
+    cdef int sc = av_stored_class(name, n)
+    cdef size_t tn
+    if sc == AV_STORED_SKIP:
         return
-    if nc == AV_NAME_HASH:
+    if sc == AV_STORED_HASH:
         if ctx.mode == MODE_ORPHANS:
             return  # decided (and counted) while listing: it needs no join
         b.counts[C_HASH_FILES] += 1
-        if not probe_object(ctx.rootfd, name, n - 5):
+        tn = av_hash_target_len(n)
+        if not probe_object(ctx.rootfd, name, tn):
             b.counts[C_ORPHANS] += 1
-            snprintf(detail, DETAILMAX, "hash file of %.*s, which is not in the store", <int>(n - 5), name)
+            snprintf(detail, DETAILMAX, "hash file of %.*s, which is not in the store", <int>tn, name)
             emit_s(b, K_ORPHAN, 0, name, n, path, detail)
         return
     if not placed(d1, d2, d3, name, n, md):
@@ -573,16 +562,14 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
     cdef char hexmd[65]
     cdef char detail[DETAILMAX]
     cdef av_fp_t fp
-    cdef SHA256_CTX sha
+    cdef av_content_t sha
     cdef int fd
     cdef ssize_t r
-    cdef size_t nz, zeros = 0, chunk
-    cdef uint64_t total = 0
     cdef stat st
     if not av_is_hex64(name, n) or not placed(d1, d2, d3, name, n, md):
         return
     av_fp_from_digest(md, &fp)
-    if not ctx.sample_all and fp.hi - ctx.win_start >= ctx.win_width:
+    if not av_in_window(fp.hi, ctx.win_start, ctx.win_width, ctx.sample_all):
         b.counts[C_DATA_UNSAMPLED] += 1
         return
     fd = open_regular(fd3, name, &st)
@@ -594,7 +581,7 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
     if grow(b, DATA_CHUNK) != 0:
         close(fd)
         return
-    SHA256_Init(&sha)
+    av_content_init(&sha)
     while True:
         if av_stopped(&ctx.stop):
             close(fd)
@@ -606,26 +593,13 @@ cdef void data_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *
             return
         if r == 0:
             break
-        total += <uint64_t>r
-        nz = av_nonzero_len(b.buf, <size_t>r)
-        if nz == 0:
-            zeros += <size_t>r
-            continue
-        # zeros between non-zero data are content; only the trailing run is stripped
-        while zeros > 0:
-            chunk = zeros if zeros < 4096 else 4096
-            SHA256_Update(&sha, ZEROS, chunk)
-            zeros -= chunk
-        SHA256_Update(&sha, b.buf, nz)
-        zeros = <size_t>r - nz
+        av_content_update(&sha, b.buf, <size_t>r)
     close(fd)
-    SHA256_Final(md, &sha)
+    av_content_final(&sha, hexmd)
     b.counts[C_DATA_OBJECTS] += 1
-    b.counts[C_DATA_BYTES] += total
-    av_hex(md, 32, hexmd)
+    b.counts[C_DATA_BYTES] += sha.total
     if memcmp(hexmd, name, 64) != 0:
-        hexmd[64] = 0
-        snprintf(detail, DETAILMAX, "content (%llu bytes) hashes to %s", <unsigned long long>total, hexmd)
+        snprintf(detail, DETAILMAX, "content (%llu bytes) hashes to %s", <unsigned long long>sha.total, hexmd)
         emit_s(b, K_MISMATCH, 0, name, n, path, detail)
 
 
@@ -778,13 +752,11 @@ cdef int refsets_explain(refsets_t *s, ctx_t *ctx, const unsigned char[::1] recs
 
 cdef object refsets_missing_counts(const refsets_t *s, bytes name):
     """(maps, entries) naming this missing object, counted by the last pass that named them."""
-    cdef unsigned char md[32]
     cdef av_fp_t fp
     cdef long k
     if s.missing.a == NULL:
         return 0, 0
-    SHA256(<const unsigned char *>name, len(name), md)
-    av_fp_from_digest(md, &fp)
+    av_fingerprint(name, len(name), &fp)
     k = av_fpset_find(&s.missing, &fp)
     if k < 0:
         return 0, 0
@@ -1083,6 +1055,7 @@ cdef class ReferenceIndex:
         ms.path = NULL
         ms.nbad = 0
         ms.deleted = deleted
+        ms.version = version
         if map_name != self.last_map:  # a map's chunks come one after another: count each map once
             self.b.nseen = 0
             self.last_map = map_name
@@ -1108,13 +1081,11 @@ cdef class ReferenceIndex:
     cdef void _unshow(self, list refs):
         """The first few entries per missing object are counted per call, not per index: the caller
         ranks what each call returns (verify/backends/rados_check.py), whatever the listing order."""
-        cdef unsigned char md[32]
         cdef av_fp_t fp
         cdef long k
         cdef bytes nm
         for nm, _index in refs:
-            SHA256(<const unsigned char *>nm, len(nm), md)
-            av_fp_from_digest(md, &fp)
+            av_fingerprint(nm, len(nm), &fp)
             k = av_fpset_find(&self.sets.missing, &fp)
             if k >= 0:
                 self.b.shown[k] = 0
@@ -1133,12 +1104,10 @@ cdef class ReferenceIndex:
 
     def add_names(self, names, bint needed=True):
         """Referenced names given directly (already parsed elsewhere)."""
-        cdef unsigned char md[32]
         cdef av_fp_t fp
         cdef bytes nm
         for nm in names:
-            SHA256(<const unsigned char *>nm, len(nm), md)
-            av_fp_from_digest(md, &fp)
+            av_fingerprint(nm, len(nm), &fp)
             if needed:
                 fp.lo |= AV_FP_NEEDED
             av_fpbuf_push(&self.b.refs, &fp)
@@ -1165,7 +1134,6 @@ cdef class ReferenceIndex:
 
     def mark_stored(self, names):
         """Names listed in the blocks store (objects only: no _lock, _hash); returns those no map names."""
-        cdef unsigned char md[32]
         cdef av_fp_t fp
         cdef long k
         cdef bytes nm
@@ -1173,8 +1141,7 @@ cdef class ReferenceIndex:
             raise RuntimeError("freeze() first")
         orphans = []
         for nm in names:
-            SHA256(<const unsigned char *>nm, len(nm), md)
-            av_fp_from_digest(md, &fp)
+            av_fingerprint(nm, len(nm), &fp)
             k = av_fpset_find(&self.sets.refs, &fp)
             if k >= 0:
                 av_mark(self.sets.present, <size_t>k)
@@ -1217,3 +1184,150 @@ cdef class ReferenceIndex:
 
     def memory(self):
         return refsets_memory(&self.sets)
+
+
+# ---- the rules as batches, for a backend that lists and reads its objects in Python (RADOS) ----
+# One call per page or window of names: the loop over names runs here, each name decided by
+# the same _rules.h/_native.h rule the filed passes use (formats.py holds the Python twins).
+
+_HEADER_CLASSES = ("not_map", "v0", "v1", "v2", "corrupt_short", "corrupt_version", "corrupt_blocksize",
+                   "corrupt_v1_short")  # formats.HeaderClass values, in av_header_class order
+
+
+def fingerprints(names):
+    """The 16-byte fingerprints of ``names`` (formats.fingerprint), concatenated in order."""
+    cdef list ns = list(names)
+    cdef Py_ssize_t i, n = len(ns)
+    cdef int j
+    cdef av_fp_t fp
+    cdef bytes nm
+    out = bytearray(16 * n)
+    cdef unsigned char[::1] o = out
+    for i in range(n):
+        nm = ns[i]
+        av_fingerprint(nm, len(nm), &fp)
+        for j in range(8):
+            o[16 * i + j] = (fp.hi >> (56 - 8 * j)) & 0xFF
+            o[16 * i + 8 + j] = (fp.lo >> (56 - 8 * j)) & 0xFF
+    return bytes(out)
+
+
+def map_candidates(names):
+    """The header candidates of a maps page (av_name_class plain), in order."""
+    cdef bytes nm
+    return [nm for nm in names if av_name_class(nm, len(nm)) == AV_NAME_PLAIN]
+
+
+def stored_split(names):
+    """A blocks page by av_stored_class: (objects maps may name, [(NAME_hash, NAME)]); locks and temps dropped."""
+    cdef bytes nm
+    cdef int sc
+    objs, hashes = [], []
+    for nm in names:
+        sc = av_stored_class(nm, len(nm))
+        if sc == AV_STORED_OBJECT:
+            objs.append(nm)
+        elif sc == AV_STORED_HASH:
+            hashes.append((nm, nm[:av_hash_target_len(len(nm))]))
+    return objs, hashes
+
+
+def data_sample(names, uint64_t start=0, uint64_t width=0, bint everything=True):
+    """The Pithos blocks (64-hex names) of a page in the sample window (av_in_window of their
+    fingerprint), and how many 64-hex names fell outside it: (names, unsampled)."""
+    cdef bytes nm
+    cdef av_fp_t fp
+    cdef Py_ssize_t unsampled = 0
+    todo = []
+    for nm in names:
+        if not av_is_hex64(nm, len(nm)):
+            continue
+        av_fingerprint(nm, len(nm), &fp)
+        if av_in_window(fp.hi, start, width, everything):
+            todo.append(nm)
+        else:
+            unsampled += 1
+    return todo, unsampled
+
+
+def content_mismatches(names, datas):
+    """The av_content_* hash of each read object against its 64-hex name, without the GIL:
+    [(position, hex digest)] of those whose content does not hash to their name (None datas skipped)."""
+    cdef list ns = list(names), ds = list(datas)
+    cdef Py_ssize_t i, n = len(ns)
+    cdef av_content_t h
+    cdef char hexmd[65]
+    cdef const unsigned char *p
+    cdef size_t ln
+    cdef const char *nm
+    out = []
+    if len(ds) != n:
+        raise ValueError("names and datas differ in length")
+    for i in range(n):
+        if ds[i] is None:
+            continue
+        p = <const unsigned char *>(<bytes>ds[i])
+        ln = len(<bytes>ds[i])
+        nm = <bytes>ns[i]
+        with nogil:
+            av_content_init(&h)
+            av_content_update(&h, p, ln)
+            av_content_final(&h, hexmd)
+        if len(<bytes>ns[i]) != 64 or memcmp(hexmd, nm, 64) != 0:
+            out.append((i, (<bytes>hexmd[:64]).decode("ascii")))
+    return out
+
+
+def classify_heads(names, datas):
+    """av_classify of each object read (its first bytes, its length): per object None (not read)
+    or (formats.HeaderClass value, size, blocksize, flags)."""
+    cdef av_header_t h
+    cdef bytes nm, d
+    cdef size_t ln
+    out = []
+    for nm, d in zip(names, datas):
+        if d is None:
+            out.append(None)
+            continue
+        ln = len(d)
+        av_classify(<const unsigned char *>d, ln if ln < <size_t>AV_HEADER_READ else <size_t>AV_HEADER_READ, ln,
+                    nm, len(nm), &h)
+        out.append((_HEADER_CLASSES[h.cls], h.size, h.blocksize, h.flags))
+    return out
+
+
+# single rules, for the twin tests (tests/native/test_rules_twin.py)
+
+def _placement_for_tests(bytes d1, bytes d2, bytes d3, bytes name):
+    cdef unsigned char md[32]
+    return av_placement(d1, d2, d3, name, len(name), md)
+
+
+def _probe_paths_for_tests(bytes name):
+    cdef char rel[PATHMAX]
+    cdef int step
+    out = []
+    for step in range(3):
+        if av_probe_rel(step, name, len(name), rel, PATHMAX):
+            out.append(<bytes>rel)
+    return out
+
+
+def _in_window_for_tests(uint64_t fp_hi, uint64_t start, uint64_t width, bint everything):
+    return bool(av_in_window(fp_hi, start, width, everything))
+
+
+def _is_v1_header_for_tests(bytes head):
+    return bool(av_is_v1_header(<const unsigned char *>head, len(head)))
+
+
+def _content_hash_for_tests(pieces):
+    """av_content_* fed ``pieces`` one after another (as a read loop feeds its chunks)."""
+    cdef av_content_t h
+    cdef char hexmd[65]
+    cdef bytes p
+    av_content_init(&h)
+    for p in pieces:
+        av_content_update(&h, <const unsigned char *>p, len(p))
+    av_content_final(&h, hexmd)
+    return (<bytes>hexmd[:64]).decode("ascii"), h.total

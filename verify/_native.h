@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "_check.h"
 #include "_rules.h"
 
 static inline int av_stopped(const int *flag)
@@ -122,7 +123,7 @@ static inline void av_recs_free(av_recs_t *b)
     b->cap = 0;
 }
 
-/* sha256 of a short string: OpenSSL 3's one-shot SHA256() looks the algorithm up on every
+/* sha256 of a short string: OpenSSL 3's one-shot call looks the algorithm up on every
    call (about 1 us, five times the hashing of a name); the context calls do not. */
 static inline void av_sha256(const void *p, size_t n, unsigned char md[32])
 {
@@ -130,6 +131,78 @@ static inline void av_sha256(const void *p, size_t n, unsigned char md[32])
     SHA256_Init(&c);
     SHA256_Update(&c, p, n);
     SHA256_Final(md, &c);
+}
+
+/* An object name's fingerprint (verify/_check.h; formats.fingerprint is the twin): the only
+   place a name is hashed for it, so that every pass and backend keys a name alike. */
+static inline void av_fingerprint(const char *name, size_t n, av_fp_t *fp)
+{
+    unsigned char md[32];
+    av_sha256(name, n, md);
+    av_fp_from_digest(md, fp);
+}
+
+/* The sha256 of content with its trailing zeros stripped (formats.content_hash), streamed:
+   a run of zeros is held back until non-zero bytes follow it, and dropped at the end. */
+typedef struct {
+    SHA256_CTX c;
+    uint64_t zeros; /* zeros seen and not yet hashed */
+    uint64_t total; /* bytes seen */
+} av_content_t;
+
+static inline void av_content_init(av_content_t *h)
+{
+    SHA256_Init(&h->c);
+    h->zeros = 0;
+    h->total = 0;
+}
+
+static inline void av_content_update(av_content_t *h, const unsigned char *p, size_t n)
+{
+    static const unsigned char zeros[4096];
+    size_t nz = av_nonzero_len(p, n);
+    h->total += n;
+    if (nz == 0) {
+        h->zeros += n;
+        return;
+    }
+    while (h->zeros > 0) { /* zeros between non-zero data are content */
+        size_t k = h->zeros < sizeof(zeros) ? (size_t)h->zeros : sizeof(zeros);
+        SHA256_Update(&h->c, zeros, k);
+        h->zeros -= k;
+    }
+    SHA256_Update(&h->c, p, nz);
+    h->zeros = n - nz;
+}
+
+/* the digest as 64 lowercase hex digits and a NUL */
+static inline void av_content_final(av_content_t *h, char hex[65])
+{
+    unsigned char md[32];
+    SHA256_Final(md, &h->c);
+    av_hex(md, 32, hex);
+    hex[64] = 0;
+}
+
+/* Where a file at d1/d2/d3/NAME of a filed store stands for v0.4 (layout.placement): AV_AT_V04
+   at its sha256 path, AV_AT_OLD at its old Pithos path (64-hex names); both bits when the two
+   coincide, none when v0.4 cannot reach it. md: sha256(NAME), for the caller's fingerprint. */
+enum { AV_AT_V04 = 1, AV_AT_OLD = 2 };
+
+static inline int av_dirs_are(const char *d1, const char *d2, const char *d3, const char *hx)
+{
+    return d1[0] == hx[0] && d1[1] == hx[1] && d1[2] == 0 && d2[0] == hx[2] && d2[1] == hx[3] && d2[2] == 0 &&
+           d3[0] == hx[4] && d3[1] == hx[5] && d3[2] == 0;
+}
+
+static inline int av_placement(const char *d1, const char *d2, const char *d3, const char *name, size_t n,
+                               unsigned char md[32])
+{
+    char hx[6];
+    av_sha256(name, n, md);
+    av_hex(md, 3, hx);
+    return (av_dirs_are(d1, d2, d3, hx) ? AV_AT_V04 : 0) |
+           (av_is_hex64(name, n) && av_dirs_are(d1, d2, d3, name) ? AV_AT_OLD : 0);
 }
 
 /* The v0.4 filed path of NAME relative to the store root, "hh/hh/hh/NAME" from sha256(NAME)
@@ -148,6 +221,23 @@ static inline void av_v04_rel(const char *name, size_t n, char *out, size_t outl
 static inline void av_pithos_rel(const char *name, size_t n, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%.2s/%.2s/%.2s/%.*s", name, name + 2, name + 4, (int)n, name);
+}
+
+/* The paths v0.4 filed tries for NAME, in its order (layout.probe_paths): step 0 the old Pithos
+   path (64-hex names only), step 1 the sha256 path. 1 with the path in out, 0 when the step has none. */
+static inline int av_probe_rel(int step, const char *name, size_t n, char *out, size_t outlen)
+{
+    if (step == 0) {
+        if (!av_is_hex64(name, n))
+            return 0;
+        av_pithos_rel(name, n, out, outlen);
+        return 1;
+    }
+    if (step == 1) {
+        av_v04_rel(name, n, out, outlen);
+        return 1;
+    }
+    return 0;
 }
 
 #endif

@@ -1,7 +1,13 @@
-# Cython declarations of _native.h: the stop flag every GIL-free loop checks.
+# Cython declarations of _native.h: the stop flag every GIL-free loop checks, and the rules
+# that hash a name or content (the fingerprint, placement, probe order, content hash).
 #     from ._native cimport *
 
 from libc.stdint cimport uint64_t
+
+cdef extern from "_check.h" nogil:
+    ctypedef struct av_fp_t:
+        uint64_t hi
+        uint64_t lo
 
 cdef extern from "_native.h" nogil:
     ctypedef struct av_rec_t:
@@ -27,3 +33,12 @@ cdef extern from "_native.h" nogil:
     void av_request_stop(int *flag)
     void av_v04_rel(const char *name, size_t n, char *out, size_t outlen)
     void av_pithos_rel(const char *name, size_t n, char *out, size_t outlen)
+    void av_fingerprint(const char *name, size_t n, av_fp_t *fp)
+    ctypedef struct av_content_t:
+        uint64_t total
+    void av_content_init(av_content_t *h)
+    void av_content_update(av_content_t *h, const unsigned char *p, size_t n)
+    void av_content_final(av_content_t *h, char *hex)
+    int AV_AT_V04, AV_AT_OLD
+    int av_placement(const char *d1, const char *d2, const char *d3, const char *name, size_t n, unsigned char *md)
+    int av_probe_rel(int step, const char *name, size_t n, char *out, size_t outlen)

@@ -27,7 +27,7 @@ from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENOD
 from ._sys cimport *  # the POSIX and libcrypto calls, declared once: _sys.pxd
 
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
-from ._native cimport av_stopped, av_request_stop, av_v04_rel, av_pithos_rel
+from ._native cimport av_stopped, av_request_stop, av_probe_rel
 
 # the errno of a map path that holds something other than a regular file (a FIFO, socket or
 # device is never read: it could block or never end); verify/maplookup.py words it
@@ -183,10 +183,7 @@ ctypedef struct item_t:
 
 cdef int open_rel(int rootfd, const char *name, size_t n, int pithos, char *rel) noexcept nogil:
     """Open NAME at its old Pithos path (pithos=1) or its sha256 path; -1 with errno."""
-    if pithos:
-        av_pithos_rel(name, n, rel, PATHMAX)
-    else:
-        av_v04_rel(name, n, rel, PATHMAX)
+    av_probe_rel(0 if pithos else 1, name, n, rel, PATHMAX)  # the caller took step 0 for 64-hex names only
     return openat(rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)  # a FIFO must not hang us
 
 

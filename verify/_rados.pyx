@@ -95,6 +95,8 @@ cdef extern from "rados/librados.h" nogil:
                                  rados_object_list_cursor *split_start, rados_object_list_cursor *split_finish)
     int rados_aio_create_completion2(void *cb_arg, rados_callback_t cb_complete, rados_completion_t *pc)
     int rados_aio_get_return_value(rados_completion_t c)
+    int rados_aio_wait_for_complete(rados_completion_t c)
+    int rados_aio_is_complete(rados_completion_t c)
     void rados_aio_release(rados_completion_t c)
     int rados_aio_read(rados_ioctx_t io, const char *oid, rados_completion_t completion,
                        char *buf, size_t len, uint64_t off)
@@ -105,6 +107,24 @@ from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules
 from ._native cimport *  # the stop flag and the record buffer: _native.h
 
 from .findings import RECORD_KINDS as KIND_NAMES
+
+cimport cython
+import atexit
+import weakref
+
+# Every cluster handle this process holds, shut down at interpreter exit (atexit runs before
+# the modules and the garbage collector free objects): a librados client still connected when
+# the C runtime exits keeps its threads running while exit() destroys libceph-common's static
+# state under them, and the process aborts (boost::bad_get, exit 134) after its work is done.
+# Left to the collector, a handle in a reference cycle may also be shut down before an ioctx
+# still using it, whatever order the objects were made in.
+_LIVE_CLUSTERS = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_all():
+    for c in list(_LIVE_CLUSTERS):
+        c.shutdown()
 
 # ---- counters (names as for filed: "files" are listed objects) ----
 cdef enum:
@@ -141,9 +161,11 @@ cdef enum:
     S_LOCK = 5          # read the owner string of NAME_lock
 
 DEF HEADBUF = 256       # >= AV_HEADER_READ, and the most of a lock owner we keep
+DEF SLOTNAME = 240      # names shorter than this live in their slot: no malloc/free per object
 DEF DETAILMAX = 600
 DEF PAGE = 1024         # objects per rados_object_list call
 DEF MAX_TRIES = 4       # a transient error is retried this many times less one
+DEF REAP_BATCH = 16     # ops a wait for completions hands over at the least (fewer only when no more are in flight)
 DEF QPAGES = 4          # listed pages the listing thread may run ahead
 
 ctypedef struct page_t:
@@ -170,9 +192,12 @@ ctypedef struct slot_t:
     int idx
     int state
     int tries
-    char *name          # NUL-terminated copy of the object name
+    char *name          # NUL-terminated copy of the object name (inl, or malloc'd when longer)
     size_t n
     char *target        # object the current op is on (name, NAME, or a map-data name)
+    bint tmalloc        # target was malloc'd (else it points into the slot)
+    char inl[SLOTNAME]
+    char tinl[SLOTNAME + 18]
     rados_completion_t comp
     unsigned char buf[HEADBUF]
     int got
@@ -185,10 +210,10 @@ ctypedef struct slot_t:
 ctypedef struct loop_t:
     rados_ioctx_t io
     int is_maps
-    pthread_mutex_t mu
-    pthread_cond_t cv
-    int *ready          # ring of slot indices whose op completed
-    int rhead, rtail, rcap
+    pthread_mutex_t mu  # guards the page queue shared with the listing thread
+    pthread_cond_t cv   # a page was queued, or the listing ended
+    int *fifo           # slots with an op in flight, oldest first (at most one op a slot)
+    int fhead, ftail, fcap
     slot_t *slots
     int nslots
     int *free_idx
@@ -203,6 +228,8 @@ ctypedef struct loop_t:
     pend_t *pend        # v2 maps whose map-data is checked once the listing is complete
     size_t npend, cappend
     page_t q[QPAGES]    # listed pages from the listing thread, under mu
+    page_t used[QPAGES] # pages done with, handed back: freed by the thread that allocated them
+    int nused
     int qhead, qcount
     int ldone           # the listing thread has finished
     int list_err        # and how: 0 or -errno
@@ -276,19 +303,10 @@ cdef bint listed_mapdata(loop_t *L, const char *name, size_t n) noexcept nogil:
     return lo < L.nmdh and L.mdh[lo] == h
 
 
-cdef void on_complete(rados_completion_t c, void *arg) noexcept nogil:
-    """librados' thread: queue the slot for the driving thread, nothing else."""
-    cdef slot_t *s = <slot_t *>arg
-    cdef loop_t *L = <loop_t *>s.loop
-    pthread_mutex_lock(&L.mu)
-    L.ready[L.rtail] = s.idx
-    L.rtail = (L.rtail + 1) % L.rcap
-    pthread_cond_signal(&L.cv)
-    pthread_mutex_unlock(&L.mu)
-
-
 cdef inline bint transient(int err) noexcept nogil:
-    return (err == ETIMEDOUT or err == EAGAIN or err == EINTR or err == EIO or err == EBUSY
+    # not ETIMEDOUT: librados resent the op on every OSD map change for the whole rados_osd_op_timeout;
+    # a timed-out op stops the loop (stalled) and the caller the run (verify/backends/rados_io.stalled)
+    return (err == EAGAIN or err == EINTR or err == EIO or err == EBUSY
             or err == ENOTCONN or err == ECONNRESET or err == ESHUTDOWN or err == ECANCELED or err == ENOMEM)
 
 
@@ -317,10 +335,28 @@ cdef int aio_submit(rados_ioctx_t io, rados_completion_t *comp, int op, const ch
     return r
 
 
+cdef bint take_name(slot_t *s, const char *name, size_t n) noexcept nogil:
+    """s.name := a NUL-terminated copy of name, in the slot when it fits; False if out of memory."""
+    if n < SLOTNAME:
+        memcpy(s.inl, name, n)
+        s.inl[n] = 0
+        s.name = s.inl
+    else:
+        s.name = av_dupn(name, n)
+        if s.name == NULL:
+            return False
+    s.n = n
+    s.target = s.name
+    s.tmalloc = False
+    return True
+
+
 cdef void release_slot(loop_t *L, slot_t *s) noexcept nogil:
-    if s.target != NULL and s.target != s.name:
+    if s.tmalloc:
         free(s.target)
-    free(s.name)
+    if s.name != s.inl:
+        free(s.name)
+    s.tmalloc = False
     s.name = NULL
     s.target = NULL
     s.state = S_FREE
@@ -339,16 +375,19 @@ cdef void fail(loop_t *L, slot_t *s, int err, const char *what) noexcept nogil:
     release_slot(L, s)
 
 
-cdef void set_target(slot_t *s, char *t) noexcept nogil:
-    if s.target != NULL and s.target != s.name:
+cdef void set_target(slot_t *s, char *t, bint owned) noexcept nogil:
+    if s.tmalloc and s.target != t:
         free(s.target)
     s.target = t
+    s.tmalloc = owned
 
 
 cdef void issue(loop_t *L, slot_t *s) noexcept nogil:
     """Start the aio op of the slot's state; a submit error is handled as a completion error."""
     cdef int r
-    r = rados_aio_create_completion2(s, on_complete, &s.comp)
+    # No callback: librados would hand each completion to a thread of its own, one more
+    # wake-up per op; the oldest op is waited for instead (wait_some).
+    r = rados_aio_create_completion2(NULL, NULL, &s.comp)
     if r < 0:
         fail(L, s, -r, "aio completion")
         return
@@ -365,12 +404,9 @@ cdef void issue(loop_t *L, slot_t *s) noexcept nogil:
         L.counts[C_PROBES] += 1
         r = aio_submit(L.io, &s.comp, OP_STAT, s.target, NULL, 0, &s.size, &s.mtime)
     if r < 0:
-        # as if the op had completed with r: retried or reported by the caller's loop
-        s.subr = r
-        pthread_mutex_lock(&L.mu)
-        L.ready[L.rtail] = -1 - s.idx
-        L.rtail = (L.rtail + 1) % L.rcap
-        pthread_mutex_unlock(&L.mu)
+        s.subr = r  # as if the op had completed with r (comp is NULL): retried or reported by handle
+    L.fifo[L.ftail] = s.idx
+    L.ftail = (L.ftail + 1) % L.fcap
 
 
 cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
@@ -398,14 +434,11 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
         return
     L.nfree -= 1
     s = &L.slots[L.free_idx[L.nfree]]
-    s.name = av_dupn(name, n)
-    if s.name == NULL:
+    if not take_name(s, name, n):
         L.oom = 1
         L.free_idx[L.nfree] = s.idx
         L.nfree += 1
         return
-    s.n = n
-    s.target = s.name
     s.tries = 0
     s.got = 0
     s.state = S_LOCK if nc == AV_NAME_LOCK else S_HEADER
@@ -417,7 +450,6 @@ cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
     cdef char detail[DETAILMAX]
     cdef int code
     cdef int kind = av_map_verdict(&s.f, &code)
-    cdef char *t
     if kind == AV_NEED_SIZE:
         s.state = S_V1SIZE
         s.tries = 0
@@ -426,12 +458,7 @@ cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
     if s.state == S_HEADER or s.state == S_V1SIZE:
         L.counts[C_OTHER if s.f.h.cls == AV_NOT_MAP else C_V0 + av_class_tally(s.f.h.cls)] += 1  # known for good
     if kind == AV_NEED_UPGRADED:
-        t = av_dupn(s.name + 7, s.n - 7)
-        if t == NULL:
-            L.oom = 1
-            release_slot(L, s)
-            return
-        set_target(s, t)
+        set_target(s, s.name + 7, False)  # NAME of archip_NAME: the tail of the slot's name
         s.state = S_PROBE_NAME
         s.tries = 0
         issue(L, s)
@@ -452,7 +479,8 @@ cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
 
 cdef void next_mapdata(loop_t *L, slot_t *s) noexcept nogil:
     """Stat the first map-data block from s.blk on that the listing did not show; decide if none."""
-    cdef char *t = <char *>malloc(s.n + 18)
+    cdef bint owned = s.n + 18 > sizeof(s.tinl)
+    cdef char *t = <char *>malloc(s.n + 18) if owned else s.tinl
     if t == NULL:
         L.oom = 1
         release_slot(L, s)
@@ -460,13 +488,14 @@ cdef void next_mapdata(loop_t *L, slot_t *s) noexcept nogil:
     while s.blk < s.f.nb:
         snprintf(t, s.n + 18, "%.*s_%016llx", <int>s.n, s.name, <unsigned long long>s.blk)
         if not listed_mapdata(L, t, s.n + 17):
-            set_target(s, t)
+            set_target(s, t, owned)
             s.state = S_MAPDATA
             s.tries = 0
             issue(L, s)
             return
         s.blk += 1
-    free(t)
+    if owned:
+        free(t)
     s.f.missing = <int64_t>s.f.nb
     decide(L, s)
 
@@ -500,32 +529,30 @@ cdef void check_deferred(loop_t *L) noexcept nogil:
         take_slot(L)
         L.nfree -= 1
         s = &L.slots[L.free_idx[L.nfree]]
-        s.name = L.pend[i].name
-        L.pend[i].name = NULL
-        s.n = L.pend[i].n
+        if not take_name(s, L.pend[i].name, L.pend[i].n):
+            L.oom = 1
+            L.free_idx[L.nfree] = s.idx
+            L.nfree += 1
+            break
         s.f = L.pend[i].f
         s.blk = 0
-        s.target = s.name
         s.tries = 0
         s.state = S_MAPDATA
         next_mapdata(L, s)
     for i in range(L.npend):
-        free(L.pend[i].name)  # NULL but for those a stop left unchecked
+        free(L.pend[i].name)  # each was copied into its slot, or left unchecked by a stop
     free(L.pend)
     L.pend = NULL
     L.npend = L.cappend = 0
     drain(L)
 
 
-cdef void handle(loop_t *L, int code) noexcept nogil:
+cdef void handle(loop_t *L, slot_t *s) noexcept nogil:
     """One completed (or failed to submit) op: record the fact it found out, then decide."""
-    cdef slot_t *s
     cdef int r, err
-    if code < 0:
-        s = &L.slots[-1 - code]
+    if s.comp == NULL:
         r = s.subr
     else:
-        s = &L.slots[code]
         r = rados_aio_get_return_value(s.comp)
         rados_aio_release(s.comp)
         s.comp = NULL
@@ -542,11 +569,13 @@ cdef void handle(loop_t *L, int code) noexcept nogil:
                 s.f.missing = <int64_t>s.blk
                 decide(L, s)
             return
-        if retry(err, s.tries):
+        if retry(err, s.tries) and not av_stopped(&L.stop):
             s.tries += 1
             L.counts[C_RETRIES] += 1
             issue(L, s)
             return
+        if err == ETIMEDOUT:
+            av_request_stop(&L.stop)  # the cluster stopped answering: nothing new is started
         if s.state == S_HEADER:
             fail(L, s, err, "read")
         elif s.state == S_LOCK:
@@ -580,27 +609,32 @@ cdef void handle(loop_t *L, int code) noexcept nogil:
         next_mapdata(L, s)
 
 
-cdef int take_ready(loop_t *L, int *batch) noexcept nogil:
-    """With L.mu held: move up to 64 completed ops' slot codes into ``batch``; how many."""
-    cdef int nb = 0
-    while L.rhead != L.rtail and nb < 64:
-        batch[nb] = L.ready[L.rhead]
-        L.rhead = (L.rhead + 1) % L.rcap
-        nb += 1
-    return nb
+cdef inline bint fifo_empty(loop_t *L) noexcept nogil:
+    return L.fhead == L.ftail
+
+
+cdef inline slot_t *fifo_pop(loop_t *L) noexcept nogil:
+    cdef slot_t *s = &L.slots[L.fifo[L.fhead]]
+    L.fhead = (L.fhead + 1) % L.fcap
+    return s
 
 
 cdef void wait_some(loop_t *L) noexcept nogil:
-    """Block until at least one op completed, then handle every completed one."""
-    cdef int batch[64]
-    cdef int k, nb
-    pthread_mutex_lock(&L.mu)
-    while L.rhead == L.rtail:
-        pthread_cond_wait(&L.cv, &L.mu)
-    nb = take_ready(L, batch)
-    pthread_mutex_unlock(&L.mu)
-    for k in range(nb):
-        handle(L, batch[k])
+    """Handle the oldest few ops in flight (REAP_BATCH, fewer for a small --inflight), waiting
+    for each in turn, then every op behind them that has completed too: a wake-up hands over
+    a run of completions, not one (6% less CPU than one op a wake-up, median of 9 pairs)."""
+    cdef slot_t *s
+    cdef int reaped = 0
+    cdef int batch = min(REAP_BATCH, max(1, L.nslots // 16))  # a few idle slots, never most of them
+    while not fifo_empty(L):
+        s = &L.slots[L.fifo[L.fhead]]
+        if reaped >= batch and s.comp != NULL and not rados_aio_is_complete(s.comp):
+            return
+        fifo_pop(L)
+        if s.comp != NULL:
+            rados_aio_wait_for_complete(s.comp)
+        handle(L, s)
+        reaped += 1
 
 
 cdef void take_slot(loop_t *L) noexcept nogil:
@@ -672,17 +706,27 @@ cdef void *lister_main(void *arg) noexcept nogil:
     cdef rados_object_list_item *items = NULL
     cdef int r
     cdef uint64_t calls = 0, wait_us = 0
+    cdef page_t used[QPAGES]
+    cdef int nused, k
     while True:
         r = next_page(L.lister, PAGE, &items)
         pthread_mutex_lock(&L.mu)
+        nused = L.nused
+        memcpy(used, L.used, nused * sizeof(page_t))
+        L.nused = 0
         L.counts[C_LIST_CALLS] += L.lister.calls - calls
         L.counts[C_LIST_US] += L.lister.wait_us - wait_us
         calls, wait_us = L.lister.calls, L.lister.wait_us
         if r <= 0:
+            if r == -ETIMEDOUT:
+                av_request_stop(&L.stop)  # as a timed-out read: the deferred map-data checks are not started
             L.list_err = r
             L.ldone = 1
             pthread_cond_signal(&L.cv)
             pthread_mutex_unlock(&L.mu)
+            for k in range(nused):
+                rados_object_list_free(used[k].n, used[k].items)
+                free(used[k].items)
             return NULL
         while L.qcount == QPAGES:
             pthread_cond_wait(&L.qspace, &L.mu)
@@ -691,14 +735,16 @@ cdef void *lister_main(void *arg) noexcept nogil:
         L.qcount += 1
         pthread_cond_signal(&L.cv)
         pthread_mutex_unlock(&L.mu)
+        for k in range(nused):  # freed here, in this thread's malloc arena: no cross-thread frees
+            rados_object_list_free(used[k].n, used[k].items)
+            free(used[k].items)
 
 
 cdef int list_range(loop_t *L, cursor_t *lister) noexcept nogil:
     """List with ``lister`` in a second thread while this one starts and finishes the
     objects' checks; 0 or -errno of the listing."""
     cdef pthread_t th
-    cdef int batch[64]
-    cdef int k, nb, i, n, done
+    cdef int i, n, done
     cdef rados_object_list_item *items
     L.lister = lister
     L.list_err = 0
@@ -708,9 +754,8 @@ cdef int list_range(loop_t *L, cursor_t *lister) noexcept nogil:
         return -ENOMEM
     while True:
         pthread_mutex_lock(&L.mu)
-        while L.rhead == L.rtail and L.qcount == 0 and not L.ldone:
-            pthread_cond_wait(&L.cv, &L.mu)
-        nb = take_ready(L, batch)
+        while fifo_empty(L) and L.qcount == 0 and not L.ldone:
+            pthread_cond_wait(&L.cv, &L.mu)  # nothing in flight: wait for the next page
         items = NULL
         n = 0
         if L.qcount > 0:
@@ -719,41 +764,59 @@ cdef int list_range(loop_t *L, cursor_t *lister) noexcept nogil:
             L.qhead = (L.qhead + 1) % QPAGES
             L.qcount -= 1
             pthread_cond_signal(&L.qspace)
-        done = items == NULL and nb == 0 and L.ldone
+        done = items == NULL and L.ldone and fifo_empty(L)
         pthread_mutex_unlock(&L.mu)
-        for k in range(nb):
-            handle(L, batch[k])
+        if items == NULL and not fifo_empty(L):
+            wait_some(L)  # no page yet: finish what is in flight meanwhile
         if items != NULL:
             for i in range(n):
                 if L.is_maps:
                     take_slot(L)
                 start(L, items[i].oid, items[i].oid_length)
-            rados_object_list_free(n, items)
-            free(items)
+            pthread_mutex_lock(&L.mu)
+            if L.nused < QPAGES and not L.ldone:
+                L.used[L.nused].items = items
+                L.used[L.nused].n = n
+                L.nused += 1
+                items = NULL
+            pthread_mutex_unlock(&L.mu)
+            if items != NULL:
+                rados_object_list_free(n, items)
+                free(items)
         if done:
             break
     pthread_join(th, NULL)
+    for i in range(L.nused):  # handed back after the listing thread's last look
+        rados_object_list_free(L.used[i].n, L.used[i].items)
+        free(L.used[i].items)
+    L.nused = 0
     drain(L)
     check_deferred(L)
     return L.list_err
 
 
 cdef class Cluster:
-    """A connected librados client (cephx, timeouts set before connecting)."""
+    """A connected librados client (cephx, timeouts set before connecting).
+
+    :meth:`shutdown` (or interpreter exit) closes its ioctxs, then the client."""
 
     cdef rados_t cluster
     cdef bint connected
     cdef readonly object conf_path
+    cdef object ioctxs  # weakref.WeakSet of the IoCtx opened on it
+    cdef object __weakref__
 
     def __cinit__(self):
         self.cluster = NULL
         self.connected = False
+        self.ioctxs = weakref.WeakSet()
 
     def __init__(self, client_id=None, conf_path=None, keyring=None, connect_timeout=10.0, op_timeout=30.0,
                  options=None):
         """Raises OSError(errno, what failed) on any failure; the caller words it for people."""
         cdef int r
         cdef bytes cid
+        _LIVE_CLUSTERS.add(self)
         if client_id:
             cid = client_id.encode()
             r = rados_create(&self.cluster, cid)
@@ -821,17 +884,39 @@ cdef class Cluster:
         return True
 
     def open(self, pool, namespace=None):
-        return IoCtx(self, pool, namespace)
+        if self.cluster == NULL:
+            raise OSError(ENOTCONN, "ioctx_create")
+        io = IoCtx(self, pool, namespace)
+        self.ioctxs.add(io)
+        return io
+
+    def shutdown(self):
+        """Close every ioctx opened on this client, then the client (its threads end). Idempotent."""
+        cdef IoCtx io
+        cdef rados_t c = self.cluster
+        if c == NULL:
+            return
+        for io in list(self.ioctxs):
+            io.close()
+        self.cluster = NULL
+        self.connected = False
+        with nogil:
+            rados_shutdown(c)
+        _LIVE_CLUSTERS.discard(self)
 
     def __dealloc__(self):
+        # the ioctxs hold this object, so none is left by the time it is freed
         if self.cluster != NULL:
             rados_shutdown(self.cluster)
+            self.cluster = NULL
 
 
+@cython.no_gc_clear  # freed only after what it holds: never a live ioctx on a client already shut down
 cdef class IoCtx:
     cdef rados_ioctx_t io
     cdef readonly Cluster cluster
     cdef readonly object pool, namespace
+    cdef object __weakref__
 
     def __cinit__(self, Cluster cluster, pool, namespace=None):
         cdef int r
@@ -869,11 +954,17 @@ cdef class IoCtx:
             raise OSError(-r, "pool_stat")
         return st.num_objects
 
-    def __dealloc__(self):
+    def close(self):
+        """Destroy the ioctx (before its client is shut down); idempotent."""
         if self.io != NULL:
             rados_ioctx_destroy(self.io)
+            self.io = NULL
+
+    def __dealloc__(self):
+        self.close()
 
 
+@cython.no_gc_clear
 cdef class RadosShard:
     """Scans the objects of parts ``[lo, hi)`` of a pool split into ``total`` parts."""
 
@@ -893,11 +984,11 @@ cdef class RadosShard:
         self.L.io = ioctx.io
         self.L.is_maps = maps
         self.L.nslots = inflight
-        self.L.rcap = 2 * inflight + 2
+        self.L.fcap = inflight + 1
         self.L.slots = <slot_t *>calloc(inflight, sizeof(slot_t))
         self.L.free_idx = <int *>calloc(inflight, sizeof(int))
-        self.L.ready = <int *>calloc(self.L.rcap, sizeof(int))
-        if self.L.slots == NULL or self.L.free_idx == NULL or self.L.ready == NULL:
+        self.L.fifo = <int *>calloc(self.L.fcap, sizeof(int))
+        if self.L.slots == NULL or self.L.free_idx == NULL or self.L.fifo == NULL:
             raise MemoryError()
         for i in range(inflight):
             self.L.slots[i].loop = &self.L
@@ -919,7 +1010,7 @@ cdef class RadosShard:
         free(self.L.pend)
         free(self.L.slots)
         free(self.L.free_idx)
-        free(self.L.ready)
+        free(self.L.fifo)
         pthread_mutex_destroy(&self.L.mu)
         pthread_cond_destroy(&self.L.cv)
         pthread_cond_destroy(&self.L.qspace)
@@ -993,10 +1084,7 @@ cdef class RadosShard:
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
-cdef extern from "rados/librados.h" nogil:
-    int rados_aio_wait_for_complete(rados_completion_t c)
-
-
+@cython.no_gc_clear  # its cursor is freed through its ioctx
 cdef class Lister:
     """Every object name of a pool (in the ioctx's namespace), a page at a time.
 
@@ -1013,7 +1101,7 @@ cdef class Lister:
         self.done = False
 
     def __dealloc__(self):
-        if self.ioctx is not None:
+        if self.ioctx is not None and self.ioctx.io != NULL:  # else freed with its ioctx
             cursor_close(&self.c)
 
     def next_page(self):
@@ -1072,6 +1160,38 @@ cdef void aio_all(rados_ioctx_t io, Py_ssize_t n, const char **oids, int *todo, 
     free(comps)
 
 
+cdef class _Batch:
+    """The per-object arrays of one batch of aio ops (aio_all), freed with it."""
+    cdef list bs
+    cdef Py_ssize_t n
+    cdef uint64_t *sizes
+    cdef time_t *mtimes
+    cdef int *errs
+    cdef int *todo
+    cdef const char **oids
+    cdef char **bufs
+
+    def __cinit__(self, names):
+        cdef Py_ssize_t i
+        self.bs = [x if isinstance(x, bytes) else x.encode() for x in names]
+        self.n = len(self.bs)
+        self.sizes = <uint64_t *>calloc(self.n + 1, sizeof(uint64_t))
+        self.mtimes = <time_t *>calloc(self.n + 1, sizeof(time_t))
+        self.errs = <int *>calloc(self.n + 1, sizeof(int))
+        self.todo = <int *>calloc(self.n + 1, sizeof(int))
+        self.oids = <const char **>calloc(self.n + 1, sizeof(char *))
+        self.bufs = <char **>calloc(self.n + 1, sizeof(char *))
+        if (self.sizes == NULL or self.mtimes == NULL or self.errs == NULL or self.todo == NULL or self.oids == NULL
+                or self.bufs == NULL):
+            raise MemoryError()
+        for i in range(self.n):
+            self.oids[i] = <const char *>(<bytes>self.bs[i])
+            self.todo[i] = 1
+
+    def __dealloc__(self):
+        free(self.sizes); free(self.mtimes); free(self.errs); free(self.todo); free(self.oids); free(self.bufs)
+
+
 def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bint whole=True):
     """Each named object read whole, all of them in flight at once (the caller bounds
     how many it hands in): [(data or None, errno)] in the order given.
@@ -1082,22 +1202,17 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
     straight into a bytes object. ENOENT is an errno like any other here: the caller
     decides what a race means. Objects over ``maxlen`` bytes give EFBIG unread."""
     cdef rados_ioctx_t io = ioctx.io
-    cdef list bs = [x if isinstance(x, bytes) else x.encode() for x in names]
-    cdef Py_ssize_t n = len(bs), i
-    cdef uint64_t *sizes = <uint64_t *>calloc(n + 1, sizeof(uint64_t))
-    cdef time_t *mtimes = <time_t *>calloc(n + 1, sizeof(time_t))
-    cdef int *errs = <int *>calloc(n + 1, sizeof(int))
-    cdef int *todo = <int *>calloc(n + 1, sizeof(int))
-    cdef const char **oids = <const char **>calloc(n + 1, sizeof(char *))
-    cdef char **bufs = <char **>calloc(n + 1, sizeof(char *))
+    cdef _Batch B = _Batch(names)
+    cdef Py_ssize_t n = B.n, i
+    cdef uint64_t *sizes = B.sizes
+    cdef time_t *mtimes = B.mtimes
+    cdef int *errs = B.errs
+    cdef int *todo = B.todo
+    cdef const char **oids = B.oids
+    cdef char **bufs = B.bufs
     cdef char *pre = NULL
     cdef list datas = [None] * n
     try:
-        if sizes == NULL or mtimes == NULL or errs == NULL or todo == NULL or oids == NULL or bufs == NULL:
-            raise MemoryError()
-        for i in range(n):
-            oids[i] = <const char *>(<bytes>bs[i])
-            todo[i] = 1
         if first and n:
             pre = <char *>malloc(<size_t>first * n)
             if pre == NULL:
@@ -1140,4 +1255,14 @@ def read_whole(IoCtx ioctx, names, uint64_t maxlen=1 << 30, uint64_t first=0, bi
                 out.append((datas[i], 0))
         return out
     finally:
-        free(pre); free(sizes); free(mtimes); free(errs); free(todo); free(oids); free(bufs)
+        free(pre)
+
+
+def stat_sizes(IoCtx ioctx, names):
+    """Each named object's length by an aio stat, all in flight at once (no data read):
+    [(size, errno)] in the order given, size 0 where errno is set."""
+    cdef _Batch B = _Batch(names)
+    cdef Py_ssize_t i
+    with nogil:
+        aio_all(ioctx.io, B.n, B.oids, B.todo, OP_STAT, B.bufs, B.sizes, B.mtimes, B.errs)
+    return [((0, B.errs[i]) if B.errs[i] else (<object>B.sizes[i], 0)) for i in range(B.n)]

@@ -192,6 +192,39 @@ static inline int av_class_tally(int cls)
     return cls == AV_V0 ? 0 : cls == AV_V1 ? 1 : cls == AV_V2 ? 2 : 3;
 }
 
+/* formats.is_v1_header: do the n bytes read of an object start with the v1 magic (01 00 00 00)? */
+static inline int av_is_v1_header(const unsigned char *head, size_t n)
+{
+    return n >= 4 && head[0] == 1 && head[1] == 0 && head[2] == 0 && head[3] == 0;
+}
+
+/* what a blocks store's name is to the reference check (formats.StoredClass) */
+enum av_stored_class {
+    AV_STORED_SKIP = 0,   /* a lock or an interrupted op's temp: neither stored nor an orphan */
+    AV_STORED_OBJECT = 1, /* an object maps may name */
+    AV_STORED_HASH = 2,   /* NAME_hash: an orphan when NAME is not stored */
+};
+
+static inline int av_stored_class(const char *name, size_t len)
+{
+    int nc = av_name_class(name, len);
+    if (nc == AV_NAME_HASH)
+        return AV_STORED_HASH;
+    return nc == AV_NAME_LOCK || nc == AV_NAME_TEMP ? AV_STORED_SKIP : AV_STORED_OBJECT;
+}
+
+/* formats.hash_target: the length of NAME in NAME_hash (the object a hash file belongs to) */
+static inline size_t av_hash_target_len(size_t len)
+{
+    return len - 5;
+}
+
+/* formats.in_window: is a name whose fingerprint starts with fp_hi in the sample window? */
+static inline int av_in_window(uint64_t fp_hi, uint64_t start, uint64_t width, int everything)
+{
+    return everything || fp_hi - start < width;
+}
+
 /* formats.is_v2_header: do the n bytes read of an object start a v2 map header (signature, version 2)? */
 static inline int av_is_v2_header(const unsigned char *head, size_t n)
 {
@@ -220,7 +253,7 @@ static inline void av_classify(const unsigned char *head, size_t n, uint64_t fil
         out->cls = av_valid_blocksize(out->blocksize) ? AV_V2 : AV_CORRUPT_BLOCKSIZE;
         return;
     }
-    if (n >= 4 && head[0] == 1 && head[1] == 0 && head[2] == 0 && head[3] == 0) {
+    if (av_is_v1_header(head, n)) {
         out->version = 1;
         if (n < AV_V1_HEADER_LEN || file_size < AV_V1_HEADER_LEN) {
             out->cls = AV_CORRUPT_V1_SHORT;

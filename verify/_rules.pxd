@@ -20,6 +20,11 @@ cdef extern from "_rules.h" nogil:
     uint32_t AV_V2_SIGNATURE
     uint32_t av_be32(const unsigned char *p)
     int av_is_v2_header(const unsigned char *head, size_t n)
+    int av_is_v1_header(const unsigned char *head, size_t n)
+    int AV_STORED_SKIP, AV_STORED_OBJECT, AV_STORED_HASH
+    int av_stored_class(const char *name, size_t n)
+    size_t av_hash_target_len(size_t n)
+    int av_in_window(uint64_t fp_hi, uint64_t start, uint64_t width, int everything)
     int av_class_tally(int cls)
     int av_is_hex64(const char *name, size_t n)
     int av_is_mapdata_name(const char *name, size_t n)

@@ -232,6 +232,7 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
     """Every rule for one regular file at object depth."""
     cdef size_t n = strlen(name)
     cdef where_t at
+    cdef int placement
     cdef char rel[PATHMAX]
     cdef char detail[DETAILMAX]
     cdef unsigned char md[32]
@@ -248,13 +249,11 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
         snprintf(detail, DETAILMAX, "name is not valid UTF-8")
         emit(b, K_STRAY, 0, name, n, path_of(&at), detail)
         return
-    SHA256(<const unsigned char *>name, n, md)
+    placement = av_placement(d1, d2, d3, name, n, md)
+    at_v04 = placement & AV_AT_V04
+    at_old = placement & AV_AT_OLD
     av_hex(md, 3, hx)
-    at_v04 = (d1[0] == hx[0] and d1[1] == hx[1] and d1[2] == 0 and d2[0] == hx[2] and d2[1] == hx[3]
-              and d2[2] == 0 and d3[0] == hx[4] and d3[1] == hx[5] and d3[2] == 0)
     if av_is_hex64(name, n):
-        at_old = (d1[0] == name[0] and d1[1] == name[1] and d1[2] == 0 and d2[0] == name[2]
-                  and d2[1] == name[3] and d2[2] == 0 and d3[0] == name[4] and d3[1] == name[5] and d3[2] == 0)
         if at_old and at_v04:
             if not ctx.pm_off:
                 snprintf(detail, DETAILMAX, "old and v0.4 paths coincide")

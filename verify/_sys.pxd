@@ -1,4 +1,4 @@
-# The POSIX and libcrypto calls the filed loops make (_scan, _check, _probe), declared once.
+# The POSIX calls the filed loops make (_scan, _check, _probe), declared once (sha256 is _native.h's).
 #     from ._sys cimport *
 
 cdef extern from "<fcntl.h>" nogil:
@@ -33,10 +33,3 @@ cdef extern from "<dirent.h>" nogil:
 cdef extern from "<stdio.h>" nogil:
     int snprintf(char *buf, size_t n, const char *fmt, ...)
 
-cdef extern from "<openssl/sha.h>" nogil:
-    ctypedef struct SHA256_CTX:
-        pass
-    unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
-    int SHA256_Init(SHA256_CTX *c)
-    int SHA256_Update(SHA256_CTX *c, const void *data, size_t n)
-    int SHA256_Final(unsigned char *md, SHA256_CTX *c)

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Callable, Protocol
 
+from . import formats as F
 from .backends import Backend, ReferenceCheck
 from .errors import UsageError
 from .findings import MAP_KINDS, Severity
@@ -34,7 +35,7 @@ from .progress import Progress
 from .scan import progress_bar, run_shards
 from .summary import ShardResult, Summary
 
-FP_SPACE = 1 << 64  # sample windows are ranges of a name's 64-bit fingerprint (first 8 bytes of sha256)
+FP_SPACE = F.FP_SPACE  # sample windows are ranges of a name's 64-bit fingerprint (formats.fingerprint_hi)
 
 
 class ReferenceBackend(Backend, ReferenceCheck, Protocol):
@@ -71,7 +72,7 @@ class SampleWindow:
         return self.start, self.width, self.everything
 
     def contains(self, fp: int) -> bool:
-        return self.everything or (fp - self.start) % FP_SPACE < self.width
+        return F.in_window(fp, self.start, self.width, self.everything)
 
 
 def unsafe(result: ShardResult) -> bool:
@@ -163,19 +164,16 @@ def settle_maps(scanned: ShardResult, references: ShardResult) -> ShardResult:
 
     A map the reference stage finds corrupt (a v0 length not a multiple of 32, short
     map-data, bad entries) was seen by the scan as a v0, v1 or v2 map, perhaps with a
-    lesser finding: that finding goes, and the map is counted as corrupt, not as its version.
+    lesser finding: that finding goes, and the map is counted as corrupt, not as its version
+    (the version the reference stage read in its header: the finding's ``version``).
     """
-    corrupt = {f.name for f in references.findings if f.kind == "map_corrupt" and f.store == "maps"}
-    if not corrupt:
+    version = {f.name: f"v{2 if f.version is None else f.version}" for f in references.findings
+               if f.kind == "map_corrupt" and f.store == "maps"}
+    if not version:
         return scanned.merge(references)
     kept, counters = [], Counter(scanned.counters)
-    version = {name: "v2" for name in corrupt}  # a healthy v2 map has no scan finding
     for f in scanned.findings:
-        if f.store == "maps" and f.name in corrupt and f.kind in MAP_KINDS:
-            if f.kind in ("map_v0", "map_v1"):
-                version[f.name] = f.kind[4:]
-            elif f.kind == "map_upgrade_incomplete" and f.detail.startswith("v1"):
-                version[f.name] = "v1"
+        if f.store == "maps" and f.name in version and f.kind in MAP_KINDS:
             continue
         kept.append(f)
     for v in version.values():

@@ -33,7 +33,11 @@ def check_facts(summary: Summary, delta: Delta | None, since_last: bool) -> dict
         "data_bytes": c.get("data.bytes", 0),
     }
     if delta is not None:
-        d["since_last"] = {"previous": delta.previous, "new": len(delta.new), "resolved": len(delta.resolved)}
+        if delta.previous is None:  # nothing to compare with: no counts that read as "nothing changed"
+            d["since_last"] = {"previous": None, "baseline": False, "new": None, "resolved": None}
+        else:
+            d["since_last"] = {"previous": delta.previous, "baseline": True, "new": len(delta.new),
+                               "resolved": len(delta.resolved)}
         if since_last:
             d["since_last"]["new_findings"] = [list(k) for k in delta.new]
             d["since_last"]["resolved_findings"] = [list(k) for k in delta.resolved]
@@ -67,7 +71,8 @@ class CheckFacts:
         sl = facts.get("since_last")
         if sl is not None:
             if sl["previous"] is None:
-                w("since last run: first run with this state dir (new 0, resolved 0)\n")
+                w("since last run: no baseline yet (the first run with this state dir); "
+                  "the next run says what is new and what is resolved\n")
             else:
                 w(f"since last run: {sl['new']:,} new, {sl['resolved']:,} resolved\n")
             for label, key in (("new", "new_findings"), ("resolved", "resolved_findings")):
@@ -84,11 +89,17 @@ def quiet_line(summary: Summary, facts: dict) -> str:
     code = summary.exit_code
     verdict = {0: "OK", 1: "FINDINGS", 2: "INCOMPLETE"}[code]
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(summary.per_kind.items()))
-    sl = facts.get("since_last") or {"new": 0, "resolved": 0}
+    sl = facts.get("since_last")
+    if sl is None:
+        since = ""
+    elif not sl["baseline"]:
+        since = "; no baseline yet (first run with this state dir)"
+    else:
+        since = f"; new {sl['new']}, resolved {sl['resolved']}"
     skipped = f"; skipped {'+'.join(facts['stages_skipped'])}" if facts["stages_skipped"] else ""
     line = (f"archverify check: {verdict} (exit {code}): {len(summary.findings)} findings"
             + (f" ({kinds})" if kinds else "")
-            + f"; new {sl['new']}, resolved {sl['resolved']}; {facts['maps_read']} maps, "
+            + f"{since}; {facts['maps_read']} maps, "
             f"{facts['stored_objects']} objects, {facts['references']} references"
             + (f", {facts['data_bytes'] / 1e6:.1f} MB verified" if facts["data_objects"] else "")
             + f"{skipped}; {summary.elapsed:.1f}s")

@@ -212,6 +212,10 @@ def parse(data: bytes) -> Ini:
                 entry.continued.append(n)
             continue
         m = _SECTION_RE.match(line)
+        if not m and line[:1] == b"[" and b"]" not in line:
+            errors.append((n, f"{show(line.strip())} opens a section name but never closes it (no ']')"))
+            entry = None
+            continue
         if m:
             name = m.group("header").decode("utf-8", "surrogateescape")
             if name == DEFAULT_SECTION:
@@ -426,7 +430,9 @@ def read(data: bytes | str, path: str | os.PathLike, pool_exists=None, check_dir
     else:
         v.add("warning", "no_peers", "no [PEERS] section: Archipelago runs no peer from this file")
 
-    problems = sorted(v.problems, key=lambda p: _line_of(p.where, where))
+    # a line that is not INI is the cause of what follows from it (a section that seems missing, keys
+    # in the section above): it comes first, here and in the one line every other command prints
+    problems = sorted(v.problems, key=lambda p: (p.kind != "not_ini", _line_of(p.where, where)))
     if any(p.level == "error" for p in problems) or set(stores) != set(SECTIONS):
         return None, problems
     warnings = [p for p in problems if p.level == "warning"]

@@ -92,6 +92,7 @@ class FixContext:
     direct: bool = config_mod.DIRECT_DEFAULT  # filed's direct I/O of the maps store (padding of what it writes)
     maps: object = None  # the maps store when it is not a dir of ``dirs``: a backend with object I/O (a pool)
     vlmc: tuple[str, ...] = ("vlmc",)
+    pithos_sizes: dict | None = None  # v0 map sizes (from --pithos-db): those maps are upgraded too
 
 
 def default_fixer(ctx: FixContext) -> list[dict]:
@@ -109,7 +110,7 @@ def default_fixer(ctx: FixContext) -> list[dict]:
                                jobs=ctx.jobs))
     maps = ctx.maps if ctx.maps is not None else ctx.dirs["maps"]
     res = upgrade_maps(maps, apply=True, backup_dir=str(ctx.backup_dir), logdir=str(ctx.logdir),
-                       mode="vlmc", vlmc=ctx.vlmc, jobs=min(4, ctx.jobs),
+                       mode="vlmc", vlmc=ctx.vlmc, jobs=min(4, ctx.jobs), pithos_sizes=ctx.pithos_sizes,
                        journal_dir=str(ctx.journal_dir / "upgrade"), direct=ctx.direct)
     ops += list(res.get("results", []))
     return ops
@@ -125,7 +126,12 @@ class Options:
     force: bool = False
     jobs: int = 1
     quarantine_root: str | None = None
-    rados: dict = field(default_factory=dict)  # -c/--ceph-conf, --id, --keyring, --namespace for RADOS pools
+    rados: dict = field(default_factory=dict)  # -c/--ceph-conf, --id, --keyring, --namespace, ... for RADOS pools
+    pools: dict = field(default_factory=dict)  # --pool/--blocks-pool: must be the pools the config names
+    rados_typed: frozenset = frozenset()  # the RADOS flags typed (as typed): refused when no store is a pool
+    backup_dir: Path | None = None  # upgrade-maps' backups [default: STATE/map-backups]
+    logdir: Path | None = None  # upgrade-maps' logs [default: STATE/upgrade-logs]
+    pithos_sizes: Callable[[], dict] | None = None  # v0 map sizes, read when a fix step needs them
     vlmc: tuple[str, ...] = ("vlmc",)  # the command online map upgrades run
     fixer: Callable[[FixContext], list[dict]] = default_fixer
     log: Log = print
@@ -466,19 +472,19 @@ class Finalizer:
                 raise UsageError(f"{j.path}: an unfinished finalize for {first.get('params')} is recorded there; "
                                  "run it again with the same --nodes and --config, or move the journal away")
         self.cluster = read_cluster(self.o)
+        if not self.cluster.pools and (self.o.rados_typed or self.o.pools):
+            flag = sorted(self.o.rados_typed)[0] if self.o.rados_typed else "--pool"
+            raise UsageError(f"{flag} is a RADOS option, but {self.o.config_path} names no pool (both stores "
+                             "are filed): it would be ignored; drop it")
         for w in self.cluster.warnings:
             self.log(f"  config warning: {w}")
         if not self.cluster.dirs:
+            self.log_resume(RADOS_STEPS, yes)
             return self._run_rados(yes, params)
         if self.cluster.mixed:
             pools = " and ".join(f"the {r} store (pool {p})" for r, p in self.cluster.pools.items())
             self.log(MIXED_NOTE.format(pools=pools[0].upper() + pools[1:], sections=self.cluster.sections()))
-        if j.records:
-            done = [r["step"] for r in j.records if r.get("step") in STEPS]
-            nxt = next((s for s in STEPS if s not in done and (s != "fix" or self.o.fix)), "final")
-            how = "resuming" if yes else "--yes resumes"
-            self.log(f"{how} the finalize started {j.records[0]['t']}: done {', '.join(done) or 'nothing'}; "
-                     f"continuing with {nxt}")
+        self.log_resume(STEPS, yes)
         if not yes:
             pre = self.preflight()
             self.print_plan(pre)
@@ -520,8 +526,9 @@ class Finalizer:
         if self.o.fix and self.todo("fix"):
             self.log("fixing: migrate-objects, upgrade-maps")
             maps = self.rados_backend() if "maps" in self.cluster.pools else None
-            ctx = FixContext(dict(self.cluster.dirs), j.dir / "fixes", j.dir / "upgrade-logs", j.dir / "map-backups",
-                             self.o.runner, self.o.node_list, self.o.jobs, self.cluster.direct, maps, self.o.vlmc)
+            ctx = FixContext(dict(self.cluster.dirs), j.dir / "fixes", self.logdir(), self.backup_dir(),
+                             self.o.runner, self.o.node_list, self.o.jobs, self.cluster.direct, maps, self.o.vlmc,
+                             self.o.pithos_sizes() if self.o.pithos_sizes else None)
             for d in (ctx.journal_dir / "migrate", ctx.journal_dir / "upgrade", ctx.logdir, ctx.backup_dir):
                 d.mkdir(parents=True, exist_ok=True)
             ops = self.o.fixer(ctx)
@@ -591,6 +598,12 @@ class Finalizer:
 
     # -- RADOS pools ---------------------------------------------------------------------------
 
+    def backup_dir(self) -> Path:
+        return self.o.backup_dir or self.journal.dir / "map-backups"
+
+    def logdir(self) -> Path:
+        return self.o.logdir or self.journal.dir / "upgrade-logs"
+
     def rados_backend(self):
         """The pools of the config (a mixed config's one pool) with -c/--id/--keyring/--namespace;
         one connection for the whole run."""
@@ -600,6 +613,12 @@ class Finalizer:
             opts = dict(self.o.rados)
             opts.setdefault("client_id", self.cluster.cephx_id)
             pools = self.cluster.pools
+            for role, pool in self.o.pools.items():
+                if pools.get(role) != pool:
+                    flag = "--pool" if role == "maps" else "--blocks-pool"
+                    raise UsageError(f"{flag} {pool}: {self.o.config_path} names "
+                                     + (f"pool {pools[role]!r}" if pools.get(role) else "no pool")
+                                     + f" for the {role} store, and finalize acts on the stores Archipelago uses")
             self._rados = entry("rados").build(None, pool=pools.get("maps"), blocks_pool=pools.get("blocks"),
                                                roles=tuple(pools), **opts)
         return self._rados
@@ -614,6 +633,17 @@ class Finalizer:
         """'offline' only when Archipelago is stopped on every node; else through the running one."""
         states = [self.o.runner.status(n).state for n in self.o.node_list]
         return "offline" if all(st == "stopped" for st in states) else "vlmc"
+
+    def log_resume(self, steps: tuple[str, ...], yes: bool) -> None:
+        """Say that a journal is being resumed, what it holds and what comes next (every flow)."""
+        j = self.journal
+        if not j.records:
+            return
+        done = [r["step"] for r in j.records if r.get("step") in steps]
+        nxt = next((s for s in steps if s not in done and (s != "fix" or self.o.fix)), "final")
+        how = "resuming" if yes else "--yes resumes"
+        self.log(f"{how} the finalize started {j.records[0]['t']}: done {', '.join(done) or 'nothing'}; "
+                 f"continuing with {nxt}")
 
     def _run_rados(self, yes: bool, params: dict) -> Outcome:
         from .check import check as check_op
@@ -649,8 +679,8 @@ class Finalizer:
         if self.todo("upgrade"):
             mode = self.upgrade_mode()
             self.log(f"upgrade-maps ({mode}) on pool {self.cluster.pools['maps']}")
-            res = upgrade_maps(be, apply=True, backup_dir=str(j.dir / "map-backups"), logdir=str(j.dir / "upgrade-logs"),
-                               mode=mode, vlmc=self.o.vlmc, jobs=min(4, self.o.jobs),
+            res = upgrade_maps(be, apply=True, backup_dir=str(self.backup_dir()), logdir=str(self.logdir()),
+                               pithos_sizes=self.o.pithos_sizes() if self.o.pithos_sizes else None, mode=mode, vlmc=self.o.vlmc, jobs=min(4, self.o.jobs),
                                journal_dir=str(j.dir / "fixes" / "upgrade"))
             counts = res["counts"]
             self.log("  " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to upgrade"))

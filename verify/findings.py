@@ -9,7 +9,7 @@ where its meaning lives, and grep ``"KIND"`` to find where it is decided.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 
@@ -128,6 +128,9 @@ class Finding:
     name: str
     path: str | None = None  # relative to the store root (filed); None on RADOS
     detail: str = ""
+    # a map finding's map version (0, 1, 2) where the loop that made it read the header; not
+    # part of the report, it is for the code that settles two stages' findings (check.settle_maps)
+    version: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

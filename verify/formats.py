@@ -15,6 +15,7 @@ upgrade all use one definition. ``verify/_rules.h`` holds the C twin of
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ V1_HEADER = struct.Struct("<IQ")  # version, size
 V1_HEADER_LEN = V1_HEADER.size  # 12
 V1_ENTRY_LEN = 33
 V0_ENTRY_LEN = 32
+V1_MAGIC = b"\x01\x00\x00\x00"  # a v1 map's first bytes: version 1, little-endian
 HEADER_READ = 512  # the most the mapper reads of a header object; the most we read
 SCAN_HEADER_READ = 64  # what the scanners read of a header candidate: 32 needed, <= HEADER_READ allowed
 
@@ -174,6 +176,56 @@ def name_class(name: bytes) -> NameClass:
     return NameClass.PLAIN
 
 
+class StoredClass(Enum):
+    """What a blocks store's name is to the reference check (``av_stored_class``)."""
+
+    SKIP = 0  # a lock or an interrupted operation's temp: neither stored nor an orphan
+    OBJECT = 1  # an object maps may name
+    HASH = 2  # NAME_hash: an orphan when NAME is not stored
+
+
+def stored_class(name: bytes) -> StoredClass:
+    nc = name_class(name)
+    if nc is NameClass.HASH:
+        return StoredClass.HASH
+    return StoredClass.SKIP if nc in (NameClass.LOCK, NameClass.TEMP) else StoredClass.OBJECT
+
+
+def hash_target(name: bytes) -> bytes:
+    """The object a ``NAME_hash`` file belongs to: NAME (``av_hash_target_len``)."""
+    return name[:-5]
+
+
+# ---- fingerprints, the sample window, content hashes ------------------------------
+# ``av_fingerprint``, ``av_in_window`` and ``av_content_*`` (verify/_native.h, _rules.h) are the
+# C twins the checks run; these are their definitions in Python, held to them by the twin tests.
+
+FP_SPACE = 1 << 64  # sample windows are ranges of a name's 64-bit fingerprint
+FP_LEN = 16  # bytes of a name's fingerprint
+
+
+def fingerprint(name: bytes) -> bytes:
+    """A name's 16-byte fingerprint: the first 128 bits of sha256(name), lowest bit cleared
+    (the bit a reference set uses for "needed", see verify/_check.h). Byte order is numeric order."""
+    d = hashlib.sha256(name).digest()
+    return d[:FP_LEN - 1] + bytes([d[FP_LEN - 1] & 0xFE])
+
+
+def fingerprint_hi(name: bytes) -> int:
+    """The fingerprint's first 64 bits as a number: what a sample window ranges over."""
+    return int.from_bytes(hashlib.sha256(name).digest()[:8], "big")
+
+
+def in_window(fp_hi: int, start: int, width: int, everything: bool) -> bool:
+    """Is a name whose fingerprint starts with ``fp_hi`` in the window [start, start + width) mod 2^64?"""
+    return everything or (fp_hi - start) % FP_SPACE < width
+
+
+def content_hash(data: bytes) -> str:
+    """A Pithos block's name: sha256 of its content with trailing NULs stripped."""
+    return hashlib.sha256(data.rstrip(b"\0")).hexdigest()
+
+
 def mapdata_name(map_name: str, block: int) -> str:
     return f"{map_name}_{block:016x}"
 
@@ -216,6 +268,11 @@ def is_v2_header(head: bytes) -> bool:
     return len(head) >= 8 and struct.unpack_from(">II", head) == (V2_SIGNATURE, 2)
 
 
+def is_v1_header(head: bytes) -> bool:
+    """Do these first bytes of an object start with the v1 magic (``av_is_v1_header``)?"""
+    return head[:4] == V1_MAGIC
+
+
 def classify(head: bytes, file_size: int, name: bytes) -> HeaderInfo:
     """Decide what an object in the maps store is from its first bytes.
 
@@ -232,7 +289,7 @@ def classify(head: bytes, file_size: int, name: bytes) -> HeaderInfo:
         if not valid_blocksize(bs):
             return HeaderInfo(HeaderClass.CORRUPT_BLOCKSIZE, size, bs, flags, epoch, 2)
         return HeaderInfo(HeaderClass.V2, size, bs, flags, epoch, 2)
-    if head[:4] == b"\x01\x00\x00\x00":
+    if is_v1_header(head):
         if len(head) < V1_HEADER_LEN or file_size < V1_HEADER_LEN:
             return HeaderInfo(HeaderClass.CORRUPT_V1_SHORT, version=1)
         _v, size = V1_HEADER.unpack_from(head)

@@ -66,6 +66,23 @@ def v03_path(name: bytes) -> bytes | None:
     return None if d is None else d + b"/" + name
 
 
+AT_V04 = 1  # placement bits (``av_placement``): at the sha256 path
+AT_OLD = 2  # at the old Pithos path (64-hex names)
+
+
+def placement(dirs: bytes, name: bytes) -> int:
+    """Where a file at ``dirs/NAME`` (``dirs`` = b"d1/d2/d3") stands for v0.4: AT_V04 | AT_OLD bits,
+    both where the two paths coincide, 0 where v0.4 cannot reach it."""
+    return (AT_V04 if dirs == v04_dirs(name) else 0) | (AT_OLD if dirs == pithos_dirs(name) else 0)
+
+
+def probe_paths(name: bytes) -> list[bytes]:
+    """The paths v0.4 filed tries for NAME, in its order (``av_probe_rel``): the old Pithos path
+    first (filed serves that file while it exists), then the sha256 path."""
+    old = pithos_path(name)
+    return ([old] if old is not None else []) + [v04_path(name)]
+
+
 def paths_coincide(name: bytes) -> bool:
     """The data-loss case: old and new path are one file, which pithos_migrate unlinks."""
     return is_hex64(name) and pithos_dirs(name) == v04_dirs(name)

@@ -21,7 +21,7 @@ from typing import Iterator, Protocol, Sequence
 
 from . import formats as F
 from .errors import StoreError
-from .layout import is_hex64, pithos_path, v04_path
+from .layout import pithos_path, probe_paths, v04_path
 
 SNAPSHOT_PREFIX = "archip:"
 
@@ -170,7 +170,7 @@ class FiledMaps:
         raw = name.encode()
         if not raw or b"/" in raw or b"\0" in raw:
             return None
-        return (pithos_path(raw) if is_hex64(raw) else v04_path(raw)).decode()
+        return probe_paths(raw)[0].decode()  # the first place filed looks
 
     def list_maps(self):
         """Walks ``d1/d2/d3/NAME`` with scandir and reads each header candidate (slow: --orphans only)."""

@@ -70,3 +70,20 @@ def write_textfile(path: str | os.PathLike, summary: Summary, new: int | None = 
     if last is not None:
         gauge(LAST_SUCCESS, "When the last complete run ended", last)
     write_atomic(path, generate_latest(reg))
+
+
+def write_failure(path: str | os.PathLike, exit_code: int, now: float | None = None) -> None:
+    """A run that ended before it had numbers (exit 2 before reading: a broken config, a dead
+    monitor, the lock held; or 130/143, stopped by a signal) still says so: its exit code and
+    when it ended, with the last complete run's time kept. The previous run's findings are not
+    repeated as if they were this run's: an alert on them waits for the next complete run."""
+    path = os.fspath(path)
+    now = time.time() if now is None else now
+    reg = CollectorRegistry()
+    Gauge("archverify_check_exit_code", "Exit code of the last run (0 clean, 1 findings, 2 incomplete)",
+          registry=reg).set(exit_code)
+    Gauge("archverify_check_last_run_timestamp_seconds", "When the last run ended", registry=reg).set(now)
+    last = _previous_success(path)
+    if last is not None:
+        Gauge(LAST_SUCCESS, "When the last complete run ended", registry=reg).set(last)
+    write_atomic(path, generate_latest(reg))

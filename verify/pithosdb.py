@@ -44,22 +44,22 @@ EXAMPLES_SHOWN = 3  # rows named in a finding's detail when many rows share one 
 
 
 def resolve_url(cli_url: str | None, environ=os.environ):
-    """The database URL from ``--db`` or ``PITHOS_DB_URL``, as a SQLAlchemy URL for psycopg 3.
+    """The database URL from ``--pithos-db`` or ``PITHOS_DB_URL``, as a SQLAlchemy URL for psycopg 3.
 
-    A password inside ``--db`` is refused: it would be visible to every user in
+    A password inside ``--pithos-db`` is refused: it would be visible to every user in
     ``ps``. ``PITHOS_DB_URL`` may carry one (the environment is private to the user),
     but ``PGPASSWORD`` or ``~/.pgpass`` are the better places.
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    source = "--db"
+    source = "--pithos-db"
     raw = cli_url
     if raw is None:
         raw = environ.get(ENV_URL)
         source = ENV_URL
     if not raw:
-        raise ConfigError(f"say which Pithos database to read: --db postgresql://USER@HOST/DB or {ENV_URL}")
+        raise ConfigError(f"say which Pithos database to read: --pithos-db postgresql://USER@HOST/DB or {ENV_URL}")
     try:
         url = make_url(raw)
     except (ArgumentError, ValueError):
@@ -67,8 +67,8 @@ def resolve_url(cli_url: str | None, environ=os.environ):
     backend, _, driver = url.drivername.partition("+")
     if backend not in ("postgresql", "postgres") or driver not in ("", "psycopg"):
         raise ConfigError(f"{source}: {url.drivername!r} is not a PostgreSQL URL (expected postgresql://USER@HOST/DB)")
-    if url.password is not None and source == "--db":
-        raise ConfigError("--db: the URL contains a password, which every user could read in 'ps'; "
+    if url.password is not None and source == "--pithos-db":
+        raise ConfigError("--pithos-db: the URL contains a password, which every user could read in 'ps'; "
                           f"put it in PGPASSWORD or ~/.pgpass (or the whole URL in {ENV_URL})")
     if not url.database:
         raise ConfigError(f"{source}: the URL names no database (postgresql://USER@HOST/DB)")

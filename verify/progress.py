@@ -1,9 +1,10 @@
 """Progress of a run's stages, for the person at a terminal and for journald.
 
-At a terminal: a tqdm bar per stage. With ``--progress`` forced on and stderr not a
-terminal (a systemd unit, cron with a log file): one plain line every
-``interval`` seconds (stage, done/total, rate, ETA), and one when a stage starts
-and ends, so a journal shows where a long run is. Otherwise: nothing.
+At a terminal: a tqdm bar per stage. With ``--progress`` and stderr not a terminal (a
+systemd unit, as the shipped one runs it; cron with a log file): one plain line every
+``interval`` seconds, written by a thread of its own so that it comes even while the
+work sends no tick (stage, done/total, rate, ETA), and one when a stage starts and
+ends, so a journal shows where a long run is. Otherwise: nothing.
 
 Totals come from the previous run's measurements (``check --state`` keeps them,
 :mod:`verify.state`): the same store has about as many files, references and blocks
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import TextIO
@@ -111,6 +113,8 @@ class Stage:
         self.t0 = self.last = time.monotonic()
         self.bar = None
         self.closed = False
+        self._stop = threading.Event()
+        self._ticker = None
         if progress.mode == "bar":
             from tqdm import tqdm
 
@@ -123,6 +127,11 @@ class Stage:
             else:
                 self._line("started" + (f"; the previous run counted {self.expect.count:,} {unit}s in "
                                         f"{duration(self.expect.seconds)}" if self.expect else ""))
+            if progress.interval > 0:
+                # a line every interval even while no tick comes (a long listing, a slow pool): a journal
+                # that stays silent cannot be told from a hung run
+                self._ticker = threading.Thread(target=self._tick, name=f"progress-{key}", daemon=True)
+                self._ticker.start()
 
     def update(self, n: int = 1) -> None:
         self.count += n
@@ -130,11 +139,15 @@ class Stage:
             if self.bar.total is not None and self.count > self.bar.total:
                 self.bar.total = self.count  # more than last time: no ETA beyond "almost done"
             self.bar.update(n)
-        elif self.progress.mode == "lines":
+        elif self.progress.mode == "lines" and self._ticker is None:
             now = time.monotonic()
             if now - self.last >= self.progress.interval:
                 self.last = now
                 self._line(self.status(now))
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.progress.interval):
+            self._line(self.status())
 
     def status(self, now: float | None = None) -> str:
         """``done/total (pct), rate, ETA`` as far as they are known."""
@@ -160,16 +173,25 @@ class Stage:
             return None  # an estimate has no duration
         return max(self.expect.seconds - elapsed, 0.0)  # nothing counted yet: the previous duration
 
-    def close(self) -> None:
+    def close(self, ended: str = "done") -> None:
+        """End the stage: ``done``, ``interrupted`` (a signal) or ``stopped`` (an error). Only a stage
+        that ran to its end is recorded as the next run's expectation, and only it says ``done``."""
         if self.closed:
             return
         self.closed = True
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
         seconds = time.monotonic() - self.t0
-        self.progress.record(self.key, self.count, seconds)
+        if ended == "done":
+            self.progress.record(self.key, self.count, seconds)
         if self.bar is not None:
             self.bar.close()
         elif self.progress.mode == "lines":
-            self._line(f"done: {self.count:,} {self.unit}s in {duration(seconds)}")
+            if ended == "done":
+                self._line(f"done: {self.count:,} {self.unit}s in {duration(seconds)}")
+            else:
+                self._line(f"{ended} after {self.count:,} {self.unit}s in {duration(seconds)}; not finished")
 
     def _line(self, text: str) -> None:
         try:
@@ -181,5 +203,8 @@ class Stage:
     def __enter__(self) -> Stage:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # SIGTERM arrives as errors.Terminated, a KeyboardInterrupt
+            self.close("interrupted" if issubclass(exc_type, KeyboardInterrupt) else "stopped")

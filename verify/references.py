@@ -19,13 +19,15 @@ MAPS_SHOWN = 5  # referencing maps named in an object_missing detail
 
 
 def record_findings(store: str, records: Iterable[tuple]) -> list[Finding]:
-    """Findings from ``(kind, name, path, detail, errno)`` records of one store."""
+    """Findings from ``(kind, name, path, detail, errno, version)`` records of one store (version:
+    a map finding's map version, or None)."""
     out = []
-    for kind, name, path, detail, err in records:
+    for kind, name, path, detail, err, version in records:
         detail_s = escape_name(detail)
         if kind == "unreadable":
             detail_s = f"{detail_s}: {strerror(err)}"
-        out.append(Finding(kind, store, escape_name(name), escape_name(path) if path is not None else None, detail_s))
+        out.append(Finding(kind, store, escape_name(name), escape_name(path) if path is not None else None, detail_s,
+                           version))
     return out
 
 

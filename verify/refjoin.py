@@ -24,30 +24,33 @@ import operator
 from dataclasses import dataclass, field
 from typing import Iterable
 
-import hashlib
-
-from . import _refjoin
-
-KEY = 16
+from . import _check, _refjoin
+from .formats import FP_LEN as KEY
 
 
 def fingerprint(name: bytes) -> bytes:
-    """The 16-byte key of an object name: the reference check's fingerprint (verify/_check.h)."""
-    d = hashlib.sha256(name).digest()
-    return d[:KEY - 1] + bytes([d[KEY - 1] & 0xFE])
+    """The 16-byte key of an object name: the reference check's fingerprint (``av_fingerprint``)."""
+    return _check.fingerprints((name,))
 
 
 def records(names: Iterable[bytes], payloads: Iterable[bytes] | None = None) -> bytearray:
     """Fingerprint records of ``names``, each followed by its payload (all payloads one width)."""
-    out = bytearray()
+    names = list(names)
+    keys = _check.fingerprints(names)
     if payloads is None:
-        for n in names:
-            out += fingerprint(n)
-    else:
-        for n, p in zip(names, payloads, strict=True):
-            out += fingerprint(n)
-            out += p
+        return bytearray(keys)
+    out = bytearray()
+    for i, p in enumerate(_strict(payloads, len(names))):
+        out += keys[KEY * i:KEY * (i + 1)]
+        out += p
     return out
+
+
+def _strict(payloads: Iterable[bytes], n: int) -> list[bytes]:
+    got = list(payloads)
+    if len(got) != n:
+        raise ValueError(f"{n} names but {len(got)} payloads")
+    return got
 
 
 @dataclass

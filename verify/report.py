@@ -15,6 +15,7 @@ finding is made (:func:`verify.findings.escape_name`).
 from __future__ import annotations
 
 import json
+import json.encoder
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Callable, Protocol, TextIO
 
 from . import __version__
 from .durable import write_atomic
-from .findings import KINDS, Severity, printable
+from .findings import KINDS, Finding, Severity, printable
 from .summary import Summary
 
 SEVERITY_WORD = {Severity.INFO: "info", Severity.WARNING: "warn", Severity.ERROR: "ERROR", Severity.UNREADABLE: "UNREAD"}
@@ -84,6 +85,17 @@ def document(head: Head, sections: tuple[Section, ...] = ()) -> dict:
     return doc
 
 
+_enc = json.encoder.encode_basestring_ascii  # the string encoder of json.dumps itself
+
+
+def jsonl_line(f: Finding) -> str:
+    """``json.dumps(f.as_dict()) + "\\n"`` to the byte, without a dict and an encoder per finding
+    (a scan may print millions of them)."""
+    path = "null" if f.path is None else _enc(f.path)
+    return (f'{{"kind": {_enc(f.kind)}, "name": {_enc(f.name)}, "store": {_enc(f.store)}, '
+            f'"path": {path}, "detail": {_enc(f.detail)}}}\n')
+
+
 def _machine(sections) -> dict:
     return {s.key: s.data() for s in sections if s.key is not None}
 
@@ -95,8 +107,9 @@ def render(fmt: str, out: TextIO, head: Head, sections: tuple[Section, ...], max
         # on a million findings); pipe it through ``python -m json.tool`` to read it
         out.write(json.dumps(document(head, sections)) + "\n")
     elif fmt == "jsonl":
-        for f in head.summary.findings:
-            out.write(json.dumps(f.as_dict()) + "\n")
+        findings = head.summary.findings
+        for i in range(0, len(findings), 4096):
+            out.write("".join(map(jsonl_line, findings[i:i + 4096])))
         line = {"summary": head.summary.as_dict(), **_machine(sections), "tool": "archverify",
                 "version": __version__, "backend": head.backend, "command": head.command, "stores": head.stores,
                 "warnings": list(head.warnings)}

@@ -26,8 +26,8 @@ AT_RISK_NAMES = (
 
 
 def pithos_hash(data: bytes) -> str:
-    """A Pithos block's name: sha256 of its content with trailing NULs stripped."""
-    return hashlib.sha256(data.rstrip(b"\0")).hexdigest()
+    """A Pithos block's name (the rule is formats.content_hash)."""
+    return F.content_hash(data)
 
 
 class FiledStoreWriter:

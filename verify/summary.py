@@ -59,6 +59,10 @@ def dedupe(findings: list[Finding]) -> list[Finding]:
     Of a (kind, store, name) found more than once, the first by (path, detail) stays. The
     kept findings have distinct keys, so one sort of them decides the whole order.
     """
+    rank = {k: -kind.severity for k, kind in KINDS.items()}
+    if len({(f.kind, f.store, f.name) for f in findings}) == len(findings):
+        # every key once, as a RADOS scan's findings are (a pool lists each object once)
+        return sorted(findings, key=lambda f: (rank[f.kind], f.kind, f.store, f.name))
     by_key: dict[tuple[str, str, str], list[Finding]] = {}
     for f in findings:
         by_key.setdefault((f.kind, f.store, f.name), []).append(f)
@@ -72,7 +76,6 @@ def dedupe(findings: list[Finding]) -> list[Finding]:
             extra = f"; also at {more}" + (f" and {len(group) - 4} more" if len(group) > 4 else "")
             first = Finding(first.kind, first.store, first.name, first.path, first.detail + extra)
         out.append(first)
-    rank = {k: -kind.severity for k, kind in KINDS.items()}
     out.sort(key=lambda f: (rank[f.kind], f.kind, f.store, f.name))
     return out
 

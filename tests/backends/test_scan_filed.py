@@ -434,18 +434,12 @@ def _world_tmp():
 
 
 @pytest.fixture
-def nobody_sample():
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop to another user (root itself bypasses permissions)")
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed")
-    probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-                            "import verify._scan"], env={"PYTHONPATH": str(REPO)}, cwd="/", capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("user nobody cannot run this checkout's Python or import it (a private home dir?)")
+def nobody_sample(nobody):
+    """A sample store in a dir nobody can reach; the scans run as nobody (tests/as_nobody.py)."""
     d = _world_tmp()
     try:
         s = write_sample(d / "store")
+        s.nobody = nobody
         yield s
     finally:
         for p, dirs, _ in os.walk(d):
@@ -454,12 +448,8 @@ def nobody_sample():
         shutil.rmtree(d)
 
 
-def _scan_as_nobody(*args):
-    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "verify", "scan",
-           "--format", "json", "--no-progress", "-j", "4", *args]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "HOME": "/"}
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/", timeout=120)
-    return p
+def _scan_as_nobody(sample, *args):
+    return sample.nobody.archverify("scan", "--format", "json", "--no-progress", "-j", "4", *args)
 
 
 def test_unreadable_dirs_and_files_exit_2_and_the_rest_completes(nobody_sample):
@@ -472,7 +462,7 @@ def test_unreadable_dirs_and_files_exit_2_and_the_rest_completes(nobody_sample):
     os.chmod(closed_map, 0)
     lock = maps.put("unreadable-map_lock", b"node9_9999")
     os.chmod(lock, 0)
-    p = _scan_as_nobody("--maps-dir", str(s.maps_dir), "--blocks-dir", str(s.blocks_dir))
+    p = _scan_as_nobody(s, "--maps-dir", str(s.maps_dir), "--blocks-dir", str(s.blocks_dir))
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr
     doc = json.loads(p.stdout)
@@ -491,7 +481,8 @@ def test_unreadable_dirs_and_files_exit_2_and_the_rest_completes(nobody_sample):
 
 def test_unreadable_store_root_is_one_line_error(nobody_sample):
     os.chmod(nobody_sample.blocks_dir, 0)
-    p = _scan_as_nobody("--maps-dir", str(nobody_sample.maps_dir), "--blocks-dir", str(nobody_sample.blocks_dir))
+    s = nobody_sample
+    p = _scan_as_nobody(s, "--maps-dir", str(s.maps_dir), "--blocks-dir", str(s.blocks_dir))
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("archverify: error:") and str(nobody_sample.blocks_dir) in lines[0]
@@ -528,7 +519,7 @@ def test_probes_that_hit_unreadable_dirs(nobody_sample):
     assert not {h.parent.parent.parent for h in headers} & {d.parent.parent for d in closed}
     for d in closed:
         os.chmod(d, 0)
-    p = _scan_as_nobody("--maps-dir", str(root / "maps"), "--blocks-dir", str(root / "blocks"))
+    p = _scan_as_nobody(nobody_sample, "--maps-dir", str(root / "maps"), "--blocks-dir", str(root / "blocks"))
     assert p.returncode == 2, p.stderr
     doc = json.loads(p.stdout)
     found = {(f["kind"], f["store"], f["name"]) for f in doc["findings"]}

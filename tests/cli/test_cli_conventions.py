@@ -407,3 +407,25 @@ def test_pithos_check_progress_total_is_the_databases_estimate(pg_admin, tmp_pat
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert estimate > 0 and f"about {estimate:,} rows expected" in p.stderr
     assert re.search(rf"[\d,]+/~{estimate:,} rows \(\d+%\)", p.stderr)  # "~": an estimate
+
+
+# ---- usage errors are one line too --------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ("scan", "--no-such-option"),  # unknown option
+    ("scan", "-j"),  # a missing value
+    ("scan", "--format", "xml"),  # not one of the choices
+    ("scan", "-j", "0"),  # out of range
+    ("report", "--html", "x.html"),  # a required option missing
+    ("no-such-command",),
+    ("pithos-migrate", "toggle"),
+])
+def test_usage_errors_are_one_line_and_exit_2(args):
+    from tests.one_line import one_line_error
+
+    p = run(*args)
+    one_line_error(p.returncode, p.stdout, p.stderr)
+    assert "Usage:" not in p.stderr
+    # the same through click's test runner (its standalone mode)
+    r = CliRunner().invoke(cli, list(args))
+    assert r.exit_code == 2 and r.output.strip().count("\n") == 0 and r.output.startswith("archverify: error:")

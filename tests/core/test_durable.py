@@ -1,6 +1,7 @@
 """The durable layer: the journal (torn last line), atomic writes on a full disk, the locks
 (a second writer on one store, whatever its journal dir), and writers stopped by SIGINT/SIGTERM
-at random moments: exit 130/143, no half-written file, and a rerun ends as an uninterrupted run."""
+amid their work (after a chosen finished step): exit 130/143, no half-written file, and a rerun
+ends as an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -265,39 +265,39 @@ def test_finalize_stopped_by_a_signal_resumes_after_the_last_journaled_step(tmp_
     assert [r["step"] for r in fin.Journal(tmp_path / "state").load()] == ["begin", "preflight"]
 
 
-def _catches_sigterm(pid: int) -> bool:
-    """Whether the process has installed its SIGTERM handler (the writer's stop flag)."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("SigCgt:"):
-                    return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
-    except FileNotFoundError:
-        pass
-    return False
+# A writer run through this stops itself (SIGSTOP) right after its journal records its k-th
+# finished step (ARCHVERIFY_TEST_STOP_AFTER=k): the signal is sent to a process that is
+# provably between two steps of the work, however loaded the machine is.
+STOP_AFTER = """
+import os, runpy, signal, sys
+from verify import durable
+
+k, seen, append = int(os.environ["ARCHVERIFY_TEST_STOP_AFTER"]), [0], durable.Journal.append
+
+def stopping_append(self, record):
+    out = append(self, record)
+    if record.get("ev") == "done":
+        seen[0] += 1
+        if seen[0] == k:
+            os.kill(os.getpid(), signal.SIGSTOP)
+    return out
+
+durable.Journal.append = stopping_append
+sys.argv[0] = "archverify"
+runpy.run_module("verify", run_name="__main__", alter_sys=True)
+"""
 
 
-def _start(args) -> tuple[subprocess.Popen, float]:
-    """Start a writer and wait until it catches SIGTERM; returns it and that moment."""
-    p = subprocess.Popen([sys.executable, "-m", "verify", *map(str, args)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True, cwd=REPO, env=ENV)
-    while not _catches_sigterm(p.pid):
-        if p.poll() is not None:
-            raise AssertionError(f"{args[0]} ended before catching signals: {p.stderr.read()}")
-        time.sleep(0.002)
-    return p, time.monotonic()
-
-
-def _wait_for_first_done(p: subprocess.Popen, journal: Path, limit: float = 120.0) -> None:
-    """Until the journal records a finished step (or the run ends): the writes have begun."""
-    deadline = time.monotonic() + limit
-    while p.poll() is None and time.monotonic() < deadline:
-        try:
-            if b'"ev":"done"' in journal.read_bytes():
-                return
-        except FileNotFoundError:
-            pass
-        time.sleep(0.001)
+def _start_stopping(args, k: int) -> subprocess.Popen:
+    """Start a writer that stops itself after its k-th finished step; return once it has."""
+    p = subprocess.Popen([sys.executable, "-c", STOP_AFTER, *map(str, args)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, cwd=REPO,
+                         env={**ENV, "ARCHVERIFY_TEST_STOP_AFTER": str(k)})
+    _, status = os.waitpid(p.pid, os.WUNTRACED)  # blocks until it stops itself (or ends)
+    if not os.WIFSTOPPED(status):
+        p.returncode = os.waitstatus_to_exitcode(status)
+        raise AssertionError(f"{args[0]} ended before its step {k} (exit {p.returncode}): {p.stderr.read()}")
+    return p
 
 
 def _leftovers(*dirs) -> list[str]:
@@ -310,7 +310,7 @@ def _leftovers(*dirs) -> list[str]:
 
 
 def _signal_runs(scratch: Path, pristine: Path, args, stores, journal: str, normal: set[int], seed: int) -> None:
-    """Interrupt real writer processes at random moments; each must stop between two steps."""
+    """Interrupt real writer processes after chosen steps; each must stop between two steps."""
 
     def fresh(name: str) -> Path:
         dst = scratch / name
@@ -319,25 +319,23 @@ def _signal_runs(scratch: Path, pristine: Path, args, stores, journal: str, norm
 
     start = {name: tree(pristine / name) for name in stores}
     ref = fresh("ref")
-    p, t0 = _start(args(ref))
-    _, err = p.communicate(timeout=300)
-    window = time.monotonic() - t0
-    assert p.returncode in normal, err
+    r = _archverify(*args(ref))
+    assert r.returncode in normal, r.stderr
     reference = {name: tree(ref / name) for name in stores}
     assert reference != start  # the run did work
+    steps = sum(1 for rec in Journal(ref / "j" / journal).records() if rec.get("ev") == "done")
+    assert steps >= 20, steps
     rng = random.Random(seed)
     outcomes = []
     for i in range(8):
         work = fresh(f"run{i}")
         sig = (signal.SIGINT, signal.SIGTERM)[i % 2]
-        p, _ = _start(args(work))
-        if i % 4 == 3:
-            # under load the random moments can all fall before the first write: two runs are
-            # signalled once the journal records a finished step, so some signal lands amid the writes
-            _wait_for_first_done(p, work / "j" / journal)
-        else:
-            time.sleep(rng.uniform(0.2, 0.9) * window)
+        # stopped after a finished step spread over the run (first, last tenth, anywhere between),
+        # signalled while stopped, then continued: the signal lands amid the writes
+        k = (1, steps - steps // 10)[i] if i < 2 else rng.randrange(1, steps - steps // 10)
+        p = _start_stopping(args(work), k)
         p.send_signal(sig)
+        os.kill(p.pid, signal.SIGCONT)
         _, err = p.communicate(timeout=300)
         assert p.returncode in normal | {128 + sig}, (i, sig, p.returncode, err)
         assert "Traceback" not in err
@@ -357,7 +355,9 @@ def _signal_runs(scratch: Path, pristine: Path, args, stores, journal: str, norm
         for name in stores:
             assert tree(work / name) == reference[name], (i, name)
         subprocess.run(["rm", "-rf", str(work)], check=True)
-    assert any(rc >= 128 and partial for rc, partial in outcomes), outcomes  # some landed in the middle of the work
+    # every run was stopped amid the work: each stopped before the end, with some of it done
+    assert all(rc == 128 + sig and partial for (rc, partial), sig in
+               zip(outcomes, [signal.SIGINT, signal.SIGTERM] * 4)), outcomes
 
 
 def test_upgrade_maps_stopped_by_signals_resumes_to_the_same_maps(tmp_path):

@@ -4,6 +4,7 @@ them, and the summary's counts derived from the findings."""
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import pytest
@@ -205,3 +206,18 @@ def test_every_kind_renders():
     buf = io.StringIO()
     report.write_human(buf, s, "filed", {}, max_shown=100)
     assert all(f"n-{k}" in buf.getvalue() for k in KINDS)
+
+
+def test_jsonl_line_is_json_dumps_of_the_finding_to_the_byte():
+    """The JSONL writer formats each finding itself (no dict, no encoder call per finding):
+    it must stay the bytes json.dumps gives, whatever the strings hold."""
+    rng = random.Random(7)
+    alphabet = ["a", "Z", "0", " ", '"', "\\", "/", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "€", "\u2028",
+                "\U0001f600", "\udc80", "{", "}", ":", ","]
+    for _ in range(2000):
+        text = lambda: "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))  # noqa: E731
+        f = Finding(rng.choice(sorted(KINDS)), rng.choice(["maps", "blocks"]), text(),
+                    None if rng.random() < 0.5 else text(), text())
+        line = report.jsonl_line(f)
+        assert line == json.dumps(f.as_dict()) + "\n"
+        assert Finding.from_dict(json.loads(line)) == f

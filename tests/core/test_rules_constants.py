@@ -34,3 +34,54 @@ def test_c_v04_path_equals_layout():
     names += [rng.randbytes(rng.randrange(3, 120)).replace(b"\0", b"a").replace(b"/", b"b") for _ in range(2000)]
     for name in names:
         assert _scan._v04_rel_for_tests(name) == v04_path(name)
+
+
+# Where a rule may be written out: its C home and its Python twin. A copy anywhere else would
+# be a second definition free to drift from the first, so these fail on one.
+HASHLIB_HOMES = {
+    "formats.py": "the fingerprint and content hash twins",
+    "layout.py": "the v0.4 path twin",
+    "pins.py": "digests of whole files kept aside (not a store rule)",
+    "nodes.py": "the digest a node's shell script checks (not a store rule)",
+    "sample.py": "the sample store names its v0 maps by the digest of their entries",
+    "pithos_sample.py": "the sample Pithos database names its maps likewise",
+}
+
+
+def _sources(*globs):
+    for g in globs:
+        yield from sorted((ROOT / "verify").glob(g))
+
+
+def test_no_module_hashes_names_or_content_outside_the_rule_modules():
+    for py in _sources("*.py", "*/*.py"):
+        if re.search(r"^\s*(import hashlib|from hashlib )", py.read_text(), re.M):
+            assert py.name in HASHLIB_HOMES and py.parent.name == "verify", \
+                f"{py.relative_to(ROOT)} imports hashlib: call formats.fingerprint/content_hash or verify._check's batches"
+
+
+def test_no_one_shot_sha256_and_no_name_hashing_outside_native_h():
+    """The loops hash a name only through av_fingerprint / av_placement / av_v04_rel (verify/_native.h)."""
+    for src in _sources("*.pyx", "*.pxd", "*.h"):
+        text = src.read_text()
+        assert not re.search(r"\bSHA256\(", text), f"{src.name}: one-shot SHA256(): use the _native.h rules"
+        if src.name != "_native.h":
+            assert not re.search(r"\b(SHA256_\w+|av_sha256)\(", text), f"{src.name} hashes by itself: use a _native.h rule"
+
+
+def test_format_magic_is_written_once():
+    """The v1 magic and the v2 signature as bytes only in formats.py (and _rules.h)."""
+    for py in _sources("*.py", "*/*.py"):
+        if py.name == "formats.py":
+            continue
+        text = py.read_text()
+        assert "\\x01\\x00\\x00\\x00" not in text, f"{py.relative_to(ROOT)}: use formats.is_v1_header / V1_MAGIC"
+        assert not re.search(r"0x414[dD]462[eE]|b\"AMF\.", text), f"{py.relative_to(ROOT)}: use formats.V2_SIGNATURE"
+
+
+def test_no_decision_is_taken_from_a_findings_words():
+    """A finding's detail is for people: code decides on its kind and fields (e.g. ``version``)."""
+    pattern = re.compile(r"\bdetail(_s)?\.(startswith|endswith|split|find|index)\(|\bin \w+\.detail\b|re\.\w+\(.*\.detail")
+    for py in _sources("*.py", "*/*.py"):
+        for k, line in enumerate(py.read_text().splitlines(), 1):
+            assert not pattern.search(line), f"{py.relative_to(ROOT)}:{k} decides from a detail text: {line.strip()}"

@@ -30,27 +30,16 @@ from pathlib import Path
 
 import pytest
 
+from rados_cluster import aio_write_all, volumes
 from verify import formats as F
 from verify.durable import Journal
-from verify.sample import pithos_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20200
 POOLS = ("sig-maps", "sig-blocks")
 DEADLINE_S = 20  # a stopped run ends in well under a second; this only catches a hang
-PROGRESS = re.compile(r"^archverify: progress: (.*?\)): (?:(started)|done: ([\d,]+) |([\d,]+)[/ ])")
-
-
-def _aio_write_all(io, items) -> None:
-    pending = []
-    for name, data in items:
-        pending.append(io.aio_write_full(name, data))
-        if len(pending) >= 512:
-            for c in pending:
-                c.wait_for_complete()
-            pending = []
-    for c in pending:
-        c.wait_for_complete()
+PROGRESS = re.compile(r"^archverify: progress: (.*?\)): "
+                      r"(?:(started)|done: ([\d,]+) |([\d,]+)[/ ]|(interrupted) after ([\d,]+) )")
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +47,13 @@ def big_ns(ceph_cluster) -> str:
     """5000 v2 maps of 4 entries (header and map-data) naming 20000 Pithos blocks of 256 bytes: 30k objects."""
     ceph_cluster.ensure_pools(*POOLS)
     ns = f"sig-{uuid.uuid4().hex[:8]}"
-    rng = random.Random(SEED)
-    maps, blocks = [], []
-    for v in range(5000):
-        entries = []
-        for _ in range(4):
-            data = rng.randbytes(256)
-            blocks.append((pithos_hash(data), data))
-            entries.append(F.Entry(blocks[-1][0], 0))
-        header, md = F.write_v2(4 * F.BLOCK_SIZE_4M, entries, name=f"vol-{v:05d}")
-        maps += [(f"vol-{v:05d}", header), *md.items()]
+    maps, blocks = volumes(random.Random(SEED), 5000, 4, 256)
     c = ceph_cluster.rados()
     try:
         for pool, items in zip(POOLS, (maps, blocks)):
             with c.open_ioctx(pool) as io:
                 io.set_namespace(ns)
-                _aio_write_all(io, items)
+                aio_write_all(io, items)
     finally:
         c.shutdown()
     return ns
@@ -128,16 +108,19 @@ class Run:
 
 
 def _stages(lines: list[str]) -> dict[str, dict]:
-    """Per stage: started (bool), the last count seen, the done count (None if not done)."""
+    """Per stage: started (bool), the last count seen, the done count (None if not done), the count
+    an interrupted stage said it stopped at (None if it did not say so)."""
     out: dict[str, dict] = {}
     for ln in lines:
         m = PROGRESS.match(ln)
         if m:
-            st = out.setdefault(m[1], {"started": False, "seen": 0, "done": None})
+            st = out.setdefault(m[1], {"started": False, "seen": 0, "done": None, "interrupted": None})
             if m[2]:
                 st["started"] = True
             elif m[3]:
                 st["done"] = int(m[3].replace(",", ""))
+            elif m[5]:
+                st["interrupted"] = int(m[6].replace(",", ""))
             else:
                 st["seen"] = int(m[4].replace(",", ""))
     return out
@@ -183,7 +166,9 @@ def _assert_clean_stop(cmd: str, engine: str, out: Path, lines_before: list[str]
         under_way = stage in before and before[stage]["seen"] < totals[stage] // 2 and before[stage]["done"] is None
         if not under_way and stage in before:
             continue
-        assert st["done"] is None or st["done"] < totals[stage], f"{stage} ran to its end\n{where}"
+        assert st["done"] is None, f"{stage} said done though interrupted\n{where}"
+        assert st["interrupted"] is not None and st["interrupted"] < totals[stage], \
+            f"{stage} did not say it was interrupted\n{where}"
 
 
 RUNS = [("c", "scan", 4), ("c", "check", 3), ("c", "check-data", 3), ("python", "scan", 2), ("python", "check-data", 2)]
@@ -236,7 +221,7 @@ def _load(cluster, ns: str, objects: dict[str, bytes]) -> None:
     try:
         with c.open_ioctx(POOLS[0]) as io:
             io.set_namespace(ns)
-            _aio_write_all(io, objects.items())
+            aio_write_all(io, objects.items())
     finally:
         c.shutdown()
 

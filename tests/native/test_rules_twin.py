@@ -310,9 +310,158 @@ def test_is_v2_header_twin():
     heads = [b"", b"AMF.", _v2()[:7], _v2()[:8], _v2(), _v2(version=1)[:8], _v2(version=3)]
     heads += [rng.choice([b"AMF.", b"AMF.\x00\x00\x00\x02", b""]) + rng.randbytes(rng.randrange(0, 12))
               for _ in range(3000)]
+    assert_same_verdicts(heads, F.is_v2_header, _scan._is_v2_header_for_tests)
+
+
+def assert_same_verdicts(inputs, twin, native):
+    """``native`` says what ``twin`` says on every input, and both verdicts occur."""
     verdicts = set()
-    for head in heads:
-        want = F.is_v2_header(head)
-        assert _scan._is_v2_header_for_tests(head) == want, head
+    for x in inputs:
+        want = twin(x)
+        assert native(x) == want, x
         verdicts.add(want)
     assert verdicts == {True, False}
+
+
+# ---- the rules that hash a name or content, and the blocks store's name filter -------------
+# (verify/_native.h and _rules.h, reached through verify._check: its batch functions, which the
+# RADOS check calls a page at a time, and its _…_for_tests hooks)
+
+_check = pytest.importorskip("verify._check")
+
+from verify import layout as L  # noqa: E402
+
+
+def _object_names(rng: random.Random):
+    hexes = [bytes(rng.choice(HEX) for _ in range(64)) for _ in range(200)]
+    yield from [b"", b"x", b"_hash", b"vol_hash", b"vol_lock", b"vol_lockhost_1_ab", b"vol_hashx_1_ab",
+                b"archip_vol_hash", *hexes, *(h + b"_hash" for h in hexes[:50]), *(h.upper() for h in hexes[:20])]
+    for raw in _volume_names(rng):
+        yield raw
+        if rng.random() < 0.2:
+            yield raw + rng.choice([b"_hash", b"_lock", b"_hash" + raw[:5] + b"_xy"])
+
+
+def test_fingerprint_twin():
+    rng = random.Random(SEED + 9)
+    names = list(_object_names(rng)) + [rng.randbytes(rng.randrange(0, 300)) for _ in range(3000)]
+    got = _check.fingerprints(names)
+    assert got == b"".join(F.fingerprint(n) for n in names)
+    for n in names[:500]:
+        assert int.from_bytes(F.fingerprint(n)[:8], "big") == F.fingerprint_hi(n)
+        assert F.fingerprint(n)[15] & 1 == 0
+
+
+def test_in_window_twin():
+    rng = random.Random(SEED + 10)
+    top = F.FP_SPACE - 1
+    cases = [(0, 0, 0, True), (0, 0, 0, False), (5, 5, 1, False), (4, 5, 1, False), (top, top, 1, False),
+             (0, top, 2, False), (1, top, 2, False), (top, 0, F.FP_SPACE - 1, False)]
+    for _ in range(20000):
+        start, width = rng.getrandbits(64), rng.choice([0, 1, rng.getrandbits(rng.choice([8, 40, 63, 64]))])
+        fp = rng.choice([start, (start + width) % F.FP_SPACE, (start + width - 1) % F.FP_SPACE, rng.getrandbits(64)])
+        cases.append((fp, start, width, rng.random() < 0.1))
+    verdicts = set()
+    for fp, start, width, everything in cases:
+        want = F.in_window(fp, start, width, everything)
+        assert _check._in_window_for_tests(fp, start, width, everything) == want, (fp, start, width, everything)
+        verdicts.add(want)
+    assert verdicts == {True, False}
+
+
+def test_stored_class_and_split_twin():
+    rng = random.Random(SEED + 11)
+    names = list(_object_names(rng))
+    objs, hashes = _check.stored_split(names)
+    assert objs == [n for n in names if F.stored_class(n) is F.StoredClass.OBJECT]
+    assert hashes == [(n, F.hash_target(n)) for n in names if F.stored_class(n) is F.StoredClass.HASH]
+    assert {F.stored_class(n) for n in names} == set(F.StoredClass)
+    assert _check.map_candidates(names) == [n for n in names if F.name_class(n) is F.NameClass.PLAIN]
+
+
+def test_data_sample_twin():
+    rng = random.Random(SEED + 12)
+    names = list(_object_names(rng))
+    for start, width, everything in [(0, 0, True), (0, 0, False), (rng.getrandbits(64), 1 << 62, False),
+                                     (F.FP_SPACE - 5, 1 << 63, False), (0, F.FP_SPACE - 1, False)]:
+        want = [n for n in names if F.is_hex64(n) and F.in_window(F.fingerprint_hi(n), start, width, everything)]
+        unsampled = sum(1 for n in names if F.is_hex64(n)) - len(want)
+        assert _check.data_sample(names, start, width, everything) == (want, unsampled)
+
+
+def _contents(rng: random.Random):
+    yield from [b"", b"\0", b"\0" * 5000, b"a", b"a\0", b"\0a", b"a" + b"\0" * 9000 + b"b" + b"\0" * 3]
+    for _ in range(300):
+        parts = [rng.choice([rng.randbytes(rng.randrange(0, 300)), bytes(rng.randrange(0, 6000))])
+                 for _ in range(rng.randrange(0, 6))]
+        yield b"".join(parts)
+
+
+def test_content_hash_twin_streamed_in_any_chunks():
+    rng = random.Random(SEED + 13)
+    for data in _contents(rng):
+        cuts = sorted(rng.randrange(0, len(data) + 1) for _ in range(rng.randrange(0, 5)))
+        pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+        assert _check._content_hash_for_tests(pieces) == (F.content_hash(data), len(data)), (data[:40], cuts)
+
+
+def test_content_mismatches_twin():
+    rng = random.Random(SEED + 14)
+    datas = list(_contents(rng))
+    names = [F.content_hash(d).encode() if rng.random() < 0.5 else bytes(rng.choice(HEX) for _ in range(64))
+             for d in datas]
+    datas[3] = None  # not read: skipped
+    want = [(i, F.content_hash(d)) for i, (n, d) in enumerate(zip(names, datas))
+            if d is not None and F.content_hash(d).encode() != n]
+    assert want and len(want) < len(names) - 1
+    assert _check.content_mismatches(names, datas) == want
+
+
+def test_placement_twin():
+    rng = random.Random(SEED + 15)
+    seen = set()
+    names = [n for n in _object_names(rng) if n and b"/" not in n and b"\0" not in n and n not in (b".", b"..")]
+    names += list(pithos_coinciding())
+    for name in names:
+        hx = L.v04_dirs(name)
+        for dirs in {hx, L.pithos_dirs(name) or hx, b"00/00/00", hx[:-1] + b"x", b"ab/cd/e", b"ab/cd/efg"}:
+            d1, d2, d3 = dirs.split(b"/")
+            want = L.placement(dirs, name)
+            assert _check._placement_for_tests(d1, d2, d3, name) == want, (dirs, name)
+            seen.add(want)
+    assert seen == {0, L.AT_V04, L.AT_OLD, L.AT_V04 | L.AT_OLD}
+
+
+def pithos_coinciding():
+    """64-hex names whose old and v0.4 paths are one."""
+    from verify.sample import AT_RISK_NAMES
+
+    yield from (n.encode() for n in AT_RISK_NAMES)
+
+
+def test_probe_order_twin():
+    rng = random.Random(SEED + 16)
+    for name in _object_names(rng):
+        if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
+            continue
+        assert _check._probe_paths_for_tests(name) == L.probe_paths(name), name
+
+
+def test_v1_magic_twin():
+    rng = random.Random(SEED + 17)
+    heads = [b"", b"\x01", b"\x01\x00\x00", F.V1_MAGIC, F.V1_MAGIC + b"x", b"\x01\x00\x00\x01", b"\x00\x01\x00\x00"]
+    heads += [rng.choice([b"", b"\x01", b"\x01\x00", b"\x01\x00\x00"]) + rng.randbytes(rng.randrange(0, 6))
+              for _ in range(3000)]
+    assert_same_verdicts(heads, F.is_v1_header, _check._is_v1_header_for_tests)
+
+
+def test_classify_heads_is_classify():
+    rng = random.Random(SEED + 18)
+    names = list(_names(rng))
+    heads = list(_heads(rng))[:3000]
+    ns = [rng.choice(names) for _ in heads]
+    got = _check.classify_heads(ns, heads + [])
+    for name, head, g in zip(ns, heads, got):
+        h = F.classify(head[:F.HEADER_READ], len(head), name)
+        assert g == (h.cls.value, h.size, h.blocksize, h.flags), (head.hex(), name)
+    assert _check.classify_heads([b"x"], [None]) == [None]

@@ -10,6 +10,7 @@ pin the reference stage to what the real code leaves behind.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import json
@@ -349,7 +350,12 @@ def test_since_last_new_and_resolved(tmp_path):
     state = tmp_path / "state"
     r1 = run_cli(*store_args(p), "--state", state, "--since-last", "--format", "json")
     first = json.loads(r1.stdout)["check"]["since_last"]
-    assert (first["previous"], first["new"], first["resolved"]) == (None, 0, 0)
+    assert {k: first[k] for k in ("previous", "baseline", "new", "resolved")} == \
+        {"previous": None, "baseline": False, "new": None, "resolved": None}
+    quiet = run_cli(*store_args(p), "--state", tmp_path / "other-state", "-q").stdout
+    assert "no baseline yet" in quiet and "new 0" not in quiet
+    human = run_cli(*store_args(p), "--state", tmp_path / "third-state", "--since-last").stdout
+    assert "no baseline yet" in human
     # restore one missing object, lose a referenced one
     fixed = F.copyup_name("volume-b", 1, 2)
     FiledStoreWriter(p.blocks).put(fixed, b"restored")
@@ -362,7 +368,7 @@ def test_since_last_new_and_resolved(tmp_path):
     sl = json.loads(r2.stdout)["check"]["since_last"]
     assert sl["new_findings"] == [["object_missing", "blocks", lost]]
     assert sl["resolved_findings"] == [["object_missing", "blocks", fixed]]
-    assert (sl["new"], sl["resolved"]) == (1, 1)
+    assert (sl["new"], sl["resolved"], sl["baseline"]) == (1, 1, True)
     runs = sorted((state / "runs").glob("*.json.gz"))
     assert len(runs) == 2
     with gzip.open(runs[-1], "rt") as fh:
@@ -395,6 +401,36 @@ def test_prometheus_textfile_parses(planted, tmp_path):
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically, nothing left behind
 
 
+def _samples(prom) -> dict:
+    return {s.name: s.value for fam in text_string_to_metric_families(prom.read_text()) for s in fam.samples
+            if not s.labels}
+
+
+def test_a_run_that_ends_before_reading_still_writes_its_exit_code(planted, tmp_path):
+    """A broken config, a held lock: exit 2 before any number exists. The textfile must say so
+    (the incomplete-run alert reads archverify_check_exit_code), keep the last complete run's time,
+    and not repeat the previous run's findings as this run's."""
+    prom = tmp_path / "archverify.prom"
+    assert run_cli(*store_args(planted), "--prometheus-textfile", prom, "-q").exit_code == 1
+    good = _samples(prom)
+    bad_conf = tmp_path / "archipelago.conf"
+    bad_conf.write_text("[blockerb\narchip_dir = /nowhere\n")
+    r = run_cli("--config", bad_conf, "--prometheus-textfile", prom, "-q")
+    assert r.exit_code == 2
+    after = _samples(prom)
+    assert after["archverify_check_exit_code"] == 2
+    assert after["archverify_check_last_run_timestamp_seconds"] > good["archverify_check_last_run_timestamp_seconds"]
+    assert after["archverify_check_last_success_timestamp_seconds"] == \
+        good["archverify_check_last_success_timestamp_seconds"]
+    assert "archverify_check_findings" not in prom.read_text()
+    lock = tmp_path / "run.lock"
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        r = run_cli(*store_args(planted), "--lock", lock, "--prometheus-textfile", prom, "-q")
+    assert r.exit_code == 2 and _samples(prom)["archverify_check_exit_code"] == 2
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
 def _sev(kind):
     from verify.findings import KINDS
 
@@ -407,7 +443,7 @@ def test_options_are_validated_before_work(planted):
     assert run_cli(*store_args(planted), "--verify-data-sample", "1.5").exit_code == 2
 
 
-def test_unreadable_part_stops_the_later_stages(tmp_path_factory):
+def test_unreadable_part_stops_the_later_stages(nobody):
     """A blocks dir the check cannot list: references would be phantoms, so they are not counted."""
     import tempfile
 
@@ -421,23 +457,8 @@ def test_unreadable_part_stops_the_later_stages(tmp_path_factory):
             for f in files:
                 os.chmod(os.path.join(dirpath, f), 0o644)
         os.chmod(locked, 0)
-        args = [sys.executable, "-m", "verify", "check", *map(str, store_args(p)), "--verify-data", "--format", "json"]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        drop = None
-        if os.geteuid() == 0:
-            # root reads everything: drop to nobody so that mode 000 means what it says, with a
-            # copy of the package nobody can import wherever this checkout lives
-            import shutil
-
-            shutil.copytree(REPO / "verify", root / "pkg" / "verify", ignore=shutil.ignore_patterns("__pycache__"))
-            for dirpath, _dirs, files in os.walk(root / "pkg"):
-                os.chmod(dirpath, 0o755)
-                for f in files:
-                    os.chmod(os.path.join(dirpath, f), 0o644)
-            env["PYTHONPATH"] = str(root / "pkg")
-            env["PYTHONDONTWRITEBYTECODE"] = "1"
-            drop = lambda: (os.setgid(65534), os.setuid(65534))  # noqa: E731
-        r = subprocess.run(args, capture_output=True, text=True, cwd="/", env=env, preexec_fn=drop)
+        # as nobody (tests/as_nobody.py): root reads everything, mode 000 means nothing to it
+        r = nobody.archverify("check", *store_args(p), "--verify-data", "--format", "json")
         assert r.returncode == 2, r.stderr
         doc = json.loads(r.stdout)
         assert doc["check"]["stages_skipped"] == ["references", "data"]
@@ -528,3 +549,25 @@ def test_backend_neutral_index_agrees_on_planted(planted):
     orphans = {o.decode() for o in idx.mark_stored(list(stored_names(planted.blocks)))}
     assert orphans == {n for k, _s, n in planted.expect if k == "object_orphan" and not n.endswith("_hash")}
     assert idx.missing_total() == len(planted.missing_refs)
+
+
+def test_corrupt_maps_are_counted_off_the_version_their_reference_finding_reads():
+    """settle_maps takes a corrupt map's version from the reference stage's finding (a field),
+    never from a scan finding's words."""
+    from collections import Counter
+
+    from verify.findings import Finding
+    from verify.summary import ShardResult
+
+    scanned = ShardResult(Counter({"maps.v1": 2, "maps.v2": 3, "maps.v0": 1}), [
+        Finding("map_upgrade_incomplete", "maps", "archip_a", None, "v2 map; upgraded map a exists"),
+        Finding("map_v1", "maps", "archip_b", None, "size 1"),
+        Finding("map_v0", "maps", "c" * 64, None, "64 bytes"),
+        Finding("map_invalid_name", "maps", "d_0123456789abcdef", None, "v2 map, flags 0, epoch 1"),
+    ])
+    refs = ShardResult(Counter(), [Finding("map_corrupt", "maps", n, None, "entry 0: unknown flag bits 0x80", v)
+                                   for n, v in (("archip_a", 1), ("archip_b", 1), ("c" * 64, 0), ("e", 2))])
+    got = check_op.settle_maps(scanned, refs)
+    assert [f.kind for f in got.findings] == ["map_invalid_name"] + ["map_corrupt"] * 4
+    assert {k: v for k, v in got.counters.items() if k.startswith("maps.")} == \
+        {"maps.v2": 2, "maps.corrupt": 4}  # v1: a and b; v0: c; v2: e

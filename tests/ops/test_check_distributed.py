@@ -216,10 +216,9 @@ def test_backend_without_sharded_check_refused_with_one_line(stores):
         distributed_check.check(Unregistered(), "local:1", jobs=1)
 
 
-def test_unreadable_part_stops_the_later_stages_on_dask(tmp_path_factory):
+def test_unreadable_part_stops_the_later_stages_on_dask(nobody):
     """A blocks dir nobody can list: the workers skip references and data exactly as a local run does."""
     import shutil
-    import subprocess
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="check-dask-unsafe-", dir="/tmp"))
@@ -228,25 +227,14 @@ def test_unreadable_part_stops_the_later_stages_on_dask(tmp_path_factory):
         os.chmod(root, 0o755)
         p = build_store(root / "store", seed=3)
         locked = sorted(d for d in p.blocks.iterdir() if d.is_dir())[0]
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        drop = None
-        if os.geteuid() == 0:
-            # root reads everything: drop to nobody so that mode 000 means what it says, with a
-            # copy of the package nobody can import wherever this checkout lives
-            shutil.copytree(Path(__file__).resolve().parents[2] / "verify", root / "pkg" / "verify",
-                            ignore=shutil.ignore_patterns("__pycache__"))
-            env["PYTHONPATH"] = str(root / "pkg")
-            env["PYTHONDONTWRITEBYTECODE"] = "1"
-            drop = lambda: (os.setgid(65534), os.setuid(65534))  # noqa: E731
         for dirpath, _dirs, files in os.walk(root):
             os.chmod(dirpath, 0o755)
             for f in files:
                 os.chmod(os.path.join(dirpath, f), 0o644)
         os.chmod(locked, 0)
-        args = [sys.executable, "-m", "verify", "check", *map(str, store_args(Store(p.maps, p.blocks))), "--verify-data",
-                "-j", "1"]
-        runs = [subprocess.run(args + extra, capture_output=True, text=True, cwd="/", env=env, preexec_fn=drop,
-                               timeout=120) for extra in ([], ["--dask", "local:1", "--shards", "4"])]
+        # as nobody (tests/as_nobody.py): root reads everything, mode 000 means nothing to it
+        args = ["check", *store_args(Store(p.maps, p.blocks)), "--verify-data", "-j", "1"]
+        runs = [nobody.archverify(*args, *extra) for extra in ([], ["--dask", "local:1", "--shards", "4"])]
         (local, dask) = runs
         assert local.returncode == dask.returncode == 2, dask.stderr
         ldoc, ddoc = json.loads(local.stdout), json.loads(dask.stdout)

@@ -350,8 +350,13 @@ def test_finalize_fix_done_when(tmp_path, running):
     pytest.importorskip("verify.fixes.upgrade")
     store, info, c = running(clean_store)
     before = blocks_content(store)
-    r = c.archverify("finalize", *c.nodes_arg(), "--state-dir", str(tmp_path / "state"), "--yes", "--fix")
+    backups, logs = tmp_path / "backups", tmp_path / "logs"
+    r = c.archverify("finalize", *c.nodes_arg(), "--state-dir", str(tmp_path / "state"), "--yes", "--fix",
+                     "--backup-dir", str(backups), "--logdir", str(logs))
     assert r.returncode == 0, r.stdout + r.stderr
+    # the upgrade step wrote where finalize was told, not into the state dir
+    assert info["v1"][0] in (logs / "upgraded.log").read_text()
+    assert any(backups.rglob("*")) and not (tmp_path / "state" / "map-backups").exists()
     for n in c.nodes:
         assert archipelago_reads(c.conf(n)) == {"blockerb": False, "blockerm": False}
     assert starts(c) == {"n1": [False, True, False], "n2": [False, True, False]}

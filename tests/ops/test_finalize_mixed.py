@@ -29,6 +29,10 @@ VLMC = (sys.executable, str(STANDINS / "vlmc_rados"))
 
 @pytest.fixture
 def mixed(ceph_cluster, tmp_path, monkeypatch):
+    return make_mixed(ceph_cluster, tmp_path, monkeypatch)
+
+
+def make_mixed(ceph_cluster, tmp_path, monkeypatch):
     """Blocks in a dir: healthy, unmigrated, a leftover and the objects at risk; maps in a namespace of
     the config's pool: three v2 volumes and a v1 one; two started nodes reading archipelago-mixed.conf."""
     ceph_cluster.ensure_pools("maps")

@@ -23,7 +23,12 @@ POOLS = {"maps": "maps", "blocks": "blocks"}  # what tests/fixtures/archipelago-
 
 @pytest.fixture
 def pools(ceph_cluster, tmp_path, monkeypatch):
-    """The config's pools, a namespace of this test's own in them, a healthy store plus two v1 maps."""
+    return make_pools(ceph_cluster, tmp_path, monkeypatch)
+
+
+def make_pools(ceph_cluster, tmp_path, monkeypatch):
+    """The config's pools, a namespace of its own in them, a healthy store plus two v1 maps; the
+    stand-in nodes (stopped) below ``tmp_path``."""
     ceph_cluster.ensure_pools(*POOLS.values())
     ns = f"fin-{uuid.uuid4().hex[:10]}"
     be = RadosBackend("maps", "blocks", str(ceph_cluster.conf), None, str(ceph_cluster.keyring), namespace=ns)

@@ -147,6 +147,46 @@ def test_names_only_a_pool_holds_and_names_it_cannot(ceph_cluster, engine):
         assert {n for n, _p, _h in lookup.list_maps()} == {"v2", "archip_v1"}  # v0 only by a 64-hex name
 
 
+def _osd_bytes_out(cluster) -> int:
+    """Bytes the OSD has sent in replies to reads so far (its perf counters, through its admin socket)."""
+    import subprocess
+
+    p = subprocess.run(["ceph", "--admin-daemon", str(cluster.dir / "run" / "osd.0.asok"), "perf", "dump"],
+                       capture_output=True, text=True, check=True)
+    return json.loads(p.stdout)["osd"]["op_out_bytes"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_large_maps_sized_by_stat_and_read_only_as_far_as_a_count_needs(ceph_cluster, engine):
+    """Maps of 4 KiB or more: their size from a stat, never a read of their whole length; a v0
+    map's entries read only up to what its row's count needs."""
+    ceph_cluster.ensure_pools(POOL)
+    be = rb.RadosBackend(POOL, None, str(ceph_cluster.conf), None, str(ceph_cluster.keyring), engine=engine,
+                         namespace=f"large-{uuid.uuid4().hex[:8]}")
+    be.validate()
+    digests = [bytes([1 + i % 250]) * 31 + bytes([i % 256]) for i in range(40000)]  # no zero entry
+    v0 = b"".join(digests)  # 1.28 MB
+    v1 = F.write_v1(200 * F.BLOCK_SIZE_4M, [(0, F.ZERO_HASH)] * 200)  # 6,612 bytes
+    v2 = F.pack_v2_header(F.BLOCK_SIZE_4M, flags=F.MF_READONLY, epoch=0) + bytes(1 << 20)
+    for name, data in (("v0-big", v0), ("v1-big", v1), ("v1-cut", v1[:5000]), ("v2-big", v2)):
+        be.write("maps", name.encode(), data)
+    with be.maps_lookup(1) as lookup:
+        before = _osd_bytes_out(ceph_cluster)
+        got = lookup.lookup_maps(["v0-big", "v1-big", "v1-cut", "v2-big"], [None, None, None, None])
+        unsized = _osd_bytes_out(ceph_cluster) - before
+        counted = lookup.lookup_maps(["v0-big"], [300])["v0-big"]
+        counted_bytes = _osd_bytes_out(ceph_cluster) - before - unsized
+    assert (got["v0-big"].header.cls, got["v0-big"].object_size, got["v0-big"].v0_entries) == \
+        (F.HeaderClass.V0, len(v0), None)
+    assert (got["v1-big"].header.cls, got["v1-big"].object_size) == (F.HeaderClass.V1, len(v1))
+    assert (got["v1-cut"].header.cls, got["v1-cut"].object_size) == (F.HeaderClass.CORRUPT_V1_SHORT, 5000)
+    assert (got["v2-big"].header.cls, got["v2-big"].object_size) == (F.HeaderClass.V2, len(v2))
+    assert (counted.v0_entries, counted.object_size) == (300, len(v0))
+    if engine == "c":  # python-rados reads objects whole: the fallback, not the measure
+        assert unsized <= 4 * (4096 + 64), unsized  # the first 4 KiB of each, and a stat reply
+        assert counted_bytes <= 4096 + 32 * 300 + 2 * 64, counted_bytes
+
+
 def test_missing_pool_is_one_line(db, ceph_cluster):
     one_line_error(*run("pithos-check", "--db", db, *cluster_flags(ceph_cluster, "default", "no-such-pool")))
 

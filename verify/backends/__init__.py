@@ -42,6 +42,7 @@ class Entry:
     cls: str
     capabilities: frozenset[str]
     options: tuple[str, str] = ("", "")  # the flags that put the maps store, the blocks store in this kind
+    flags: tuple[str, ...] = ()  # every option that only this kind reads (the other kind would ignore it)
 
     def load(self) -> type:
         return vars(importlib.import_module(f"{__name__}.{self.module}"))[self.cls]
@@ -54,9 +55,12 @@ class Entry:
 _ALL = frozenset({SCAN, REFERENCES, SHARDED, OBJECTS, MAP_LOOKUP})
 
 REGISTRY: tuple[Entry, ...] = (
-    Entry("filed", "filed", "FiledBackend", _ALL, ("maps_dir", "blocks_dir")),  # the default
-    Entry("rados", "rados", "RadosBackend", _ALL, ("pool", "blocks_pool")),
-    Entry("mixed", "mixed", "MixedBackend", _ALL),  # one store filed, the other RADOS
+    Entry("filed", "filed", "FiledBackend", _ALL, ("maps_dir", "blocks_dir"),
+          ("maps_dir", "blocks_dir", "pithos_migrate")),  # the default
+    Entry("rados", "rados", "RadosBackend", _ALL, ("pool", "blocks_pool"),
+          ("pool", "blocks_pool", "namespace", "inflight", "connect_timeout",
+           "ceph_conf", "client_id", "ceph_name", "keyring", "cluster")),
+    Entry("mixed", "mixed", "MixedBackend", _ALL),  # one store filed, the other RADOS: every flag applies
 )
 MIXED = "mixed"
 ROLES = ("maps", "blocks")
@@ -93,16 +97,31 @@ def store_kinds(config_types: dict[str, str] | None, options: dict) -> dict[str,
     return kinds
 
 
-def choose(name: str | None, config_types: dict[str, str] | None, options: dict) -> Entry:
+def choose(name: str | None, config_types: dict[str, str] | None, options: dict,
+           given: dict[str, str] | None = None) -> Entry:
     """The backend named by ``--backend``, else the one the stores' kinds call for: one kind for
-    both stores is that kind's backend, two kinds are ``mixed``."""
+    both stores is that kind's backend, two kinds are ``mixed``.
+
+    ``given``: the options the user typed (name -> as typed). One that only another kind reads would be
+    ignored without a word (``--backend rados --maps-dir DIR`` scanning the pool, not DIR):
+    it is refused instead."""
     if name is not None:
         e = entry(name)
         if e is None:
             raise UsageError(f"no backend {name!r}; archverify knows {', '.join(names())}")
-        return e
-    kinds = store_kinds(config_types, options)
-    return entry(kinds["maps"] if kinds["maps"] == kinds["blocks"] else MIXED)
+    else:
+        kinds = store_kinds(config_types, options)
+        e = entry(kinds["maps"] if kinds["maps"] == kinds["blocks"] else MIXED)
+    given = given or {}
+    if e.flags:
+        for other in REGISTRY:
+            stray = [o for o in other.flags if o in given and o not in e.flags]
+            if stray:
+                why = f"--backend {name}" if name is not None else "by the config and the store flags"
+                raise UsageError(f"{given[stray[0]]} is a {other.name} option, but both stores are {e.name} here "
+                                 f"({why}): it would be ignored; drop it"
+                                 + (" or give --backend mixed" if name else ""))
+    return e
 
 
 def store_backend(backend, role: str):

@@ -36,7 +36,8 @@ def _run(fn, rc, progress: ProgressFn | None, root: str) -> list[tuple]:
 
 
 def _findings(store: str, records) -> list:
-    return record_findings(store, [(k, n, p, d, e) for k, n, p, d, e, _aux in records if k != "ref"])
+    return record_findings(store, [(k, n, p, d, e, aux if k == "map_corrupt" else None)
+                                   for k, n, p, d, e, aux in records if k != "ref"])
 
 
 def first_refs(records) -> list[tuple[bytes, bytes, int]]:

@@ -11,10 +11,15 @@ missing caps become one-line :class:`~verify.errors.StoreError` s before any lis
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import errno as E
 import os
+import sys
+import tempfile
 import threading
+import weakref
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -25,15 +30,34 @@ from .. import nativejob
 from ..errors import StoreError, UsageError
 from ..findings import Finding, escape_name, escape_names
 from ..summary import Lock, ShardResult
-from . import rados_check
 from .base import ProgressFn, Ref, Shard, Window, split, strerror
 from .rados_io import MAX_TRIES, TRANSIENT, PoolObjects  # noqa: F401  (MAX_TRIES, TRANSIENT: as before, for callers)
 from .rados_io import errno_of as _errno
+from .rados_io import listing_error as _listing_error
 from .rados_io import retry as _retry
+from .rados_io import stalled as _stalled
 
 _OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
 DEFAULT_SEARCH = "$CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf"
+# Every connected backend, closed at interpreter exit: a librados client still connected when
+# the process exits aborts it (boost::bad_get, exit 134; see verify/_rados.pyx), and python-rados
+# shuts a client down whenever the collector frees it, even before an ioctx still open on it.
+_CONNECTED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every connected backend of this process (at exit, or before its cluster goes away)."""
+    for be in list(_CONNECTED.values()):
+        be.close()
+
+
+def _stages():
+    """verify.backends.rados_check, imported on first use: only ``check`` needs it, not a scan."""
+    from . import rados_check
+
+    return rados_check
 
 
 def _engine():
@@ -62,8 +86,29 @@ def _engine():
         ) from None
 
 
+@contextlib.contextmanager
+def stderr_swallowed():
+    """fd 2 sent to a scratch file for the duration (librados writes there from C, past
+    ``err_to_stderr = false`` for some lines); Python's own stderr is flushed first."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as scratch:
+            os.dup2(scratch.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def from_options(cfg, validate: bool = True, pool=None, blocks_pool=None, ceph_conf=None, client_id=None, keyring=None,
-                 namespace=None, inflight=256, connect_timeout=10.0, roles=("maps", "blocks"),
+                 namespace=None, inflight=256, connect_timeout=10.0, op_timeout=30.0, roles=("maps", "blocks"),
                  **_others) -> RadosBackend:
     """Pools and cephx id from the flags, else from archipelago.conf; connects and checks both pools.
 
@@ -101,7 +146,8 @@ def from_options(cfg, validate: bool = True, pool=None, blocks_pool=None, ceph_c
                     pass
             except OSError as e:
                 raise StoreError(f"{path}: cannot read {what}: {e.strerror}") from None
-    be = RadosBackend(pool, blocks_pool, ceph_conf, client_id, keyring, namespace, inflight, connect_timeout)
+    be = RadosBackend(pool, blocks_pool, ceph_conf, client_id, keyring, namespace, inflight, connect_timeout,
+                      op_timeout=op_timeout)
     be.validate()
     return be
 
@@ -117,7 +163,7 @@ class RadosBackend:
     inflight: int = 256
     connect_timeout: float = 10.0
     engine: str | None = None  # "c" or "python"; chosen at first use
-    op_timeout: float | None = None  # OSD op timeout; default max(30 s, connect_timeout)
+    op_timeout: float = 30.0  # rados_osd_op_timeout: an op unanswered this long stops the run (rados_io.stalled)
     name: str = "rados"
     _conn: object = field(default=None, repr=False, compare=False)
     _io: dict = field(default_factory=dict, repr=False, compare=False)
@@ -150,8 +196,13 @@ class RadosBackend:
         if err in (E.EACCES, E.EPERM):
             return StoreError(f"the cluster refused {self.user}: wrong key in "
                               f"{self.keyring or 'the keyring'}, or no such cephx user (EACCES)")
+        if err == E.ENOENT and not self._mon_host().strip():
+            # librados then asks DNS for a ceph-mon SRV record; ENOENT says that found none either
+            return StoreError(f"no monitor address configured: {conf} sets no 'mon host' (and DNS has no "
+                              "ceph-mon SRV record); add 'mon host = ADDR' to it, or give -c/--conf PATH")
         if err == E.ENOENT:
-            return StoreError(f"no keyring with a key for {self.user} found; give --keyring PATH")
+            return StoreError(f"no keyring with a key for {self.user} found"
+                              + (f" in {self.keyring}" if self.keyring else "") + "; give -k/--keyring PATH")
         if err == E.EINVAL and op.startswith("conf_set"):
             return StoreError(f"librados refused option {op[9:]!r}")
         return StoreError(f"cannot connect to the Ceph cluster as {self.user} ({op}): {strerror(err)}")
@@ -162,21 +213,51 @@ class RadosBackend:
         except Exception:
             return "?"
 
+    def _connect_quietly(self, step):
+        """``step()`` with librados' own lines on stderr (a DNS SRV lookup, auth errors) kept out
+        of the user's terminal: whatever went wrong is said once, by :meth:`_connect_error`."""
+        with stderr_swallowed():
+            return step()
+
+    def close(self) -> None:
+        """Close the ioctxs, then the connections (this one and the object-I/O twin's); the next
+        use connects again. Idempotent."""
+        twin, self._objects = (self._objects or (None, None))[0], None
+        if twin is not None:
+            twin.close()
+        conn, ios, self._conn, self._io = self._conn, self._io, None, {}
+        _CONNECTED.pop(id(self), None)
+        if conn is None:
+            return
+        if self.engine != "c":  # python-rados leaves its ioctxs open; the extension closes its own
+            for io in ios.values():
+                io.close()
+        conn.shutdown()
+
+    def __del__(self) -> None:
+        # before the collector clears anything: the ioctxs closed first, whatever order it frees in
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter teardown a module may already be gone
+            pass
+
     def connect(self):
         if self._conn is not None:
             return self._conn
+        _CONNECTED[id(self)] = self
         self.engine = self.engine or _engine()
-        op_timeout = self.op_timeout or max(30.0, self.connect_timeout)
+        op_timeout = self.op_timeout
         if self.engine == "c":
             from .. import _rados
 
             try:
-                conn = _rados.Cluster(self.client_id, self.ceph_conf, self.keyring, self.connect_timeout, op_timeout)
+                conn = self._connect_quietly(lambda: _rados.Cluster(self.client_id, self.ceph_conf, self.keyring,
+                                                                    self.connect_timeout, op_timeout))
             except OSError as e:
                 raise self._connect_error(e.errno, e.strerror) from None
             self._conn = conn
             try:
-                conn.connect()
+                self._connect_quietly(conn.connect)
             except OSError as e:
                 raise self._connect_error(e.errno, e.strerror) from None
         else:
@@ -184,7 +265,7 @@ class RadosBackend:
 
             conf = {"client_mount_timeout": str(max(1, round(self.connect_timeout))),
                     "rados_mon_op_timeout": str(max(1, round(self.connect_timeout))),
-                    "rados_osd_op_timeout": str(round(op_timeout)),
+                    "rados_osd_op_timeout": str(max(1, round(op_timeout))),
                     "log_to_stderr": "false", "err_to_stderr": "false"}
             if self.keyring:
                 conf["keyring"] = self.keyring
@@ -203,7 +284,7 @@ class RadosBackend:
                 raise self._connect_error(_errno(e), "CEPH_ARGS") from None
             self._conn = conn
             try:
-                conn.connect(timeout=max(1, round(self.connect_timeout)))
+                self._connect_quietly(lambda: conn.connect(timeout=max(1, round(self.connect_timeout))))
             except rados.Error as e:
                 raise self._connect_error(abs(getattr(e, "errno", None) or E.EIO), "connect") from None
         return self._conn
@@ -269,7 +350,7 @@ class RadosBackend:
     def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         io = self.ioctx(shard.store)
         if self.engine != "c":
-            return _py_scan(io, shard, self.pools()[shard.store], self.inflight, progress)
+            return _py_scan(io, shard, self.pools()[shard.store], self.inflight, progress, op_timeout=self.op_timeout)
         from .. import _rados
 
         rs = _rados.RadosShard(io, shard.lo, shard.hi, shard.total, self.inflight, maps=shard.store == "maps")
@@ -281,7 +362,8 @@ class RadosBackend:
         io = self.ioctx(store)
         shard = Shard(store, 0, PARTS, PARTS)
         if self.engine != "c":
-            return _py_scan(io, shard, self.pools()[store], self.inflight, progress, names=list(names))
+            return _py_scan(io, shard, self.pools()[store], self.inflight, progress, names=list(names),
+                            op_timeout=self.op_timeout)
         from .. import _rados
 
         rs = _rados.RadosShard(io, 0, 1, 1, self.inflight, maps=store == "maps")
@@ -292,26 +374,26 @@ class RadosBackend:
 
     def check_references(self, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         """Every map's entries against every object of the blocks pool."""
-        return rados_check.check_references(self, jobs, progress)
+        return _stages().check_references(self, jobs, progress)
 
     def verify_data(self, jobs: int, window: Window, progress: ProgressFn | None = None) -> ShardResult:
         """Content hashes of the 64-hex objects whose fingerprint is in ``window`` (start, width, all)."""
-        return rados_check.verify_data(self, jobs, window, progress)
+        return _stages().verify_data(self, jobs, window, progress)
 
     # -- the same stages one shard (a range of name hash buckets) at a time (check --dask) --
 
     def check_shard(self, shard: Shard, jobs: int, locator: bytes) -> tuple[ShardResult, bytes]:
-        return rados_check.shard_fingerprints(self, shard, locator)
+        return _stages().shard_fingerprints(self, shard, locator)
 
     def explain_shard(self, shard: Shard, jobs: int, records: bytes,
                       width: int) -> tuple[list[Ref], dict[bytes, tuple[int, int]]]:
-        return rados_check.shard_missing(self, shard, records, width)
+        return _stages().shard_missing(self, shard, records, width)
 
     def orphans_shard(self, shard: Shard, jobs: int, records: bytes, width: int) -> ShardResult:
-        return rados_check.shard_orphans(self, shard, records, width)
+        return _stages().shard_orphans(self, shard, records, width)
 
     def verify_data_shard(self, shard: Shard, jobs: int, window: Window) -> ShardResult:
-        return rados_check.verify_data(self, jobs, window, None, shard)
+        return _stages().verify_data(self, jobs, window, None, shard)
 
     def object_path(self, name: bytes) -> str | None:
         return None  # a pool has no paths
@@ -361,6 +443,12 @@ class RadosBackend:
         res = ShardResult()
         res.counters = Counter({f"{shard.store}.{k}": v for k, v in rs.counters().items() if v})
         records = rs.records()
+        pool = self.pools()[shard.store]
+        if list_err == E.ETIMEDOUT:
+            raise _stalled(pool, self.op_timeout, "listing")
+        for kind, name, detail, err in records:
+            if kind == "unreadable" and err == E.ETIMEDOUT:  # the loop stopped at the first one
+                raise _stalled(pool, self.op_timeout, detail.decode("utf-8", "surrogateescape"), name)
         names, details = escape_names([r[1] for r in records]), escape_names([r[2] for r in records])
         store, locks, findings = shard.store, res.locks, res.findings
         for (kind, _, _, err), name_s, detail_s in zip(records, names, details):
@@ -417,7 +505,7 @@ def _py_probe(io) -> int:
             break
     except rados.Error as e:
         return abs(getattr(e, "errno", None) or E.EIO)
-    return 0
+    return _listing_error(io)  # an empty listing may be a refused one
 
 
 def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, locks: list) -> None:
@@ -441,6 +529,8 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
 
     def unreadable(e, what: str, target: str | None = None):
         detail = what + (f" {target}" if target else "")
+        if _errno(e) == E.ETIMEDOUT:
+            raise _Stalled(detail, raw)
         findings.append(("unreadable", raw, f"{detail}: {strerror(_errno(e))}"))
 
     try:
@@ -506,6 +596,10 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
         findings.append((kind, raw, escape_name(F.map_detail(detail, facts, raw))))
 
 
+class _Stalled(Exception):
+    """An op of the fallback timed out: (what, object name); the scan stops (rados_io.stalled)."""
+
+
 _CLASS_COUNTER = {F.HeaderClass.V0: "v0", F.HeaderClass.V1: "v1", F.HeaderClass.V2: "v2",
                   F.HeaderClass.NOT_MAP: "other"}
 
@@ -513,7 +607,7 @@ _CLASS_COUNTER = {F.HeaderClass.V0: "v0", F.HeaderClass.V1: "v1", F.HeaderClass.
 
 
 def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | None,
-             names: list | None = None) -> ShardResult:
+             names: list | None = None, op_timeout: float = 30.0) -> ShardResult:
     """The fallback: python-rados listing (filtered to the shard by a hash of the name) and
     a thread pool of synchronous checks. Slow, but the same rules and findings."""
     import rados
@@ -525,6 +619,7 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
     lock = threading.Lock()
     stop = threading.Event()
     list_err = 0
+    timed_out: list[_Stalled] = []
 
     def listed():
         nonlocal list_err
@@ -541,6 +636,8 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
                     yield raw
         except rados.Error as e:
             list_err = _errno(e)
+            return
+        list_err = _listing_error(io)  # an op that failed ended the listing early
 
     def one(raw: bytes):
         if stop.is_set():
@@ -548,7 +645,12 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
         c: Counter = Counter()
         f: list = []
         lk: list = []
-        py_check(io, raw, maps, c, f, lk)
+        try:
+            py_check(io, raw, maps, c, f, lk)
+        except _Stalled as e:
+            timed_out.append(e)
+            stop.set()  # nothing new is started; the reads in flight end within the op timeout
+            return
         with lock:
             counters.update(c)
             findings.extend(f)
@@ -563,6 +665,10 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
 
     # the main thread only waits, so that a signal stops the workers between two objects (verify/nativejob.py)
     nativejob.run(work, stop.set, name="rados-scan-py")
+    if list_err == E.ETIMEDOUT:
+        raise _stalled(pool, op_timeout, "listing")
+    if timed_out:
+        raise _stalled(pool, op_timeout, *timed_out[0].args)
     res = ShardResult()
     res.counters = Counter({f"{shard.store}.{k}": v for k, v in counters.items() if v})
     for kind, raw, detail in findings:

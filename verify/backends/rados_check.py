@@ -2,7 +2,10 @@
 
 The rules are filed's (verify/_check.pyx), minus placement: an object is stored
 when it is in the blocks pool (same namespace). Entries are judged and fingerprinted
-by :class:`verify._check.ReferenceIndex`; this module lists the pools page by page
+by :class:`verify._check.ReferenceIndex`; the names of each page and the bytes of each
+window are decided by the same native rules, a batch at a time (``verify._check``
+``map_candidates``, ``classify_heads``, ``stored_split``, ``data_sample``,
+``content_mismatches``); this module lists the pools page by page
 and reads objects whole with aio, a bounded window of them in flight
 (``verify._rados.read_whole``; python-rados with a thread pool where the extension
 is not built).
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import bisect
 import errno as E
-import hashlib
 import itertools
 import queue
 import threading
@@ -40,14 +42,13 @@ from ..findings import Finding, escape_name
 from ..references import missing_findings
 from ..summary import ShardResult
 from .base import ProgressFn, Ref, Shard, Window, strerror
-from .rados_io import errno_of, retry
+from .rados_io import errno_of, listing_error, retry, stalled
 
 MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
 DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
 DATA_FIRST = F.BLOCK_SIZE_4M + 1  # a Pithos block is read in one round trip, without a stat
 HEAD_FIRST = 4096  # v2 headers (512 bytes with direct I/O) and small v0/v1 maps in one round trip
 BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in
-FP_SPACE = 1 << 64
 BUCKETS = 256  # a name's bucket: crc32(name) % BUCKETS; shards are ranges of buckets
 
 
@@ -66,14 +67,21 @@ class _Pool:
         self.store = role
         self.window = max(1, backend.inflight)
         self.shard = shard
+        self.op_timeout = backend.op_timeout
 
     def pages(self) -> Iterator[list[bytes]]:
-        """The pool's (shard's) names a page at a time; StoreError-free: a failed listing raises OSError."""
-        for page in self._pages():
-            nativejob.checkpoint()  # a signal caught while a library ran stops the run here, a page later at most
-            if self.shard is not None:
-                page = [n for n in page if self.shard.lo <= bucket(n, self.shard.total) < self.shard.hi]
-            yield page
+        """The pool's (shard's) names a page at a time. A failed listing raises OSError, one the
+        OSDs stopped answering a StoreError (rados_io.stalled)."""
+        try:
+            for page in self._pages():
+                nativejob.checkpoint()  # a signal caught while a library ran stops the run here, a page later at most
+                if self.shard is not None:
+                    page = [n for n in page if self.shard.lo <= bucket(n, self.shard.total) < self.shard.hi]
+                yield page
+        except OSError as e:
+            if e.errno == E.ETIMEDOUT:
+                raise stalled(self.pool, self.op_timeout, "listing") from None
+            raise
 
     def _pages(self) -> Iterator[list[bytes]]:
         if self.c:
@@ -96,6 +104,9 @@ class _Pool:
                     page = []
         except rados.Error as e:
             raise OSError(errno_of(e), "object list") from None
+        err = listing_error(self.io)  # an op that failed ended the listing early
+        if err:
+            raise OSError(err, "object list")
         if page:
             yield page
 
@@ -123,6 +134,28 @@ class _Pool:
             for (key, _name, _size), (data, err) in zip(group, got):
                 yield key, data, err
 
+    def sizes(self, names: list[bytes]) -> list[tuple[int, int]]:
+        """Each object's length by a stat, no data read: (size, 0) or (0, errno); all in flight at once."""
+        nativejob.checkpoint()
+        if self.c:
+            from .. import _rados
+
+            return _rados.stat_sizes(self.io, names)
+        import rados
+
+        def one(raw: bytes):
+            try:
+                return retry(lambda: self.io.stat(raw.decode("utf-8", "surrogateescape")), Counter())[0], 0
+            except rados.ObjectNotFound:
+                return 0, E.ENOENT
+            except rados.Error as e:
+                return 0, errno_of(e)
+            except UnicodeError:
+                return 0, E.EILSEQ
+
+        with ThreadPoolExecutor(max(1, min(len(names), 32))) as ex:
+            return list(ex.map(one, names))
+
     def read(self, names: list[bytes], maxlen: int = MAP_MAX, first: int = 0,
              whole: bool = True) -> list[tuple[bytes | None, int]]:
         """Each object whole: (bytes, 0) or (None, errno); all of ``names`` in flight at once.
@@ -130,15 +163,26 @@ class _Pool:
         ``first``: bytes of a first read that needs no stat (objects shorter are done in one
         round trip); with ``whole`` false only those are wanted."""
         nativejob.checkpoint()  # and here, a window of reads later at most (in whichever thread reads)
+        got = self._read(names, maxlen, first, whole)
+        for name, (_data, err) in zip(names, got):
+            if err == E.ETIMEDOUT:
+                raise stalled(self.pool, self.op_timeout, "read", name)
+        return got
+
+    def _read(self, names: list[bytes], maxlen: int, first: int, whole: bool) -> list[tuple[bytes | None, int]]:
         if self.c:
             from .. import _rados
 
             return _rados.read_whole(self.io, names, maxlen, first, whole)
         import rados
 
+        timed_out = threading.Event()  # one op timed out: the names not yet begun are not tried
+
         def one(raw: bytes):
             name = raw.decode("utf-8", "surrogateescape")
             c: Counter = Counter()
+            if timed_out.is_set():
+                return None, E.ETIMEDOUT
             try:
                 size = retry(lambda: self.io.stat(name), c)[0]
                 if size > maxlen:
@@ -147,6 +191,8 @@ class _Pool:
             except rados.ObjectNotFound:
                 return None, E.ENOENT
             except rados.Error as e:
+                if errno_of(e) == E.ETIMEDOUT:
+                    timed_out.set()
                 return None, errno_of(e)
             except UnicodeError:  # python-rados sends names as UTF-8: this one it cannot name
                 return None, E.EILSEQ
@@ -160,12 +206,17 @@ def _chunks(seq: list, n: int) -> Iterator[list]:
         yield seq[i:i + n]
 
 
-def _load_index():
+def _rules():
+    """verify._check: the reference index and the rules as batches."""
     try:
-        from .._check import ReferenceIndex
+        from .. import _check
     except ImportError as e:  # pragma: no cover - a broken install, not a user error
         raise StoreError(f"the compiled checker is missing ({e}); reinstall archverify (make build)") from None
-    return ReferenceIndex()
+    return _check
+
+
+def _load_index():
+    return _rules().ReferenceIndex()
 
 
 def _listing_failed(pool: _Pool, err: int) -> Finding:
@@ -206,23 +257,26 @@ class _MapPass:
             m.nbad += nbad
 
     def _candidates(self) -> Iterator[tuple[bytes, bytes, int]]:
+        rules = _rules()
         for page in self.maps.pages():
             if self.progress is not None:
                 self.progress(len(page))
-            for n in page:
-                # every plain name is a map candidate, as the scan counts it: radosd has no shortest
-                # name and no encoding (filed's 6-byte minimum is filed's, its scan reports those)
-                if F.name_class(n) is F.NameClass.PLAIN:
-                    if self.explain:
-                        self.rank[n] = (bucket(n), self.seq)
-                        self.seq += 1
-                    yield n, n, F.HEADER_READ
+            # every plain name is a map candidate, as the scan counts it: radosd has no shortest
+            # name and no encoding (filed's 6-byte minimum is filed's, its scan reports those)
+            for n in rules.map_candidates(page):
+                if self.explain:
+                    self.rank[n] = (bucket(n), self.seq)
+                    self.seq += 1
+                yield n, n, F.HEADER_READ
 
     def run(self) -> None:
         try:
             # the next window of headers is listed and read while this one's map-data is
+            classify = _rules().classify_heads
             for group in _ahead(self._head_groups()):
-                v2 = [m for m in (self._one(name, data, err) for name, data, err in group) if m is not None]
+                infos = classify([g[0] for g in group], [g[1] for g in group])
+                v2 = [m for m in (self._one(name, data, err, info) for (name, data, err), info in zip(group, infos))
+                      if m is not None]
                 self._mapdata(v2)
         except OSError as e:
             if not self.explain:
@@ -236,27 +290,29 @@ class _MapPass:
                 return
             yield group
 
-    def _one(self, name: bytes, data: bytes | None, err: int) -> _Map | None:
-        """A header object read whole: v0 and v1 maps fed at once; a v2 map returned for its map-data."""
+    def _one(self, name: bytes, data: bytes | None, err: int, info) -> _Map | None:
+        """A header object read whole, classified (``classify_heads``): v0 and v1 maps fed at once;
+        a v2 map returned for its map-data."""
         if data is None:
             self.rank.pop(name, None)
             if err != E.ENOENT:  # gone since the listing: a race, not an error
                 self._finding("unreadable", name, "read", err)
             return None
-        info = F.classify(data[:F.HEADER_READ], len(data), name)
+        cls, size, blocksize, flags = info
         m = _Map(name, self.rank.pop(name, (0, 0)))
-        if info.cls is F.HeaderClass.V0:
+        m.version = {"v0": 0, "v1": 1}.get(cls, 2)
+        if cls == "v0":
             self.counters["maps_v0"] += 1
             self._feed(self.idx.add_v0(name, data), m)
-        elif info.cls is F.HeaderClass.V1:
+        elif cls == "v1":
             self.counters["maps_v1"] += 1
-            self._feed(self.idx.add_v1(name, data, F.nr_objs(info.size)), m)
-        elif info.cls is F.HeaderClass.V2:
+            self._feed(self.idx.add_v1(name, data, F.nr_objs(size)), m)
+        elif cls == "v2":
             self.counters["maps_v2"] += 1
-            m.deleted = bool(info.flags & F.MF_DELETED)
+            m.deleted = bool(flags & F.MF_DELETED)
             self.counters["maps_deleted"] += m.deleted
-            m.nr = F.nr_objs(info.size, info.blocksize)
-            m.per = info.blocksize // F.V2_ENTRY_LEN
+            m.nr = F.nr_objs(size, blocksize)
+            m.per = blocksize // F.V2_ENTRY_LEN
             m.nb = -(-m.nr // m.per)
             self.counters["map_bytes"] += len(data)
             return m
@@ -269,7 +325,8 @@ class _MapPass:
     def _finish(self, m: _Map) -> None:
         if m.nbad and not m.deleted and not self.explain:
             more = f"; {m.nbad} problems in all" if m.nbad > 1 else ""
-            self.findings.append(Finding("map_corrupt", "maps", escape_name(m.name), None, f"{m.first}{more}"))
+            self.findings.append(Finding("map_corrupt", "maps", escape_name(m.name), None, f"{m.first}{more}",
+                                         m.version))
 
     def _mapdata(self, maps: list[_Map]) -> None:
         def wanted():
@@ -310,6 +367,7 @@ class _Map:
     name: bytes
     rank: tuple[int, int] = (0, 0)  # (bucket, listing position): the order the first entries are chosen in
     deleted: bool = False
+    version: int = 2  # of its header
     nr: int = 0
     per: int = 1
     nb: int = 0
@@ -391,20 +449,21 @@ def _ahead(gen: Iterator, depth: int = 1) -> Iterator:
         t.join()
 
 
-def _hash_orphans(blocks: _Pool, hashes: list[bytes], counters: Counter) -> list[Finding]:
-    """``NAME_hash`` objects whose ``NAME`` is not in the pool (a stat of each NAME, no read)."""
+def _hash_orphans(blocks: _Pool, hashes: list[tuple[bytes, bytes]], counters: Counter) -> list[Finding]:
+    """``NAME_hash`` objects whose ``NAME`` is not in the pool (a stat of each NAME, no read);
+    ``hashes``: (NAME_hash, NAME) as ``stored_split`` gives them."""
     out = []
     counters["hash_files"] += len(hashes)
     for batch in _chunks(hashes, blocks.window):
         # maxlen 0: a stat only (EFBIG = there, with content)
-        for n, (_data, err) in zip(batch, blocks.read([h[:-5] for h in batch], 0)):
+        for (n, target), (_data, err) in zip(batch, blocks.read([t for _, t in batch], 0)):
             if err == E.ENOENT:
                 counters["orphans"] += 1
-                obj = escape_name(n[:-5])
+                obj = escape_name(target)
                 out.append(Finding("object_orphan", "blocks", escape_name(n), None,
                                    f"hash file of {obj}, which is not in the store"))
             elif err not in (0, E.EFBIG):
-                out.append(Finding("unreadable", "blocks", escape_name(n[:-5]), None, f"stat: {strerror(err)}"))
+                out.append(Finding("unreadable", "blocks", escape_name(target), None, f"stat: {strerror(err)}"))
     return out
 
 
@@ -444,16 +503,9 @@ def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> 
     return res
 
 
-def _stored(page: list[bytes]) -> tuple[list[bytes], list[bytes]]:
-    """A blocks page split into objects (what maps may name) and ``NAME_hash`` objects; locks and temps dropped."""
-    objs, hashes = [], []
-    for n in page:
-        nc = F.name_class(n)
-        if nc is F.NameClass.HASH:
-            hashes.append(n)
-        elif nc not in (F.NameClass.LOCK, F.NameClass.TEMP):
-            objs.append(n)
-    return objs, hashes
+def _stored(page: list[bytes]) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
+    """A blocks page split into objects (what maps may name) and (``NAME_hash``, NAME); locks and temps dropped."""
+    return _rules().stored_split(page)
 
 
 def _need_blocks(backend) -> None:
@@ -519,27 +571,16 @@ def shard_orphans(backend, shard: Shard, records: bytes, width: int) -> ShardRes
     c = Counter()
     try:
         for page in blocks.pages():
-            for n in _stored(page)[0]:
-                if refjoin.fingerprint(n) in keys:
+            objs = _stored(page)[0]
+            fps = _rules().fingerprints(objs)
+            for i, n in enumerate(objs):
+                if fps[refjoin.KEY * i:refjoin.KEY * (i + 1)] in keys:
                     c["orphans"] += 1
                     res.findings.append(Finding("object_orphan", "blocks", escape_name(n), None, "referenced by no map"))
     except OSError as e:
         res.findings.append(_listing_failed(blocks, e.errno))
     res.counters = _ref_counters(c)
     return res
-
-
-def in_window(name: bytes, window: Window) -> bool:
-    """check.SampleWindow.contains of the name's fingerprint (first 8 bytes of sha256, big-endian)."""
-    start, width, everything = window
-    if everything:
-        return True
-    fp = int.from_bytes(hashlib.sha256(name).digest()[:8], "big")
-    return (fp - start) % FP_SPACE < width
-
-
-def _content_hash(data: bytes) -> str:
-    return hashlib.sha256(data.rstrip(b"\0")).hexdigest()
 
 
 def verify_data(backend, jobs: int, window: Window, progress: ProgressFn | None = None,
@@ -551,20 +592,18 @@ def verify_data(backend, jobs: int, window: Window, progress: ProgressFn | None 
     res = ShardResult()
     c: Counter = Counter()
     win = max(1, min(blocks.window, DATA_WINDOW))
-    with ThreadPoolExecutor(max(1, jobs)) as hasher:  # hashlib releases the GIL on large buffers
+    rules = _rules()
+    start, width, everything = window
+    with ThreadPoolExecutor(max(1, jobs)) as hasher:  # content_mismatches hashes without the GIL
         try:
             for page in blocks.pages():
-                todo = []
-                for n in page:
-                    if F.is_hex64(n):
-                        if in_window(n, window):
-                            todo.append(n)
-                        else:
-                            c["unsampled"] += 1
+                todo, unsampled = rules.data_sample(page, start, width, everything)
+                c["unsampled"] += unsampled
                 for batch in _chunks(todo, win):
                     got = blocks.read(batch, 1 << 40, DATA_FIRST)
-                    sums = hasher.map(lambda d: _content_hash(d) if d is not None else None, [d for d, _ in got])
-                    for n, (data, err), h in zip(batch, got, sums):
+                    datas = [d for d, _ in got]
+                    bad = dict(_mismatches(hasher, rules, batch, datas, jobs))
+                    for i, (n, (data, err)) in enumerate(zip(batch, got)):
                         if data is None:
                             if err != E.ENOENT:  # deleted since the listing: a race, not an error
                                 res.findings.append(Finding("unreadable", "blocks", escape_name(n), None,
@@ -572,12 +611,21 @@ def verify_data(backend, jobs: int, window: Window, progress: ProgressFn | None 
                             continue
                         c["objects"] += 1
                         c["bytes"] += len(data)
-                        if h != n.decode("ascii"):
+                        if i in bad:
                             res.findings.append(Finding("object_content_mismatch", "blocks", escape_name(n), None,
-                                                        f"content ({len(data)} bytes) hashes to {h}"))
+                                                        f"content ({len(data)} bytes) hashes to {bad[i]}"))
                 if progress is not None:
                     progress(len(page))
         except OSError as e:
             res.findings.append(_listing_failed(blocks, e.errno))
     res.counters = Counter({f"data.{k}": v for k, v in c.items() if v})
     return res
+
+
+def _mismatches(hasher: ThreadPoolExecutor, rules, names: list[bytes], datas: list, jobs: int):
+    """``content_mismatches`` of one window, its objects split over ``jobs`` threads: (position, digest)."""
+    step = max(1, -(-len(names) // max(1, jobs)))
+    parts = [(k, names[k:k + step], datas[k:k + step]) for k in range(0, len(names), step)]
+    for k, got in zip((p[0] for p in parts), hasher.map(lambda p: rules.content_mismatches(p[1], p[2]), parts)):
+        for i, h in got:
+            yield k + i, h

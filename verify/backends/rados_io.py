@@ -17,12 +17,40 @@ from ..findings import escape_name
 from .base import BadObjectName, strerror
 
 MAX_TRIES = 4  # as _rados.pyx: a transient error is retried MAX_TRIES - 1 times
-TRANSIENT = {E.ETIMEDOUT, E.EAGAIN, E.EINTR, E.EIO, E.EBUSY, E.ENOTCONN, E.ECONNRESET, E.ESHUTDOWN,
+# ETIMEDOUT is not transient: librados has resent the op on every OSD map change for the whole
+# rados_osd_op_timeout (--op-timeout) already; a run that meets it stops (see stalled)
+TRANSIENT = {E.EAGAIN, E.EINTR, E.EIO, E.EBUSY, E.ENOTCONN, E.ECONNRESET, E.ESHUTDOWN,
              E.ECANCELED, E.ENOMEM}
 
 
 def errno_of(e) -> int:
     return abs(getattr(e, "errno", None) or E.EIO)
+
+
+PROBE_NAME = "archverify.no-such-object"  # stat'ed, never written
+
+
+def listing_error(ioctx) -> int:
+    """python-rados' listing ends as if the pool did when an op of it fails (a timeout, caps
+    without 'r'): a stat of a name no object has, after the listing, tells (ENOENT when the
+    OSDs answer and allow reads, else the errno). 0 when the listing can be trusted."""
+    import rados
+
+    try:
+        ioctx.stat(PROBE_NAME)
+    except rados.ObjectNotFound:
+        return 0
+    except rados.Error as e:
+        return errno_of(e)
+    return 0
+
+
+def stalled(pool: str, op_timeout: float, what: str, name: bytes | str | None = None) -> StoreError:
+    """An op the OSDs did not answer within the op timeout: the run stops with this one line
+    (a report of the rest would read as a complete one)."""
+    on = f" of {escape_name(name)}" if name is not None else ""
+    return StoreError(f"pool {pool!r}: the cluster did not answer a {what}{on} within {op_timeout:g}s "
+                      "(--op-timeout): is every OSD up? ('ceph -s'); stopped, nothing reported")
 
 
 def retry(fn, counters: Counter):
@@ -104,6 +132,9 @@ class PoolObjects:
                     continue
                 obj = next(cur.it, None)
                 if obj is None:
+                    err = listing_error(self.io)
+                    if err:
+                        raise StoreError(f"pool {self.pool!r}: listing stopped: {strerror(err)}")
                     return out, None
                 out.append(obj.key.encode("utf-8", "surrogateescape"))
         except rados.Error as e:

@@ -9,10 +9,12 @@ paths, so there is no old Pithos path to try first: every answer is ``where="poo
 
 The reads are the reference check's (:class:`verify.backends.rados_check._Pool`,
 ``verify._rados.read_whole`` or its python-rados twin): a window of names in flight
-at once, ``jobs`` windows side by side. One read of 4 KiB answers a map smaller than
-that (every v2 header with direct I/O, every v0 map of a file up to 512 MiB); a
-larger object gets a stat and a read of its whole length, as the mapper itself
-needs its size. Then ``archip_NAME`` for the names that were not there.
+at once, ``jobs`` windows side by side. One read of the first 4 KiB answers a map
+smaller than that (every v2 header with direct I/O, every v0 map of a file up to
+512 MiB); a larger object is sized by a stat, never read whole. Only a v0 map whose
+entries are counted (a row with a size: the content check) and that goes on past
+those 4 KiB has the bytes read that the count needs. Then ``archip_NAME`` for the
+names that were not there.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .. import formats as F
 from ..errors import StoreError, UsageError
 from ..maplookup import LookupError_, MapInfo
 from .base import strerror
-from .rados_check import HEAD_FIRST, MAP_MAX, _chunks, _Pool
+from .rados_check import HEAD_FIRST, MAP_MAX, _chunks, _Pool, _rules
 
 ARCHIP = b"archip_"
 BAD_NAME = 0  # LookupError_.errno of a name no RADOS object can have
@@ -97,14 +99,40 @@ class RadosMaps:
 
     def _window(self, items: list[tuple[str, bytes, int | None]]) -> dict:
         """One window: NAME for every name, then ``archip_NAME`` for those not there."""
-        got = self.pool.read([raw for _, raw, _ in items], MAP_MAX, HEAD_FIRST)
-        again = [i for i, (_data, err) in enumerate(got) if err == E.ENOENT]
-        alt = dict(zip(again, self.pool.read([ARCHIP + items[i][1] for i in again], MAP_MAX, HEAD_FIRST)))
-        out = {}
-        for i, (name, raw, limit) in enumerate(items):
-            obj, (data, err) = (ARCHIP + raw, alt[i]) if i in alt else (raw, got[i])
-            out[name] = _answer(name, obj, data, err, limit)
+        got = self._heads([raw for _, raw, _ in items])
+        again = [i for i, (_data, err, _size) in enumerate(got) if err == E.ENOENT]
+        alt = dict(zip(again, self._heads([ARCHIP + items[i][1] for i in again])))
+        found = [(name, *((ARCHIP + raw, alt[i]) if i in alt else (raw, got[i])), limit)
+                 for i, (name, raw, limit) in enumerate(items)]
+        self._counted_v0(found)
+        return {name: _answer(name, obj, data, err, limit, size) for name, obj, (data, err, size), limit in found}
+
+    def _heads(self, raws: list[bytes]) -> list[tuple[bytes | None, int, int]]:
+        """(first bytes, errno, size) of each object: one read of HEAD_FIRST bytes; a stat for
+        those at least that long (their size), no more of their bytes."""
+        got = self.pool.read(raws, MAP_MAX, HEAD_FIRST, whole=False)
+        longer = [i for i, (data, _err) in enumerate(got) if data is not None and len(data) >= HEAD_FIRST]
+        sized = dict(zip(longer, self.pool.sizes([raws[i] for i in longer])))
+        out = []
+        for i, (data, err) in enumerate(got):
+            size, serr = sized.get(i, (len(data) if data is not None else 0, 0))
+            out.append((None, serr, 0) if serr else (data, err, size))
         return out
+
+    def _counted_v0(self, found: list) -> None:
+        """The v0 maps whose entries a row counts past the first bytes read: the bytes the count
+        needs (its limit's entries), read in place of their first bytes (nothing else is)."""
+        want = []
+        for k, (_name, obj, (data, err, size), limit) in enumerate(found):
+            if data is None or limit is None or size <= len(data) or not _v0(data, obj):
+                continue
+            need = min(size, 32 * max(limit, 2))
+            if need > len(data) and count_v0(data, max(limit, 2)) * 32 == len(data) - len(data) % 32:
+                want.append((k, obj, need))
+        for k, obj, need in want:  # rare: v0 maps over 4 KiB whose rows ask for more than 128 entries
+            (data, err), = self.pool.read([obj], MAP_MAX, need, whole=False)
+            name, _obj, (_d, _e, size), limit = found[k]
+            found[k] = (name, obj, (data, err, size) if data is not None else (None, err, 0), limit)
 
     # ---- list_maps (--orphans) --------------------------------------------------------
 
@@ -114,34 +142,39 @@ class RadosMaps:
         a listing that fails is an error, not a shorter list."""
         try:
             for page in self.pool.pages():
-                cands = [n for n in page if F.name_class(n) is F.NameClass.PLAIN]
-                for window in _chunks(cands, self.pool.window):
-                    for raw, (data, _err) in zip(window, self.pool.read(window, MAP_MAX, HEAD_FIRST)):
+                for window in _chunks(_rules().map_candidates(page), self.pool.window):
+                    heads = self._heads(window)
+                    for raw, (data, _err, size) in zip(window, heads):
                         if data is None:
                             continue
-                        hdr = F.classify(data[:F.HEADER_READ], len(data), raw)
+                        hdr = F.classify(data[:F.HEADER_READ], size, raw)
                         if hdr.cls is not F.HeaderClass.NOT_MAP:
                             yield raw.decode("utf-8", "surrogateescape"), None, hdr
         except OSError as e:
             raise StoreError(f"pool {self.pool.pool!r}: listing stopped: {strerror(e.errno)}") from None
 
 
-def _answer(name: str, obj: bytes, data: bytes | None, err: int, limit: int | None):
-    """One name's MapInfo from the object that answered (or the lookup's error)."""
+def _v0(head: bytes, obj: bytes) -> bool:
+    """Is it opened as a v0 map (anything unsigned and not v1: Pithos opens its maps with assume-v0)?"""
+    return F.classify(head[:F.HEADER_READ], len(head), obj).cls in (F.HeaderClass.V0, F.HeaderClass.NOT_MAP)
+
+
+def _answer(name: str, obj: bytes, data: bytes | None, err: int, limit: int | None, size: int):
+    """One name's MapInfo from the object that answered (its first bytes and its size), or the lookup's error."""
     if data is None:
         if err == E.ENOENT:
             return None
         if err == E.ENAMETOOLONG:  # longer than the OSDs allow: no object can be called so
             return LookupError_(name, BAD_NAME)
         return LookupError_(name, err)
-    hdr = F.classify(data[:F.HEADER_READ], len(data), obj)
+    hdr = F.classify(data[:F.HEADER_READ], size, obj)
     entries, first_zero = None, False
     if hdr.cls in (F.HeaderClass.V0, F.HeaderClass.NOT_MAP):
         hdr = F.HeaderInfo(F.HeaderClass.V0)  # Pithos opens its maps with assume-v0
         if limit is not None:
             entries = count_v0(data, max(limit, 2))  # size 0: one zero-block entry, as Pithos stores it
             first_zero = data[:32] == F.ZERO_DIGEST
-    return MapInfo(name, obj.decode("utf-8", "surrogateescape"), "pool", hdr, len(data), entries, first_zero)
+    return MapInfo(name, obj.decode("utf-8", "surrogateescape"), "pool", hdr, size, entries, first_zero)
 
 
 def count_v0(data: bytes, limit: int) -> int:

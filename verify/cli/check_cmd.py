@@ -10,19 +10,21 @@ import click
 from .. import backends
 from .. import check as check_op
 from .. import check_report, metrics, nativejob, report, runlock, state
-from ..errors import OutputError, UsageError
+from ..errors import ArchverifyError, OutputError, Terminated, UsageError
 from ..progress import Progress
 from .conventions import conventions, state_option
 from .dask_options import dask_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, render, warn
 from .store_options import jobs_option, resolve, store_options
+from .exit_status import READS, READS_STOPPED, exit_status
 
 
+@exit_status({**READS, 2: READS[2] + ", --lock held"}, READS_STOPPED)
 @click.command("check")
 @store_options
-@jobs_option(reads_only=True)
+@jobs_option
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
-@output_options
+@output_options(totals=" with its total and ETA: what the previous run kept in --state measured")
 @click.option("--verify-data", is_flag=True,
               help="Also hash every Pithos block (64-hex name) and compare with its name: reads all their bytes.")
 @click.option("--verify-data-sample", "sample", type=click.FloatRange(0, 1, min_open=True),
@@ -34,11 +36,10 @@ from .store_options import jobs_option, resolve, store_options
                    "totals and ETAs) in DIR; the summary shows what is new and what was resolved.")
 @click.option("--since-last", is_flag=True, help="List the new and the resolved findings (needs --state).")
 @click.option("--prometheus-textfile", "prom_path", type=click.Path(dir_okay=False),
-              help="Write metrics for node_exporter's textfile collector to FILE (atomically).")
+              help="Write metrics for node_exporter's textfile collector to FILE (atomically); Debian's collector "
+                   "reads /var/lib/prometheus/node-exporter/.")
 @dask_options
-def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
-            progress, verify_data, sample, lock_path, state_dir, since_last, prom_path,
-            dask_address, shards, dask_timeout, **rados_opts):
+def command(prom_path, **opts):
     """Prove every map is readable and every object it names is there.
 
     Runs the scan, then reads every map's entries and checks that each object they
@@ -50,9 +51,23 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
     \b
       archverify check --config /etc/archipelago/archipelago.conf --lock /run/lock/archverify.lock \\
           --state /var/lib/archverify --verify-data-sample 0.143 \\
-          --prometheus-textfile /var/lib/node_exporter/archverify.prom --quiet
+          --prometheus-textfile /var/lib/prometheus/node-exporter/archverify.prom --quiet
       archverify check --config /etc/archipelago/archipelago.conf --dask tcp://head:8786 -j 16
     """
+    try:
+        _check(prom_path=prom_path, **opts)
+    except (ArchverifyError, KeyboardInterrupt) as e:
+        # every run leaves its exit code in the textfile, also one that ends before it read anything
+        if prom_path and not isinstance(e, (OutputError, UsageError)):
+            code = e.exit_code if isinstance(e, ArchverifyError) else 143 if isinstance(e, Terminated) else 130
+            with contextlib.suppress(OSError):
+                metrics.write_failure(prom_path, code)
+        raise
+
+
+def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
+           progress, verify_data, sample, lock_path, state_dir, since_last, prom_path,
+           dask_address, shards, dask_timeout, **rados_opts):
     if since_last and not state_dir:
         raise UsageError("--since-last needs --state DIR (where the previous run's findings are kept)")
     verify_data = verify_data or sample is not None
@@ -92,8 +107,9 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
                report_wanted=bool(output) or not (run.quiet and run.human))
         if prom_path:
             try:
-                metrics.write_textfile(prom_path, summary, len(delta.new) if delta else None,
-                                       len(delta.resolved) if delta else None)
+                known = delta is not None and delta.previous is not None  # no baseline: no new/resolved gauges
+                metrics.write_textfile(prom_path, summary, len(delta.new) if known else None,
+                                       len(delta.resolved) if known else None)
             except OSError as e:
                 raise OutputError(f"{prom_path}: cannot write the metrics: {e.strerror or e}") from None
         if run.quiet and run.human:

@@ -12,6 +12,7 @@ from ..nodes import label
 from .conventions import conventions, warn
 from .node_options import node_options, resolve_nodes
 from .store_options import ceph_options
+from .exit_status import exit_status
 
 
 def _pool_checker(ceph_conf, client_id, keyring=None, timeout=5.0):
@@ -20,6 +21,8 @@ def _pool_checker(ceph_conf, client_id, keyring=None, timeout=5.0):
         import rados  # type: ignore
     except ImportError:
         return lambda pool: None
+    from ..backends.rados import stderr_swallowed
+
     cluster = None
 
     def exists(pool):
@@ -28,7 +31,8 @@ def _pool_checker(ceph_conf, client_id, keyring=None, timeout=5.0):
             if cluster is None:
                 cluster = rados.Rados(conffile=ceph_conf or "", rados_id=client_id,
                                       conf={"keyring": keyring} if keyring else None)
-                cluster.connect(timeout=int(timeout))
+                with stderr_swallowed():  # librados' own lines: the verdict says "cannot tell"
+                    cluster.connect(timeout=int(timeout))
             return bool(cluster.pool_exists(pool))
         except Exception:
             return None
@@ -36,6 +40,8 @@ def _pool_checker(ceph_conf, client_id, keyring=None, timeout=5.0):
     return exists
 
 
+@exit_status({0: "no problem", 1: "warnings only",
+              2: "errors in the file (or it cannot be read), or a usage error"})
 @click.command("config")
 @node_options
 @ceph_options
@@ -53,7 +59,6 @@ def command(config_path, nodes_spec, node_cmd, ceph_conf, client_id, keyring, ru
     off without anyone knowing). Also checks that store dirs (and pools, with
     -c/--conf) exist here. -q prints only the problems. With --nodes, every node's file is read through
     --node-cmd and checked. The verdicts are listed in docs/config.md.
-    Exit code: 0 fine, 1 warnings, 2 errors.
     """
     nodes, runner = resolve_nodes(nodes_spec, node_cmd)
     pool_exists = _pool_checker(ceph_conf, client_id, keyring)

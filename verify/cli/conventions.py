@@ -93,12 +93,15 @@ def command_name(ctx: click.Context) -> str:
     return " ".join(reversed(names)) or (ctx.info_name or "")
 
 
-def conventions(formats=("human", "json"), writes: bool = False, format_help: str | None = None):
+def conventions(formats=("human", "json"), writes: bool = False, format_help: str | None = None,
+                creates: str | None = None):
     """--format, -q, -v, --dry-run and --yes on a command; it receives ``run`` (a :class:`Run`).
 
     ``writes``: the command changes something that exists (a store, archipelago.conf, a
     running service), so without --yes it only previews. A read-only command takes the
-    same two flags, so a script may pass them everywhere; they change nothing there."""
+    same two flags, so a script may pass them everywhere; they change nothing there.
+    ``creates``: what a command that only creates its own output writes (``sample``,
+    ``report``); it needs no --yes, and --dry-run writes nothing."""
 
     def deco(f):
         @functools.wraps(f)
@@ -116,6 +119,10 @@ def conventions(formats=("human", "json"), writes: bool = False, format_help: st
         if writes:
             yes_help = "Do it. Without --yes the command only shows what it would do."
             dry_help = "Only show what would be done (the default without --yes); refused with --yes."
+        elif creates:
+            yes_help = (f"Accepted for uniformity; not needed: this command only creates {creates}, "
+                        "which changes nothing that exists.")
+            dry_help = f"Write nothing: only say what would be written ({creates})."
         else:
             yes_help = "Accepted for uniformity; this command changes nothing, so there is nothing to confirm."
             dry_help = "Accepted for uniformity; this command changes nothing anyway."

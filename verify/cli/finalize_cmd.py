@@ -10,24 +10,21 @@ from pathlib import Path
 import click
 
 from .. import finalize as fin
-from .. import report
+from .. import backends, pithosdb, report
 from ..durable import catch_stop_signals
 from ..restart import RestartFailed
 from .conventions import conventions, state_option
 from .node_options import node_options, resolve_nodes
-from .store_options import jobs_option, store_options
+from .output_options import max_shown_option
+from .store_options import given_options, jobs_option, pithos_db_option, rados_options
+from .exit_status import ERROR, JOURNALED_STOPPED, exit_status
 
 DEFAULT_STATE_DIR = "/var/lib/archverify/finalize"
-RADOS_FLAGS = ("ceph_conf", "client_id", "keyring", "namespace")  # what archipelago.conf does not say of a pool
 
 
-def rados_flags(f):
-    """scan's own -c/--ceph-conf, --id, --keyring and --namespace (the pools come from the config)."""
-    params = [p for p in store_options(lambda: None).__click_params__ if p.name in RADOS_FLAGS]
-    f.__click_params__ = getattr(f, "__click_params__", []) + params
-    return f
-
-
+@exit_status({0: "finished with nothing found, or the plan shown",
+              1: "findings in the final check, or objects still at an old path (waiting)",
+              2: ERROR + ", a node or store unreachable, or refused (volumes mapped, locks held)"}, JOURNALED_STOPPED)
 @click.command("finalize")
 @node_options
 @click.option("--fix", is_flag=True, help="Also run migrate-objects and upgrade-maps while pithos_migrate is on.")
@@ -37,21 +34,27 @@ def rados_flags(f):
 @click.option("--quarantine-dir", type=click.Path(file_okay=False),
               help="Where pins go (STORE/NAME below it); must be on the stores' filesystem "
                    "[default: .archverify-quarantine beside each store dir].")
+@click.option("--backup-dir", type=click.Path(file_okay=False),
+              help="--fix: upgrade-maps saves the original bytes of every map it touches here "
+                   "[default: map-backups in --state].")
+@click.option("--logdir", type=click.Path(file_okay=False),
+              help="--fix: upgrade-maps writes upgraded.log, failed.log and invalid.log here "
+                   "[default: upgrade-logs in --state].")
+@pithos_db_option("--fix: read v0 map sizes from Pithos's database, so v0 maps are upgraded too:")
 @jobs_option
-@click.option("--max-shown", type=click.IntRange(0), default=report.DEFAULT_SHOWN, show_default=True,
-              help="Findings listed per kind in the report (-v: all).")
+@max_shown_option
 @click.option("--vlmc", "vlmc_cmd", default="vlmc", show_default=True,
               help="The vlmc command online map upgrades run (on this node).")
-@rados_flags
+@rados_options(pools_help=" [default: the config's; must be the config's]")
 @conventions(writes=True)
-def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine_dir, jobs, max_shown, vlmc_cmd, run,
-            **rados_opts):
+def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine_dir, backup_dir, logdir, pithos_db,
+            jobs, max_shown, vlmc_cmd, run, pool, blocks_pool, **rados_opts):
     """Finish the upgrade: pithos_migrate on, restarts, fixes, pithos_migrate off again.
 
     Objects whose old and new paths coincide are pinned (hard-linked aside) before
     pithos_migrate goes on and put back if filed removes them. Every completed
     step goes to a journal in --state: after an interruption, run the same
-    command again and it continues where it stopped. Exit code as 'scan'.
+    command again and it continues where it stopped.
 
     On RADOS pools (rados_blocker in the config): preflight, upgrade-maps (online
     while Archipelago runs, offline when it is stopped on every node), then the
@@ -69,9 +72,23 @@ def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine
     if yes:
         catch_stop_signals()  # from here a signal stops finalize between two journaled steps (exit 130/143)
     nodes, runner = resolve_nodes(nodes_spec, node_cmd)
+    sizes = None
+    if pithos_db:
+        from .upgrade_cmd import sizes_from_pithos_db
+
+        pithosdb.resolve_url(pithos_db)  # a bad URL fails now, not at the fix step
+
+        def sizes():
+            return sizes_from_pithos_db(pithos_db)
+    pools = {r: p for r, p in (("maps", pool), ("blocks", blocks_pool)) if p is not None}
+    typed = given_options()
+    rados_typed = frozenset(v for k, v in typed.items() if k in backends.entry("rados").flags)
     opts = fin.Options(config_path, [n for n in nodes if n is not None] or None, runner, Path(state_dir), fix=fix,
                        force=force, jobs=jobs, quarantine_root=quarantine_dir, log=run.say,
-                       rados={k: v for k, v in rados_opts.items() if v is not None}, vlmc=tuple(shlex.split(vlmc_cmd)))
+                       rados={k: v for k, v in rados_opts.items() if v is not None}, pools=pools,
+                       rados_typed=rados_typed,
+                       backup_dir=Path(backup_dir) if backup_dir else None, logdir=Path(logdir) if logdir else None,
+                       pithos_sizes=sizes, vlmc=tuple(shlex.split(vlmc_cmd)))
     finalizer = fin.Finalizer(opts)
     try:
         out = finalizer.run(yes)

@@ -16,7 +16,8 @@ from ..findings import printable
 
 EPILOG = """\b
 Exit codes: 0 nothing found, 1 findings, 2 usage/config error or part of a
-store unreadable. Run 'archverify COMMAND --help' for each command."""
+store unreadable, 130 interrupted (SIGINT), 143 terminated (SIGTERM); each
+command's own end its help. Run 'archverify COMMAND --help' for each command."""
 
 
 EXIT_INTERNAL = 2
@@ -60,6 +61,24 @@ class Group(click.Group):
             module = importlib.import_module(f"{__package__}.{self.lazy_commands[cmd_name]}")
             self.add_command(module.command, cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """click's main, but a usage error is one line, ``archverify: error: ...``, and exit 2,
+        as every other error is (not click's usage block of three lines)."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.ClickException as e:
+            hint = ""
+            if isinstance(e, click.exceptions.UsageError) and e.ctx is not None:
+                hint = f" (see '{e.ctx.command_path} --help')"
+            click.echo(f"archverify: error: {printable(e.format_message())}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("archverify: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         try:
@@ -159,6 +178,19 @@ def cli(ctx, debug):
     Start with 'archverify scan --config /etc/archipelago/archipelago.conf'.
     """
     ctx.meta["archverify.debug"] = debug
+
+
+def every_command() -> dict[str, click.Command]:
+    """Every command and subcommand by the name typed ('pithos-migrate enable'): for the docs
+    and the man pages (this imports every command's module)."""
+    ctx = click.Context(cli, info_name="archverify")
+    out = {}
+    for name in cli.list_commands(ctx):
+        cmd = cli.get_command(ctx, name)
+        out[name] = cmd
+        for sub, c in sorted(getattr(cmd, "commands", {}).items()):
+            out[f"{name} {sub}"] = c
+    return out
 
 
 def main(argv=None):

@@ -15,7 +15,8 @@ from ..fixes.migrate import migrate_objects
 from .conventions import Run, conventions, state_option
 from .options import apply_options
 from .output_options import warn
-from .store_options import jobs_option, resolve
+from .store_options import jobs_option, resolve, unread_stores
+from .exit_status import FIXES, JOURNALED_STOPPED, exit_status
 
 DEFAULT_JOURNAL_DIR = "/var/lib/archverify"
 
@@ -34,10 +35,10 @@ def filed_store_options(f):
     return apply_options(f, opts)
 
 
-def filed_dirs(config_path, maps_dir, blocks_dir) -> dict[str, str]:
+def filed_store(config_path, maps_dir, blocks_dir):
     be, warnings = resolve(config_path, "filed", maps_dir, blocks_dir, "auto")
     warn(warnings)  # the config's warnings, printed as every command prints them
-    return be.dirs()
+    return be
 
 
 VERB = {"planned": "would", "done": "done", "skipped": "skipped", "conflict": "CONFLICT", "failed": "FAILED"}
@@ -73,6 +74,7 @@ def render_results(results: list[dict], run: Run, out=None) -> int:
     return 1 if counts.get("planned") or counts.get("conflict") or counts.get("failed") else 0
 
 
+@exit_status(FIXES, JOURNALED_STOPPED)
 @click.command("migrate-objects")
 @filed_store_options
 @click.option("--resolve-identical", is_flag=True,
@@ -98,11 +100,13 @@ def command(config_path, maps_dir, blocks_dir, state_dir, run: Run, resolve_iden
     """
     if run.apply:
         catch_stop_signals()  # from here a signal stops the run between two objects (exit 130/143)
-    dirs = filed_dirs(config_path, maps_dir, blocks_dir)
+    be = filed_store(config_path, maps_dir, blocks_dir)
+    dirs = be.dirs()
     for spec in legacy_dirs:
         path = spec.split("=", 1)[1] if spec.startswith(("maps=", "blocks=")) else spec
         if not os.path.isdir(path):
             raise UsageError(f"{path}: --legacy-dir is not a directory")
     results = migrate_objects(dirs, apply=run.apply, journal_dir=state_dir, resolve_identical=resolve_identical,
                               legacy_dirs=legacy_dirs, jobs=jobs)
+    warn(unread_stores(be, config_path))
     sys.exit(render_results(results, run))

@@ -5,6 +5,7 @@ and the check of every output path before any work."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 import sys
@@ -14,6 +15,7 @@ import click
 from .. import report
 from ..durable import replaced
 from ..errors import OutputError
+from ..progress import DEFAULT_INTERVAL
 from .conventions import warn  # noqa: F401 - where the commands have always found it
 from .options import apply_options
 
@@ -22,21 +24,31 @@ STDOUT = "-"
 REPORT_FORMAT_HELP = ("human: the findings for people, errors first; json: one document {tool, version, command, "
                       "..., warnings}; jsonl: a finding per line, then that document without the findings.")
 
-progress_option = click.option(
-    "--progress/--no-progress", default=None,
-    help="Progress on stderr: a bar per stage with its total and ETA (from the previous run kept in --state) "
-         "at a terminal; forced on elsewhere, a plain line every 10 s for journald [default: on at a terminal].")
+def progress_option(totals: str = ""):
+    """--progress/--no-progress; ``totals``: where this command's bars get a total from."""
+    return click.option(
+        "--progress/--no-progress", default=None,
+        help=f"Progress on stderr. At a terminal a bar per stage{totals}. Elsewhere (a systemd unit, cron) only "
+             f"with --progress, as the shipped unit gives it: a plain line when a stage starts and ends and every "
+             f"{DEFAULT_INTERVAL:g} s between, for the journal [default: on at a terminal, off elsewhere].")
 
 
-def output_options(f):
+max_shown_option = click.option(
+    "--max-shown", type=click.IntRange(0), default=report.DEFAULT_SHOWN, show_default=True,
+    help="human: findings listed per kind (-v: all of them).")
+
+
+def output_options(f=None, *, totals: str = ""):
+    """-o, --logdir, --max-shown and --progress; ``totals`` as for :func:`progress_option`."""
+    if f is None:
+        return functools.partial(output_options, totals=totals)
     opts = [
         click.option("-o", "--output", type=click.Path(allow_dash=True),
                      help="Write the report to FILE (atomically) instead of stdout ('-': stdout)."),
         click.option("--logdir", type=click.Path(),
                      help="Also write KIND.log per finding kind into DIR (one finding per line), like the old tool's logs."),
-        click.option("--max-shown", type=click.IntRange(0), default=report.DEFAULT_SHOWN, show_default=True,
-                     help="human: findings listed per kind (-v: all of them)."),
-        progress_option,
+        max_shown_option,
+        progress_option(totals),
     ]
     return apply_options(f, opts)
 

@@ -10,7 +10,8 @@ from ..progress import Measure, Progress
 from ..scan import progress_bar
 from .conventions import conventions
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
-from .store_options import jobs_option, resolve, store_options
+from .store_options import jobs_option, pithos_db_option, resolve, store_options
+from .exit_status import READS, READS_STOPPED, exit_status
 
 
 def maps_lookup(backend, jobs: int):
@@ -24,18 +25,18 @@ def maps_lookup(backend, jobs: int):
     return maps.maps_lookup(jobs)
 
 
+@exit_status({0: "every map found, with its size", 1: "findings", 2: READS[2] + ", the database unreachable"},
+             READS_STOPPED)
 @click.command("pithos-check")
-@click.option("--db", "db_url", metavar="URL",
-              help=f"Pithos's database, postgresql://USER@HOST[:PORT]/DB [default: ${pithosdb.ENV_URL}]. "
-                   "No password here: use PGPASSWORD or ~/.pgpass.")
+@pithos_db_option(f"Pithos's database [default: ${pithosdb.ENV_URL}]:")
 @click.option("--orphans", is_flag=True,
               help="Also list maps in the store that no Pithos version names (info; walks the maps store, "
                    "keeps every map name in memory).")
 @store_options
-@jobs_option(reads_only=True)
+@jobs_option
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
-@output_options
-def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir,
+@output_options(totals=" with PostgreSQL's estimate of the rows as its total")
+def command(pithos_db, orphans, config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir,
             max_shown, progress, **rados_opts):
     """Check that every map Pithos's database needs exists in the maps store, with the right size.
 
@@ -46,11 +47,11 @@ def command(db_url, orphans, config_path, backend, maps_dir, blocks_dir, pithos_
     or the store. Examples:
 
     \b
-      PGPASSWORD=... archverify pithos-check --db postgresql://pithos@db1/pithos --config /etc/archipelago/archipelago.conf
-      archverify pithos-check --db postgresql://pithos@db1/pithos --maps-dir /srv/pithos/data/maps --format json
-      archverify pithos-check --db postgresql://pithos@db1/pithos --pool maps -c /etc/ceph/ceph.conf
+      PGPASSWORD=... archverify pithos-check --pithos-db postgresql://pithos@db1/pithos --config /etc/archipelago/archipelago.conf
+      archverify pithos-check --pithos-db postgresql://pithos@db1/pithos --maps-dir /srv/pithos/data/maps --format json
+      archverify pithos-check --pithos-db postgresql://pithos@db1/pithos --pool maps -c /etc/ceph/ceph.conf
     """
-    url = pithosdb.resolve_url(db_url)  # validate before any slow work
+    url = pithosdb.resolve_url(pithos_db)  # validate before any slow work
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
     warn(warnings)
     check_outputs(be.describe(), output=output, logdir=logdir)

@@ -9,8 +9,10 @@ from ..nodes import label
 from .conventions import Run, conventions
 from .node_options import node_options, resolve_nodes
 from .output_options import warn
+from .exit_status import EDITS, exit_status
 
 
+@exit_status(EDITS)
 @click.group("pithos-migrate")
 def command():
     """Show or set pithos_migrate in [blockerb] and [blockerm] of archipelago.conf.
@@ -24,6 +26,7 @@ def command():
     """
 
 
+@exit_status({0: "shown", 2: EDITS[2]})
 @command.command("status")
 @node_options
 @conventions()
@@ -93,7 +96,7 @@ def _toggle(value: bool, name: str, doc: str):
         _set(value, config_path, nodes_spec, node_cmd, run)
 
     toggle.__doc__ = doc
-    return command.command(name)(node_options(conventions(writes=True)(toggle)))
+    return exit_status(EDITS)(command.command(name)(node_options(conventions(writes=True)(toggle))))
 
 
 enable = _toggle(True, "enable", """pithos_migrate = True on every node (filed migrates old Pithos objects as they are accessed).

@@ -10,13 +10,15 @@ from .. import html_report
 from ..errors import OutputError
 from .conventions import Run, conventions, state_option, warn
 from .output_options import check_outputs, opened_output
+from .exit_status import CREATES, exit_status
 
 
+@exit_status(CREATES)
 @click.command("report")
 @state_option(required=True, help="The state dir that 'archverify check --state DIR' keeps its runs in.")
 @click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False),
               help="Write the page to FILE (atomically: a reader never sees half a page).")
-@conventions()
+@conventions(creates="the --html page")
 def command(state_dir, html_path, run: Run):
     """Write the findings of the runs kept in --state as one HTML page.
 

@@ -8,8 +8,11 @@ from .. import restart as restart_mod
 from ..nodes import label
 from .conventions import Run, conventions
 from .node_options import node_options, resolve_nodes
+from .exit_status import ERROR, exit_status
 
 
+@exit_status({0: "restarted, or the preview shown",
+              2: ERROR + ", or a node failed to stop or start (a table says where each is)"})
 @click.command("restart")
 @node_options
 @click.option("--force", is_flag=True, help="'archipelago stop -f': stop even with volumes mapped (their I/O freezes).")

@@ -10,6 +10,7 @@ import click
 from ..errors import OutputError, UsageError
 from ..sample import write_sample
 from .conventions import Run, conventions
+from .exit_status import CREATES, exit_status
 
 CONF = """\
 # archipelago.conf written by 'archverify sample' (the shape of Archipelago's shipped file)
@@ -33,11 +34,12 @@ pithos_migrate = True
 """
 
 
+@exit_status(CREATES)
 @click.command("sample")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--seed", type=int, default=4, show_default=True, help="Same seed, same store.")
 @click.option("--volumes", type=click.IntRange(1, 100000), default=12, show_default=True, help="Healthy volumes to write.")
-@conventions()
+@conventions(creates="files in a new or empty DIRECTORY")
 def command(directory, seed, volumes, run: Run):
     """Write a sample filed store (maps/, blocks/ and archipelago.conf) into DIRECTORY.
 

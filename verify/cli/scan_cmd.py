@@ -10,14 +10,16 @@ from ..progress import Progress
 from .conventions import conventions
 from .dask_options import dask_options
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
-from .store_options import jobs_option, resolve, store_options
+from .store_options import jobs_option, resolve, store_options, unread_stores
+from .exit_status import READS, READS_STOPPED, exit_status
 
 
+@exit_status(READS, READS_STOPPED)
 @click.command("scan")
 @store_options
-@jobs_option(reads_only=True)
+@jobs_option
 @conventions(formats=report.FORMATS, format_help=REPORT_FORMAT_HELP)
-@output_options
+@output_options(totals=" (on RADOS with the pools' object count as its total)")
 @dask_options
 def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, run, output, logdir, max_shown,
             progress, dask_address, shards, dask_timeout, **rados_opts):
@@ -45,5 +47,6 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, ru
     else:
         summary = scan_op.scan(be, jobs, Progress(progress), shards or 1)
     nativejob.work_done()
+    warn(unread_stores(be, config_path))
     report_and_exit(run, "scan", be.name, stores, summary, report.scan_sections(summary, run.verbose, stores),
                     output, logdir, max_shown)

@@ -18,9 +18,11 @@ from ..fixes.upgrade import upgrade_maps
 from .conventions import conventions, state_option
 from .migrate_cmd import DEFAULT_JOURNAL_DIR
 from .output_options import warn
-from .store_options import jobs_option, resolve, store_options
+from .store_options import given_options, jobs_option, pithos_db_option, resolve, store_options
+from .exit_status import FIXES, JOURNALED_STOPPED, exit_status
 
 DEFAULT_BACKUP_DIR = "/var/lib/archverify/map-backups"
+ONLINE_JOBS = 4  # vlmc processes at once, as finalize runs them
 
 
 def detect_mode(archipelago: str = "archipelago") -> str:
@@ -73,8 +75,10 @@ def sizes_from_pithos_db(url: str) -> dict[str, int]:
     return pithosdb.v0_sizes(pithosdb.resolve_url(url))
 
 
+@exit_status({0: "nothing left to upgrade", 1: "maps left: a preview's plan, failed or invalid maps", 2: FIXES[2]},
+             JOURNALED_STOPPED)
 @click.command("upgrade-maps")
-@store_options
+@store_options(pithos_migrate=False)
 @click.option("--online", "mode", flag_value="vlmc", help="Through the running Archipelago: vlmc open + close.")
 @click.option("--offline", "mode", flag_value="offline",
               help="archverify writes the v2 maps itself; Archipelago must be stopped on every node.")
@@ -91,9 +95,9 @@ def sizes_from_pithos_db(url: str) -> dict[str, int]:
 @click.option("--v0-size", "v0_sizes", multiple=True, metavar="NAME=BYTES",
               help="Size of a v0 (Pithos) map; repeatable. v0 maps of unknown size are not upgraded.")
 @click.option("--v0-sizes-file", type=click.Path(dir_okay=False), help="Lines of 'NAME BYTES' for v0 maps.")
-@click.option("--pithos-db", metavar="URL", help="Read v0 map sizes from the Pithos database (SQLAlchemy URL).")
+@pithos_db_option("Read v0 map sizes from Pithos's database:")
 @conventions(writes=True)
-@jobs_option
+@jobs_option(note="; --online: at most 4 vlmc at a time")
 def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, mode, logdir, backup_dir, state_dir,
             vlmc_cmd, direct, v0_sizes, v0_sizes_file, pithos_db, run, jobs, **rados_opts):
     """Upgrade every v1 map, and every v0 map whose size is known, to v2 (filed or RADOS).
@@ -123,6 +127,8 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, mode, lo
     sizes = load_sizes(v0_sizes, v0_sizes_file, pithos_db)
     if mode is None:
         mode = detect_mode() if apply else "offline"
+    if mode == "vlmc" and "jobs" not in given_options():
+        jobs = min(ONLINE_JOBS, jobs)  # each is a vlmc process opening a volume in the running Archipelago
     summary = upgrade_maps(be, apply=apply, backup_dir=backup_dir, logdir=logdir, mode=mode,
                            vlmc=tuple(shlex.split(vlmc_cmd)), jobs=jobs, pithos_sizes=sizes,
                            journal_dir=journal_dir)

@@ -459,7 +459,7 @@ def verify_upgraded(store: MapStore, plan: Plan) -> str | None:
         return f"not v2 after vlmc: {e}"
     if plan.kind == "v1" and store.exists(plan.name):
         data = store.read(plan.name) or b""
-        if data[:4] == b"\x01\x00\x00\x00":
+        if F.is_v1_header(data):
             return f"{plan.name} is still a v1 map after vlmc"
         return f"{plan.name} was left behind by the mapper (map_upgrade_incomplete): run upgrade-maps again"
     return None
@@ -595,7 +595,7 @@ def _moved_on(store: MapStore, plan: Plan) -> bool:
     if not final:
         return False
     current = store.read(plan.target)
-    if current is None or current[:4] != b"AMF.":
+    if current is None or not F.is_v2_header(current):
         return False
     return current[: F.V2_HEADER_LEN] != final[-1].data[: F.V2_HEADER_LEN]
 
@@ -652,7 +652,7 @@ def _run(store, apply, journal, backups, mode, vlmc, jobs, pithos_sizes) -> list
 def _is_v1(store: MapStore, name: str) -> bool:
     """Only corrupt *v1* maps are upgrade candidates (the old tool logged truncated ones as upgraded)."""
     try:
-        return store.head(name, 4) == b"\x01\x00\x00\x00"
+        return F.is_v1_header(store.head(name, len(F.V1_MAGIC)))
     except StoreError:
         return False
 
