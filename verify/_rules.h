@@ -514,11 +514,35 @@ static inline int av_utf8_valid(const unsigned char *s, size_t len)
     return 1;
 }
 
+/* ---- a name that is no map's and no object's on either backend: a stray_entry (formats.name_fault) ----
+   Archipelago names are text: vlmc, the mapper's requests and python-rados carry them as UTF-8,
+   so a name that is not UTF-8 was put there by hand, on filed and on RADOS alike. Filed's peers
+   also refuse names under AV_MIN_NAME bytes; RADOS has no such floor (min_len 0). */
+enum av_name_fault {
+    AV_NAME_FINE = 0,
+    AV_NAME_SHORT = 1,    /* shorter than min_len bytes */
+    AV_NAME_NOT_UTF8 = 2, /* not strict UTF-8 */
+};
+
+static inline int av_name_fault(const char *name, size_t len, size_t min_len)
+{
+    if (len < min_len)
+        return AV_NAME_SHORT;
+    if (!av_utf8_valid((const unsigned char *)name, len))
+        return AV_NAME_NOT_UTF8;
+    return AV_NAME_FINE;
+}
+
+/* the detail of its stray_entry */
+static inline const char *av_name_fault_text(int fault)
+{
+    return fault == AV_NAME_SHORT ? "name shorter than 6 bytes" : fault == AV_NAME_NOT_UTF8 ? "name is not valid UTF-8" : "";
+}
+
 /* readdir() tells end-of-dir from an error only through errno */
 static inline void av_errno_clear(void)
 {
     errno = 0;
 }
-
 
 #endif

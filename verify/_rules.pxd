@@ -32,6 +32,9 @@ cdef extern from "_rules.h" nogil:
     int av_name_class(const char *name, size_t n)
     int av_valid_volume_name(const char *name, size_t n)
     int av_utf8_valid(const unsigned char *s, size_t n)
+    int AV_NAME_FINE, AV_NAME_SHORT, AV_NAME_NOT_UTF8
+    int av_name_fault(const char *name, size_t n, size_t min_len)
+    const char *av_name_fault_text(int fault)
     uint64_t av_mapdata_blocks(uint64_t size, uint32_t bs)
     uint64_t av_div_ceil(uint64_t a, uint64_t b)
     void av_classify(const unsigned char *head, size_t n, uint64_t fsize, const char *name, size_t nl,

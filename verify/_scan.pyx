@@ -237,17 +237,13 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
     cdef char detail[DETAILMAX]
     cdef unsigned char md[32]
     cdef char hx[6]
-    cdef int at_v04, at_old, nc, err
+    cdef int at_v04, at_old, nc, err, fault
     cdef stat here, there
     b.counts[C_FILES] += 1
     at.d1, at.d2, at.d3, at.name, at.joined = d1, d2, d3, name, False
-    if n < AV_MIN_NAME:
-        snprintf(detail, DETAILMAX, "name shorter than 6 bytes")
-        emit(b, K_STRAY, 0, name, n, path_of(&at), detail)
-        return
-    if not av_utf8_valid(<const unsigned char *>name, n):
-        snprintf(detail, DETAILMAX, "name is not valid UTF-8")
-        emit(b, K_STRAY, 0, name, n, path_of(&at), detail)
+    fault = av_name_fault(name, n, AV_MIN_NAME)
+    if fault != AV_NAME_FINE:
+        emit(b, K_STRAY, 0, name, n, path_of(&at), av_name_fault_text(fault))
         return
     placement = av_placement(d1, d2, d3, name, n, md)
     at_v04 = placement & AV_AT_V04
@@ -489,6 +485,12 @@ def _name_class_for_tests(bytes name):
 def _utf8_valid_for_tests(bytes s):
     """av_utf8_valid: must equal Python's strict UTF-8 decoder."""
     return bool(av_utf8_valid(<const unsigned char *>s, len(s)))
+
+
+def _name_fault_for_tests(bytes name, size_t min_len):
+    """av_name_fault and its text: (fault code, text)."""
+    cdef int fault = av_name_fault(name, len(name), min_len)
+    return fault, <bytes>av_name_fault_text(fault)
 
 
 def _is_v2_header_for_tests(bytes head):

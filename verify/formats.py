@@ -176,6 +176,32 @@ def name_class(name: bytes) -> NameClass:
     return NameClass.PLAIN
 
 
+class NameFault(Enum):
+    """A name that is no map's and no object's on either backend: a ``stray_entry`` (``av_name_fault``).
+
+    Archipelago names are text (vlmc, the mapper's requests and python-rados carry them as
+    UTF-8): one that is not was put there by hand. Filed's peers also refuse names under
+    MIN_NAME_LEN bytes; RADOS has no such floor (``min_len`` 0)."""
+
+    FINE = 0
+    SHORT = 1
+    NOT_UTF8 = 2
+
+
+NAME_FAULT_TEXT = {NameFault.SHORT: f"name shorter than {MIN_NAME_LEN} bytes", NameFault.NOT_UTF8: "name is not valid UTF-8",
+                   NameFault.FINE: ""}
+
+
+def name_fault(name: bytes, min_len: int) -> NameFault:
+    if len(name) < min_len:
+        return NameFault.SHORT
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return NameFault.NOT_UTF8
+    return NameFault.FINE
+
+
 class StoredClass(Enum):
     """What a blocks store's name is to the reference check (``av_stored_class``)."""
 

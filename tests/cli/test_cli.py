@@ -315,7 +315,12 @@ def test_corrupt_truncated_and_empty_map_objects(tmp_path):
     r = invoke("scan", "--maps-dir", tmp_path / "maps", "--format", "json")
     assert r.exit_code == 1 and "Traceback" not in r.stderr
     found = {(f["kind"], f["name"]) for f in json.loads(r.stdout)["findings"]}
-    assert found == {("map_corrupt", n) for n in objects if n not in ("empty-object", "one-byte", "random-garbage")}
+    not_maps = ("empty-object", "one-byte", "random-garbage")
+    assert found == {("map_corrupt", n) for n in objects if n not in not_maps} | {("not_a_map", n) for n in not_maps}
+    details = {f["name"]: f["detail"] for f in json.loads(r.stdout)["findings"] if f["kind"] == "not_a_map"}
+    assert details == {"empty-object": "0 bytes, no map signature; starts (empty)",
+                       "one-byte": "1 bytes, no map signature; starts 01",
+                       "random-garbage": "512 bytes, no map signature; starts 000102030405060708090a0b0c0d0e0f"}
 
 
 def test_non_utf8_names_in_every_output(tmp_path):

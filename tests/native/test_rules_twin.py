@@ -191,6 +191,21 @@ def test_utf8_validity_equals_python_strict_decoder():
     assert verdicts == {True, False}
 
 
+def test_name_fault_twin():
+    """The stray-name rule of both backends (filed with its 6-byte floor, RADOS without one):
+    av_name_fault and its text against formats.name_fault on the same names."""
+    rng = random.Random(SEED + 6)
+    faults = set()
+    for s in _utf8_samples(rng):
+        for name in (s, b"volume" + s):
+            for min_len in (F.MIN_NAME_LEN, 0):
+                want = F.name_fault(name, min_len)
+                assert _scan._name_fault_for_tests(name, min_len) == (want.value, F.NAME_FAULT_TEXT[want].encode()), \
+                    (name, min_len)
+                faults.add(want)
+    assert faults == set(F.NameFault)
+
+
 def test_mapdata_blocks_twin():
     rng = random.Random(SEED + 5)
     cases = [(0, 256), (1, 256), (256, 256), (257, 256), (2 * 256, 256), (3 * 256, 256), ((1 << 64) - 1, 256),
