@@ -502,7 +502,7 @@ def _py_probe(io) -> int:
     import rados
 
     try:
-        for _ in io.list_objects():
+        for _ in _listed_names(io):
             break
     except rados.Error as e:
         return abs(getattr(e, "errno", None) or E.EIO)
