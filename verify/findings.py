@@ -56,9 +56,10 @@ KINDS: dict[str, Kind] = {
            "run 'archverify upgrade-maps --pithos-db URL' so its size is known",
            "upgrade-maps"),
         _K("not_a_map", Severity.ERROR,
-           "an object in the maps store that is no map, map-data or lock (empty, truncated, garbage): "
-           "the v0.4 mapper cannot open it (\"No signature found\")",
-           "restore the map from backup, or remove the object if no volume needs it"),
+           "an object in the maps store under a map's name with no map signature (empty, garbage; size "
+           "and first bytes in the detail): the v0.4 mapper cannot open it (\"No signature found\")",
+           "a volume of that name will not open: restore its map from backup; if no volume has that name, "
+           "move the object out of the maps store"),
         # -- placement of files (filed) --
         _K("object_unmigrated", Severity.WARNING,
            "a 64-hex object only at its old Pithos path",
@@ -79,8 +80,9 @@ KINDS: dict[str, Kind] = {
            "old and new paths coincide: filed with pithos_migrate on unlinks the only copy",
            "keep pithos_migrate off, or let 'archverify finalize' pin it before enabling it"),
         _K("stray_entry", Severity.WARNING,
-           "a symlink, directory or file at the wrong depth, a name under 6 bytes or not UTF-8",
-           "inspect and remove it by hand; filed never uses it"),
+           "a symlink, directory or file at the wrong depth, a name under 6 bytes (filed) "
+           "or not UTF-8 (filed and RADOS)",
+           "inspect and remove it by hand; Archipelago never uses it"),
         # -- references (check) --
         _K("object_missing", Severity.ERROR,
            "a map entry names an object that exists nowhere v0.4 would look",

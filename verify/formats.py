@@ -188,8 +188,8 @@ class NameFault(Enum):
     NOT_UTF8 = 2
 
 
-NAME_FAULT_TEXT = {NameFault.SHORT: f"name shorter than {MIN_NAME_LEN} bytes", NameFault.NOT_UTF8: "name is not valid UTF-8",
-                   NameFault.FINE: ""}
+NAME_FAULT_TEXT = {NameFault.SHORT: f"name shorter than {MIN_NAME_LEN} bytes",
+                   NameFault.NOT_UTF8: "name is not valid UTF-8", NameFault.FINE: ""}
 
 
 def name_fault(name: bytes, min_len: int) -> NameFault:

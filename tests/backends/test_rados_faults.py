@@ -38,7 +38,8 @@ ENGINES = ["c", "python"]
 # objects of the maps store that are no map: empty, garbage, a signed header cut to 13 bytes
 NOT_MAPS = {"zero-length-vol": "0 bytes, no map signature; starts (empty)",
             "archip_zero-length": "0 bytes, no map signature; starts (empty)",
-            "garbage-vol": "4096 bytes, no map signature; starts ", "archip_garbage": "100 bytes, no map signature; starts "}
+            "garbage-vol": "4096 bytes, no map signature; starts ",
+            "archip_garbage": "100 bytes, no map signature; starts "}
 # names that are not UTF-8 (librados takes any bytes but NUL): stray entries in either pool, as on filed
 NOT_UTF8 = {b"bad-\xff\xfe-vol": "maps", b"caf\xe9-latin1-vol": "maps", b"blk-\xc0\x80-obj": "blocks"}
 
@@ -302,9 +303,9 @@ def bad_ns(ceph_cluster) -> tuple[str, dict]:
     payload = ceph_cluster.dir / f"{ns}.payload"
     for name, store in NOT_UTF8.items():
         payload.write_bytes(objs[name] if store == "maps" else block)
-        subprocess.run([b"rados", b"-c", os.fsencode(ceph_cluster.conf), b"-k", os.fsencode(ceph_cluster.keyring), b"-p",
-                        store.encode(), b"-N", ns.encode(), b"put", name, os.fsencode(payload)], check=True, timeout=60,
-                       capture_output=True)
+        subprocess.run([b"rados", b"-c", os.fsencode(ceph_cluster.conf), b"-k", os.fsencode(ceph_cluster.keyring),
+                        b"-p", store.encode(), b"-N", ns.encode(), b"put", name, os.fsencode(payload)],
+                       check=True, timeout=60, capture_output=True)
     return ns, expect
 
 
@@ -320,7 +321,8 @@ def test_bad_map_objects_and_names(ceph_cluster, bad_ns, engine):
         doc = json.loads(r.stdout)
         got: dict[str, set[str]] = {}
         for f in doc["findings"]:
-            assert f["store"] == ("blocks" if f["name"] == K.escape_name(b"blk-\xc0\x80-obj") else "maps"), f
+            blocks_name = f["name"] == K.escape_name(b"blk-\xc0\x80-obj")
+            assert f["store"] == ("blocks" if blocks_name else "maps"), f
             got.setdefault(f["name"], set()).add(f["kind"])
         named = {K.escape_name(n): k for n, k in expect.items()}
         assert set(got) <= set(named), (cmd, set(got) - set(named))
