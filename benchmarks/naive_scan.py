@@ -225,8 +225,9 @@ class StoreScan:
         elif h.cls is F.HeaderClass.V0:
             self.counts["v0"] += 1
             self.emit("map_v0", name, rel, f"{size} bytes")
-        else:
+        else:  # no signature under a map's name: the mapper finds none either
             self.counts["other"] += 1
+            self.emit("not_a_map", name, rel, f"{size} bytes, starts {head[:16].hex() or '(empty)'}")
 
     def has_v2(self, name: bytes) -> bool:
         """Is there a v2 header called ``name`` at the old Pithos path or the v0.4 path?"""

@@ -231,11 +231,14 @@ def write_rados_store(ioctx_maps, ioctx_blocks, seed: int = 3) -> RadosStore:
     maps["vol-004_lock"] = b""
     maps["vol-000_lock"] = b"node1_1234"
     st.locks = {"vol-003_lock": "", "vol-004_lock": "", "vol-000_lock": "node1_1234"}
-    # neither maps nor findings
+    # neither maps nor findings: a hash and a temp object
     maps["vol-005_hash"] = hashlib.sha256(b"x").hexdigest().encode()
     maps["vol-005_locknode2_77_01"] = b"node2_77"
+    # not_a_map: plain names whose bytes the mapper finds no signature in
     maps["README-not-a-map"] = b"hello\n"
     maps["empty-object"] = b""
+    plant("not_a_map", "README-not-a-map")
+    plant("not_a_map", "empty-object")
     for k, v in maps.items():
         ioctx_maps.write_full(k, v)
     blocks["some-object_lock"] = b""

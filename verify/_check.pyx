@@ -616,7 +616,7 @@ cdef void on_file(void *vctx, void *tb, uint64_t unit, int fd3, const char *d1, 
     cdef int nc
     b.unit = <int>unit
     b.counts[C_FILES] += 1
-    if n < AV_MIN_NAME or not av_utf8_valid(<const unsigned char *>name, n):
+    if av_name_fault(name, n, AV_MIN_NAME) != AV_NAME_FINE:
         return  # a stray entry: the scan reports it
     av_walk_join(path, d1, d2, d3, name)
     if ctx.mode == MODE_REFS or ctx.mode == MODE_MISSING:
@@ -1244,17 +1244,21 @@ def fingerprints(names):
 
 
 def map_candidates(names):
-    """The header candidates of a maps page (av_name_class plain), in order."""
+    """The header candidates of a maps page (av_name_class plain, no av_name_fault), in order."""
     cdef bytes nm
-    return [nm for nm in names if av_name_class(nm, len(nm)) == AV_NAME_PLAIN]
+    return [nm for nm in names if av_name_class(nm, len(nm)) == AV_NAME_PLAIN
+            and av_name_fault(nm, len(nm), 0) == AV_NAME_FINE]  # a stray entry: the scan reports it
 
 
 def stored_split(names):
-    """A blocks page by av_stored_class: (objects maps may name, [(NAME_hash, NAME)]); locks and temps dropped."""
+    """A blocks page by av_stored_class: (objects maps may name, [(NAME_hash, NAME)]); locks, temps and
+    stray names (av_name_fault) dropped."""
     cdef bytes nm
     cdef int sc
     objs, hashes = [], []
     for nm in names:
+        if av_name_fault(nm, len(nm), 0) != AV_NAME_FINE:
+            continue  # a stray entry: the scan reports it
         sc = av_stored_class(nm, len(nm))
         if sc == AV_STORED_OBJECT:
             objs.append(nm)

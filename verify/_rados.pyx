@@ -455,12 +455,16 @@ cdef void issue(loop_t *L, slot_t *s) noexcept nogil:
 
 cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
     """One listed object: decide from its name alone, or take a slot for its first op."""
-    cdef int nc
+    cdef int nc, fault
     cdef slot_t *s
     if av_stopped(&L.stop):
         return
     av_limit_take(1, 0, &L.stop)  # --objects-per-second: each listed object, before its first op
     L.counts[C_FILES] += 1
+    fault = av_name_fault(name, n, 0)
+    if fault != AV_NAME_FINE:  # in either pool: filed's rule, without its length floor
+        emit(L, K_STRAY, 0, name, n, av_name_fault_text(fault))
+        return
     nc = av_name_class(name, n)
     if nc == AV_NAME_HASH:
         L.counts[C_HASH] += 1

@@ -76,6 +76,16 @@ static inline uint64_t av_le64(const unsigned char *p)
     return v;
 }
 
+static const char av_hexdigits[] = "0123456789abcdef";
+
+static inline void av_hex(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = av_hexdigits[in[i] >> 4];
+        out[2 * i + 1] = av_hexdigits[in[i] & 15];
+    }
+}
+
 static inline int av_is_lower_hex(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -285,6 +295,7 @@ enum av_record_kind {
     K_ORPHAN = 14,
     K_REF = 15, /* not a finding: one entry naming a missing object */
     K_MISMATCH = 16,
+    K_NOT_A_MAP = 17, /* a plain name in the maps store whose bytes are no map: the mapper cannot open it */
 };
 
 /* ---- one map's verdict: facts in, finding out (formats.map_verdict is the twin) ----
@@ -297,6 +308,7 @@ enum av_record_kind {
    missing; v0 alone) is written here only. */
 
 #define AV_UNKNOWN (-1) /* a fact not yet found out */
+#define AV_HEAD_SHOWN 16 /* first bytes of a non-map kept for its detail */
 
 typedef struct {
     av_header_t h;      /* av_classify of its first bytes */
@@ -306,12 +318,15 @@ typedef struct {
     int upgraded;       /* archip_NAME: NAME holds a v2 header (1/0); AV_UNKNOWN until probed */
     uint64_t nb;        /* map-data objects its v2 header calls for */
     int64_t missing;    /* first missing map-data block, nb when none; AV_UNKNOWN until checked */
+    int name_plain;     /* av_name_class(its name) == AV_NAME_PLAIN: no lock, hash or temp name */
+    uint32_t headn;     /* bytes kept in head (<= AV_HEAD_SHOWN) */
+    unsigned char head[AV_HEAD_SHOWN]; /* its first bytes, for the detail of a non-map */
 } av_map_facts_t;
 
 /* what av_map_verdict answers besides a K_MAP_* kind */
 enum av_map_step {
     AV_NO_FINDING = -1,  /* not a map, or a complete v2 map */
-    AV_NEED_SIZE = -2,   /* the object's real length (a v1 map whose entries go past what was read) */
+    AV_NEED_SIZE = -2,   /* the object's real length (a v1 map whose entries go past what was read, a non-map) */
     AV_NEED_UPGRADED = -3, /* does NAME hold a v2 header? (for archip_NAME) */
     AV_NEED_MAPDATA = -4,  /* the first missing map-data block, or none */
 };
@@ -328,6 +343,7 @@ enum av_map_detail {
     AV_D_INVALID_NAME = 7,
     AV_D_MAPDATA_MISSING = 8,
     AV_D_V0 = 9,
+    AV_D_NOT_A_MAP = 10,
 };
 
 static inline uint64_t av_v1_length(uint64_t size)
@@ -348,6 +364,9 @@ static inline void av_map_facts(av_map_facts_t *f, const unsigned char *head, si
     f->upgraded = av_starts_with(name, namelen, "archip_") && namelen - 7 >= AV_MIN_NAME ? AV_UNKNOWN : 0;
     f->nb = f->h.cls == AV_V2 ? av_mapdata_blocks(f->h.size, f->h.blocksize) : 0;
     f->missing = AV_UNKNOWN;
+    f->name_plain = av_name_class(name, namelen) == AV_NAME_PLAIN;
+    f->headn = (uint32_t)(n < AV_HEAD_SHOWN ? n : AV_HEAD_SHOWN);
+    memcpy(f->head, head, f->headn);
 }
 
 /* The one map finding of a header candidate (first applicable wins), or the fact still needed. */
@@ -377,6 +396,14 @@ static inline int av_map_verdict(const av_map_facts_t *f, int *detail)
     case AV_V2:
         break;
     default:
+        /* no signature and no 64-hex name: "No signature found" for the mapper. A hash or temp
+           name holds digits or an owner string, never a map: not a finding (counted only). */
+        if (f->h.cls == AV_NOT_MAP && f->name_plain) {
+            if (!f->size_known) /* its length goes in the detail */
+                return AV_NEED_SIZE;
+            *detail = AV_D_NOT_A_MAP;
+            return K_NOT_A_MAP;
+        }
         return AV_NO_FINDING;
     }
     if (f->upgraded == AV_UNKNOWN)
@@ -440,6 +467,17 @@ static inline void av_map_detail(char *out, size_t cap, int detail, const av_map
     case AV_D_V0:
         snprintf(out, cap, "%s%llu bytes", f->size_known ? "" : ">= ", size);
         break;
+    case AV_D_NOT_A_MAP: {
+        char hx[2 * AV_HEAD_SHOWN + 1];
+        uint32_t k = f->headn;
+        if (f->size_known && f->size < k)
+            k = (uint32_t)f->size;
+        av_hex(f->head, k, hx);
+        hx[2 * k] = 0;
+        snprintf(out, cap, "%s%llu bytes, no map signature; starts %s", f->size_known ? "" : ">= ", size,
+                 k ? hx : "(empty)");
+        break;
+    }
     default:
         snprintf(out, cap, "%s", "");
     }
@@ -483,20 +521,35 @@ static inline int av_utf8_valid(const unsigned char *s, size_t len)
     return 1;
 }
 
+/* ---- a name that is no map's and no object's on either backend: a stray_entry (formats.name_fault) ----
+   Archipelago names are text: vlmc, the mapper's requests and python-rados carry them as UTF-8,
+   so a name that is not UTF-8 was put there by hand, on filed and on RADOS alike. Filed's peers
+   also refuse names under AV_MIN_NAME bytes; RADOS has no such floor (min_len 0). */
+enum av_name_fault {
+    AV_NAME_FINE = 0,
+    AV_NAME_SHORT = 1,    /* shorter than min_len bytes */
+    AV_NAME_NOT_UTF8 = 2, /* not strict UTF-8 */
+};
+
+static inline int av_name_fault(const char *name, size_t len, size_t min_len)
+{
+    if (len < min_len)
+        return AV_NAME_SHORT;
+    if (!av_utf8_valid((const unsigned char *)name, len))
+        return AV_NAME_NOT_UTF8;
+    return AV_NAME_FINE;
+}
+
+/* the detail of its stray_entry */
+static inline const char *av_name_fault_text(int fault)
+{
+    return fault == AV_NAME_SHORT ? "name shorter than 6 bytes" : fault == AV_NAME_NOT_UTF8 ? "name is not valid UTF-8" : "";
+}
+
 /* readdir() tells end-of-dir from an error only through errno */
 static inline void av_errno_clear(void)
 {
     errno = 0;
-}
-
-static const char av_hexdigits[] = "0123456789abcdef";
-
-static inline void av_hex(const unsigned char *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = av_hexdigits[in[i] >> 4];
-        out[2 * i + 1] = av_hexdigits[in[i] & 15];
-    }
 }
 
 #endif

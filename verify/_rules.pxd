@@ -33,6 +33,9 @@ cdef extern from "_rules.h" nogil:
     int av_name_class(const char *name, size_t n)
     int av_valid_volume_name(const char *name, size_t n)
     int av_utf8_valid(const unsigned char *s, size_t n)
+    int AV_NAME_FINE, AV_NAME_SHORT, AV_NAME_NOT_UTF8
+    int av_name_fault(const char *name, size_t n, size_t min_len)
+    const char *av_name_fault_text(int fault)
     uint64_t av_mapdata_blocks(uint64_t size, uint32_t bs)
     uint64_t av_div_ceil(uint64_t a, uint64_t b)
     void av_classify(const unsigned char *head, size_t n, uint64_t fsize, const char *name, size_t nl,
@@ -44,7 +47,7 @@ cdef extern from "_rules.h" nogil:
     enum:
         K_LOCK, K_STRAY, K_UNREADABLE, K_UNMIGRATED, K_LEFTOVER, K_CONFLICT, K_MISPLACED, K_AT_RISK
         K_MAP_CORRUPT, K_MAP_INCOMPLETE, K_MAP_INVALID, K_MAP_DATA_MISSING, K_MAP_V1, K_MAP_V0
-        K_ORPHAN, K_REF, K_MISMATCH
+        K_ORPHAN, K_REF, K_MISMATCH, K_NOT_A_MAP
     # one map's verdict: facts in, a K_MAP_* kind or the next fact to find out
     ctypedef struct av_map_facts_t:
         av_header_t h
@@ -54,6 +57,10 @@ cdef extern from "_rules.h" nogil:
         int upgraded
         uint64_t nb
         int64_t missing
+        int name_plain
+        uint32_t headn
+        unsigned char head[16]
+    int AV_HEAD_SHOWN
     int AV_UNKNOWN, AV_NO_FINDING, AV_NEED_SIZE, AV_NEED_UPGRADED, AV_NEED_MAPDATA
     void av_map_facts(av_map_facts_t *f, const unsigned char *head, size_t n, uint64_t size, int size_known,
                       const char *name, size_t namelen)

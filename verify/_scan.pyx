@@ -238,17 +238,13 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
     cdef char detail[DETAILMAX]
     cdef unsigned char md[32]
     cdef char hx[6]
-    cdef int at_v04, at_old, nc, err
+    cdef int at_v04, at_old, nc, err, fault
     cdef stat here, there
     b.counts[C_FILES] += 1
     at.d1, at.d2, at.d3, at.name, at.joined = d1, d2, d3, name, False
-    if n < AV_MIN_NAME:
-        snprintf(detail, DETAILMAX, "name shorter than 6 bytes")
-        emit(b, K_STRAY, 0, name, n, path_of(&at), detail)
-        return
-    if not av_utf8_valid(<const unsigned char *>name, n):
-        snprintf(detail, DETAILMAX, "name is not valid UTF-8")
-        emit(b, K_STRAY, 0, name, n, path_of(&at), detail)
+    fault = av_name_fault(name, n, AV_MIN_NAME)
+    if fault != AV_NAME_FINE:
+        emit(b, K_STRAY, 0, name, n, path_of(&at), av_name_fault_text(fault))
         return
     placement = av_placement(d1, d2, d3, name, n, md)
     at_v04 = placement & AV_AT_V04
@@ -514,6 +510,12 @@ def _utf8_valid_for_tests(bytes s):
     return bool(av_utf8_valid(<const unsigned char *>s, len(s)))
 
 
+def _name_fault_for_tests(bytes name, size_t min_len):
+    """av_name_fault and its text: (fault code, text)."""
+    cdef int fault = av_name_fault(name, len(name), min_len)
+    return fault, <bytes>av_name_fault_text(fault)
+
+
 def _is_v2_header_for_tests(bytes head):
     return bool(av_is_v2_header(<const unsigned char *>head, len(head)))
 
@@ -552,13 +554,14 @@ def _map_facts_for_tests(bytes head, unsigned long long size, bint size_known, b
     cdef av_map_facts_t f
     av_map_facts(&f, <const unsigned char *>head, len(head), size, size_known, name, len(name))
     h = (_CLASS_NAMES[f.h.cls], f.h.size, f.h.blocksize, f.h.flags, f.h.epoch, f.h.version)
-    return h, f.size, bool(f.size_known), bool(f.name_valid), f.upgraded, f.nb, f.missing
+    return (h, f.size, bool(f.size_known), bool(f.name_valid), f.upgraded, f.nb, f.missing, bool(f.name_plain),
+            <bytes>f.head[:f.headn])
 
 
 def _map_verdict_for_tests(str cls, unsigned long long hsize, unsigned int blocksize, unsigned int flags,
                            unsigned long long epoch, unsigned int version, unsigned long long size,
                            bint size_known, bint name_valid, int upgraded, unsigned long long nb,
-                           long long missing, bytes name):
+                           long long missing, bytes name, bint name_plain=True, bytes head=b""):
     """av_map_verdict and av_map_detail on given facts: (kind or step name or None, detail code, text)."""
     cdef av_map_facts_t f
     cdef int code
@@ -566,6 +569,8 @@ def _map_verdict_for_tests(str cls, unsigned long long hsize, unsigned int block
     f.h.cls = _CLASS_NAMES.index(cls)
     f.h.size, f.h.blocksize, f.h.flags, f.h.epoch, f.h.version = hsize, blocksize, flags, epoch, version
     f.size, f.size_known, f.name_valid, f.upgraded, f.nb, f.missing = size, size_known, name_valid, upgraded, nb, missing
+    f.name_plain, f.headn = name_plain, min(len(head), AV_HEAD_SHOWN)
+    memcpy(f.head, <const char *>head, f.headn)
     kind = av_map_verdict(&f, &code)
     if kind < 0:
         return _MAP_STEPS[kind], code, b""

@@ -55,6 +55,11 @@ KINDS: dict[str, Kind] = {
            "a Pithos map (v0, no header) that was never upgraded",
            "run 'archverify upgrade-maps --pithos-db URL' so its size is known",
            "upgrade-maps"),
+        _K("not_a_map", Severity.ERROR,
+           "an object in the maps store under a map's name with no map signature (empty, garbage; size "
+           "and first bytes in the detail): the v0.4 mapper cannot open it (\"No signature found\")",
+           "a volume of that name will not open: restore its map from backup; if no volume has that name, "
+           "move the object out of the maps store"),
         # -- placement of files (filed) --
         _K("object_unmigrated", Severity.WARNING,
            "a 64-hex object only at its old Pithos path",
@@ -75,8 +80,9 @@ KINDS: dict[str, Kind] = {
            "old and new paths coincide: filed with pithos_migrate on unlinks the only copy",
            "keep pithos_migrate off, or let 'archverify finalize' pin it before enabling it"),
         _K("stray_entry", Severity.WARNING,
-           "a symlink, directory or file at the wrong depth, a name under 6 bytes or not UTF-8",
-           "inspect and remove it by hand; filed never uses it"),
+           "a symlink, directory or file at the wrong depth, a name under 6 bytes (filed) "
+           "or not UTF-8 (filed and RADOS)",
+           "inspect and remove it by hand; Archipelago never uses it"),
         # -- references (check) --
         _K("object_missing", Severity.ERROR,
            "a map entry names an object that exists nowhere v0.4 would look",
@@ -108,9 +114,11 @@ KINDS: dict[str, Kind] = {
 # finding kinds, plus "lock" (a lock file and its owner) and "ref" (an entry naming a missing object).
 RECORD_KINDS = ("lock", "stray_entry", "unreadable", "object_unmigrated", "object_leftover", "object_conflict",
                 "object_misplaced", "object_at_risk", "map_corrupt", "map_upgrade_incomplete", "map_invalid_name",
-                "map_data_missing", "map_v1", "map_v0", "object_orphan", "ref", "object_content_mismatch")
+                "map_data_missing", "map_v1", "map_v0", "object_orphan", "ref", "object_content_mismatch",
+                "not_a_map")
 
-MAP_KINDS = ("map_corrupt", "map_upgrade_incomplete", "map_invalid_name", "map_data_missing", "map_v1", "map_v0")
+MAP_KINDS = ("map_corrupt", "map_upgrade_incomplete", "map_invalid_name", "map_data_missing", "map_v1", "map_v0",
+             "not_a_map")
 
 
 @dataclass(frozen=True, slots=True, order=True)

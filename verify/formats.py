@@ -184,6 +184,32 @@ def name_class(name: bytes) -> NameClass:
     return NameClass.PLAIN
 
 
+class NameFault(Enum):
+    """A name that is no map's and no object's on either backend: a ``stray_entry`` (``av_name_fault``).
+
+    Archipelago names are text (vlmc, the mapper's requests and python-rados carry them as
+    UTF-8): one that is not was put there by hand. Filed's peers also refuse names under
+    MIN_NAME_LEN bytes; RADOS has no such floor (``min_len`` 0)."""
+
+    FINE = 0
+    SHORT = 1
+    NOT_UTF8 = 2
+
+
+NAME_FAULT_TEXT = {NameFault.SHORT: f"name shorter than {MIN_NAME_LEN} bytes",
+                   NameFault.NOT_UTF8: "name is not valid UTF-8", NameFault.FINE: ""}
+
+
+def name_fault(name: bytes, min_len: int) -> NameFault:
+    if len(name) < min_len:
+        return NameFault.SHORT
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return NameFault.NOT_UTF8
+    return NameFault.FINE
+
+
 class StoredClass(Enum):
     """What a blocks store's name is to the reference check (``av_stored_class``)."""
 
@@ -344,6 +370,10 @@ class MapDetail(Enum):
     INVALID_NAME = 7
     MAPDATA_MISSING = 8
     V0 = 9
+    NOT_A_MAP = 10
+
+
+HEAD_SHOWN = 16  # first bytes of a non-map kept for its detail (AV_HEAD_SHOWN)
 
 
 @dataclass
@@ -357,6 +387,8 @@ class MapFacts:
     upgraded: int  # 1/0: NAME holds a v2 header (for archip_NAME); UNKNOWN until probed
     nb: int  # map-data objects its v2 header calls for
     missing: int = UNKNOWN  # first missing map-data block, nb when none; UNKNOWN until checked
+    name_plain: bool = True  # no lock, hash or temp name (name_class PLAIN)
+    head: bytes = b""  # its first HEAD_SHOWN bytes, for the detail of a non-map
 
 
 def v1_length(size: int) -> int:
@@ -372,7 +404,8 @@ def map_facts(head: bytes, size: int, size_known: bool, name: bytes) -> MapFacts
         else 0
     nb = mapdata_blocks(info.size, info.blocksize) if info.cls is HeaderClass.V2 else 0
     valid = is_valid_volume_name(name.decode("utf-8", "surrogateescape"))
-    return MapFacts(info, size, size_known, valid, upgraded, nb)
+    return MapFacts(info, size, size_known, valid, upgraded, nb, name_plain=name_class(name) is NameClass.PLAIN,
+                    head=head[:HEAD_SHOWN])
 
 
 _CORRUPT_DETAIL = {
@@ -393,6 +426,12 @@ def map_verdict(f: MapFacts) -> tuple[str | MapStep | None, MapDetail]:
     if cls is HeaderClass.V0:
         return "map_v0", MapDetail.V0
     if cls not in (HeaderClass.V1, HeaderClass.V2):
+        # no signature, no 64-hex name: the mapper says "No signature found"; a hash or temp
+        # name holds digits or an owner string, never a map: counted only
+        if cls is HeaderClass.NOT_MAP and f.name_plain:
+            if not f.size_known:  # its length goes in the detail
+                return MapStep.NEED_SIZE, MapDetail.NONE
+            return "not_a_map", MapDetail.NOT_A_MAP
         return None, MapDetail.NONE
     if cls is HeaderClass.V1 and not f.size_known and v1_length(f.header.size) > f.size:
         return MapStep.NEED_SIZE, MapDetail.NONE
@@ -424,6 +463,8 @@ def map_detail(detail: MapDetail, f: MapFacts, name: bytes) -> bytes:
         MapDetail.V1: lambda: f"size {h.size}",
         MapDetail.INVALID_NAME: lambda: f"v2 map, flags {h.flags}, epoch {h.epoch}",
         MapDetail.V0: lambda: f"{'' if f.size_known else '>= '}{f.size} bytes",
+        MapDetail.NOT_A_MAP: lambda: f"{'' if f.size_known else '>= '}{f.size} bytes, no map signature; starts "
+        f"{(f.head[:f.size] if f.size_known else f.head).hex() or '(empty)'}",
     }
     if detail is MapDetail.UPGRADED_EXISTS:
         return b"v%d map; upgraded map %s exists" % (h.version, name[len(ARCHIP_PREFIX):])

@@ -180,7 +180,7 @@ class ScanCounts(HumanSection):
         w(f"scanned {self.summary.files_scanned:,} files in {self.summary.elapsed:.2f}s{rate}\n")
         maps = s["maps"]
         w("maps: " + ", ".join(f"{v} {maps[v]:,}" for v in ("v2", "v1", "v0", "corrupt"))
-          + f"; map-data objects {maps['mapdata']:,}\n")
+          + f"; map-data objects {maps['mapdata']:,}; not maps {maps['other']:,}\n")
         held = self.summary.held_locks
         w(f"locks: {len(self.summary.locks):,} lock files, {len(held):,} held")
         if held:

@@ -35,19 +35,13 @@ from verify.sample import pithos_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINES = ["c", "python"]
-NOT_MAPS = ("zero-length-vol", "archip_zero-length", "garbage-vol", "archip_garbage")
-OP_TIMEOUT = 2  # --op-timeout of the runs whose OSD is stopped
-# the stop to the end: the op timeout, a window of reads begun just before the stop (its own
-# timeout), and the interpreter's exit; a run that retried or went on object by object takes minutes
-DEADLINE_S = 2 * OP_TIMEOUT + 4
-PROGRESS = re.compile(r"^archverify: progress: (.*?): (?:started|done: |([\d,]+) )")
-# the finding kinds as these tests were written: a kind added since (one for objects of the maps
-# store that are no map) must name the zero-length and garbage objects, which none of these does
-KINDS_TODAY = {"map_corrupt", "map_data_missing", "map_invalid_name", "map_upgrade_incomplete", "map_v0", "map_v1",
-               "object_at_risk", "object_conflict", "object_content_mismatch", "object_leftover", "object_misplaced",
-               "object_missing", "object_orphan", "object_unmigrated", "pithos_map_missing", "pithos_map_orphan",
-               "pithos_size_mismatch", "stray_entry", "unreadable"}
-NEW_KINDS = set(K.KINDS) - KINDS_TODAY
+# objects of the maps store that are no map: empty, garbage, a signed header cut to 13 bytes
+NOT_MAPS = {"zero-length-vol": "0 bytes, no map signature; starts (empty)",
+            "archip_zero-length": "0 bytes, no map signature; starts (empty)",
+            "garbage-vol": "4096 bytes, no map signature; starts ",
+            "archip_garbage": "100 bytes, no map signature; starts "}
+# names that are not UTF-8 (librados takes any bytes but NUL): stray entries in either pool, as on filed
+NOT_UTF8 = {b"bad-\xff\xfe-vol": "maps", b"caf\xe9-latin1-vol": "maps", b"blk-\xc0\x80-obj": "blocks"}
 
 
 def _engine_env(engine: str) -> dict:
@@ -248,7 +242,7 @@ def test_key_without_read_caps(ceph_cluster, users, engine):
 @pytest.fixture(scope="module")
 def bad_ns(ceph_cluster) -> tuple[str, dict]:
     """A namespace of zero-length, oversized and garbage map objects and of names no map should have,
-    beside one healthy map; returns it and what scan reports of each name (kind, or None) today."""
+    beside one healthy map; returns it and what scan reports of each name (kind, or None)."""
     ceph_cluster.ensure_pools("maps", "blocks")
     ns = f"bad-{uuid.uuid4().hex[:8]}"
     rng = random.Random(20501)
@@ -259,14 +253,26 @@ def bad_ns(ceph_cluster) -> tuple[str, dict]:
         header, md = F.write_v2(F.BLOCK_SIZE_4M, [F.Entry(pithos_hash(block), 0)], name=name)
         return {name: header, **md}
 
-    objs: dict[str, bytes] = {"healthy-vol": ok_hdr, **ok_md}
-    expect: dict[str, str | None] = {"healthy-vol": None}
-    # zero-length and garbage under map names, plain and archip_: not maps, no finding today
+    objs: dict[str | bytes, bytes] = {"healthy-vol": ok_hdr, **ok_md}
+    expect: dict[str | bytes, str | None] = {"healthy-vol": None}
+    # zero-length and garbage under map names, plain and archip_: no map (the mapper finds no signature)
     for name, data in (("zero-length-vol", b""), ("archip_zero-length", b""), ("garbage-vol", rng.randbytes(4096)),
                        ("archip_garbage", rng.randbytes(100))):
-        objs[name], expect[name] = data, None
-    # garbage behind a v2 signature: a corrupt map
+        if data and data[:4] in (F.V2_SIGNATURE.to_bytes(4, "big"), b"\x01\x00\x00\x00"):
+            data = b"\x00" + data[1:]  # random bytes that happen to be signed would be another kind
+        objs[name], expect[name] = data, "not_a_map"
+    # garbage behind a v2 signature, and a real v2 header cut to 13 bytes: corrupt maps (a signature
+    # that does not parse is the mapper's "corrupt map", not "no signature")
     objs["garbage-signed"], expect["garbage-signed"] = b"AMF." + rng.randbytes(60), "map_corrupt"
+    objs["cut-v2-header"], expect["cut-v2-header"] = ok_hdr[:13], "map_corrupt"
+    # hash and temp objects: neither maps nor findings, whatever their bytes
+    objs["healthy-vol_hash"], expect["healthy-vol_hash"] = pithos_hash(block).encode(), None
+    objs["healthy-vol_locknode1_5_01"], expect["healthy-vol_locknode1_5_01"] = b"node1_5", None
+    # names that are not UTF-8, holding a v2 map (maps pool) or a block (blocks pool)
+    for name, store in NOT_UTF8.items():
+        if store == "maps":
+            objs[name] = ok_hdr
+        expect[name] = "stray_entry"
     # oversized: a v2 header followed by 8 MiB of junk (the mapper reads the header only), a v1 map
     # past its entries (its size decides), and a short v2 header object of a map 1 TiB large
     objs.update(v2("oversized-v2"))
@@ -288,10 +294,18 @@ def bad_ns(ceph_cluster) -> tuple[str, dict]:
             io.set_namespace(ns)
             bio.set_namespace(ns)
             for k, v in objs.items():
-                io.write_full(k, v)
+                if isinstance(k, str):
+                    io.write_full(k, v)
             bio.write_full(pithos_hash(block), block)
     finally:
         c.shutdown()
+    # python-rados names objects by str only: the rados tool writes the names that are not UTF-8
+    payload = ceph_cluster.dir / f"{ns}.payload"
+    for name, store in NOT_UTF8.items():
+        payload.write_bytes(objs[name] if store == "maps" else block)
+        subprocess.run([b"rados", b"-c", os.fsencode(ceph_cluster.conf), b"-k", os.fsencode(ceph_cluster.keyring),
+                        b"-p", store.encode(), b"-N", ns.encode(), b"put", name, os.fsencode(payload)],
+                       check=True, timeout=60, capture_output=True)
     return ns, expect
 
 
@@ -307,18 +321,19 @@ def test_bad_map_objects_and_names(ceph_cluster, bad_ns, engine):
         doc = json.loads(r.stdout)
         got: dict[str, set[str]] = {}
         for f in doc["findings"]:
-            assert f["store"] == "maps", f
+            blocks_name = f["name"] == K.escape_name(b"blk-\xc0\x80-obj")
+            assert f["store"] == ("blocks" if blocks_name else "maps"), f
             got.setdefault(f["name"], set()).add(f["kind"])
         named = {K.escape_name(n): k for n, k in expect.items()}
         assert set(got) <= set(named), (cmd, set(got) - set(named))
-        assert got.get("healthy-vol") is None
         for name, kind in named.items():
-            kinds = got.get(name, set())
-            known = kinds & KINDS_TODAY
-            want = {kind} if kind else set()
-            assert known == want, (cmd, name, kinds)
-            if kind is None and NEW_KINDS and name in NOT_MAPS:
-                assert kinds & NEW_KINDS, (cmd, name)  # a kind for non-map objects names them
+            assert got.get(name, set()) == ({kind} if kind else set()), (cmd, name)
+        details = {f["name"]: f["detail"] for f in doc["findings"] if f["kind"] in ("not_a_map", "stray_entry")}
+        for name, text in NOT_MAPS.items():
+            assert details[name].startswith(text), (cmd, name, details[name])
+        assert len(details["garbage-vol"]) == len(NOT_MAPS["garbage-vol"]) + 32  # its first 16 bytes in hex
+        for name in NOT_UTF8:
+            assert details[K.escape_name(name)] == "name is not valid UTF-8", (cmd, name)
         assert "unreadable" not in {k for ks in got.values() for k in ks}
         human = _archverify(engine, cmd, *flags)
         assert human.returncode == 1 and "Traceback" not in human.stderr, human.stderr

@@ -180,6 +180,7 @@ def test_map_finding_precedence(tmp_path):
     want("map_v1", "volume-g")
     want("map_v1", "archip_volume-g")
     maps.put("volume-h", b"not a map at all")
+    want("not_a_map", "volume-h")
     maps.put_v2("archip_volume-h", M4, ZERO1, epoch=0)
     want("map_invalid_name", "archip_volume-h")
     # NAME shorter than filed's 6-byte minimum: the rename never could succeed
@@ -221,11 +222,16 @@ def test_map_finding_precedence(tmp_path):
     }.items():
         maps.put(name, raw)
         want("map_corrupt", name)
-    # empty and non-map files are not maps; an empty 64-hex file is an (empty) v0 map
+    # empty and non-map files under plain names are not maps (the mapper finds no signature); an
+    # empty 64-hex file is an (empty) v0 map; hash and temp files are counted, never a finding
     maps.put("empty-object", b"")
+    want("not_a_map", "empty-object")
     maps.put("some-other-file", b"\x00" * 100)
+    want("not_a_map", "some-other-file")
     maps.put("ab" * 32, b"")
     want("map_v0", "ab" * 32)
+    maps.put("volume-a_hash", b"0f" * 32)
+    maps.put("volume-a_locknode1_77_01", b"node1_77")
     s = run_scan(tmp_path / "maps")
     assert keys(s) == expect
     names = [f.name for f in s.findings if f.kind.startswith("map_")]
@@ -259,7 +265,7 @@ def test_header_verdicts_on_random_map_objects(tmp_path):
             F.HeaderClass.V1: "map_v1",
             F.HeaderClass.V0: "map_v0",
             F.HeaderClass.V2: "map_data_missing" if info.size else None,
-            F.HeaderClass.NOT_MAP: None,
+            F.HeaderClass.NOT_MAP: "not_a_map",  # the fuzz- names are plain: no hash, lock or temp file
         }.get(info.cls, "map_corrupt")
         if kind:
             expect.add((kind, "maps", name))
@@ -356,7 +362,8 @@ def test_strays(tmp_path):
     s = run_scan(tmp_path / "blocks")  # the blocks dir scanned as a maps store: same strays
     assert keys(s) == {("stray_entry", "maps", n) for n in (
         "top-level-file", "depth-2-file", "depth-3-file", "dir-at-depth-4", "short", "a-fifo-here",
-        "caf\\xe9-latin1-name")} | {("object_misplaced", "maps", "sixsix")}
+        "caf\\xe9-latin1-name")} | {("object_misplaced", "maps", "sixsix")} | {
+        ("not_a_map", "maps", n) for n in ("sixsix", "a-good-object")}  # 1 byte each: no map
     paths = {f.name: f.path for f in s.findings}
     assert paths["caf\\xe9-latin1-name"] == "ab/cd/ef/caf\\xe9-latin1-name"
     assert paths["dir-at-depth-4"] == "ab/cd/ef/dir-at-depth-4"
@@ -381,8 +388,9 @@ def test_non_utf8_directory_names_are_escaped(tmp_path):
     os.makedirs(d)
     with open(os.path.join(d, b"some-object"), "wb") as fh:
         fh.write(b"x")
-    s = run_scan(tmp_path / "blocks")
-    assert [(f.kind, f.name, f.path) for f in s.findings] == [
+    s = run_scan(tmp_path / "blocks")  # as a maps store: its 1 byte is no map either
+    assert sorted((f.kind, f.name, f.path) for f in s.findings) == [
+        ("not_a_map", "some-object", "a\\xff/cd/ef/some-object"),
         ("object_misplaced", "some-object", "a\\xff/cd/ef/some-object")]
 
 

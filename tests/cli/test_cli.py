@@ -317,7 +317,12 @@ def test_corrupt_truncated_and_empty_map_objects(tmp_path):
     r = invoke("scan", "--maps-dir", tmp_path / "maps", "--format", "json")
     assert r.exit_code == 1 and "Traceback" not in r.stderr
     found = {(f["kind"], f["name"]) for f in json.loads(r.stdout)["findings"]}
-    assert found == {("map_corrupt", n) for n in objects if n not in ("empty-object", "one-byte", "random-garbage")}
+    not_maps = ("empty-object", "one-byte", "random-garbage")
+    assert found == {("map_corrupt", n) for n in objects if n not in not_maps} | {("not_a_map", n) for n in not_maps}
+    details = {f["name"]: f["detail"] for f in json.loads(r.stdout)["findings"] if f["kind"] == "not_a_map"}
+    assert details == {"empty-object": "0 bytes, no map signature; starts (empty)",
+                       "one-byte": "1 bytes, no map signature; starts 01",
+                       "random-garbage": "512 bytes, no map signature; starts 000102030405060708090a0b0c0d0e0f"}
 
 
 def test_non_utf8_names_in_every_output(tmp_path):
@@ -338,6 +343,39 @@ def test_non_utf8_names_in_every_output(tmp_path):
             assert [(f["kind"], f["name"], f["path"]) for f in last["findings"]] == [
                 ("stray_entry", "obj-\\xff\\xfe-bad", "ab/cd/ef/obj-\\xff\\xfe-bad")]
     assert (tmp_path / "logs" / "stray_entry.log").read_text().startswith("obj-\\xff\\xfe-bad\t")
+
+
+def test_objects_that_are_no_map_in_every_output(tmp_path):
+    """An empty object, 4 KiB of random bytes and a real v2 header cut to 13 bytes, beside a
+    healthy map: scan and check name each (not_a_map with its size and first bytes; the cut
+    signed header is a corrupt map), in the human summary, JSON, JSONL, the Prometheus textfile
+    and the HTML report; exit 1, as for any corrupt map."""
+    maps, blocks = FiledStoreWriter(tmp_path / "maps"), tmp_path / "blocks"
+    blocks.mkdir()
+    garbage = bytes([0x5A]) + os.urandom(4095)  # never a signature: 5a is no v1 or v2 first byte
+    maps.put_v2("healthy-volume", 0, [])
+    maps.put("empty-volume", b"")
+    maps.put("garbage-volume", garbage)
+    maps.put("cut-volume", F.pack_v2_header(M4)[:13])
+    want = {("not_a_map", "empty-volume"): "0 bytes, no map signature; starts (empty)",
+            ("not_a_map", "garbage-volume"): f"4096 bytes, no map signature; starts {garbage[:16].hex()}",
+            ("map_corrupt", "cut-volume"): "signed header of 13 bytes (32 needed)"}
+    store = ("--maps-dir", tmp_path / "maps", "--blocks-dir", blocks)
+    for cmd in ("scan", "check"):
+        more = ("--state", tmp_path / "state", "--prometheus-textfile", tmp_path / "m.prom") if cmd == "check" else ()
+        doc = json.loads(invoke(cmd, *store, "--format", "json", *more).stdout)
+        assert {(f["kind"], f["name"]): f["detail"] for f in doc["findings"]} == want, cmd
+        assert doc["summary"]["maps"]["other"] == 2 and doc["summary"]["exit_code"] == 1
+        lines = [json.loads(ln) for ln in invoke(cmd, *store, "--format", "jsonl").stdout.splitlines()]
+        assert {(f["kind"], f["name"]) for f in lines if "kind" in f} == set(want), cmd
+        r = invoke(cmd, *store)
+        assert r.exit_code == 1, (cmd, r.stderr)
+        assert "not maps 2" in r.stdout and "empty-volume  (0 bytes, no map signature; starts (empty))" in r.stdout
+        assert KINDS["not_a_map"].advice in r.stdout
+    prom = (tmp_path / "m.prom").read_text()
+    assert 'archverify_check_findings{kind="not_a_map",severity="error"} 2.0' in prom
+    assert invoke("report", "--state", tmp_path / "state", "--html", tmp_path / "r.html").exit_code == 0
+    assert '<tr data-kind="not_a_map">' in (tmp_path / "r.html").read_text()
 
 
 def test_every_kind_has_advice():

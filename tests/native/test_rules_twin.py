@@ -191,6 +191,21 @@ def test_utf8_validity_equals_python_strict_decoder():
     assert verdicts == {True, False}
 
 
+def test_name_fault_twin():
+    """The stray-name rule of both backends (filed with its 6-byte floor, RADOS without one):
+    av_name_fault and its text against formats.name_fault on the same names."""
+    rng = random.Random(SEED + 6)
+    faults = set()
+    for s in _utf8_samples(rng):
+        for name in (s, b"volume" + s):
+            for min_len in (F.MIN_NAME_LEN, 0):
+                want = F.name_fault(name, min_len)
+                assert _scan._name_fault_for_tests(name, min_len) == (want.value, F.NAME_FAULT_TEXT[want].encode()), \
+                    (name, min_len)
+                faults.add(want)
+    assert faults == set(F.NameFault)
+
+
 def test_mapdata_blocks_twin():
     rng = random.Random(SEED + 5)
     cases = [(0, 256), (1, 256), (256, 256), (257, 256), (2 * 256, 256), (3 * 256, 256), ((1 << 64) - 1, 256),
@@ -210,7 +225,7 @@ def py_map_facts(head: bytes, size: int, size_known: bool, name: bytes):
     f = F.map_facts(head, size, size_known, name)
     h = f.header
     return ((h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version), f.size, f.size_known, f.name_valid,
-            f.upgraded, f.nb, f.missing)
+            f.upgraded, f.nb, f.missing, f.name_plain, f.head)
 
 
 def _map_names(rng: random.Random):
@@ -252,7 +267,8 @@ def _facts(rng: random.Random):
         size = rng.choice([0, 11, 31, 64, v1len - 1, v1len, v1len + 1, rng.getrandbits(63)]) % (1 << 63)
         nb = rng.choice([0, 1, 2, 7, rng.getrandbits(40)])
         missing = rng.choice([F.UNKNOWN, 0, nb // 2, max(0, nb - 1), nb])
-        facts = F.MapFacts(header, size, known, rng.random() < 0.7, rng.choice([F.UNKNOWN, 0, 1]), nb, missing)
+        facts = F.MapFacts(header, size, known, rng.random() < 0.7, rng.choice([F.UNKNOWN, 0, 1]), nb, missing,
+                           rng.random() < 0.7, rng.randbytes(rng.choice([0, 5, 16])))
         name = rng.choice([b"archip_vol-1", b"archip_" + bytes(rng.choice(HEX) for _ in range(64)),
                            b"archip_" + rng.randbytes(rng.randrange(0, 30)).replace(b"\0", b"x")])
         yield facts, name
@@ -267,7 +283,8 @@ def test_map_verdict_and_detail_twin_on_generated_facts():
                 F.map_detail(code, f, name) if isinstance(kind, str) else b"")
         h = f.header
         got = _scan._map_verdict_for_tests(h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version, f.size,
-                                           f.size_known, f.name_valid, f.upgraded, f.nb, f.missing, name)
+                                           f.size_known, f.name_valid, f.upgraded, f.nb, f.missing, name,
+                                           f.name_plain, f.head)
         assert got == want, (f, name)
         outcomes.add(want[:2])
     kinds = {k for k, _ in outcomes}
@@ -287,7 +304,9 @@ def test_map_verdict_precedence():
         if cls.corrupt:
             assert F.map_verdict(facts(cls, upgraded=1, name_valid=False, missing=0))[0] == "map_corrupt"
     assert F.map_verdict(facts(F.HeaderClass.V0, upgraded=F.UNKNOWN))[0] == "map_v0"
-    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN))[0] is None
+    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN))[0] == "not_a_map"
+    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN, name_plain=False))[0] is None
+    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, size_known=False))[0] is F.MapStep.NEED_SIZE
     assert F.map_verdict(facts(V1, size_known=False, size=64))[0] is F.MapStep.NEED_SIZE
     assert F.map_verdict(facts(V1, size_known=False, size=F.v1_length(100 * F.BLOCK_SIZE_4M)))[0] == "map_v1"
     assert F.map_verdict(facts(V2, upgraded=F.UNKNOWN, name_valid=False))[0] is F.MapStep.NEED_UPGRADED

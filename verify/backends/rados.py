@@ -32,6 +32,7 @@ from ..summary import Lock, ShardResult
 from .base import ProgressFn, Ref, Shard, Window, split, strerror
 from .rados_io import MAX_TRIES, TRANSIENT, PoolObjects  # noqa: F401  (MAX_TRIES, TRANSIENT: as before, for callers)
 from .rados_io import errno_of as _errno
+from .rados_io import listed_names as _listed_names
 from .rados_io import listing_error as _listing_error
 from .rados_io import retry as _retry
 from .rados_io import stalled as _stalled
@@ -533,7 +534,7 @@ def _py_probe(io) -> int:
     import rados
 
     try:
-        for _ in io.list_objects():
+        for _ in _listed_names(io):
             break
     except rados.Error as e:
         return abs(getattr(e, "errno", None) or E.EIO)
@@ -547,6 +548,10 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
 
     name = raw.decode("utf-8", "surrogateescape")
     counters["files"] += 1
+    fault = F.name_fault(raw, 0)
+    if fault is not F.NameFault.FINE:  # in either pool: filed's rule, without its length floor
+        findings.append(("stray_entry", raw, F.NAME_FAULT_TEXT[fault]))
+        return
     nc = F.name_class(raw).value
     if nc in ("hash", "temp"):
         counters["hash_files" if nc == "hash" else "temp_files"] += 1
@@ -660,10 +665,9 @@ def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | 
             return
         whole = shard.lo == 0 and shard.hi == shard.total
         try:
-            for obj in io.list_objects():
+            for raw in _listed_names(io):
                 if stop.is_set():
                     return
-                raw = obj.key.encode("utf-8", "surrogateescape")
                 if whole or shard.lo <= zlib.crc32(raw) % shard.total < shard.hi:
                     yield raw
         except rados.Error as e:

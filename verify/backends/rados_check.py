@@ -43,7 +43,7 @@ from ..findingset import FindingSet
 from ..references import missing_findings
 from ..summary import ShardResult
 from .base import ProgressFn, Ref, Shard, Window, strerror
-from .rados_io import errno_of, listing_error, retry, stalled
+from .rados_io import errno_of, listed_names, listing_error, retry, stalled
 
 MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
 DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
@@ -101,8 +101,8 @@ class _Pool:
 
         page: list[bytes] = []
         try:
-            for obj in self.io.list_objects():
-                page.append(obj.key.encode("utf-8", "surrogateescape"))
+            for raw in listed_names(self.io):
+                page.append(raw)
                 if len(page) == 1024:
                     yield page
                     page = []

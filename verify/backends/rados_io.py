@@ -91,11 +91,27 @@ def _lockers(reply: bytes) -> list[str]:
     return [f"{kind}.{num}"] + ["?"] * (count - 1)
 
 
+def listed_names(ioctx) -> Iterator[bytes]:
+    """Every object name of a python-rados listing, as bytes. python-rados decodes each name as
+    strict UTF-8 and raises for one that is not, once its cursor is past it: that name is the
+    error's bytes, and the listing goes on (the scan reports it as a stray entry)."""
+    it = iter(ioctx.list_objects())
+    while True:
+        try:
+            obj = next(it)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as e:
+            yield bytes(e.object)
+            continue
+        yield obj.key.encode("utf-8", "surrogateescape")
+
+
 class Listing:
     """A cursor over one pool's listing: good only in the process that opened it."""
 
     def __init__(self, ioctx):
-        self.it: Iterator = iter(ioctx.list_objects())
+        self.it: Iterator[bytes] = listed_names(ioctx)
         self.ahead: bytes | None = None
 
 
@@ -130,13 +146,13 @@ class PoolObjects:
                     out.append(cur.ahead)
                     cur.ahead = None
                     continue
-                obj = next(cur.it, None)
-                if obj is None:
+                raw = next(cur.it, None)
+                if raw is None:
                     err = listing_error(self.io)
                     if err:
                         raise StoreError(f"pool {self.pool!r}: listing stopped: {strerror(err)}")
                     return out, None
-                out.append(obj.key.encode("utf-8", "surrogateescape"))
+                out.append(raw)
         except rados.Error as e:
             raise StoreError(f"pool {self.pool!r}: listing stopped: {strerror(errno_of(e))}") from None
         cur.ahead = out.pop()  # one past the page: there is a next page

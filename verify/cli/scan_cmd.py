@@ -35,7 +35,8 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, li
     """Report every object and map that was not migrated to Archipelago v0.4.
 
     Reads map headers (at most 64 bytes each) and directory listings; never
-    writes to a store. Examples:
+    writes to a store. An object of the maps store under a map's name that holds
+    no map signature is a not_a_map finding (exit 1, as a corrupt map). Examples:
 
     \b
       archverify scan --config /etc/archipelago/archipelago.conf
