@@ -525,7 +525,9 @@ cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
             return
     elif kind != AV_NO_FINDING:
         av_map_detail(detail, DETAILMAX, code, &s.f, s.name, s.n)
-        av_emit(&L.recs, kind, 0, 1 + av_map_version(s.f.h.cls), s.name, s.n, NULL, 0, detail)  # aux: version + 1
+        # aux: version + 1; an object that is no map has no version (0)
+        av_emit(&L.recs, kind, 0, 0 if kind == K_NOT_A_MAP else 1 + av_map_version(s.f.h.cls), s.name, s.n, NULL, 0,
+                detail)
     release_slot(L, s)
 
 

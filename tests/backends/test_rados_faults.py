@@ -42,6 +42,11 @@ NOT_MAPS = {"zero-length-vol": "0 bytes, no map signature; starts (empty)",
             "archip_garbage": "100 bytes, no map signature; starts "}
 # names that are not UTF-8 (librados takes any bytes but NUL): stray entries in either pool, as on filed
 NOT_UTF8 = {b"bad-\xff\xfe-vol": "maps", b"caf\xe9-latin1-vol": "maps", b"blk-\xc0\x80-obj": "blocks"}
+OP_TIMEOUT = 2  # --op-timeout of the runs whose OSD is stopped
+# the stop to the end: the op timeout, a window of reads begun just before the stop (its own
+# timeout), and the interpreter's exit; a run that retried or went on object by object takes minutes
+DEADLINE_S = 2 * OP_TIMEOUT + 4
+PROGRESS = re.compile(r"^archverify: progress: (.*?): (?:started|done: |([\d,]+) )")
 
 
 def _engine_env(engine: str) -> dict:

@@ -550,7 +550,7 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
     counters["files"] += 1
     fault = F.name_fault(raw, 0)
     if fault is not F.NameFault.FINE:  # in either pool: filed's rule, without its length floor
-        findings.append(("stray_entry", raw, F.NAME_FAULT_TEXT[fault]))
+        findings.append(("stray_entry", raw, F.NAME_FAULT_TEXT[fault], None))
         return
     nc = F.name_class(raw).value
     if nc in ("hash", "temp"):
@@ -630,7 +630,8 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
             raise AssertionError(f"{kind} asked twice")
         kind, detail = F.map_verdict(facts)
     if kind is not None:
-        findings.append((kind, raw, escape_name(F.map_detail(detail, facts, raw)), facts.header.cls.map_version))
+        version = None if kind == "not_a_map" else facts.header.cls.map_version  # no map, no version
+        findings.append((kind, raw, escape_name(F.map_detail(detail, facts, raw)), version))
 
 
 class _Stalled(Exception):
