@@ -41,7 +41,7 @@ from verify.cli.store_options import default_read_jobs  # noqa: E402
 CHILD = r"""
 import json, resource, sys, time
 from verify import pithosdb
-from verify.maplookup import FiledMaps
+from verify.backends.filed_maplookup import FiledMaps
 mode, url, maps, jobs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 t0 = time.monotonic()
 if mode == "fast":

@@ -14,7 +14,7 @@ import pytest
 
 from verify import formats as F
 from verify import layout
-from verify.maplookup import FiledMaps
+from verify.backends.filed_maplookup import FiledMaps
 from verify.pithos_sample import bench_rows
 
 N = 20000

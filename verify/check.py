@@ -149,9 +149,7 @@ class LocalStages:
     kept: Checkpoint | None = None  # each finished shard and stage recorded there, or taken from there
 
     def scan(self) -> ShardResult:
-        keep = getattr(self.backend, "keep_heads", None)  # RADOS: what the scan reads, the references reuse
-        if keep is not None:  # shards taken from a checkpoint keep nothing: the references then read all again
-            keep()
+        self.backend.keep_heads()  # RADOS: what the scan reads, the references reuse
         return run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress,
                           self.kept)
 

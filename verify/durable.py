@@ -414,7 +414,12 @@ def _acquire(path: str, refusal: str) -> int:
 
 @contextlib.contextmanager
 def lock_file(path: str | os.PathLike, what: str = "run") -> Iterator[None]:
-    """``--lock FILE``: one run at a time, for cron; the file stays."""
+    """``--lock FILE``: one run at a time, for cron.
+
+    An flock on FILE, held for the whole run and released by the kernel when the
+    process ends however it ends, so a crashed run never leaves a stale lock; the
+    file itself stays. The holder (host, pid, since) is written into it for the
+    refusal message."""
     with _flock(os.fspath(path), what, "not starting"):
         yield
 

@@ -5,23 +5,22 @@ with assume-v0, so any unsigned object that is not v1 counts), a v1 map under
 ``archip_NAME`` (the mapper's retry), or a v2 header. On filed, a 64-hex NAME is
 first looked for at its old Pithos path, as filed itself does.
 
-A backend offers :class:`MapLookup` (``lookup_maps``); the filed one also offers
-``check_rows``, the same answer reduced to one verdict byte per Pithos row in C,
-which is what makes millions of rows per minute possible. :func:`verdict` is the
-Python statement of the rules that ``verify/_probe.pyx`` implements; tests hold
-them against each other.
+A backend's maps store offers :class:`MapLookup` (the store contract's
+``maps_lookup``): ``lookup_maps`` and ``check_rows``, the same answer reduced to
+one verdict byte per Pithos row. The filed lookup
+(:mod:`verify.backends.filed_maplookup`) computes those bytes in C, which is what
+makes millions of rows per minute possible; a lookup without such a path answers
+with :func:`rows_by_lookup`. :func:`verdict` is the Python statement of the rules
+that ``verify/_probe.pyx`` implements; tests hold them against each other.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
 
 from . import formats as F
-from .errors import StoreError
-from .layout import probe_paths
 
 SNAPSHOT_PREFIX = "archip:"
 
@@ -29,8 +28,9 @@ SNAPSHOT_PREFIX = "archip:"
 OK, MISSING, SIZE, CORRUPT, UNREADABLE, BADNAME = range(6)
 VER_NONE, VER_V0, VER_V1, VER_V2, VER_CORRUPT = range(5)
 VERSION_LABEL = {VER_NONE: "none", VER_V0: "v0", VER_V1: "v1", VER_V2: "v2", VER_CORRUPT: "corrupt"}
-_CLS = [F.HeaderClass.NOT_MAP, F.HeaderClass.V0, F.HeaderClass.V1, F.HeaderClass.V2, F.HeaderClass.CORRUPT_SHORT,
-        F.HeaderClass.CORRUPT_VERSION, F.HeaderClass.CORRUPT_BLOCKSIZE, F.HeaderClass.CORRUPT_V1_SHORT]
+HEADER_CLASSES = [  # a prober's class code -> HeaderClass
+    F.HeaderClass.NOT_MAP, F.HeaderClass.V0, F.HeaderClass.V1, F.HeaderClass.V2, F.HeaderClass.CORRUPT_SHORT,
+    F.HeaderClass.CORRUPT_VERSION, F.HeaderClass.CORRUPT_BLOCKSIZE, F.HeaderClass.CORRUPT_V1_SHORT]
 
 
 def map_name(mapfile: str) -> str:
@@ -83,6 +83,9 @@ class MapLookup(Protocol):
         ``v0_limits[i]``: count a v0 map's entries up to this many (None: do not count).
         """
 
+    def check_rows(self, mapfiles: list[str], sizes: list[int | None]) -> bytes:
+        """One :func:`verdict` byte per Pithos row (``mapfile``, ``size``): the hot path."""
+
     def list_maps(self) -> Iterator[tuple[str, str | None, F.HeaderInfo]]:
         """Every map header in the store: (object name, path or None, header)."""
 
@@ -111,112 +114,8 @@ def v0_limit(size: int | None) -> int | None:
     return None if size is None else max(v0_entries_needed(size) + 1, 2)
 
 
-# ---- filed ------------------------------------------------------------------------
-
-
-def _load_probe():
-    try:
-        from . import _probe
-    except ImportError as e:  # pragma: no cover - a broken install, not a user error
-        raise StoreError(f"the compiled map prober is missing ({e}); reinstall archverify (make build)") from None
-    return _probe
-
-
-class FiledMaps:
-    """Map lookups in a filed maps store, by probing paths (no walk)."""
-
-    def __init__(self, maps_dir: str, jobs: int = 1):
-        self.root = os.fspath(maps_dir)
-        try:
-            self._probe = _load_probe().MapProbe(self.root, jobs)
-        except OSError as e:
-            raise StoreError(f"{self.root}: cannot open maps store dir: {e.strerror}") from None
-
-    def close(self) -> None:
-        self._probe.close()
-
-    def __enter__(self) -> FiledMaps:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def check_rows(self, mapfiles: list[str], sizes: list[int | None]) -> bytes:
-        """The hot path: one verdict byte per row, computed without the GIL."""
-        return self._probe.check(mapfiles, sizes)
-
-    def lookup_maps(self, names, v0_limits=None):
-        names = list(names)
-        raw = self._probe.lookup(names, None if v0_limits is None else list(v0_limits))
-        out: dict[str, MapInfo | LookupError_ | None] = {}
-        for name, (where, err, cls, size, bs, flags, epoch, version, fsize, v0n, v0z, rel) in zip(names, raw):
-            if where == "missing":
-                out[name] = None
-                continue
-            if where == "badname":
-                out[name] = LookupError_(name, 0)
-                continue
-            if where == "error":
-                out[name] = LookupError_(name, err, self._rel(name))
-                continue
-            obj = "archip_" + name if where == "archip" else name
-            path = rel.decode()  # where the probe found it: av_probe_rel's path of that step
-            hdr = F.HeaderInfo(_CLS[cls], size, bs, flags, epoch, version)
-            out[name] = MapInfo(name, obj, where, hdr, fsize, v0n if v0n >= 0 else None, v0z, path)
-        return out
-
-    def _rel(self, name: str) -> str | None:
-        raw = name.encode()
-        if not raw or b"/" in raw or b"\0" in raw:
-            return None
-        return probe_paths(raw)[0].decode()  # the first place filed looks
-
-    def list_maps(self):
-        """Walks ``d1/d2/d3/NAME`` with scandir and reads each header candidate (slow: --orphans only)."""
-        root = self.root
-        for d1 in _subdirs(root):
-            for d2 in _subdirs(d1.path):
-                for d3 in _subdirs(d2.path):
-                    with os.scandir(d3.path) as it:
-                        for e in it:
-                            if not e.is_file(follow_symlinks=False):
-                                continue
-                            name = e.name
-                            if _not_header(name):
-                                continue
-                            try:
-                                head, fsize = _read_head(e.path)
-                            except OSError:
-                                continue  # 'scan' reports unreadable files; the orphan list is informational
-                            if head is None:
-                                continue  # not a regular file: 'scan' reports it (stray_entry)
-                            hdr = F.classify(head, fsize, os.fsencode(name))
-                            if hdr.cls is F.HeaderClass.NOT_MAP:
-                                continue
-                            yield name, f"{d1.name}/{d2.name}/{d3.name}/{name}", hdr
-
-
-def _read_head(path: str) -> tuple[bytes | None, int]:
-    """The first 64 bytes and the size of a regular file; (None, 0) for anything else (never read)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, 0
-        return os.pread(fd, 64, 0), st.st_size
-    finally:
-        os.close(fd)
-
-
-def _subdirs(path: str):
-    try:
-        with os.scandir(path) as it:
-            entries = [e for e in it if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []
-    return sorted(entries, key=lambda e: e.name)
-
-
-def _not_header(name: str) -> bool:
-    """Map-data, locks, precalculated hashes and temp files are never map headers."""
-    return "_lock" in name or "_hash" in name or F.is_mapdata_name(os.fsencode(name))
+def rows_by_lookup(lookup: MapLookup, mapfiles: list[str], sizes: list[int | None]) -> bytes:
+    """``check_rows`` through ``lookup_maps``: for a lookup with no faster way to the verdicts."""
+    names = [map_name(m) for m in mapfiles]
+    found = lookup.lookup_maps(names, [v0_limit(s) for s in sizes])
+    return bytes(verdict(found[n], s) for n, s in zip(names, sizes))

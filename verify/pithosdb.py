@@ -28,7 +28,7 @@ from . import nativejob
 from .errors import ConfigError, StoreError
 from .findings import Finding, escape_name
 from .maplookup import (BADNAME, CORRUPT, MISSING, OK, SIZE, UNREADABLE, VERSION_LABEL, LookupError_, MapInfo,
-                        errno_text, map_name, v0_entries_needed, v0_limit, verdict)
+                        errno_text, map_name, v0_entries_needed, v0_limit)
 from .summary import ShardResult, Summary
 
 ENV_URL = "PITHOS_DB_URL"
@@ -253,15 +253,11 @@ class Checker:
         self.counters: Counter = Counter()
         self.problems: dict[tuple[str, str], _Problem] = {}
         self.seen: set[str] | None = set() if want_orphans else None
-        self.fast = hasattr(lookup, "check_rows")
 
     def feed(self, rows: list[tuple]) -> None:
         mapfiles = [r[MAPFILE] for r in rows]
         sizes = [r[SIZE_COL] for r in rows]
-        if self.fast:
-            codes = self.lookup.check_rows(mapfiles, sizes)
-        else:
-            codes = self._codes(mapfiles, sizes)
+        codes = self.lookup.check_rows(mapfiles, sizes)
         c = self.counters
         c["pithos.rows"] += len(rows)
         c["pithos.snapshots"] += sum(1 for r in rows if r[IS_SNAPSHOT])
@@ -272,13 +268,6 @@ class Checker:
         for m in _BAD.finditer(codes):
             i = m.start()
             self._problem(rows[i], codes[i] & 15)
-
-    def _codes(self, mapfiles: list[str], sizes: list[int | None]) -> bytes:
-        """The generic path for a backend that only offers lookup_maps."""
-        names = [map_name(m) for m in mapfiles]
-        limits = [v0_limit(s) for s in sizes]
-        found = self.lookup.lookup_maps(names, limits)
-        return bytes(verdict(found[n], s) for n, s in zip(names, sizes))
 
     def _problem(self, r: tuple, outcome: int) -> None:
         name = map_name(r[MAPFILE])

@@ -314,7 +314,8 @@ def test_map_lookup_answers_as_filed_does(be, tmp_path):
     import dataclasses
 
     from verify import layout
-    from verify.maplookup import FiledMaps, LookupError_, MapInfo
+    from verify.backends.filed_maplookup import FiledMaps
+    from verify.maplookup import LookupError_, MapInfo
 
     maps = _lookup_maps()
     ref_root = tmp_path / "reference-maps"

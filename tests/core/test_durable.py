@@ -136,7 +136,7 @@ def test_atomic_write_on_a_full_disk_leaves_the_old_file_and_no_temp(tmp_path, m
 
 
 def test_store_write_on_a_full_disk_leaves_no_temp_at_the_store_root(tmp_path, monkeypatch):
-    from verify.fixes import fsops
+    from verify import fsops
 
     root = tmp_path / "maps"
     root.mkdir()

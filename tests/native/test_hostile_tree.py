@@ -132,7 +132,8 @@ def test_map_lookups_never_read_special_files(hostile):
     store, kind, _ = hostile
     code = f"""
 import json, sys
-from verify.maplookup import FiledMaps, LookupError_, NOT_REGULAR
+from verify.backends.filed_maplookup import FiledMaps
+from verify.maplookup import LookupError_, NOT_REGULAR
 names = ["hostile-map", {MAPDATA!r}, "vol-good"]
 with FiledMaps(sys.argv[1], jobs=2) as m:
     found = m.lookup_maps(names)

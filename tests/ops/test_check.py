@@ -324,8 +324,8 @@ def test_second_concurrent_run_is_refused(planted, tmp_path):
     lock = tmp_path / "check.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from verify.runlock import held\n"
-         "with held(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(lock)],
+         "import sys, time; from verify.durable import lock_file\n"
+         "with lock_file(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(lock)],
         stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert holder.stdout.readline().strip() == "held"

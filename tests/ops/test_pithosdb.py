@@ -17,6 +17,7 @@ from one_line import one_line_error
 from pg_server import pithos_database
 from verify import formats as F
 from verify import layout, maplookup, pithosdb
+from verify.backends import filed_maplookup
 from verify.cli.main import cli
 from verify.errors import ConfigError, StoreError
 from verify.pithos_sample import create_schema, load_rows, write_pithos_sample
@@ -114,7 +115,7 @@ def test_fast_path_agrees_with_generic_lookup(db, sample):
     """The C verdicts (check_rows) against the Python rules over lookup_maps, row by row."""
     rows = [r for part in pithosdb.stream_rows(pithosdb.resolve_url(db), batch=7) for r in part]
     assert len(rows) == sum(r.mapfile is not None for r in sample.rows)
-    with maplookup.FiledMaps(str(sample.maps_dir), jobs=2) as fm:
+    with filed_maplookup.FiledMaps(str(sample.maps_dir), jobs=2) as fm:
         mapfiles = [r[pithosdb.MAPFILE] for r in rows]
         sizes = [r[pithosdb.SIZE_COL] for r in rows]
         fast = fm.check_rows(mapfiles, sizes)
@@ -124,9 +125,12 @@ def test_fast_path_agrees_with_generic_lookup(db, sample):
         assert fast == slow
         assert set(fast) >= {0x10, 0x20, 0x30, 0x01, 0x12, 0x22, 0x32, 0x43}
 
-        class GenericOnly:  # a backend offering only the protocol, like RADOS will
+        class GenericOnly:  # a lookup whose check_rows goes through lookup_maps, as RADOS's does
             lookup_maps = fm.lookup_maps
             list_maps = fm.list_maps
+
+            def check_rows(self, mapfiles, sizes):
+                return maplookup.rows_by_lookup(self, mapfiles, sizes)
 
         a = pithosdb.check(pithosdb.resolve_url(db), fm, orphans=True, batch=5)
         b = pithosdb.check(pithosdb.resolve_url(db), GenericOnly(), orphans=True, batch=5)
@@ -140,7 +144,7 @@ def test_lookup_reads_the_bytes_it_classifies(tmp_path):
     d = root / name[:2] / name[2:4] / name[4:6]  # the old Pithos path
     d.mkdir(parents=True)
     (d / name).write_bytes(b"\x11" * 32 + b"\x22" * 32 + b"\x00" * 32 + b"\x33" * 32)  # 2 entries, then the end
-    with maplookup.FiledMaps(str(root)) as fm:
+    with filed_maplookup.FiledMaps(str(root)) as fm:
         info = fm.lookup_maps([name], [10])[name]
         assert (info.where, info.header.cls, info.v0_entries) == ("pithos", F.HeaderClass.V0, 2)
         assert fm.check_rows([name, name, name], [2 * F.BLOCK_SIZE_4M, F.BLOCK_SIZE_4M + 1, 3 * F.BLOCK_SIZE_4M]) \
@@ -153,7 +157,7 @@ def test_lookup_reads_the_bytes_it_classifies(tmp_path):
     p = root / layout.v04_path(b"archip_" + vol.encode()).decode()
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(F.V1_HEADER.pack(1, 5) + b"\0" * 33)
-    with maplookup.FiledMaps(str(root)) as fm:
+    with filed_maplookup.FiledMaps(str(root)) as fm:
         info = fm.lookup_maps([vol])[vol]
         assert (info.where, info.header.cls, info.object) == ("archip", F.HeaderClass.V1, "archip_" + vol)
         assert fm.check_rows([vol, vol], [5, 6]) == bytes([0x20, 0x22])
@@ -374,11 +378,11 @@ def test_probe_agrees_with_a_plain_python_reference(sample):
     extra = [(o, 1) for o in sample.orphans] + [("archip_" + o, 1) for o in sample.orphans] + [("x/y", 1)]
     mapfiles = ([r.mapfile for r in rows] + [m for m, _ in extra]) * 8  # > 256: the thread pool's path
     sizes = ([r.size for r in rows] + [s for _, s in extra]) * 8
-    with maplookup.FiledMaps(str(sample.maps_dir), jobs=2) as fm:
+    with filed_maplookup.FiledMaps(str(sample.maps_dir), jobs=2) as fm:
         fast = fm.check_rows(mapfiles, sizes)
     slow = bytes(reference_lookup(sample.maps_dir, maplookup.map_name(m), s) for m, s in zip(mapfiles, sizes))
     assert len(fast) > 256 and list(fast) == list(slow)
-    with maplookup.FiledMaps(str(sample.maps_dir), jobs=1) as fm:
+    with filed_maplookup.FiledMaps(str(sample.maps_dir), jobs=1) as fm:
         assert fm.check_rows(mapfiles, sizes) == fast  # --jobs 1 gives identical results
 
 

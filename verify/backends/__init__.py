@@ -22,15 +22,15 @@ import importlib
 from dataclasses import dataclass
 
 from ..errors import UsageError
-from .base import (MAP_LOOKUP, OBJECTS, PROTOCOLS, REFERENCES, SCAN, SHARDED, BadObjectName, ObjectIO,
+from .base import (MAP_LOOKUP, OBJECTS, PATHS, PROTOCOLS, REFERENCES, SCAN, SHARDED, BadObjectName, ObjectIO,
                    ProgressFn, ReferenceCheck, Scan, Shard, ShardedCheck, split, strerror)
 
 Backend = Scan  # what every backend offers
 
-__all__ = ["Backend", "BadObjectName", "Entry", "MAP_LOOKUP", "MIXED", "OBJECTS", "ObjectIO", "PROTOCOLS",
+__all__ = ["Backend", "BadObjectName", "Entry", "MAP_LOOKUP", "MIXED", "OBJECTS", "ObjectIO", "PATHS", "PROTOCOLS",
            "ProgressFn", "REFERENCES", "REGISTRY", "ROLES", "ReferenceCheck", "SCAN", "SHARDED", "Scan", "Shard",
-           "ShardedCheck", "choose", "entry", "names", "split", "store_backend", "store_kinds", "strerror",
-           "supports"]
+           "ShardedCheck", "choose", "config_types", "entry", "from_options", "map_lookup", "names", "path_stores",
+           "split", "store_backend", "store_kinds", "strerror", "supports"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Entry:
 _ALL = frozenset({SCAN, REFERENCES, SHARDED, OBJECTS, MAP_LOOKUP})
 
 REGISTRY: tuple[Entry, ...] = (
-    Entry("filed", "filed", "FiledBackend", _ALL, ("maps_dir", "blocks_dir"),
+    Entry("filed", "filed", "FiledBackend", _ALL | {PATHS}, ("maps_dir", "blocks_dir"),
           ("maps_dir", "blocks_dir", "pithos_migrate")),  # the default
     Entry("rados", "rados", "RadosBackend", _ALL, ("pool", "blocks_pool"),
           ("pool", "blocks_pool", "namespace", "inflight", "connect_timeout",
@@ -78,6 +78,57 @@ def supports(backend, capability: str) -> bool:
     """Whether ``backend``'s kind declares ``capability`` (an unregistered kind declares nothing)."""
     e = entry(backend.name)
     return e is not None and capability in e.capabilities
+
+
+def config_types(cfg) -> dict[str, str] | None:
+    """The kind of each store as a loaded archipelago.conf has it (None: no config)."""
+    return {role: sc.type for role, sc in cfg.stores.items()} if cfg is not None else None
+
+
+def from_options(cfg, name: str | None = None, validate: bool = True, given: dict[str, str] | None = None,
+                 **options):
+    """The backend that ``--backend`` (``name``), archipelago.conf (``cfg``, or None) and the store
+    options call for, built as its kind builds it: the one way a command gets a backend.
+    ``given``: the options typed, as :func:`choose` takes them."""
+    e = choose(name, config_types(cfg), options, given)
+    if cfg is None and e.name != MIXED and "roles" not in options:
+        named = [role for role, flag in zip(ROLES, e.options) if options.get(flag)]
+        if named == ["blocks"]:
+            options["roles"] = ("blocks",)  # --blocks-dir alone reads the blocks store, as --maps-dir alone the maps
+    return e.build(cfg, validate=validate, **options)
+
+
+def unnamed_stores(backend) -> list[tuple[str, str]]:
+    """The stores a one-kind backend built from flags alone does not hold (``--maps-dir`` alone),
+    each with the option that would have named it."""
+    e = entry(backend.name)
+    if e is None or e.name == MIXED:
+        return []
+    held = backend.describe()
+    return [(role, e.options[i]) for i, role in enumerate(ROLES) if role not in held]
+
+
+def path_stores(cfg, options: dict) -> tuple[str, tuple[str, ...]]:
+    """The kind and the roles of the stores kept as files at paths (their kind declares PATHS),
+    per the config and flags: what migrate-objects works on (a pool has no paths); a UsageError
+    when no store is."""
+    kinds = store_kinds(config_types(cfg), options)
+    roles = tuple(role for role in ROLES if PATHS in entry(kinds[role]).capabilities)
+    if not roles:
+        where = f"{cfg.path}: " if cfg is not None else ""
+        raise UsageError(f"{where}both stores are {' and '.join(sorted(set(kinds.values())))}, which keep "
+                         "no objects at paths: there is nothing to move between old and v0.4 paths")
+    held = {kinds[role] for role in roles}
+    return (held.pop() if len(held) == 1 else MIXED), roles
+
+
+def map_lookup(backend, jobs: int):
+    """The maps store looked up by name (pithos-check), or one line saying this kind cannot."""
+    if not supports(backend, MAP_LOOKUP):
+        where = backend.describe().get("maps", {})
+        raise UsageError(f"pithos-check cannot look maps up by name in this {backend.name} maps store "
+                         f"({where.get('pool') or where.get('dir')})")
+    return backend.maps_lookup(jobs)
 
 
 def store_kinds(config_types: dict[str, str] | None, options: dict) -> dict[str, str]:

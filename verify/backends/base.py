@@ -80,6 +80,16 @@ class Scan(Protocol):
         """About how many objects a scan lists, where the store can tell cheaply (a progress
         bar's total, shown as an estimate); None where it cannot."""
 
+    def store_dir(self, role: str) -> str | None:
+        """The dir holding ``role``'s store when it is a tree of files at paths (what has old
+        Pithos paths, pithos_migrate, hard-link pins and store lock files: migrate-objects,
+        finalize); None for a store without paths (a pool) or one this backend does not hold."""
+
+    def with_pithos_migrate(self, on: bool):
+        """This backend as Archipelago reads its stores with pithos_migrate ``on`` or off (an
+        object left at an old Pithos path is at risk only when off); itself where the setting
+        means nothing (a pool has no old paths)."""
+
 
 @runtime_checkable
 class ReferenceCheck(Protocol):
@@ -90,6 +100,11 @@ class ReferenceCheck(Protocol):
 
     def verify_data(self, jobs: int, window: Window, progress: ProgressFn | None = None) -> ShardResult:
         """Content hashes of the Pithos blocks (64-hex names) whose fingerprint is in ``window``."""
+
+    def keep_heads(self) -> None:
+        """Called before the scan stage: keep what it reads that the reference stage would read
+        again (RADOS: each map header; shards taken from a checkpoint keep nothing, and the
+        references then read all again). Nothing where nothing is worth keeping."""
 
 
 @runtime_checkable
@@ -166,16 +181,21 @@ class ObjectIO(Protocol):
 
 @runtime_checkable
 class MapLookupProvider(Protocol):
-    """Maps looked up by name, as the mapper would (``pithos-check``, verify/maplookup.py)."""
+    """Maps looked up by name, as the mapper would (``pithos-check``, verify/maplookup.py);
+    commands ask :func:`verify.backends.map_lookup`, which refuses a kind without it."""
 
     def maps_lookup(self, jobs: int):
-        """A :class:`verify.maplookup.MapLookup` over the maps store (close it when done)."""
+        """A :class:`verify.maplookup.MapLookup` (``lookup_maps``, ``check_rows``, ``list_maps``)
+        over the maps store (close it when done)."""
 
 
 # the capabilities a registry entry may declare, and the protocol each stands for
 SCAN, REFERENCES, SHARDED, OBJECTS, MAP_LOOKUP = "scan", "references", "sharded", "objects", "map_lookup"
 PROTOCOLS = {SCAN: Scan, REFERENCES: ReferenceCheck, SHARDED: ShardedCheck, OBJECTS: ObjectIO,
              MAP_LOOKUP: MapLookupProvider}
+# a kind whose stores are trees of files at paths (Scan.store_dir answers a dir for each store it
+# holds): what migrate-objects moves between old and v0.4 paths; no protocol of its own
+PATHS = "paths"
 
 
 class BadObjectName(StoreError):

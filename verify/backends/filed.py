@@ -7,6 +7,7 @@ turns its C records into findings.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat as stat_mod
 from collections import Counter
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from .. import config, layout, nativejob
 from ..errors import StoreError, UsageError
-from ..fixes import fsops
+from .. import fsops
 from ..findings import Finding, escape_name
 from ..references import v04_path
 from ..summary import Lock, ShardResult
@@ -36,8 +37,9 @@ __all__ = ["BUCKETS", "FiledBackend", "from_options", "records_to_result", "spli
 
 
 def from_options(cfg, validate: bool = True, maps_dir=None, blocks_dir=None, pithos_migrate="auto",
-                 roles=None, **_others) -> FiledBackend:
+                 roles=None, direct=None, **_others) -> FiledBackend:
     """The dirs from the flags, else from archipelago.conf; each must be an openable dir (``validate``).
+    ``direct``: filed's direct I/O of the maps store, over the config's (``upgrade-maps --direct``).
 
     ``roles``: the stores this backend holds (a mixed backend's filed part holds one);
     by default both, or the one store a mixed config keeps in a dir when no flag names
@@ -70,9 +72,11 @@ def from_options(cfg, validate: bool = True, maps_dir=None, blocks_dir=None, pit
             off[role] = True
         elif pithos_migrate == "auto" and cfg is not None:
             off[role] = cfg.stores[role].known_off
-    direct = {role: cfg.stores[role].direct for role in roles
-              if cfg is not None and cfg.stores[role].type == "filed"}
-    be = FiledBackend(os.fspath(mdir) if mdir else None, os.fspath(bdir) if bdir else None, off, direct)
+    padding = {role: cfg.stores[role].direct for role in roles
+               if cfg is not None and cfg.stores[role].type == "filed"}
+    if direct is not None and "maps" in roles:
+        padding["maps"] = direct
+    be = FiledBackend(os.fspath(mdir) if mdir else None, os.fspath(bdir) if bdir else None, off, padding)
     if validate:
         be.validate()
     return be
@@ -124,6 +128,15 @@ class FiledBackend:
     def dirs(self) -> dict[str, str]:
         return {role: path for role, path in (("maps", self.maps_dir), ("blocks", self.blocks_dir)) if path}
 
+    def store_dir(self, role: str) -> str | None:
+        return self.dirs().get(role)
+
+    def with_pithos_migrate(self, on: bool) -> FiledBackend:
+        return dataclasses.replace(self, pithos_migrate_off={role: not on for role in self.dirs()})
+
+    def keep_heads(self) -> None:
+        """Nothing: filed's reference stage reads the maps itself."""
+
     def validate(self) -> None:
         """Fail before any walk starts: every store dir must be an openable directory."""
         for role, path in self.dirs().items():
@@ -148,7 +161,7 @@ class FiledBackend:
 
     def maps_lookup(self, jobs: int):
         """Map lookups by probing paths (no walk), for pithos-check."""
-        from ..maplookup import FiledMaps
+        from .filed_maplookup import FiledMaps
 
         return FiledMaps(self.maps_dir, jobs)
 

@@ -66,6 +66,12 @@ class MixedBackend:
     def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         return self.part(shard.store).scan_shard(shard, jobs, progress)
 
+    def store_dir(self, role: str) -> str | None:
+        return self.part(role).store_dir(role)
+
+    def with_pithos_migrate(self, on: bool) -> MixedBackend:
+        return MixedBackend(self.maps.with_pithos_migrate(on), self.blocks.with_pithos_migrate(on))
+
     def estimated_objects(self) -> int | None:
         """Both parts' estimates, or None when either part has none (half a total would mislead)."""
         counts = [be.estimated_objects() for _, be in self._parts()]
@@ -78,6 +84,9 @@ class MixedBackend:
         from ..shard_join import local_references
 
         return local_references(self, jobs, progress)
+
+    def keep_heads(self) -> None:
+        """Nothing: the references go through the sharded join, which reads the maps shard by shard."""
 
     def verify_data(self, jobs: int, window: Window, progress: ProgressFn | None = None) -> ShardResult:
         return self.blocks.verify_data(jobs, window, progress)

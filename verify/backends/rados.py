@@ -364,6 +364,14 @@ class RadosBackend:
             self._kept.append((shard.lo, shard.hi, shard.total, rs.kept()))
         return res
 
+    def store_dir(self, role: str) -> str | None:
+        """None: a pool has no paths."""
+        return None
+
+    def with_pithos_migrate(self, on: bool) -> RadosBackend:
+        """Itself: pithos_migrate is a filed setting, and a pool has no old Pithos paths."""
+        return self
+
     def keep_heads(self) -> None:
         """Make the scans that follow keep what they read of each map header (a check's scan stage):
         the reference stage then reads no header again, and lists no maps pool (C engine only)."""

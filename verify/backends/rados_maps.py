@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 from .. import formats as F
 from .. import limits
 from ..errors import StoreError, UsageError
-from ..maplookup import LookupError_, MapInfo
+from ..maplookup import LookupError_, MapInfo, rows_by_lookup
 from .base import strerror
 from .rados_check import HEAD_FIRST, MAP_MAX, _chunks, _Pool, _rules
 
@@ -137,6 +137,10 @@ class RadosMaps:
             found[k] = (name, obj, (data, err, size) if data is not None else (None, err, 0), limit)
 
     # ---- list_maps (--orphans) --------------------------------------------------------
+
+    def check_rows(self, mapfiles: list[str], sizes: list[int | None]) -> bytes:
+        """The verdicts through :meth:`lookup_maps` (the reads are what costs, batched there)."""
+        return rows_by_lookup(self, mapfiles, sizes)
 
     def list_maps(self) -> Iterator[tuple[str, str | None, F.HeaderInfo]]:
         """Every map header in the pool (v0 by its 64-hex name, v1, v2): the pool's listing,

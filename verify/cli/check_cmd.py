@@ -9,7 +9,7 @@ import click
 
 from .. import backends
 from .. import check as check_op
-from .. import check_report, metrics, nativejob, report, runlock, state
+from .. import check_report, durable, metrics, nativejob, report, state
 from ..errors import EXIT_TIME_BOXED, ArchverifyError, OutputError, Terminated, TimeBoxed, UsageError
 from ..progress import Progress
 from .conventions import conventions, state_option
@@ -105,7 +105,7 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, lim
                   prometheus_textfile=prom_path)
     if prom_path and (why := metrics.owner_conflict(prom_path, instance)):
         raise UsageError(why)
-    with runlock.held(lock_path) if lock_path else contextlib.nullcontext(), budget(memory, tmpdir), \
+    with durable.lock_file(lock_path) if lock_path else contextlib.nullcontext(), budget(memory, tmpdir), \
             contextlib.ExitStack() as stack:
         if state_dir:
             state.prepare(state_dir)

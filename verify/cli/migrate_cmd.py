@@ -9,6 +9,7 @@ from collections import Counter
 
 import click
 
+from .. import backends
 from ..durable import catch_stop_signals
 from ..errors import UsageError
 from ..fixes.migrate import migrate_objects
@@ -35,8 +36,9 @@ def filed_store_options(f):
     return apply_options(f, opts)
 
 
-def filed_store(config_path, maps_dir, blocks_dir):
-    be, warnings = resolve(config_path, "filed", maps_dir, blocks_dir, "auto")
+def path_stores(config_path, maps_dir, blocks_dir):
+    """The stores kept as files at paths (a pool has none to move between)."""
+    be, warnings = resolve(config_path, None, maps_dir, blocks_dir, "auto", paths_only=True)
     warn(warnings)  # the config's warnings, printed as every command prints them
     return be
 
@@ -100,8 +102,8 @@ def command(config_path, maps_dir, blocks_dir, state_dir, run: Run, resolve_iden
     """
     if run.apply:
         catch_stop_signals()  # from here a signal stops the run between two objects (exit 130/143)
-    be = filed_store(config_path, maps_dir, blocks_dir)
-    dirs = be.dirs()
+    be = path_stores(config_path, maps_dir, blocks_dir)
+    dirs = {role: be.store_dir(role) for role in backends.ROLES if be.store_dir(role) is not None}
     for spec in legacy_dirs:
         path = spec.split("=", 1)[1] if spec.startswith(("maps=", "blocks=")) else spec
         if not os.path.isdir(path):

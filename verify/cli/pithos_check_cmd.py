@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from .. import backends, nativejob, pithos_report, pithosdb, report
-from ..errors import UsageError
 from ..progress import Measure, Progress
 from ..scan import progress_bar
 from .conventions import conventions
@@ -13,17 +12,6 @@ from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, r
 from .limit_options import announce, limit_options
 from .store_options import jobs_option, pithos_db_option, resolve, store_options
 from .exit_status import READS, READS_STOPPED, exit_status
-
-
-def maps_lookup(backend, jobs: int):
-    """The map lookup of the backend holding the maps store (a filed dir or a RADOS pool; a
-    mixed config's maps part), if its kind declares one (verify/backends/__init__.py)."""
-    maps = backends.store_backend(backend, "maps")
-    if not backends.supports(maps, backends.MAP_LOOKUP):
-        where = maps.describe()["maps"]
-        raise UsageError(f"pithos-check cannot look maps up by name in this {maps.name} maps store "
-                         f"({where.get('pool') or where.get('dir')})")
-    return maps.maps_lookup(jobs)
 
 
 @exit_status({0: "every map found, with its size", 1: "findings", 2: READS[2] + ", the database unreachable"},
@@ -57,7 +45,7 @@ def command(pithos_db, orphans, config_path, backend, maps_dir, blocks_dir, pith
     be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
     warn(warnings)
     check_outputs(be.describe(), output=output, logdir=logdir)
-    lookup = maps_lookup(be, jobs)
+    lookup = backends.map_lookup(be, jobs)
     announce(limits)
     try:
         bars = Progress(progress)

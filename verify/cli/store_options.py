@@ -196,8 +196,10 @@ def given_options() -> dict[str, str]:
     return out
 
 
-def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, **rados_opts):
-    """Builds the backend the registry names for the config and flags; validates before any slow work."""
+def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate=True, paths_only=False,
+            **rados_opts):
+    """Builds the backend the registry names for the config and flags; validates before any slow work.
+    ``paths_only``: only the stores kept as files at paths (migrate-objects; a UsageError when none is)."""
     cfg = None
     if config_path is None and not (maps_dir or blocks_dir or rados_opts.get("pool") or rados_opts.get("blocks_pool")):
         if config_mod.DEFAULT_PATH.exists():
@@ -210,25 +212,21 @@ def resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, validate
         cfg = config_mod.load(config_path)
         warnings += cfg.warnings
     options = dict(rados_opts, maps_dir=maps_dir, blocks_dir=blocks_dir, pithos_migrate=pithos_migrate)
-    types = {role: sc.type for role, sc in cfg.stores.items()} if cfg is not None else None
-    kind = backends.choose(backend, types, options, given_options())
-    if cfg is None and kind.name != backends.MIXED:
-        named = [role for role, flag in zip(backends.ROLES, kind.options) if options.get(flag)]
-        if named == ["blocks"]:
-            options["roles"] = ("blocks",)  # --blocks-dir alone reads the blocks store, as --maps-dir alone the maps
-    return kind.build(cfg, validate=validate, **options), warnings
+    if paths_only:
+        backend, roles = backends.path_stores(cfg, options)
+        if roles != backends.ROLES:
+            options["roles"] = roles  # a mixed config: its store kept in a dir alone
+    return backends.from_options(cfg, backend, validate, given_options(), **options), warnings
 
 
 def unread_stores(be, config_path) -> list[str]:
     """What a command that reads both stores says at its end when the flags named only one
     (``--maps-dir`` alone): the other store was not read. (At the end, so that a run refused
     later is still one line; with --config the stores are the config's.)"""
-    kind = backends.entry(be.name)
-    if config_path is not None or kind is None or kind.name == backends.MIXED:
+    if config_path is not None:
         return []
-    return [f"only the {backends.ROLES[1 - i]} store was read: the {role} store was not named "
-            f"(--{kind.options[i].replace('_', '-')}, or --config)"
-            for i, role in enumerate(backends.ROLES) if role not in be.describe()]
+    return [f"only the {backends.ROLES[1 - backends.ROLES.index(role)]} store was read: the {role} store was "
+            f"not named (--{flag.replace('_', '-')}, or --config)" for role, flag in backends.unnamed_stores(be)]
 
 
 READ_JOBS_PER_CPU = 8  # a walk's threads mostly wait for the disk: see default_read_jobs

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .. import backends, config
+from .. import config
 from .. import formats as F
 from ..durable import catch_stop_signals
 from ..errors import UsageError
@@ -119,11 +119,8 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, mode, lo
     apply, journal_dir = run.apply, state_dir
     if apply:
         catch_stop_signals()  # from here a signal stops the upgrade between two maps (exit 130/143)
-    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, **rados_opts)
+    be, warnings = resolve(config_path, backend, maps_dir, blocks_dir, pithos_migrate, direct=direct, **rados_opts)
     warn(warnings)
-    maps_part = backends.store_backend(be, "maps")
-    if direct is not None and maps_part.name == "filed":
-        maps_part.direct["maps"] = direct
     sizes = load_sizes(v0_sizes, v0_sizes_file, pithos_db)
     if mode is None:
         mode = detect_mode() if apply else "offline"

@@ -27,12 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import layout
-from ..backends.filed import FiledBackend
+from .. import backends
 from ..durable import TMP_PREFIX, Journal, check_stop, map_steps, run_lock, stop_between_steps, store_locks
 from ..errors import StoreError
 from ..scan import run_shards
-from . import fsops
-from .fsops import ConflictError
+from .. import fsops
+from ..fsops import ConflictError
 
 JOURNAL_NAME = "migrate-objects.journal"
 MOVE_KINDS = ("object_unmigrated", "object_misplaced")
@@ -70,8 +70,8 @@ def _skip_reason(name: str) -> str | None:
 
 def find_work(dirs: dict[str, str], jobs: int) -> list[Work]:
     """Scan (every finding, not deduplicated) and turn placement findings into work items."""
-    backend = FiledBackend(dirs.get("maps"), dirs.get("blocks"))  # a mixed config has one
-    backend.validate()
+    roles = tuple(role for role in ("maps", "blocks") if role in dirs)  # a mixed config has one
+    backend = backends.from_options(None, maps_dir=dirs.get("maps"), blocks_dir=dirs.get("blocks"), roles=roles)
     result = run_shards(backend, backend.shards(1), jobs, progress=False)
     work = []
     for f in sorted(result.findings, key=lambda f: (f.store, f.kind, f.name, f.path or "")):

@@ -42,14 +42,13 @@ from typing import Callable
 from .. import config
 from .. import formats as F
 from .. import layout
-from ..backends import store_backend
-from ..backends.filed import FiledBackend
+from .. import backends
 from ..durable import (Journal, atomic_write, check_stop, fsync_dir, map_steps, run_lock, stop_between_steps,
                        store_locks, written_temp)
 from ..errors import StoreError
 from ..scan import run_shards
-from . import fsops
-from .fsops import ConflictError
+from .. import fsops
+from ..fsops import ConflictError
 
 JOURNAL_NAME = "upgrade-maps.journal"
 HANDLED = ("map_v1", "map_v0", "map_upgrade_incomplete", "map_invalid_name", "map_corrupt")
@@ -501,13 +500,10 @@ def _target_of(kind: str, name: str) -> str:
 
 
 def map_store(maps, direct: bool = config.DIRECT_DEFAULT) -> MapStore:
-    """``maps``: a filed maps dir (``direct``: filed's direct I/O), or a backend offering object I/O."""
+    """``maps``: a maps dir (``direct``: filed's direct I/O), or a backend offering object I/O."""
     if isinstance(maps, (str, os.PathLike)):
-        backend = FiledBackend(os.fspath(maps), None, direct={"maps": direct})
-        backend.validate()
-    else:
-        backend = store_backend(maps, "maps")  # a mixed backend's maps part
-    return MapStore(backend, backend.dirs()["maps"] if backend.name == "filed" else None)
+        maps = backends.from_options(None, maps_dir=os.fspath(maps), direct=direct)
+    return MapStore(maps, maps.store_dir("maps"))
 
 
 def upgrade_maps(maps, *, apply: bool, backup_dir: str, logdir: str | None, mode: str = "offline",

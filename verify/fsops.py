@@ -15,7 +15,7 @@ import stat
 
 import xxhash
 
-from ..durable import atomic_write, fsync_dir, remove_temps, written_temp
+from .durable import atomic_write, fsync_dir, remove_temps, written_temp
 
 DIR_MODE = 0o770
 FILE_MODE = 0o660
