@@ -272,6 +272,20 @@ class StoreConfig:
         """
         return not self.pithos_migrate and self.hyphen_value is not True
 
+    @property
+    def location(self) -> tuple[str, str]:
+        """The key of its section that says where the store is, and its value: ``archip_dir`` (made
+        absolute) or ``pool``. Nodes sharing the stores have the same locations."""
+        if self.type == "rados":
+            return "pool", self.pool or ""
+        return "archip_dir", os.path.abspath(self.archip_dir or "")
+
+    @property
+    def place(self) -> dict:
+        """Where the store is, as a report's ``stores`` section names it: type, and dir or pool."""
+        key, value = self.location
+        return {"type": self.type, "pool" if key == "pool" else "dir": value}
+
 
 @dataclass
 class ArchipConfig:

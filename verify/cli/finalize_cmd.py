@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .. import finalize as fin
-from .. import backends, pithosdb, report
+from .. import pithosdb, report
 from ..durable import catch_stop_signals
 from ..restart import RestartFailed
 from .conventions import conventions, state_option
@@ -83,12 +83,10 @@ def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine
         def sizes():
             return sizes_from_pithos_db(pithos_db)
     pools = {r: p for r, p in (("maps", pool), ("blocks", blocks_pool)) if p is not None}
-    typed = given_options()
-    rados_typed = frozenset(v for k, v in typed.items() if k in backends.entry("rados").flags)
     opts = fin.Options(config_path, [n for n in nodes if n is not None] or None, runner, Path(state_dir), fix=fix,
                        force=force, jobs=jobs, quarantine_root=quarantine_dir, log=run.say,
                        rados={k: v for k, v in rados_opts.items() if v is not None}, pools=pools,
-                       rados_typed=rados_typed,
+                       given=given_options(),
                        backup_dir=Path(backup_dir) if backup_dir else None, logdir=Path(logdir) if logdir else None,
                        pithos_sizes=sizes, vlmc=tuple(shlex.split(vlmc_cmd)))
     finalizer = fin.Finalizer(opts)
@@ -98,16 +96,13 @@ def command(config_path, nodes_spec, node_cmd, fix, force, state_dir, quarantine
         click.echo(e.table(), err=True)
         raise
     journal = os.path.join(state_dir, fin.JOURNAL)
-    pools = finalizer.cluster.pools if finalizer.cluster is not None else {}
-    stores = {r: {"type": "filed", "dir": d} for r, d in out.dirs.items()}
-    stores.update({r: {"type": "rados", "pool": p} for r, p in pools.items()})
+    stores = out.stores
     if not run.human:
         run.emit(state=out.state, exit_code=out.exit_code, journal=journal, stores=stores, plan=out.plan,
                  summary=out.summary.as_dict() if out.summary is not None else None,
                  findings=[f.as_dict() for f in out.summary.findings] if out.summary is not None else [])
     elif out.summary is not None and not run.quiet:
-        kind = "mixed" if pools and out.dirs else "rados" if pools else "filed"
-        report.write_human(sys.stdout, out.summary, kind, stores, max_shown,
+        report.write_human(sys.stdout, out.summary, out.kind, stores, max_shown,
                            command="finalize",
                            verbose=run.verbose)
     if run.human and out.state == "finished":
