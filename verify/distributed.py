@@ -10,7 +10,7 @@ report, JSON and exit code are those of a local run.
 Workers need archverify installed and the store reachable (the filed dirs at the
 same paths, or a Ceph client); :func:`check_workers` proves that on every worker
 before any shard starts. A backend travels without its open handles
-(:func:`portable`) and each worker keeps one copy of it (:func:`resident`), so a
+(:func:`verify.backends.base.portable`) and each worker keeps one copy of it (:func:`resident`), so a
 Ceph connection serves all the shards a worker runs. ``check --dask`` builds its
 stages on these (verify/distributed_check.py).
 """
@@ -18,7 +18,6 @@ stages on these (verify/distributed_check.py).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Callable, Iterator
 
 from . import __version__
 from .backends import Backend, Shard
+from .backends.base import portable
 from .errors import ArchverifyError, ClusterError, UsageError
 from .summary import ShardResult, Summary
 
@@ -146,26 +146,6 @@ def check_workers(client, backend: Backend) -> None:
         addr, msg = bad[0]
         more = f" (and {len(bad) - 1} more workers)" if len(bad) > 1 else ""
         raise ClusterError(f"Dask worker {addr}{more}: {msg}")
-
-
-def portable(backend: Backend) -> Backend:
-    """The backend as it travels: without this process's open handles (fields named ``_*``),
-    in it and in the backends it holds (a mixed backend's parts)."""
-    if not dataclasses.is_dataclass(backend):
-        return backend
-    unset = type(dataclasses.MISSING)  # by type: a class that travelled by value holds copies of the sentinel
-    reset = {}
-    for f in dataclasses.fields(backend):
-        if f.name.startswith("_") and f.init:
-            if not isinstance(f.default_factory, unset):
-                reset[f.name] = f.default_factory()
-            elif not isinstance(f.default, unset):
-                reset[f.name] = f.default
-        elif f.init:
-            value = getattr(backend, f.name)
-            if dataclasses.is_dataclass(value) and not isinstance(value, type):
-                reset[f.name] = portable(value)
-    return dataclasses.replace(backend, **reset) if reset else backend
 
 
 _resident: dict[str, Backend] = {}  # per worker process: one backend (and its connections) per store config

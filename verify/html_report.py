@@ -190,7 +190,7 @@ th { text-align: left; } td.n { text-align: right; font-variant-numeric: tabular
 
 def store_label(role: str, desc: dict) -> str:
     """``maps: /srv/archip/maps`` or ``blocks: pool blocks (ns x)``: where the run looked."""
-    if desc.get("type") == "rados":
+    if "pool" in desc:  # a pool (RADOS) rather than a dir
         ns = f" (namespace {desc['namespace']})" if desc.get("namespace") else ""
         return f"{role}: RADOS pool {desc.get('pool')}{ns}"
     return f"{role}: {desc.get('dir', '?')}"

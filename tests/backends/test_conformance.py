@@ -327,7 +327,7 @@ def test_map_lookup_answers_as_filed_does(be, tmp_path):
     limits = [10, 300, 0, 5, 10, None, None, None, None, None, 3, 1, 1, 1, 1]
     part = backends.store_backend(be, "maps")
     with FiledMaps(str(ref_root)) as ref:
-        lookup = part.maps_lookup(2)
+        lookup = backends.map_lookup(be, 2)  # the contract's way in: a mixed backend's maps part answers
         try:
             for lim in (limits, None, [4] * len(LOOKED_UP)):
                 got, want = lookup.lookup_maps(LOOKED_UP, lim), ref.lookup_maps(LOOKED_UP, lim)
@@ -347,8 +347,33 @@ def test_map_lookup_answers_as_filed_does(be, tmp_path):
                 {"1a" * 32: 3, "2b" * 32: 200}
             listed = {(n, h.cls.value) for n, _p, h in lookup.list_maps()}
             assert listed == {(n, h.cls.value) for n, _p, h in ref.list_maps()}
+            # check_rows: one verdict byte per Pithos row, as filed's C prober gives it for the same bytes
+            rows = LOOKED_UP[:13] + ["archip:vol-v2-new", "archip:vol-nowhere"]  # names any store can hold
+            sizes = [3 * M, 200 * M, 0, None, 3 * M, 2 * M, 200 * M, 2 * M, 3 * M, None, 1, 5, None, 9 * M, 9 * M]
+            assert len(sizes) == len(rows)
+            verdicts = lookup.check_rows(rows, sizes)
+            assert verdicts == ref.check_rows(rows, sizes)
+            assert len(set(verdicts)) >= 5, verdicts.hex()  # ok, missing, size and corrupt of several versions
         finally:
             lookup.close()
+
+
+def test_a_kind_that_declares_no_map_lookup_is_refused_in_one_line():
+    @dataclasses.dataclass
+    class Unregistered:  # a store no registry entry names declares nothing
+        name: str = "nonesuch"
+
+        def describe(self):
+            return {"maps": {"type": "nonesuch", "dir": "/srv/maps"}}
+
+        def maps_lookup(self, jobs):  # offered, but not declared: never reached
+            raise AssertionError("probed for a method instead of asking the registry")
+
+    from verify.errors import UsageError
+
+    with pytest.raises(UsageError) as e:
+        backends.map_lookup(Unregistered(), 1)
+    assert str(e.value) == "pithos-check cannot look maps up by name in this nonesuch maps store (/srv/maps)"
 
 
 # ---- the scan and the reference check of the same planted store ---------------------------
@@ -538,3 +563,128 @@ def test_cli_check_dask_equals_local(be, planted):
     assert sorted(json.dumps(f, sort_keys=True) for f in ddoc["findings"]) == \
         sorted(json.dumps(f, sort_keys=True) for f in doc["findings"])
     assert ddoc["check"]["stages_run"] == doc["check"]["stages_run"] == ["scan", "references"]
+
+
+# ---- what the commands ask of a store beyond reading it: paths, pithos_migrate, kept heads ----
+
+
+def _kind_of(be, role):
+    return be.describe()[role]["type"]
+
+
+def test_store_dir_is_a_dir_exactly_where_the_kind_keeps_paths(be):
+    """store_dir answers the dir (where pins, old Pithos paths and store locks are) for a store of
+    a kind declaring PATHS, and None for any other (a pool): what finalize and migrate-objects ask."""
+    for role in backends.ROLES:
+        kind = backends.entry(_kind_of(be, role))
+        d = be.store_dir(role)
+        if backends.PATHS in kind.capabilities:
+            assert d == be.describe()[role]["dir"] and os.path.isdir(d), (role, d)
+            if backends.supports(be, backends.OBJECTS):
+                be.write(role, b"vol-in-a-dir", b"x")
+                assert any("vol-in-a-dir" in files for _, _, files in os.walk(d)), role
+        else:
+            assert d is None, (role, d)
+    assert be.store_dir("neither") is None
+
+
+def test_with_pithos_migrate_is_the_same_stores_read_as_archipelago_would(be):
+    """The view for pithos_migrate on or off holds the same stores; only stores kept at paths
+    say the setting (a pool has no old Pithos paths), and the view scans the same objects."""
+    needs(be, backends.OBJECTS)
+    write_rados_store(_Through(be, "maps"), _Through(be, "blocks"))
+    from verify.scan import scan
+
+    def stored(summary):
+        return {k: n for k, n in summary.counters.items() if k.split(".", 1)[-1] in WHAT_IS_STORED}
+
+    whole = scan(be, 2, progress=False)
+    assert stored(whole)["maps.files"] > 0
+    for on in (True, False):
+        view = be.with_pithos_migrate(on)
+        assert type(view) is type(be) and view.name == be.name
+        for role in backends.ROLES:
+            desc, mine = view.describe()[role], be.describe()[role]
+            if be.store_dir(role) is not None:
+                assert desc.pop("pithos_migrate_known_off") is (not on), role
+                mine.pop("pithos_migrate_known_off")
+            assert desc == mine, role
+            assert view.store_dir(role) == be.store_dir(role)
+        s = scan(view, 2, progress=False)
+        assert stored(s) == stored(whole)
+        assert {(f.kind, f.name) for f in s.findings} == {(f.kind, f.name) for f in whole.findings}
+
+
+def test_keep_heads_changes_no_finding_of_the_references(be, planted):
+    """keep_heads before the scan (check's first stage) lets a backend keep what the references
+    read again; with or without the scan in between, the reference stage finds the same."""
+    needs(be, backends.REFERENCES)
+
+    def refs():
+        r = be.check_references(2)
+        return sorted((f.kind, f.store, f.name, f.detail) for f in r.findings)
+
+    plain = refs()
+    assert {(k, st, n) for k, st, n, _ in plain if k in CHECK_KINDS} == \
+        {x for x in planted.expect if x[0] in CHECK_KINDS}
+    assert be.keep_heads() is None
+    assert refs() == plain  # kept nothing (no scan ran): the references read everything again
+    be.keep_heads()
+    for shard in be.shards(3):
+        be.scan_shard(shard, 2)
+    assert refs() == plain  # what the scan kept, reused
+
+
+def _options_of(be) -> dict:
+    """The store options that name ``be``'s stores, as a user types them (the test may look at kinds)."""
+    opts = {}
+    for i, role in enumerate(backends.ROLES):
+        desc = be.describe()[role]
+        flag = backends.entry(desc["type"]).options[i]
+        opts[flag] = desc.get("dir") or desc.get("pool")
+        part = backends.store_backend(be, role)
+        if desc["type"] == "rados":
+            opts.update(ceph_conf=part.ceph_conf, keyring=part.keyring, namespace=part.namespace)
+    return opts
+
+
+def test_from_options_builds_the_backend_the_options_name(be):
+    """backends.from_options: the kind the store options call for, the same stores."""
+    built = backends.from_options(None, **_options_of(be))
+    assert built.name == be.name
+    assert built.describe() == be.describe()
+
+
+def test_a_backend_travels_without_its_handles(be):
+    """portable(): what a Dask worker gets (plain pickle here) scans and describes as the original."""
+    import pickle
+
+    from verify.backends.base import portable
+
+    needs(be, backends.OBJECTS)
+    be.write("maps", b"vol-travels", b"")
+    there = pickle.loads(pickle.dumps(portable(be)))
+    assert there.describe() == be.describe()
+    shard = be.shards(1)[0]
+    assert there.scan_shard(shard, 1).counters["maps.files"] == be.scan_shard(shard, 1).counters["maps.files"] == 1
+
+
+@pytest.mark.parametrize("conf, want", [("filed", ("filed", ("maps", "blocks"))), ("mixed", ("filed", ("blocks",))),
+                                        ("rados", None)])
+def test_path_stores_are_the_stores_of_kinds_with_paths(tmp_path, conf, want):
+    """What migrate-objects works on: the stores kept at paths, per archipelago.conf; none is one line."""
+    from verify import config
+    from verify.errors import UsageError
+
+    src = (Path(__file__).parents[1] / "fixtures" / f"archipelago-{conf}.conf").read_text()
+    for d in ("maps", "blocks"):
+        (tmp_path / d).mkdir()
+    path = tmp_path / "archipelago.conf"
+    path.write_text(src.replace("@MAPS@", str(tmp_path / "maps")).replace("@BLOCKS@", str(tmp_path / "blocks")))
+    cfg = config.load(str(path))
+    if want is None:
+        with pytest.raises(UsageError) as e:
+            backends.path_stores(cfg, {})
+        assert "\n" not in str(e.value) and str(path) in str(e.value)
+    else:
+        assert backends.path_stores(cfg, {}) == want

@@ -18,6 +18,7 @@ protocols it declares.
 
 from __future__ import annotations
 
+import dataclasses
 import errno as errno_mod
 import os
 from dataclasses import dataclass
@@ -53,6 +54,26 @@ def split(total: int, parts: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, total))
     bounds = [total * i // parts for i in range(parts + 1)]
     return [(bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+def portable(backend):
+    """The backend as it travels (to a Dask worker): without this process's open handles (fields
+    named ``_*``), in it and in the backends it holds (a mixed backend's parts)."""
+    if not dataclasses.is_dataclass(backend):
+        return backend
+    unset = type(dataclasses.MISSING)  # by type: a class that travelled by value holds copies of the sentinel
+    reset = {}
+    for f in dataclasses.fields(backend):
+        if f.name.startswith("_") and f.init:
+            if not isinstance(f.default_factory, unset):
+                reset[f.name] = f.default_factory()
+            elif not isinstance(f.default, unset):
+                reset[f.name] = f.default
+        elif f.init:
+            value = getattr(backend, f.name)
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                reset[f.name] = portable(value)
+    return dataclasses.replace(backend, **reset) if reset else backend
 
 
 @runtime_checkable
