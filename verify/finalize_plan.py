@@ -61,12 +61,13 @@ class Planning:
 
     @staticmethod
     def held_locks(summary: Summary, be) -> list[str]:
-        """Locks someone holds: a non-empty lock object, or one the store's peer holds otherwise
-        (radosd's RADOS lock on a pool), as the store contract's ``lock_owner`` tells."""
+        """Locks someone holds: a non-empty lock object, or, in a store without paths, one its peer
+        holds otherwise (radosd's RADOS lock on a pool), as the store contract's ``lock_owner`` tells
+        (a lock file's content is all a store at paths has, and the scan has read it)."""
         held = []
         for lk in summary.locks:
             owner = lk.owner
-            if not owner and lk.name.endswith("_lock"):
+            if not owner and be.store_dir(lk.store) is None and lk.name.endswith("_lock"):
                 owner = be.lock_owner(lk.store, lk.name.encode()[:-len(b"_lock")])
             if owner:
                 held.append(f"{lk.store}:{lk.name} ({owner})")
