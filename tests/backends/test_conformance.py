@@ -92,7 +92,8 @@ def test_implements_what_it_declares(be):
     entry = backends.entry(be.name)
     assert type(be) is entry.load()
     assert backends.SCAN in entry.capabilities
-    for cap in entry.capabilities:
+    assert entry.capabilities <= set(backends.PROTOCOLS) | {backends.PATHS}
+    for cap in entry.capabilities & set(backends.PROTOCOLS):
         assert isinstance(be, backends.PROTOCOLS[cap]), cap
 
 
