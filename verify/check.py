@@ -31,11 +31,14 @@ from . import formats as F
 from .backends import Backend, ReferenceCheck
 from .errors import UsageError
 from .findings import KINDS, MAP_KINDS, Severity
-from .findingset import FindingSet
+from .findingset import FindingSet, current
 from .progress import Progress
 from .resume import Checkpoint
 from .scan import progress_bar, run_shards
+from .spill import DEFAULT_MEMORY
 from .summary import ShardResult, Summary
+
+HEADS_SHARE = 0.125  # of --memory: the map header reads a RADOS scan keeps for the reference stage
 
 FP_SPACE = F.FP_SPACE  # sample windows are ranges of a name's 64-bit fingerprint (formats.fingerprint_hi)
 
@@ -151,7 +154,8 @@ class LocalStages:
     def scan(self) -> ShardResult:
         keep = getattr(self.backend, "keep_heads", None)  # RADOS: what the scan reads, the references reuse
         if keep is not None:  # shards taken from a checkpoint keep nothing: the references then read all again
-            keep()
+            spill = current()  # past their share of --memory none is kept: the references read them again
+            keep(int((spill.memory if spill else DEFAULT_MEMORY) * HEADS_SHARE))
         return run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress,
                           self.kept)
 

@@ -81,7 +81,7 @@ def from_options(cfg, validate: bool = True, maps_dir=None, blocks_dir=None, pit
 def records_to_result(store: str, records, counters: dict) -> ShardResult:
     res = ShardResult()
     res.counters = Counter({f"{store}.{k}": v for k, v in counters.items() if v})
-    for kind, name, path, detail, err in records:
+    for kind, name, path, detail, err, aux in records:
         name_s = escape_name(name)
         path_s = escape_name(path) if path is not None else None
         detail_s = escape_name(detail)
@@ -90,7 +90,7 @@ def records_to_result(store: str, records, counters: dict) -> ShardResult:
             continue
         if kind == "unreadable":
             detail_s = f"{detail_s}: {strerror(err)}"
-        res.findings.append(Finding(kind, store, name_s, path_s, detail_s))
+        res.findings.append(Finding(kind, store, name_s, path_s, detail_s, aux - 1 if aux else None))
     return res
 
 
