@@ -77,3 +77,18 @@ def pithos_database(pg_admin, name: str, rows) -> str:
         create_schema(conn)
         load_rows(conn, rows, nodes=len(rows))
     return url
+
+
+def analysed_sample(pg_admin, name: str, where):
+    """The Pithos sample's maps under ``where`` and its rows in a fresh, analysed database ``name``:
+    (sample, url, PostgreSQL's estimate of the rows, which pithos-check shows as its total)."""
+    import psycopg
+
+    from verify.pithos_sample import write_pithos_sample
+
+    sample = write_pithos_sample(where / "maps")
+    url = pithos_database(pg_admin, name, sample.rows)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE versions")
+        estimate = int(conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'versions'").fetchone()[0])
+    return sample, url, estimate

@@ -161,6 +161,7 @@ cdef enum:
     S_MAPDATA = 4       # stat of NAME_<16 hex>, block blk of nb
     S_LOCK = 5          # read the owner string of NAME_lock
 
+DEF KEPT_COST = 200     # bytes a kept header read costs beside its name, in C and then in Python
 DEF HEADBUF = 256       # >= AV_HEADER_READ, and the most of a lock owner we keep
 DEF KEPTHEAD = 64       # == AV_HEADER_READ (checked when a RadosShard is made)
 DEF SLOTNAME = 240      # names shorter than this live in their slot: no malloc/free per object
@@ -248,6 +249,9 @@ ctypedef struct loop_t:
     int keep            # keep each header read (kept_t) for the reference stage
     kept_t *kept
     size_t nkept, capkept
+    uint64_t keep_max   # what the kept reads may cost (KEPT_COST + name each), 0: no bound;
+    uint64_t kept_cost  # past it they are all dropped and none is kept more (kept_over)
+    int kept_over
     uint64_t ncand      # header candidates started so far
     int stop            # set from the main thread: no new object is started, ops in flight end
     pthread_cond_t qspace
@@ -269,10 +273,26 @@ cdef char *room_and_name(loop_t *L, void **a, size_t n, size_t *cap, size_t elem
     return name
 
 
+cdef void free_kept(loop_t *L) noexcept nogil:
+    cdef size_t i
+    for i in range(L.nkept):
+        free(L.kept[i].name)
+    free(L.kept)
+    L.kept = NULL
+    L.nkept = L.capkept = 0
+
+
 cdef void keep_head(loop_t *L, slot_t *s, int got) noexcept nogil:
-    """The header read of a candidate, for the reference stage: it reads no header again."""
+    """The header read of a candidate, for the reference stage: it reads no header again. Past
+    keep_max all are dropped: the reference stage then reads every header itself."""
     cdef kept_t *k
-    cdef char *name = room_and_name(L, <void **>&L.kept, L.nkept, &L.capkept, sizeof(kept_t), 1024, s)
+    cdef char *name
+    L.kept_cost += KEPT_COST + s.n
+    if L.keep_max and L.kept_cost > L.keep_max:
+        free_kept(L)
+        L.keep, L.kept_over = 0, 1
+        return
+    name = room_and_name(L, <void **>&L.kept, L.nkept, &L.capkept, sizeof(kept_t), 1024, s)
     if name == NULL:
         return
     k = &L.kept[L.nkept]
@@ -525,9 +545,7 @@ cdef void decide(loop_t *L, slot_t *s) noexcept nogil:
             return
     elif kind != AV_NO_FINDING:
         av_map_detail(detail, DETAILMAX, code, &s.f, s.name, s.n)
-        # aux: version + 1; an object that is no map has no version (0)
-        av_emit(&L.recs, kind, 0, 0 if kind == K_NOT_A_MAP else 1 + av_map_version(s.f.h.cls), s.name, s.n, NULL, 0,
-                detail)
+        av_emit(&L.recs, kind, 0, av_verdict_aux(kind, s.f.h.cls), s.name, s.n, NULL, 0, detail)
     release_slot(L, s)
 
 
@@ -1035,7 +1053,7 @@ cdef class RadosShard:
     cdef readonly int list_err
 
     def __cinit__(self, IoCtx ioctx, int lo=0, int hi=1, int total=1, int inflight=256, bint maps=True,
-                  bint keep=False):
+                  bint keep=False, unsigned long long keep_max=0):
         cdef int i
         if inflight < 1 or not 0 <= lo < hi <= total:
             raise ValueError("bad shard or inflight")
@@ -1047,6 +1065,7 @@ cdef class RadosShard:
         self.L.io = ioctx.io
         self.L.is_maps = maps
         self.L.keep = keep and maps
+        self.L.keep_max = keep_max
         self.L.nslots = inflight
         self.L.fcap = inflight + 1
         self.L.slots = <slot_t *>calloc(inflight, sizeof(slot_t))
@@ -1132,20 +1151,18 @@ cdef class RadosShard:
         return {COUNTER_NAMES[c]: self.L.counts[c] for c in range(NCOUNT)}
 
     cdef void _free_kept(self) noexcept:
-        cdef size_t i
-        for i in range(self.L.nkept):
-            free(self.L.kept[i].name)
-        free(self.L.kept)
-        self.L.kept = NULL
-        self.L.nkept = self.L.capkept = 0
+        free_kept(&self.L)
 
     def kept(self):
         """With keep=True: what the scan read of each header candidate, in listing order (then freed):
-        (names, first bytes, complete) where complete[i] says the bytes are the whole object."""
+        (names, first bytes, complete) where complete[i] says the bytes are the whole object;
+        None when they cost more than keep_max (and were dropped)."""
         cdef size_t i
         cdef kept_t *k
         if self.L.oom:
             raise MemoryError("out of memory while keeping header reads")
+        if self.L.kept_over:
+            return None
         with nogil:
             qsort(self.L.kept, self.L.nkept, sizeof(kept_t), cmp_kept)  # retried reads complete out of order
         names, heads = [], []

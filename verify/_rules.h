@@ -298,6 +298,13 @@ enum av_record_kind {
     K_NOT_A_MAP = 17, /* a plain name in the maps store whose bytes are no map: the mapper cannot open it */
 };
 
+/* What a map verdict's record carries as aux, in every scan: its map version (av_map_version)
+   plus one, or 0 for an object that is no map, which has no version (Finding.version None). */
+static inline uint64_t av_verdict_aux(int kind, int cls)
+{
+    return kind == K_NOT_A_MAP ? 0 : 1 + (uint64_t)av_map_version(cls);
+}
+
 /* ---- one map's verdict: facts in, finding out (formats.map_verdict is the twin) ----
 
    A loop reads a header candidate, fills the facts with av_map_facts, and asks

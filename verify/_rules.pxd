@@ -48,6 +48,7 @@ cdef extern from "_rules.h" nogil:
         K_LOCK, K_STRAY, K_UNREADABLE, K_UNMIGRATED, K_LEFTOVER, K_CONFLICT, K_MISPLACED, K_AT_RISK
         K_MAP_CORRUPT, K_MAP_INCOMPLETE, K_MAP_INVALID, K_MAP_DATA_MISSING, K_MAP_V1, K_MAP_V0
         K_ORPHAN, K_REF, K_MISMATCH, K_NOT_A_MAP
+    uint64_t av_verdict_aux(int kind, int cls)
     # one map's verdict: facts in, a K_MAP_* kind or the next fact to find out
     ctypedef struct av_map_facts_t:
         av_header_t h

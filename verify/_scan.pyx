@@ -83,8 +83,8 @@ cdef inline const char *path_of(where_t *at) noexcept nogil:
 
 
 cdef inline void emit(tbuf_t *b, int kind, int err, const char *name, size_t namelen,
-                      const char *path, const char *detail) noexcept nogil:
-    av_emit(&b.recs, kind, err, 0, name, namelen, path, strlen(path) if path != NULL else 0, detail)
+                      const char *path, const char *detail, uint64_t aux=0) noexcept nogil:
+    av_emit(&b.recs, kind, err, aux, name, namelen, path, strlen(path) if path != NULL else 0, detail)
 
 
 cdef void unreadable(tbuf_t *b, int err, const char *name, size_t n, const char *path,
@@ -176,7 +176,7 @@ cdef void check_map(ctx_t *ctx, tbuf_t *b, int fd3, const char *name, size_t n, 
             break
     if kind != AV_NO_FINDING:
         av_map_detail(detail, DETAILMAX, code, &f, name, n)
-        emit(b, kind, 0, name, n, path_of(at), detail)
+        emit(b, kind, 0, name, n, path_of(at), detail, av_verdict_aux(kind, f.h.cls))
 
 
 cdef int64_t first_missing_mapdata(ctx_t *ctx, tbuf_t *b, const char *name, size_t n, uint64_t nb,
@@ -460,13 +460,14 @@ cdef class FiledShard:
         return walk_counters(<const char *>self.bufs[0].counts, sizeof(tbuf_t), self.jobs, COUNTER_NAMES)
 
     def records(self):
-        """[(kind, name bytes, path bytes, detail bytes, errno)] in no particular order."""
+        """[(kind, name bytes, path bytes, detail bytes, errno, aux)] in no particular order; aux is a
+        map verdict's version + 1 (av_verdict_aux), else 0."""
         cdef int t
         out = []
         for t in range(self.jobs):
             if self.bufs[t].recs.oom:
                 raise MemoryError("out of memory while recording findings")
-            walk_records(out, &self.bufs[t].recs, KIND_NAMES, False)
+            walk_records(out, &self.bufs[t].recs, KIND_NAMES, True)
         return out
 
 

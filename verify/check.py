@@ -31,11 +31,14 @@ from . import formats as F
 from .backends import Backend, ReferenceCheck
 from .errors import UsageError
 from .findings import KINDS, MAP_KINDS, Severity
-from .findingset import FindingSet
+from .findingset import FindingSet, current
 from .progress import Progress
 from .resume import Checkpoint
 from .scan import progress_bar, run_shards
+from .spill import DEFAULT_MEMORY
 from .summary import ShardResult, Summary
+
+HEADS_SHARE = 0.125  # of --memory: the map header reads a RADOS scan keeps for the reference stage
 
 FP_SPACE = F.FP_SPACE  # sample windows are ranges of a name's 64-bit fingerprint (formats.fingerprint_hi)
 
@@ -149,7 +152,8 @@ class LocalStages:
     kept: Checkpoint | None = None  # each finished shard and stage recorded there, or taken from there
 
     def scan(self) -> ShardResult:
-        self.backend.keep_heads()  # RADOS: what the scan reads, the references reuse
+        spill = current()  # past their share of --memory no header is kept: the references read them again
+        self.backend.keep_heads(int((spill.memory if spill else DEFAULT_MEMORY) * HEADS_SHARE))  # RADOS: reused
         return run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress,
                           self.kept)
 

@@ -113,6 +113,7 @@ class FindingSet:
         self._held = 0
         self._runs: list[str] = []
         self._file: str | None = None  # the sealed, deduplicated findings when they spilled
+        self._batches: list[int] = []  # the file offset of each batch of it (where a kind's run starts)
         self._n = 0
         self.per_store: Counter = Counter()  # (kind, store) -> findings
         self.sealed = False
@@ -188,9 +189,11 @@ class FindingSet:
                 batch.append(row)
                 if len(batch) == BATCH:
                     self._count(batch)
+                    self._batches.append(fh.tell())
                     pickle.dump(batch, fh, pickle.HIGHEST_PROTOCOL)
                     batch = []
             self._count(batch)
+            self._batches.append(fh.tell())
             pickle.dump(batch, fh, pickle.HIGHEST_PROTOCOL)
         self._file = self.spill.path(name)
         self._buf, self._held = [], 0
@@ -208,17 +211,29 @@ class FindingSet:
         else:
             self.per_store.update((r[1], r[2]) for r in rows)
 
-    def _rows(self, path: str) -> Iterator[tuple]:
-        try:
-            with open(path, "rb") as fh:
-                while True:
-                    try:
-                        batch = pickle.load(fh)
-                    except EOFError:
-                        return
-                    yield from batch
-        except OSError as e:
-            raise self.spill.error(e) from None
+    def _rows(self, path: str, batch: int = 0) -> Iterator[tuple]:
+        """A spill file's rows, from its ``batch``-th batch on (the sealed file's offsets are known)."""
+        return self.spill.items(path, self._batches[batch] if batch else 0)
+
+    def keys(self) -> Iterator[tuple[str, str, str]]:
+        """Every (kind, store, name) once, sorted as tuples (what ``--state`` merges with the last run's).
+
+        Report order keeps each kind's findings together, sorted by (store, name), so this reads
+        each kind's stretch once, kinds by name: one pass over the findings, whether spilled or not."""
+        self.seal()
+        per_kind = self.per_kind
+        start, at = 0, {}
+        for kind in sorted(per_kind, key=lambda k: (_RANK[k], k)):
+            at[kind] = start
+            start += per_kind[kind]
+        for kind in sorted(at):
+            first, n = at[kind], per_kind[kind]
+            if self._file is None:
+                buf = self._buf
+                yield from ((buf[i].kind, buf[i].store, buf[i].name) for i in range(first, first + n))
+            else:
+                yield from (r[1:4] for r in itertools.islice(self._rows(self._file, first // BATCH),
+                                                               first % BATCH, first % BATCH + n))
 
     @property
     def spilled(self) -> bool:

@@ -11,7 +11,9 @@ line and exit 2 before anything is reported or saved.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -85,6 +87,20 @@ class Spill:
         except OSError as e:
             raise self.error(e) from None
 
+    def items(self, path: str, offset: int = 0):
+        """The items of a spill file of pickled lists, from the list at byte ``offset`` on."""
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                while True:
+                    try:
+                        batch = pickle.load(fh)
+                    except EOFError:
+                        return
+                    yield from batch
+        except OSError as e:
+            raise self.error(e) from None
+
     def cleanup(self) -> None:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -95,3 +111,56 @@ class Spill:
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+class SpillList:
+    """A list only appended to and then read in order, in RAM up to ``budget`` bytes, past it in
+    one spill file of ``spill`` (without one, all in RAM); ``len`` and iteration, as often as wanted.
+
+    ``size`` is what one item costs in RAM, roughly; items are pickled in batches."""
+
+    BATCH = 4096
+
+    def __init__(self, spill: Spill | None, what: str, budget: int, size=lambda item: 200):
+        self.spill, self.what, self.budget, self.size = spill, what, budget, size
+        self._buf: list = []
+        self._held = self._n = 0
+        self._file: str | None = None
+        self._fh = None
+
+    def append(self, item) -> None:
+        self._buf.append(item)
+        self._n += 1
+        self._held += self.size(item)
+        if self._held > self.budget and self.spill is not None:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._file is None:
+            self._file = self.spill.path(self.spill.fresh(self.what))
+        try:
+            with open(self._file, "ab") as fh:
+                start = fh.tell()
+                for i in range(0, len(self._buf), self.BATCH):
+                    pickle.dump(self._buf[i:i + self.BATCH], fh, pickle.HIGHEST_PROTOCOL)
+                self.spill.spilled_bytes += fh.tell() - start
+        except OSError as e:
+            raise self.spill.error(e) from None
+        self._buf, self._held = [], 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        if self._file is not None:
+            yield from self.spill.items(self._file)
+        yield from self._buf
+
+    def __getitem__(self, i):
+        """A slice or an index, read from the start (for the first few)."""
+        if isinstance(i, slice):
+            return list(itertools.islice(iter(self), i.start, i.stop, i.step))
+        return next(itertools.islice(iter(self), i, None))
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)

@@ -25,25 +25,27 @@ sampled run reads the slice after theirs (verify.check.SampleWindow), whatever t
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
-import json
 import os
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
-from .durable import replaced
+from . import findingset, runfile
 from .errors import StoreError
 from .findings import KINDS
 from .progress import Measure
+from .spill import SpillList
 from .summary import Summary
 
 KEEP_RUNS = 60  # two months of nightly runs
 FULL_RUNS = 3  # the newest runs that keep every finding (the next run's baseline, the report's lists)
 DELTA_CAP = 100  # new and resolved findings named per run (all are counted)
-VERSION = 2
+VERSION = runfile.VERSION
+DELTA_SHARE = 0.05  # of --memory: each of the new and resolved lists (past it, they spill)
 COMPACT_BYTES = 24 * 1024  # a compacted run's file is at most this: counts, digests, DELTA_CAP names twice
 FINDING_BYTES = 48  # gzipped bytes per finding in a full list, at most (64-hex names are random)
 Key = tuple[str, str, str]
@@ -56,8 +58,12 @@ DATA_KINDS = frozenset({"object_content_mismatch"})
 @dataclass
 class Delta:
     previous: str | None  # the previous run's file name, None on the first run
-    new: list[Key] = field(default_factory=list)
-    resolved: list[Key] = field(default_factory=list)
+    new: SpillList | list[Key] = field(default_factory=list)  # all of them, sorted; past a share of
+    resolved: SpillList | list[Key] = field(default_factory=list)  # --memory, in the spill dir
+
+
+def _key_size(key: Key) -> int:
+    return 200 + len(key[2])
 
 
 def covered_kinds(stages: list[str], data_complete: bool) -> set[str]:
@@ -97,35 +103,60 @@ def _summarize(findings: list[Key]) -> tuple[list, dict[str, str]]:
 
 
 def read_run(path: Path) -> dict:
-    """One run file as version 2 (``counts`` and ``digests`` made from a version 1 file's list);
-    ``findings`` is None for a compacted run. Raises OSError, EOFError, ValueError, KeyError, TypeError."""
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        doc = json.load(fh)
-    if not isinstance(doc, dict):
-        raise TypeError("not a JSON object")
-    version = doc.get("version", 1)
-    if version not in (1, VERSION):
-        raise ValueError(f"state format version {version}, this archverify reads 1 and {VERSION}")
+    """One run file as version 2 (``counts`` and ``digests`` made from a version 1 file's list), its
+    list whole (for the report); ``findings`` is None for a compacted run.
+    Raises OSError, EOFError, ValueError, KeyError, TypeError."""
+    doc = runfile.read_head(path)
     doc["time"], doc["exit_code"] = float(doc["time"]), int(doc["exit_code"])
-    findings = doc.get("findings")
-    doc["findings"] = None if findings is None else [tuple(k) for k in findings]
-    if version == 1:
-        doc["counts"], doc["digests"] = _summarize(doc["findings"])
+    doc["findings"] = list(runfile.keys(path)) if doc["findings"] else None
+    if doc.get("version", 1) == 1:
+        doc["counts"], doc["digests"] = _summarize(doc["findings"] or [])
     doc["counts"] = [(str(s), str(k), int(n)) for s, k, n in doc["counts"]]
     return doc
 
 
-def load_previous(d: Path) -> tuple[str | None, set[Key]]:
+def _unreadable(path: Path, e: Exception) -> StoreError:
+    return StoreError(f"{path}: unreadable state file ({e}); move it away to start afresh")
+
+
+def _previous(d: Path) -> tuple[Path | None, Iterator[Key]]:
+    """The previous run's file and its keys, sorted, read as they are merged; a damaged file is one line."""
     runs = _runs(d)
     if not runs:
-        return None, set()
+        return None, iter(())
     try:
-        doc = read_run(runs[-1])
-        if doc["findings"] is None:
+        if not runfile.read_head(runs[-1])["findings"]:
             raise KeyError("findings")
-        return runs[-1].name, set(doc["findings"])
     except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
-        raise StoreError(f"{runs[-1]}: unreadable state file ({e}); move it away to start afresh") from None
+        raise _unreadable(runs[-1], e) from None
+
+    def read() -> Iterator[Key]:
+        last = None
+        try:
+            for k in runfile.keys(runs[-1]):
+                if last is not None and k <= last:
+                    raise ValueError(f"its list is not sorted at {list(k)}")
+                last = k
+                yield k
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
+            raise _unreadable(runs[-1], e) from None
+    return runs[-1], read()
+
+
+def merged(cur: Iterator[Key], prev: Iterator[Key]) -> Iterator[tuple[Key, bool, bool]]:
+    """Two sorted streams of distinct keys as one: each key with whether this run and the last had it."""
+    end = ("\U0010ffff",)
+    a, b = next(cur, end), next(prev, end)
+    while a is not end or b is not end:
+        if b is end or (a is not end and a < b):
+            yield a, True, False
+            a = next(cur, end)
+        elif a is end or b < a:
+            yield b, False, True
+            b = next(prev, end)
+        else:
+            yield a, True, True
+            a, b = next(cur, end), next(prev, end)
 
 
 def load_expected(d: str | os.PathLike) -> dict[str, Measure]:
@@ -136,10 +167,9 @@ def load_expected(d: str | os.PathLike) -> dict[str, Measure]:
     if not runs:
         return {}
     try:
-        with gzip.open(runs[-1], "rt", encoding="utf-8") as fh:
-            measured = json.load(fh).get("progress") or {}
+        measured = runfile.read_head(runs[-1]).get("progress") or {}
         out = {str(k): Measure.from_dict(v) for k, v in measured.items()}
-    except (OSError, ValueError, AttributeError, TypeError):
+    except (OSError, EOFError, ValueError, AttributeError, TypeError, KeyError):
         return {}
     return {k: m for k, m in out.items() if m is not None}
 
@@ -152,10 +182,9 @@ def sample_runs(d: str | os.PathLike) -> int:
     if not runs:
         return 0
     try:
-        with gzip.open(runs[-1], "rt", encoding="utf-8") as fh:
-            done = json.load(fh).get("sample_runs", 0)
+        done = runfile.read_head(runs[-1]).get("sample_runs", 0)
         return done if isinstance(done, int) and done >= 0 else 0
-    except (OSError, ValueError, AttributeError, TypeError):
+    except (OSError, EOFError, ValueError, AttributeError, TypeError, KeyError):
         return 0
 
 
@@ -185,27 +214,46 @@ def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], 
         (d / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StoreError(f"{d}: cannot create the state dir: {e.strerror}") from None
-    prev_name, prev = load_previous(d)
-    cur = {(f.kind, f.store, f.name) for f in summary.findings}
+    prev_file, prev = _previous(d)
+    prev_name = prev_file.name if prev_file is not None else None
     covered = covered_kinds(stages, data_complete)
-    delta = Delta(prev_name)
-    if prev_name is not None:
-        delta.new = sorted(cur - prev)
-        delta.resolved = sorted(k for k in prev - cur if k[0] in covered)
-    known = sorted(cur | {k for k in prev if k[0] not in covered})
-    counts, digests = _summarize(known)
-    doc = {"version": VERSION, "time": time.time(), "exit_code": summary.exit_code, "stages": stages,
-           "covered": sorted(covered), "instance": instance, "stores": stores or {},
-           "baseline": prev_name is not None, "counts": counts, "digests": digests,
-           "new": {"count": len(delta.new), "first": delta.new[:DELTA_CAP]},
-           "resolved": {"count": len(delta.resolved), "first": delta.resolved[:DELTA_CAP]},
-           "findings": known, "progress": progress or {}, "sample_runs": sample_runs_done}
-    ns = time.time_ns()
-    name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z-{os.getpid()}.json.gz"
+    spill = findingset.current()
+    share = spill.share(DELTA_SHARE) if spill else 1 << 62
+    delta = Delta(prev_name, SpillList(spill, "state-new", share, _key_size),
+                  SpillList(spill, "state-resolved", share, _key_size))
+    counts: Counter = Counter()
+    hashers: dict[str, Any] = {}
     try:
-        _write(d / "runs" / name, doc)
+        body = runfile.Body(d / "runs")
     except OSError as e:
         raise StoreError(f"{d}: cannot write this run's state: {e.strerror or e}") from None
+    try:
+        for key, now, before in merged(summary.findings.keys(), prev):
+            kind, store, name = key
+            if not now:
+                if kind in covered:
+                    delta.resolved.append(key)
+                    continue  # resolved: not known any more
+            elif not before and prev_name is not None:
+                delta.new.append(key)
+            body.add(key)
+            counts[(store, kind)] += 1
+            h = hashers.get(kind) or hashers.setdefault(kind, hashlib.sha256())
+            h.update(f"{store}/{name}\n".encode("utf-8", "surrogatepass"))
+        doc = {"version": VERSION, "time": time.time(), "exit_code": summary.exit_code, "stages": stages,
+               "covered": sorted(covered), "instance": instance, "stores": stores or {},
+               "baseline": prev_name is not None, "counts": [[s, k, n] for (s, k), n in sorted(counts.items())],
+               "digests": {k: h.hexdigest()[:32] for k, h in sorted(hashers.items())},
+               "new": {"count": len(delta.new), "first": delta.new[:DELTA_CAP]},
+               "resolved": {"count": len(delta.resolved), "first": delta.resolved[:DELTA_CAP]},
+               "progress": progress or {}, "sample_runs": sample_runs_done}
+        ns = time.time_ns()
+        name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z-{os.getpid()}.json.gz"
+        body.save(d / "runs" / name, doc)
+    except OSError as e:
+        raise StoreError(f"{d}: cannot write this run's state: {e.strerror or e}") from None
+    finally:
+        body.close()
     runs = _runs(d)
     for old in runs[:-KEEP_RUNS]:
         with contextlib.suppress(OSError):
@@ -215,20 +263,17 @@ def compare_and_save(d: str | os.PathLike, summary: Summary, stages: list[str], 
     return delta
 
 
-def _write(path: Path, doc: dict) -> None:
-    with replaced(path, binary=True) as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
-        gz.write(json.dumps(doc, separators=(",", ":")).encode())
-
-
 def _compact(path: Path) -> None:
     """Rewrite an old run without its list (atomically); one that cannot be read is left as it is
     (the report names it)."""
     try:
-        doc = read_run(path)
-        if doc["findings"] is None:
+        doc = runfile.read_head(path)
+        if not doc["findings"]:
             return
+        if doc.get("version", 1) == 1:  # counts and digests from its list, then no list
+            doc = read_run(path)
         del doc["findings"]
         doc["version"] = VERSION
-        _write(path, doc)
+        runfile.write_compact(path, doc)
     except (OSError, EOFError, ValueError, KeyError, TypeError):
         return

@@ -20,10 +20,12 @@ import pytest
 from planted_check import CHECK_KINDS, build_store
 from rados_cluster import copy_into
 from verify import check as check_op
+from verify import findingset
 from verify import formats as F
 from verify.backends import rados as rb
 from verify.backends.filed import FiledBackend
 from verify.findings import KINDS
+from verify.spill import Spill
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.rados
@@ -95,6 +97,30 @@ def test_same_findings_as_filed_for_the_same_store(ceph_cluster, planted, engine
         assert rados.counters[k] == filed.counters[k], k
 
 
+def scan_versions(be) -> dict:
+    """(kind, name) -> version of each map-store finding a scan of every shard makes, placement aside."""
+    out = {}
+    for shard in be.shards(1):
+        for f in be.scan_shard(shard, 2).findings:
+            if f.store == "maps" and f.kind not in PLACEMENT:
+                out[(f.kind, f.name)] = f.version
+    return out
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_filed_and_rados_scans_name_the_same_map_version(ceph_cluster, planted, engine):
+    """Both scans give each map finding the version its header read (av_map_version), none to others."""
+    filed = scan_versions(FiledBackend(str(planted.maps), str(planted.blocks)))
+    rados = scan_versions(backend(ceph_cluster, _engine(engine)))
+    assert rados == filed
+    maps = {k: v for k, v in filed.items() if k[0].startswith("map_")}
+    assert maps and None not in maps.values(), filed
+    assert {v for (k, _), v in maps.items() if k == "map_v1"} == {1}
+    assert {v for (k, _), v in maps.items() if k == "map_v0"} == {0}
+    assert {0, 1, 2} <= set(maps.values())  # the store has maps of every version with findings
+    assert all(v is None for k, v in filed.items() if not k[0].startswith("map_")), filed
+
+
 def test_the_reference_stage_reads_no_header_the_scan_read(ceph_cluster, planted):
     """The C scan hands its header reads to the reference stage: only a v0 or v1 map longer than
     the scan's read is read again (whole); the findings and entry counts are the python engine's,
@@ -116,6 +142,28 @@ def test_the_reference_stage_reads_no_header_the_scan_read(ceph_cluster, planted
     refs = {k: v for k, v in c.counters.items() if k.startswith("refs.") and k not in ("refs.header_reads",
                                                                                          "refs.map_bytes")}
     assert refs == {k: py.counters[k] for k in refs}
+
+
+@pytest.mark.parametrize("shards", [1, 4])
+def test_header_reads_past_their_share_of_memory_are_read_again_with_the_same_findings(ceph_cluster, planted,
+                                                                                       shards):
+    """Under a budget too small for them, the C scan keeps no header read (whichever shard goes past
+    its part first): the reference stage reads every header again, as the python engine does, and
+    finds exactly what it finds under the default budget."""
+    pytest.importorskip("verify._rados", reason="the librados extension is not built (librados-dev missing)")
+    default = check_op.check(backend(ceph_cluster, "c"), 2, progress=False, shards_per_store=shards)
+    with findingset.using(Spill(memory=4096)):
+        tiny = check_op.check(backend(ceph_cluster, "c"), 2, progress=False, shards_per_store=shards)
+        tiny_keys = sorted(tiny.findings)
+    py = check_op.check(backend(ceph_cluster, "python"), 2, progress=False)
+    assert default.counters["refs.header_reads"] < py.counters["refs.header_reads"]  # the default kept them
+    assert tiny.counters["refs.header_reads"] == py.counters["refs.header_reads"]  # the tiny one read all again
+    assert tiny_keys == sorted(default.findings) and tiny.exit_code == default.exit_code
+    def counts(s):  # what the store holds, not how long the listing waited or what was read
+        return {k: v for k, v in s.counters.items()
+                if not k.endswith("_us") and k not in ("refs.header_reads", "refs.map_bytes")}
+
+    assert counts(tiny) == counts(default)
 
 
 def test_missing_detail_names_referencing_maps_and_indexes(ceph_cluster, planted):

@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from pg_server import analysed_sample
 from click.testing import CliRunner
 
 from verify.cli.main import cli
@@ -394,17 +396,7 @@ def test_human_report_errors_first_per_store_few_per_kind_absolute_paths(store, 
 @pytest.mark.postgres
 def test_pithos_check_progress_total_is_the_databases_estimate(pg_admin, tmp_path):
     """No previous run to learn from: the total is PostgreSQL's own row estimate, once analysed."""
-    import psycopg
-
-    from verify.pithos_sample import create_schema, load_rows, write_pithos_sample
-
-    sample = write_pithos_sample(tmp_path / "maps")
-    url = pg_admin("pithos_progress")
-    with psycopg.connect(url, autocommit=True) as conn:
-        create_schema(conn)
-        load_rows(conn, sample.rows, nodes=len(sample.rows))
-        conn.execute("ANALYZE versions")
-        estimate = int(conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'versions'").fetchone()[0])
+    sample, url, estimate = analysed_sample(pg_admin, "pithos_progress", tmp_path)
     env = {**ENV, "ARCHVERIFY_PROGRESS_INTERVAL": "0"}
     p = run("pithos-check", "--db", url, "--maps-dir", sample.maps_dir, "--progress", env=env)
     assert p.returncode == 1 and "Traceback" not in p.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pg_server import analysed_sample
 from terminal import drain, open_terminal
 from verify.findings import KINDS
 from verify.sample import write_sample
@@ -133,30 +134,6 @@ def test_scan_at_a_terminal(store):
     assert planted - {"object_missing", "object_orphan", "object_content_mismatch"} <= screen_kinds(text)
 
 
-def test_rados_scan_at_a_terminal_totals_with_the_pools_object_count(ceph_cluster, rados_store):
-    """The bar's total is Ceph's object count of the pools, shown as an estimate ("~"); a cluster
-    that reports 0 (the test cluster has no ceph-mgr to keep pool statistics) gives no total."""
-    c = ceph_cluster.rados()
-    try:
-        counts = []
-        for pool in (rados_store.maps_pool, rados_store.blocks_pool):
-            with c.open_ioctx(pool) as io:
-                counts.append(io.get_stats()["num_objects"])
-    finally:
-        c.shutdown()
-    code, text = at_terminal("scan", "--backend", "rados", "--pool", rados_store.maps_pool, "--blocks-pool",
-                             rados_store.blocks_pool, "-c", ceph_cluster.conf, "-k", ceph_cluster.keyring)
-    assert_no_traceback(text)
-    assert code == 1, text
-    assert {k for k, _ in rados_store.planted} <= screen_kinds(text)
-    screen = ANSI.sub("", text)
-    assert "scan (rados)" in screen  # the bar was drawn
-    if all(counts):
-        assert re.search(r"\d/~[\d.]+k? \[", screen), screen
-    else:
-        assert "/~" not in screen and not re.search(r"\d/\d", screen), screen
-
-
 _ESTIMATED_BAR = """
 import sys, time
 from verify.progress import Measure, Progress
@@ -241,6 +218,49 @@ def test_pithos_check_at_a_terminal(pg_admin, tmp_path_factory):
                        "--format jsonl | head -1", shell=True, env=ENV, capture_output=True, text=True, timeout=300,
                        executable="/bin/bash")
     assert p.stderr == "" and json.loads(p.stdout)["kind"] in KINDS
+
+
+@pytest.mark.postgres
+def test_pithos_check_bar_totals_with_the_databases_estimate_and_an_eta(pg_admin, tmp_path_factory):
+    """The bar's total is PostgreSQL's row estimate ("~"), and once rows are counted it shows the
+    ETA of the rest at their rate (tqdm's)."""
+    sample, url, estimate = analysed_sample(pg_admin, "pithos_operator_bar", tmp_path_factory.mktemp("pithos-bar"))
+    env = dict(ENV, ARCHVERIFY_PROGRESS_INTERVAL="0")
+    code, text = at_terminal("pithos-check", "--db", url, "--maps-dir", sample.maps_dir, "--objects-per-second", "20",
+                             env=env)
+    assert_no_traceback(text)
+    assert code == 1, text
+    screen = ANSI.sub("", text)
+    assert "archverify: progress:" not in screen  # a bar, not lines
+    assert re.search(rf"checking Pithos versions: +0%\|.*\| 0(\.00)?/~{estimate}(\.0)? \[", screen), screen
+    assert re.search(rf"checking Pithos versions: +\d+%\|.*\| [1-9][\d.]*/~{estimate}(\.0)? "
+                     rf"\[00:0\d<00:\d\d, [\d.]+row/s\]", screen), screen
+
+
+@pytest.mark.parametrize("cmd", ["scan", "check"])
+def test_rados_runs_at_a_terminal_total_with_the_pools_object_count(ceph_cluster, rados_store, cmd):
+    """scan and check alike: the scan bar's total is Ceph's object count of the pools, shown as an
+    estimate ("~"); a cluster that reports 0 (the test cluster has no ceph-mgr to keep pool
+    statistics) gives no total."""
+    c = ceph_cluster.rados()
+    try:
+        counts = []
+        for pool in (rados_store.maps_pool, rados_store.blocks_pool):
+            with c.open_ioctx(pool) as io:
+                counts.append(io.get_stats()["num_objects"])
+    finally:
+        c.shutdown()
+    code, text = at_terminal(cmd, "--backend", "rados", "--pool", rados_store.maps_pool, "--blocks-pool",
+                             rados_store.blocks_pool, "-c", ceph_cluster.conf, "-k", ceph_cluster.keyring)
+    assert_no_traceback(text)
+    assert code == 1, text
+    assert {k for k, _ in rados_store.planted} <= screen_kinds(text)
+    screen = ANSI.sub("", text)
+    assert "scan (rados)" in screen  # the bar was drawn
+    if all(counts):
+        assert re.search(rf"scan \(rados\):.*\d/~{sum(counts)} \[", screen), screen
+    else:
+        assert not re.search(r"scan \(rados\):[^\r\n]*\d/~?\d", screen), screen
 
 
 # ---- a reader that goes away: `| head` ------------------------------------------------------

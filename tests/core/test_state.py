@@ -1,5 +1,6 @@
 """``check --state DIR`` stays bounded (verify/state.py): counts and digests for old runs, full
-lists for the newest few, new and resolved still right run after run; old state files are read."""
+lists for the newest few, new and resolved still right run after run, the same within a tiny
+memory budget (spilled findings, streamed comparison); old state files are read."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from verify import html_report, state
+import pytest
+
+from verify import findingset, html_report, runfile, state
+from verify.errors import StoreError
 from verify.findings import Finding
+from verify.spill import MIN_MEMORY, Spill
 from verify.summary import Summary
 
 STAGES = ["scan", "references"]
@@ -102,3 +107,89 @@ def test_a_state_dir_of_the_old_format_is_read_and_compacted_in_turn(tmp_path):
     assert sorted(doc["counts"]) == [("blocks", "object_missing", 1), ("blocks", "object_orphan", 1)]
     with gzip.open(v1, "rt") as fh:
         assert "findings" not in json.load(fh)
+
+
+def nights(rng: random.Random, runs: int):
+    """The same sequence of finding sets each time it is made: orphans come and go, maps change."""
+    cur = {("object_orphan", "blocks", n) for n in names(rng, 20_000)}
+    cur |= {("map_v1", "maps", n) for n in names(rng, 300)} | {("object_missing", "blocks", n) for n in names(rng, 50)}
+    for i in range(runs):
+        if i:
+            gone = set(rng.sample(sorted(cur), 400))
+            cur = (cur - gone) | {("object_orphan", "blocks", n) for n in names(rng, 150 + 40 * i)}
+            cur |= {("map_corrupt", "maps", n) for n in names(rng, 5)}
+        yield set(cur)
+
+
+def run_nights(d: Path, spill: Spill | None) -> list[tuple]:
+    out = []
+    for cur in nights(random.Random(11), 5):
+        if spill is None:
+            delta = state.compare_and_save(d, summary(cur), STAGES, False)
+        else:
+            with findingset.using(spill):
+                s = summary(cur)
+                assert s.findings.spilled  # the budget is tiny: the findings are on disk
+                delta = state.compare_and_save(d, s, STAGES, False)
+                out.append((list(delta.new), list(delta.resolved), state.read_run(_last(d))["findings"]))
+            continue
+        out.append((list(delta.new), list(delta.resolved), state.read_run(_last(d))["findings"]))
+    return out
+
+
+def _last(d: Path) -> Path:
+    return sorted((d / "runs").glob("*.json.gz"))[-1]
+
+
+def test_a_tiny_memory_budget_gives_the_same_new_and_resolved(tmp_path):
+    in_ram = run_nights(tmp_path / "ram", None)
+    spill = Spill(MIN_MEMORY, str(tmp_path))
+    spilled = run_nights(tmp_path / "spill", spill)
+    assert spilled == in_ram
+    assert sum(len(n) + len(r) for n, r, _ in in_ram[1:]) > 2000  # past the budget's share of new/resolved
+    assert {"findings-run", "state-new", "state-resolved"} <= spill.made  # every list spilled
+    assert not list(tmp_path.glob("archverify-spill-*"))  # and its spill dir went with the run
+    assert not list((tmp_path / "spill" / "runs").glob(".*"))  # no temp list left in the state dir
+
+
+def test_a_run_file_is_one_json_document_whose_head_reads_alone(tmp_path):
+    d = tmp_path / "state"
+    keys = {("object_orphan", "blocks", f"{i:064x}") for i in range(10_000)} | {("map_v1", "maps", "vol\udcff,]")}
+    state.compare_and_save(d, summary(keys), STAGES, False, progress={"scan": {"count": 3, "seconds": 1.0}})
+    f = _last(d)
+    with gzip.open(f, "rt", encoding="utf-8") as fh:
+        whole = json.load(fh)
+    assert [tuple(k) for k in whole["findings"]] == sorted(keys)
+    head = runfile.read_head(f)
+    assert head["findings"] is True and head["counts"] == whole["counts"] and head["progress"] == whole["progress"]
+    with gzip.open(f, "rt", encoding="utf-8") as fh:
+        assert len(fh.readline()) < 4096  # the head line holds no finding
+    # a run file of the one-line layout (what earlier versions wrote) is the baseline just the same
+    whole["findings"] = [["object_orphan", "blocks", "0" * 64]]
+    with gzip.open(f, "wt", encoding="utf-8") as fh:
+        json.dump(whole, fh, separators=(",", ":"))
+    delta = state.compare_and_save(d, summary({("object_orphan", "blocks", "1" * 64)}), STAGES, False)
+    assert list(delta.new) == [("object_orphan", "blocks", "1" * 64)]
+    assert list(delta.resolved) == [("object_orphan", "blocks", "0" * 64)]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "unsorted", "not_a_key"])
+def test_a_damaged_previous_list_is_one_line_naming_the_file(tmp_path, damage):
+    d = tmp_path / "state"
+    keys = {("object_orphan", "blocks", f"{i:064x}") for i in range(9000)}
+    state.compare_and_save(d, summary(keys), STAGES, False)
+    f = _last(d)
+    with gzip.open(f, "rt", encoding="utf-8") as fh:
+        lines = fh.readlines()
+    if damage == "truncated":
+        lines = lines[:5000]
+    elif damage == "unsorted":
+        lines[6000], lines[7000] = lines[7000], lines[6000]
+    else:
+        lines[8000] = '["object_orphan",3],\n'
+    with gzip.open(f, "wt", encoding="utf-8") as fh:
+        fh.writelines(lines)
+    with pytest.raises(StoreError) as e:
+        state.compare_and_save(d, summary(keys), STAGES, False)
+    assert str(e.value).startswith(f"{f}: unreadable state file (") and "\n" not in str(e.value)
+    assert len(list((d / "runs").glob("*.json.gz"))) == 1 and not list((d / "runs").glob(".*"))

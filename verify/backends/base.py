@@ -122,10 +122,11 @@ class ReferenceCheck(Protocol):
     def verify_data(self, jobs: int, window: Window, progress: ProgressFn | None = None) -> ShardResult:
         """Content hashes of the Pithos blocks (64-hex names) whose fingerprint is in ``window``."""
 
-    def keep_heads(self) -> None:
+    def keep_heads(self, budget: int = 0) -> None:
         """Called before the scan stage: keep what it reads that the reference stage would read
         again (RADOS: each map header; shards taken from a checkpoint keep nothing, and the
-        references then read all again). Nothing where nothing is worth keeping."""
+        references then read all again). Past ``budget`` bytes (0: no bound) nothing is kept, and the
+        references read it all again. Nothing where nothing is worth keeping."""
 
 
 @runtime_checkable

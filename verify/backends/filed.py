@@ -85,7 +85,7 @@ def from_options(cfg, validate: bool = True, maps_dir=None, blocks_dir=None, pit
 def records_to_result(store: str, records, counters: dict) -> ShardResult:
     res = ShardResult()
     res.counters = Counter({f"{store}.{k}": v for k, v in counters.items() if v})
-    for kind, name, path, detail, err in records:
+    for kind, name, path, detail, err, aux in records:
         name_s = escape_name(name)
         path_s = escape_name(path) if path is not None else None
         detail_s = escape_name(detail)
@@ -94,7 +94,7 @@ def records_to_result(store: str, records, counters: dict) -> ShardResult:
             continue
         if kind == "unreadable":
             detail_s = f"{detail_s}: {strerror(err)}"
-        res.findings.append(Finding(kind, store, name_s, path_s, detail_s))
+        res.findings.append(Finding(kind, store, name_s, path_s, detail_s, aux - 1 if aux else None))
     return res
 
 
@@ -134,7 +134,7 @@ class FiledBackend:
     def with_pithos_migrate(self, on: bool) -> FiledBackend:
         return dataclasses.replace(self, pithos_migrate_off={role: not on for role in self.dirs()})
 
-    def keep_heads(self) -> None:
+    def keep_heads(self, budget: int = 0) -> None:
         """Nothing: filed's reference stage reads the maps itself."""
 
     def validate(self) -> None:

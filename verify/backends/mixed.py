@@ -85,7 +85,7 @@ class MixedBackend:
 
         return local_references(self, jobs, progress)
 
-    def keep_heads(self) -> None:
+    def keep_heads(self, budget: int = 0) -> None:
         """Nothing: the references go through the sharded join, which reads the maps shard by shard."""
 
     def verify_data(self, jobs: int, window: Window, progress: ProgressFn | None = None) -> ShardResult:

@@ -170,6 +170,7 @@ class RadosBackend:
     _io: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _objects: object = field(default=None, init=False, repr=False, compare=False)  # python-rados twin for object I/O
     _kept: list | None = field(default=None, init=False, repr=False, compare=False)  # header reads the scan keeps
+    _keep_max: int = field(default=0, init=False, repr=False, compare=False)  # what they may cost, bytes
 
     def __getstate__(self) -> dict:
         """Picklable for other machines (``--dask``): each process makes its own connection."""
@@ -356,12 +357,18 @@ class RadosBackend:
         from .. import _rados
 
         keep = self._kept is not None and shard.store == "maps"
+        # a shard may keep its part of the budget (shards are equal slices of the listing)
+        share = max(1, self._keep_max * (shard.hi - shard.lo) // shard.total) if self._keep_max else 0
         rs = _rados.RadosShard(io, shard.lo, shard.hi, shard.total, self.inflight, maps=shard.store == "maps",
-                               keep=keep)
+                               keep=keep, keep_max=share)
         list_err = _run_polled(rs, rs.run, progress)
         res = self._result(shard, rs, list_err)
         if keep and not list_err:
-            self._kept.append((shard.lo, shard.hi, shard.total, rs.kept()))
+            got = rs.kept()
+            if got is None:  # past the budget: the reference stage reads every header again
+                self._kept = None
+            elif self._kept is not None:
+                self._kept.append((shard.lo, shard.hi, shard.total, got))
         return res
 
     def store_dir(self, role: str) -> str | None:
@@ -372,10 +379,12 @@ class RadosBackend:
         """Itself: pithos_migrate is a filed setting, and a pool has no old Pithos paths."""
         return self
 
-    def keep_heads(self) -> None:
+    def keep_heads(self, budget: int = 0) -> None:
         """Make the scans that follow keep what they read of each map header (a check's scan stage):
-        the reference stage then reads no header again, and lists no maps pool (C engine only)."""
+        the reference stage then reads no header again, and lists no maps pool (C engine only).
+        Past ``budget`` bytes (0: no bound) nothing is kept, and the reference stage reads them all."""
         self._kept = []  # only the C engine's scan fills it
+        self._keep_max = budget
 
     def take_heads(self):
         """The kept header reads of the whole maps pool, in listing order: (names, heads, complete), or

@@ -12,6 +12,7 @@ from .. import check as check_op
 from .. import check_report, durable, metrics, nativejob, report, state
 from ..errors import EXIT_TIME_BOXED, ArchverifyError, OutputError, Terminated, TimeBoxed, UsageError
 from ..progress import Progress
+from ..scan import estimated
 from .conventions import conventions, state_option
 from .dask_options import dask_options
 from .memory_options import budget, memory_options
@@ -125,7 +126,10 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, lim
                                               dask_timeout)
         else:
             expected = bars.expected.get("scan")
-            announce(limits, expected.count if expected else be.estimated_objects(), 3 if verify_data else 2, bars)
+            objects = expected.count if expected else be.estimated_objects()
+            if objects and expected is None and bars.enabled:  # no previous run: the store's own count
+                bars.expected["scan"] = estimated(objects, limits)
+            announce(limits, objects, 3 if verify_data else 2, bars)
             summary = check_op.check(be, jobs, bars, verify_data, window, per_store, kept)
         nativejob.work_done()
         delta = None

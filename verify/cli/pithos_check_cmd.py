@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from .. import backends, nativejob, pithos_report, pithosdb, report
-from ..progress import Measure, Progress
-from ..scan import progress_bar
+from ..progress import Progress
+from ..scan import estimated, progress_bar
 from .conventions import conventions
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
 from .limit_options import announce, limit_options
@@ -50,8 +50,8 @@ def command(pithos_db, orphans, config_path, backend, maps_dir, blocks_dir, pith
     try:
         bars = Progress(progress)
         rows = pithosdb.estimated_rows(url) if bars.enabled else None  # the bar's total, from the catalogue
-        if rows:
-            bars.expected["pithos"] = Measure(rows, 0.0, estimated=True)
+        if rows:  # under --objects-per-second its duration is the first ETA, before a batch is done
+            bars.expected["pithos"] = estimated(rows, limits)
         with progress_bar(bars, "pithos", "checking Pithos versions", unit="row") as bar:
             summary = pithosdb.check(url, lookup, orphans=orphans, progress=bar.update)
     finally:
