@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from configupdater import ConfigUpdater
 
-from . import config, durable
+from . import atomic, config
 from .errors import ConfigError, Refused
 
 KEY = "pithos_migrate"
@@ -172,12 +172,12 @@ def atomic_write(path: str, data: bytes, expect: bytes | None = None, backup: st
         d, base = os.path.split(real)
         legacy = [os.path.join(d, e) for e in os.listdir(d)  # older archverify's temps
                   if e.startswith(f".{base}.") and e.endswith(".archverify-tmp")]
-        for stale in legacy + durable.stale_temps(d, base):  # left by a run killed before its rename
+        for stale in legacy + atomic.stale_temps(d, base):  # left by a run killed before its rename
             with contextlib.suppress(OSError):
                 os.unlink(stale)
         if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()) and os.geteuid() != 0:
             raise Refused(f"{path}: owned by uid {st.st_uid}; run as root to keep its owner")
-        durable.atomic_write(real, data, mode=st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
+        atomic.atomic_write(real, data, mode=st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
     except OSError as e:
         raise ConfigError(f"{path}: cannot write: {e.strerror}") from None
 

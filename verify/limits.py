@@ -92,7 +92,7 @@ def _modules():
     import importlib
 
     out = []
-    for name in ("_scan", "_check", "_probe", "_rados"):
+    for name in ("_scan", "_filedpass", "_probe", "_rados"):
         try:
             out.append(importlib.import_module(f"verify.{name}"))
         except ImportError:

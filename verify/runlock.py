@@ -7,6 +7,6 @@ holder (host, pid, since) is written into the file for the refusal message.
 
 from __future__ import annotations
 
-from .durable import lock_file as held
+from .locks import lock_file as held
 
 __all__ = ["held"]

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .durable import replaced
+from .atomic import replaced
 from .errors import StoreError
 from .findings import KINDS
 from .progress import Measure

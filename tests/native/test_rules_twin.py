@@ -339,10 +339,10 @@ def assert_same_verdicts(inputs, twin, native):
 
 
 # ---- the rules that hash a name or content, and the blocks store's name filter -------------
-# (verify/_native.h and _rules.h, reached through verify._check: its batch functions, which the
+# (verify/_native.h and _rules.h, reached through verify._rulebatch: its batch functions, which the
 # RADOS check calls a page at a time, and its _…_for_tests hooks)
 
-_check = pytest.importorskip("verify._check")
+_rulebatch = pytest.importorskip("verify._rulebatch")
 
 from verify import layout as L  # noqa: E402
 
@@ -360,7 +360,7 @@ def _object_names(rng: random.Random):
 def test_fingerprint_twin():
     rng = random.Random(SEED + 9)
     names = list(_object_names(rng)) + [rng.randbytes(rng.randrange(0, 300)) for _ in range(3000)]
-    got = _check.fingerprints(names)
+    got = _rulebatch.fingerprints(names)
     assert got == b"".join(F.fingerprint(n) for n in names)
     for n in names[:500]:
         assert int.from_bytes(F.fingerprint(n)[:8], "big") == F.fingerprint_hi(n)
@@ -379,7 +379,7 @@ def test_in_window_twin():
     verdicts = set()
     for fp, start, width, everything in cases:
         want = F.in_window(fp, start, width, everything)
-        assert _check._in_window_for_tests(fp, start, width, everything) == want, (fp, start, width, everything)
+        assert _rulebatch._in_window_for_tests(fp, start, width, everything) == want, (fp, start, width, everything)
         verdicts.add(want)
     assert verdicts == {True, False}
 
@@ -387,11 +387,11 @@ def test_in_window_twin():
 def test_stored_class_and_split_twin():
     rng = random.Random(SEED + 11)
     names = list(_object_names(rng))
-    objs, hashes = _check.stored_split(names)
+    objs, hashes = _rulebatch.stored_split(names)
     assert objs == [n for n in names if F.stored_class(n) is F.StoredClass.OBJECT]
     assert hashes == [(n, F.hash_target(n)) for n in names if F.stored_class(n) is F.StoredClass.HASH]
     assert {F.stored_class(n) for n in names} == set(F.StoredClass)
-    assert _check.map_candidates(names) == [n for n in names if F.name_class(n) is F.NameClass.PLAIN]
+    assert _rulebatch.map_candidates(names) == [n for n in names if F.name_class(n) is F.NameClass.PLAIN]
 
 
 def test_data_sample_twin():
@@ -401,7 +401,7 @@ def test_data_sample_twin():
                                      (F.FP_SPACE - 5, 1 << 63, False), (0, F.FP_SPACE - 1, False)]:
         want = [n for n in names if F.is_hex64(n) and F.in_window(F.fingerprint_hi(n), start, width, everything)]
         unsampled = sum(1 for n in names if F.is_hex64(n)) - len(want)
-        assert _check.data_sample(names, start, width, everything) == (want, unsampled)
+        assert _rulebatch.data_sample(names, start, width, everything) == (want, unsampled)
 
 
 def _contents(rng: random.Random):
@@ -417,7 +417,7 @@ def test_content_hash_twin_streamed_in_any_chunks():
     for data in _contents(rng):
         cuts = sorted(rng.randrange(0, len(data) + 1) for _ in range(rng.randrange(0, 5)))
         pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
-        assert _check._content_hash_for_tests(pieces) == (F.content_hash(data), len(data)), (data[:40], cuts)
+        assert _rulebatch._content_hash_for_tests(pieces) == (F.content_hash(data), len(data)), (data[:40], cuts)
 
 
 def test_content_mismatches_twin():
@@ -429,7 +429,7 @@ def test_content_mismatches_twin():
     want = [(i, F.content_hash(d)) for i, (n, d) in enumerate(zip(names, datas))
             if d is not None and F.content_hash(d).encode() != n]
     assert want and len(want) < len(names) - 1
-    assert _check.content_mismatches(names, datas) == want
+    assert _rulebatch.content_mismatches(names, datas) == want
 
 
 def test_placement_twin():
@@ -442,7 +442,7 @@ def test_placement_twin():
         for dirs in {hx, L.pithos_dirs(name) or hx, b"00/00/00", hx[:-1] + b"x", b"ab/cd/e", b"ab/cd/efg"}:
             d1, d2, d3 = dirs.split(b"/")
             want = L.placement(dirs, name)
-            assert _check._placement_for_tests(d1, d2, d3, name) == want, (dirs, name)
+            assert _rulebatch._placement_for_tests(d1, d2, d3, name) == want, (dirs, name)
             seen.add(want)
     assert seen == {0, L.AT_V04, L.AT_OLD, L.AT_V04 | L.AT_OLD}
 
@@ -459,7 +459,7 @@ def test_probe_order_twin():
     for name in _object_names(rng):
         if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
             continue
-        assert _check._probe_paths_for_tests(name) == L.probe_paths(name), name
+        assert _rulebatch._probe_paths_for_tests(name) == L.probe_paths(name), name
 
 
 def test_v1_magic_twin():
@@ -467,7 +467,7 @@ def test_v1_magic_twin():
     heads = [b"", b"\x01", b"\x01\x00\x00", F.V1_MAGIC, F.V1_MAGIC + b"x", b"\x01\x00\x00\x01", b"\x00\x01\x00\x00"]
     heads += [rng.choice([b"", b"\x01", b"\x01\x00", b"\x01\x00\x00"]) + rng.randbytes(rng.randrange(0, 6))
               for _ in range(3000)]
-    assert_same_verdicts(heads, F.is_v1_header, _check._is_v1_header_for_tests)
+    assert_same_verdicts(heads, F.is_v1_header, _rulebatch._is_v1_header_for_tests)
 
 
 def test_classify_heads_is_classify():
@@ -475,11 +475,11 @@ def test_classify_heads_is_classify():
     names = list(_names(rng))
     heads = list(_heads(rng))[:3000]
     ns = [rng.choice(names) for _ in heads]
-    got = _check.classify_heads(ns, heads + [])
+    got = _rulebatch.classify_heads(ns, heads + [])
     for name, head, g in zip(ns, heads, got):
         h = F.classify(head[:F.HEADER_READ], len(head), name)
         assert g == (h.cls.value, h.size, h.blocksize, h.flags), (head.hex(), name)
-    assert _check.classify_heads([b"x"], [None]) == [None]
+    assert _rulebatch.classify_heads([b"x"], [None]) == [None]
 
 
 def test_map_version_twin_for_every_header_class():

@@ -1,9 +1,9 @@
 """The reference and data stages of ``archverify check`` on RADOS pools.
 
-The rules are filed's (verify/_check.pyx), minus placement: an object is stored
+The rules are filed's (verify/_refsets.pyx), minus placement: an object is stored
 when it is in the blocks pool (same namespace). Entries are judged and fingerprinted
-by :class:`verify._check.ReferenceIndex`; the names of each page and the bytes of each
-window are decided by the same native rules, a batch at a time (``verify._check``
+by :class:`verify._refindex.ReferenceIndex`; the names of each page and the bytes of each
+window are decided by the same native rules, a batch at a time (``verify._rulebatch``
 ``map_candidates``, ``classify_heads``, ``stored_split``, ``data_sample``,
 ``content_mismatches``); this module lists the pools page by page
 and reads objects whole with aio, a bounded window of them in flight
@@ -225,16 +225,13 @@ def _chunks(seq: list, n: int) -> Iterator[list]:
 
 
 def _rules():
-    """verify._check: the reference index and the rules as batches."""
-    try:
-        from .. import _check
-    except ImportError as e:  # pragma: no cover - a broken install, not a user error
-        raise StoreError(f"the compiled checker is missing ({e}); reinstall archverify (make build)") from None
-    return _check
+    """verify._rulebatch: the store rules as batches."""
+    return nativejob.compiled("_rulebatch")
 
 
 def _load_index():
-    return _rules().ReferenceIndex()
+    """verify._refindex: the reference index the backend feeds."""
+    return nativejob.compiled("_refindex").ReferenceIndex()
 
 
 def _listing_failed(pool: _Pool, err: int) -> Finding:
@@ -489,7 +486,7 @@ class _FirstRefs:
 
 
 def _refs_shown() -> int:
-    from .._check import REFS_SHOWN
+    from .._refsets import REFS_SHOWN
 
     return REFS_SHOWN
 
