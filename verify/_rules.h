@@ -1,6 +1,6 @@
 /*
  * archverify: the classification rules of verify/formats.py, in C, for the
- * GIL-free hot loops (verify/_scan.pyx for filed, verify/_rados.pyx for RADOS).
+ * GIL-free hot loops (verify/_scan.pyx for filed, verify/_radoscan.pyx for RADOS).
  *
  * Pure functions over bytes and facts: no I/O, no allocation. tests/native/test_rules_twin.py
  * holds every function here against its Python twin on the same inputs.
@@ -275,7 +275,7 @@ static inline void av_classify(const unsigned char *head, size_t n, uint64_t fil
     out->cls = av_is_hex64(name, namelen) ? AV_V0 : AV_NOT_MAP;
 }
 
-/* Outcome codes of the hot loops' C records, shared by _scan, _rados and _check; their
+/* Outcome codes of the hot loops' C records, shared by _scan, _radoscan and _filedpass/_refsets; their
    strings are verify.findings.RECORD_KINDS, in this order (tests hold the two together). */
 enum av_record_kind {
     K_LOCK = 0, /* not a finding: a lock file or object, detail = owner string */
