@@ -24,6 +24,7 @@ from configupdater import ConfigUpdater
 
 from . import atomic, config
 from .errors import ConfigError, Refused
+from .ini import parse
 
 KEY = "pithos_migrate"
 HYPHEN_KEY = config.HYPHEN_KEY
@@ -46,7 +47,7 @@ def _read(text: str, where: str) -> config.ArchipConfig:
 def status(text: str, where: str) -> tuple[list[SectionState], list[str]]:
     """The pithos_migrate of both blocker sections, as Archipelago reads it, and the file's warnings."""
     cfg = _read(text, where)
-    ini = config.parse(text.encode("utf-8", "surrogateescape"))
+    ini = parse(text.encode("utf-8", "surrogateescape"))
     out = []
     for sc in cfg.stores.values():
         e = ini.get(sc.section, KEY)
@@ -125,7 +126,7 @@ def set_pithos_migrate(text: str, value: bool, where: str) -> tuple[str, list[st
 def _same_but_pithos_migrate(old: str, new: str, value: bool, where: str, sections: tuple[str, ...]) -> None:
     """The edit as Archipelago will read it: pithos_migrate = value in ``sections``, all else as before."""
     def effective(text: str) -> dict:
-        ini = config.parse(text.encode("utf-8", "surrogateescape"))
+        ini = parse(text.encode("utf-8", "surrogateescape"))
         out = {}
         for sec in [ini.defaults, *ini.sections.values()]:
             for e in sec.entries:

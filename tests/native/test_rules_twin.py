@@ -13,6 +13,7 @@ import struct
 import pytest
 
 from verify import formats as F
+from verify import verdict as V
 from verify.findings import MAP_KINDS
 
 _scan = pytest.importorskip("verify._scan")
@@ -222,7 +223,7 @@ def test_mapdata_blocks_twin():
 
 
 def py_map_facts(head: bytes, size: int, size_known: bool, name: bytes):
-    f = F.map_facts(head, size, size_known, name)
+    f = V.map_facts(head, size, size_known, name)
     h = f.header
     return ((h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version), f.size, f.size_known, f.name_valid,
             f.upgraded, f.nb, f.missing, f.name_plain, f.head)
@@ -249,7 +250,7 @@ def test_map_facts_twin_on_generated_headers():
                 want = py_map_facts(head, size, known, name)
                 assert _scan._map_facts_for_tests(head, size, known, name) == want, (head.hex(), size, known, name)
                 seen.add((want[0][0], want[4]))
-    assert {u for _, u in seen} == {F.UNKNOWN, 0}
+    assert {u for _, u in seen} == {V.UNKNOWN, 0}
     assert {c for c, _ in seen} == {c.value for c in F.HeaderClass}
 
 
@@ -263,11 +264,11 @@ def _facts(rng: random.Random):
         header = F.HeaderInfo(cls, hsize, bs, rng.getrandbits(32), rng.getrandbits(64),
                               rng.choice([0, 1, 2, 3, rng.getrandbits(32)]))
         known = rng.random() < 0.5
-        v1len = F.v1_length(hsize)
+        v1len = V.v1_length(hsize)
         size = rng.choice([0, 11, 31, 64, v1len - 1, v1len, v1len + 1, rng.getrandbits(63)]) % (1 << 63)
         nb = rng.choice([0, 1, 2, 7, rng.getrandbits(40)])
-        missing = rng.choice([F.UNKNOWN, 0, nb // 2, max(0, nb - 1), nb])
-        facts = F.MapFacts(header, size, known, rng.random() < 0.7, rng.choice([F.UNKNOWN, 0, 1]), nb, missing,
+        missing = rng.choice([V.UNKNOWN, 0, nb // 2, max(0, nb - 1), nb])
+        facts = V.MapFacts(header, size, known, rng.random() < 0.7, rng.choice([V.UNKNOWN, 0, 1]), nb, missing,
                            rng.random() < 0.7, rng.randbytes(rng.choice([0, 5, 16])))
         name = rng.choice([b"archip_vol-1", b"archip_" + bytes(rng.choice(HEX) for _ in range(64)),
                            b"archip_" + rng.randbytes(rng.randrange(0, 30)).replace(b"\0", b"x")])
@@ -278,9 +279,9 @@ def test_map_verdict_and_detail_twin_on_generated_facts():
     rng = random.Random(SEED + 7)
     outcomes = set()
     for f, name in _facts(rng):
-        kind, code = F.map_verdict(f)
-        want = (kind.value if isinstance(kind, F.MapStep) else kind, code.value,
-                F.map_detail(code, f, name) if isinstance(kind, str) else b"")
+        kind, code = V.map_verdict(f)
+        want = (kind.value if isinstance(kind, V.MapStep) else kind, code.value,
+                V.map_detail(code, f, name) if isinstance(kind, str) else b"")
         h = f.header
         got = _scan._map_verdict_for_tests(h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version, f.size,
                                            f.size_known, f.name_valid, f.upgraded, f.nb, f.missing, name,
@@ -288,8 +289,8 @@ def test_map_verdict_and_detail_twin_on_generated_facts():
         assert got == want, (f, name)
         outcomes.add(want[:2])
     kinds = {k for k, _ in outcomes}
-    assert kinds == {None, *(s.value for s in F.MapStep), *(k for k in MAP_KINDS)}
-    assert {c for _, c in outcomes} == {d.value for d in F.MapDetail}
+    assert kinds == {None, *(s.value for s in V.MapStep), *(k for k in MAP_KINDS)}
+    assert {c for _, c in outcomes} == {d.value for d in V.MapDetail}
 
 
 def test_map_verdict_precedence():
@@ -297,27 +298,27 @@ def test_map_verdict_precedence():
     def facts(cls, **kw):
         base = dict(size=64, size_known=True, name_valid=True, upgraded=0, nb=2, missing=2)
         base.update(kw)
-        return F.MapFacts(F.HeaderInfo(cls, 100 * F.BLOCK_SIZE_4M, F.BLOCK_SIZE_4M, 0, 1, 2), **base)
+        return V.MapFacts(F.HeaderInfo(cls, 100 * F.BLOCK_SIZE_4M, F.BLOCK_SIZE_4M, 0, 1, 2), **base)
 
     V1, V2 = F.HeaderClass.V1, F.HeaderClass.V2
     for cls in F.HeaderClass:
         if cls.corrupt:
-            assert F.map_verdict(facts(cls, upgraded=1, name_valid=False, missing=0))[0] == "map_corrupt"
-    assert F.map_verdict(facts(F.HeaderClass.V0, upgraded=F.UNKNOWN))[0] == "map_v0"
-    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN))[0] == "not_a_map"
-    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN, name_plain=False))[0] is None
-    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, size_known=False))[0] is F.MapStep.NEED_SIZE
-    assert F.map_verdict(facts(V1, size_known=False, size=64))[0] is F.MapStep.NEED_SIZE
-    assert F.map_verdict(facts(V1, size_known=False, size=F.v1_length(100 * F.BLOCK_SIZE_4M)))[0] == "map_v1"
-    assert F.map_verdict(facts(V2, upgraded=F.UNKNOWN, name_valid=False))[0] is F.MapStep.NEED_UPGRADED
-    assert F.map_verdict(facts(V1, upgraded=1))[0] == "map_upgrade_incomplete"
-    assert F.map_verdict(facts(V2, upgraded=1, name_valid=False, missing=0))[0] == "map_upgrade_incomplete"
-    assert F.map_verdict(facts(V1, name_valid=False, missing=0))[0] == "map_v1"
-    assert F.map_verdict(facts(V2, name_valid=False, missing=0))[0] == "map_invalid_name"
-    assert F.map_verdict(facts(V2, missing=F.UNKNOWN))[0] is F.MapStep.NEED_MAPDATA
-    assert F.map_verdict(facts(V2, missing=1))[0] == "map_data_missing"
-    assert F.map_verdict(facts(V2, missing=2))[0] is None
-    assert F.map_verdict(facts(V2, nb=0, missing=F.UNKNOWN))[0] is None
+            assert V.map_verdict(facts(cls, upgraded=1, name_valid=False, missing=0))[0] == "map_corrupt"
+    assert V.map_verdict(facts(F.HeaderClass.V0, upgraded=V.UNKNOWN))[0] == "map_v0"
+    assert V.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=V.UNKNOWN))[0] == "not_a_map"
+    assert V.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=V.UNKNOWN, name_plain=False))[0] is None
+    assert V.map_verdict(facts(F.HeaderClass.NOT_MAP, size_known=False))[0] is V.MapStep.NEED_SIZE
+    assert V.map_verdict(facts(V1, size_known=False, size=64))[0] is V.MapStep.NEED_SIZE
+    assert V.map_verdict(facts(V1, size_known=False, size=V.v1_length(100 * F.BLOCK_SIZE_4M)))[0] == "map_v1"
+    assert V.map_verdict(facts(V2, upgraded=V.UNKNOWN, name_valid=False))[0] is V.MapStep.NEED_UPGRADED
+    assert V.map_verdict(facts(V1, upgraded=1))[0] == "map_upgrade_incomplete"
+    assert V.map_verdict(facts(V2, upgraded=1, name_valid=False, missing=0))[0] == "map_upgrade_incomplete"
+    assert V.map_verdict(facts(V1, name_valid=False, missing=0))[0] == "map_v1"
+    assert V.map_verdict(facts(V2, name_valid=False, missing=0))[0] == "map_invalid_name"
+    assert V.map_verdict(facts(V2, missing=V.UNKNOWN))[0] is V.MapStep.NEED_MAPDATA
+    assert V.map_verdict(facts(V2, missing=1))[0] == "map_data_missing"
+    assert V.map_verdict(facts(V2, missing=2))[0] is None
+    assert V.map_verdict(facts(V2, nb=0, missing=V.UNKNOWN))[0] is None
 
 
 def test_is_v2_header_twin():

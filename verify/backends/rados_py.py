@@ -4,7 +4,7 @@ Where the librados extension is not built (no librados-dev), or with
 ARCHVERIFY_RADOS_ENGINE=python (the tests hold the two engines against each other),
 :class:`~verify.backends.rados.RadosBackend` scans through here: a python-rados listing
 filtered to the shard by a hash of the name, and a thread pool of :func:`py_check`, which
-makes the I/O of verify/_radoscan.pyx and asks formats.map_verdict, the twin of its
+makes the I/O of verify/_radoscan.pyx and asks verdict.map_verdict, the twin of its
 verdict. Slow, but the same findings.
 """
 
@@ -16,6 +16,7 @@ import zlib
 from collections import Counter
 
 from .. import formats as F
+from .. import verdict as V
 from .. import limits, nativejob
 from ..findings import Finding, escape_name
 from ..summary import Lock, ShardResult
@@ -35,7 +36,7 @@ def py_probe(io) -> int:
 
 
 def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, locks: list) -> None:
-    """One listed object, as _radoscan.pyx checks it: the same I/O, the verdict of formats.map_verdict
+    """One listed object, as _radoscan.pyx checks it: the same I/O, the verdict of verdict.map_verdict
     (the twin of the native loops' av_map_verdict)."""
     import rados
 
@@ -79,9 +80,9 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
         return
     counters["header_bytes"] += len(head)
     # a read shorter than asked is the whole object; otherwise it may be longer
-    facts = F.map_facts(head, len(head), len(head) < F.SCAN_HEADER_READ, raw)
-    kind, detail = F.map_verdict(facts)
-    if kind is F.MapStep.NEED_SIZE:
+    facts = V.map_facts(head, len(head), len(head) < F.SCAN_HEADER_READ, raw)
+    kind, detail = V.map_verdict(facts)
+    if kind is V.MapStep.NEED_SIZE:
         try:
             counters["probes"] += 1
             size = retry(lambda: io.stat(name), counters)[0]
@@ -91,11 +92,11 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
         except rados.Error as e:
             unreadable(e, "stat")
             return
-        facts = F.map_facts(head, size, True, raw)
-        kind, detail = F.map_verdict(facts)
+        facts = V.map_facts(head, size, True, raw)
+        kind, detail = V.map_verdict(facts)
     counters[_CLASS_COUNTER.get(facts.header.cls, "corrupt")] += 1
-    while isinstance(kind, F.MapStep):
-        if kind is F.MapStep.NEED_UPGRADED:
+    while isinstance(kind, V.MapStep):
+        if kind is V.MapStep.NEED_UPGRADED:
             target = name[len(F.ARCHIP_PREFIX):]
             try:
                 counters["probes"] += 1
@@ -106,7 +107,7 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
                 unreadable(e, "probe of", target)
                 return
             facts.upgraded = int(F.is_v2_header(other))
-        elif kind is F.MapStep.NEED_MAPDATA:
+        elif kind is V.MapStep.NEED_MAPDATA:
             facts.missing = facts.nb
             for blk in range(facts.nb):
                 md = F.mapdata_name(name, blk)
@@ -121,10 +122,10 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
                     return
         else:
             raise AssertionError(f"{kind} asked twice")
-        kind, detail = F.map_verdict(facts)
+        kind, detail = V.map_verdict(facts)
     if kind is not None:
         version = None if kind == "not_a_map" else facts.header.cls.map_version  # no map, no version
-        findings.append((kind, raw, escape_name(F.map_detail(detail, facts, raw)), version))
+        findings.append((kind, raw, escape_name(V.map_detail(detail, facts, raw)), version))
 
 
 class _Stalled(Exception):
