@@ -298,7 +298,7 @@ enum av_record_kind {
     K_NOT_A_MAP = 17, /* a plain name in the maps store whose bytes are no map: the mapper cannot open it */
 };
 
-/* ---- one map's verdict: facts in, finding out (formats.map_verdict is the twin) ----
+/* ---- one map's verdict: facts in, finding out (verdict.map_verdict is the twin) ----
 
    A loop reads a header candidate, fills the facts with av_map_facts, and asks
    av_map_verdict. The answer is a finding kind (K_MAP_*), AV_NO_FINDING, or a
@@ -431,7 +431,7 @@ static inline int av_map_verdict(const av_map_facts_t *f, int *detail)
     return AV_NO_FINDING;
 }
 
-/* The detail text of a verdict (formats.map_detail): what an operator reads beside the kind. */
+/* The detail text of a verdict (verdict.map_detail): what an operator reads beside the kind. */
 static inline void av_map_detail(char *out, size_t cap, int detail, const av_map_facts_t *f, const char *name,
                                  size_t namelen)
 {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Iterable, TypeVar
 
-# how a run reacts to a signal is verify/signals.py's; the commands reach it through here too
+# how a run reacts to a signal is verify/signals.py's; the commands and pithosdb.py reach it through here too
 from .errors import StoreError
 from .signals import checkpoint, stop_on_signals, time_box, work_done  # noqa: F401
 

@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 from .. import formats as F
-from .. import nativejob, refjoin
+from .. import nativejob, refjoin, signals
 from ..errors import StoreError
 from ..findings import Finding, escape_name
 from ..findingset import FindingSet
@@ -150,7 +150,7 @@ class _MapPass:
         classify = _rules().classify_heads
         w = self.maps.window * PIPE
         for lo in range(0, len(names), w):
-            nativejob.checkpoint()
+            signals.checkpoint()
             nm, hd = names[lo:lo + w], heads[lo:lo + w]
             if self.progress is not None:
                 self.progress(len(nm))

@@ -18,7 +18,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
-from .. import nativejob
+from .. import signals
 from ..errors import StoreError
 from ..findings import Finding, escape_name
 from .base import BadObjectName, Shard, strerror
@@ -279,7 +279,7 @@ class Pool:
         OSDs stopped answering a StoreError (rados_io.stalled)."""
         try:
             for page in self._pages():
-                nativejob.checkpoint()  # a signal caught while a library ran stops the run here, a page later at most
+                signals.checkpoint()  # a signal caught while a library ran stops the run here, a page later at most
                 if self.shard is not None:
                     page = [n for n in page if self.shard.lo <= bucket(n, self.shard.total) < self.shard.hi]
                 yield page
@@ -341,7 +341,7 @@ class Pool:
 
     def sizes(self, names: list[bytes]) -> list[tuple[int, int]]:
         """Each object's length by a stat, no data read: (size, 0) or (0, errno); all in flight at once."""
-        nativejob.checkpoint()
+        signals.checkpoint()
         if self.c:
             from .. import _radosread
 
@@ -367,14 +367,14 @@ class Pool:
 
         ``first``: bytes of a first read that needs no stat (objects shorter are done in one
         round trip); with ``whole`` false only those are wanted."""
-        nativejob.checkpoint()  # and here, a window of reads later at most (in whichever thread reads)
+        signals.checkpoint()  # and here, a window of reads later at most (in whichever thread reads)
         return self._answered(names, self._read(names, maxlen, first, whole))
 
     def prefixes(self, names: list[bytes], lens: list[int]) -> list[tuple[bytes | None, int]]:
         """The first ``lens[i]`` bytes of each object (fewer when it is shorter): (bytes, 0) or (None,
         errno); --inflight reads in flight, the next started as the oldest completes (python-rados:
         each object read whole, the caller cuts)."""
-        nativejob.checkpoint()
+        signals.checkpoint()
         if self.c:
             from .. import _radosread
 
