@@ -19,16 +19,19 @@ extensions = [
         extra_compile_args=["-O2", "-fopenmp", *WARN],
         extra_link_args=["-fopenmp"],
     ),
-    Extension(
-        "verify._check",
-        ["verify/_check.pyx"],
+    # the reference check: the filed passes (_check) and their per-file rules (_filedpass), the RADOS
+    # reference index (_refindex), the entry rules and sets both share (_refsets), the rules as batches
+    *(Extension(
+        f"verify.{name}",
+        [f"verify/{name}.pyx"],
         include_dirs=["verify"],
         depends=["verify/_rules.h", "verify/_rules.pxd", "verify/_native.h", "verify/_native.pxd", "verify/_sys.pxd",
-                 "verify/_check.h", "verify/_walk.h", "verify/_walk.pxd"],
+                 "verify/_check.h", "verify/_walk.h", "verify/_walk.pxd", "verify/_refsets.pxd",
+                 "verify/_filedpass.pxd"],
         libraries=["crypto"],
         extra_compile_args=["-O2", "-fopenmp", *WARN],
         extra_link_args=["-fopenmp"],
-    ),
+    ) for name in ("_refsets", "_filedpass", "_check", "_refindex", "_rulebatch")),
     Extension("verify._refjoin", ["verify/_refjoin.pyx"], extra_compile_args=["-O2", *WARN]),
     Extension(
         "verify._probe",
@@ -41,16 +44,17 @@ extensions = [
 ]
 
 if os.path.exists("/usr/include/rados/librados.h") and os.environ.get("ARCHVERIFY_NO_RADOS") != "1":
-    extensions.append(
-        Extension(
-            "verify._rados",
-            ["verify/_rados.pyx"],
-            include_dirs=["verify"],
-            depends=["verify/_rules.h", "verify/_rules.pxd", "verify/_native.h", "verify/_native.pxd"],
-            libraries=["rados", "crypto"],
-            extra_compile_args=["-O2", *WARN],
-        )
-    )
+    # the client and the listing (_rados), the aio scan loop (_radoscan) and its Python face
+    # (_radoshard), the check's pool I/O (_radosread)
+    extensions += [Extension(
+        f"verify.{name}",
+        [f"verify/{name}.pyx"],
+        include_dirs=["verify"],
+        depends=["verify/_rules.h", "verify/_rules.pxd", "verify/_native.h", "verify/_native.pxd",
+                 "verify/_librados.pxd", "verify/_rados.pxd", "verify/_radoscan.pxd"],
+        libraries=["rados", "crypto"],
+        extra_compile_args=["-O2", *WARN],
+    ) for name in ("_rados", "_radoscan", "_radoshard", "_radosread")]
 
 extensions = [e for e in extensions if os.path.exists(e.sources[0])]
 

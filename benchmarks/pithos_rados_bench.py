@@ -7,7 +7,7 @@ long) into a pool of a throwaway single-node Ceph (scripts/ceph-dev-cluster, or
 (scripts/pg-dev-cluster), and times, each in a fresh process:
 
 * ``check``: ``pithosdb.check`` over ``RadosBackend.maps_lookup`` (what the command runs);
-* ``aio floor``: the same names read with ``verify._rados.read_whole`` alone, in the
+* ``aio floor``: the same names read with ``verify._radosread.read_whole`` alone, in the
   same windows, rows fetched by the same server-side cursor, no verdicts (the reads
   and the row stream the check cannot avoid; its findings column counts the names
   absent, read again as ``archip_NAME``);
@@ -58,16 +58,17 @@ if mode == "check":
     rows, findings = s.counters["pithos.rows"], len(s.findings)
 elif mode == "floor":
     from concurrent.futures import ThreadPoolExecutor
-    from verify import _rados
-    from verify.backends.rados_check import HEAD_FIRST, MAP_MAX
+    from verify import _radosread
+    from verify.backends.rados_check import HEAD_FIRST
+    from verify.backends.rados_io import MAP_MAX
     be = RadosBackend(sys.argv[6], None, conf, None, keyring)
     be.validate()
     io = be.ioctx("maps")
     rows = findings = 0
     def window(names):
-        got = _rados.read_whole(io, names, MAP_MAX, HEAD_FIRST)
+        got = _radosread.read_whole(io, names, MAP_MAX, HEAD_FIRST)
         again = [b"archip_" + n for n, (d, e) in zip(names, got) if e == errno.ENOENT]
-        return len(again) and len(_rados.read_whole(io, again, MAP_MAX, HEAD_FIRST))
+        return len(again) and len(_radosread.read_whole(io, again, MAP_MAX, HEAD_FIRST))
     with ThreadPoolExecutor(jobs) as ex:
         for part in pithosdb.stream_rows(pithosdb.resolve_url(url), columns=("mapfile", "size")):
             names = [r[0].encode() for r in part]

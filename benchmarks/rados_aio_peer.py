@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import rados  # noqa: E402
 
 from verify import formats as F  # noqa: E402
+from verify import verdict as V  # noqa: E402
 
 LOCK_READ = 255
 PROBE = F.ARCHIP_PREFIX.encode()
@@ -61,7 +62,7 @@ def main() -> None:
             head = got[0] if got else b""
             short = len(head) < F.SCAN_HEADER_READ
             info = F.classify(head, len(head) if short else (1 << 64) - 1, name)
-            if info.cls is F.HeaderClass.V1 and not short and F.v1_length(info.size) > len(head):
+            if info.cls is F.HeaderClass.V1 and not short and V.v1_length(info.size) > len(head):
                 count["probes"] += 1
                 stat(name)
             elif info.cls in (F.HeaderClass.V1, F.HeaderClass.V2):

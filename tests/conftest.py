@@ -7,7 +7,7 @@ import os  # noqa: E402
 
 import pytest  # noqa: E402
 
-from verify import durable  # noqa: E402
+from verify import signals  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -15,7 +15,7 @@ def _writer_signals_released():
     """A writer command run in-process keeps its stop-signal handlers for the rest of the
     process, as the real command does; each test starts with the handlers it had before."""
     yield
-    durable.release_stop_signals()
+    signals.release_stop_signals()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -2,10 +2,10 @@
 
 import signal
 
-from .errors import signal_exit
+from .signals import STOP_SIGNALS, exit_now
 
-for _sig in (signal.SIGINT, signal.SIGTERM):  # until the command installs its own: nothing to stop yet
-    signal.signal(_sig, signal_exit)
+for _sig in STOP_SIGNALS:  # until the command installs its own: nothing to stop yet
+    signal.signal(_sig, exit_now)
 
 from .cli.main import main  # noqa: E402
 

@@ -1,5 +1,5 @@
 /*
- * archverify: compact fingerprint sets for the reference check (verify/_check.pyx).
+ * archverify: compact fingerprint sets for the reference check (verify/_refsets.pyx).
  *
  * An object name's fingerprint is the first 128 bits of sha256(name): the same
  * digest that gives its v0.4 path, so it costs nothing extra. Two names share a

@@ -1,6 +1,6 @@
 /*
  * archverify: the classification rules of verify/formats.py, in C, for the
- * GIL-free hot loops (verify/_scan.pyx for filed, verify/_rados.pyx for RADOS).
+ * GIL-free hot loops (verify/_scan.pyx for filed, verify/_radoscan.pyx for RADOS).
  *
  * Pure functions over bytes and facts: no I/O, no allocation. tests/native/test_rules_twin.py
  * holds every function here against its Python twin on the same inputs.
@@ -275,7 +275,7 @@ static inline void av_classify(const unsigned char *head, size_t n, uint64_t fil
     out->cls = av_is_hex64(name, namelen) ? AV_V0 : AV_NOT_MAP;
 }
 
-/* Outcome codes of the hot loops' C records, shared by _scan, _rados and _check; their
+/* Outcome codes of the hot loops' C records, shared by _scan, _radoscan and _filedpass/_refsets; their
    strings are verify.findings.RECORD_KINDS, in this order (tests hold the two together). */
 enum av_record_kind {
     K_LOCK = 0, /* not a finding: a lock file or object, detail = owner string */
@@ -305,7 +305,7 @@ static inline uint64_t av_verdict_aux(int kind, int cls)
     return kind == K_NOT_A_MAP ? 0 : 1 + (uint64_t)av_map_version(cls);
 }
 
-/* ---- one map's verdict: facts in, finding out (formats.map_verdict is the twin) ----
+/* ---- one map's verdict: facts in, finding out (verdict.map_verdict is the twin) ----
 
    A loop reads a header candidate, fills the facts with av_map_facts, and asks
    av_map_verdict. The answer is a finding kind (K_MAP_*), AV_NO_FINDING, or a
@@ -438,7 +438,7 @@ static inline int av_map_verdict(const av_map_facts_t *f, int *detail)
     return AV_NO_FINDING;
 }
 
-/* The detail text of a verdict (formats.map_detail): what an operator reads beside the kind. */
+/* The detail text of a verdict (verdict.map_detail): what an operator reads beside the kind. */
 static inline void av_map_detail(char *out, size_t cap, int detail, const av_map_facts_t *f, const char *name,
                                  size_t namelen)
 {

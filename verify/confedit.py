@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 from configupdater import ConfigUpdater
 
-from . import config, durable
+from . import atomic, config
 from .errors import ConfigError, Refused
+from .ini import parse
 
 KEY = "pithos_migrate"
 HYPHEN_KEY = config.HYPHEN_KEY
@@ -46,7 +47,7 @@ def _read(text: str, where: str) -> config.ArchipConfig:
 def status(text: str, where: str) -> tuple[list[SectionState], list[str]]:
     """The pithos_migrate of both blocker sections, as Archipelago reads it, and the file's warnings."""
     cfg = _read(text, where)
-    ini = config.parse(text.encode("utf-8", "surrogateescape"))
+    ini = parse(text.encode("utf-8", "surrogateescape"))
     out = []
     for sc in cfg.stores.values():
         e = ini.get(sc.section, KEY)
@@ -125,7 +126,7 @@ def set_pithos_migrate(text: str, value: bool, where: str) -> tuple[str, list[st
 def _same_but_pithos_migrate(old: str, new: str, value: bool, where: str, sections: tuple[str, ...]) -> None:
     """The edit as Archipelago will read it: pithos_migrate = value in ``sections``, all else as before."""
     def effective(text: str) -> dict:
-        ini = config.parse(text.encode("utf-8", "surrogateescape"))
+        ini = parse(text.encode("utf-8", "surrogateescape"))
         out = {}
         for sec in [ini.defaults, *ini.sections.values()]:
             for e in sec.entries:
@@ -172,12 +173,12 @@ def atomic_write(path: str, data: bytes, expect: bytes | None = None, backup: st
         d, base = os.path.split(real)
         legacy = [os.path.join(d, e) for e in os.listdir(d)  # older archverify's temps
                   if e.startswith(f".{base}.") and e.endswith(".archverify-tmp")]
-        for stale in legacy + durable.stale_temps(d, base):  # left by a run killed before its rename
+        for stale in legacy + atomic.stale_temps(d, base):  # left by a run killed before its rename
             with contextlib.suppress(OSError):
                 os.unlink(stale)
         if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()) and os.geteuid() != 0:
             raise Refused(f"{path}: owned by uid {st.st_uid}; run as root to keep its owner")
-        durable.atomic_write(real, data, mode=st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
+        atomic.atomic_write(real, data, mode=st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
     except OSError as e:
         raise ConfigError(f"{path}: cannot write: {e.strerror}") from None
 

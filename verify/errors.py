@@ -6,9 +6,6 @@ reaches a user.
 
 from __future__ import annotations
 
-import os
-import signal
-
 
 class ArchverifyError(Exception):
     """Base: ``str(err)`` is the one-line message, ``exit_code`` what the process returns."""
@@ -65,14 +62,3 @@ EXIT_TIME_BOXED = 75  # sysexits' EX_TEMPFAIL: not finished, try again (cron and
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM: stops the run like Ctrl-C (threads told to stop and joined, no report), exit 143."""
-
-
-def signal_exit(signum: int, frame=None) -> None:
-    """Exit at once on SIGINT/SIGTERM, with the line and code of an interrupted run.
-
-    For the moments no native loop can run (starting up, a second signal while the run
-    stops): os._exit frees nothing, so nothing can be freed under a running thread.
-    """
-    term = signum == signal.SIGTERM
-    os.write(2, b"archverify: terminated\n" if term else b"archverify: interrupted\n")
-    os._exit(143 if term else 130)

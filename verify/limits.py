@@ -92,11 +92,11 @@ def _modules():
     import importlib
 
     out = []
-    for name in ("_scan", "_check", "_probe", "_rados"):
+    for name in ("_scan", "_filedpass", "_probe", "_rados", "_radoscan", "_radosread"):
         try:
             out.append(importlib.import_module(f"verify.{name}"))
         except ImportError:
-            continue  # _rados is built only where librados is
+            continue  # the _rados* modules are built only where librados is
     return out
 
 

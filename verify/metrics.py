@@ -23,7 +23,7 @@ import time
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .durable import write_atomic
+from .atomic import write_atomic
 from .findings import KINDS, Severity
 from .summary import EXIT_TROUBLE, Summary
 

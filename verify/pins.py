@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout
-from .durable import fsync_dir
+from .atomic import fsync_dir
 from .errors import Refused
 
 QUARANTINE_NAME = ".archverify-quarantine"

@@ -26,19 +26,19 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from . import _check, _refjoin
+from . import _refjoin, _rulebatch
 from .formats import FP_LEN as KEY
 
 
 def fingerprint(name: bytes) -> bytes:
     """The 16-byte key of an object name: the reference check's fingerprint (``av_fingerprint``)."""
-    return _check.fingerprints((name,))
+    return _rulebatch.fingerprints((name,))
 
 
 def records(names: Iterable[bytes], payloads: Iterable[bytes] | None = None) -> bytearray:
     """Fingerprint records of ``names``, each followed by its payload (all payloads one width)."""
     names = list(names)
-    keys = _check.fingerprints(names)
+    keys = _rulebatch.fingerprints(names)
     if payloads is None:
         return bytearray(keys)
     out = bytearray()

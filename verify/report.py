@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Protocol, TextIO
 
 from . import __version__
-from .durable import replaced
+from .atomic import replaced
 from .findings import KINDS, Finding, Severity, printable
 from .summary import Summary
 

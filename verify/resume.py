@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import __version__
-from .durable import fsync_dir, remove_temps, replaced, run_lock, write_atomic
+from .atomic import fsync_dir, remove_temps, replaced, write_atomic
+from .locks import run_lock
 from .errors import StoreError, TimeBoxed, UsageError
 from .findings import Finding
 from .summary import Lock, ShardResult

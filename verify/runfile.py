@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .durable import replaced
+from .atomic import replaced
 
 VERSION = 2
 LIST_LINE = '"findings":[\n'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from . import nativejob
+from . import signals
 from .backends import Backend, Shard
 from .limits import Limits
 from .progress import Measure, Progress, Stage, as_progress
@@ -25,7 +25,7 @@ def run_shards(backend: Backend, shards: list[Shard], jobs: int, progress: Progr
     out = ShardResult(findings=FindingSet())
     with progress_bar(progress, "scan", f"scan ({backend.name})") as bar:
         for s in shards:
-            nativejob.checkpoint()  # the time box or a signal stops the run at a shard boundary too
+            signals.checkpoint()  # the time box or a signal stops the run at a shard boundary too
             if kept is None:
                 out.absorb(backend.scan_shard(s, jobs, bar.update))
             else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
-from . import _check, refjoin
+from . import _refsets, refjoin
 from .backends import Shard
 from .findingset import current
 from .references import missing_findings
@@ -60,7 +60,7 @@ def merge_missing(parts: list[tuple[list, dict]], path_of=None) -> list:
     for refs, per_name in parts:
         for ref in refs:
             kept = shown.setdefault(ref[0], [])
-            if len(kept) < _check.REFS_SHOWN:
+            if len(kept) < _refsets.REFS_SHOWN:
                 kept.append(ref)
         for name, (maps, entries) in per_name.items():
             counts[name, 0] += maps

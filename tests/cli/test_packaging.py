@@ -82,8 +82,12 @@ def test_the_deb_installs_a_working_archverify(deb, installed, tmp_path):
     p = av(installed, "scan", "--config", str(tmp_path / "s" / "archipelago.conf"), "--format", "json")
     assert p.returncode == 1, p.stderr  # the sample has findings planted
     assert '"command": "scan"' in p.stdout and "object_unmigrated" in p.stdout
+    # every extension is shipped: one .so per verify/_*.pyx
+    lib = installed / "usr/lib/archverify/verify"
+    assert {p.name.split(".")[0] for p in lib.glob("_*.so")} == {p.stem for p in (ROOT / "verify").glob("_*.pyx")}
     # the RADOS scanner and the carried packages are the package's own, not the checkout's
-    code = ("import verify, verify._rados, sqlalchemy, configupdater, distributed; "
+    code = ("import verify, verify._rados, verify._radoshard, verify._radosread, "
+            "sqlalchemy, configupdater, distributed; "
             "print(verify.__file__, sqlalchemy.__version__)")
     p = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, cwd="/",
                        env={"PYTHONPATH": str(installed / "usr/lib/archverify"), "PATH": os.environ["PATH"]})

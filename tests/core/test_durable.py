@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from crashpoints import fast_dir, tree
-from verify import durable
+from verify import atomic, locks, signals
 from verify import formats as F
-from verify.durable import Journal, atomic_write, run_lock, store_locks
+from verify.atomic import atomic_write
+from verify.journal import Journal
+from verify.locks import run_lock, store_locks
 from verify.errors import Interrupted, LockedError, StoreError
 from verify.sample import FiledStoreWriter, pithos_hash, write_sample
 
@@ -183,10 +185,10 @@ def test_store_lock_exists_only_while_held_and_names_its_holder(tmp_path):
     root = tmp_path / "maps"
     root.mkdir()
     with store_locks([str(root), str(root) + "/"], "upgrade-maps"):  # one store named twice: one lock
-        text = (root / durable.STORE_LOCK_NAME).read_text()
+        text = (root / locks.STORE_LOCK_NAME).read_text()
         assert str(os.getpid()) in text and socket.gethostname() in text
         assert _child(lambda: store_locks([str(root)], "migrate-objects").__enter__()) == 3
-    assert not (root / durable.STORE_LOCK_NAME).exists()
+    assert not (root / locks.STORE_LOCK_NAME).exists()
     assert _child(lambda: store_locks([str(root)], "migrate-objects").__enter__()) == 0
 
 
@@ -208,7 +210,7 @@ def test_second_writer_on_one_store_with_another_journal_dir_exits_2_naming_the_
     s = write_sample(tmp_path / "store")
     before = tree(s.maps_dir)
     holder = _hold("import contextlib, sys",
-                   "from verify.durable import run_lock, store_locks",
+                   "from verify.locks import run_lock, store_locks",
                    "stack = contextlib.ExitStack()",
                    f"stack.enter_context(run_lock({str(tmp_path / 'j1')!r}, 'upgrade-maps'))",
                    f"stack.enter_context(store_locks([{str(s.maps_dir)!r}], 'upgrade-maps'))")
@@ -221,7 +223,7 @@ def test_second_writer_on_one_store_with_another_journal_dir_exits_2_naming_the_
             lines = r.stderr.strip().splitlines()
             assert len(lines) == 1
             assert str(holder.pid) in lines[0] and socket.gethostname() in lines[0]
-        assert tree(s.maps_dir) == {**before, durable.STORE_LOCK_NAME: tree(s.maps_dir)[durable.STORE_LOCK_NAME]}
+        assert tree(s.maps_dir) == {**before, locks.STORE_LOCK_NAME: tree(s.maps_dir)[locks.STORE_LOCK_NAME]}
     finally:
         holder.kill()
         holder.wait()
@@ -229,21 +231,21 @@ def test_second_writer_on_one_store_with_another_journal_dir_exits_2_naming_the_
     r = _archverify("upgrade-maps", "--offline", "--maps-dir", s.maps_dir, "--backup-dir", tmp_path / "bk",
                     "--journal-dir", tmp_path / "j2", "--yes")
     assert r.returncode in (0, 1), r.stderr
-    assert not (s.maps_dir / durable.STORE_LOCK_NAME).exists()
+    assert not (s.maps_dir / locks.STORE_LOCK_NAME).exists()
 
 
 # ---- signals -----------------------------------------------------------------------------------
 
 
 def test_a_signal_stops_a_writer_before_its_next_step(tmp_path):
-    with durable.stop_between_steps():
-        durable.check_stop()
+    with signals.stop_between_steps():
+        signals.check_stop()
         os.kill(os.getpid(), signal.SIGTERM)  # handled: only the flag is set
-        assert durable.stop_requested() == signal.SIGTERM
+        assert signals.stop_requested() == signal.SIGTERM
         with pytest.raises(Interrupted) as e:
-            durable.check_stop()
+            signals.check_stop()
     assert e.value.exit_code == 143 and e.value.signo == signal.SIGTERM
-    assert durable.stop_requested() is None
+    assert signals.stop_requested() is None
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
@@ -254,7 +256,7 @@ def test_finalize_stopped_by_a_signal_resumes_after_the_last_journaled_step(tmp_
     j.append("begin", params={})
     f = fin.Finalizer.__new__(fin.Finalizer)
     f.journal = j
-    with durable.stop_between_steps():
+    with signals.stop_between_steps():
         assert f.todo("preflight")
         j.append("preflight")
         os.kill(os.getpid(), signal.SIGINT)
@@ -270,9 +272,9 @@ def test_finalize_stopped_by_a_signal_resumes_after_the_last_journaled_step(tmp_
 # provably between two steps of the work, however loaded the machine is.
 STOP_AFTER = """
 import os, runpy, signal, sys
-from verify import durable
+from verify import journal
 
-k, seen, append = int(os.environ["ARCHVERIFY_TEST_STOP_AFTER"]), [0], durable.Journal.append
+k, seen, append = int(os.environ["ARCHVERIFY_TEST_STOP_AFTER"]), [0], journal.Journal.append
 
 def stopping_append(self, record):
     out = append(self, record)
@@ -282,7 +284,7 @@ def stopping_append(self, record):
             os.kill(os.getpid(), signal.SIGSTOP)
     return out
 
-durable.Journal.append = stopping_append
+journal.Journal.append = stopping_append
 sys.argv[0] = "archverify"
 runpy.run_module("verify", run_name="__main__", alter_sys=True)
 """
@@ -305,7 +307,7 @@ def _leftovers(*dirs) -> list[str]:
     for d in dirs:
         for base, _, files in os.walk(d):
             out += [os.path.join(base, f) for f in files
-                    if f.startswith(durable.TMP_PREFIX) or f == durable.STORE_LOCK_NAME or ".tmp." in f]
+                    if f.startswith(atomic.TMP_PREFIX) or f == locks.STORE_LOCK_NAME or ".tmp." in f]
     return out
 
 

@@ -58,7 +58,7 @@ def test_no_module_hashes_names_or_content_outside_the_rule_modules():
     for py in _sources("*.py", "*/*.py"):
         if re.search(r"^\s*(import hashlib|from hashlib )", py.read_text(), re.M):
             assert py.name in HASHLIB_HOMES and py.parent.name == "verify", \
-                f"{py.relative_to(ROOT)} imports hashlib: call formats.fingerprint/content_hash or verify._check's batches"
+                f"{py.relative_to(ROOT)} imports hashlib: call formats.fingerprint/content_hash or verify._rulebatch's batches"
 
 
 def test_no_one_shot_sha256_and_no_name_hashing_outside_native_h():

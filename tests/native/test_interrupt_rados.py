@@ -32,7 +32,7 @@ import pytest
 
 from rados_cluster import aio_write_all, volumes
 from verify import formats as F
-from verify.durable import Journal
+from verify.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20200

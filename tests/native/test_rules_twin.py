@@ -13,6 +13,7 @@ import struct
 import pytest
 
 from verify import formats as F
+from verify import verdict as V
 from verify.findings import MAP_KINDS
 
 _scan = pytest.importorskip("verify._scan")
@@ -222,7 +223,7 @@ def test_mapdata_blocks_twin():
 
 
 def py_map_facts(head: bytes, size: int, size_known: bool, name: bytes):
-    f = F.map_facts(head, size, size_known, name)
+    f = V.map_facts(head, size, size_known, name)
     h = f.header
     return ((h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version), f.size, f.size_known, f.name_valid,
             f.upgraded, f.nb, f.missing, f.name_plain, f.head)
@@ -249,7 +250,7 @@ def test_map_facts_twin_on_generated_headers():
                 want = py_map_facts(head, size, known, name)
                 assert _scan._map_facts_for_tests(head, size, known, name) == want, (head.hex(), size, known, name)
                 seen.add((want[0][0], want[4]))
-    assert {u for _, u in seen} == {F.UNKNOWN, 0}
+    assert {u for _, u in seen} == {V.UNKNOWN, 0}
     assert {c for c, _ in seen} == {c.value for c in F.HeaderClass}
 
 
@@ -263,11 +264,11 @@ def _facts(rng: random.Random):
         header = F.HeaderInfo(cls, hsize, bs, rng.getrandbits(32), rng.getrandbits(64),
                               rng.choice([0, 1, 2, 3, rng.getrandbits(32)]))
         known = rng.random() < 0.5
-        v1len = F.v1_length(hsize)
+        v1len = V.v1_length(hsize)
         size = rng.choice([0, 11, 31, 64, v1len - 1, v1len, v1len + 1, rng.getrandbits(63)]) % (1 << 63)
         nb = rng.choice([0, 1, 2, 7, rng.getrandbits(40)])
-        missing = rng.choice([F.UNKNOWN, 0, nb // 2, max(0, nb - 1), nb])
-        facts = F.MapFacts(header, size, known, rng.random() < 0.7, rng.choice([F.UNKNOWN, 0, 1]), nb, missing,
+        missing = rng.choice([V.UNKNOWN, 0, nb // 2, max(0, nb - 1), nb])
+        facts = V.MapFacts(header, size, known, rng.random() < 0.7, rng.choice([V.UNKNOWN, 0, 1]), nb, missing,
                            rng.random() < 0.7, rng.randbytes(rng.choice([0, 5, 16])))
         name = rng.choice([b"archip_vol-1", b"archip_" + bytes(rng.choice(HEX) for _ in range(64)),
                            b"archip_" + rng.randbytes(rng.randrange(0, 30)).replace(b"\0", b"x")])
@@ -278,9 +279,9 @@ def test_map_verdict_and_detail_twin_on_generated_facts():
     rng = random.Random(SEED + 7)
     outcomes = set()
     for f, name in _facts(rng):
-        kind, code = F.map_verdict(f)
-        want = (kind.value if isinstance(kind, F.MapStep) else kind, code.value,
-                F.map_detail(code, f, name) if isinstance(kind, str) else b"")
+        kind, code = V.map_verdict(f)
+        want = (kind.value if isinstance(kind, V.MapStep) else kind, code.value,
+                V.map_detail(code, f, name) if isinstance(kind, str) else b"")
         h = f.header
         got = _scan._map_verdict_for_tests(h.cls.value, h.size, h.blocksize, h.flags, h.epoch, h.version, f.size,
                                            f.size_known, f.name_valid, f.upgraded, f.nb, f.missing, name,
@@ -288,8 +289,8 @@ def test_map_verdict_and_detail_twin_on_generated_facts():
         assert got == want, (f, name)
         outcomes.add(want[:2])
     kinds = {k for k, _ in outcomes}
-    assert kinds == {None, *(s.value for s in F.MapStep), *(k for k in MAP_KINDS)}
-    assert {c for _, c in outcomes} == {d.value for d in F.MapDetail}
+    assert kinds == {None, *(s.value for s in V.MapStep), *(k for k in MAP_KINDS)}
+    assert {c for _, c in outcomes} == {d.value for d in V.MapDetail}
 
 
 def test_map_verdict_precedence():
@@ -297,27 +298,27 @@ def test_map_verdict_precedence():
     def facts(cls, **kw):
         base = dict(size=64, size_known=True, name_valid=True, upgraded=0, nb=2, missing=2)
         base.update(kw)
-        return F.MapFacts(F.HeaderInfo(cls, 100 * F.BLOCK_SIZE_4M, F.BLOCK_SIZE_4M, 0, 1, 2), **base)
+        return V.MapFacts(F.HeaderInfo(cls, 100 * F.BLOCK_SIZE_4M, F.BLOCK_SIZE_4M, 0, 1, 2), **base)
 
     V1, V2 = F.HeaderClass.V1, F.HeaderClass.V2
     for cls in F.HeaderClass:
         if cls.corrupt:
-            assert F.map_verdict(facts(cls, upgraded=1, name_valid=False, missing=0))[0] == "map_corrupt"
-    assert F.map_verdict(facts(F.HeaderClass.V0, upgraded=F.UNKNOWN))[0] == "map_v0"
-    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN))[0] == "not_a_map"
-    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=F.UNKNOWN, name_plain=False))[0] is None
-    assert F.map_verdict(facts(F.HeaderClass.NOT_MAP, size_known=False))[0] is F.MapStep.NEED_SIZE
-    assert F.map_verdict(facts(V1, size_known=False, size=64))[0] is F.MapStep.NEED_SIZE
-    assert F.map_verdict(facts(V1, size_known=False, size=F.v1_length(100 * F.BLOCK_SIZE_4M)))[0] == "map_v1"
-    assert F.map_verdict(facts(V2, upgraded=F.UNKNOWN, name_valid=False))[0] is F.MapStep.NEED_UPGRADED
-    assert F.map_verdict(facts(V1, upgraded=1))[0] == "map_upgrade_incomplete"
-    assert F.map_verdict(facts(V2, upgraded=1, name_valid=False, missing=0))[0] == "map_upgrade_incomplete"
-    assert F.map_verdict(facts(V1, name_valid=False, missing=0))[0] == "map_v1"
-    assert F.map_verdict(facts(V2, name_valid=False, missing=0))[0] == "map_invalid_name"
-    assert F.map_verdict(facts(V2, missing=F.UNKNOWN))[0] is F.MapStep.NEED_MAPDATA
-    assert F.map_verdict(facts(V2, missing=1))[0] == "map_data_missing"
-    assert F.map_verdict(facts(V2, missing=2))[0] is None
-    assert F.map_verdict(facts(V2, nb=0, missing=F.UNKNOWN))[0] is None
+            assert V.map_verdict(facts(cls, upgraded=1, name_valid=False, missing=0))[0] == "map_corrupt"
+    assert V.map_verdict(facts(F.HeaderClass.V0, upgraded=V.UNKNOWN))[0] == "map_v0"
+    assert V.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=V.UNKNOWN))[0] == "not_a_map"
+    assert V.map_verdict(facts(F.HeaderClass.NOT_MAP, upgraded=V.UNKNOWN, name_plain=False))[0] is None
+    assert V.map_verdict(facts(F.HeaderClass.NOT_MAP, size_known=False))[0] is V.MapStep.NEED_SIZE
+    assert V.map_verdict(facts(V1, size_known=False, size=64))[0] is V.MapStep.NEED_SIZE
+    assert V.map_verdict(facts(V1, size_known=False, size=V.v1_length(100 * F.BLOCK_SIZE_4M)))[0] == "map_v1"
+    assert V.map_verdict(facts(V2, upgraded=V.UNKNOWN, name_valid=False))[0] is V.MapStep.NEED_UPGRADED
+    assert V.map_verdict(facts(V1, upgraded=1))[0] == "map_upgrade_incomplete"
+    assert V.map_verdict(facts(V2, upgraded=1, name_valid=False, missing=0))[0] == "map_upgrade_incomplete"
+    assert V.map_verdict(facts(V1, name_valid=False, missing=0))[0] == "map_v1"
+    assert V.map_verdict(facts(V2, name_valid=False, missing=0))[0] == "map_invalid_name"
+    assert V.map_verdict(facts(V2, missing=V.UNKNOWN))[0] is V.MapStep.NEED_MAPDATA
+    assert V.map_verdict(facts(V2, missing=1))[0] == "map_data_missing"
+    assert V.map_verdict(facts(V2, missing=2))[0] is None
+    assert V.map_verdict(facts(V2, nb=0, missing=V.UNKNOWN))[0] is None
 
 
 def test_is_v2_header_twin():
@@ -339,10 +340,10 @@ def assert_same_verdicts(inputs, twin, native):
 
 
 # ---- the rules that hash a name or content, and the blocks store's name filter -------------
-# (verify/_native.h and _rules.h, reached through verify._check: its batch functions, which the
+# (verify/_native.h and _rules.h, reached through verify._rulebatch: its batch functions, which the
 # RADOS check calls a page at a time, and its _…_for_tests hooks)
 
-_check = pytest.importorskip("verify._check")
+_rulebatch = pytest.importorskip("verify._rulebatch")
 
 from verify import layout as L  # noqa: E402
 
@@ -360,7 +361,7 @@ def _object_names(rng: random.Random):
 def test_fingerprint_twin():
     rng = random.Random(SEED + 9)
     names = list(_object_names(rng)) + [rng.randbytes(rng.randrange(0, 300)) for _ in range(3000)]
-    got = _check.fingerprints(names)
+    got = _rulebatch.fingerprints(names)
     assert got == b"".join(F.fingerprint(n) for n in names)
     for n in names[:500]:
         assert int.from_bytes(F.fingerprint(n)[:8], "big") == F.fingerprint_hi(n)
@@ -379,7 +380,7 @@ def test_in_window_twin():
     verdicts = set()
     for fp, start, width, everything in cases:
         want = F.in_window(fp, start, width, everything)
-        assert _check._in_window_for_tests(fp, start, width, everything) == want, (fp, start, width, everything)
+        assert _rulebatch._in_window_for_tests(fp, start, width, everything) == want, (fp, start, width, everything)
         verdicts.add(want)
     assert verdicts == {True, False}
 
@@ -387,11 +388,11 @@ def test_in_window_twin():
 def test_stored_class_and_split_twin():
     rng = random.Random(SEED + 11)
     names = list(_object_names(rng))
-    objs, hashes = _check.stored_split(names)
+    objs, hashes = _rulebatch.stored_split(names)
     assert objs == [n for n in names if F.stored_class(n) is F.StoredClass.OBJECT]
     assert hashes == [(n, F.hash_target(n)) for n in names if F.stored_class(n) is F.StoredClass.HASH]
     assert {F.stored_class(n) for n in names} == set(F.StoredClass)
-    assert _check.map_candidates(names) == [n for n in names if F.name_class(n) is F.NameClass.PLAIN]
+    assert _rulebatch.map_candidates(names) == [n for n in names if F.name_class(n) is F.NameClass.PLAIN]
 
 
 def test_data_sample_twin():
@@ -401,7 +402,7 @@ def test_data_sample_twin():
                                      (F.FP_SPACE - 5, 1 << 63, False), (0, F.FP_SPACE - 1, False)]:
         want = [n for n in names if F.is_hex64(n) and F.in_window(F.fingerprint_hi(n), start, width, everything)]
         unsampled = sum(1 for n in names if F.is_hex64(n)) - len(want)
-        assert _check.data_sample(names, start, width, everything) == (want, unsampled)
+        assert _rulebatch.data_sample(names, start, width, everything) == (want, unsampled)
 
 
 def _contents(rng: random.Random):
@@ -417,7 +418,7 @@ def test_content_hash_twin_streamed_in_any_chunks():
     for data in _contents(rng):
         cuts = sorted(rng.randrange(0, len(data) + 1) for _ in range(rng.randrange(0, 5)))
         pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
-        assert _check._content_hash_for_tests(pieces) == (F.content_hash(data), len(data)), (data[:40], cuts)
+        assert _rulebatch._content_hash_for_tests(pieces) == (F.content_hash(data), len(data)), (data[:40], cuts)
 
 
 def test_content_mismatches_twin():
@@ -429,7 +430,7 @@ def test_content_mismatches_twin():
     want = [(i, F.content_hash(d)) for i, (n, d) in enumerate(zip(names, datas))
             if d is not None and F.content_hash(d).encode() != n]
     assert want and len(want) < len(names) - 1
-    assert _check.content_mismatches(names, datas) == want
+    assert _rulebatch.content_mismatches(names, datas) == want
 
 
 def test_placement_twin():
@@ -442,7 +443,7 @@ def test_placement_twin():
         for dirs in {hx, L.pithos_dirs(name) or hx, b"00/00/00", hx[:-1] + b"x", b"ab/cd/e", b"ab/cd/efg"}:
             d1, d2, d3 = dirs.split(b"/")
             want = L.placement(dirs, name)
-            assert _check._placement_for_tests(d1, d2, d3, name) == want, (dirs, name)
+            assert _rulebatch._placement_for_tests(d1, d2, d3, name) == want, (dirs, name)
             seen.add(want)
     assert seen == {0, L.AT_V04, L.AT_OLD, L.AT_V04 | L.AT_OLD}
 
@@ -459,7 +460,7 @@ def test_probe_order_twin():
     for name in _object_names(rng):
         if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
             continue
-        assert _check._probe_paths_for_tests(name) == L.probe_paths(name), name
+        assert _rulebatch._probe_paths_for_tests(name) == L.probe_paths(name), name
 
 
 def test_v1_magic_twin():
@@ -467,7 +468,7 @@ def test_v1_magic_twin():
     heads = [b"", b"\x01", b"\x01\x00\x00", F.V1_MAGIC, F.V1_MAGIC + b"x", b"\x01\x00\x00\x01", b"\x00\x01\x00\x00"]
     heads += [rng.choice([b"", b"\x01", b"\x01\x00", b"\x01\x00\x00"]) + rng.randbytes(rng.randrange(0, 6))
               for _ in range(3000)]
-    assert_same_verdicts(heads, F.is_v1_header, _check._is_v1_header_for_tests)
+    assert_same_verdicts(heads, F.is_v1_header, _rulebatch._is_v1_header_for_tests)
 
 
 def test_classify_heads_is_classify():
@@ -475,11 +476,11 @@ def test_classify_heads_is_classify():
     names = list(_names(rng))
     heads = list(_heads(rng))[:3000]
     ns = [rng.choice(names) for _ in heads]
-    got = _check.classify_heads(ns, heads + [])
+    got = _rulebatch.classify_heads(ns, heads + [])
     for name, head, g in zip(ns, heads, got):
         h = F.classify(head[:F.HEADER_READ], len(head), name)
         assert g == (h.cls.value, h.size, h.blocksize, h.flags), (head.hex(), name)
-    assert _check.classify_heads([b"x"], [None]) == [None]
+    assert _rulebatch.classify_heads([b"x"], [None]) == [None]
 
 
 def test_map_version_twin_for_every_header_class():

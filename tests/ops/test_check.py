@@ -555,11 +555,11 @@ def stored_names(blocks_dir: Path):
 
 @pytest.mark.parametrize("store,orphans", [("after", {ORPHAN}), ("after-directio", DIRECTIO_ORPHANS)])
 def test_backend_neutral_index_agrees_on_golden(golden, store, orphans):
-    from verify import _check
+    from verify import _refindex
     from verify.references import missing_findings
 
     d = golden[store]
-    idx = _check.ReferenceIndex()
+    idx = _refindex.ReferenceIndex()
     problems, _ = feed_index(idx, d / "maps")
     assert problems == {}
     idx.freeze()
@@ -573,9 +573,9 @@ def test_backend_neutral_index_agrees_on_golden(golden, store, orphans):
 
 
 def test_backend_neutral_index_agrees_on_planted(planted):
-    from verify import _check
+    from verify import _refindex
 
-    idx = _check.ReferenceIndex()
+    idx = _refindex.ReferenceIndex()
     problems, _ = feed_index(idx, planted.maps)
     assert set(problems) == planted.corrupt
     idx.freeze()

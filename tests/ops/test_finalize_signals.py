@@ -25,7 +25,7 @@ import pytest
 
 from standins.harness import REPO
 from test_finalize import archipelago_reads, blocks_content, clean_store, journal_steps, object_file, running  # noqa: F401
-from verify.durable import Journal
+from verify.journal import Journal
 
 SEED = 20300
 DEADLINE_S = 60  # a stopped finalize waits for the node command it is in; this only catches a hang

@@ -26,7 +26,7 @@ import pytest
 from crashpoints import run_crashing
 from planted_check import build_store
 from rados_cluster import copy_into
-from verify import durable, resume
+from verify import atomic, resume
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -386,7 +386,7 @@ def test_a_crash_while_writing_a_checkpoint_leaves_a_usable_one(planted, tmp_pat
             r = run([*args, "--resume"])
             assert r.returncode == 1, (k, after, r.stderr)
             assert differences(comparable(r.stdout), comparable(ref.stdout)) == [], (k, after)
-            left = [f for _, _, fs in os.walk(state) for f in fs if f.startswith(durable.TMP_PREFIX)]
+            left = [f for _, _, fs in os.walk(state) for f in fs if f.startswith(atomic.TMP_PREFIX)]
             assert left == [], (k, after, left)
 
 

@@ -21,11 +21,7 @@ SLICE = 16  # top-level dirs (shard buckets) of the blocks store walked per orph
 
 
 def _load():
-    try:
-        from .. import _check
-    except ImportError as e:  # pragma: no cover - a broken install, not a user error
-        raise StoreError(f"the compiled checker is missing ({e}); reinstall archverify (make build)") from None
-    return _check
+    return nativejob.compiled("_check")
 
 
 def _pass(fn, rc, progress: ProgressFn | None, root: str) -> None:
@@ -68,7 +64,7 @@ def first_refs(records) -> list[tuple[bytes, bytes, int]]:
     kept: Counter = Counter()
     out = []
     for _unit, name, map_name, index in refs:
-        if kept[name] < _load().REFS_SHOWN:
+        if kept[name] < nativejob.compiled("_refsets").REFS_SHOWN:
             kept[name] += 1
             out.append((name, map_name, index))
     return out

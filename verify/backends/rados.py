@@ -1,12 +1,14 @@
 """RADOS stores: the maps pool is listed and its map headers read with aio; the blocks
 pool is only listed.
 
-The hot path is ``verify._rados`` (Cython over librados' C API): each shard is a
+The hot path is ``verify._radoshard`` (Cython over librados' C API): each shard is a
 range of the pool's listing (``rados_object_list_slice``), checked with
 ``--inflight`` aio ops in flight. Where that extension is not built (no
 librados-dev), python-rados serves as a slower fallback with the same rules. A
-filed-only install never imports either. Connection problems, missing pools and
-missing caps become one-line :class:`~verify.errors.StoreError` s before any listing.
+filed-only install never imports either (the fallback engine is
+verify/backends/rados_py.py, the I/O both engines share verify/backends/rados_io.py).
+Connection problems, missing pools and missing caps become one-line
+:class:`~verify.errors.StoreError` s before any listing.
 """
 
 from __future__ import annotations
@@ -20,22 +22,19 @@ import sys
 import tempfile
 import threading
 import weakref
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .. import formats as F
-from .. import limits, nativejob
+from .. import nativejob
 from ..errors import StoreError, UsageError
-from ..findings import Finding, escape_name, escape_names
+from ..findings import Finding, escape_names
 from ..summary import Lock, ShardResult
 from .base import ProgressFn, Ref, Shard, Window, split, strerror
 from .rados_io import MAX_TRIES, TRANSIENT, PoolObjects  # noqa: F401  (MAX_TRIES, TRANSIENT: as before, for callers)
 from .rados_io import errno_of as _errno
-from .rados_io import listed_names as _listed_names
-from .rados_io import listing_error as _listing_error
-from .rados_io import retry as _retry
+from .rados_io import list_failure
 from .rados_io import stalled as _stalled
+from .rados_py import py_probe, py_scan  # the python-rados fallback engine
 
 _OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
@@ -323,7 +322,7 @@ class RadosBackend:
         """Fail before any listing: reachable cluster, both pools present, caps to list them."""
         for role, pool in self.pools().items():
             io = self.ioctx(role)
-            err = io.probe() if self.engine == "c" else _py_probe(io)
+            err = io.probe() if self.engine == "c" else py_probe(io)
             if err in (E.EPERM, E.EACCES):
                 raise StoreError(f"{self.user} may not read pool {pool!r} ({role} store): its caps need "
                                  f"\"osd 'allow r pool={pool}'\" (EACCES)")
@@ -353,14 +352,14 @@ class RadosBackend:
     def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         io = self.ioctx(shard.store)
         if self.engine != "c":
-            return _py_scan(io, shard, self.pools()[shard.store], self.inflight, progress, op_timeout=self.op_timeout)
-        from .. import _rados
+            return py_scan(io, shard, self.pools()[shard.store], self.inflight, progress, op_timeout=self.op_timeout)
+        from .. import _radoshard
 
         keep = self._kept is not None and shard.store == "maps"
         # a shard may keep its part of the budget (shards are equal slices of the listing)
         share = max(1, self._keep_max * (shard.hi - shard.lo) // shard.total) if self._keep_max else 0
-        rs = _rados.RadosShard(io, shard.lo, shard.hi, shard.total, self.inflight, maps=shard.store == "maps",
-                               keep=keep, keep_max=share)
+        rs = _radoshard.RadosShard(io, shard.lo, shard.hi, shard.total, self.inflight, maps=shard.store == "maps",
+                                   keep=keep, keep_max=share)
         list_err = _run_polled(rs, rs.run, progress)
         res = self._result(shard, rs, list_err)
         if keep and not list_err:
@@ -412,11 +411,11 @@ class RadosBackend:
         io = self.ioctx(store)
         shard = Shard(store, 0, PARTS, PARTS)
         if self.engine != "c":
-            return _py_scan(io, shard, self.pools()[store], self.inflight, progress, names=list(names),
+            return py_scan(io, shard, self.pools()[store], self.inflight, progress, names=list(names),
                             op_timeout=self.op_timeout)
-        from .. import _rados
+        from .. import _radoshard
 
-        rs = _rados.RadosShard(io, 0, 1, 1, self.inflight, maps=store == "maps")
+        rs = _radoshard.RadosShard(io, 0, 1, 1, self.inflight, maps=store == "maps")
         _run_polled(rs, lambda: rs.run_names(list(names)), progress)
         return self._result(shard, rs, 0)
 
@@ -509,7 +508,7 @@ class RadosBackend:
                 detail_s = f"{detail_s}: {strerror(err)}"
             findings.append(Finding(kind, store, name_s, None, detail_s, version))
         if list_err:
-            res.findings.append(_list_failure(shard, self.pools()[shard.store], list_err))
+            res.findings.append(list_failure(shard, self.pools()[shard.store], list_err))
         return res
 
     def estimated_objects(self) -> int | None:
@@ -532,206 +531,7 @@ class RadosBackend:
         return total
 
 
-def _list_failure(shard: Shard, pool: str, err: int) -> Finding:
-    return Finding("unreadable", shard.store, pool, None,
-                   f"listing of pool {pool!r} slices {shard.lo}-{shard.hi - 1} of {shard.total} "
-                   f"stopped: {strerror(err)}")
-
-
 def _run_polled(rs, fn, progress: ProgressFn | None):
     """Run ``fn`` (GIL released inside) in a thread; feed the progress bar meanwhile; stopped and
     joined if interrupted (verify/nativejob.py)."""
     return nativejob.run(fn, rs.stop, rs.progress, progress, name="rados-scan") or 0
-
-
-# ---- the python-rados fallback: same rules, one synchronous op per worker ------------------
-
-
-def _py_probe(io) -> int:
-    import rados
-
-    try:
-        for _ in _listed_names(io):
-            break
-    except rados.Error as e:
-        return abs(getattr(e, "errno", None) or E.EIO)
-    return _listing_error(io)  # an empty listing may be a refused one
-
-
-def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, locks: list) -> None:
-    """One listed object, as _rados.pyx checks it: the same I/O, the verdict of formats.map_verdict
-    (the twin of the native loops' av_map_verdict)."""
-    import rados
-
-    name = raw.decode("utf-8", "surrogateescape")
-    counters["files"] += 1
-    fault = F.name_fault(raw, 0)
-    if fault is not F.NameFault.FINE:  # in either pool: filed's rule, without its length floor
-        findings.append(("stray_entry", raw, F.NAME_FAULT_TEXT[fault], None))
-        return
-    nc = F.name_class(raw).value
-    if nc in ("hash", "temp"):
-        counters["hash_files" if nc == "hash" else "temp_files"] += 1
-        return
-    if not maps:
-        if nc == "lock":
-            counters["locks"] += 1
-        return
-    if nc == "mapdata":
-        counters["mapdata"] += 1
-        return
-
-    def unreadable(e, what: str, target: str | None = None):
-        detail = what + (f" {target}" if target else "")
-        if _errno(e) == E.ETIMEDOUT:
-            raise _Stalled(detail, raw)
-        findings.append(("unreadable", raw, f"{detail}: {strerror(_errno(e))}", None))
-
-    try:
-        counters["reads"] += 1
-        if nc == "lock":
-            owner = _retry(lambda: io.read(name, 255, 0), counters)
-            counters["locks"] += 1
-            locks.append((raw, owner.split(b"\0", 1)[0]))
-            return
-        head = _retry(lambda: io.read(name, F.SCAN_HEADER_READ, 0), counters)
-    except rados.ObjectNotFound:
-        counters["vanished"] += 1
-        return
-    except rados.Error as e:
-        unreadable(e, "read of lock" if nc == "lock" else "read")
-        return
-    counters["header_bytes"] += len(head)
-    # a read shorter than asked is the whole object; otherwise it may be longer
-    facts = F.map_facts(head, len(head), len(head) < F.SCAN_HEADER_READ, raw)
-    kind, detail = F.map_verdict(facts)
-    if kind is F.MapStep.NEED_SIZE:
-        try:
-            counters["probes"] += 1
-            size = _retry(lambda: io.stat(name), counters)[0]
-        except rados.ObjectNotFound:
-            counters["vanished"] += 1
-            return
-        except rados.Error as e:
-            unreadable(e, "stat")
-            return
-        facts = F.map_facts(head, size, True, raw)
-        kind, detail = F.map_verdict(facts)
-    counters[_CLASS_COUNTER.get(facts.header.cls, "corrupt")] += 1
-    while isinstance(kind, F.MapStep):
-        if kind is F.MapStep.NEED_UPGRADED:
-            target = name[len(F.ARCHIP_PREFIX):]
-            try:
-                counters["probes"] += 1
-                other = _retry(lambda: io.read(target, 8, 0), counters)
-            except rados.ObjectNotFound:
-                other = b""
-            except rados.Error as e:
-                unreadable(e, "probe of", target)
-                return
-            facts.upgraded = int(F.is_v2_header(other))
-        elif kind is F.MapStep.NEED_MAPDATA:
-            facts.missing = facts.nb
-            for blk in range(facts.nb):
-                md = F.mapdata_name(name, blk)
-                try:
-                    counters["probes"] += 1
-                    _retry(lambda: io.stat(md), counters)
-                except rados.ObjectNotFound:
-                    facts.missing = blk
-                    break
-                except rados.Error as e:
-                    unreadable(e, "stat of map-data", md)
-                    return
-        else:
-            raise AssertionError(f"{kind} asked twice")
-        kind, detail = F.map_verdict(facts)
-    if kind is not None:
-        version = None if kind == "not_a_map" else facts.header.cls.map_version  # no map, no version
-        findings.append((kind, raw, escape_name(F.map_detail(detail, facts, raw)), version))
-
-
-class _Stalled(Exception):
-    """An op of the fallback timed out: (what, object name); the scan stops (rados_io.stalled)."""
-
-
-_CLASS_COUNTER = {F.HeaderClass.V0: "v0", F.HeaderClass.V1: "v1", F.HeaderClass.V2: "v2",
-                  F.HeaderClass.NOT_MAP: "other"}
-
-
-
-
-def _py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | None,
-             names: list | None = None, op_timeout: float = 30.0) -> ShardResult:
-    """The fallback: python-rados listing (filtered to the shard by a hash of the name) and
-    a thread pool of synchronous checks. Slow, but the same rules and findings."""
-    import rados
-
-    maps = shard.store == "maps"
-    counters: Counter = Counter()
-    findings: list = []
-    locks: list = []
-    lock = threading.Lock()
-    stop = threading.Event()
-    list_err = 0
-    timed_out: list[_Stalled] = []
-
-    def listed():
-        nonlocal list_err
-        if names is not None:
-            yield from (n if isinstance(n, bytes) else n.encode() for n in names)
-            return
-        whole = shard.lo == 0 and shard.hi == shard.total
-        try:
-            for raw in _listed_names(io):
-                if stop.is_set():
-                    return
-                if whole or shard.lo <= zlib.crc32(raw) % shard.total < shard.hi:
-                    yield raw
-        except rados.Error as e:
-            list_err = _errno(e)
-            return
-        list_err = _listing_error(io)  # an op that failed ended the listing early
-
-    def one(raw: bytes):
-        if stop.is_set():
-            return
-        limits.take(1)  # --objects-per-second, from the one bucket the native loops share
-        c: Counter = Counter()
-        f: list = []
-        lk: list = []
-        try:
-            py_check(io, raw, maps, c, f, lk)
-        except _Stalled as e:
-            timed_out.append(e)
-            stop.set()  # nothing new is started; the reads in flight end within the op timeout
-            return
-        with lock:
-            counters.update(c)
-            findings.extend(f)
-            locks.extend(lk)
-        if progress is not None:
-            progress(1)
-
-    def work():
-        from concurrent.futures import ThreadPoolExecutor  # the fallback's only: the C scan starts faster
-
-        with ThreadPoolExecutor(max(1, min(inflight, 32))) as ex:
-            for _ in ex.map(one, listed()):
-                pass
-
-    # the main thread only waits, so that a signal stops the workers between two objects (verify/nativejob.py)
-    nativejob.run(work, stop.set, name="rados-scan-py")
-    if list_err == E.ETIMEDOUT:
-        raise _stalled(pool, op_timeout, "listing")
-    if timed_out:
-        raise _stalled(pool, op_timeout, *timed_out[0].args)
-    res = ShardResult()
-    res.counters = Counter({f"{shard.store}.{k}": v for k, v in counters.items() if v})
-    for kind, raw, detail, version in findings:
-        res.findings.append(Finding(kind, shard.store, escape_name(raw), None, detail, version))
-    for raw, owner in locks:
-        res.locks.append(Lock(shard.store, escape_name(raw), escape_name(owner)))
-    if list_err:
-        res.findings.append(_list_failure(shard, pool, list_err))
-    return res

@@ -1,13 +1,13 @@
 """The reference and data stages of ``archverify check`` on RADOS pools.
 
-The rules are filed's (verify/_check.pyx), minus placement: an object is stored
+The rules are filed's (verify/_refsets.pyx), minus placement: an object is stored
 when it is in the blocks pool (same namespace). Entries are judged and fingerprinted
-by :class:`verify._check.ReferenceIndex`; the names of each page and the bytes of each
-window are decided by the same native rules, a batch at a time (``verify._check``
+by :class:`verify._refindex.ReferenceIndex`; the names of each page and the bytes of each
+window are decided by the same native rules, a batch at a time (``verify._rulebatch``
 ``map_candidates``, ``classify_heads``, ``stored_split``, ``data_sample``,
 ``content_mismatches``); this module lists the pools page by page
 and reads objects whole with aio, a bounded window of them in flight
-(``verify._rados.read_whole``; python-rados with a thread pool where the extension
+(``verify._radosread.read_whole``, through :class:`~verify.backends.rados_io.Pool`; python-rados with a thread pool where the extension
 is not built).
 
 Passes, as on filed: the maps (every entry of every map; after a C scan stage from the
@@ -30,193 +30,26 @@ import errno as E
 import itertools
 import queue
 import threading
-import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 from .. import formats as F
-from .. import nativejob, refjoin
+from .. import nativejob, refjoin, signals
 from ..errors import StoreError
 from ..findings import Finding, escape_name
 from ..findingset import FindingSet
 from ..references import missing_findings
 from ..summary import ShardResult
 from .base import ProgressFn, Ref, Shard, Window, strerror
-from .rados_io import errno_of, listed_names, listing_error, retry, stalled
+from .rados_io import BUDGET, Pool, bucket
 
-MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
 DATA_WINDOW = 16  # Pithos blocks (4 MiB each) in flight while verifying data
 DATA_FIRST = F.BLOCK_SIZE_4M + 1  # a Pithos block is read in one round trip, without a stat
 HEAD_FIRST = 4096  # v2 headers (512 bytes with direct I/O) and small v0/v1 maps in one round trip
-BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in
 PIPE = 16  # a window of map-data prefix reads (or of kept headers) is this many times --inflight: the reads
 # go through with --inflight in flight, the next started as the oldest completes, so the waits of one
 # window's last few reads are paid once per PIPE windows
-BUCKETS = 256  # a name's bucket: crc32(name) % BUCKETS; shards are ranges of buckets
-
-
-def bucket(name: bytes, total: int = BUCKETS) -> int:
-    return zlib.crc32(name) % total
-
-
-class _Pool:
-    """One pool (or the names of one shard of it) seen as pages of names and whole-object reads,
-    whichever engine is in use."""
-
-    def __init__(self, backend, role: str, shard: Shard | None = None):
-        self.io = backend.ioctx(role)
-        self.c = backend.engine == "c"
-        self.pool = backend.pools()[role]
-        self.store = role
-        self.window = max(1, backend.inflight)
-        self.shard = shard
-        self.op_timeout = backend.op_timeout
-
-    def pages(self) -> Iterator[list[bytes]]:
-        """The pool's (shard's) names a page at a time. A failed listing raises OSError, one the
-        OSDs stopped answering a StoreError (rados_io.stalled)."""
-        try:
-            for page in self._pages():
-                nativejob.checkpoint()  # a signal caught while a library ran stops the run here, a page later at most
-                if self.shard is not None:
-                    page = [n for n in page if self.shard.lo <= bucket(n, self.shard.total) < self.shard.hi]
-                yield page
-        except OSError as e:
-            if e.errno == E.ETIMEDOUT:
-                raise stalled(self.pool, self.op_timeout, "listing") from None
-            raise
-
-    def _pages(self) -> Iterator[list[bytes]]:
-        if self.c:
-            from .. import _rados
-
-            lister = _rados.Lister(self.io)
-            while True:
-                page = lister.next_page()
-                if not page:
-                    return
-                yield page
-        import rados
-
-        page: list[bytes] = []
-        try:
-            for raw in listed_names(self.io):
-                page.append(raw)
-                if len(page) == 1024:
-                    yield page
-                    page = []
-        except rados.Error as e:
-            raise OSError(errno_of(e), "object list") from None
-        err = listing_error(self.io)  # an op that failed ended the listing early
-        if err:
-            raise OSError(err, "object list")
-        if page:
-            yield page
-
-    def stream(self, items: Iterator[tuple[object, bytes, int]], maxlen: int = MAP_MAX, window: int | None = None,
-               first: int = 0, prefix: bool = False) -> Iterator[tuple[object, bytes | None, int]]:
-        """(key, data, errno) for each (key, name, expected size), in order, read a window at a time.
-
-        A window holds at most ``window`` objects and about BUDGET expected bytes; ``items``
-        is pulled lazily, one window ahead at most, so it may stop yielding what it no
-        longer needs. ``prefix``: only the expected bytes are wanted (one round trip)."""
-        it = iter(items)
-        window = window or self.window
-        while True:
-            group, budget, most = [], 0, 0
-            for item in it:
-                group.append(item)
-                budget += item[2]
-                most = max(most, item[2])
-                if len(group) >= window or budget >= BUDGET or most * len(group) >= BUDGET:
-                    break
-            if not group:
-                return
-            names = [g[1] for g in group]
-            got = self.prefixes(names, [g[2] for g in group]) if prefix else self.read(names, maxlen, first)
-            for (key, _name, _size), (data, err) in zip(group, got):
-                yield key, data, err
-
-    def sizes(self, names: list[bytes]) -> list[tuple[int, int]]:
-        """Each object's length by a stat, no data read: (size, 0) or (0, errno); all in flight at once."""
-        nativejob.checkpoint()
-        if self.c:
-            from .. import _rados
-
-            return _rados.stat_sizes(self.io, names)
-        import rados
-
-        def one(raw: bytes):
-            try:
-                return retry(lambda: self.io.stat(raw.decode("utf-8", "surrogateescape")), Counter())[0], 0
-            except rados.ObjectNotFound:
-                return 0, E.ENOENT
-            except rados.Error as e:
-                return 0, errno_of(e)
-            except UnicodeError:
-                return 0, E.EILSEQ
-
-        with ThreadPoolExecutor(max(1, min(len(names), 32))) as ex:
-            return list(ex.map(one, names))
-
-    def read(self, names: list[bytes], maxlen: int = MAP_MAX, first: int = 0,
-             whole: bool = True) -> list[tuple[bytes | None, int]]:
-        """Each object whole: (bytes, 0) or (None, errno); all of ``names`` in flight at once.
-
-        ``first``: bytes of a first read that needs no stat (objects shorter are done in one
-        round trip); with ``whole`` false only those are wanted."""
-        nativejob.checkpoint()  # and here, a window of reads later at most (in whichever thread reads)
-        return self._answered(names, self._read(names, maxlen, first, whole))
-
-    def prefixes(self, names: list[bytes], lens: list[int]) -> list[tuple[bytes | None, int]]:
-        """The first ``lens[i]`` bytes of each object (fewer when it is shorter): (bytes, 0) or (None,
-        errno); --inflight reads in flight, the next started as the oldest completes (python-rados:
-        each object read whole, the caller cuts)."""
-        nativejob.checkpoint()
-        if self.c:
-            from .. import _rados
-
-            return self._answered(names, _rados.read_prefixes(self.io, names, lens, self.window))
-        return self._answered(names, self._read(names, MAP_MAX, max(lens, default=0), False))
-
-    def _answered(self, names: list[bytes], got: list[tuple[bytes | None, int]]) -> list[tuple[bytes | None, int]]:
-        """``got``, unless an op timed out: the OSDs stopped answering (rados_io.stalled)."""
-        for name, (_data, err) in zip(names, got):
-            if err == E.ETIMEDOUT:
-                raise stalled(self.pool, self.op_timeout, "read", name)
-        return got
-
-    def _read(self, names: list[bytes], maxlen: int, first: int, whole: bool) -> list[tuple[bytes | None, int]]:
-        if self.c:
-            from .. import _rados
-
-            return _rados.read_whole(self.io, names, maxlen, first, whole)
-        import rados
-
-        timed_out = threading.Event()  # one op timed out: the names not yet begun are not tried
-
-        def one(raw: bytes):
-            name = raw.decode("utf-8", "surrogateescape")
-            c: Counter = Counter()
-            if timed_out.is_set():
-                return None, E.ETIMEDOUT
-            try:
-                size = retry(lambda: self.io.stat(name), c)[0]
-                if size > maxlen:
-                    return None, E.EFBIG
-                return (retry(lambda: self.io.read(name, size, 0), c) if size else b""), 0
-            except rados.ObjectNotFound:
-                return None, E.ENOENT
-            except rados.Error as e:
-                if errno_of(e) == E.ETIMEDOUT:
-                    timed_out.set()
-                return None, errno_of(e)
-            except UnicodeError:  # python-rados sends names as UTF-8: this one it cannot name
-                return None, E.EILSEQ
-
-        with ThreadPoolExecutor(max(1, min(len(names), 32))) as ex:
-            return list(ex.map(one, names))
 
 
 def _chunks(seq: list, n: int) -> Iterator[list]:
@@ -225,19 +58,16 @@ def _chunks(seq: list, n: int) -> Iterator[list]:
 
 
 def _rules():
-    """verify._check: the reference index and the rules as batches."""
-    try:
-        from .. import _check
-    except ImportError as e:  # pragma: no cover - a broken install, not a user error
-        raise StoreError(f"the compiled checker is missing ({e}); reinstall archverify (make build)") from None
-    return _check
+    """verify._rulebatch: the store rules as batches."""
+    return nativejob.compiled("_rulebatch")
 
 
 def _load_index():
-    return _rules().ReferenceIndex()
+    """verify._refindex: the reference index the backend feeds."""
+    return nativejob.compiled("_refindex").ReferenceIndex()
 
 
-def _listing_failed(pool: _Pool, err: int) -> Finding:
+def _listing_failed(pool: Pool, err: int) -> Finding:
     return Finding("unreadable", pool.store, pool.pool, None, f"listing of pool {pool.pool!r} stopped: {strerror(err)}")
 
 
@@ -249,7 +79,7 @@ class _MapPass:
     budget, and fed map by map in entry order (the index counts each map once only
     when its chunks come one after another)."""
 
-    def __init__(self, maps: _Pool, idx, explain: bool, progress: ProgressFn | None, heads=None):
+    def __init__(self, maps: Pool, idx, explain: bool, progress: ProgressFn | None, heads=None):
         self.maps, self.idx, self.explain, self.progress = maps, idx, explain, progress
         self.heads = heads  # (names, first bytes, complete) the scan read of every candidate, or None: list and read
         self.findings: list[Finding] = []
@@ -320,7 +150,7 @@ class _MapPass:
         classify = _rules().classify_heads
         w = self.maps.window * PIPE
         for lo in range(0, len(names), w):
-            nativejob.checkpoint()
+            signals.checkpoint()
             nm, hd = names[lo:lo + w], heads[lo:lo + w]
             if self.progress is not None:
                 self.progress(len(nm))
@@ -489,7 +319,7 @@ class _FirstRefs:
 
 
 def _refs_shown() -> int:
-    from .._check import REFS_SHOWN
+    from .._refsets import REFS_SHOWN
 
     return REFS_SHOWN
 
@@ -536,7 +366,7 @@ def _ahead(gen: Iterator, depth: int = 1) -> Iterator:
         t.join()
 
 
-def _hash_orphans(blocks: _Pool, hashes: list[tuple[bytes, bytes]], counters: Counter) -> list[Finding]:
+def _hash_orphans(blocks: Pool, hashes: list[tuple[bytes, bytes]], counters: Counter) -> list[Finding]:
     """``NAME_hash`` objects whose ``NAME`` is not in the pool (a stat of each NAME, no read);
     ``hashes``: (NAME_hash, NAME) as ``stored_split`` gives them."""
     out = []
@@ -557,7 +387,7 @@ def _hash_orphans(blocks: _Pool, hashes: list[tuple[bytes, bytes]], counters: Co
 def check_references(backend, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
     """Every map's entries against every object of the blocks pool: object_missing, object_orphan, map_corrupt."""
     _need_blocks(backend)
-    maps, blocks = _Pool(backend, "maps"), _Pool(backend, "blocks")
+    maps, blocks = Pool(backend, "maps"), Pool(backend, "blocks")
     idx = _load_index()
     res = ShardResult(findings=FindingSet())  # orphans may be most of a pool: within --memory
     heads = backend.take_heads() if hasattr(backend, "take_heads") else None
@@ -614,7 +444,7 @@ def shard_fingerprints(backend, shard: Shard, locator: bytes) -> tuple[ShardResu
     res = ShardResult()
     if shard.store == "maps":
         idx = _load_index()
-        p = _MapPass(_Pool(backend, "maps", shard), idx, False, None)
+        p = _MapPass(Pool(backend, "maps", shard), idx, False, None)
         p.run()
         res.findings += p.findings
         c = p.counters
@@ -623,7 +453,7 @@ def shard_fingerprints(backend, shard: Shard, locator: bytes) -> tuple[ShardResu
         res.counters = _ref_counters(c)
         return res, bytes(idx.export(locator))
     _need_blocks(backend)
-    blocks = _Pool(backend, "blocks", shard)
+    blocks = Pool(backend, "blocks", shard)
     c = Counter()
     recs = bytearray()
     stored = locator + b"\0"
@@ -645,7 +475,7 @@ def shard_missing(backend, shard: Shard, records: bytes,
     (in rank order), and per name (maps, entries) of this shard naming it."""
     idx = _load_index()
     idx.explain(records, width)
-    p = _MapPass(_Pool(backend, "maps", shard), idx, True, None)
+    p = _MapPass(Pool(backend, "maps", shard), idx, True, None)
     p.run()
     refs = p.refs.ordered()
     return refs, {n: idx.missing_counts(n) for n in {r[0] for r in refs}}
@@ -654,7 +484,7 @@ def shard_missing(backend, shard: Shard, records: bytes,
 def shard_orphans(backend, shard: Shard, records: bytes, width: int) -> ShardResult:
     """A blocks shard again: ``object_orphan`` for each stored object whose key is in ``records``."""
     keys = {bytes(records[i:i + refjoin.KEY]) for i in range(0, len(records), width)}
-    blocks = _Pool(backend, "blocks", shard)
+    blocks = Pool(backend, "blocks", shard)
     res = ShardResult()
     c = Counter()
     try:
@@ -676,7 +506,7 @@ def verify_data(backend, jobs: int, window: Window, progress: ProgressFn | None 
     """Content of every 64-hex object of the blocks pool (of one shard of it; in the sample window)
     against its name."""
     _need_blocks(backend)
-    blocks = _Pool(backend, "blocks", shard)
+    blocks = Pool(backend, "blocks", shard)
     res = ShardResult()
     c: Counter = Counter()
     win = max(1, min(blocks.window, DATA_WINDOW))

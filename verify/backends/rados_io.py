@@ -1,22 +1,29 @@
-"""python-rados, synchronously: transient errors retried, and a pool seen as named objects.
+"""The RADOS I/O of every stage: python-rados with transient errors retried, a pool seen as
+named objects, and the check's pool I/O on either engine.
 
 The scan's and the check's fallbacks (where the librados extension is not built)
 and the object I/O of :class:`~verify.backends.rados.RadosBackend` (what fixes
-write through) share these. ``import rados`` happens on first use, so that a
+write through) share these; :class:`Pool` is the check's listing a page at a time and
+its windows of aio reads (verify/_rados.pyx ``Lister``, verify/_radosread.pyx), or
+their python-rados twins. ``import rados`` happens on first use, so that a
 filed-only install never needs it.
 """
 
 from __future__ import annotations
 
 import errno as E
+import threading
+import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
+from .. import signals
 from ..errors import StoreError
-from ..findings import escape_name
-from .base import BadObjectName, strerror
+from ..findings import Finding, escape_name
+from .base import BadObjectName, Shard, strerror
 
-MAX_TRIES = 4  # as _rados.pyx: a transient error is retried MAX_TRIES - 1 times
+MAX_TRIES = 4  # as _librados.pxd: a transient error is retried MAX_TRIES - 1 times
 # ETIMEDOUT is not transient: librados has resent the op on every OSD map change for the whole
 # rados_osd_op_timeout (--op-timeout) already; a run that meets it stops (see stalled)
 TRANSIENT = {E.EAGAIN, E.EINTR, E.EIO, E.EBUSY, E.ENOTCONN, E.ECONNRESET, E.ESHUTDOWN,
@@ -234,3 +241,180 @@ class PoolObjects:
         except rados.Error as e:
             raise self._fail("remove", name, e) from None
         return True
+
+
+def list_failure(shard: Shard, pool: str, err: int) -> Finding:
+    """A listing that stopped: an ``unreadable`` finding naming the pool and the slices."""
+    return Finding("unreadable", shard.store, pool, None,
+                   f"listing of pool {pool!r} slices {shard.lo}-{shard.hi - 1} of {shard.total} "
+                   f"stopped: {strerror(err)}")
+
+
+# ---- the check's pool I/O (verify/backends/rados_check.py, rados_maps.py) ----
+
+MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
+BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in
+BUCKETS = 256  # a name's bucket: crc32(name) % BUCKETS; shards are ranges of buckets
+
+
+def bucket(name: bytes, total: int = BUCKETS) -> int:
+    return zlib.crc32(name) % total
+
+
+class Pool:
+    """One pool (or the names of one shard of it) seen as pages of names and whole-object reads,
+    whichever engine is in use."""
+
+    def __init__(self, backend, role: str, shard: Shard | None = None):
+        self.io = backend.ioctx(role)
+        self.c = backend.engine == "c"
+        self.pool = backend.pools()[role]
+        self.store = role
+        self.window = max(1, backend.inflight)
+        self.shard = shard
+        self.op_timeout = backend.op_timeout
+
+    def pages(self) -> Iterator[list[bytes]]:
+        """The pool's (shard's) names a page at a time. A failed listing raises OSError, one the
+        OSDs stopped answering a StoreError (rados_io.stalled)."""
+        try:
+            for page in self._pages():
+                signals.checkpoint()  # a signal caught while a library ran stops the run here, a page later at most
+                if self.shard is not None:
+                    page = [n for n in page if self.shard.lo <= bucket(n, self.shard.total) < self.shard.hi]
+                yield page
+        except OSError as e:
+            if e.errno == E.ETIMEDOUT:
+                raise stalled(self.pool, self.op_timeout, "listing") from None
+            raise
+
+    def _pages(self) -> Iterator[list[bytes]]:
+        if self.c:
+            from .. import _rados
+
+            lister = _rados.Lister(self.io)
+            while True:
+                page = lister.next_page()
+                if not page:
+                    return
+                yield page
+        import rados
+
+        page: list[bytes] = []
+        try:
+            for raw in listed_names(self.io):
+                page.append(raw)
+                if len(page) == 1024:
+                    yield page
+                    page = []
+        except rados.Error as e:
+            raise OSError(errno_of(e), "object list") from None
+        err = listing_error(self.io)  # an op that failed ended the listing early
+        if err:
+            raise OSError(err, "object list")
+        if page:
+            yield page
+
+    def stream(self, items: Iterator[tuple[object, bytes, int]], maxlen: int = MAP_MAX, window: int | None = None,
+               first: int = 0, prefix: bool = False) -> Iterator[tuple[object, bytes | None, int]]:
+        """(key, data, errno) for each (key, name, expected size), in order, read a window at a time.
+
+        A window holds at most ``window`` objects and about BUDGET expected bytes; ``items``
+        is pulled lazily, one window ahead at most, so it may stop yielding what it no
+        longer needs. ``prefix``: only the expected bytes are wanted (one round trip)."""
+        it = iter(items)
+        window = window or self.window
+        while True:
+            group, budget, most = [], 0, 0
+            for item in it:
+                group.append(item)
+                budget += item[2]
+                most = max(most, item[2])
+                if len(group) >= window or budget >= BUDGET or most * len(group) >= BUDGET:
+                    break
+            if not group:
+                return
+            names = [g[1] for g in group]
+            got = self.prefixes(names, [g[2] for g in group]) if prefix else self.read(names, maxlen, first)
+            for (key, _name, _size), (data, err) in zip(group, got):
+                yield key, data, err
+
+    def sizes(self, names: list[bytes]) -> list[tuple[int, int]]:
+        """Each object's length by a stat, no data read: (size, 0) or (0, errno); all in flight at once."""
+        signals.checkpoint()
+        if self.c:
+            from .. import _radosread
+
+            return _radosread.stat_sizes(self.io, names)
+        import rados
+
+        def one(raw: bytes):
+            try:
+                return retry(lambda: self.io.stat(raw.decode("utf-8", "surrogateescape")), Counter())[0], 0
+            except rados.ObjectNotFound:
+                return 0, E.ENOENT
+            except rados.Error as e:
+                return 0, errno_of(e)
+            except UnicodeError:
+                return 0, E.EILSEQ
+
+        with ThreadPoolExecutor(max(1, min(len(names), 32))) as ex:
+            return list(ex.map(one, names))
+
+    def read(self, names: list[bytes], maxlen: int = MAP_MAX, first: int = 0,
+             whole: bool = True) -> list[tuple[bytes | None, int]]:
+        """Each object whole: (bytes, 0) or (None, errno); all of ``names`` in flight at once.
+
+        ``first``: bytes of a first read that needs no stat (objects shorter are done in one
+        round trip); with ``whole`` false only those are wanted."""
+        signals.checkpoint()  # and here, a window of reads later at most (in whichever thread reads)
+        return self._answered(names, self._read(names, maxlen, first, whole))
+
+    def prefixes(self, names: list[bytes], lens: list[int]) -> list[tuple[bytes | None, int]]:
+        """The first ``lens[i]`` bytes of each object (fewer when it is shorter): (bytes, 0) or (None,
+        errno); --inflight reads in flight, the next started as the oldest completes (python-rados:
+        each object read whole, the caller cuts)."""
+        signals.checkpoint()
+        if self.c:
+            from .. import _radosread
+
+            return self._answered(names, _radosread.read_prefixes(self.io, names, lens, self.window))
+        return self._answered(names, self._read(names, MAP_MAX, max(lens, default=0), False))
+
+    def _answered(self, names: list[bytes], got: list[tuple[bytes | None, int]]) -> list[tuple[bytes | None, int]]:
+        """``got``, unless an op timed out: the OSDs stopped answering (rados_io.stalled)."""
+        for name, (_data, err) in zip(names, got):
+            if err == E.ETIMEDOUT:
+                raise stalled(self.pool, self.op_timeout, "read", name)
+        return got
+
+    def _read(self, names: list[bytes], maxlen: int, first: int, whole: bool) -> list[tuple[bytes | None, int]]:
+        if self.c:
+            from .. import _radosread
+
+            return _radosread.read_whole(self.io, names, maxlen, first, whole)
+        import rados
+
+        timed_out = threading.Event()  # one op timed out: the names not yet begun are not tried
+
+        def one(raw: bytes):
+            name = raw.decode("utf-8", "surrogateescape")
+            c: Counter = Counter()
+            if timed_out.is_set():
+                return None, E.ETIMEDOUT
+            try:
+                size = retry(lambda: self.io.stat(name), c)[0]
+                if size > maxlen:
+                    return None, E.EFBIG
+                return (retry(lambda: self.io.read(name, size, 0), c) if size else b""), 0
+            except rados.ObjectNotFound:
+                return None, E.ENOENT
+            except rados.Error as e:
+                if errno_of(e) == E.ETIMEDOUT:
+                    timed_out.set()
+                return None, errno_of(e)
+            except UnicodeError:  # python-rados sends names as UTF-8: this one it cannot name
+                return None, E.EILSEQ
+
+        with ThreadPoolExecutor(max(1, min(len(names), 32))) as ex:
+            return list(ex.map(one, names))

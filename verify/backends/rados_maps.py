@@ -7,8 +7,8 @@ anything else is a v0 map, because Pithos opens its maps with assume-v0), else
 ``archip_NAME`` (the mapper's retry, how v0.3 maps are found). A pool has no
 paths, so there is no old Pithos path to try first: every answer is ``where="pool"``.
 
-The reads are the reference check's (:class:`verify.backends.rados_check._Pool`,
-``verify._rados.read_whole`` or its python-rados twin): a window of names in flight
+The reads are the reference check's (:class:`verify.backends.rados_io.Pool`,
+``verify._radosread.read_whole`` or its python-rados twin): a window of names in flight
 at once, ``jobs`` windows side by side. One read of the first 4 KiB answers a map
 smaller than that (every v2 header with direct I/O, every v0 map of a file up to
 512 MiB); a larger object is sized by a stat, never read whole. Only a v0 map whose
@@ -28,7 +28,8 @@ from .. import limits
 from ..errors import StoreError, UsageError
 from ..maplookup import LookupError_, MapInfo, rows_by_lookup
 from .base import strerror
-from .rados_check import HEAD_FIRST, MAP_MAX, _chunks, _Pool, _rules
+from .rados_check import HEAD_FIRST, _chunks, _rules
+from .rados_io import MAP_MAX, Pool
 
 ARCHIP = b"archip_"
 BAD_NAME = 0  # LookupError_.errno of a name no RADOS object can have
@@ -40,7 +41,7 @@ class RadosMaps:
     def __init__(self, backend, jobs: int = 1):
         if not backend.pool:
             raise UsageError("this RADOS backend holds no maps pool: give --pool (the maps pool)")
-        self.pool = _Pool(backend, "maps")
+        self.pool = Pool(backend, "maps")
         self.python = backend.engine != "c"
         self.jobs = max(1, jobs)
 

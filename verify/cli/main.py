@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import signal
 import sys
 import traceback
 
 import click
 
-from .. import __version__, nativejob
+from .. import __version__, signals
 from ..errors import EXIT_TIME_BOXED, ArchverifyError, Terminated, TimeBoxed
 from ..findings import printable
 
@@ -76,14 +77,14 @@ class Group(click.Group):
             click.echo(f"archverify: error: {printable(e.format_message())}{hint}", err=True)
             sys.exit(e.exit_code)
         except click.exceptions.Abort:
-            click.echo("archverify: interrupted", err=True)
-            sys.exit(130)
+            click.echo(f"archverify: {signals.stop_word(signal.SIGINT)}", err=True)
+            sys.exit(signals.exit_code(signal.SIGINT))
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         boxed = None
         try:
-            with nativejob.stop_on_signals():
+            with signals.stop_on_signals():
                 return super().invoke(ctx)
         except ArchverifyError as e:
             click.echo(f"archverify: error: {printable(str(e))}", err=True)  # a path may hold a newline
@@ -110,8 +111,9 @@ class Group(click.Group):
         if boxed is not None:
             click.echo(f"archverify: {printable(boxed)}", err=True)
             sys.exit(EXIT_TIME_BOXED)
-        click.echo(f"archverify: {'terminated' if terminated else 'interrupted'}", err=True)
-        sys.exit(143 if terminated else 130)
+        signo = signal.SIGTERM if terminated else signal.SIGINT
+        click.echo(f"archverify: {signals.stop_word(signo)}", err=True)
+        sys.exit(signals.exit_code(signo))
 
 
 class _PipeSafeWriter(io.RawIOBase):

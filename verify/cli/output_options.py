@@ -13,7 +13,7 @@ import sys
 import click
 
 from .. import report
-from ..durable import replaced
+from ..atomic import replaced
 from ..errors import OutputError
 from ..progress import DEFAULT_INTERVAL
 from .conventions import warn  # noqa: F401 - where the commands have always found it
