@@ -42,26 +42,35 @@ class Cluster:
     dir: Path
     conf: Path
     keyring: Path
-    clients: list = field(default_factory=list, repr=False)  # every client handed out, for the teardown
 
     def rados(self):
-        """A connected python-rados client; the caller shuts it down (the session's end does, if not)."""
-        import rados
+        """A connected python-rados client; the caller shuts it down (the session's end does, if not:
+        it is made as archverify makes its own, verify/backends/rados_clients.py)."""
+        from verify.backends import rados_clients
 
-        c = rados.Rados(conffile=str(self.conf), conf={"keyring": str(self.keyring)})
+        c = rados_clients.open_client(conffile=str(self.conf), conf={"keyring": str(self.keyring)})
         c.connect(timeout=10)
-        self.clients.append(c)
         return c
 
     def close_clients(self) -> None:
         """Shut down every client of this process still connected (the fixtures' and the backends'
         the tests made) while the cluster is up: one still connected at exit can abort the process."""
         from verify.backends import rados as rados_backend
+        from verify.backends import rados_clients
 
         rados_backend.close_all()
-        for c in self.clients:
-            c.shutdown()  # idempotent
-        self.clients.clear()
+        rados_clients.shutdown_all()
+
+    def load_pools(self, maps_pool: str, blocks_pool: str, maps_dir: Path, blocks_dir: Path) -> None:
+        """A filed store's maps and blocks dirs copied object by object into two pools (made if missing)."""
+        self.ensure_pools(maps_pool, blocks_pool)
+        c = self.rados()
+        try:
+            with c.open_ioctx(maps_pool) as m, c.open_ioctx(blocks_pool) as b:
+                copy_into(m, maps_dir)
+                copy_into(b, blocks_dir)
+        finally:
+            c.shutdown()
 
     def user(self, name: str, caps: list[str], keyring: Path) -> Path:
         """A cephx user ``client.NAME`` with ``caps`` (``["mon", "allow r", ...]``), its keyring written."""
