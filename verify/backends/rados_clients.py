@@ -33,11 +33,13 @@ def open_client(**kwargs):
 
 def shutdown(client, ioctxs=()) -> None:
     """Close ``ioctxs`` (opened on ``client``), then shut ``client`` down (its threads end). Idempotent."""
-    for io in ioctxs:
-        io.close()
-    with _LOCK:
-        _OPEN.pop(id(client), None)
-    client.shutdown()
+    try:
+        for io in ioctxs:
+            io.close()
+    finally:
+        with _LOCK:
+            _OPEN.pop(id(client), None)
+        client.shutdown()
 
 
 @atexit.register
@@ -47,4 +49,7 @@ def shutdown_all() -> None:
         clients = list(_OPEN.values())
         _OPEN.clear()
     for c in clients:
-        c.shutdown()
+        try:
+            c.shutdown()
+        except Exception:  # noqa: BLE001 - one that cannot be shut down keeps none of the others connected
+            pass
