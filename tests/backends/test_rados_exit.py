@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from exit_window import HOLD_S
+from rados_cluster import librados_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "tests" / "exit_window.py"
@@ -52,17 +53,6 @@ def test_every_command_and_backend_shuts_its_clients_down_before_exit(ceph_clust
         if code != HOLD_S or any(s in se for s in CRASHED) or not so.strip():
             bad.append((case, code, so.strip(), se[-1500:]))
     assert bad == []
-
-
-def librados_threads() -> int:
-    """This process's librados messenger threads (each connected client runs its own)."""
-    n = 0
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            n += (task / "comm").read_text().startswith("msgr-worker")
-        except OSError:  # the thread ended meanwhile
-            pass
-    return n
 
 
 def test_config_leaves_no_client_connected(ceph_cluster, rados_store):
