@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from planted_check import CHECK_KINDS, build_store
-from rados_cluster import copy_into
 from verify import check as check_op
 from verify import findingset
 from verify import formats as F
@@ -38,16 +37,7 @@ PLACEMENT = {"object_unmigrated", "object_leftover", "object_conflict", "object_
 @pytest.fixture(scope="module")
 def planted(ceph_cluster, tmp_path_factory):
     p = build_store(tmp_path_factory.mktemp("rados-check"))
-    c = ceph_cluster.rados()
-    try:
-        for pool in (MAPS, BLOCKS):
-            if not c.pool_exists(pool):
-                c.create_pool(pool)
-        with c.open_ioctx(MAPS) as m, c.open_ioctx(BLOCKS) as b:
-            copy_into(m, p.maps)
-            copy_into(b, p.blocks)
-    finally:
-        c.shutdown()
+    ceph_cluster.load_pools(MAPS, BLOCKS, p.maps, p.blocks)
     return p
 
 

@@ -25,7 +25,6 @@ import pytest
 
 from crashpoints import run_crashing
 from planted_check import build_store
-from rados_cluster import copy_into
 from verify import atomic, resume
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,14 +63,7 @@ def planted(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rados_pools(planted, ceph_cluster):
-    ceph_cluster.ensure_pools(MAPS, BLOCKS)
-    c = ceph_cluster.rados()
-    try:
-        with c.open_ioctx(MAPS) as m, c.open_ioctx(BLOCKS) as b:
-            copy_into(m, planted.maps)
-            copy_into(b, planted.blocks)
-    finally:
-        c.shutdown()
+    ceph_cluster.load_pools(MAPS, BLOCKS, planted.maps, planted.blocks)
     return ceph_cluster
 
 

@@ -29,6 +29,7 @@ from .. import nativejob
 from ..errors import StoreError, UsageError
 from ..findings import Finding, escape_names
 from ..summary import Lock, ShardResult
+from . import rados_clients
 from .base import ProgressFn, Ref, Shard, Window, split, strerror
 from .rados_io import MAX_TRIES, TRANSIENT, PoolObjects  # noqa: F401  (MAX_TRIES, TRANSIENT: as before, for callers)
 from .rados_io import errno_of as _errno
@@ -39,9 +40,8 @@ from .rados_py import py_probe, py_scan  # the python-rados fallback engine
 _OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
 DEFAULT_SEARCH = "$CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf"
-# Every connected backend, closed at interpreter exit: a librados client still connected when
-# the process exits aborts it (boost::bad_get, exit 134; see verify/_rados.pyx), and python-rados
-# shuts a client down whenever the collector frees it, even before an ioctx still open on it.
+# Every connected backend, closed at interpreter exit (its ioctxs, then its client): a librados
+# client still connected when the process exits can abort it (see rados_clients.py).
 _CONNECTED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
@@ -231,10 +231,10 @@ class RadosBackend:
         _CONNECTED.pop(id(self), None)
         if conn is None:
             return
-        if self.engine != "c":  # python-rados leaves its ioctxs open; the extension closes its own
-            for io in ios.values():
-                io.close()
-        conn.shutdown()
+        if self.engine == "c":  # the extension closes its ioctxs itself
+            conn.shutdown()
+        else:
+            rados_clients.shutdown(conn, ios.values())
 
     def __del__(self) -> None:
         # before the collector clears anything: the ioctxs closed first, whatever order it frees in
@@ -272,7 +272,8 @@ class RadosBackend:
             if self.keyring:
                 conf["keyring"] = self.keyring
             try:
-                conn = rados.Rados(rados_id=self.client_id or "admin", conffile=self.ceph_conf or "", conf=conf)
+                conn = rados_clients.open_client(rados_id=self.client_id or "admin", conffile=self.ceph_conf or "",
+                                                 conf=conf)
             except rados.Error as e:
                 raise self._connect_error(getattr(e, "errno", None) or E.EIO, "conf_read_file") from None
             if not self.ceph_conf and not os.environ.get("CEPH_CONF"):

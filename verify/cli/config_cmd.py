@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -15,12 +16,17 @@ from .store_options import ceph_options
 from .exit_status import exit_status
 
 
+@contextlib.contextmanager
 def _pool_checker(ceph_conf, client_id, keyring=None, timeout=5.0):
-    """``name -> bool | None`` through librados when it is installed; None: cannot tell."""
+    """``name -> bool | None`` through librados when it is installed; None: cannot tell. The client,
+    connected at the first question, is shut down when the block ends (one left connected when the
+    process exits can abort it: verify/backends/rados_clients.py)."""
     try:
-        import rados  # type: ignore
+        import rados  # type: ignore  # noqa: F401
     except ImportError:
-        return lambda pool: None
+        yield lambda pool: None
+        return
+    from ..backends import rados_clients
     from ..backends.rados import stderr_swallowed
 
     cluster = None
@@ -29,15 +35,19 @@ def _pool_checker(ceph_conf, client_id, keyring=None, timeout=5.0):
         nonlocal cluster
         try:
             if cluster is None:
-                cluster = rados.Rados(conffile=ceph_conf or "", rados_id=client_id,
-                                      conf={"keyring": keyring} if keyring else None)
+                cluster = rados_clients.open_client(conffile=ceph_conf or "", rados_id=client_id,
+                                                    conf={"keyring": keyring} if keyring else None)
                 with stderr_swallowed():  # librados' own lines: the verdict says "cannot tell"
                     cluster.connect(timeout=int(timeout))
             return bool(cluster.pool_exists(pool))
         except Exception:
             return None
 
-    return exists
+    try:
+        yield exists
+    finally:
+        if cluster is not None:
+            rados_clients.shutdown(cluster)
 
 
 @exit_status({0: "no problem", 1: "warnings only",
@@ -61,17 +71,17 @@ def command(config_path, nodes_spec, node_cmd, ceph_conf, client_id, keyring, ru
     --node-cmd and checked. The verdicts are listed in docs/config.md.
     """
     nodes, runner = resolve_nodes(nodes_spec, node_cmd)
-    pool_exists = _pool_checker(ceph_conf, client_id, keyring)
-    docs = []
-    for node in nodes:
-        where = f"{node}:{config_path}" if node is not None else config_path
-        try:
-            data = runner.read_file(node, config_path)
-        except config_mod.UnreadableConfig as e:  # missing, a FIFO, a device, too large: one error for this node
-            cfg, problems = None, [e.problem]
-        else:
-            cfg, problems = config_mod.check(data, where, pool_exists)
-        docs.append((node, where, cfg, problems))
+    with _pool_checker(ceph_conf, client_id, keyring) as pool_exists:
+        docs = []
+        for node in nodes:
+            where = f"{node}:{config_path}" if node is not None else config_path
+            try:
+                data = runner.read_file(node, config_path)
+            except config_mod.UnreadableConfig as e:  # missing, a FIFO, a device, too large: one error for this node
+                cfg, problems = None, [e.problem]
+            else:
+                cfg, problems = config_mod.check(data, where, pool_exists)
+            docs.append((node, where, cfg, problems))
     errors = sum(p.level == "error" for _, _, _, ps in docs for p in ps)
     warnings = sum(p.level == "warning" for _, _, _, ps in docs for p in ps)
     if not run.human:
