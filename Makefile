@@ -20,4 +20,4 @@ man: build
 	.venv/bin/python scripts/gen-man build/man
 
 clean:
-	rm -rf build dist verify/*.so verify/_*.c
+	rm -rf build dist verify/*.so verify/_*.c verify/native/*.so verify/native/_*.c

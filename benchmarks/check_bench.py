@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.caches import drop_caches  # noqa: E402
-from verify import formats as F  # noqa: E402
+from verify.core import formats as F  # noqa: E402
 from verify.cli.store_options import default_read_jobs  # noqa: E402
 
 
@@ -137,13 +137,13 @@ def child(code: str) -> dict:
 
 def bench_scan_vs_check(root: Path, jobs: int, reps: int = 3) -> dict:
     common = (
-        "from verify.backends.filed import FiledBackend\n"
+        "from verify.backends.filed.backend import FiledBackend\n"
         f"be = FiledBackend({str(root / 'maps')!r}, {str(root / 'blocks')!r})\n"
     )
     cpu = "(lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))"
-    scan_code = common + ("from verify import scan\nc0 = %s; t=time.monotonic(); s = scan.scan(be, %d, False)\n"
+    scan_code = common + ("from verify.ops import scan\nc0 = %s; t=time.monotonic(); s = scan.scan(be, %d, False)\n"
                           "out = {'s': time.monotonic()-t, 'cpu': %s - c0, 'files': s.files_scanned}" % (cpu, jobs, cpu))
-    check_code = common + ("from verify import check\nc0 = %s; t=time.monotonic(); s = check.check(be, %d, False)\n"
+    check_code = common + ("from verify.ops import check\nc0 = %s; t=time.monotonic(); s = check.check(be, %d, False)\n"
                            "c = s.counters\nout = {'s': time.monotonic()-t, 'cpu': %s - c0, 'findings': len(s.findings),\n"
                            " 'maps': sum(c.get('refs.maps_'+v, 0) for v in ('v0','v1','v2')),\n"
                            " 'refs': c.get('refs.references', 0), 'stored': c.get('refs.stored_objects', 0)}" % (cpu, jobs, cpu))
@@ -193,7 +193,7 @@ def bench_data(root: Path, paths: list[str], jobs: int, reps: int = 3) -> dict:
     listing = "\0".join(paths).encode()
     cores = min(jobs, os.cpu_count() or 1)
     code = (
-        "from verify.backends.filed import FiledBackend\n"
+        "from verify.backends.filed.backend import FiledBackend\n"
         f"be = FiledBackend({str(root / 'maps')!r}, {str(root / 'blocks')!r})\n"
         "t = time.monotonic(); r = be.verify_data(%d, (0, 0, True)); dt = time.monotonic() - t\n"
         "out = {'s': dt, 'bytes': r.counters['data.bytes'], 'mismatch': len(r.findings)}\n" % jobs
@@ -234,7 +234,7 @@ def bench_data(root: Path, paths: list[str], jobs: int, reps: int = 3) -> dict:
 
 def bench_memory(root: Path, refs: int, jobs: int) -> dict:
     code = (
-        "from verify import _check\n"
+        "from verify.native import _check\n"
         "def rss():\n"
         "    for line in open('/proc/self/status'):\n"
         "        if line.startswith('VmRSS:'): return int(line.split()[1]) * 1024\n"

@@ -29,11 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from verify import distributed, refjoin  # noqa: E402
-from verify import formats as F  # noqa: E402
-from verify.backends.filed import FiledBackend  # noqa: E402
-from verify.sample import FiledStoreWriter  # noqa: E402
-from verify.scan import run_shards as local_run_shards  # noqa: E402
+from verify.cluster import shards as distributed
+from verify.native import refjoin  # noqa: E402
+from verify.core import formats as F  # noqa: E402
+from verify.backends.filed.backend import FiledBackend  # noqa: E402
+from verify.ops.sample import FiledStoreWriter  # noqa: E402
+from verify.ops.scan import run_shards as local_run_shards  # noqa: E402
 
 TARGET_OBJECTS = 10**9
 NIGHT_S = 8 * 3600

@@ -12,7 +12,7 @@ Speed over realism where the scan cannot tell the difference: data objects are
 empty by default (``--block-bytes`` to write some), and a Pithos block's name is
 the sha256 of a counter rather than of its content: the scan never reads a data
 object, only names and directory entries (a content check is another command).
-Maps are real: headers and map-data written by verify/formats.py, entries naming
+Maps are real: headers and map-data written by verify/core/formats.py, entries naming
 blocks of the same tree. The tree is a pure function of (--files, --seed): the
 work is cut into fixed chunks with their own RNG, so --jobs changes only speed.
 """
@@ -30,8 +30,8 @@ from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 
-from verify import formats as F
-from verify.sample import AT_RISK_NAMES
+from verify.core import formats as F
+from verify.ops.sample import AT_RISK_NAMES
 
 CHUNK_FILES = 4096  # files per chunk: the unit of determinism and of parallel work
 

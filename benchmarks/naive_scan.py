@@ -6,7 +6,7 @@ It is kept for two reasons: it is the baseline the benchmark's ratios are measur
 against, and it is an independent oracle of the scanner's rules
 (tests/ops/test_reference_agreement.py holds the two against each other). Precedence,
 probes and stray rules follow ``check_file``/``check_map``/``walk`` of the scanner;
-the byte-level verdict of a header is :func:`verify.formats.classify`, the Python
+the byte-level verdict of a header is :func:`verify.core.formats.classify`, the Python
 twin of ``_rules.h``.
 
     python benchmarks/naive_scan.py --maps-dir M [--blocks-dir B] [--pithos-migrate off]
@@ -25,10 +25,10 @@ import sys
 import time
 from collections import Counter
 
-from verify import formats as F
-from verify import layout
-from verify.findings import Finding, escape_name
-from verify.summary import Lock, ShardResult, Summary
+from verify.core import formats as F
+from verify.core import layout
+from verify.core.findings import Finding, escape_name
+from verify.core.summary import Lock, ShardResult, Summary
 
 HEADER_READ = 64  # what the scanner reads of a header candidate (AV_HEADER_READ)
 GONE = (errno.ENOENT, errno.ENOTDIR)

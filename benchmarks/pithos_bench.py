@@ -40,8 +40,8 @@ from verify.cli.store_options import default_read_jobs  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time
-from verify import pithosdb
-from verify.backends.filed_maplookup import FiledMaps
+from verify.ops.pithos import db as pithosdb
+from verify.backends.filed.maplookup import FiledMaps
 mode, url, maps, jobs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 t0 = time.monotonic()
 if mode == "fast":
@@ -51,7 +51,7 @@ if mode == "fast":
 else:
     # naive: client-side cursor (every row in memory), one Python open/read/classify per row
     import os, psycopg
-    from verify import formats as F, layout
+    from verify.core import formats as F, layout
     with psycopg.connect(url) as conn:
         data = conn.execute("SELECT serial, node, size, mapfile FROM versions WHERE mapfile IS NOT NULL").fetchall()
     findings = 0
@@ -79,7 +79,7 @@ print(json.dumps({"rows": rows, "seconds": dt, "rss_mib": hwm / 1024, "cpu_s": r
 
 def write_store(maps: Path, count: int) -> list[tuple[str, int]]:
     """``count`` v0 maps; returns (name, size) per map. 1 in 1000 sizes disagree, 1 in 1000 maps are absent."""
-    from verify.pithos_sample import bench_rows
+    from verify.ops.pithos.sample import bench_rows
 
     made: set[str] = set()
     out = []
@@ -101,7 +101,7 @@ def write_store(maps: Path, count: int) -> list[tuple[str, int]]:
 def load_db(admin_url: str, dbname: str, maps: list[tuple[str, int]]) -> str:
     import psycopg
 
-    from verify.pithos_sample import create_schema
+    from verify.ops.pithos.sample import create_schema
 
     url = admin_url.rsplit("/", 1)[0] + "/" + dbname
     try:  # reuse a database loaded by an earlier run with --workdir
@@ -176,7 +176,7 @@ def main() -> int:
             all_maps = write_store(maps, sizes[-1])
             stamp.write_text("")
         else:
-            from verify.pithos_sample import bench_rows
+            from verify.ops.pithos.sample import bench_rows
 
             all_maps = [(n, s) for n, _b, s in bench_rows(sizes[-1])]
         print(f"store: {sizes[-1]:,} v0 maps in {maps} ({time.monotonic() - t0:.1f}s)", flush=True)

@@ -7,7 +7,7 @@ long) into a pool of a throwaway single-node Ceph (scripts/ceph-dev-cluster, or
 (scripts/pg-dev-cluster), and times, each in a fresh process:
 
 * ``check``: ``pithosdb.check`` over ``RadosBackend.maps_lookup`` (what the command runs);
-* ``aio floor``: the same names read with ``verify._radosread.read_whole`` alone, in the
+* ``aio floor``: the same names read with ``verify.native._radosread.read_whole`` alone, in the
   same windows, rows fetched by the same server-side cursor, no verdicts (the reads
   and the row stream the check cannot avoid; its findings column counts the names
   absent, read again as ``archip_NAME``);
@@ -46,8 +46,8 @@ POOL = "bench-pithos-maps"
 
 CHILD = r"""
 import errno, json, resource, sys, time
-from verify import pithosdb
-from verify.backends.rados import RadosBackend
+from verify.ops.pithos import db as pithosdb
+from verify.backends.rados.backend import RadosBackend
 mode, url, conf, keyring, jobs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] or None, int(sys.argv[5])
 t0 = time.monotonic()
 if mode == "check":
@@ -58,9 +58,9 @@ if mode == "check":
     rows, findings = s.counters["pithos.rows"], len(s.findings)
 elif mode == "floor":
     from concurrent.futures import ThreadPoolExecutor
-    from verify import _radosread
-    from verify.backends.rados_check import HEAD_FIRST
-    from verify.backends.rados_io import MAP_MAX
+    from verify.native import _radosread
+    from verify.backends.rados.check import HEAD_FIRST
+    from verify.backends.rados.io import MAP_MAX
     be = RadosBackend(sys.argv[6], None, conf, None, keyring)
     be.validate()
     io = be.ioctx("maps")
@@ -76,7 +76,7 @@ elif mode == "floor":
             findings += sum(ex.map(window, [names[i:i + be.inflight] for i in range(0, len(names), be.inflight)]))
 else:
     import psycopg, rados
-    from verify import formats as F
+    from verify.core import formats as F
     with psycopg.connect(url) as conn:
         data = conn.execute("SELECT size, mapfile FROM versions WHERE mapfile IS NOT NULL").fetchall()
     c = rados.Rados(conffile=conf, conf={"keyring": keyring} if keyring else {})
@@ -111,7 +111,7 @@ def write_pool(conf: str, keyring: str | None, count: int) -> list[tuple[str, in
     """``count`` v0 maps with aio writes (256 in flight); returns (name, size) per row."""
     import rados
 
-    from verify.pithos_sample import bench_rows
+    from verify.ops.pithos.sample import bench_rows
 
     c = rados.Rados(conffile=conf, conf={"keyring": keyring} if keyring else {})
     c.connect(timeout=30)

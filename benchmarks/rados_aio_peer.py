@@ -3,7 +3,7 @@
 python-rados alone. It lists the pool and keeps INFLIGHT aio ops going with the same reads
 as the scan and the C ceiling (benchmarks/rados_ceiling.c): a header read of each header
 candidate, a read of each lock's owner, the 8-byte upgrade probe of ``archip_NAME``, a stat of
-a v1 map read in full. Names are sorted by the scanner's rules' Python twin (verify/formats.py).
+a v1 map read in full. Names are sorted by the scanner's rules' Python twin (verify/core/formats.py).
 No findings, no report: only the reads and their decisions.
 
     rados_aio_peer.py CONF POOL [INFLIGHT]
@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rados  # noqa: E402
 
-from verify import formats as F  # noqa: E402
-from verify import verdict as V  # noqa: E402
+from verify.core import formats as F  # noqa: E402
+from verify.core import verdict as V  # noqa: E402
 
 LOCK_READ = 255
 PROBE = F.ARCHIP_PREFIX.encode()

@@ -3,7 +3,7 @@
 
 * the ceiling: a minimal C program making the same librados calls as the scan
   (benchmarks/rados_ceiling.c, compiled here with the scanner's own name rules from
-  verify/_rules.h): the listing, then aio reads of exactly the objects the scan reads
+  verify/native/_rules.h): the listing, then aio reads of exactly the objects the scan reads
   (header candidates 64 B, locks 255 B, the 8-byte upgrade probe of ``archip_NAME``, a
   stat of a v1 map read in full), --inflight ops in flight. No findings, no output;
 * the peer: the same reads and decisions written with python-rados' aio calls
@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from verify import formats as F  # noqa: E402
+from verify.core import formats as F  # noqa: E402
 
 POOL = "bench-maps"
 

@@ -2,7 +2,7 @@
  * The ceiling a RADOS scan of a maps pool can reach: the same librados calls
  * `archverify scan --backend rados` makes, and nothing else. It lists the pool
  * (rados_object_list, pages of 1024) and sorts each name with the scanner's own
- * name rules (verify/_rules.h, av_name_class), then keeps INFLIGHT aio ops going:
+ * name rules (verify/native/_rules.h, av_name_class), then keeps INFLIGHT aio ops going:
  *
  *   NAME_hash, temporary and map-data names   nothing (listed only)
  *   NAME_lock                                 read of the owner (255 bytes)

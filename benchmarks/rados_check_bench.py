@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from verify import formats as F  # noqa: E402
+from verify.core import formats as F  # noqa: E402
 
 MAPS, BLOCKS = "bench-check-maps", "bench-check-blocks"
 

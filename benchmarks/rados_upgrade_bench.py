@@ -4,7 +4,7 @@
 Both sides upgrade the same v1 maps (``archip_vol-N``, 8 entries each) in a namespace of
 their own, and end with the same objects in the pool:
 
-* archverify: ``verify.fixes.upgrade.upgrade_maps`` on a RadosBackend, as the command runs
+* archverify: ``verify.ops.fixes.upgrade.upgrade_maps`` on a RadosBackend, as the command runs
   it: the scan of the pool, the lock check of each map, the originals saved to a backup
   dir, every step journaled (fsync'd) and written through the object I/O (a read before
   each write, so that a replay writes nothing), ``--jobs`` maps at a time;
@@ -39,9 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from verify import formats as F  # noqa: E402
-from verify.backends.rados import RadosBackend  # noqa: E402
-from verify.fixes import upgrade as U  # noqa: E402
+from verify.core import formats as F  # noqa: E402
+from verify.backends.rados.backend import RadosBackend  # noqa: E402
+from verify.ops.fixes import upgrade as U  # noqa: E402
 
 POOL = "bench-upgrade"
 

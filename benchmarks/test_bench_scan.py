@@ -14,8 +14,8 @@ import os
 import pytest
 
 from benchmarks import gen_tree, naive_scan
-from verify.backends.filed import FiledBackend
-from verify.scan import scan
+from verify.backends.filed.backend import FiledBackend
+from verify.ops.scan import scan
 
 
 @pytest.fixture(scope="module")

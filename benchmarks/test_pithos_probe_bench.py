@@ -12,10 +12,10 @@ import os
 
 import pytest
 
-from verify import formats as F
-from verify import layout
-from verify.backends.filed_maplookup import FiledMaps
-from verify.pithos_sample import bench_rows
+from verify.core import formats as F
+from verify.core import layout
+from verify.backends.filed.maplookup import FiledMaps
+from verify.ops.pithos.sample import bench_rows
 
 N = 20000
 

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dask_bench import join_inputs, naive_join  # noqa: E402
 
-from verify import refjoin  # noqa: E402
+from verify.native import refjoin  # noqa: E402
 
 RECORDS = 200_000
 

@@ -8,7 +8,7 @@
  *   per v2 map          fstatat of each NAME_<16 hex> map-data object at its v0.4 path
  *   per blocks object   sha256 of the name, compared with its directories (placement)
  *
- * Names are sorted with the scanner's own rules (verify/_rules.h). Only the three
+ * Names are sorted with the scanner's own rules (verify/native/_rules.h). Only the three
  * 2-hex levels of a v0.4 store are walked, as the scanner does.
  *
  *   walk_ceiling MAPS_DIR BLOCKS_DIR

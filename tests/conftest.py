@@ -7,7 +7,7 @@ import os  # noqa: E402
 
 import pytest  # noqa: E402
 
-from verify import signals  # noqa: E402
+from verify.core import signals  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

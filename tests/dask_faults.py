@@ -47,7 +47,7 @@ def two_workers():
 
     from distributed import Client, LocalCluster
 
-    from verify import distributed
+    from verify.cluster import shards as distributed
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None, silence_logs=logging.ERROR,

@@ -58,7 +58,7 @@ def run(case: str, conf: str, keyring: str) -> object:
     if case == "check":
         return cli("check", *store, "--max-shown", "0")
     if case in ("backend-c", "backend-python"):  # connected, pools open, object I/O twin too: never closed
-        from verify.backends.rados import RadosBackend
+        from verify.backends.rados.backend import RadosBackend
 
         be = RadosBackend("maps", "blocks", conf, None, keyring, engine=case.split("-")[1])
         be.validate()
@@ -66,7 +66,7 @@ def run(case: str, conf: str, keyring: str) -> object:
         _kept.append(be)
         return "ok"
     if case == "extension":  # the extension's client with an ioctx, kept to the end
-        from verify import _rados
+        from verify.native import _rados
 
         c = _rados.Cluster(None, conf, keyring)
         c.connect()

@@ -70,7 +70,7 @@ def pithos_database(pg_admin, name: str, rows) -> str:
     """A fresh database ``name`` holding Pithos's schema and ``rows`` (one node each): its URL."""
     import psycopg
 
-    from verify.pithos_sample import create_schema, load_rows
+    from verify.ops.pithos.sample import create_schema, load_rows
 
     url = pg_admin(name)
     with psycopg.connect(url) as conn:
@@ -84,7 +84,7 @@ def analysed_sample(pg_admin, name: str, where):
     (sample, url, PostgreSQL's estimate of the rows, which pithos-check shows as its total)."""
     import psycopg
 
-    from verify.pithos_sample import write_pithos_sample
+    from verify.ops.pithos.sample import write_pithos_sample
 
     sample = write_pithos_sample(where / "maps")
     url = pithos_database(pg_admin, name, sample.rows)

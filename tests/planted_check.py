@@ -14,8 +14,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from verify import formats as F
-from verify.sample import FiledStoreWriter, pithos_hash
+from verify.core import formats as F
+from verify.ops.sample import FiledStoreWriter, pithos_hash
 
 CHECK_KINDS = {"object_missing", "object_orphan", "object_content_mismatch"}
 

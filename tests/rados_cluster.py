@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from verify import formats as F
+from verify.core import formats as F
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "ceph-dev-cluster"
@@ -46,8 +46,8 @@ class Cluster:
 
     def rados(self):
         """A connected python-rados client; the caller shuts it down (the session's end does, if not:
-        it is made as archverify makes its own, verify/backends/rados_clients.py)."""
-        from verify.backends import rados_clients
+        it is made as archverify makes its own, verify/backends/rados/clients.py)."""
+        from verify.backends.rados import clients as rados_clients
 
         c = rados_clients.open_client(conffile=str(self.conf), conf={"keyring": str(self.keyring)})
         c.connect(timeout=10)
@@ -56,12 +56,12 @@ class Cluster:
     def close_clients(self) -> None:
         """Shut down every client of this process still connected (the fixtures' and the backends'
         the tests made) while the cluster is up: one still connected at exit can abort the process."""
-        from verify.backends import rados as rados_backend
-        from verify.backends import rados_clients
+        from verify.backends.rados import backend as rados_backend
+        from verify.backends.rados import clients as rados_clients
 
         rados_backend.close_all()
         rados_clients.shutdown_all()
-        ext = sys.modules.get("verify._rados")
+        ext = sys.modules.get("verify.native._rados")
         if ext is not None:
             ext._shutdown_all()
 
@@ -123,7 +123,7 @@ def ceph_cluster():
     # a client that no guard knows of would still be connected at exit: the crash it can cause there
     # comes once in many runs, this failure every time
     assert left == 0, (f"{left} librados messenger threads run after every known client was shut down: "
-                       "a client made outside verify/backends/rados_clients.py is still connected")
+                       "a client made outside verify/backends/rados/clients.py is still connected")
 
 
 def librados_threads() -> int:

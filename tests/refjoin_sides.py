@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import struct
 
-from verify import refjoin as R
+from verify.native import refjoin as R
 
 
 def shard_sides(seed: int, n_refs: int, n_stored: int, universe: int, payload: bool = True) -> R.Sides:

@@ -2,7 +2,7 @@
 
 import signal
 
-from .signals import STOP_SIGNALS, exit_now
+from .core.signals import STOP_SIGNALS, exit_now
 
 for _sig in STOP_SIGNALS:  # until the command installs its own: nothing to stop yet
     signal.signal(_sig, exit_now)

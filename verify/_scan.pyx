@@ -3,7 +3,7 @@
 
 One :class:`FiledShard` covers the top-level dirs whose 2-hex name falls in
 ``[lo, hi)`` (anything else at the top level counts as bucket 0). The walk is
-verify/_walk.h's (openat/getdents64 relative to directory fds, no symlink
+verify/native/_walk.h's (openat/getdents64 relative to directory fds, no symlink
 followed, in parallel work units); for each file its callback
 hashes the name with libcrypto, reads at most AV_HEADER_READ bytes of a map header
 with pread, and probes the few other paths a rule needs (a v0.4 path, a map-data
@@ -17,13 +17,13 @@ from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
 from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENOMEM, ENXIO, ENODEV
 
-from ._sys cimport *  # the POSIX and libcrypto calls, declared once: _sys.pxd
+from .native._sys cimport *  # the POSIX and libcrypto calls, declared once: _sys.pxd
 
-from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
-from ._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h
-from ._walk cimport *  # the filed directory walker: _walk.h
+from .native._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
+from .native._native cimport *  # the stop flag, the record buffer, the v0.4 path: _native.h
+from .native._walk cimport *  # the filed directory walker: _walk.h
 
-from .findings import RECORD_KINDS as KIND_NAMES
+from .core.findings import RECORD_KINDS as KIND_NAMES
 
 # ---- counters ----
 cdef enum:
@@ -316,7 +316,7 @@ cdef void stray(tbuf_t *b, const char *name, const char *path, int t, int depth)
     emit(b, K_STRAY, 0, name, strlen(name), path, detail)
 
 
-# ---- the walker's callbacks (verify/_walk.h): ctx is a ctx_t, tb a thread's tbuf_t ----
+# ---- the walker's callbacks (verify/native/_walk.h): ctx is a ctx_t, tb a thread's tbuf_t ----
 
 cdef void on_file(void *ctx, void *tb, uint64_t unit, int dirfd, const char *d1, const char *d2, const char *d3,
                   const char *name) noexcept nogil:
@@ -370,9 +370,9 @@ def bucket(name: bytes) -> int:
 def root_entries(int rootfd, int lo=0, int hi=256):
     """What a walk of the shard [lo, hi) starts from: (its top-level dirs, sorted; the other
     entries at the root as (name, DT_* type or 0)). lost+found and archverify's own store lock
-    are no part of the store (verify/layout.py skipped_at_root)."""
+    are no part of the store (verify/core/layout.py skipped_at_root)."""
     import os
-    from .layout import skipped_at_root
+    from .core.layout import skipped_at_root
     dirs, others = [], []
     with os.scandir(rootfd) as it:
         for e in it:
@@ -472,7 +472,7 @@ cdef class FiledShard:
 
 
 # ---- test hooks: the C rules of _rules.h, callable from Python ----------------------
-# tests/native/test_rules_twin.py holds each of these against its twin in verify/formats.py on
+# tests/native/test_rules_twin.py holds each of these against its twin in verify/core/formats.py on
 # the same inputs; nothing else calls them.
 
 _CLASS_NAMES = ("not_map", "v0", "v1", "v2", "corrupt_short", "corrupt_version", "corrupt_blocksize",

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from planted_check import CHECK_KINDS, build_store
-from verify import check as check_op
-from verify import findingset
-from verify import formats as F
-from verify.backends import rados as rb
-from verify.backends.filed import FiledBackend
-from verify.findings import KINDS
-from verify.spill import Spill
+from verify.ops import check as check_op
+from verify.core import findingset
+from verify.core import formats as F
+from verify.backends.rados import backend as rb
+from verify.backends.filed.backend import FiledBackend
+from verify.core.findings import KINDS
+from verify.core.spill import Spill
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.rados
@@ -57,7 +57,7 @@ ENGINES = ["c", "python"]
 
 def _engine(engine):
     if engine == "c":
-        pytest.importorskip("verify._rados", reason="the librados extension is not built (librados-dev missing)")
+        pytest.importorskip("verify.native._rados", reason="the librados extension is not built (librados-dev missing)")
     return engine
 
 
@@ -115,7 +115,7 @@ def test_the_reference_stage_reads_no_header_the_scan_read(ceph_cluster, planted
     """The C scan hands its header reads to the reference stage: only a v0 or v1 map longer than
     the scan's read is read again (whole); the findings and entry counts are the python engine's,
     which reads every header again."""
-    pytest.importorskip("verify._rados", reason="the librados extension is not built (librados-dev missing)")
+    pytest.importorskip("verify.native._rados", reason="the librados extension is not built (librados-dev missing)")
     heads = {}
     for f in planted.maps.rglob("*"):
         if f.is_file() and F.name_class(f.name.encode()) is F.NameClass.PLAIN:
@@ -140,7 +140,7 @@ def test_header_reads_past_their_share_of_memory_are_read_again_with_the_same_fi
     """Under a budget too small for them, the C scan keeps no header read (whichever shard goes past
     its part first): the reference stage reads every header again, as the python engine does, and
     finds exactly what it finds under the default budget."""
-    pytest.importorskip("verify._rados", reason="the librados extension is not built (librados-dev missing)")
+    pytest.importorskip("verify.native._rados", reason="the librados extension is not built (librados-dev missing)")
     default = check_op.check(backend(ceph_cluster, "c"), 2, progress=False, shards_per_store=shards)
     with findingset.using(Spill(memory=4096)):
         tiny = check_op.check(backend(ceph_cluster, "c"), 2, progress=False, shards_per_store=shards)

@@ -23,18 +23,18 @@ from dask_faults import killing
 from rados_cluster import write_rados_store
 from planted_check import CHECK_KINDS, build_store
 from verify import backends
-from verify import check as check_op
-from verify.findingset import using
-from verify.spill import Spill
+from verify.ops import check as check_op
+from verify.core.findingset import using
+from verify.core.spill import Spill
 from verify.backends import BadObjectName
-from verify.errors import StoreError
-from verify.summary import ShardResult
+from verify.core.errors import StoreError
+from verify.core.summary import ShardResult
 
 POOLS = ("conformance-maps", "conformance-blocks")
 
 
 def _filed(request, tmp_path):
-    from verify.backends.filed import FiledBackend
+    from verify.backends.filed.backend import FiledBackend
 
     for d in ("maps", "blocks"):
         (tmp_path / d).mkdir()
@@ -42,7 +42,7 @@ def _filed(request, tmp_path):
 
 
 def _rados(request, tmp_path):
-    from verify.backends.rados import RadosBackend
+    from verify.backends.rados.backend import RadosBackend
 
     cluster = request.getfixturevalue("ceph_cluster")
     cluster.ensure_pools(*POOLS)
@@ -54,7 +54,7 @@ def _rados(request, tmp_path):
 
 def _mixed(filed_role):
     def build(request, tmp_path):
-        from verify.backends.filed import FiledBackend
+        from verify.backends.filed.backend import FiledBackend
         from verify.backends.mixed import MixedBackend
 
         whole = _rados(request, tmp_path)
@@ -280,7 +280,7 @@ M = 4 << 20
 def _lookup_maps() -> dict[bytes, bytes]:
     """Maps of every version Pithos may name, as bytes (hand-made from FORMATS.md's layouts
     where the writers could hide a reader's mistake)."""
-    from verify import formats as F
+    from verify.core import formats as F
 
     digests = [bytes([i % 255 + 1]) * 32 for i in range(200)]
     header, md = F.write_v2(3 * M, [F.Entry(F.ZERO_HASH, F.OF_ZERO)] * 3, flags=F.MF_READONLY, epoch=0,
@@ -314,9 +314,9 @@ def test_map_lookup_answers_as_filed_does(be, tmp_path):
     needs(be, backends.OBJECTS)
     import dataclasses
 
-    from verify import layout
-    from verify.backends.filed_maplookup import FiledMaps
-    from verify.maplookup import LookupError_, MapInfo
+    from verify.core import layout
+    from verify.backends.filed.maplookup import FiledMaps
+    from verify.backends.maplookup import LookupError_, MapInfo
 
     maps = _lookup_maps()
     ref_root = tmp_path / "reference-maps"
@@ -370,7 +370,7 @@ def test_a_kind_that_declares_no_map_lookup_is_refused_in_one_line():
         def maps_lookup(self, jobs):  # offered, but not declared: never reached
             raise AssertionError("probed for a method instead of asking the registry")
 
-    from verify.errors import UsageError
+    from verify.core.errors import UsageError
 
     with pytest.raises(UsageError) as e:
         backends.map_lookup(Unregistered(), 1)
@@ -397,7 +397,7 @@ def test_scan_finds_what_was_planted(be):
     needs(be, backends.OBJECTS)
     st = write_rados_store(_Through(be, "maps"), _Through(be, "blocks"))
     kinds = {k for k, _ in st.planted}
-    from verify.scan import scan
+    from verify.ops.scan import scan
 
     s = scan(be, 2, progress=False)
     assert {(f.kind, f.name) for f in s.findings if f.kind in kinds} == st.planted
@@ -480,7 +480,7 @@ def sorted_json(summary) -> list:
 @pytest.mark.parametrize("shards", [1, 5])
 def test_sharded_check_equals_local(be, planted, dask_address, shards):
     needs(be, backends.SHARDED)
-    from verify import distributed_check
+    from verify.cluster import check as distributed_check
 
     # the scan's I/O counters (listing calls, probes) depend on its shards: the same on both sides
     local = check_op.check(be, 1, progress=False, verify_data=True, shards_per_store=shards)
@@ -494,8 +494,8 @@ def test_sharded_check_equals_local(be, planted, dask_address, shards):
 def test_many_entries_naming_one_missing_object_are_named_alike(be, dask_address, tmp_path):
     """More entries name the lost object than a detail shows: which ones it shows is the same on Dask."""
     needs(be, backends.SHARDED)
-    from verify import distributed_check
-    from verify import formats as F
+    from verify.cluster import check as distributed_check
+    from verify.core import formats as F
 
     lost = "archip_" + "d" * 64
     for i in range(30):
@@ -518,7 +518,7 @@ def test_killed_worker_sharded_check_still_exact(be, planted, dask_address, tmp_
     needs(be, backends.SHARDED)
     import psutil
 
-    from verify import distributed_check
+    from verify.cluster import check as distributed_check
 
     local = check_op.check(be, 1, progress=False)
     marker = tmp_path / "killed.pid"
@@ -594,7 +594,7 @@ def test_with_pithos_migrate_is_the_same_stores_read_as_archipelago_would(be):
     say the setting (a pool has no old Pithos paths), and the view scans the same objects."""
     needs(be, backends.OBJECTS)
     write_rados_store(_Through(be, "maps"), _Through(be, "blocks"))
-    from verify.scan import scan
+    from verify.ops.scan import scan
 
     def stored(summary):
         return {k: n for k, n in summary.counters.items() if k.split(".", 1)[-1] in WHAT_IS_STORED}
@@ -674,8 +674,8 @@ def test_a_backend_travels_without_its_handles(be):
                                         ("rados", None)])
 def test_path_stores_are_the_stores_of_kinds_with_paths(tmp_path, conf, want):
     """What migrate-objects works on: the stores kept at paths, per archipelago.conf; none is one line."""
-    from verify import config
-    from verify.errors import UsageError
+    from verify.config import archipelago as config
+    from verify.core.errors import UsageError
 
     src = (Path(__file__).parents[1] / "fixtures" / f"archipelago-{conf}.conf").read_text()
     for d in ("maps", "blocks"):

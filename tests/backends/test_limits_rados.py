@@ -2,7 +2,7 @@
 uncapped one finds and takes at least ``objects / cap`` (or ``bytes / cap``) seconds.
 
 Only a lower bound on the elapsed time is asserted: that is what a limiter guarantees, whatever
-the machine's speed. Both RADOS engines take from the one C bucket (verify/_native.h)."""
+the machine's speed. Both RADOS engines take from the one C bucket (verify/native/_native.h)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.rados
 
 def run(ceph_cluster, *args, engine="c"):
     if engine == "c":
-        pytest.importorskip("verify._rados", reason="the librados extension is not built (librados-dev missing)")
+        pytest.importorskip("verify.native._rados", reason="the librados extension is not built (librados-dev missing)")
     env = dict(os.environ, PYTHONPATH=str(ROOT), ARCHVERIFY_RADOS_ENGINE=engine)
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "verify", *args[:1], "--backend", "rados", "-c", str(ceph_cluster.conf),

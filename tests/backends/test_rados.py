@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from verify.backends import rados as rb
-from verify.errors import StoreError
-from verify.summary import ShardResult, Summary
+from verify.backends.rados import backend as rb
+from verify.core.errors import StoreError
+from verify.core.summary import ShardResult, Summary
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.rados
@@ -46,7 +46,7 @@ def backend(ceph_cluster, rados_store):
 @pytest.mark.parametrize("engine", ["c", "python"])
 def test_scan_reports_exactly_the_planted_findings(ceph_cluster, rados_store, engine, tmp_path):
     if engine == "c":
-        pytest.importorskip("verify._rados", reason="the librados extension is not built (librados-dev missing)")
+        pytest.importorskip("verify.native._rados", reason="the librados extension is not built (librados-dev missing)")
     p, _ = run_scan(*cluster_args(ceph_cluster, "--pool", "maps", "--blocks-pool", "blocks", "--format", "json",
                                   "--logdir", str(tmp_path / "logs")),
                     env={"ARCHVERIFY_RADOS_ENGINE": engine})
@@ -125,7 +125,7 @@ def test_stalled_osd_stops_the_run_within_the_op_timeout(ceph_cluster, rados_sto
     import signal
 
     if engine == "c":
-        pytest.importorskip("verify._rados", reason="the librados extension is not built (librados-dev missing)")
+        pytest.importorskip("verify.native._rados", reason="the librados extension is not built (librados-dev missing)")
     be = rb.RadosBackend("maps", None, str(ceph_cluster.conf), None, str(ceph_cluster.keyring), op_timeout=1,
                          engine=engine)
     be.validate()
@@ -213,7 +213,7 @@ def test_missing_caps(ceph_cluster, rados_store, tmp_path):
 
 def test_python_rules_agree_with_the_extension_on_counters(backend, ceph_cluster, rados_store):
     """The pure-Python reference (fallback) and the C path count the same objects the same way."""
-    pytest.importorskip("verify._rados", reason="the librados extension is not built (librados-dev missing)")
+    pytest.importorskip("verify.native._rados", reason="the librados extension is not built (librados-dev missing)")
     c_res = ShardResult.merge_all(backend.scan_shard(s, 1) for s in backend.shards(1))
     py = rb.RadosBackend("maps", "blocks", str(ceph_cluster.conf), None, str(ceph_cluster.keyring), engine="python")
     py_res = ShardResult.merge_all(py.scan_shard(s, 1) for s in py.shards(1))
@@ -236,7 +236,7 @@ def test_python_rules_agree_with_the_extension_on_counters(backend, ceph_cluster
 
 def test_without_ceph_libraries_one_clear_line(tmp_path):
     """A filed-only install (neither the extension nor python-rados): exit 2 with one line, no traceback."""
-    code = ("import sys; sys.modules['verify._rados'] = None; sys.modules['rados'] = None\n"
+    code = ("import sys; sys.modules['verify.native._rados'] = None; sys.modules['rados'] = None\n"
             "from verify.cli.main import main\n"
             "sys.argv = ['archverify', 'scan', '--backend', 'rados', '--pool', 'maps']\n"
             "main()\n")

@@ -29,9 +29,9 @@ import pytest
 
 from one_line import one_line_error
 from rados_cluster import SCRIPT, Cluster, aio_write_all, missing_packages, volumes
-from verify import findings as K
-from verify import formats as F
-from verify.sample import pithos_hash
+from verify.core import findings as K
+from verify.core import formats as F
+from verify.ops.sample import pithos_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINES = ["c", "python"]
@@ -51,7 +51,7 @@ PROGRESS = re.compile(r"^archverify: progress: (.*?): (?:started|done: |([\d,]+)
 
 def _engine_env(engine: str) -> dict:
     if engine == "c":
-        pytest.importorskip("verify._rados", reason="the librados extension is not built (librados-dev missing)")
+        pytest.importorskip("verify.native._rados", reason="the librados extension is not built (librados-dev missing)")
     return {**os.environ, "PYTHONPATH": str(ROOT), "ARCHVERIFY_RADOS_ENGINE": engine}
 
 

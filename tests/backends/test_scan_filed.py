@@ -1,4 +1,4 @@
-"""The filed scanner (verify/_scan.pyx through verify/backends/filed.py and verify/scan.py).
+"""The filed scanner (verify/_scan.pyx through verify/backends/filed/backend.py and verify/ops/scan.py).
 
 Stores are written with the project's FiledStoreWriter and by hand; every test
 compares the exact set of (kind, store, name) findings with what was planted.
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from verify import formats as F
-from verify import layout
-from verify import scan as scan_op
-from verify.backends.filed import FiledBackend
-from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
+from verify.core import formats as F
+from verify.core import layout
+from verify.ops import scan as scan_op
+from verify.backends.filed.backend import FiledBackend
+from verify.ops.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
 
 REPO = Path(__file__).resolve().parents[2]
 M4 = F.BLOCK_SIZE_4M

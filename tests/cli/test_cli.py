@@ -21,11 +21,11 @@ from click.testing import CliRunner
 
 from one_line import one_line_error
 from terminal import run_at_terminal
-from verify import config as config_mod
-from verify import formats as F
+from verify.config import archipelago as config_mod
+from verify.core import formats as F
 from verify.cli.main import COMMANDS, cli
-from verify.findings import KINDS
-from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
+from verify.core.findings import KINDS
+from verify.ops.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
 
 REPO = Path(__file__).resolve().parents[2]
 FINDING_KEYS = {"kind", "name", "store", "path", "detail"}

@@ -24,9 +24,9 @@ from pg_server import analysed_sample
 from click.testing import CliRunner
 
 from verify.cli.main import cli
-from verify.finalize import EXIT_BLOCKED
-from verify.findings import KINDS
-from verify.progress import Measure, Progress
+from verify.ops.finalize.flow import EXIT_BLOCKED
+from verify.core.findings import KINDS
+from verify.core.progress import Measure, Progress
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -210,7 +210,7 @@ def test_pithos_migrate_enable_preview_then_yes(cluster):
 def test_pithos_check_json_wrapper_and_quiet(pg_admin, tmp_path):
     import psycopg
 
-    from verify.pithos_sample import create_schema, load_rows, write_pithos_sample
+    from verify.ops.pithos.sample import create_schema, load_rows, write_pithos_sample
 
     sample = write_pithos_sample(tmp_path / "maps")
     url = pg_admin("pithos_conventions")

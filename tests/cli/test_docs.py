@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from verify.cli.main import cli, every_command
-from verify.findings import KINDS
+from verify.core.findings import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,9 +58,9 @@ import sys  # noqa: E402
 
 import click  # noqa: E402
 
-from verify import report  # noqa: E402
+from verify.report import render as report  # noqa: E402
 from verify.cli import store_options  # noqa: E402
-from verify.progress import DEFAULT_INTERVAL  # noqa: E402
+from verify.core.progress import DEFAULT_INTERVAL  # noqa: E402
 
 UNIT = ROOT / "contrib" / "systemd" / "archverify-check.service"
 CRON = ROOT / "contrib" / "cron.d" / "archverify"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from verify import html_report
-from verify.findings import KINDS
+from verify.report import html as html_report
+from verify.core.findings import KINDS
 
 ARCHVERIFY = [sys.executable, "-m", "verify"]
 

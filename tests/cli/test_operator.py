@@ -19,8 +19,8 @@ import pytest
 
 from pg_server import analysed_sample
 from terminal import drain, open_terminal
-from verify.findings import KINDS
-from verify.sample import write_sample
+from verify.core.findings import KINDS
+from verify.ops.sample import write_sample
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
@@ -136,7 +136,7 @@ def test_scan_at_a_terminal(store):
 
 _ESTIMATED_BAR = """
 import sys, time
-from verify.progress import Measure, Progress
+from verify.core.progress import Measure, Progress
 bars = Progress(True, {"scan": Measure(250000, 0.0, estimated=True)})
 with bars.stage("scan", "scan (rados)") as st:
     for _ in range(5):
@@ -200,7 +200,7 @@ def test_help_at_a_terminal(cmd):
 def test_pithos_check_at_a_terminal(pg_admin, tmp_path_factory):
     import psycopg
 
-    from verify.pithos_sample import create_schema, load_rows, write_pithos_sample
+    from verify.ops.pithos.sample import create_schema, load_rows, write_pithos_sample
 
     sample = write_pithos_sample(tmp_path_factory.mktemp("pithos") / "maps")
     url = pg_admin("pithos_operator")
@@ -315,8 +315,8 @@ def test_piped_into_head(store):
 
 # ---- an internal error ----------------------------------------------------------------------
 
-BUG = ("import sys, verify.scan; "
-       "verify.scan.run_shards = lambda *a, **k: {}['a bug']; "
+BUG = ("import sys, verify.ops.scan; "
+       "verify.ops.scan.run_shards = lambda *a, **k: {}['a bug']; "
        "from verify.cli.main import main; sys.argv[0] = 'archverify'; main()")
 
 

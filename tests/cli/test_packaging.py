@@ -86,7 +86,7 @@ def test_the_deb_installs_a_working_archverify(deb, installed, tmp_path):
     lib = installed / "usr/lib/archverify/verify"
     assert {p.name.split(".")[0] for p in lib.glob("_*.so")} == {p.stem for p in (ROOT / "verify").glob("_*.pyx")}
     # the RADOS scanner and the carried packages are the package's own, not the checkout's
-    code = ("import verify, verify._rados, verify._radoshard, verify._radosread, "
+    code = ("import verify, verify.native._rados, verify.native._radoshard, verify.native._radosread, "
             "sqlalchemy, configupdater, distributed; "
             "print(verify.__file__, sqlalchemy.__version__)")
     p = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, cwd="/",
@@ -149,7 +149,7 @@ def test_examples_name_only_metrics_archverify_writes():
     import json
     import re
 
-    from verify import metrics
+    from verify.report import metrics
 
     src = Path(metrics.__file__).read_text()
     written = set(re.findall(r'"(archverify_check_[a-z_]+)"', src))
@@ -195,7 +195,7 @@ def test_wheel_has_no_c_and_sdist_carries_the_tests(tmp_path):
     members = tarfile.open(sdist).getnames()
     top = members[0].split("/")[0]
     for need in ("tests/conftest.py", "tests/fixtures", "scripts/ceph-dev-cluster", "scripts/pg-dev-cluster",
-                 "benchmarks/naive_scan.py", "LICENSE", "verify/_scan.pyx", "verify/_rules.h", "debian/rules"):
+                 "benchmarks/naive_scan.py", "LICENSE", "verify/_scan.pyx", "verify/native/_rules.h", "debian/rules"):
         assert f"{top}/{need}" in members, need
     assert not [m for m in members if m.endswith(".c") or m.endswith(".so")]
 

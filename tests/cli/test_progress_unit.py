@@ -18,7 +18,7 @@ import pytest
 
 from pg_server import analysed_sample
 
-from verify.progress import INTERVAL_ENV
+from verify.core.progress import INTERVAL_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "contrib" / "systemd" / "archverify-check.service"

@@ -19,13 +19,13 @@ import pytest
 from click.testing import CliRunner
 
 from standins.harness import REPO, conf_text
-from verify import confedit
-from verify import config as config_mod
+from verify.config import confedit
+from verify.config import archipelago as config_mod
 from verify.cli.main import cli
 from verify.cli.upgrade_cmd import direct_from_config
-from verify.errors import ConfigError
-from verify.finalize import Options, read_cluster
-from verify.nodes import Runner
+from verify.core.errors import ConfigError
+from verify.ops.finalize.flow import Options, read_cluster
+from verify.ops.nodes import Runner
 
 KIND_AT_END = re.compile(r"\[([a-z_0-9]+)\]$")
 

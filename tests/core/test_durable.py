@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 
 from crashpoints import fast_dir, tree
-from verify import atomic, locks, signals
-from verify import formats as F
-from verify.atomic import atomic_write
-from verify.journal import Journal
-from verify.locks import run_lock, store_locks
-from verify.errors import Interrupted, LockedError, StoreError
-from verify.sample import FiledStoreWriter, pithos_hash, write_sample
+from verify.durable import atomic, locks
+from verify.core import signals
+from verify.core import formats as F
+from verify.durable.atomic import atomic_write
+from verify.durable.journal import Journal
+from verify.durable.locks import run_lock, store_locks
+from verify.core.errors import Interrupted, LockedError, StoreError
+from verify.ops.sample import FiledStoreWriter, pithos_hash, write_sample
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -91,7 +92,7 @@ def test_missing_journal_reads_empty(tmp_path):
 
 def test_finalize_journal_is_the_durable_one(tmp_path):
     """finalize's torn last line is skipped, as in every other journal."""
-    from verify.finalize import Journal as FinalizeJournal
+    from verify.ops.finalize.flow import Journal as FinalizeJournal
 
     j = FinalizeJournal(tmp_path / "state")
     j.append("begin", params={})
@@ -138,7 +139,7 @@ def test_atomic_write_on_a_full_disk_leaves_the_old_file_and_no_temp(tmp_path, m
 
 
 def test_store_write_on_a_full_disk_leaves_no_temp_at_the_store_root(tmp_path, monkeypatch):
-    from verify import fsops
+    from verify.durable import fsops
 
     root = tmp_path / "maps"
     root.mkdir()
@@ -210,7 +211,7 @@ def test_second_writer_on_one_store_with_another_journal_dir_exits_2_naming_the_
     s = write_sample(tmp_path / "store")
     before = tree(s.maps_dir)
     holder = _hold("import contextlib, sys",
-                   "from verify.locks import run_lock, store_locks",
+                   "from verify.durable.locks import run_lock, store_locks",
                    "stack = contextlib.ExitStack()",
                    f"stack.enter_context(run_lock({str(tmp_path / 'j1')!r}, 'upgrade-maps'))",
                    f"stack.enter_context(store_locks([{str(s.maps_dir)!r}], 'upgrade-maps'))")
@@ -250,7 +251,7 @@ def test_a_signal_stops_a_writer_before_its_next_step(tmp_path):
 
 
 def test_finalize_stopped_by_a_signal_resumes_after_the_last_journaled_step(tmp_path, monkeypatch):
-    from verify import finalize as fin
+    from verify.ops.finalize import flow as fin
 
     j = fin.Journal(tmp_path / "state")
     j.append("begin", params={})
@@ -272,7 +273,7 @@ def test_finalize_stopped_by_a_signal_resumes_after_the_last_journaled_step(tmp_
 # provably between two steps of the work, however loaded the machine is.
 STOP_AFTER = """
 import os, runpy, signal, sys
-from verify import journal
+from verify.durable import journal
 
 k, seen, append = int(os.environ["ARCHVERIFY_TEST_STOP_AFTER"]), [0], journal.Journal.append
 

@@ -1,4 +1,4 @@
-"""verify/formats.py and verify/layout.py: writers, parsers, classification, paths.
+"""verify/core/formats.py and verify/core/layout.py: writers, parsers, classification, paths.
 
 Round trips go through the project's writers; every other test builds its bytes
 by hand with struct, straight from the documented layouts, so that a writer bug
@@ -13,9 +13,9 @@ import struct
 
 import pytest
 
-from verify import formats as F
-from verify import layout
-from verify.sample import AT_RISK_NAMES
+from verify.core import formats as F
+from verify.core import layout
+from verify.ops.sample import AT_RISK_NAMES
 
 SIG = 0x414D462E
 M4 = 1 << 22

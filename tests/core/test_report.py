@@ -1,4 +1,4 @@
-"""The one renderer (verify/report.py and its sections), names as every output shows
+"""The one renderer (verify/report/render.py and its sections), names as every output shows
 them, and the summary's counts derived from the findings."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from verify import formats as F
-from verify import report
+from verify.core import formats as F
+from verify.report import render as report
 from verify.cli.main import cli
 from verify.cli.output_options import warn
-from verify.findings import KINDS, Finding, escape_name, escape_names, printable
-from verify.sample import FiledStoreWriter
-from verify.summary import ShardResult, Summary
+from verify.core.findings import KINDS, Finding, escape_name, escape_names, printable
+from verify.ops.sample import FiledStoreWriter
+from verify.core.summary import ShardResult, Summary
 
 M4 = F.BLOCK_SIZE_4M
 RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # any control but \t and \n
@@ -152,7 +152,7 @@ def _summary():
 
 
 def test_every_format_of_every_command_comes_from_render():
-    from verify import check_report, pithos_report
+    from verify.report import check as check_report, pithos as pithos_report
 
     s = _summary()
     facts = check_report.check_facts(s, None, False)
@@ -185,7 +185,7 @@ def test_every_format_of_every_command_comes_from_render():
 def test_check_human_report_keeps_scan_lines_and_check_lines_apart(tmp_path):
     """The check's lines come after the scan's counts and before the findings, even when a
     finding's detail contains a blank line (the old renderer cut the scan's text there)."""
-    from verify import check_report
+    from verify.report import check as check_report
 
     s = Summary.from_result(ShardResult(counters={"check.stage.scan": 1},
                                         findings=[Finding("map_v1", "maps", "a", None, "x\n\ny")]))

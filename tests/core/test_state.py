@@ -1,4 +1,4 @@
-"""``check --state DIR`` stays bounded (verify/state.py): counts and digests for old runs, full
+"""``check --state DIR`` stays bounded (verify/ops/state.py): counts and digests for old runs, full
 lists for the newest few, new and resolved still right run after run, the same within a tiny
 memory budget (spilled findings, streamed comparison); old state files are read."""
 
@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from verify import findingset, html_report, runfile, state
-from verify.errors import StoreError
-from verify.findings import Finding
-from verify.spill import MIN_MEMORY, Spill
-from verify.summary import Summary
+from verify.core import findingset
+from verify.report import html as html_report
+from verify.ops import runfile, state
+from verify.core.errors import StoreError
+from verify.core.findings import Finding
+from verify.core.spill import MIN_MEMORY, Spill
+from verify.core.summary import Summary
 
 STAGES = ["scan", "references"]
 

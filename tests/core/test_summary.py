@@ -1,4 +1,4 @@
-"""verify/summary.py: shard results merge in any order; exit codes come from severities."""
+"""verify/core/summary.py: shard results merge in any order; exit codes come from severities."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from verify.findings import KINDS, MAP_KINDS, Finding, Severity
-from verify.findingset import FindingSet, using
-from verify.spill import Spill
-from verify.summary import Lock, ShardResult, Summary
+from verify.core.findings import KINDS, MAP_KINDS, Finding, Severity
+from verify.core.findingset import FindingSet, using
+from verify.core.spill import Spill
+from verify.core.summary import Lock, ShardResult, Summary
 
 
 def _result(rng: random.Random, n: int) -> ShardResult:
@@ -111,12 +111,12 @@ def test_held_locks_are_those_with_an_owner():
 
 
 def test_record_kinds_name_finding_kinds():
-    """The C records' kind codes (K_* in verify/_rules.h) are named by RECORD_KINDS, in order."""
-    from verify.findings import RECORD_KINDS
+    """The C records' kind codes (K_* in verify/native/_rules.h) are named by RECORD_KINDS, in order."""
+    from verify.core.findings import RECORD_KINDS
 
     assert len(set(RECORD_KINDS)) == len(RECORD_KINDS)
     assert set(RECORD_KINDS) - {"lock", "ref"} <= set(KINDS)
-    pxd = (Path(__file__).resolve().parents[2] / "verify" / "_rules.h").read_text()
+    pxd = (Path(__file__).resolve().parents[2] / "verify" / "native" / "_rules.h").read_text()
     codes = dict(re.findall(r"^    (K_[A-Z0-9_]+) = (\d+)", pxd, flags=re.M))
     assert sorted(int(v) for v in codes.values()) == list(range(len(RECORD_KINDS)))
     assert RECORD_KINDS[int(codes["K_LOCK"])] == "lock" and RECORD_KINDS[int(codes["K_REF"])] == "ref"

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from verify import formats as F
-from verify.layout import v04_path
+from verify.core import formats as F
+from verify.core.layout import v04_path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60  # each run takes well under a second; this only turns a hang into a failure
@@ -128,12 +128,12 @@ def test_store_root_that_is_no_dir_is_one_error(tmp_path, kind):
 
 
 def test_map_lookups_never_read_special_files(hostile):
-    """pithos-check's prober (verify/_probe.pyx) on each place: unreadable, never a hang."""
+    """pithos-check's prober (verify/native/_probe.pyx) on each place: unreadable, never a hang."""
     store, kind, _ = hostile
     code = f"""
 import json, sys
-from verify.backends.filed_maplookup import FiledMaps
-from verify.maplookup import LookupError_, NOT_REGULAR
+from verify.backends.filed.maplookup import FiledMaps
+from verify.backends.maplookup import LookupError_, NOT_REGULAR
 names = ["hostile-map", {MAPDATA!r}, "vol-good"]
 with FiledMaps(sys.argv[1], jobs=2) as m:
     found = m.lookup_maps(names)
@@ -149,7 +149,7 @@ print(json.dumps({{"found": out, "rows": list(rows[:3])}}))
         pytest.fail("map lookup hung")
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
-    from verify.maplookup import MISSING, UNREADABLE, VER_V2
+    from verify.backends.maplookup import MISSING, UNREADABLE, VER_V2
 
     if kind == "symlink":  # never followed: as if absent
         assert got["found"]["hostile-map"] is None and got["found"][MAPDATA] is None

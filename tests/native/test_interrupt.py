@@ -132,7 +132,7 @@ def test_signals_stop_pithos_check_cleanly(store, tmp_path, pg_admin):
     """The map probes run in a thread pool between database batches: stopped and waited for too."""
     import psycopg
 
-    from verify.pithos_sample import create_schema, load_rows
+    from verify.ops.pithos.sample import create_schema, load_rows
 
     names = [e.name for d1 in (store / "maps").iterdir() if d1.is_dir() for d2 in d1.iterdir()
              for d3 in d2.iterdir() for e in d3.iterdir()]

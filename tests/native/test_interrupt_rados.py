@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from rados_cluster import aio_write_all, volumes
-from verify import formats as F
-from verify.journal import Journal
+from verify.core import formats as F
+from verify.durable.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20200

@@ -1,4 +1,4 @@
-"""The old Pithos path check of the map prober (verify/_probe.pyx): probed directly for
+"""The old Pithos path check of the map prober (verify/native/_probe.pyx): probed directly for
 the first names under a ``d1/d2`` dir, that dir listed once more names need it.
 
 Whether a dir was listed or not, what is found is the same: a map at its old path wins
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from verify import layout
-from verify._probe import ERR_NOT_REGULAR, MapProbe
+from verify.core import layout
+from verify.native._probe import ERR_NOT_REGULAR, MapProbe
 
 from test_hostile_tree import _place  # tests/native is on sys.path (no __init__.py)
 

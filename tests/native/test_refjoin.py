@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from refjoin_sides import expected, shard_sides
-from verify import _refjoin
-from verify import refjoin as R
+from verify.native import _refjoin
+from verify.native import refjoin as R
 
 
 def check(result: R.JoinResult, exp) -> None:

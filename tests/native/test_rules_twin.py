@@ -1,4 +1,4 @@
-"""The C rules of verify/_rules.h against their twins in verify/formats.py.
+"""The C rules of verify/native/_rules.h against their twins in verify/core/formats.py.
 
 The scanner decides every finding with the C functions; the parsers, writers and
 fixes use the Python ones. Both must give the same verdict on the same bytes, so
@@ -12,9 +12,9 @@ import struct
 
 import pytest
 
-from verify import formats as F
-from verify import verdict as V
-from verify.findings import MAP_KINDS
+from verify.core import formats as F
+from verify.core import verdict as V
+from verify.core.findings import MAP_KINDS
 
 _scan = pytest.importorskip("verify._scan")
 
@@ -340,12 +340,12 @@ def assert_same_verdicts(inputs, twin, native):
 
 
 # ---- the rules that hash a name or content, and the blocks store's name filter -------------
-# (verify/_native.h and _rules.h, reached through verify._rulebatch: its batch functions, which the
+# (verify/native/_native.h and _rules.h, reached through verify.native._rulebatch: its batch functions, which the
 # RADOS check calls a page at a time, and its _…_for_tests hooks)
 
-_rulebatch = pytest.importorskip("verify._rulebatch")
+_rulebatch = pytest.importorskip("verify.native._rulebatch")
 
-from verify import layout as L  # noqa: E402
+from verify.core import layout as L  # noqa: E402
 
 
 def _object_names(rng: random.Random):
@@ -450,7 +450,7 @@ def test_placement_twin():
 
 def pithos_coinciding():
     """64-hex names whose old and v0.4 paths are one."""
-    from verify.sample import AT_RISK_NAMES
+    from verify.ops.sample import AT_RISK_NAMES
 
     yield from (n.encode() for n in AT_RISK_NAMES)
 

@@ -26,13 +26,13 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from planted_check import CHECK_KINDS, Planted, build_store
-from verify import check as check_op
-from verify import formats as F
-from verify import layout
-from verify import scan as scan_op
-from verify.backends.filed import FiledBackend
+from verify.ops import check as check_op
+from verify.core import formats as F
+from verify.core import layout
+from verify.ops import scan as scan_op
+from verify.backends.filed.backend import FiledBackend
 from verify.cli.main import cli
-from verify.sample import FiledStoreWriter, pithos_hash
+from verify.ops.sample import FiledStoreWriter, pithos_hash
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "golden"
 REPO = Path(__file__).resolve().parents[2]
@@ -144,7 +144,7 @@ def _plain_utf8(raw: bytes) -> bool:
 
 
 def naive_references(maps_dir: Path, blocks_dir: Path):
-    """The reference rules, read straight off FORMATS with os.walk and verify.formats."""
+    """The reference rules, read straight off FORMATS with os.walk and verify.core.formats."""
     needed, kept, corrupt = {}, set(), set()
 
     def read(rel):
@@ -228,7 +228,7 @@ def naive_references(maps_dir: Path, blocks_dir: Path):
 
 
 def test_fast_path_agrees_with_the_naive_oracle(planted, tmp_path):
-    from verify.sample import write_sample
+    from verify.ops.sample import write_sample
 
     for p_maps, p_blocks in ((planted.maps, planted.blocks),
                              (lambda s: (s.maps_dir, s.blocks_dir))(write_sample(tmp_path / "sample"))):
@@ -464,8 +464,8 @@ def test_a_run_that_ends_before_reading_still_writes_its_exit_code(planted, tmp_
 
 
 def _sev(kind):
-    from verify.metrics import SEVERITY_LABEL
-    from verify.findings import KINDS
+    from verify.report.metrics import SEVERITY_LABEL
+    from verify.core.findings import KINDS
 
     return SEVERITY_LABEL[KINDS[kind].severity]
 
@@ -555,8 +555,8 @@ def stored_names(blocks_dir: Path):
 
 @pytest.mark.parametrize("store,orphans", [("after", {ORPHAN}), ("after-directio", DIRECTIO_ORPHANS)])
 def test_backend_neutral_index_agrees_on_golden(golden, store, orphans):
-    from verify import _refindex
-    from verify.references import missing_findings
+    from verify.native import _refindex
+    from verify.backends.references import missing_findings
 
     d = golden[store]
     idx = _refindex.ReferenceIndex()
@@ -573,7 +573,7 @@ def test_backend_neutral_index_agrees_on_golden(golden, store, orphans):
 
 
 def test_backend_neutral_index_agrees_on_planted(planted):
-    from verify import _refindex
+    from verify.native import _refindex
 
     idx = _refindex.ReferenceIndex()
     problems, _ = feed_index(idx, planted.maps)
@@ -589,8 +589,8 @@ def test_corrupt_maps_are_counted_off_the_version_their_reference_finding_reads(
     never from a scan finding's words."""
     from collections import Counter
 
-    from verify.findings import Finding
-    from verify.summary import ShardResult
+    from verify.core.findings import Finding
+    from verify.core.summary import ShardResult
 
     scanned = ShardResult(Counter({"maps.v1": 2, "maps.v2": 3, "maps.v0": 1}), [
         Finding("map_upgrade_incomplete", "maps", "archip_a", None, "v2 map; upgraded map a exists"),

@@ -18,11 +18,12 @@ from click.testing import CliRunner
 import dask_faults
 from dask_faults import killing
 from planted_check import build_store
-from verify import distributed_check, refjoin
-from verify import formats as F
-from verify.backends.filed import FiledBackend
+from verify.cluster import check as distributed_check
+from verify.native import refjoin
+from verify.core import formats as F
+from verify.backends.filed.backend import FiledBackend
 from verify.cli.main import cli
-from verify.sample import FiledStoreWriter, pithos_hash, write_sample
+from verify.ops.sample import FiledStoreWriter, pithos_hash, write_sample
 
 pytest.importorskip("distributed")
 # the killing backend below is defined here, so workers get it by value, not by import
@@ -207,7 +208,7 @@ def test_killed_worker_result_still_exact(cluster, stores, tmp_path, method):
 
 def test_backend_without_sharded_check_refused_with_one_line(stores):
     """A kind of store the registry does not declare sharded is refused before any cluster starts."""
-    from verify.errors import UsageError
+    from verify.core.errors import UsageError
 
     class Unregistered:
         name = "s3"

@@ -11,11 +11,11 @@ import hashlib
 import os
 from pathlib import Path
 
-from verify import check as check_op
-from verify import formats as F
-from verify import scan as scan_op
-from verify.backends.filed import FiledBackend
-from verify.layout import v04_path
+from verify.ops import check as check_op
+from verify.core import formats as F
+from verify.ops import scan as scan_op
+from verify.backends.filed.backend import FiledBackend
+from verify.core.layout import v04_path
 
 CONTENT = b"some block\n"
 X = hashlib.sha256(CONTENT).hexdigest()

@@ -12,10 +12,10 @@ import sys
 import pytest
 
 from standins.harness import REPO, conf_text, make_cluster
-from verify import confedit
-from verify import config as config_mod
-from verify.errors import ConfigError, Refused
-from verify.nodes import Runner
+from verify.config import confedit
+from verify.config import archipelago as config_mod
+from verify.core.errors import ConfigError, Refused
+from verify.ops.nodes import Runner
 
 
 def archipelago_reads(text: str) -> dict[str, bool]:

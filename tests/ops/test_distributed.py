@@ -22,11 +22,12 @@ import dask_faults
 import refjoin_sides
 from one_line import one_line_error
 from refjoin_sides import expected, shard_sides
-from verify import distributed, refjoin
-from verify.backends.filed import FiledBackend
+from verify.cluster import shards as distributed
+from verify.native import refjoin
+from verify.backends.filed.backend import FiledBackend
 from verify.cli.main import cli
-from verify.errors import ArchverifyError
-from verify.sample import write_sample
+from verify.core.errors import ArchverifyError
+from verify.ops.sample import write_sample
 
 pytest.importorskip("distributed")
 # the killing backend below is defined here, so workers get it by value, not by import
@@ -141,7 +142,7 @@ def test_killed_worker_shard_is_rerun_and_result_exact(cluster, larger, tmp_path
     be = KillFirstAttempt(str(larger.maps_dir), str(larger.blocks_dir), marker=str(marker))
     shards = be.shards(8)
     result = distributed.run_shards(client, be, shards, jobs=1)
-    from verify.summary import Summary
+    from verify.core.summary import Summary
 
     summary = Summary.from_result(result)
     killed_pid = int(marker.read_text())
@@ -264,7 +265,7 @@ class NamesOnly:
         return [f"obj-{k}" for k in range(self.universe) if shard.lo <= k % 256 < shard.hi and rng.random() < 0.8]
 
     def check_shard(self, shard, jobs, locator):
-        from verify.summary import ShardResult
+        from verify.core.summary import ShardResult
 
         names = self.names(shard)
         flag = b"\1" if shard.store == "maps" else b"\0"
@@ -281,8 +282,8 @@ class NamesOnly:
         return None
 
     def orphans_shard(self, shard, jobs, records, width):
-        from verify.findings import Finding
-        from verify.summary import ShardResult
+        from verify.core.findings import Finding
+        from verify.core.summary import ShardResult
 
         keys = {records[i:i + refjoin.KEY] for i in range(0, len(records), width)}
         return ShardResult(findings=[Finding("object_orphan", "blocks", n, None, "") for n in self.names(shard)
@@ -291,8 +292,8 @@ class NamesOnly:
 
 def test_reference_stage_joins_on_the_cluster(cluster):
     """The reference stage of check --dask over any ShardedCheck: missing and orphan names exactly."""
-    from verify import distributed_check
-    from verify.summary import Summary
+    from verify.cluster import check as distributed_check
+    from verify.core.summary import Summary
 
     _, client = cluster
     be = NamesOnly()

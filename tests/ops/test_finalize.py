@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from standins.harness import make_cluster, tree_hashes
-from verify import formats as F
-from verify import layout
-from verify.finalize import STEPS, FixContext, Finalizer, Options, default_fixer
-from verify.nodes import Runner
-from verify.pins import Quarantine
-from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
-from verify.errors import Refused
+from verify.core import formats as F
+from verify.core import layout
+from verify.ops.finalize.flow import STEPS, FixContext, Finalizer, Options, default_fixer
+from verify.ops.nodes import Runner
+from verify.ops.pins import Quarantine
+from verify.ops.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
+from verify.core.errors import Refused
 
 MIGRATION_KINDS = {"object_unmigrated", "object_leftover", "object_conflict", "object_at_risk", "map_v1"}
 
@@ -237,7 +237,7 @@ def vlmc_upgrade_fixer(ctx: FixContext) -> list[dict]:
 def test_crash_after_every_step_then_resume(tmp_path, running, fixes):
     """Killed after every step in turn (the journal is all that survives), then run to the end."""
     if fixes == "real":  # migrate-objects and upgrade-maps: also the misplaced object gets fixed
-        pytest.importorskip("verify.fixes.migrate")
+        pytest.importorskip("verify.ops.fixes.migrate")
         fixer = default_fixer
     else:
         fixer = vlmc_upgrade_fixer
@@ -346,8 +346,8 @@ def test_killed_and_failed_nodes_resume(tmp_path, running):
 
 def test_finalize_fix_done_when(tmp_path, running):
     """The whole job with the real fixes: unmigrated, leftover, misplaced, at-risk objects and a v1 map."""
-    pytest.importorskip("verify.fixes.migrate")
-    pytest.importorskip("verify.fixes.upgrade")
+    pytest.importorskip("verify.ops.fixes.migrate")
+    pytest.importorskip("verify.ops.fixes.upgrade")
     store, info, c = running(clean_store)
     before = blocks_content(store)
     backups, logs = tmp_path / "backups", tmp_path / "logs"
@@ -415,8 +415,8 @@ def test_quarantine_must_be_outside_tree_and_same_fs(tmp_path):
 
 
 def test_journal_torn_line_lock_and_mismatch(tmp_path, running):
-    from verify.errors import ArchverifyError, LockedError, UsageError
-    from verify.finalize import Journal
+    from verify.core.errors import ArchverifyError, LockedError, UsageError
+    from verify.ops.finalize.flow import Journal
 
     j = Journal(tmp_path / "state")
     j.lock()

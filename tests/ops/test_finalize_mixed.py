@@ -17,11 +17,11 @@ import pytest
 
 from standins.harness import make_cluster
 from test_finalize import Crash, archipelago_reads, blocks_content, journal_steps, object_file, starts
-from verify import formats as F
-from verify.backends.rados import RadosBackend
-from verify.finalize import MIXED_NOTE, STEPS, Finalizer, Options
-from verify.nodes import Runner
-from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash
+from verify.core import formats as F
+from verify.backends.rados.backend import RadosBackend
+from verify.ops.finalize.flow import MIXED_NOTE, STEPS, Finalizer, Options
+from verify.ops.nodes import Runner
+from verify.ops.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash
 
 STANDINS = Path(__file__).parents[1] / "standins"
 VLMC = (sys.executable, str(STANDINS / "vlmc_rados"))

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from standins.harness import STANDINS
-from verify import formats as F
-from verify.finalize import DEFAULT_NODES_WARNING, EXIT_BLOCKED, STEPS, Finalizer
-from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash
+from verify.core import formats as F
+from verify.ops.finalize.flow import DEFAULT_NODES_WARNING, EXIT_BLOCKED, STEPS, Finalizer
+from verify.ops.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash
 
 from test_finalize import Crash, clean_store, options, running  # noqa: F401  (the fixture)
 

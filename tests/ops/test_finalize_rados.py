@@ -12,11 +12,11 @@ import pytest
 
 from standins.harness import make_cluster
 from test_finalize import Crash
-from verify import formats as F
-from verify.backends.rados import RadosBackend
-from verify.errors import Refused
-from verify.finalize import PITHOS_MIGRATE_SKIPPED, RADOS_STEPS, Finalizer, Options
-from verify.nodes import Runner
+from verify.core import formats as F
+from verify.backends.rados.backend import RadosBackend
+from verify.core.errors import Refused
+from verify.ops.finalize.flow import PITHOS_MIGRATE_SKIPPED, RADOS_STEPS, Finalizer, Options
+from verify.ops.nodes import Runner
 
 POOLS = {"maps": "maps", "blocks": "blocks"}  # what tests/fixtures/archipelago-rados.conf names
 

@@ -25,7 +25,7 @@ import pytest
 
 from standins.harness import REPO
 from test_finalize import archipelago_reads, blocks_content, clean_store, journal_steps, object_file, running  # noqa: F401
-from verify.journal import Journal
+from verify.durable.journal import Journal
 
 SEED = 20300
 DEADLINE_S = 60  # a stopped finalize waits for the node command it is in; this only catches a hang
@@ -54,8 +54,8 @@ def _wait(p: subprocess.Popen, what: str) -> tuple[str, str]:
 
 
 def test_finalize_interrupted_again_and_again_then_finished(tmp_path, running):
-    pytest.importorskip("verify.fixes.migrate")
-    pytest.importorskip("verify.fixes.upgrade")
+    pytest.importorskip("verify.ops.fixes.migrate")
+    pytest.importorskip("verify.ops.fixes.upgrade")
     store, info, c = running(clean_store)
     before = blocks_content(store)
     journal = tmp_path / "state" / "finalize.journal"

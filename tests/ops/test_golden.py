@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from verify import formats as F
-from verify import layout
-from verify import scan as scan_op
-from verify.backends.filed import FiledBackend
+from verify.core import formats as F
+from verify.core import layout
+from verify.ops import scan as scan_op
+from verify.backends.filed.backend import FiledBackend
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "golden"
 

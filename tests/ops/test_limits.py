@@ -24,7 +24,7 @@ import pytest
 from planted_check import build_store
 from one_line import one_line_error
 from terminal import run_at_terminal
-from verify import limits as L
+from verify.native import limits as L
 
 REPO = Path(__file__).resolve().parents[2]
 

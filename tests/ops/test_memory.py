@@ -16,7 +16,7 @@ import pytest
 
 from one_line import one_line_error
 from planted_check import build_store
-from verify import layout
+from verify.core import layout
 
 REPO = Path(__file__).resolve().parents[2]
 ORPHANS = 3000  # ~1.4 MB of findings: past a 1M budget's share (256 KiB) several times

@@ -14,12 +14,12 @@ import xxhash
 from click.testing import CliRunner
 
 from crashpoints import fast_dir, run_crashing, tree
-from verify import layout
-from verify.backends.filed import FiledBackend
+from verify.core import layout
+from verify.backends.filed.backend import FiledBackend
 from verify.cli.main import cli
-from verify.fixes.migrate import migrate_objects
-from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
-from verify.scan import scan
+from verify.ops.fixes.migrate import migrate_objects
+from verify.ops.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash, write_sample
+from verify.ops.scan import scan
 
 
 def kinds(dirs) -> dict[str, set[tuple[str, str]]]:

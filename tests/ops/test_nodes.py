@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from standins.harness import make_cluster
-from verify.config import UnreadableConfig
-from verify.errors import UsageError
-from verify.nodes import NodeError, Runner, parse_nodes, validate_node
+from verify.config.archipelago import UnreadableConfig
+from verify.core.errors import UsageError
+from verify.ops.nodes import NodeError, Runner, parse_nodes, validate_node
 
 
 @pytest.mark.parametrize("name", ["node1", "node-1.example.org", "10.0.0.7", "fe80::1", "root@node1", "n1.", "a" * 63])

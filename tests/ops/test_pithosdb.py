@@ -15,12 +15,14 @@ from click.testing import CliRunner
 
 from one_line import one_line_error
 from pg_server import pithos_database
-from verify import formats as F
-from verify import layout, maplookup, pithosdb
-from verify.backends import filed_maplookup
+from verify.core import formats as F
+from verify.core import layout
+from verify.backends import maplookup
+from verify.ops.pithos import db as pithosdb
+from verify.backends.filed import maplookup as filed_maplookup
 from verify.cli.main import cli
-from verify.errors import ConfigError, StoreError
-from verify.pithos_sample import create_schema, load_rows, write_pithos_sample
+from verify.core.errors import ConfigError, StoreError
+from verify.ops.pithos.sample import create_schema, load_rows, write_pithos_sample
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -388,9 +390,9 @@ def test_probe_agrees_with_a_plain_python_reference(sample):
 
 def test_upgrade_maps_with_pithos_db_sizes(pg_admin, tmp_path):
     """Every v0 map whose size the database knows becomes a v2 map that scan accepts."""
-    from verify import scan as scan_op
-    from verify.backends.filed import FiledBackend
-    from verify.sample import FiledStoreWriter, pithos_hash
+    from verify.ops import scan as scan_op
+    from verify.backends.filed.backend import FiledBackend
+    from verify.ops.sample import FiledStoreWriter, pithos_hash
 
     maps = FiledStoreWriter(tmp_path / "maps")
     names, sizes = {}, {}

@@ -19,11 +19,11 @@ from click.testing import CliRunner
 
 from one_line import one_line_error
 from pg_server import pithos_database
-from verify import formats as F
-from verify.backends import rados as rb
+from verify.core import formats as F
+from verify.backends.rados import backend as rb
 from verify.cli.main import cli
-from verify.maplookup import LookupError_
-from verify.pithos_sample import create_schema, load_rows, write_pithos_sample
+from verify.backends.maplookup import LookupError_
+from verify.ops.pithos.sample import create_schema, load_rows, write_pithos_sample
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rados]
 POOL = "pithos-maps"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from verify import formats as F
-from verify.backends.filed import FiledBackend
-from verify.sample import AT_RISK_NAMES, FiledStoreWriter, write_sample
-from verify.scan import scan
+from verify.core import formats as F
+from verify.backends.filed.backend import FiledBackend
+from verify.ops.sample import AT_RISK_NAMES, FiledStoreWriter, write_sample
+from verify.ops.scan import scan
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 

@@ -25,7 +25,8 @@ import pytest
 
 from crashpoints import run_crashing
 from planted_check import build_store
-from verify import atomic, resume
+from verify.durable import atomic
+from verify.ops import resume
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -36,7 +37,7 @@ MAPS, BLOCKS = "resume-maps", "resume-blocks"
 # however loaded the machine is.
 STOP_AFTER = """
 import os, runpy, signal, sys
-from verify import nativejob, resume
+from verify.native import nativejob; from verify.ops import resume
 
 k, box, part = int(os.environ["ARCHVERIFY_TEST_STOP_AFTER"]), os.environ.get("ARCHVERIFY_TEST_BOX_AFTER"), resume.Checkpoint.part
 

@@ -7,8 +7,8 @@ import tarfile
 from pathlib import Path
 
 from standins.harness import FIXTURES, make_cluster
-from verify import layout
-from verify.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash
+from verify.core import layout
+from verify.ops.sample import AT_RISK_NAMES, FiledStoreWriter, pithos_hash
 
 
 def test_vlmc_open_upgrades_v1_like_the_real_mapper(tmp_path, monkeypatch):

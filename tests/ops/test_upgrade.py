@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 from crashpoints import fast_dir, run_crashing, tree
-from verify import formats as F
-from verify import layout
+from verify.core import formats as F
+from verify.core import layout
 from verify.cli.main import cli
-from verify.fixes import upgrade as U
-from verify.fixes.upgrade import upgrade_maps
-from verify.sample import FiledStoreWriter, write_sample
+from verify.ops.fixes import upgrade as U
+from verify.ops.fixes.upgrade import upgrade_maps
+from verify.ops.sample import FiledStoreWriter, write_sample
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "golden_steps"
 STANDINS = Path(__file__).parents[1] / "standins"

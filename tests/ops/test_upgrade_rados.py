@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 from crashpoints import run_crashing
 from test_upgrade import P, P_SIZE, Q, Q_SIZE, ZERO, files, unpack, v04
-from verify import formats as F
-from verify.backends import rados_io
-from verify.backends.rados import RadosBackend
+from verify.core import formats as F
+from verify.backends.rados import io as rados_io
+from verify.backends.rados.backend import RadosBackend
 from verify.cli.main import cli
-from verify.fixes.upgrade import upgrade_maps
+from verify.ops.fixes.upgrade import upgrade_maps
 
 GOLDEN = Path(__file__).parents[1] / "fixtures"
 STANDINS = Path(__file__).parents[1] / "standins"

@@ -35,15 +35,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-layout = None  # verify.layout and verify.formats: imported only by the commands that touch the stores,
-F = None  # verify.formats, imported by the map commands only (start-up time of every command)
+layout = None  # verify.core.layout and verify.core.formats: imported only by the commands that touch the stores,
+F = None  # verify.core.formats, imported by the map commands only (start-up time of every command)
 
 
 def _formats():
     global F, layout
     if F is None:
-        from verify import formats
-        from verify import layout as lay
+        from verify.core import formats
+        from verify.core import layout as lay
 
         F, layout = formats, lay
     return F

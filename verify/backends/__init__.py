@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .base import (MAP_LOOKUP, OBJECTS, PATHS, PROTOCOLS, REFERENCES, SCAN, SHARDED, BadObjectName, ObjectIO,
                    ProgressFn, ReferenceCheck, Scan, Shard, ShardedCheck, split, strerror)
 
@@ -55,9 +55,9 @@ class Entry:
 _ALL = frozenset({SCAN, REFERENCES, SHARDED, OBJECTS, MAP_LOOKUP})
 
 REGISTRY: tuple[Entry, ...] = (
-    Entry("filed", "filed", "FiledBackend", _ALL | {PATHS}, ("maps_dir", "blocks_dir"),
+    Entry("filed", "filed.backend", "FiledBackend", _ALL | {PATHS}, ("maps_dir", "blocks_dir"),
           ("maps_dir", "blocks_dir", "pithos_migrate")),  # the default
-    Entry("rados", "rados", "RadosBackend", _ALL, ("pool", "blocks_pool"),
+    Entry("rados", "rados.backend", "RadosBackend", _ALL, ("pool", "blocks_pool"),
           ("pool", "blocks_pool", "namespace", "inflight", "connect_timeout",
            "ceph_conf", "client_id", "ceph_name", "keyring", "cluster")),
     Entry("mixed", "mixed", "MixedBackend", _ALL),  # one store filed, the other RADOS: every flag applies

@@ -10,7 +10,7 @@ protocols it declares.
 - :class:`ReferenceCheck`: every map entry against the stored objects, and content
   hashes (``check``'s later stages, on one machine).
 - :class:`ShardedCheck`: the same two stages one shard at a time, the join done
-  elsewhere (``check --dask``, :mod:`verify.distributed_check`).
+  elsewhere (``check --dask``, :mod:`verify.cluster.check`).
 - :class:`ObjectIO`: a store seen as named objects: list a page, read, stat, write
   whole, write at an offset (as Archipelago's own peer serves a write), remove, and
   who holds the peer's lock on a name. Writers (fixes) go through it.
@@ -24,8 +24,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
-from ..errors import StoreError
-from ..summary import ShardResult
+from ..core.errors import StoreError
+from ..core.summary import ShardResult
 
 ProgressFn = Callable[[int], None]  # called with the number of files/objects newly seen
 Window = tuple[int, int, bool]  # a --verify-data-sample window: (start, width, everything)
@@ -134,7 +134,7 @@ class ShardedCheck(Protocol):
     """The reference and data stages one shard at a time; the join runs elsewhere.
 
     Join records are ``width`` bytes: the 16-byte fingerprint of a name
-    (:func:`verify.refjoin.fingerprint`), the caller's ``locator``, then one byte,
+    (:func:`verify.native.refjoin.fingerprint`), the caller's ``locator``, then one byte,
     1 when a live entry needs the object. The first entries naming a missing object
     are ranked within a shard so that the first few over all shards, taken in
     shard order, are those a local :meth:`ReferenceCheck.check_references` names.
@@ -203,11 +203,11 @@ class ObjectIO(Protocol):
 
 @runtime_checkable
 class MapLookupProvider(Protocol):
-    """Maps looked up by name, as the mapper would (``pithos-check``, verify/maplookup.py);
+    """Maps looked up by name, as the mapper would (``pithos-check``, verify/backends/maplookup.py);
     commands ask :func:`verify.backends.map_lookup`, which refuses a kind without it."""
 
     def maps_lookup(self, jobs: int):
-        """A :class:`verify.maplookup.MapLookup` (``lookup_maps``, ``check_rows``, ``list_maps``)
+        """A :class:`verify.backends.maplookup.MapLookup` (``lookup_maps``, ``check_rows``, ``list_maps``)
         over the maps store (close it when done)."""
 
 

@@ -6,15 +6,15 @@ RADOS one only its pool) and sends each call to the part holding the store it is
 about. Everything a single backend does within one store (the scan, a shard's
 join records, the data hashes, object I/O) is the part's own; what needs both
 stores at once, the reference stage, is the sharded join of
-:mod:`verify.shard_join`, run in this process or on Dask as for any backend.
+:mod:`verify.backends.shard_join`, run in this process or on Dask as for any backend.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UsageError
-from ..summary import ShardResult
+from ..core.errors import UsageError
+from ..core.summary import ShardResult
 from . import ROLES, entry, store_kinds
 from .base import ProgressFn, Ref, Shard, Window
 
@@ -81,7 +81,7 @@ class MixedBackend:
 
     def check_references(self, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         """Every map's entries (read by the maps part) against the objects the blocks part lists."""
-        from ..shard_join import local_references
+        from .shard_join import local_references
 
         return local_references(self, jobs, progress)
 

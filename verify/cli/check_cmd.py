@@ -8,11 +8,14 @@ import sys
 import click
 
 from .. import backends
-from .. import check as check_op
-from .. import check_report, durable, metrics, nativejob, report, state
-from ..errors import EXIT_TIME_BOXED, ArchverifyError, OutputError, Terminated, TimeBoxed, UsageError
-from ..progress import Progress
-from ..scan import estimated
+from ..ops import check as check_op
+from ..report import check as check_report, metrics, render as report
+from .. import durable
+from ..native import nativejob
+from ..ops import state
+from ..core.errors import EXIT_TIME_BOXED, ArchverifyError, OutputError, Terminated, TimeBoxed, UsageError
+from ..core.progress import Progress
+from ..ops.scan import estimated
 from .conventions import conventions, state_option
 from .dask_options import dask_options
 from .memory_options import budget, memory_options
@@ -120,7 +123,7 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, lim
         if kept is not None:  # a resumed run reads the sample window its first part read, whatever the day
             window = check_op.SampleWindow(*kept.meta["window"])
         if dask_address:
-            from .. import distributed_check
+            from ..cluster import check as distributed_check
 
             summary = distributed_check.check(be, dask_address, jobs, progress, verify_data, window, shards,
                                               dask_timeout)

@@ -7,9 +7,9 @@ import sys
 
 import click
 
-from .. import config as config_mod
-from ..errors import ConfigError
-from ..nodes import label
+from ..config import archipelago as config_mod
+from ..core.errors import ConfigError
+from ..ops.nodes import label
 from .conventions import conventions, warn
 from .node_options import node_options, resolve_nodes
 from .store_options import ceph_options
@@ -20,14 +20,14 @@ from .exit_status import exit_status
 def _pool_checker(ceph_conf, client_id, keyring=None, timeout=5.0):
     """``name -> bool | None`` through librados when it is installed; None: cannot tell. The client,
     connected at the first question, is shut down when the block ends (one left connected when the
-    process exits can abort it: verify/backends/rados_clients.py)."""
+    process exits can abort it: verify/backends/rados/clients.py)."""
     try:
         import rados  # type: ignore  # noqa: F401
     except ImportError:
         yield lambda pool: None
         return
-    from ..backends import rados_clients
-    from ..backends.rados import stderr_swallowed
+    from ..backends.rados import clients as rados_clients
+    from ..backends.rados.backend import stderr_swallowed
 
     cluster = None
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import click
 
 from .. import __version__
-from ..errors import UsageError
-from ..findings import printable
+from ..core.errors import UsageError
+from ..core.findings import printable
 from .options import apply_options
 
 TOOL = "archverify"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import click
 
-from ..errors import EXIT_TIME_BOXED
+from ..core.errors import EXIT_TIME_BOXED
 
-# every command: the signal handling of verify/cli/main.py (and verify/nativejob.py) ends a run so
+# every command: the signal handling of verify/cli/main.py (and verify/native/nativejob.py) ends a run so
 STOPPED = {130: "interrupted (SIGINT, Ctrl-C)", 143: "terminated (SIGTERM)"}
 ERROR = "usage or config error"
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
-from .. import finalize as fin
-from .. import pithosdb, report
+from ..ops.finalize import flow as fin
+from ..ops.pithos import db as pithosdb
+from ..report import render as report
 from ..durable import catch_stop_signals
-from ..restart import RestartFailed
+from ..ops.restart import RestartFailed
 from .conventions import conventions, state_option
 from .node_options import node_options, resolve_nodes
 from .output_options import max_shown_option

@@ -6,8 +6,8 @@ import functools
 
 import click
 
-from .. import limits as limits_mod
-from ..errors import UsageError
+from ..native import limits as limits_mod
+from ..core.errors import UsageError
 from .conventions import TOOL, current_run
 from .options import apply_options
 
@@ -19,7 +19,7 @@ BYTES_HELP = ("Cap on the bytes read per second, e.g. 50M (MiB/s), 1.5G or 20000
 
 
 def limit_options(f):
-    """The caps; the command receives ``limits`` (a :class:`verify.limits.Limits`, already in force)."""
+    """The caps; the command receives ``limits`` (a :class:`verify.native.limits.Limits`, already in force)."""
 
     @functools.wraps(f)
     def wrapper(*args, objects_per_second=None, bytes_per_second=None, **kw):

@@ -11,9 +11,10 @@ import traceback
 
 import click
 
-from .. import __version__, signals
-from ..errors import EXIT_TIME_BOXED, ArchverifyError, Terminated, TimeBoxed
-from ..findings import printable
+from .. import __version__
+from ..core import signals
+from ..core.errors import EXIT_TIME_BOXED, ArchverifyError, Terminated, TimeBoxed
+from ..core.findings import printable
 
 EPILOG = """\b
 Exit codes: 0 nothing found, 1 findings, 2 usage/config error or part of a

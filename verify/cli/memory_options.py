@@ -1,4 +1,4 @@
-"""--memory and --tmpdir: the budget of a scan or check and where its overflow goes (verify/spill.py)."""
+"""--memory and --tmpdir: the budget of a scan or check and where its overflow goes (verify/core/spill.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 
 import click
 
-from ..findingset import using
-from ..spill import DEFAULT_MEMORY, MIN_MEMORY, Spill, parse_size
+from ..core.findingset import using
+from ..core.spill import DEFAULT_MEMORY, MIN_MEMORY, Spill, parse_size
 from .options import apply_options
 
 

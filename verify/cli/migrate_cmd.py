@@ -11,8 +11,8 @@ import click
 
 from .. import backends
 from ..durable import catch_stop_signals
-from ..errors import UsageError
-from ..fixes.migrate import migrate_objects
+from ..core.errors import UsageError
+from ..ops.fixes.migrate import migrate_objects
 from .conventions import Run, conventions, state_option
 from .options import apply_options
 from .output_options import warn

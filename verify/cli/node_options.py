@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .. import config as config_mod
-from ..nodes import DEFAULT_TEMPLATE, Runner, parse_nodes
+from ..config import archipelago as config_mod
+from ..ops.nodes import DEFAULT_TEMPLATE, Runner, parse_nodes
 from .options import apply_options
 
 

@@ -12,10 +12,10 @@ import sys
 
 import click
 
-from .. import report
-from ..atomic import replaced
-from ..errors import OutputError
-from ..progress import DEFAULT_INTERVAL
+from ..report import render as report
+from ..durable.atomic import replaced
+from ..core.errors import OutputError
+from ..core.progress import DEFAULT_INTERVAL
 from .conventions import warn  # noqa: F401 - where the commands have always found it
 from .options import apply_options
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .. import backends, nativejob, pithos_report, pithosdb, report
-from ..progress import Progress
-from ..scan import estimated, progress_bar
+from .. import backends
+from ..native import nativejob
+from ..report import pithos as pithos_report, render as report
+from ..ops.pithos import db as pithosdb
+from ..core.progress import Progress
+from ..ops.scan import estimated, progress_bar
 from .conventions import conventions
 from .output_options import REPORT_FORMAT_HELP, check_outputs, output_options, report_and_exit, warn
 from .limit_options import announce, limit_options

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .. import confedit
-from ..nodes import label
+from ..config import confedit
+from ..ops.nodes import label
 from .conventions import Run, conventions
 from .node_options import node_options, resolve_nodes
 from .output_options import warn

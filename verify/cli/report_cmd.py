@@ -6,8 +6,8 @@ import os
 
 import click
 
-from .. import html_report
-from ..errors import OutputError
+from ..report import html as html_report
+from ..core.errors import OutputError
 from .conventions import Run, conventions, state_option, warn
 from .output_options import check_outputs, opened_output
 from .exit_status import CREATES, exit_status

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .. import restart as restart_mod
-from ..nodes import label
+from ..ops import restart as restart_mod
+from ..ops.nodes import label
 from .conventions import Run, conventions
 from .node_options import node_options, resolve_nodes
 from .exit_status import ERROR, exit_status

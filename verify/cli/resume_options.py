@@ -7,8 +7,9 @@ import time
 
 import click
 
-from .. import nativejob, resume
-from ..errors import EXIT_TIME_BOXED, UsageError
+from ..native import nativejob
+from ..ops import resume
+from ..core.errors import EXIT_TIME_BOXED, UsageError
 from .conventions import warn
 from .options import apply_options
 
@@ -40,7 +41,7 @@ def resume_options(f):
 
 
 def shards_per_store(shards: int | None, state_dir: str | None, dask_address: str | None, jobs: int) -> int:
-    """--shards, else 1, or when a checkpoint is kept :func:`verify.resume.default_shards` (a stop
+    """--shards, else 1, or when a checkpoint is kept :func:`verify.ops.resume.default_shards` (a stop
     loses at most one shard's work)."""
     if shards:
         return shards
@@ -50,7 +51,7 @@ def shards_per_store(shards: int | None, state_dir: str | None, dask_address: st
 @contextlib.contextmanager
 def checkpointing(state_dir: str | None, command: str, backend, options: dict, resume_flag: bool,
                   max_duration: str | None, dask_address: str | None, quiet: bool, extra: dict | None = None):
-    """The run's :class:`verify.resume.Checkpoint` (None without --state or with --dask), its time box started."""
+    """The run's :class:`verify.ops.resume.Checkpoint` (None without --state or with --dask), its time box started."""
     for flag, given in (("--resume", resume_flag), ("--max-duration", max_duration)):
         if given and not state_dir:
             raise UsageError(f"{flag} needs --state DIR (where the finished shards are kept)")

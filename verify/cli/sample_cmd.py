@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import OutputError, UsageError
-from ..sample import write_sample
+from ..core.errors import OutputError, UsageError
+from ..ops.sample import write_sample
 from .conventions import Run, conventions
 from .exit_status import CREATES, exit_status
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .. import nativejob, report
-from .. import scan as scan_op
-from ..progress import Progress
+from ..native import nativejob
+from ..report import render as report
+from ..ops import scan as scan_op
+from ..core.progress import Progress
 from .conventions import conventions, state_option
 from .dask_options import dask_options
 from .memory_options import budget, memory_options
@@ -56,7 +57,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, li
     with budget(memory, tmpdir), checkpointing(state_dir, "scan", be, {"shards": per_store}, resume, max_duration,
                                                dask_address, run.quiet) as kept:
         if dask_address:
-            from .. import distributed
+            from ..cluster import shards as distributed
 
             summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
         else:

@@ -10,8 +10,8 @@ import sys
 import click
 
 from .. import backends
-from .. import config as config_mod
-from ..errors import UsageError
+from ..config import archipelago as config_mod
+from ..core.errors import UsageError
 from .options import apply_options
 
 PM_CHOICES = ("auto", "on", "off")

@@ -10,11 +10,11 @@ import sys
 
 import click
 
-from .. import config
-from .. import formats as F
+from ..config import archipelago as config
+from ..core import formats as F
 from ..durable import catch_stop_signals
-from ..errors import UsageError
-from ..fixes.upgrade import upgrade_maps
+from ..core.errors import UsageError
+from ..ops.fixes.upgrade import upgrade_maps
 from .conventions import conventions, state_option
 from .migrate_cmd import DEFAULT_JOURNAL_DIR
 from .output_options import warn
@@ -38,7 +38,7 @@ def detect_mode(archipelago: str = "archipelago") -> str:
 
 
 def direct_from_config(config_path: str | None) -> bool:
-    """filed's ``direct`` in [blockerm], read by verify.config (absent: True, as shipped)."""
+    """filed's ``direct`` in [blockerm], read by verify.config.archipelago (absent: True, as shipped)."""
     if not config_path:
         return config.DIRECT_DEFAULT
     return config.load(config_path).stores["maps"].direct
@@ -70,7 +70,7 @@ def load_sizes(specs, sizes_file, pithos_db) -> dict[str, int]:
 
 def sizes_from_pithos_db(url: str) -> dict[str, int]:
     """v0 map sizes from Pithos's ``versions`` (read-only, streamed); a mapfile with two sizes is left out."""
-    from .. import pithosdb
+    from ..ops.pithos import db as pithosdb
 
     return pithosdb.v0_sizes(pithosdb.resolve_url(url))
 

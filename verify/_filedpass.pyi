@@ -1,3 +1,0 @@
-"""Type stub of the filed reference check's per-file rules (verify/_filedpass.pyx)."""
-
-def _limit_use(address: int) -> None: ...

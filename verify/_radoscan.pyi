@@ -1,3 +1,0 @@
-"""Type stub of the aio scan loop (verify/_radoscan.pyx): its Python face is verify/_radoshard.pyx."""
-
-def _limit_use(address: int) -> None: ...

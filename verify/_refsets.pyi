@@ -1,4 +1,0 @@
-"""Type stub of the entry rules and fingerprint sets both reference checks share (verify/_refsets.pyx)."""
-
-COUNTER_NAMES: tuple[str, ...]
-REFS_SHOWN: int  # entries recorded per missing object

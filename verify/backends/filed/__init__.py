@@ -1,0 +1,1 @@
+"""filed stores: NFS-shared dirs of files."""

@@ -1,0 +1,1 @@
+"""RADOS stores: Ceph pools read through librados."""

@@ -1,0 +1,1 @@
+"""Scans and checks spread over a Dask cluster."""

@@ -1,0 +1,1 @@
+"""archipelago.conf: read exactly as Archipelago reads it, and edited without disturbing it."""

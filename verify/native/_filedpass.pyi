@@ -1,0 +1,3 @@
+"""Type stub of the filed reference check's per-file rules (verify/native/_filedpass.pyx)."""
+
+def _limit_use(address: int) -> None: ...

@@ -1,0 +1,3 @@
+"""Type stub of the aio scan loop (verify/native/_radoscan.pyx): its Python face is verify/native/_radoshard.pyx."""
+
+def _limit_use(address: int) -> None: ...

@@ -1,0 +1,1 @@
+"""The operations: scan, check, the fixes, finalize and the Pithos database check."""

@@ -1,0 +1,1 @@
+"""The guide's "Finalizing upgrade" as one resumable flow over the store contract."""

@@ -1,0 +1,1 @@
+"""Pithos's database: which maps it needs, and a sample database for tests and demos."""
