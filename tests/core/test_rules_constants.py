@@ -39,13 +39,13 @@ def test_c_v04_path_equals_layout():
 # Where a rule may be written out: its C home and its Python twin. A copy anywhere else would
 # be a second definition free to drift from the first, so these fail on one.
 HASHLIB_HOMES = {
-    "formats.py": "the fingerprint and content hash twins",
-    "layout.py": "the v0.4 path twin",
-    "pins.py": "digests of whole files kept aside (not a store rule)",
-    "nodes.py": "the digest a node's shell script checks (not a store rule)",
-    "sample.py": "the sample store names its v0 maps by the digest of their entries",
-    "pithos_sample.py": "the sample Pithos database names its maps likewise",
-    "state.py": "digests of the finding sets of older runs (not a store rule)",
+    "verify/core/formats.py": "the fingerprint and content hash twins",
+    "verify/core/layout.py": "the v0.4 path twin",
+    "verify/ops/pins.py": "digests of whole files kept aside (not a store rule)",
+    "verify/ops/nodes.py": "the digest a node's shell script checks (not a store rule)",
+    "verify/ops/sample.py": "the sample store names its v0 maps by the digest of their entries",
+    "verify/ops/pithos/sample.py": "the sample Pithos database names its maps likewise",
+    "verify/ops/state.py": "digests of the finding sets of older runs (not a store rule)",
 }
 
 
@@ -57,7 +57,7 @@ def _sources(*globs):
 def test_no_module_hashes_names_or_content_outside_the_rule_modules():
     for py in _sources("*.py"):
         if re.search(r"^\s*(import hashlib|from hashlib )", py.read_text(), re.M):
-            assert py.name in HASHLIB_HOMES, \
+            assert str(py.relative_to(ROOT)) in HASHLIB_HOMES, \
                 f"{py.relative_to(ROOT)} imports hashlib: call formats.fingerprint/content_hash or verify.native._rulebatch's batches"
 
 

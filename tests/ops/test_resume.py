@@ -37,7 +37,7 @@ MAPS, BLOCKS = "resume-maps", "resume-blocks"
 # however loaded the machine is.
 STOP_AFTER = """
 import os, runpy, signal, sys
-from verify.native import nativejob; from verify.ops import resume
+from verify.core import signals; from verify.ops import resume
 
 k, box, part = int(os.environ["ARCHVERIFY_TEST_STOP_AFTER"]), os.environ.get("ARCHVERIFY_TEST_BOX_AFTER"), resume.Checkpoint.part
 
@@ -46,7 +46,7 @@ def stopping_part(self, name, run, progress=None):
     out = part(self, name, run, progress)
     if self.done_now > before and self.done_now == k:
         if box:
-            nativejob.time_box(0)
+            signals.time_box(0)
         else:
             os.kill(os.getpid(), signal.SIGSTOP)
     return out

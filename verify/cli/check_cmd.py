@@ -11,7 +11,7 @@ from .. import backends
 from ..ops import check as check_op
 from ..report import check as check_report, metrics, render as report
 from .. import durable
-from ..native import nativejob
+from ..core import signals
 from ..ops import state
 from ..core.errors import EXIT_TIME_BOXED, ArchverifyError, OutputError, Terminated, TimeBoxed, UsageError
 from ..core.progress import Progress
@@ -134,7 +134,7 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, lim
                 bars.expected["scan"] = estimated(objects, limits)
             announce(limits, objects, 3 if verify_data else 2, bars)
             summary = check_op.check(be, jobs, bars, verify_data, window, per_store, kept)
-        nativejob.work_done()
+        signals.work_done()
         delta = None
         if state_dir:
             stages = check_op.ran_stages(summary)

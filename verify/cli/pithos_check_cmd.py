@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import backends
-from ..native import nativejob
+from ..core import signals
 from ..report import pithos as pithos_report, render as report
 from ..ops.pithos import db as pithosdb
 from ..core.progress import Progress
@@ -59,7 +59,7 @@ def command(pithos_db, orphans, config_path, backend, maps_dir, blocks_dir, pith
             summary = pithosdb.check(url, lookup, orphans=orphans, progress=bar.update)
     finally:
         lookup.close()
-    nativejob.work_done()
+    signals.work_done()
     stores = {"maps": be.describe()["maps"], "pithos_db": {"url": pithosdb.safe(url)}}
     report_and_exit(run, "pithos-check", be.name, stores, summary, pithos_report.sections(summary, run.verbose, stores),
                     output, logdir, max_shown)

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from ..native import nativejob
+from ..core import signals
 from ..ops import resume
 from ..core.errors import EXIT_TIME_BOXED, UsageError
 from .conventions import warn
@@ -66,7 +66,7 @@ def checkpointing(state_dir: str | None, command: str, backend, options: dict, r
             began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(kept.meta["began"]))
             click.echo(f"archverify: resuming the run begun {began}: {resume.parts_done(len(kept.parts))}", err=True)
         if max_duration:
-            nativejob.time_box(resume.parse_duration(max_duration))
+            signals.time_box(resume.parse_duration(max_duration))
         with kept.time_boxed(max_duration):
             yield kept
 

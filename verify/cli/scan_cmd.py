@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..native import nativejob
+from ..core import signals
 from ..report import render as report
 from ..ops import scan as scan_op
 from ..core.progress import Progress
@@ -64,7 +64,7 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, li
             bars = Progress(progress)
             announce(limits, be.estimated_objects(), progress=bars)
             summary = scan_op.scan(be, jobs, bars, per_store, kept, limits)
-        nativejob.work_done()
+        signals.work_done()
         warn(unread_stores(be, config_path))
         with finished(kept):
             report_and_exit(run, "scan", be.name, stores, summary,

@@ -33,7 +33,7 @@ from ._native cimport av_stopped, av_request_stop, av_probe_rel, av_limit_t, av_
 # device is never read: it could block or never end); verify/backends/maplookup.py words it
 ERR_NOT_REGULAR = -1
 
-# where a map was found (MapInfo.where in pithosdb.py)
+# where a map was found (MapInfo.where, verify/backends/maplookup.py)
 cdef enum:
     W_MISSING = 0
     W_V04 = 1        # NAME at its sha256 path

@@ -13,9 +13,9 @@ from __future__ import annotations
 import threading
 from typing import Callable, Iterable, TypeVar
 
-# how a run reacts to a signal is verify/core/signals.py's; the commands and pithosdb.py reach it through here too
+# how a run reacts to a signal is verify/core/signals.py's; a pass checks for a stop there
 from ..core.errors import StoreError
-from ..core.signals import checkpoint, stop_on_signals, time_box, work_done  # noqa: F401
+from ..core.signals import checkpoint
 
 T = TypeVar("T")
 POLL_S = 0.1

@@ -41,7 +41,7 @@ _OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
 DEFAULT_SEARCH = "$CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf"
 # Every connected backend, closed at interpreter exit (its ioctxs, then its client): a librados
-# client still connected when the process exits can abort it (see rados_clients.py).
+# client still connected when the process exits can abort it (see clients.py).
 _CONNECTED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 

@@ -250,7 +250,7 @@ def list_failure(shard: Shard, pool: str, err: int) -> Finding:
                    f"stopped: {strerror(err)}")
 
 
-# ---- the check's pool I/O (verify/backends/rados/check.py, rados_maps.py) ----
+# ---- the check's pool I/O (verify/backends/rados/check.py, maps.py) ----
 
 MAP_MAX = 1 << 30  # a map object larger than this is not read (a v0 map of 128 PiB would be 1 GiB)
 BUDGET = 64 << 20  # bytes a window of map-data reads may expect to bring in

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from verify.native import nativejob
+from verify.core import signals
 from verify.core.errors import ConfigError, StoreError
 from verify.core.findings import Finding, escape_name
 from verify.backends.maplookup import (
@@ -376,7 +376,7 @@ def check(url, lookup, orphans: bool = False, batch: int = BATCH, progress=None)
     # could tear down the database driver under it
     with contextlib.closing(prefetched(stream_rows(url, batch))) as parts:
         for part in parts:
-            nativejob.checkpoint()  # a signal that came while a library ran stops the run here
+            signals.checkpoint()  # a signal that came while a library ran stops the run here
             chk.feed(part)
             if progress is not None:
                 progress(len(part))
