@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Iterable, Iterator
 
 from .findings import KINDS, Finding
-from .spill import DEFAULT_MEMORY, Spill
+from .spill import Spill
 
 _RANK = {k: -kind.severity for k, kind in KINDS.items()}
 _active: list[Spill] = []
@@ -108,7 +108,7 @@ class FindingSet:
 
     def __init__(self, findings: Iterable[Finding] = (), spill: Spill | None = None):
         self.spill = spill if spill is not None else current()
-        self.budget = int((self.spill.memory if self.spill else DEFAULT_MEMORY) * SHARE)
+        self.budget = (self.spill or Spill()).share(SHARE)
         self._buf: list[Finding] = []
         self._held = 0
         self._runs: list[str] = []

@@ -35,7 +35,7 @@ from ..core.findingset import FindingSet, current
 from ..core.progress import Progress
 from .resume import Checkpoint
 from .scan import progress_bar, run_shards
-from ..core.spill import DEFAULT_MEMORY
+from ..core.spill import Spill
 from ..core.summary import ShardResult, Summary
 
 HEADS_SHARE = 0.125  # of --memory: the map header reads a RADOS scan keeps for the reference stage
@@ -153,7 +153,7 @@ class LocalStages:
 
     def scan(self) -> ShardResult:
         spill = current()  # past their share of --memory no header is kept: the references read them again
-        self.backend.keep_heads(int((spill.memory if spill else DEFAULT_MEMORY) * HEADS_SHARE))  # RADOS: reused
+        self.backend.keep_heads((spill or Spill()).share(HEADS_SHARE))  # RADOS: what the scan reads, reused
         return run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress,
                           self.kept)
 
