@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../verify/_rules.h"
+#include "../verify/native/_rules.h"
 
 #define PAGE 1024
 #define LOCKREAD 255

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../verify/_rules.h"
+#include "../verify/native/_rules.h"
 
 #define DIRBUF 32768
 
