@@ -272,7 +272,8 @@ def test_finalize_stopped_by_a_signal_resumes_after_the_last_journaled_step(tmp_
 # finished step (ARCHVERIFY_TEST_STOP_AFTER=k): the signal is sent to a process that is
 # provably between two steps of the work, however loaded the machine is.
 STOP_AFTER = """
-import os, runpy, signal, sys
+import os, runpy, signal, sys, time
+from verify.core import signals
 from verify.durable import journal
 
 k, seen, append = int(os.environ["ARCHVERIFY_TEST_STOP_AFTER"]), [0], journal.Journal.append
@@ -283,6 +284,13 @@ def stopping_append(self, record):
         seen[0] += 1
         if seen[0] == k:
             os.kill(os.getpid(), signal.SIGSTOP)
+    if seen[0] >= k:
+        # the handshake's other half: no later step ends before the signal sent while we were
+        # stopped is seen, however slowly the main thread is scheduled; a signal that went
+        # to a worker thread instead would hold every step here and the test's timeout tells
+        deadline = time.monotonic() + 120
+        while signals.stop_requested() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
     return out
 
 journal.Journal.append = stopping_append

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
@@ -207,6 +208,21 @@ def stop_between_steps() -> Iterator[None]:
 def stop_requested() -> int | None:
     """The signal that asked to stop, if any."""
     return _stop["signo"]
+
+
+def _main_thread_takes_the_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def step_pool(jobs: int) -> ThreadPoolExecutor:
+    """The threads of a writing run's steps: SIGINT and SIGTERM are blocked in them.
+
+    The kernel then hands the signal to the main thread, whose wait for a step wakes and
+    runs the handler at once. A signal that a worker took instead would wait, unseen,
+    until the next step ended, and on a loaded machine the rest of the run could finish
+    before the stop was asked for.
+    """
+    return ThreadPoolExecutor(max_workers=max(1, jobs), initializer=_main_thread_takes_the_signals)
 
 
 def map_steps(pool: Executor, step: Callable, items: Iterable) -> list:

@@ -15,5 +15,5 @@ from .atomic import (
 from .journal import Journal, TornLine  # noqa: F401
 from .locks import STORE_LOCK_NAME, lock_file, run_lock, store_locks  # noqa: F401
 from ..core.signals import (
-    catch_stop_signals, check_stop, map_steps, release_stop_signals, stop_between_steps, stop_requested,
+    catch_stop_signals, check_stop, map_steps, release_stop_signals, step_pool, stop_between_steps, stop_requested,
 )

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import errno
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from verify.core import layout
 from verify import backends
-from verify.durable import TMP_PREFIX, Journal, check_stop, map_steps, run_lock, stop_between_steps, store_locks
+from verify.durable import (
+    TMP_PREFIX, Journal, check_stop, map_steps, run_lock, step_pool, stop_between_steps, store_locks,
+)
 from verify.core.errors import StoreError
 from ..scan import run_shards
 from verify.durable import fsops
@@ -271,7 +272,7 @@ def migrate_objects(dirs: dict[str, str], *, apply: bool, journal_dir: str, reso
                 fsops.cleanup_temps(root)
             out = _resume(dirs, journal)
             journal.append({"ev": "run", "apply": True, "resolve_identical": resolve_identical})
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
+            with step_pool(jobs) as pool:
                 out += map_steps(pool, lambda w: _fix(dirs, w, True, resolve_identical, journal), find_work(dirs, jobs))
                 legacy, notes = find_legacy(dirs, legacy_dirs)
                 out += notes

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -46,7 +45,8 @@ from verify.durable import fsops
 from verify.core import layout
 from verify.core import formats as F
 from verify.durable import (
-    Journal, atomic_write, check_stop, fsync_dir, map_steps, run_lock, stop_between_steps, store_locks, written_temp,
+    Journal, atomic_write, check_stop, fsync_dir, map_steps, run_lock, step_pool, stop_between_steps, store_locks,
+    written_temp,
 )
 from verify.core.errors import StoreError
 from verify.durable.fsops import ConflictError
@@ -448,7 +448,7 @@ def _run(store, apply, journal, backups, mode, vlmc, jobs, pithos_sizes) -> list
             return Outcome(f.name, plan.target, f.kind, plan.kind, "failed", str(e))
         return Outcome(f.name, plan.target, f.kind, plan.kind, "upgraded")
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with step_pool(jobs) as pool:
         return map_steps(pool, one, findings)
 
 
