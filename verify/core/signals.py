@@ -24,11 +24,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor
+    from concurrent.futures import Executor, ThreadPoolExecutor
 
 from .errors import Interrupted, Terminated, TimeBoxed
 
@@ -222,6 +221,8 @@ def step_pool(jobs: int) -> ThreadPoolExecutor:
     until the next step ended, and on a loaded machine the rest of the run could finish
     before the stop was asked for.
     """
+    from concurrent.futures import ThreadPoolExecutor  # here: a reading run does not import it (and logging)
+
     return ThreadPoolExecutor(max_workers=max(1, jobs), initializer=_main_thread_takes_the_signals)
 
 
