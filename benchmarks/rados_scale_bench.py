@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks import rados_check_bench as rcb  # noqa: E402
 from benchmarks.run import timed  # noqa: E402
-from benchmarks.scale_bench import TARGET, extrapolate, flatness, table  # noqa: E402
+from benchmarks.scale_bench import TARGET, after_startup, extrapolate, flatness, table  # noqa: E402
 
 MARKER_NS = "scale-bench"
 ENTRIES = 8  # blocks per volume; a volume and its snapshot: 2 maps, 2 map-data objects, 8 blocks
@@ -147,20 +147,6 @@ def fixed_cost(conf: str, memory: str, work: Path) -> dict[str, float]:
     tmpdir.mkdir(exist_ok=True)
     return {k: statistics.median(timed(cmd(k, conf, "empty", 0, work / f"{k}.json", memory, tmpdir))[1]
                                  for _ in range(3)) for k in ("scan", "check")}
-
-
-def after_startup(rows: list[dict], fixed: dict[str, float]) -> list[str]:
-    """Per kind of store and command: CPU per object once the fixed cost is taken off, smallest to largest."""
-    out = []
-    for kind in ("heavy", "clean"):
-        rs = sorted((r for r in rows if r["store"] == kind), key=lambda r: r["files"])
-        if len(rs) < 2:
-            continue
-        for c in ("scan", "check"):
-            a, b = ((1e6 * (r[c]["cpu_s"] - fixed[c]) / r["files"]) for r in (rs[0], rs[-1]))
-            out.append(f"{kind} {c}: CPU per object after the fixed {fixed[c]:.2f} s: {a:.2f} -> {b:.2f} us "
-                       f"({100 * (b - a) / a:+.0f}%; target within 10%)")
-    return out
 
 
 def main(argv=None) -> int:
