@@ -127,3 +127,26 @@ def test_a_tmpdir_that_cannot_hold_a_dir_ends_with_one_line(store, tmp_path):
 def test_a_memory_size_that_is_no_size_is_refused(store):
     r = archverify("check", *stores(store), "--memory", "lots")
     assert r.returncode == 2 and "--memory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_reference_index_past_its_share_takes_the_sharded_join_with_the_same_findings(tmp_path):
+    """30,000 objects want about 600 KB of reference index, past half of a 1M budget: the check
+    joins shard by shard through the spill dir (``refs.shards`` says how many) and reports exactly
+    what the check holding the index whole reports."""
+    p = build_store(tmp_path / "s")
+    for i in range(30000):
+        name = hashlib.sha256(b"unnamed %d" % i).hexdigest().encode()
+        path = Path(p.blocks) / os.fsdecode(layout.v04_path(name))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    whole = archverify("check", *stores(p), "--format", "json", "--memory", "1G")
+    bounded = archverify("check", *stores(p), "--format", "json", "--memory", "1M", "--tmpdir", spill)
+    assert whole.returncode == bounded.returncode == 1, (whole.stderr, bounded.stderr)
+    a, b = json.loads(whole.stdout), json.loads(bounded.stdout)
+    assert "refs.shards" not in a["summary"]["counters"]
+    assert b["summary"]["counters"]["refs.shards"] >= 2
+    assert a["findings"] == b["findings"] and a["summary"]["findings"] == b["summary"]["findings"]
+    assert a["summary"]["findings"]["object_orphan"] >= 30000
+    assert list(spill.iterdir()) == []

@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..native import _refsets, refjoin
 from . import Shard
-from ..core.findingset import current
+from ..core.findingset import FindingSet, current
 from .references import missing_findings
 from ..core.summary import ShardResult
 
@@ -89,20 +89,21 @@ def findings_of_join(join: refjoin.JoinResult, shards: list[Shard], explain: Cal
     return out
 
 
-def local_references(backend, jobs: int, progress=None) -> ShardResult:
-    """The reference stage in this process, one whole-store shard after the other.
+def local_references(backend, jobs: int, progress=None, per_store: int = 1) -> ShardResult:
+    """The reference stage in this process, one shard after the other (``per_store`` of each store:
+    more when the reference index would not fit its share of ``--memory``, verify/ops/check.py).
 
     Sequential on purpose: each pass is parallel inside (``jobs`` threads, or the
     aio ops in flight) and runs on this thread, so Ctrl-C stops it between work units
     (verify/native/nativejob.py). The join holds both sides' records (24 bytes an object)
     at once up to its share of ``--memory``, past it key ranges in the spill dir
     (:class:`verify.native.refjoin.Spool`); ``check --dask`` spreads it over the workers instead."""
-    shards = backend.shards(1)
-    results = []
+    shards = backend.shards(per_store)
+    out = ShardResult(findings=FindingSet())  # each shard's findings within the budget as it ends
     spool = refjoin.Spool(WIDTH, current())
     for shard in shards:
         result, recs = backend.check_shard(shard, jobs, locator(shard))
-        results.append(result)
+        out.absorb(result)
         n = len(recs) // WIDTH
         spool.add(sides_of(shard, recs))
         del recs
@@ -115,4 +116,4 @@ def local_references(backend, jobs: int, progress=None) -> ShardResult:
         lambda asked: [backend.explain_shard(s, jobs, recs, WIDTH) for s, recs in asked],
         lambda asked: [backend.orphans_shard(s, jobs, recs, WIDTH) for s, recs in asked],
         backend.object_path)
-    return ShardResult.merge_all(results).merge(found)
+    return out.absorb(found)

@@ -39,6 +39,9 @@ from ..core.spill import Spill
 from ..core.summary import ShardResult, Summary
 
 HEADS_SHARE = 0.125  # of --memory: the map header reads a RADOS scan keeps for the reference stage
+INDEX_SHARE = 0.5  # of --memory: the reference index held whole in RAM, or else the sharded join's records
+INDEX_BYTES = 20  # bytes of the in-RAM reference index per object (measured 18.7: docs/check.md)
+RECORD_BYTES = 24  # bytes of a record of the sharded join per object (verify/backends/shard_join.py)
 
 FP_SPACE = F.FP_SPACE  # sample windows are ranges of a name's 64-bit fingerprint (formats.fingerprint_hi)
 
@@ -140,6 +143,21 @@ def run_stages(executor: Executor, verify_data: bool) -> ShardResult:
     return result
 
 
+def reference_shards(objects: int, spill: Spill | None) -> int:
+    """0: the reference index of ``objects`` fits its share of ``--memory``, the stage holds it whole.
+
+    Else the shards per store of the sharded join (verify/backends/shard_join.py): each shard's
+    records in RAM one at a time, the join's key ranges spilled past its share, so the stage
+    keeps to the budget however large the stores, at the price of reading each shard's part
+    of a store in turn (a RADOS pool is listed once a shard)."""
+    if spill is None:
+        return 0
+    budget = spill.share(INDEX_SHARE)
+    if INDEX_BYTES * objects <= budget:
+        return 0
+    return max(2, min(256, math.ceil(RECORD_BYTES * objects / budget)))
+
+
 @dataclass
 class LocalStages:
     """The stages on this machine: the scan's shards one after another, the later stages with ``jobs`` threads."""
@@ -150,15 +168,28 @@ class LocalStages:
     window: SampleWindow = SampleWindow(0, 0, True)
     shards_per_store: int = 1
     kept: Checkpoint | None = None  # each finished shard and stage recorded there, or taken from there
+    objects: int = 0  # what the scan stage listed in both stores
 
     def scan(self) -> ShardResult:
         spill = current()  # past their share of --memory no header is kept: the references read them again
         self.backend.keep_heads((spill or Spill()).share(HEADS_SHARE))  # RADOS: what the scan reads, reused
-        return run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress,
-                          self.kept)
+        out = run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress,
+                         self.kept)
+        self.objects = out.counters.get("maps.files", 0) + out.counters.get("blocks.files", 0)
+        return out
 
     def references(self) -> ShardResult:
-        return self._with_bar("references", lambda tick: self.backend.check_references(self.jobs, tick))
+        shards = reference_shards(self.objects, current())
+        if not shards:
+            return self._with_bar("references", lambda tick: self.backend.check_references(self.jobs, tick))
+        from ..backends.shard_join import local_references
+
+        def sharded(tick) -> ShardResult:
+            out = local_references(self.backend, self.jobs, tick, per_store=shards)
+            out.counters["refs.shards"] = shards
+            return out
+
+        return self._with_bar("references", sharded)
 
     def data(self) -> ShardResult:
         return self._with_bar("data", lambda tick: self.backend.verify_data(self.jobs, self.window.as_tuple(), tick))
