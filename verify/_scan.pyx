@@ -12,7 +12,7 @@ records; Python objects are made only after the GIL is back, for findings and
 counters. The rules themselves are in _rules.h (the C twin of formats.py).
 """
 
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr
 from libc.errno cimport errno, ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENOMEM, ENXIO, ENODEV
@@ -55,6 +55,11 @@ DEF DETAILMAX = 1300
 ctypedef struct tbuf_t:
     av_recs_t recs
     uint64_t counts[NCOUNT]
+    # the paths of the files walked, kept for the reference stage of a check (keep > 0): each a
+    # uint16 length then the bytes of d1/d2/d3/NAME; past keep_max bytes none is kept (keep_over)
+    char *kept
+    size_t kept_n, kept_cap, kept_max
+    bint keep_over
     char pad[64]          # keep threads' hot counters off each other's cache lines
 
 ctypedef struct ctx_t:
@@ -228,6 +233,35 @@ cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, where_t *at)
     emit(b, K_LOCK, 0, name, n, path_of(at), owner)
 
 
+cdef void keep_path(tbuf_t *b, const char *path) noexcept nogil:
+    """Keeps ``path`` in the thread's list for the reference stage; past its share, stops keeping."""
+    cdef size_t n = strlen(path), cap
+    cdef char *grown
+    cdef uint16_t len16
+    if b.keep_over:
+        return
+    if b.kept_n + n + 2 > b.kept_max:
+        b.keep_over = True
+        free(b.kept)
+        b.kept, b.kept_n, b.kept_cap = NULL, 0, 0
+        return
+    if b.kept_n + n + 2 > b.kept_cap:
+        cap = b.kept_cap * 2 if b.kept_cap else 1 << 16
+        while cap < b.kept_n + n + 2:
+            cap *= 2
+        grown = <char *>realloc(b.kept, cap)
+        if grown == NULL:
+            b.keep_over = True  # out of memory: keep nothing, the reference stage walks
+            free(b.kept)
+            b.kept, b.kept_n, b.kept_cap = NULL, 0, 0
+            return
+        b.kept, b.kept_cap = grown, cap
+    len16 = <uint16_t>n
+    memcpy(b.kept + b.kept_n, &len16, 2)
+    memcpy(b.kept + b.kept_n + 2, path, n)
+    b.kept_n += n + 2
+
+
 cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char *d2, const char *d3,
                      const char *name) noexcept nogil:
     """Every rule for one regular file at object depth."""
@@ -242,6 +276,8 @@ cdef void check_file(ctx_t *ctx, tbuf_t *b, int fd3, const char *d1, const char 
     cdef stat here, there
     b.counts[C_FILES] += 1
     at.d1, at.d2, at.d3, at.name, at.joined = d1, d2, d3, name, False
+    if b.kept_max:
+        keep_path(b, path_of(&at))
     fault = av_name_fault(name, n, AV_MIN_NAME)
     if fault != AV_NAME_FINE:
         emit(b, K_STRAY, 0, name, n, path_of(&at), av_name_fault_text(fault))
@@ -401,8 +437,11 @@ cdef class FiledShard:
     cdef public int lo, hi
     cdef readonly bint done
 
-    def __cinit__(self, root, int lo=0, int hi=256, int jobs=1, bint maps=False, bint pithos_migrate_off=False):
+    def __cinit__(self, root, int lo=0, int hi=256, int jobs=1, bint maps=False, bint pithos_migrate_off=False,
+                  size_t keep=0):
+        """``keep``: bytes of RAM for the paths of the files walked (:meth:`kept`); 0 keeps none."""
         import os
+        cdef int t
         if jobs < 1:
             raise ValueError("jobs must be >= 1")
         self.root = os.fsencode(root)
@@ -414,6 +453,8 @@ cdef class FiledShard:
         self.bufs = <tbuf_t *>calloc(jobs, sizeof(tbuf_t))
         if self.bufs == NULL:
             raise MemoryError()
+        for t in range(jobs):
+            self.bufs[t].kept_max = keep // jobs  # each thread its part: no lock on the hot path
         self.done = False
 
     def __dealloc__(self):
@@ -422,6 +463,7 @@ cdef class FiledShard:
         if self.bufs != NULL:
             for t in range(self.jobs):
                 av_recs_free(&self.bufs[t].recs)
+                free(self.bufs[t].kept)
             free(self.bufs)
         if self.ctx.rootfd >= 0:
             close(self.ctx.rootfd)
@@ -458,6 +500,20 @@ cdef class FiledShard:
 
     def counters(self):
         return walk_counters(<const char *>self.bufs[0].counts, sizeof(tbuf_t), self.jobs, COUNTER_NAMES)
+
+    def kept(self):
+        """The paths of every file the walk handed to the rules (uint16 length, then d1/d2/d3/NAME; threads
+        one after another), or None when they did not fit in ``keep`` bytes (or none were asked for, or
+        the walk did not finish). Then forgotten."""
+        cdef int t
+        out = None
+        if self.done and not any(self.bufs[t].keep_over or self.bufs[t].kept_max == 0 for t in range(self.jobs)):
+            out = b"".join([(<char *>self.bufs[t].kept)[:self.bufs[t].kept_n] if self.bufs[t].kept_n else b""
+                            for t in range(self.jobs)])
+        for t in range(self.jobs):
+            free(self.bufs[t].kept)
+            self.bufs[t].kept, self.bufs[t].kept_n, self.bufs[t].kept_cap = NULL, 0, 0
+        return out
 
     def records(self):
         """[(kind, name bytes, path bytes, detail bytes, errno, aux)] in no particular order; aux is a

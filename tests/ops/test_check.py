@@ -95,6 +95,30 @@ def test_jobs_do_not_change_results(planted):
         assert c1[k] == c4[k]
 
 
+def test_paths_kept_by_the_scan_give_what_a_second_walk_gives(planted, monkeypatch):
+    """The reference stage marks the blocks the scan walked from the paths it kept (all shards, some
+    of them within a small budget, none): the same findings, paths, details and counters."""
+    from verify.backends.filed import check as filed_check
+
+    seen = []
+    real_refs, real_keep = filed_check.check_references, FiledBackend.keep_heads
+    monkeypatch.setattr(filed_check, "check_references",
+                        lambda *a, **kw: seen.append(sum(hi - lo for lo, hi, _p in a[4] or ())) or real_refs(*a, **kw))
+    runs = {}
+    for label, budget in (("all", 0), ("some", 1), ("none", -1)):
+        if label == "some":
+            budget = 500  # fits a few of the 8 shards of planted's blocks store
+        monkeypatch.setattr(FiledBackend, "keep_heads",
+                            lambda self, _b=0, budget=budget: real_keep(self, 0) if budget == 0 else (
+                                real_keep(self, budget) if budget > 0 else None))
+        s = check_op.check(backend(planted), jobs=2, progress=False, shards_per_store=8)
+        runs[label] = ([(f.kind, f.store, f.name, f.path, f.detail) for f in s.findings],
+                       {k: v for k, v in s.counters.items() if k.startswith("refs.")})
+    assert seen[0] == 256 and 0 < seen[1] < 256 and seen[2] == 0
+    assert runs["all"] == runs["none"] and runs["some"] == runs["none"]
+    assert any(k == "object_orphan" for k, *_ in runs["none"][0])
+
+
 def test_verify_data_finds_flipped_and_truncated_blocks(planted):
     s = check_op.check(backend(planted), jobs=2, progress=False, verify_data=True)
     assert keys(s, {"object_content_mismatch"}) == {("object_content_mismatch", "blocks", n) for n in planted.flipped}

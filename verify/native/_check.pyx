@@ -24,7 +24,7 @@ This module runs the passes; what each file is worth to a pass is verify/native/
 """
 
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcpy, memset, strlen, memchr, memcmp
 
@@ -177,6 +177,49 @@ cdef class FiledRefCheck:
             self.blocksfd = self._open(self.blocks_root)
         self._walk(self.blocksfd, MODE_STORED)
         return self._count_missing()
+
+    def mark_kept(self, const unsigned char[::1] kept, Py_ssize_t off=0, Py_ssize_t limit=65536):
+        """Pass 3 without the walk: the files of the blocks store the scan walked (FiledShard.kept, the
+        paths of one shard), each given to the rule :meth:`mark_stored` gives it, up to ``limit`` files
+        from byte ``off``. Returns the offset to go on from (``len(kept)``: done)."""
+        if not self.frozen:
+            raise RuntimeError("freeze() first")
+        if self.blocksfd < 0:
+            self.blocksfd = self._open(self.blocks_root)
+        self.ctx.rootfd = self.blocksfd
+        self.ctx.mode = MODE_STORED
+        cdef size_t at = <size_t>off, end = <size_t>kept.shape[0], n
+        cdef Py_ssize_t done = 0
+        cdef uint16_t len16
+        cdef char part[PATHMAX]
+        cdef char *d2
+        cdef char *d3
+        cdef char *name
+        cdef tbuf_t *b = &self.bufs[0]
+        cdef const unsigned char *base = &kept[0] if end > 0 else NULL
+        with nogil:
+            while at + 2 <= end and done < limit and not av_stopped(&self.ctx.stop):
+                memcpy(&len16, base + at, 2)
+                n = len16
+                if n >= PATHMAX or at + 2 + n > end:
+                    break
+                memcpy(part, base + at + 2, n)
+                part[n] = 0
+                at += 2 + n
+                done += 1
+                # d1/d2/d3/NAME, each part without a slash (the walker joined them): split in place
+                d2 = <char *>memchr(part, ord('/'), n)
+                d3 = <char *>memchr(d2 + 1, ord('/'), n - <size_t>(d2 + 1 - part)) if d2 != NULL else NULL
+                name = <char *>memchr(d3 + 1, ord('/'), n - <size_t>(d3 + 1 - part)) if d3 != NULL else NULL
+                if name == NULL:
+                    continue
+                d2[0] = 0
+                d3[0] = 0
+                name[0] = 0
+                on_file(&self.ctx, b, 0, -1, part, d2 + 1, d3 + 1, name + 1)
+        if b.oom or b.refs.oom or b.recs.oom:
+            raise MemoryError("out of memory during the reference check")
+        return <Py_ssize_t>at
 
     cdef size_t _count_missing(self):
         return count_missing(&self.sets.refs, self.sets.present)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import stat as stat_mod
 from collections import Counter
 from dataclasses import dataclass
@@ -126,6 +127,8 @@ class FiledBackend:
     def __post_init__(self) -> None:
         self.pithos_migrate_off = self.pithos_migrate_off or {}
         self.direct = self.direct or {}
+        self._keep = 0  # bytes the blocks scan may keep for the reference stage (keep_heads)
+        self._kept: list[tuple[int, int, bytes]] = []  # (lo, hi, paths) of each blocks shard that kept its paths
 
     def dirs(self) -> dict[str, str]:
         return {role: path for role, path in (("maps", self.maps_dir), ("blocks", self.blocks_dir)) if path}
@@ -137,7 +140,12 @@ class FiledBackend:
         return dataclasses.replace(self, pithos_migrate_off={role: not on for role in self.dirs()})
 
     def keep_heads(self, budget: int = 0) -> None:
-        """Nothing: filed's reference stage reads the maps itself."""
+        """The scan of the blocks store keeps the paths it walked, within ``budget`` bytes (0: no bound),
+        so that the reference stage marks the stored objects without a second walk (the maps it reads
+        itself: the scan reads only their heads). A shard whose paths did not fit keeps none, nor does
+        a shard taken from a checkpoint: the reference stage walks those."""
+        self._keep = budget if budget > 0 else sys.maxsize
+        self._kept = []
 
     def validate(self) -> None:
         """Fail before any walk starts: every store dir must be an openable directory."""
@@ -178,14 +186,17 @@ class FiledBackend:
     def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         scan = _load_scanner()
         root = self.dirs()[shard.store]
+        keep = self._keep - sum(len(k[2]) for k in self._kept) if shard.store == "blocks" else 0
         fs = scan.FiledShard(
             root, shard.lo, shard.hi, jobs, maps=shard.store == "maps",
-            pithos_migrate_off=bool(self.pithos_migrate_off.get(shard.store)),
+            pithos_migrate_off=bool(self.pithos_migrate_off.get(shard.store)), keep=max(keep, 0),
         )
         try:
             nativejob.run(fs.run, fs.stop, lambda: fs.progress()[0], progress, name=f"scan-{shard.store}-{shard.lo}")
         except OSError as e:
             raise StoreError(f"{root}: cannot open {shard.store} store dir: {e.strerror}") from None
+        if keep > 0 and (paths := fs.kept()) is not None:
+            self._kept.append((shard.lo, shard.hi, paths))
         return records_to_result(shard.store, fs.records(), fs.counters())
 
     # -- the reference and data stages of 'check' (verify/ops/check.py) --
@@ -194,7 +205,8 @@ class FiledBackend:
         """Every map's entries against every stored object of the blocks store."""
         from .check import check_references
 
-        return check_references(self.maps_dir, self._blocks(), jobs, progress)
+        kept, self._kept = self._kept, []  # used once: a later check stage walks again
+        return check_references(self.maps_dir, self._blocks(), jobs, progress, kept)
 
     def verify_data(self, jobs: int, window: Window, progress: ProgressFn | None = None) -> ShardResult:
         """Content hashes of the 64-hex objects whose fingerprint is in ``window`` (start, width, all)."""

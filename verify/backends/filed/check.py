@@ -18,18 +18,19 @@ from .. import ProgressFn
 
 
 SLICE = 16  # top-level dirs (shard buckets) of the blocks store walked per orphan pass
+KEPT_SLICE = 65536  # kept paths of the blocks store marked per orphan pass
 
 
 def _load():
     return nativejob.compiled("_check")
 
 
-def _pass(fn, rc, progress: ProgressFn | None, root: str) -> None:
+def _pass(fn, rc, progress: ProgressFn | None, root: str):
     """Runs one pass in a thread (it releases the GIL) while feeding the progress bar.
 
     Interrupted, the pass is stopped and joined before the interruption goes on (verify/native/nativejob.py)."""
     try:
-        nativejob.run(fn, rc.stop, rc.progress, progress, name="check-pass")
+        return nativejob.run(fn, rc.stop, rc.progress, progress, name="check-pass")
     except OSError as e:
         raise StoreError(f"{root}: cannot open store dir: {e.strerror}") from None
 
@@ -70,16 +71,43 @@ def first_refs(records) -> list[tuple[bytes, bytes, int]]:
     return out
 
 
-def check_references(maps_dir: str, blocks_dir: str, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
-    """Every map's entries against every stored object: object_missing, object_orphan, map_corrupt."""
+def unkept_slices(kept) -> list[tuple[int, int]]:
+    """The ranges of top-level dir buckets, at most SLICE wide, that no kept shard covers."""
+    covered = bytearray(256)
+    for lo, hi, _paths in kept:
+        covered[lo:hi] = b"\1" * (hi - lo)
+    out = []
+    for lo in range(0, 256, SLICE):
+        start = None
+        for i in range(lo, lo + SLICE + 1):
+            if i < lo + SLICE and not covered[i]:
+                start = i if start is None else start
+            elif start is not None:
+                out.append((start, i))
+                start = None
+    return out
+
+
+def check_references(maps_dir: str, blocks_dir: str, jobs: int, progress: ProgressFn | None = None,
+                     kept: list[tuple[int, int, bytes]] | None = None) -> ShardResult:
+    """Every map's entries against every stored object: object_missing, object_orphan, map_corrupt.
+
+    ``kept``: (lo, hi, paths) of the blocks shards whose walk the scan kept (FiledShard.kept): their
+    files are marked from the paths, the rest of the blocks store is walked."""
     rc = _load().FiledRefCheck(maps_dir, blocks_dir, jobs)
     res = ShardResult(findings=FindingSet())
     _found(res.findings, "maps", rc.read_maps, rc, progress, maps_dir)
     unique = rc.freeze()
-    # a slice of the top-level dirs at a time: the pass holds the C records of one slice (orphans
-    # may be most of a store), which go into the finding set before the next slice is walked
-    for lo in range(0, 256, SLICE):
-        rc.set_range(lo, lo + SLICE)
+    # a slice at a time: the pass holds the C records of one slice (orphans may be most of a
+    # store), which go into the finding set before the next slice is marked or walked
+    for _lo, _hi, paths in kept or ():
+        off = 0
+        while off < len(paths):
+            off = _pass(lambda off=off, paths=paths: rc.mark_kept(paths, off, KEPT_SLICE), rc, progress, blocks_dir)
+            for batch in rc.take_record_batches():
+                res.findings.add(_findings("blocks", batch))
+    for lo, hi in unkept_slices(kept or ()):
+        rc.set_range(lo, hi)
         _found(res.findings, "blocks", rc.mark_stored, rc, progress, blocks_dir)
     rc.set_range(0, 256)
     n_missing = rc.missing_total()
