@@ -285,9 +285,8 @@ def stopping_append(self, record):
         if seen[0] == k:
             os.kill(os.getpid(), signal.SIGSTOP)
     if seen[0] >= k:
-        # the handshake's other half: no later step ends before the signal sent while we were
-        # stopped is seen, however slowly the main thread is scheduled; a signal that went
-        # to a worker thread instead would hold every step here and the test's timeout tells
+        # the handshake's other half: no later step ends before the signal sent once we were
+        # continued is seen, however slowly the main thread is scheduled
         deadline = time.monotonic() + 120
         while signals.stop_requested() is None and time.monotonic() < deadline:
             time.sleep(0.001)
@@ -342,11 +341,13 @@ def _signal_runs(scratch: Path, pristine: Path, args, stores, journal: str, norm
         work = fresh(f"run{i}")
         sig = (signal.SIGINT, signal.SIGTERM)[i % 2]
         # stopped after a finished step spread over the run (first, last tenth, anywhere between),
-        # signalled while stopped, then continued: the signal lands amid the writes
+        # then continued and signalled at once: the signal lands amid the writes
         k = (1, steps - steps // 10)[i] if i < 2 else rng.randrange(1, steps - steps // 10)
         p = _start_stopping(args(work), k)
-        p.send_signal(sig)
+        # continued first, then signalled: a signal sent while every thread is stopped goes to
+        # whichever thread runs first, not to the main thread that waits for the steps
         os.kill(p.pid, signal.SIGCONT)
+        p.send_signal(sig)
         _, err = p.communicate(timeout=300)
         assert p.returncode in normal | {128 + sig}, (i, sig, p.returncode, err)
         assert "Traceback" not in err

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 from .errors import Interrupted, Terminated, TimeBoxed
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STEP_WAIT_S = 0.2  # how long a writing run waits for a step before it looks at the signals again
 
 
 def exit_code(signo: int) -> int:
@@ -230,9 +231,18 @@ def map_steps(pool: Executor, step: Callable, items: Iterable) -> list:
     """``step`` over ``items`` in ``pool``, results in order. On the first exception (an
     :class:`Interrupted` from :func:`check_stop`) the steps not begun are cancelled, the
     ones in hand are finished, and it is raised."""
+    from concurrent.futures import wait
+
     futures = [pool.submit(step, it) for it in items]
     try:
-        return [f.result() for f in futures]
+        out = []
+        for f in futures:
+            # woken every STEP_WAIT_S: a signal that a thread other than this one took (one
+            # started by a library, say) has its handler run here meanwhile, not after the step
+            while not wait((f,), timeout=STEP_WAIT_S).done:
+                pass
+            out.append(f.result())
+        return out
     except BaseException:
         for f in futures:
             f.cancel()
