@@ -107,30 +107,31 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def flatness(rows: list[dict]) -> list[str]:
-    out = []
+def _ends(rows: list[dict]):
+    """(kind of store, command, smallest row, largest row) where a kind was measured at two sizes or more."""
     for kind in ("heavy", "clean"):
         rs = sorted((r for r in rows if r["store"] == kind), key=lambda r: r["files"])
-        if len(rs) < 2:
-            continue
-        for c in ("scan", "check"):
-            a, b = rs[0][c]["cpu_us_per_file"], rs[-1][c]["cpu_us_per_file"]
-            out.append(f"{kind} {c}: CPU per file {a} -> {b} us ({100 * (b - a) / a:+.0f}% from "
-                       f"{rs[0]['files']:,} to {rs[-1]['files']:,} files; target within 10%)")
+        if len(rs) >= 2:
+            for c in ("scan", "check"):
+                yield kind, c, rs[0], rs[-1]
+
+
+def flatness(rows: list[dict]) -> list[str]:
+    out = []
+    for kind, c, first, last in _ends(rows):
+        a, b = first[c]["cpu_us_per_file"], last[c]["cpu_us_per_file"]
+        out.append(f"{kind} {c}: CPU per file {a} -> {b} us ({100 * (b - a) / a:+.0f}% from "
+                   f"{first['files']:,} to {last['files']:,} files; target within 10%)")
     return out
 
 
 def after_startup(rows: list[dict], fixed: dict[str, float]) -> list[str]:
     """Per kind of store and command: CPU per file once the fixed cost is taken off, smallest to largest."""
     out = []
-    for kind in ("heavy", "clean"):
-        rs = sorted((r for r in rows if r["store"] == kind), key=lambda r: r["files"])
-        if len(rs) < 2:
-            continue
-        for c in ("scan", "check"):
-            a, b = ((1e6 * (r[c]["cpu_s"] - fixed[c]) / r["files"]) for r in (rs[0], rs[-1]))
-            out.append(f"{kind} {c}: CPU per file after the fixed {fixed[c]:.2f} s: {a:.2f} -> {b:.2f} us "
-                       f"({100 * (b - a) / a:+.0f}%; target within 10%)")
+    for kind, c, first, last in _ends(rows):
+        a, b = ((1e6 * (r[c]["cpu_s"] - fixed[c]) / r["files"]) for r in (first, last))
+        out.append(f"{kind} {c}: CPU per file after the fixed {fixed[c]:.2f} s: {a:.2f} -> {b:.2f} us "
+                   f"({100 * (b - a) / a:+.0f}%; target within 10%)")
     return out
 
 
