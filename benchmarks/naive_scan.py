@@ -188,7 +188,9 @@ class StoreScan:
         except OSError:
             owner = b""
         self.counts["locks"] += 1
-        self.locks.append(Lock(self.store, escape_name(name), escape_name(owner.split(b"\0")[0])))
+        owner = owner.split(b"\0")[0]
+        if owner:  # an empty lock file is only counted, as the scanner does
+            self.locks.append(Lock(self.store, escape_name(name), escape_name(owner)))
 
     # ---- one header candidate in the maps store ----
     def check_map(self, name: bytes, rel: bytes) -> None:

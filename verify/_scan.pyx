@@ -230,7 +230,8 @@ cdef void read_lock(tbuf_t *b, int fd3, const char *name, size_t n, where_t *at)
         got = 0
     owner[got] = 0
     b.counts[C_LOCKS] += 1
-    emit(b, K_LOCK, 0, name, n, path_of(at), owner)
+    if owner[0] != 0:  # an empty lock file is only counted: nobody holds it, and a store may have millions
+        emit(b, K_LOCK, 0, name, n, path_of(at), owner)
 
 
 cdef void keep_path(tbuf_t *b, const char *path) noexcept nogil:

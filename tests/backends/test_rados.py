@@ -56,7 +56,7 @@ def test_scan_reports_exactly_the_planted_findings(ceph_cluster, rados_store, en
     assert all(f["store"] == "maps" and f["path"] is None for f in doc["findings"])
     s = doc["summary"]
     assert s["per_store"] == {"maps": rados_store.maps_objects, "blocks": rados_store.blocks_objects}
-    assert s["locks"] == len(rados_store.locks)
+    assert s["locks"] == len(rados_store.locks) + 1  # every lock object of both pools is counted
     assert {o["name"]: o["owner"] for o in s["lock_owners"]} == {k: v for k, v in rados_store.locks.items() if v}
     assert s["counters"]["blocks.locks"] == 1  # listed, never read
     assert "blocks.reads" not in s["counters"] and "blocks.header_bytes" not in s["counters"]
@@ -232,6 +232,24 @@ def test_python_rules_agree_with_the_extension_on_counters(backend, ceph_cluster
     assert {version[n] for k, n in rados_store.planted if k == "map_v0"} <= {0}
     assert all(f.version is None for f in c_res.findings if not f.kind.startswith("map_"))
     assert sorted(c_res.locks) == sorted(py_res.locks)
+
+
+@pytest.mark.parametrize("engine", ["c", "python"])
+def test_locks_without_owner_are_counted_and_listed_only_when_asked(ceph_cluster, rados_store, engine):
+    """A pool keeps an empty NAME_lock for every volume radosd ever opened: a scan counts them but
+    lists only those with an owner (bounded memory), unless finalize asks for all (their RADOS locks)."""
+    be = rb.RadosBackend("maps", "blocks", str(ceph_cluster.conf), None, str(ceph_cluster.keyring), engine=engine)
+    try:
+        listed = lambda: ShardResult.merge_all(be.scan_shard(s, 1) for s in be.shards(2))  # noqa: E731
+        res = listed()
+        assert {lk.name: lk.owner for lk in res.locks} == {k: v for k, v in rados_store.locks.items() if v}
+        assert res.counters["maps.locks"] == len(rados_store.locks)
+        be.keep_empty_locks()
+        res = listed()
+        assert {lk.name: lk.owner for lk in res.locks if lk.store == "maps"} == rados_store.locks
+        assert res.counters["maps.locks"] == len(rados_store.locks)
+    finally:
+        be.close()
 
 
 def test_without_ceph_libraries_one_clear_line(tmp_path):

@@ -103,11 +103,14 @@ def test_every_kind_has_a_severity_and_unknown_kinds_are_refused():
         Finding("map_v3", "maps", "x")
 
 
-def test_held_locks_are_those_with_an_owner():
-    r = ShardResult(locks=[Lock("maps", "a_lock", "node1_7000"), Lock("blocks", "b_lock", "")])
+def test_held_locks_are_those_with_an_owner_and_every_lock_is_counted():
+    # a scan lists only locks with an owner (unless asked for all); the counters count every one
+    r = ShardResult(Counter({"maps.locks": 3, "blocks.locks": 2, "maps.files": 9}),
+                    locks=[Lock("maps", "a_lock", "node1_7000"), Lock("blocks", "b_lock", "")])
     s = Summary.from_result(r)
     assert [lk.name for lk in s.held_locks] == ["a_lock"]
-    assert s.as_dict()["locks"] == 2 and s.as_dict()["locks_held"] == 1
+    assert s.lock_objects == 5
+    assert s.as_dict()["locks"] == 5 and s.as_dict()["locks_held"] == 1
 
 
 def test_record_kinds_name_finding_kinds():

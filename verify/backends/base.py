@@ -106,6 +106,11 @@ class Scan(Protocol):
         Pithos paths, pithos_migrate, hard-link pins and store lock files: migrate-objects,
         finalize); None for a store without paths (a pool) or one this backend does not hold."""
 
+    def keep_empty_locks(self, on: bool = True) -> None:
+        """Make the scans that follow report each lock without owner as a lock too, where one may
+        still be held otherwise (a pool: radosd's RADOS lock); elsewhere nothing. By default such
+        locks are only counted (``locks`` counters): a store may hold millions."""
+
     def with_pithos_migrate(self, on: bool):
         """This backend as Archipelago reads its stores with pithos_migrate ``on`` or off (an
         object left at an old Pithos path is at risk only when off); itself where the setting

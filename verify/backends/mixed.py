@@ -72,6 +72,10 @@ class MixedBackend:
     def with_pithos_migrate(self, on: bool) -> MixedBackend:
         return MixedBackend(self.maps.with_pithos_migrate(on), self.blocks.with_pithos_migrate(on))
 
+    def keep_empty_locks(self, on: bool = True) -> None:
+        for _, be in self._parts():
+            be.keep_empty_locks(on)
+
     def estimated_objects(self) -> int | None:
         """Both parts' estimates, or None when either part has none (half a total would mislead)."""
         counts = [be.estimated_objects() for _, be in self._parts()]

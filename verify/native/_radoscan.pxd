@@ -117,6 +117,7 @@ ctypedef struct loop_t:
     int list_err        # and how: 0 or -errno
     cursor_t *lister    # what the listing thread lists
     int keep            # keep each header read (kept_t) for the reference stage
+    int empty_locks     # record lock objects with no owner too (else only counted): finalize asks each its RADOS lock
     kept_t *kept
     size_t nkept, capkept
     uint64_t keep_max   # what the kept reads may cost (KEPT_COST + name each), 0: no bound;

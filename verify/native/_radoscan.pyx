@@ -399,7 +399,8 @@ cdef void handle(loop_t *L, slot_t *s) noexcept nogil:
     if s.state == S_LOCK:
         s.buf[r] = 0
         L.counts[C_LOCKS] += 1
-        emit(L, K_LOCK, 0, s.name, s.n, <char *>s.buf)  # the owner, up to its first NUL; "" if empty
+        if s.buf[0] != 0 or L.empty_locks:  # a lock without owner is only counted: a pool may hold millions
+            emit(L, K_LOCK, 0, s.name, s.n, <char *>s.buf)  # the owner, up to its first NUL
         release_slot(L, s)
     elif s.state == S_HEADER:
         s.got = r

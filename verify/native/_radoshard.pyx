@@ -38,7 +38,7 @@ cdef class RadosShard:
     cdef readonly int list_err
 
     def __cinit__(self, IoCtx ioctx, int lo=0, int hi=1, int total=1, int inflight=256, bint maps=True,
-                  bint keep=False, unsigned long long keep_max=0):
+                  bint keep=False, unsigned long long keep_max=0, bint empty_locks=False):
         cdef int i
         if inflight < 1 or not 0 <= lo < hi <= total:
             raise ValueError("bad shard or inflight")
@@ -51,6 +51,7 @@ cdef class RadosShard:
         self.L.is_maps = maps
         self.L.keep = keep and maps
         self.L.keep_max = keep_max
+        self.L.empty_locks = empty_locks
         self.L.nslots = inflight
         self.L.fcap = inflight + 1
         self.L.slots = <slot_t *>calloc(inflight, sizeof(slot_t))

@@ -182,7 +182,7 @@ class ScanCounts(HumanSection):
         w("maps: " + ", ".join(f"{v} {maps[v]:,}" for v in ("v2", "v1", "v0", "corrupt"))
           + f"; map-data objects {maps['mapdata']:,}; not maps {maps['other']:,}\n")
         held = self.summary.held_locks
-        w(f"locks: {len(self.summary.locks):,} lock files, {len(held):,} held")
+        w(f"locks: {self.summary.lock_objects:,} lock files, {len(held):,} held")
         if held:
             owners = Counter(lk.owner for lk in held)
             w(" (by " + ", ".join(f"{o} x{n}" for o, n in owners.most_common(5)) + ")")

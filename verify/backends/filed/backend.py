@@ -139,6 +139,9 @@ class FiledBackend:
     def with_pithos_migrate(self, on: bool) -> FiledBackend:
         return dataclasses.replace(self, pithos_migrate_off={role: not on for role in self.dirs()})
 
+    def keep_empty_locks(self, on: bool = True) -> None:
+        """Nothing: an empty lock file is held by nobody (its content is all a lock file has)."""
+
     def keep_heads(self, budget: int = 0) -> None:
         """The scan of the blocks store keeps the paths it walked, within ``budget`` bytes (0: no bound),
         so that the reference stage marks the stored objects without a second walk (the maps it reads

@@ -35,7 +35,6 @@ from .io import MAX_TRIES, TRANSIENT, PoolObjects  # noqa: F401  (MAX_TRIES, TRA
 from .io import errno_of as _errno
 from .io import list_failure
 from .io import stalled as _stalled
-from .pyrados import py_probe, py_scan  # the python-rados fallback engine
 
 _OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
@@ -57,6 +56,13 @@ def _stages():
     from . import check as rados_check
 
     return rados_check
+
+
+def _pyrados():
+    """verify.backends.rados.pyrados, the python-rados engine, imported only when it runs."""
+    from . import pyrados
+
+    return pyrados
 
 
 def _engine():
@@ -164,6 +170,7 @@ class RadosBackend:
     engine: str | None = None  # "c" or "python"; chosen at first use
     op_timeout: float = 30.0  # rados_osd_op_timeout: an op unanswered this long stops the run (rados_io.stalled)
     name: str = "rados"
+    empty_locks: bool = False  # scans list lock objects without owner too (keep_empty_locks)
     # a connection and what was opened on it belong to this value: never copied by dataclasses.replace
     _conn: object = field(default=None, init=False, repr=False, compare=False)
     _io: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -323,7 +330,7 @@ class RadosBackend:
         """Fail before any listing: reachable cluster, both pools present, caps to list them."""
         for role, pool in self.pools().items():
             io = self.ioctx(role)
-            err = io.probe() if self.engine == "c" else py_probe(io)
+            err = io.probe() if self.engine == "c" else _pyrados().py_probe(io)
             if err in (E.EPERM, E.EACCES):
                 raise StoreError(f"{self.user} may not read pool {pool!r} ({role} store): its caps need "
                                  f"\"osd 'allow r pool={pool}'\" (EACCES)")
@@ -353,14 +360,15 @@ class RadosBackend:
     def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         io = self.ioctx(shard.store)
         if self.engine != "c":
-            return py_scan(io, shard, self.pools()[shard.store], self.inflight, progress, op_timeout=self.op_timeout)
+            return _pyrados().py_scan(io, shard, self.pools()[shard.store], self.inflight, progress,
+                                      op_timeout=self.op_timeout, empty_locks=self.empty_locks)
         from verify.native import _radoshard
 
         keep = self._kept is not None and shard.store == "maps"
         # a shard may keep its part of the budget (shards are equal slices of the listing)
         share = max(1, self._keep_max * (shard.hi - shard.lo) // shard.total) if self._keep_max else 0
         rs = _radoshard.RadosShard(io, shard.lo, shard.hi, shard.total, self.inflight, maps=shard.store == "maps",
-                                   keep=keep, keep_max=share)
+                                   keep=keep, keep_max=share, empty_locks=self.empty_locks)
         list_err = _run_polled(rs, rs.run, progress)
         res = self._result(shard, rs, list_err)
         if keep and not list_err:
@@ -378,6 +386,11 @@ class RadosBackend:
     def with_pithos_migrate(self, on: bool) -> RadosBackend:
         """Itself: pithos_migrate is a filed setting, and a pool has no old Pithos paths."""
         return self
+
+    def keep_empty_locks(self, on: bool = True) -> None:
+        """Make the scans that follow list each lock object without owner as a lock (else only
+        counted): radosd may hold one with a RADOS lock (``lock_owner``), which finalize asks of each."""
+        self.empty_locks = on
 
     def keep_heads(self, budget: int = 0) -> None:
         """Make the scans that follow keep what they read of each map header (a check's scan stage):
@@ -412,11 +425,11 @@ class RadosBackend:
         io = self.ioctx(store)
         shard = Shard(store, 0, PARTS, PARTS)
         if self.engine != "c":
-            return py_scan(io, shard, self.pools()[store], self.inflight, progress, names=list(names),
-                            op_timeout=self.op_timeout)
+            return _pyrados().py_scan(io, shard, self.pools()[store], self.inflight, progress, names=list(names),
+                                      op_timeout=self.op_timeout, empty_locks=self.empty_locks)
         from verify.native import _radoshard
 
-        rs = _radoshard.RadosShard(io, 0, 1, 1, self.inflight, maps=store == "maps")
+        rs = _radoshard.RadosShard(io, 0, 1, 1, self.inflight, maps=store == "maps", empty_locks=self.empty_locks)
         _run_polled(rs, lambda: rs.run_names(list(names)), progress)
         return self._result(shard, rs, 0)
 

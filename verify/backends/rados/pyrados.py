@@ -35,9 +35,10 @@ def py_probe(io) -> int:
     return listing_error(io)  # an empty listing may be a refused one
 
 
-def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, locks: list) -> None:
+def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, locks: list,
+             empty_locks: bool = False) -> None:
     """One listed object, as _radoscan.pyx checks it: the same I/O, the verdict of verdict.map_verdict
-    (the twin of the native loops' av_map_verdict)."""
+    (the twin of the native loops' av_map_verdict); a lock without owner only counted unless ``empty_locks``."""
     import rados
 
     name = raw.decode("utf-8", "surrogateescape")
@@ -69,7 +70,9 @@ def py_check(io, raw: bytes, maps: bool, counters: Counter, findings: list, lock
         if nc == "lock":
             owner = retry(lambda: io.read(name, 255, 0), counters)
             counters["locks"] += 1
-            locks.append((raw, owner.split(b"\0", 1)[0]))
+            owner = owner.split(b"\0", 1)[0]
+            if owner or empty_locks:
+                locks.append((raw, owner))
             return
         head = retry(lambda: io.read(name, F.SCAN_HEADER_READ, 0), counters)
     except rados.ObjectNotFound:
@@ -137,7 +140,7 @@ _CLASS_COUNTER = {F.HeaderClass.V0: "v0", F.HeaderClass.V1: "v1", F.HeaderClass.
 
 
 def py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | None,
-             names: list | None = None, op_timeout: float = 30.0) -> ShardResult:
+             names: list | None = None, op_timeout: float = 30.0, empty_locks: bool = False) -> ShardResult:
     """The fallback: python-rados listing (filtered to the shard by a hash of the name) and
     a thread pool of synchronous checks. Slow, but the same rules and findings."""
     import rados
@@ -176,7 +179,7 @@ def py_scan(io, shard: Shard, pool: str, inflight: int, progress: ProgressFn | N
         f: list = []
         lk: list = []
         try:
-            py_check(io, raw, maps, c, f, lk)
+            py_check(io, raw, maps, c, f, lk, empty_locks)
         except _Stalled as e:
             timed_out.append(e)
             stop.set()  # nothing new is started; the reads in flight end within the op timeout

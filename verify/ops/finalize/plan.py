@@ -50,7 +50,11 @@ class Planning:
         reasons to refuse without --force; for the plan also what is missing to tell
         (``missing``) and how long the scan took."""
         be = self.backend(pithos_migrate_on=True)
-        summary = scan_mod.scan(be, self.o.jobs, progress=False)
+        be.keep_empty_locks()  # held_locks asks each pool's empty lock objects for a RADOS lock
+        try:
+            summary = scan_mod.scan(be, self.o.jobs, progress=False)
+        finally:
+            be.keep_empty_locks(False)
         missing: list[str] | None = [] if plan else None
         pre = {"mapped": self.mapped(missing), "held_locks": self.held_locks(summary, be),
                "at_risk": sum(1 for f in summary.findings if f.kind == "object_at_risk"),
