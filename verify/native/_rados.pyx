@@ -230,6 +230,38 @@ cdef class IoCtx:
         cursor_close(&c)
         return -r if r < 0 else 0
 
+    def count_slices(self, size_t lo, size_t hi, size_t total):
+        """How many objects slices [lo, hi) of the pool cut into ``total`` list (in this ioctx's
+        namespace), counted here: no name becomes a Python object. OSError if the listing fails."""
+        cdef rados_object_list_cursor begin, end, start, finish, scratch
+        cdef rados_object_list_item *items = NULL
+        cdef cursor_t c
+        cdef uint64_t n = 0
+        cdef int r
+        if not lo < hi <= total:
+            raise ValueError("bad slice range")
+        with nogil:
+            begin, end = rados_object_list_begin(self.io), rados_object_list_end(self.io)
+            start, finish = rados_object_list_begin(self.io), rados_object_list_begin(self.io)
+            scratch = rados_object_list_begin(self.io)
+            rados_object_list_slice(self.io, begin, end, lo, total, &start, &scratch)
+            rados_object_list_slice(self.io, begin, end, hi - 1, total, &scratch, &finish)
+            rados_object_list_cursor_free(self.io, begin)
+            rados_object_list_cursor_free(self.io, end)
+            rados_object_list_cursor_free(self.io, scratch)
+            cursor_open(&c, self.io, start, finish, NULL)
+            while True:
+                r = next_page(&c, PAGE, &items)
+                if r <= 0:
+                    break
+                n += <uint64_t>r
+                rados_object_list_free(r, items)
+                free(items)
+            cursor_close(&c)
+        if r < 0:
+            raise OSError(-r, "object list")
+        return n
+
     def object_count(self):
         """The pool's object count as Ceph keeps it (rados_ioctx_pool_stat, one call): all its
         namespaces, as of the last statistics the monitors have (0 without a ceph-mgr). OSError."""
