@@ -210,7 +210,9 @@ def stop_requested() -> int | None:
     return _stop["signo"]
 
 
-def _main_thread_takes_the_signals() -> None:
+def main_thread_takes_the_signals() -> None:
+    """Block SIGINT and SIGTERM in the calling worker thread (and the threads it starts): the
+    kernel then hands them to the main thread, whose wait wakes and runs the handler at once."""
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
@@ -224,7 +226,7 @@ def step_pool(jobs: int) -> ThreadPoolExecutor:
     """
     from concurrent.futures import ThreadPoolExecutor  # here: a reading run does not import it (and logging)
 
-    return ThreadPoolExecutor(max_workers=max(1, jobs), initializer=_main_thread_takes_the_signals)
+    return ThreadPoolExecutor(max_workers=max(1, jobs), initializer=main_thread_takes_the_signals)
 
 
 def map_steps(pool: Executor, step: Callable, items: Iterable) -> list:

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, TypeVar
 
 # how a run reacts to a signal is verify/core/signals.py's; a pass checks for a stop there
 from ..core.errors import StoreError
-from ..core.signals import checkpoint
+from ..core.signals import checkpoint, main_thread_takes_the_signals
 
 T = TypeVar("T")
 POLL_S = 0.1
@@ -52,6 +52,9 @@ def run(work: Callable[[], T], stop: Callable[[], None], count: Callable[[], int
                 seen = now
 
     def target():
+        # a signal this thread (or a C thread it starts) took would wait unseen for the main
+        # thread's next poll, and a fast pass could end meanwhile: the main thread takes them all
+        main_thread_takes_the_signals()
         try:
             out.append(work())
         except BaseException as e:  # re-raised in the caller's thread

@@ -21,8 +21,8 @@ OBJECT_BYTES = 800  # at worst what one object costs until then: its C record, t
 def shards_for(backend: Backend, per_store: int, kept: Checkpoint | None = None) -> int:
     """``per_store``, or more shards where one shard's results could outgrow their share of
     ``--memory``: a shard's findings are held (in C, then in Python) until it ends, and a store may
-    be all findings (nothing migrated yet). Judged from the store's own object count (RADOS); a
-    store that cannot tell (filed) keeps ``per_store``, and so does a checkpoint (its shards are its own)."""
+    be all findings (nothing migrated yet). Judged from the store's estimate of its objects
+    (``estimated_objects``); without one, and with a checkpoint (its shards are its own), ``per_store``."""
     spill = current()
     if kept is not None or spill is None:
         return per_store
@@ -66,7 +66,7 @@ def scan(backend: Backend, jobs: int, progress: Progress | bool | None = None, s
     t0 = time.monotonic()
     progress = as_progress(progress)
     if progress.enabled and "scan" not in progress.expected:
-        total = backend.estimated_objects()  # RADOS keeps an object count per pool; filed cannot tell
+        total = backend.estimated_objects()  # Ceph's count, or a count of a sample of the store
         if total:
             progress.expected["scan"] = estimated(total, limits)
     per_store = shards_for(backend, shards_per_store, kept)

@@ -28,6 +28,50 @@ BUCKETS = 256
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block, a symlink not lead out
 
 
+SAMPLE_FILES = 4096  # files a sampled estimate counts at the least (estimated_objects)
+
+
+def _is_dir(e: os.DirEntry) -> bool:
+    try:
+        return e.is_dir(follow_symlinks=False)
+    except OSError:  # vanished since it was listed
+        return False
+
+
+def _files_under(top: str) -> int:
+    """Files (every entry but a dir) in the tree under ``top``, symlinks not followed; a dir
+    that cannot be listed counts as empty (the scan reports it)."""
+    n, todo = 0, [top]
+    while todo:
+        try:
+            with os.scandir(todo.pop()) as it:
+                for e in it:
+                    if _is_dir(e):
+                        todo.append(e.path)
+                    else:
+                        n += 1
+        except OSError:
+            continue
+    return n
+
+
+def _sampled_files(root: str) -> int:
+    """The files of a store judged from its first top-level dirs (``estimated_objects``)."""
+    try:
+        with os.scandir(root) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return 0
+    dirs = [e.path for e in entries if _is_dir(e)]
+    files = len(entries) - len(dirs)
+    seen = done = 0
+    step = 1
+    while done < len(dirs) and seen < SAMPLE_FILES:
+        seen += sum(_files_under(d) for d in dirs[done:done + step])
+        done, step = min(len(dirs), done + step), step * 2
+    return files + (seen * len(dirs) // done if done else 0)
+
+
 def _load_scanner():
     try:
         from verify import _scan
@@ -129,6 +173,7 @@ class FiledBackend:
         self.direct = self.direct or {}
         self._keep = 0  # bytes the blocks scan may keep for the reference stage (keep_heads)
         self._kept: list[tuple[int, int, bytes]] = []  # (lo, hi, paths) of each blocks shard that kept its paths
+        self._estimate: int | None = None  # estimated_objects, 0: none
 
     def dirs(self) -> dict[str, str]:
         return {role: path for role, path in (("maps", self.maps_dir), ("blocks", self.blocks_dir)) if path}
@@ -182,9 +227,15 @@ class FiledBackend:
         return [Shard(role, lo, hi, BUCKETS) for role in self.dirs() for lo, hi in split(BUCKETS, per_store)]
 
     def estimated_objects(self) -> int | None:
-        """None: counting files is the walk itself (and a filesystem's count of inodes in use is
-        not per store dir)."""
-        return None
+        """About how many files a scan walks, for a progress bar's total and ETA: each store's
+        files under its first top-level dirs (v0.4 files an object under the first hex digits of
+        its name's sha256, so the dirs hold equal shares), 1, 2, 4, ... more dirs until
+        SAMPLE_FILES are seen, scaled to all of them; files at the top are counted as they are.
+        Names only: nothing is opened or stat'ed (a FIFO or a socket is a name like any other).
+        An estimate (old Pithos paths are not spread by hash); None for empty stores. Made once."""
+        if self._estimate is None:
+            self._estimate = sum(_sampled_files(root) for root in self.dirs().values())
+        return self._estimate or None
 
     def scan_shard(self, shard: Shard, jobs: int, progress: ProgressFn | None = None) -> ShardResult:
         scan = _load_scanner()
