@@ -46,7 +46,7 @@ OP_TIMEOUT = 2  # --op-timeout of the runs whose OSD is stopped
 # the stop to the end: the op timeout, a window of reads begun just before the stop (its own
 # timeout), and the interpreter's exit; a run that retried or went on object by object takes minutes
 DEADLINE_S = 2 * OP_TIMEOUT + 4
-PROGRESS = re.compile(r"^archverify: progress: (.*?): (?:started|done: |([\d,]+) )")
+PROGRESS = re.compile(r"^archverify: progress: (.*?): (?:started|done: |([\d,]+)[/ ])")  # "N files" or "N/~T files"
 
 
 def _engine_env(engine: str) -> dict:

@@ -466,7 +466,7 @@ def test_from_a_terminal(sample_dir, planted):
     code, out, err = run_at_terminal([sys.executable, "-m", "verify", "scan", "--config",
                                       str(sample_dir / "archipelago.conf"), "--format", "json"], env)
     assert b"Traceback" not in err
-    assert re.search(rb"\rscan \(filed\): [\d.]+k?file \[", err), err  # the bar, redrawn in place
+    assert re.search(rb"\rscan \(filed\):[^\r]*\d/~\d+ \[", err), err  # the bar with its estimate, redrawn in place
     assert re.search(rb"\r +\r", err.split(b"\rscan (filed):")[-1]), err  # and cleared when the scan ends
     assert code == 1
     assert {(f["kind"], f["store"], f["name"]) for f in json.loads(out)["findings"]} == planted
