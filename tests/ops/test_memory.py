@@ -52,10 +52,8 @@ def stores(p):
 
 
 def _stable(doc: dict) -> dict:
-    """The report but the times and how the run was cut (the small budget scans in more shards)."""
     for k in ("elapsed_s", "files_per_s"):
         doc["summary"].pop(k)
-    doc["summary"]["counters"].pop("scan.shards", None)
     return doc
 
 
@@ -69,8 +67,6 @@ def test_a_spilled_run_reports_what_a_run_in_ram_reports(store, tmp_path, comman
     assert ram.returncode == small.returncode == 1, (ram.stderr, small.stderr)
     if fmt == "json":
         a, b = json.loads(ram.stdout), json.loads(small.stdout)
-        # the store counts its files (a sample of its top-level dirs): too many for one shard in 1M
-        assert "scan.shards" not in a["summary"]["counters"] and b["summary"]["counters"]["scan.shards"] >= 2
         assert _stable(a) == _stable(b)
         if command == "check":
             assert a["summary"]["findings"]["object_orphan"] >= ORPHANS

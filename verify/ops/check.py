@@ -34,7 +34,7 @@ from ..core.findings import KINDS, MAP_KINDS, Severity
 from ..core.findingset import FindingSet, current
 from ..core.progress import Progress
 from .resume import Checkpoint
-from .scan import progress_bar, run_shards, shards_for
+from .scan import progress_bar, run_shards
 from ..core.spill import Spill
 from ..core.summary import ShardResult, Summary
 
@@ -173,10 +173,8 @@ class LocalStages:
     def scan(self) -> ShardResult:
         spill = current()  # past their share of --memory no header is kept: the references read them again
         self.backend.keep_heads((spill or Spill()).share(HEADS_SHARE))  # RADOS: what the scan reads, reused
-        per_store = shards_for(self.backend, self.shards_per_store, self.kept)
-        out = run_shards(self.backend, self.backend.shards(per_store), self.jobs, self.progress, self.kept)
-        if per_store > self.shards_per_store:
-            out.counters["scan.shards"] = per_store
+        out = run_shards(self.backend, self.backend.shards(self.shards_per_store), self.jobs, self.progress,
+                         self.kept)
         self.objects = out.counters.get("maps.files", 0) + out.counters.get("blocks.files", 0)
         return out
 

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 from ..core import signals
 from ..backends import Backend, Shard
 from ..native.limits import Limits
 from ..core.progress import Measure, Progress, Stage, as_progress
-from ..core.findingset import FindingSet, current
-from .resume import PARTS, Checkpoint, part_name
+from ..core.findingset import FindingSet
+from .resume import Checkpoint, part_name
 from ..core.summary import ShardResult, Summary
-
-
-SCAN_SHARE = 0.25  # of --memory: one shard's results, held until the shard ends and joins the FindingSet (which spills)
-OBJECT_BYTES = 800  # at worst what one object costs until then: its C record, the record as Python, its finding
-
-
-def shards_for(backend: Backend, per_store: int, kept: Checkpoint | None = None) -> int:
-    """``per_store``, or more shards where one shard's results could outgrow their share of
-    ``--memory``: a shard's findings are held (in C, then in Python) until it ends, and a store may
-    be all findings (nothing migrated yet). Judged from the store's estimate of its objects
-    (``estimated_objects``); without one, and with a checkpoint (its shards are its own), ``per_store``."""
-    spill = current()
-    if kept is not None or spill is None:
-        return per_store
-    objects = backend.estimated_objects()
-    if not objects:
-        return per_store
-    return max(per_store, min(PARTS, math.ceil(OBJECT_BYTES * objects / spill.share(SCAN_SHARE))))
 
 
 def progress_bar(progress: Progress | bool | None, key: str, desc: str, unit: str = "file") -> Stage:
@@ -69,8 +50,5 @@ def scan(backend: Backend, jobs: int, progress: Progress | bool | None = None, s
         total = backend.estimated_objects()  # Ceph's count, or a count of a sample of the store
         if total:
             progress.expected["scan"] = estimated(total, limits)
-    per_store = shards_for(backend, shards_per_store, kept)
-    result = run_shards(backend, backend.shards(per_store), jobs, progress, kept)
-    if per_store > shards_per_store:
-        result.counters["scan.shards"] = per_store
+    result = run_shards(backend, backend.shards(shards_per_store), jobs, progress, kept)
     return Summary.from_result(result, time.monotonic() - t0 + (kept.reused_elapsed if kept else 0.0))

@@ -528,8 +528,8 @@ class RadosBackend:
         return res
 
     def estimated_objects(self) -> int | None:
-        """About how many objects a scan of the pools lists, for a progress bar's total and the
-        scan's shard count (verify/ops/scan.py ``shards_for``): Ceph's object count of each pool (one
+        """About how many objects a scan of the pools lists, for a progress bar's total and ETA
+        and the estimate line under an objects cap: Ceph's object count of each pool (one
         call per pool), or where it says nothing (a namespace is set: it counts them all; 0, as
         without a ceph-mgr) the C engine's count of a sample of the listing (:meth:`_sampled`). Ceph's
         count lags behind recent writes, a sample is a sample: an estimate. None where neither can
