@@ -559,7 +559,7 @@ class RadosBackend:
     def _sampled(io) -> int:
         """The objects of a pool judged from its first listing slices (names are spread over the
         PARTS slices by hash), 1, 2, 4, ... more at a time until SAMPLE_OBJECTS are seen: 1/256 of
-        a pool of 10^6 objects or more, 4,000 to 12,000 objects of a smaller one, all of one below."""
+        a pool of more than 256 x 4096 objects, 4,000 to 12,000 objects of a smaller one, all of one below."""
         seen, done, step = 0, 0, 1
         while done < PARTS and seen < SAMPLE_OBJECTS:
             hi = min(PARTS, done + step)
