@@ -129,7 +129,8 @@ def _check(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, lim
                                               dask_timeout)
         else:
             expected = bars.expected.get("scan")
-            objects = expected.count if expected else be.estimated_objects()
+            # the estimate lists part of a store that Ceph does not count: only where it is shown
+            objects = expected.count if expected else be.estimated_objects() if limits or bars.enabled else None
             if objects and expected is None and bars.enabled:  # no previous run: the store's own count
                 bars.expected["scan"] = estimated(objects, limits)
             announce(limits, objects, 3 if verify_data else 2, bars)

@@ -62,7 +62,8 @@ def command(config_path, backend, maps_dir, blocks_dir, pithos_migrate, jobs, li
             summary = distributed.scan(be, dask_address, jobs, progress, shards, dask_timeout)
         else:
             bars = Progress(progress)
-            announce(limits, be.estimated_objects(), progress=bars)
+            # the estimate lists part of a store that Ceph does not count: only for a capped run's line
+            announce(limits, be.estimated_objects() if limits else None, progress=bars)
             summary = scan_op.scan(be, jobs, bars, per_store, kept, limits)
         signals.work_done()
         warn(unread_stores(be, config_path))

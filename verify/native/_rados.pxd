@@ -19,6 +19,8 @@ ctypedef struct cursor_t:
 
 cdef void cursor_open(cursor_t *c, rados_ioctx_t io, rados_object_list_cursor cur,
                       rados_object_list_cursor finish, const int *stop) noexcept nogil
+cdef void cursor_open_slices(cursor_t *c, rados_ioctx_t io, size_t lo, size_t hi, size_t total,
+                             const int *stop) noexcept nogil
 cdef void cursor_close(cursor_t *c) noexcept nogil
 cdef int next_page(cursor_t *c, size_t most, rados_object_list_item **out) noexcept nogil
 

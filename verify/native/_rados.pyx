@@ -42,6 +42,21 @@ cdef void cursor_open(cursor_t *c, rados_ioctx_t io, rados_object_list_cursor cu
     c.nxt = rados_object_list_begin(io)  # every output cursor is allocated before librados writes into it
 
 
+cdef void cursor_open_slices(cursor_t *c, rados_ioctx_t io, size_t lo, size_t hi, size_t total,
+                             const int *stop) noexcept nogil:
+    """List slices [lo, hi) of the pool cut into ``total`` (rados_object_list_slice) with ``c``."""
+    # every output cursor is allocated before librados writes into it
+    cdef rados_object_list_cursor begin = rados_object_list_begin(io), end = rados_object_list_end(io)
+    cdef rados_object_list_cursor start = rados_object_list_begin(io), finish = rados_object_list_begin(io)
+    cdef rados_object_list_cursor scratch = rados_object_list_begin(io)
+    rados_object_list_slice(io, begin, end, lo, total, &start, &scratch)
+    rados_object_list_slice(io, begin, end, hi - 1, total, &scratch, &finish)
+    rados_object_list_cursor_free(io, begin)
+    rados_object_list_cursor_free(io, end)
+    rados_object_list_cursor_free(io, scratch)
+    cursor_open(c, io, start, finish, stop)
+
+
 cdef void cursor_close(cursor_t *c) noexcept nogil:
     rados_object_list_cursor_free(c.io, c.cur)
     rados_object_list_cursor_free(c.io, c.finish)
@@ -233,7 +248,6 @@ cdef class IoCtx:
     def count_slices(self, size_t lo, size_t hi, size_t total):
         """How many objects slices [lo, hi) of the pool cut into ``total`` list (in this ioctx's
         namespace), counted here: no name becomes a Python object. OSError if the listing fails."""
-        cdef rados_object_list_cursor begin, end, start, finish, scratch
         cdef rados_object_list_item *items = NULL
         cdef cursor_t c
         cdef uint64_t n = 0
@@ -241,15 +255,7 @@ cdef class IoCtx:
         if not lo < hi <= total:
             raise ValueError("bad slice range")
         with nogil:
-            begin, end = rados_object_list_begin(self.io), rados_object_list_end(self.io)
-            start, finish = rados_object_list_begin(self.io), rados_object_list_begin(self.io)
-            scratch = rados_object_list_begin(self.io)
-            rados_object_list_slice(self.io, begin, end, lo, total, &start, &scratch)
-            rados_object_list_slice(self.io, begin, end, hi - 1, total, &scratch, &finish)
-            rados_object_list_cursor_free(self.io, begin)
-            rados_object_list_cursor_free(self.io, end)
-            rados_object_list_cursor_free(self.io, scratch)
-            cursor_open(&c, self.io, start, finish, NULL)
+            cursor_open_slices(&c, self.io, lo, hi, total, NULL)
             while True:
                 r = next_page(&c, PAGE, &items)
                 if r <= 0:

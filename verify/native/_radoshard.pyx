@@ -14,7 +14,7 @@ from libc.string cimport memset
 from ._librados cimport *  # librados' C API: _librados.pxd
 from ._rules cimport *  # the C twin of formats.py: _rules.h, declared in _rules.pxd
 from ._native cimport *  # the stop flag and the record buffer: _native.h
-from ._rados cimport IoCtx, cursor_t, cursor_open, cursor_close  # the pool and its listing: _rados.pyx
+from ._rados cimport IoCtx, cursor_t, cursor_open_slices, cursor_close  # the pool and its listing: _rados.pyx
 from ._radoscan cimport *  # the loop and its state: _radoscan.pyx
 
 from ..core.findings import RECORD_KINDS as KIND_NAMES
@@ -90,24 +90,13 @@ cdef class RadosShard:
         cdef rados_ioctx_t io = self.L.io
         if self.done:
             raise RuntimeError("shard already scanned")
-        # every output cursor is allocated before librados writes into it
-        cdef rados_object_list_cursor begin = rados_object_list_begin(io)
-        cdef rados_object_list_cursor end = rados_object_list_end(io)
-        cdef rados_object_list_cursor start = rados_object_list_begin(io)
-        cdef rados_object_list_cursor finish = rados_object_list_begin(io)
-        cdef rados_object_list_cursor scratch = rados_object_list_begin(io)
         cdef size_t lo = self.lo, hi = self.hi, total = self.total
         cdef cursor_t lister
         cdef int r
         with nogil:
-            rados_object_list_slice(io, begin, end, lo, total, &start, &scratch)
-            rados_object_list_slice(io, begin, end, hi - 1, total, &scratch, &finish)
-            cursor_open(&lister, io, start, finish, &self.L.stop)
+            cursor_open_slices(&lister, io, lo, hi, total, &self.L.stop)
             r = list_range(&self.L, &lister)
             cursor_close(&lister)
-        rados_object_list_cursor_free(io, begin)
-        rados_object_list_cursor_free(io, end)
-        rados_object_list_cursor_free(io, scratch)
         self.done = True
         self.list_err = -r if r < 0 else 0
         return self.list_err
