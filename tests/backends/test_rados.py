@@ -261,3 +261,68 @@ def test_without_ceph_libraries_one_clear_line(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
     assert_one_line_exit_2(p)
+
+
+def _found(findings) -> list[tuple]:
+    return sorted((f.kind, f.store, f.name, f.detail) for f in findings)  # not the version: a spill keeps none
+
+
+def test_scan_hands_records_over_in_batches_and_spills_the_same_findings(backend, rados_store, monkeypatch,
+                                                                          tmp_path):
+    """A shard's C records go to Python while the loop runs, a batch at a time, and into the run's
+    finding set, which spills past its share of --memory: the same findings as one batch at the end."""
+    pytest.importorskip("verify.native._rados", reason="the librados extension is not built (librados-dev missing)")
+    from verify.core import findingset
+    from verify.core.spill import Spill
+    from verify.ops.scan import scan
+
+    whole = scan(backend, 1)
+    taken = []
+    add = rb.RadosBackend._add_records
+    monkeypatch.setattr(rb.RadosBackend, "_add_records", lambda self, res, store, pool, recs: (
+        taken.append(len(recs)), add(self, res, store, pool, recs))[1])
+    monkeypatch.setattr(rb, "RECORD_BATCH", 2)
+    with findingset.using(Spill(memory=2048, tmpdir=str(tmp_path))):
+        batched = scan(backend, 1)
+        assert batched.findings.spilled
+        assert _found(batched.findings) == _found(whole.findings)
+    timeless = lambda s: {k: v for k, v in s.counters.items() if not k.endswith("list_wait_us")}  # noqa: E731
+    assert sorted(batched.locks) == sorted(whole.locks) and timeless(batched) == timeless(whole)
+    assert {k for k, _ in rados_store.planted} <= set(batched.per_kind)
+    # taken while the loop ran, not all at its end (each batch is 2 records and what the ops in flight add)
+    assert sum(1 for n in taken if n) >= 2, taken
+
+
+def test_a_loop_whose_records_are_not_taken_waits_and_a_stop_ends_the_wait(backend, rados_store):
+    """At most two batches of records (and what the ops in flight add) are held in C: the loop
+    stops starting objects until the last batch is taken, and a stop ends that wait."""
+    pytest.importorskip("verify.native._rados", reason="the librados extension is not built (librados-dev missing)")
+    import threading
+
+    from verify.native._radoshard import RadosShard
+
+    def started(rs):
+        t = threading.Thread(target=rs.run, daemon=True)
+        t.start()
+        t.join(1.5)
+        assert t.is_alive() and rs.progress() < rados_store.maps_objects, "the loop did not wait for a taker"
+        return t
+
+    inflight, batch = 4, 2
+    rs = RadosShard(backend.ioctx("maps"), 0, 1, 1, inflight, maps=True, batch=batch)
+    t = started(rs)
+    batches = []
+    while t.is_alive():
+        batches.append(rs.take_records())
+        t.join(0.01)
+    batches.append(rs.records())
+    assert max(map(len, batches)) <= batch + inflight
+    whole = RadosShard(backend.ioctx("maps"), 0, 1, 1, inflight, maps=True)
+    whole.run()
+    assert sorted(r for b in batches for r in b) == sorted(whole.records())
+
+    rs = RadosShard(backend.ioctx("maps"), 0, 1, 1, inflight, maps=True, batch=batch)
+    t = started(rs)
+    rs.stop()
+    t.join(10)
+    assert not t.is_alive(), "a stop did not end the wait for a taker"

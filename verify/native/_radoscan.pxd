@@ -126,6 +126,10 @@ ctypedef struct loop_t:
     uint64_t ncand      # header candidates started so far
     int stop            # set from the main thread: no new object is started, ops in flight end
     pthread_cond_t qspace
+    size_t hand_at      # records a batch holds before it is handed over (0: all are kept to the end)
+    av_recs_t handed    # the batch handed over, under rmu, until the main thread takes it
+    pthread_mutex_t rmu
+    pthread_cond_t rcv  # the handed batch was taken, or a stop was asked
 
 
 
@@ -133,5 +137,6 @@ cdef int list_range(loop_t *L, cursor_t *lister) noexcept nogil
 cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil
 cdef void take_slot(loop_t *L) noexcept nogil
 cdef void drain(loop_t *L) noexcept nogil
+cdef void wake_hand_over(loop_t *L) noexcept nogil
 cdef int cmp_kept(const void *a, const void *b) noexcept nogil
 cdef void free_kept(loop_t *L) noexcept nogil

@@ -8,7 +8,8 @@ starts an aio op in a free slot: a header read of a map candidate, a read of a
 ``NAME_lock``'s owner, then the probes a rule needs (an 8-byte read of ``NAME`` for
 ``archip_NAME``, an aio stat per map-data object). The driving thread waits for the
 oldest op in flight and runs each slot's small state machine. Per-object outcomes are C
-records, turned into findings by verify/backends/rados/backend.py once the GIL is back; with
+records, handed over in batches while the loop runs (``hand_over``) and turned into findings
+by verify/backends/rados/backend.py, which holds the GIL meanwhile; with
 ``keep`` (a check's scan stage) the header reads are kept too, for the reference stage.
 The rules and their precedence are those of _scan.pyx ``check_map`` (same _rules.h),
 minus placement: RADOS has no paths.
@@ -31,6 +32,34 @@ from ._radoscan cimport *  # the loop's state: _radoscan.pxd
 
 cdef inline void emit(loop_t *L, int kind, int err, const char *name, size_t n, const char *detail) noexcept nogil:
     av_emit(&L.recs, kind, err, 0, name, n, NULL, 0, detail)
+
+
+cdef void hand_over(loop_t *L) noexcept nogil:
+    """The records so far become the handed batch, once the main thread took the last one
+    (RadosShard.take_records): a shard then holds two batches at the most, however many
+    findings its slice has. A stop ends the wait; the records are then kept to the end."""
+    cdef av_recs_t empty
+    pthread_mutex_lock(&L.rmu)
+    while L.handed.n > 0 and not av_stopped(&L.stop):
+        pthread_cond_wait(&L.rcv, &L.rmu)
+    if L.handed.n == 0:
+        empty = L.handed  # its array (if the main thread left one) is reused
+        L.handed = L.recs
+        L.recs = empty
+        L.recs.oom = 0
+    pthread_mutex_unlock(&L.rmu)
+
+
+cdef inline void hand_over_due(loop_t *L) noexcept nogil:
+    if L.hand_at and L.recs.n >= L.hand_at:
+        hand_over(L)
+
+
+cdef void wake_hand_over(loop_t *L) noexcept nogil:
+    """After a stop was asked: a wait for the main thread to take a batch ends."""
+    pthread_mutex_lock(&L.rmu)
+    pthread_cond_broadcast(&L.rcv)
+    pthread_mutex_unlock(&L.rmu)
 
 
 cdef char *room_and_name(loop_t *L, void **a, size_t n, size_t *cap, size_t elem, size_t first,
@@ -217,6 +246,7 @@ cdef void start(loop_t *L, const char *name, size_t n) noexcept nogil:
     cdef slot_t *s
     if av_stopped(&L.stop):
         return
+    hand_over_due(L)
     av_limit_take(1, 0, &L.stop)  # --objects-per-second: each listed object, before its first op
     L.counts[C_FILES] += 1
     fault = av_name_fault(name, n, 0)
@@ -438,6 +468,7 @@ cdef void wait_some(loop_t *L) noexcept nogil:
     cdef slot_t *s
     cdef int reaped = 0
     cdef int batch = min(REAP_BATCH, max(1, L.nslots // 16))  # a few idle slots, never most of them
+    hand_over_due(L)
     while not fifo_empty(L):
         s = &L.slots[L.fifo[L.fhead]]
         if reaped >= batch and s.comp != NULL and not rados_aio_is_complete(s.comp):

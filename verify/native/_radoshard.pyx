@@ -3,7 +3,8 @@
 
 It sets up the loop's slots (verify/native/_radoscan.pyx), slices the pool's listing
 (``rados_object_list_slice``), runs the loop without the GIL and turns what it recorded
-into Python: the findings' records, the counters, the kept header reads. Its own module so
+into Python: the findings' records (batch by batch while it runs, with ``batch``), the
+counters, the kept header reads. Its own module so
 that the loop holds nothing but the per-object steps.
 """
 
@@ -38,7 +39,7 @@ cdef class RadosShard:
     cdef readonly int list_err
 
     def __cinit__(self, IoCtx ioctx, int lo=0, int hi=1, int total=1, int inflight=256, bint maps=True,
-                  bint keep=False, unsigned long long keep_max=0, bint empty_locks=False):
+                  bint keep=False, unsigned long long keep_max=0, bint empty_locks=False, size_t batch=0):
         cdef int i
         if inflight < 1 or not 0 <= lo < hi <= total:
             raise ValueError("bad shard or inflight")
@@ -52,6 +53,7 @@ cdef class RadosShard:
         self.L.keep = keep and maps
         self.L.keep_max = keep_max
         self.L.empty_locks = empty_locks
+        self.L.hand_at = batch
         self.L.nslots = inflight
         self.L.fcap = inflight + 1
         self.L.slots = <slot_t *>calloc(inflight, sizeof(slot_t))
@@ -67,12 +69,15 @@ cdef class RadosShard:
         pthread_mutex_init(&self.L.mu, NULL)
         pthread_cond_init(&self.L.cv, NULL)
         pthread_cond_init(&self.L.qspace, NULL)
+        pthread_mutex_init(&self.L.rmu, NULL)
+        pthread_cond_init(&self.L.rcv, NULL)
         self.done = False
         self.list_err = 0
 
     def __dealloc__(self):
         cdef size_t i
         av_recs_free(&self.L.recs)
+        av_recs_free(&self.L.handed)
         self._free_kept()
         free(self.L.mdh)
         for i in range(self.L.npend):
@@ -84,6 +89,8 @@ cdef class RadosShard:
         pthread_mutex_destroy(&self.L.mu)
         pthread_cond_destroy(&self.L.cv)
         pthread_cond_destroy(&self.L.qspace)
+        pthread_mutex_destroy(&self.L.rmu)
+        pthread_cond_destroy(&self.L.rcv)
 
     def run(self):
         """List the shard and check every object; returns 0 or the listing's errno."""
@@ -117,6 +124,7 @@ cdef class RadosShard:
     def stop(self):
         """Make run() return soon: nothing new is started, the ops in flight complete; safe from another thread."""
         av_request_stop(&self.L.stop)
+        wake_hand_over(&self.L)
 
     def progress(self):
         """Objects listed so far; safe to call from another thread while run() works."""
@@ -150,15 +158,41 @@ cdef class RadosShard:
         self._free_kept()
         return names, heads, complete
 
+    def take_records(self):
+        """The batch the loop handed over, if any (see records()); made with ``batch``, a shard's
+        records are taken so while it runs: the loop waits for each batch to be taken before it
+        hands over the next one. Safe to call from another thread while run() works."""
+        cdef av_recs_t got
+        with nogil:
+            pthread_mutex_lock(&self.L.rmu)
+            got = self.L.handed
+            memset(&self.L.handed, 0, sizeof(av_recs_t))
+            pthread_cond_signal(&self.L.rcv)
+            pthread_mutex_unlock(&self.L.rmu)
+        try:
+            return _tuples(&got)
+        finally:
+            av_recs_free(&got)
+
     def records(self):
-        """[(kind, name bytes, detail bytes, errno, map version or None)] in no particular order."""
-        cdef size_t i
-        cdef av_rec_t *r
-        if self.L.oom or self.L.recs.oom:
+        """[(kind, name bytes, detail bytes, errno, map version or None)] in no particular order: those
+        not taken yet. Once run() returned."""
+        if self.L.oom:
             raise MemoryError("out of memory while recording findings")
-        out = []
-        for i in range(self.L.recs.n):
-            r = &self.L.recs.a[i]
-            out.append((KIND_NAMES[r.kind], r.name[:r.namelen] if r.name != NULL else b"",
-                        <bytes>r.detail if r.detail != NULL else b"", r.err, r.aux - 1 if r.aux else None))
+        out = self.take_records()
+        out += _tuples(&self.L.recs)
+        av_recs_clear(&self.L.recs)
         return out
+
+
+cdef list _tuples(av_recs_t *b):
+    cdef size_t i
+    cdef av_rec_t *r
+    if b.oom:
+        raise MemoryError("out of memory while recording findings")
+    out = []
+    for i in range(b.n):
+        r = &b.a[i]
+        out.append((KIND_NAMES[r.kind], r.name[:r.namelen] if r.name != NULL else b"",
+                    <bytes>r.detail if r.detail != NULL else b"", r.err, r.aux - 1 if r.aux else None))
+    return out

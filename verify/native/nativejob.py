@@ -32,11 +32,13 @@ def compiled(name: str):
 
 
 def run(work: Callable[[], T], stop: Callable[[], None], count: Callable[[], int] | None = None,
-        progress: Callable[[int], object] | None = None, name: str = "native-pass") -> T:
+        progress: Callable[[int], object] | None = None, name: str = "native-pass",
+        every: Callable[[], object] | None = None) -> T:
     """``work()`` in a thread; ``stop()`` and a join on any interruption; ``work``'s exception re-raised.
 
     Every 0.1 s meanwhile, ``progress`` gets how much ``count()`` (units done so far, read while
-    ``work`` runs) grew. ``stop`` must make ``work`` return soon.
+    ``work`` runs) grew, and ``every()`` is called (a pass that hands its results over while it
+    runs); what either raises stops the pass. ``stop`` must make ``work`` return soon.
     """
     checkpoint()
     out: list = []
@@ -45,6 +47,8 @@ def run(work: Callable[[], T], stop: Callable[[], None], count: Callable[[], int
 
     def poll():
         nonlocal seen
+        if every is not None:
+            every()
         if count is not None and progress is not None:
             now = count()
             if now > seen:

@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from verify.native import nativejob
+from verify.core import findingset
 from verify.core.errors import StoreError, UsageError
 from verify.core.findings import Finding, escape_names
 from verify.core.summary import Lock, ShardResult
@@ -38,6 +39,7 @@ from .io import stalled as _stalled
 
 _OBJECTS_LOCK = threading.Lock()
 PARTS = 256  # a pool's listing is split into this many slices; shards are ranges of them
+RECORD_BATCH = 16384  # records a scan loop holds before it hands them over (_scanned): 2-3 MB a shard at the most
 SAMPLE_OBJECTS = 4096  # objects a sampled estimate lists at the least (_sampled): within a few per cent
 DEFAULT_SEARCH = "$CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf"
 # Every connected backend, closed at interpreter exit (its ioctxs, then its client): a librados
@@ -370,9 +372,8 @@ class RadosBackend:
         # a shard may keep its part of the budget (shards are equal slices of the listing)
         share = max(1, self._keep_max * (shard.hi - shard.lo) // shard.total) if self._keep_max else 0
         rs = _radoshard.RadosShard(io, shard.lo, shard.hi, shard.total, self.inflight, maps=shard.store == "maps",
-                                   keep=keep, keep_max=share, empty_locks=self.empty_locks)
-        list_err = _run_polled(rs, rs.run, progress)
-        res = self._result(shard, rs, list_err)
+                                   keep=keep, keep_max=share, empty_locks=self.empty_locks, batch=RECORD_BATCH)
+        res, list_err = self._scanned(shard, rs, rs.run, progress)
         if keep and not list_err:
             got = rs.kept()
             if got is None:  # past the budget: the reference stage reads every header again
@@ -431,9 +432,9 @@ class RadosBackend:
                                       op_timeout=self.op_timeout, empty_locks=self.empty_locks)
         from verify.native import _radoshard
 
-        rs = _radoshard.RadosShard(io, 0, 1, 1, self.inflight, maps=store == "maps", empty_locks=self.empty_locks)
-        _run_polled(rs, lambda: rs.run_names(list(names)), progress)
-        return self._result(shard, rs, 0)
+        rs = _radoshard.RadosShard(io, 0, 1, 1, self.inflight, maps=store == "maps", empty_locks=self.empty_locks,
+                                   batch=RECORD_BATCH)
+        return self._scanned(shard, rs, lambda: rs.run_names(list(names)), progress)[0]
 
     # -- the reference and data stages of 'check' (verify/ops/check.py) --
 
@@ -504,28 +505,42 @@ class RadosBackend:
     def remove(self, store: str, name: bytes) -> bool:
         return self._pool_objects(store).remove(name)
 
-    def _result(self, shard: Shard, rs, list_err: int) -> ShardResult:
-        res = ShardResult()
-        res.counters = Counter({f"{shard.store}.{k}": v for k, v in rs.counters().items() if v})
-        records = rs.records()
+    def _scanned(self, shard: Shard, rs, work, progress: ProgressFn | None) -> tuple[ShardResult, int]:
+        """``work`` (GIL released inside) in a thread, the progress bar fed meanwhile; stopped and
+        joined if interrupted (verify/native/nativejob.py). The loop hands its records over in
+        batches of RECORD_BATCH, which become findings here while it runs: within a run's
+        ``--memory`` they go into a :class:`FindingSet`, which spills past its share, so a pool
+        with 10^8 findings is scanned in bounded RAM. The result, and the listing's errno."""
+        res = ShardResult(findings=findingset.FindingSet() if findingset.current() is not None else [])
         pool = self.pools()[shard.store]
+
+        def take() -> None:
+            self._add_records(res, shard.store, pool, rs.take_records())
+
+        list_err = nativejob.run(work, rs.stop, rs.progress, progress, name="rados-scan", every=take) or 0
+        res.counters = Counter({f"{shard.store}.{k}": v for k, v in rs.counters().items() if v})
         if list_err == E.ETIMEDOUT:
             raise _stalled(pool, self.op_timeout, "listing")
+        self._add_records(res, shard.store, pool, rs.records())
+        if list_err:
+            res.findings.append(list_failure(shard, pool, list_err))
+        return res, list_err
+
+    def _add_records(self, res: ShardResult, store: str, pool: str, records: list) -> None:
+        """The loop's records (kind, name, detail, errno, version) as findings and locks of ``res``."""
         for kind, name, detail, err, _version in records:
             if kind == "unreadable" and err == E.ETIMEDOUT:  # the loop stopped at the first one
                 raise _stalled(pool, self.op_timeout, detail.decode("utf-8", "surrogateescape"), name)
         names, details = escape_names([r[1] for r in records]), escape_names([r[2] for r in records])
-        store, locks, findings = shard.store, res.locks, res.findings
+        locks, found = res.locks, []
         for (kind, _, _, err, version), name_s, detail_s in zip(records, names, details):
             if kind == "lock":
                 locks.append(Lock(store, name_s, detail_s))
                 continue
             if kind == "unreadable":
                 detail_s = f"{detail_s}: {strerror(err)}"
-            findings.append(Finding(kind, store, name_s, None, detail_s, version))
-        if list_err:
-            res.findings.append(list_failure(shard, self.pools()[shard.store], list_err))
-        return res
+            found.append(Finding(kind, store, name_s, None, detail_s, version))
+        res.findings += found
 
     def estimated_objects(self) -> int | None:
         """About how many objects a scan of the pools lists, for a progress bar's total and ETA
@@ -566,9 +581,3 @@ class RadosBackend:
             seen += io.count_slices(done, hi, PARTS)
             done, step = hi, step * 2
         return seen * PARTS // done
-
-
-def _run_polled(rs, fn, progress: ProgressFn | None):
-    """Run ``fn`` (GIL released inside) in a thread; feed the progress bar meanwhile; stopped and
-    joined if interrupted (verify/native/nativejob.py)."""
-    return nativejob.run(fn, rs.stop, rs.progress, progress, name="rados-scan") or 0
