@@ -38,15 +38,12 @@ cdef void hand_over(loop_t *L) noexcept nogil:
     """The records so far become the handed batch, once the main thread took the last one
     (RadosShard.take_records): a shard then holds two batches at the most, however many
     findings its slice has. A stop ends the wait; the records are then kept to the end."""
-    cdef av_recs_t empty
     pthread_mutex_lock(&L.rmu)
     while L.handed.n > 0 and not av_stopped(&L.stop):
         pthread_cond_wait(&L.rcv, &L.rmu)
-    if L.handed.n == 0:
-        empty = L.handed  # its array (if the main thread left one) is reused
+    if L.handed.n == 0:  # taken (RadosShard.take_records keeps its array): the loop starts a new one
         L.handed = L.recs
-        L.recs = empty
-        L.recs.oom = 0
+        memset(&L.recs, 0, sizeof(av_recs_t))
     pthread_mutex_unlock(&L.rmu)
 
 
